@@ -1,0 +1,24 @@
+# The whole set-up is `make test` or `make demo` on a fresh Debian 12 machine (as root).
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test lint demo bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	$(PY) benchmarks/dsp_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,28 @@
+"""Signal processing shared by training and the daemon: decoding, resampling, streaming log-mel."""
+
+from .audio import Audio, AudioError, decode_pcm, downmix, read_audio
+from .config import DEFAULT_DSP, DSPConfig
+from .logmel import LogMelStream, logmel
+from .mel import mel_filterbank, sparse_mel
+from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
+from .resample import StreamResampler, resample
+
+__all__ = [
+    "DEFAULT_DSP",
+    "Audio",
+    "AudioError",
+    "DSPConfig",
+    "GTZAN_GENRES",
+    "METADATA_KEY",
+    "ModelSpec",
+    "ModelSpecError",
+    "LogMelStream",
+    "StreamResampler",
+    "decode_pcm",
+    "downmix",
+    "logmel",
+    "mel_filterbank",
+    "read_audio",
+    "resample",
+    "sparse_mel",
+]

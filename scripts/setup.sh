@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine where we are root:
+# Debian packages (only when one is missing), a .venv, the package in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(mosquitto portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins
+              chromium chromium-driver sox libsndfile1 systemd)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.genrecast-installed
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing genrecast into .venv (editable, with train and test extras)"
+    .venv/bin/python -m pip install -q --upgrade pip
+    # torch is pinned in the train extra: that exact version installs the CPU build.
+    .venv/bin/python -m pip install -q -e ".[train,test]"
+    echo "$want" > "$stamp"
+fi
+echo "setup: ready"

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real Mosquitto broker on a free loopback port, paths to the shared real audio."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class MosquittoBroker:
+    """A real ``mosquitto`` on 127.0.0.1 that tests may stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.conf = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if not Path(shutil.which("mosquitto") or "/usr/sbin/mosquitto").exists():
+        pytest.fail("mosquitto is not installed: run `make test`, which installs it")
+    b = MosquittoBroker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def gtzan_dir() -> Path:
+    if not SHARED_GTZAN.is_dir():
+        pytest.skip(f"real GTZAN excerpts not present at {SHARED_GTZAN} (only beside the project checkout)")
+    return SHARED_GTZAN
