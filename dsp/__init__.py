@@ -2,8 +2,8 @@
 
 from .audio import Audio, AudioError, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
-from .logmel import LogMelStream, logmel
 from .mel import mel_filterbank, sparse_mel
+from .melstream import LogMelStream, logmel
 from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
 from .resample import StreamResampler, resample
 

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import soundfile as sf
+from signals import tone
+
+from dsp import AudioError, decode_pcm, read_audio
+
+
+@pytest.mark.parametrize(("subtype", "tol"), [("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-8), ("FLOAT", 0)])
+def test_wav_sample_formats_decode_to_float32(tmp_path, subtype, tol):
+    x = tone(440, 0.5, 22050, amp=0.7)
+    path = tmp_path / f"{subtype}.wav"
+    sf.write(path, x, 22050, subtype=subtype)
+    audio = read_audio(path)
+    assert audio.samples.dtype == np.float32 and audio.sample_rate == 22050
+    np.testing.assert_allclose(audio.samples, x, atol=tol + 1e-9)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    left, right = tone(440, 0.2, 44100), tone(660, 0.2, 44100)
+    sf.write(tmp_path / "st.wav", np.stack([left, right], axis=1), 44100, subtype="FLOAT")
+    audio = read_audio(tmp_path / "st.wav")
+    np.testing.assert_allclose(audio.samples, (left + right) / 2, atol=1e-7)
+    assert audio.sample_rate == 44100 and audio.seconds == pytest.approx(0.2)
+
+
+def test_flac_is_read(tmp_path):
+    sf.write(tmp_path / "a.flac", tone(220, 0.3, 22050), 22050)
+    assert read_audio(tmp_path / "a.flac").samples.size == 6615
+
+
+def _wav_bytes(tmp_path, seconds=0.5) -> bytes:
+    sf.write(tmp_path / "src.wav", tone(440, seconds, 22050), 22050, subtype="PCM_16")
+    return (tmp_path / "src.wav").read_bytes()
+
+
+def _put(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _put(d / "empty.wav", b""), "empty file"),
+        (lambda d: _put(d / "text.wav", b"hello, I am not audio\n" * 20), "not a readable audio file"),
+        (lambda d: _put(d / "cut.wav", _wav_bytes(d)[:5000]), "truncated WAV"),
+        (lambda d: _put(d / "head.wav", _wav_bytes(d)[:30]), "not a readable audio file|truncated"),
+    ],
+    ids=["missing", "directory", "empty", "not-audio", "truncated-data", "truncated-header"],
+)
+def test_bad_files_give_one_line_errors(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(AudioError, match=message) as err:
+        read_audio(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_wav_with_no_samples_is_refused(tmp_path):
+    sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 22050)
+    with pytest.raises(AudioError, match="no audio samples"):
+        read_audio(tmp_path / "zero.wav")
+
+
+def test_streamed_wav_with_unknown_length_is_accepted(tmp_path):
+    data = bytearray(_wav_bytes(tmp_path))
+    pos = data.index(b"data")
+    data[pos + 4 : pos + 8] = (0xFFFFFFFF).to_bytes(4, "little")  # what arecord writes to a pipe
+    (tmp_path / "pipe.wav").write_bytes(bytes(data))
+    assert read_audio(tmp_path / "pipe.wav").samples.size == 11025
+
+
+def test_decode_pcm_formats_and_downmix():
+    s16 = np.array([[16384, -16384], [32767, 32767]], dtype="<i2").tobytes()
+    np.testing.assert_allclose(decode_pcm(s16, "s16le", 2), [0.0, 32767 / 32768], atol=1e-7)
+    f32 = np.array([0.25, -0.5, 1.0], dtype="<f4").tobytes()
+    np.testing.assert_array_equal(decode_pcm(f32, "f32le", 1), [0.25, -0.5, 1.0])
+    with pytest.raises(AudioError, match="whole number"):
+        decode_pcm(s16[:-1], "s16le", 2)
+    with pytest.raises(AudioError, match="unknown PCM format"):
+        decode_pcm(s16, "u8", 1)

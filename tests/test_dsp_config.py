@@ -1,0 +1,43 @@
+import pytest
+
+from dsp import DEFAULT_DSP, DSPConfig, ModelSpec, ModelSpecError
+
+
+def test_defaults_are_the_documented_front_end():
+    c = DEFAULT_DSP
+    assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.window) == (22050, 2048, 512, 128, "hann")
+    assert c.fmax_hz == 11025.0 and c.n_bins == 1025
+    assert c.frames_for_seconds(3.0) == 126
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("n_fft", 1000, "power of two"), ("hop_length", 0, "hop_length"), ("fmax", 20000.0, "fmax"),
+     ("window", "hamming", "window"), ("log_floor", 0.0, "log_floor"), ("n_mels", 0, "n_mels")],
+)
+def test_bad_values_are_refused_by_name(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        DSPConfig(**{field: value})
+
+
+def test_round_trip_and_fingerprint():
+    cfg = DSPConfig(n_mels=64)
+    assert DSPConfig.from_json(cfg.to_json()) == cfg
+    assert cfg.fingerprint() == DSPConfig(n_mels=64).fingerprint() != DEFAULT_DSP.fingerprint()
+    with pytest.raises(ValueError, match="unknown DSP config keys: bogus"):
+        DSPConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_model_spec_round_trip_and_mismatch_is_named():
+    spec = ModelSpec(name="m", version="1", input_norm={"mean": 0.0, "std": 1.0}, training={"tracks": 3})
+    back = ModelSpec.from_json(spec.to_json())
+    assert back == spec and back.n_frames == 126 and back.model_id == "m-1"
+    back.require_dsp(DEFAULT_DSP)
+    with pytest.raises(ModelSpecError, match="n_mels: model 128 vs 64"):
+        back.require_dsp(DSPConfig(n_mels=64))
+
+
+@pytest.mark.parametrize("text", ["not json", '{"format": 99}', '{"format": 1, "name": "x"}'])
+def test_malformed_model_spec_is_refused(text):
+    with pytest.raises(ModelSpecError):
+        ModelSpec.from_json(text)

@@ -1,0 +1,103 @@
+import librosa
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from signals import music_like
+
+from dsp import DEFAULT_DSP, DSPConfig, LogMelStream, logmel, mel_filterbank, read_audio, resample
+
+
+def librosa_logmel(x: np.ndarray, cfg: DSPConfig) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(
+        y=x.astype(np.float64), sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+        n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax_hz, power=cfg.power, center=False,
+        window="hann", htk=False, norm="slaney",
+    )
+    return np.log(np.maximum(mel, cfg.log_floor)).T
+
+
+def max_rel_err(ours: np.ndarray, ref_log: np.ndarray) -> float:
+    # Both are natural logs of mel power, so exp(difference) - 1 is the relative error of the power.
+    return float(np.max(np.abs(np.expm1(ours.astype(np.float64) - ref_log))))
+
+
+def test_filterbank_equals_librosa_slaney():
+    ref = librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128, htk=False, norm="slaney", dtype=np.float64)
+    np.testing.assert_allclose(mel_filterbank(DEFAULT_DSP), ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DEFAULT_DSP,
+        DSPConfig(n_fft=1024, hop_length=256, n_mels=64, fmin=30.0, fmax=8000.0),
+        DSPConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=40, power=1.0),
+    ],
+    ids=["defaults", "small-fft-band-limited", "16k-magnitude"],
+)
+def test_matches_librosa_melspectrogram(cfg):
+    x = music_like(6.0, cfg.sample_rate)
+    ours = logmel(x, cfg)
+    ref = librosa_logmel(x, cfg)
+    assert ours.shape == ref.shape == (cfg.frames_in(x.size), cfg.n_mels)
+    assert max_rel_err(ours, ref) <= 1e-5
+
+
+def test_matches_librosa_on_real_music(gtzan_dir):
+    files = sorted(gtzan_dir.glob("*/*.flac"))[::20]
+    for path in files:
+        audio = read_audio(path)
+        x = resample(audio.samples, audio.sample_rate, DEFAULT_DSP.sample_rate)
+        assert max_rel_err(logmel(x), librosa_logmel(x, DEFAULT_DSP)) <= 1e-5, path.name
+
+
+SIGNAL = music_like(3.0, seed=3)
+BATCH = logmel(SIGNAL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=40))
+def test_chunking_never_changes_the_frames(sizes):
+    stream = LogMelStream()
+    pieces, pos, i = [], 0, 0
+    while pos < SIGNAL.size:
+        n = sizes[i % len(sizes)] or (1 if i % 7 == 0 else 0)  # empty chunks are legal too
+        pieces.append(stream.push(SIGNAL[pos : pos + n]))
+        pos += n
+        i += 1
+    got = np.concatenate(pieces)
+    assert got.shape == BATCH.shape
+    assert stream.frames_emitted == BATCH.shape[0]
+    np.testing.assert_allclose(got, BATCH, rtol=0, atol=1e-6)
+
+
+def test_frames_appear_as_soon_as_their_last_sample_arrives():
+    cfg = DEFAULT_DSP
+    stream = LogMelStream(cfg)
+    assert stream.push(SIGNAL[: cfg.n_fft - 1]).shape == (0, cfg.n_mels)
+    assert stream.push(SIGNAL[cfg.n_fft - 1 : cfg.n_fft]).shape == (1, cfg.n_mels)
+    assert stream.push(SIGNAL[cfg.n_fft : cfg.n_fft + cfg.hop_length - 1]).shape[0] == 0
+    assert stream.push(SIGNAL[cfg.n_fft + cfg.hop_length - 1 : cfg.n_fft + cfg.hop_length]).shape[0] == 1
+
+
+def test_silence_is_floored_not_minus_infinity():
+    frames = logmel(np.zeros(DEFAULT_DSP.n_fft * 3, dtype=np.float32))
+    assert np.all(frames == np.float32(np.log(DEFAULT_DSP.log_floor)))
+
+
+def test_zero_length_and_short_signals_give_no_frames():
+    assert logmel(np.zeros(0, dtype=np.float32)).shape == (0, DEFAULT_DSP.n_mels)
+    assert logmel(np.ones(DEFAULT_DSP.n_fft - 1, dtype=np.float32)).shape == (0, DEFAULT_DSP.n_mels)
+
+
+def test_rejects_multichannel_input():
+    with pytest.raises(ValueError, match="mono"):
+        LogMelStream().push(np.zeros((100, 2), dtype=np.float32))
+
+
+def test_reset_starts_a_fresh_stream():
+    stream = LogMelStream()
+    stream.push(SIGNAL[:5000])
+    stream.reset()
+    np.testing.assert_array_equal(stream.push(SIGNAL), BATCH)

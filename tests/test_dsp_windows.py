@@ -1,0 +1,35 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsp import DEFAULT_DSP
+from dsp.windows import WindowStream, hop_frames, slice_windows, window_starts
+
+
+def test_hop_is_rounded_to_whole_frames():
+    assert hop_frames(DEFAULT_DSP, 1.0) == 43
+    assert hop_frames(DEFAULT_DSP, 0.001) == 1
+
+
+def test_window_starts_cover_only_full_windows():
+    assert window_starts(125, 126, 43).size == 0
+    np.testing.assert_array_equal(window_starts(300, 126, 43), [0, 43, 86, 129, 172])
+
+
+FRAMES = np.random.default_rng(0).standard_normal((400, 8)).astype(np.float32)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 90), min_size=1, max_size=20), st.integers(1, 60))
+def test_streaming_windows_equal_batch_slicing(sizes, hop):
+    batch = slice_windows(FRAMES, 50, hop)
+    stream = WindowStream(50, hop)
+    got, pos, i = [], 0, 0
+    while pos < FRAMES.shape[0]:
+        n = max(sizes[i % len(sizes)], 1)
+        got += stream.push(FRAMES[pos : pos + n])
+        pos += n
+        i += 1
+    assert [start for start, _ in got] == list(window_starts(400, 50, hop))
+    np.testing.assert_array_equal(np.stack([w for _, w in got]), batch)
+    assert batch.shape[1:] == (8, 50)
