@@ -1,0 +1,39 @@
+"""ONNX export with the :class:`dsp.ModelSpec` inside the file (``daemon.model.load_model`` reads and checks it).
+
+Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_frames]`` float32, raw natural-log
+mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import onnx
+import torch
+
+from dsp import METADATA_KEY, ModelSpec
+
+from .models import GenreNet
+
+INPUT_NAME = "logmel"
+OUTPUT_NAME = "probabilities"
+
+
+def export_onnx(model: GenreNet, spec: ModelSpec, path: str | os.PathLike) -> None:
+    model.eval()
+    example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated but needs no onnxscript; it handles this plain CNN exactly
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, example, buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17, dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.doc_string = f"genrecast genre model {spec.model_id}"
+    onnx.helper.set_model_props(proto, {METADATA_KEY: spec.to_json()})
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
