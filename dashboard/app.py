@@ -1,0 +1,103 @@
+"""The Dash app: a page that polls the in-process :class:`History` and redraws what changed.
+
+Polling a local object (``dcc.Interval``) keeps the browser side free of websockets and lets the page survive
+a broker outage: the data simply stops changing and the header says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from werkzeug.serving import BaseWSGIServer
+from werkzeug.serving import make_server as werkzeug_server
+
+from . import render
+from .feed import Feed
+from .history import History
+
+ASSETS = Path(__file__).with_name("assets")
+REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Dash:
+    # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
+    app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
+    app.layout = html.Div(
+        className="page",
+        children=[
+            html.Header([html.H1("genrecast"), html.Div(id="header", className="header-info")], className="top"),
+            html.Section(id="overview", className="cards"),
+            html.Section(
+                className="panel",
+                children=[
+                    html.Div(
+                        [
+                            html.Label("Stream", htmlFor="stream-select"),
+                            dcc.Dropdown(id="stream-select", options=[], clearable=False, className="picker"),
+                        ],
+                        className="picker-row",
+                    ),
+                    html.Div(id="facts", className="facts"),
+                    html.Div(
+                        [
+                            dcc.Graph(id="probabilities", config=GRAPH_CONFIG, className="graph bars"),
+                            dcc.Graph(id="timeline", config=GRAPH_CONFIG, className="graph timeline"),
+                        ],
+                        className="graphs",
+                    ),
+                ],
+            ),
+            dcc.Interval(id="tick", interval=refresh_ms),
+            dcc.Store(id="drawn"),  # [history version, stream id] of the figures now on the page
+        ],
+    )
+
+    @app.callback(
+        Output("header", "children"),
+        Output("overview", "children"),
+        Output("stream-select", "options"),
+        Output("stream-select", "value"),
+        Input("tick", "n_intervals"),
+        State("stream-select", "value"),
+    )
+    def refresh_overview(_tick, selected):
+        snapshot, status = history.snapshot(), feed.status()
+        ids = [v.stream_id for v in snapshot.streams]
+        if selected not in ids:
+            selected = ids[0] if ids else None
+        return (
+            render.header(status, snapshot),
+            render.overview(snapshot, history.clock(), selected, status, feed.prefix),
+            [{"label": i, "value": i} for i in ids],
+            selected,
+        )
+
+    @app.callback(
+        Output("probabilities", "figure"),
+        Output("timeline", "figure"),
+        Output("facts", "children"),
+        Output("drawn", "data"),
+        Input("tick", "n_intervals"),
+        Input("stream-select", "value"),
+        State("drawn", "data"),
+    )
+    def refresh_stream(_tick, selected, drawn):
+        snapshot = history.snapshot()
+        if drawn == [snapshot.version, selected]:
+            return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
+        view = snapshot.stream(selected)
+        return (
+            render.probability_figure(view),
+            render.timeline_figure(view),
+            render.stream_facts(view),
+            [snapshot.version, selected],
+        )
+
+    return app
+
+
+def make_server(app: Dash, host: str, port: int) -> BaseWSGIServer:
+    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``)."""
+    return werkzeug_server(host, port, app.server, threaded=True)

@@ -1,0 +1,79 @@
+"""``genrecast dashboard``: serve the live page, fed by the daemon's MQTT topics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from daemon.broker import BrokerConfig
+from daemon.cli import UserError
+from daemon.config import load_broker_config, read_toml
+
+DEFAULT_PREFIX = "genrecast"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the live dashboard in the browser",
+        description="Serve a page showing every stream's genre live, fed by the daemon's MQTT messages.",
+    )
+    p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port or mqtts://... (default: config)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050)")
+    p.add_argument("--prefix", help=f"MQTT topic prefix (default: the config's prefix, else {DEFAULT_PREFIX})")
+    p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
+    p.set_defaults(func=run)
+
+
+def broker_config(url: str | None, config_path: str | None) -> BrokerConfig:
+    """The config file's ``[broker]`` (with ``GENRECAST_BROKER_*``), its URL replaced by ``--broker`` if given.
+
+    Credentials written in the ``--broker`` URL win; otherwise the config's apply to the given URL too.
+    """
+    base = load_broker_config(config_path)
+    if url is None:
+        return base
+    try:
+        given = BrokerConfig.from_url(url)
+    except ValueError as exc:
+        raise UserError(f"--broker: {exc}") from None
+    if given.username is None:
+        given = replace(given, username=base.username, password=base.password)
+    return replace(given, ca_file=base.ca_file, keepalive=base.keepalive)
+
+
+def topic_prefix(flag: str | None, config_path: str | None) -> str:
+    prefix = flag if flag is not None else read_toml(config_path).get("prefix", DEFAULT_PREFIX)
+    # the daemon's rule (daemon.config.RunSettings.check), so both sides accept the same prefixes
+    if not isinstance(prefix, str) or not prefix or "+" in prefix or "#" in prefix or prefix.endswith("/"):
+        raise UserError(f"prefix: bad value {prefix!r} (non-empty, no + or #, no trailing /)")
+    return prefix
+
+
+def run(args: argparse.Namespace) -> int:
+    from .app import create_app, make_server  # Dash is slow to import; only this command needs it
+    from .feed import Feed
+    from .history import History
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per page poll
+    broker = broker_config(args.broker, args.config)
+    prefix = topic_prefix(args.prefix, args.config)
+    history = History()
+    feed = Feed(broker, prefix, history)
+    try:
+        server = make_server(create_app(history, feed), args.host, args.port)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    feed.start()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        feed.stop()
+        server.server_close()
+    return 0

@@ -1,0 +1,102 @@
+"""The dashboard's MQTT subscriber: a paho client on its own thread that fills a :class:`History`.
+
+paho's network thread retries the connection by itself (first connection included), so the page can start before
+the broker and outlive it; the feed only records whether it is connected, so the page can say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from daemon.broker import BrokerConfig
+
+from .history import History
+from .parse import PayloadError, parse_message, topic_filters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    connected: bool
+    broker_url: str
+    rejected: int  # messages ignored because they broke the contract
+    last_rejection: str | None  # why the latest one was ignored, for the page and the log
+
+
+class Feed:
+    def __init__(self, broker: BrokerConfig, prefix: str, history: History) -> None:
+        self.broker = broker
+        self.prefix = prefix
+        self.history = history
+        self._lock = threading.Lock()
+        self._connected = False
+        self._rejected = 0
+        self._last_rejection: str | None = None
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
+        if broker.username:
+            self._client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self._client.tls_set(ca_certs=broker.ca_file)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)  # a local dashboard should come back quickly
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def status(self) -> FeedStatus:
+        with self._lock:
+            return FeedStatus(self._connected, self.broker.url, self._rejected, self._last_rejection)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Add one message to the history, or count it as rejected; never raises on bad input."""
+        try:
+            message = parse_message(self.prefix, topic, payload)
+        except PayloadError as exc:
+            self._reject(f"{topic[:200]}: {exc}")
+            return
+        self.history.add(message)
+
+    def _reject(self, why: str) -> None:
+        with self._lock:
+            self._rejected += 1
+            self._last_rejection = why
+            count = self._rejected
+        if count == 1 or count % 1000 == 0:  # a misbehaving publisher must not flood the log
+            log.warning("ignored %d bad message(s) so far; latest: %s", count, why)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
+            return
+        # (re)subscribe on every connection: the broker forgets subscriptions of a clean session
+        client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])
+        with self._lock:
+            self._connected = True
+        log.info("connected to %s", self.broker.url)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            self._connected = False
+        log.warning("disconnected from %s (%s); reconnecting", self.broker.url, reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        # an exception escaping a paho callback would stop the network thread, hence the care here
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self._reject("a topic that is not UTF-8")
+            return
+        self.handle(topic, msg.payload)

@@ -1,0 +1,105 @@
+"""What the dashboard knows about each stream, kept bounded so memory stays flat over days of messages.
+
+The MQTT thread writes with :meth:`History.add`; page callbacks read an immutable :class:`Snapshot`. Both sides
+take one lock, held only to update or copy a few references.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .parse import Decision, GenreChange, Message, Prediction, Status
+
+DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
+DEFAULT_MAX_STREAMS = 64
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """One stream as last heard; ``last_message_at`` is on the history's clock (monotonic by default)."""
+
+    stream_id: str
+    last_message_at: float
+    status: Status | None = None
+    decision: Decision | None = None
+    since: datetime | None = None  # when ``decision`` started, if a genre message told us
+    model_id: str | None = None
+    latest: Prediction | None = None
+    timeline: tuple[Prediction, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    streams: tuple[StreamView, ...]  # sorted by stream id
+    version: int  # grows with every message added, so readers can skip redrawing unchanged data
+
+    def stream(self, stream_id: str | None) -> StreamView | None:
+        return next((s for s in self.streams if s.stream_id == stream_id), None)
+
+
+class _Stream:
+    """Mutable per-stream state, only touched under the history's lock."""
+
+    def __init__(self, stream_id: str, max_windows: int) -> None:
+        self.view = StreamView(stream_id=stream_id, last_message_at=0.0)
+        self.timeline: deque[Prediction] = deque(maxlen=max_windows)
+
+
+class History:
+    """Latest status, decision and a bounded window timeline per stream, for at most ``max_streams`` streams.
+
+    When a new stream would exceed ``max_streams``, the one heard from least recently is forgotten: a publisher
+    inventing stream ids cannot grow memory without bound.
+    """
+
+    def __init__(
+        self,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_windows < 1 or max_streams < 1:
+            raise ValueError("max_windows and max_streams must be at least 1")
+        self.max_windows = max_windows
+        self.max_streams = max_streams
+        self.clock = clock  # public: readers compare last_message_at with it
+        self._lock = threading.Lock()
+        self._streams: dict[str, _Stream] = {}
+        self._version = 0
+
+    def add(self, message: Message) -> None:
+        with self._lock:
+            stream = self._streams.get(message.stream_id)
+            if stream is None:
+                if len(self._streams) >= self.max_streams:
+                    oldest = min(self._streams.values(), key=lambda s: s.view.last_message_at)
+                    del self._streams[oldest.view.stream_id]
+                stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows)
+            view = stream.view
+            changes: dict = {"last_message_at": self.clock()}
+            match message:
+                case Status():
+                    changes["status"] = message
+                    if message.model_id:
+                        changes["model_id"] = message.model_id
+                case Prediction():
+                    stream.timeline.append(message)
+                    changes.update(latest=message, decision=message.decision, model_id=message.model_id)
+                    if not message.decision.same_state(view.decision):
+                        changes["since"] = None  # the retained genre message for the new state follows
+                case GenreChange():
+                    changes.update(decision=message.decision, since=message.since, model_id=message.model_id)
+            stream.view = replace(view, **changes)
+            self._version += 1
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            views = [replace(s.view, timeline=tuple(s.timeline)) for s in self._streams.values()]
+            version = self._version
+        return Snapshot(streams=tuple(sorted(views, key=lambda v: v.stream_id)), version=version)
+

@@ -1,0 +1,196 @@
+"""Turn the daemon's MQTT messages into typed values, refusing anything that does not fit the contract.
+
+The dashboard trusts nothing it reads from the broker: any client may publish under our prefix. A payload that
+is not valid version-1 JSON of the expected shape raises :class:`PayloadError` (the feed counts and drops it), and
+every string and collection is bounded so a hostile publisher cannot grow the dashboard's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+PAYLOAD_VERSION = 1
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
+MAX_LABELS = 64
+STATES = ("genre", "uncertain", "silence")
+STATUSES = ("online", "offline")
+KINDS = ("status", "prediction", "genre")
+
+
+class PayloadError(ValueError):
+    """A message that does not follow the MQTT contract; it is ignored and counted."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The daemon's smoothed decision: what the stream is playing, as opposed to the last window's top class."""
+
+    kind: str  # one of STATES
+    genre: str | None
+    confidence: float
+
+    def same_state(self, other: Decision | None) -> bool:
+        """Same kind and genre; the confidence moves with every window and does not make a new state."""
+        return other is not None and (self.kind, self.genre) == (other.kind, other.genre)
+
+
+@dataclass(frozen=True)
+class Status:
+    stream_id: str
+    state: str  # one of STATUSES
+    time: datetime
+    model_id: str | None = None
+    source: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    stream_id: str
+    model_id: str
+    time: datetime
+    window_start_s: float
+    window_end_s: float
+    labels: tuple[str, ...]  # in the order the daemon sent them
+    probabilities: tuple[float, ...]  # aligned with labels
+    top_genre: str
+    top_confidence: float
+    decision: Decision
+    rms: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class GenreChange:
+    stream_id: str
+    model_id: str
+    time: datetime
+    decision: Decision
+    since: datetime
+
+
+Message = Status | Prediction | GenreChange
+
+
+def topic_filters(prefix: str) -> list[str]:
+    """The subscriptions that receive every stream's messages under ``prefix``."""
+    return [f"{prefix}/+/{kind}" for kind in KINDS]
+
+
+def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
+    """Parse one message received on ``<prefix>/<stream_id>/<kind>``; raise :class:`PayloadError` if it is bad."""
+    parts = topic.removeprefix(f"{prefix}/").split("/") if topic.startswith(f"{prefix}/") else []
+    if len(parts) != 2 or parts[1] not in KINDS:
+        raise PayloadError(f"unexpected topic {topic[:MAX_TEXT]!r}")
+    stream_id, kind = _text(parts[0], "stream id in topic"), parts[1]
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("payload is not a JSON object")
+    if data.get("version") != PAYLOAD_VERSION:
+        raise PayloadError(f"unsupported payload version {data.get('version')!r}")
+    if _text(data.get("stream_id"), "stream_id") != stream_id:
+        raise PayloadError("stream_id in payload differs from the topic's")
+    return {"status": _status, "prediction": _prediction, "genre": _genre}[kind](stream_id, data)
+
+
+def _status(stream_id: str, d: dict) -> Status:
+    state = d.get("state")
+    if state not in STATUSES:
+        raise PayloadError(f"status state must be one of {STATUSES}, got {state!r}")
+    return Status(
+        stream_id=stream_id,
+        state=state,
+        time=_time(d.get("time"), "time"),
+        model_id=_optional_text(d.get("model_id"), "model_id"),
+        source=_optional_text(d.get("source"), "source"),
+        reason=_optional_text(d.get("reason"), "reason"),
+    )
+
+
+def _prediction(stream_id: str, d: dict) -> Prediction:
+    probs = d.get("probabilities")
+    if not isinstance(probs, dict) or not 0 < len(probs) <= MAX_LABELS:
+        raise PayloadError(f"probabilities must be an object of 1 to {MAX_LABELS} labels")
+    labels = tuple(_text(label, "label") for label in probs)
+    values = tuple(_probability(p, f"probabilities.{label}") for label, p in probs.items())
+    top = d.get("top")
+    if not isinstance(top, dict):
+        raise PayloadError("top must be an object")
+    return Prediction(
+        stream_id=stream_id,
+        model_id=_text(d.get("model_id"), "model_id"),
+        time=_time(d.get("time"), "time"),
+        window_start_s=_number(d.get("window_start_s"), "window_start_s"),
+        window_end_s=_number(d.get("window_end_s"), "window_end_s"),
+        labels=labels,
+        probabilities=values,
+        top_genre=_text(top.get("genre"), "top.genre"),
+        top_confidence=_probability(top.get("confidence"), "top.confidence"),
+        decision=_decision(d.get("state"), "state"),
+        rms=_number(d.get("rms"), "rms"),
+        latency_ms=_number(d.get("latency_ms"), "latency_ms"),
+    )
+
+
+def _genre(stream_id: str, d: dict) -> GenreChange:
+    return GenreChange(
+        stream_id=stream_id,
+        model_id=_text(d.get("model_id"), "model_id"),
+        time=_time(d.get("time"), "time"),
+        decision=_decision(d, "genre payload"),
+        since=_time(d.get("since"), "since"),
+    )
+
+
+def _decision(d: object, name: str) -> Decision:
+    if not isinstance(d, dict):
+        raise PayloadError(f"{name} must be an object")
+    kind = d.get("kind")
+    if kind not in STATES:
+        raise PayloadError(f"{name}.kind must be one of {STATES}, got {kind!r}")
+    genre = _optional_text(d.get("genre"), f"{name}.genre")
+    if (kind == "genre") != (genre is not None):
+        raise PayloadError(f"{name}: a genre is given exactly when kind is 'genre'")
+    return Decision(kind=kind, genre=genre, confidence=_probability(d.get("confidence"), f"{name}.confidence"))
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
+        raise PayloadError(f"{name} must be a string of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    return None if value is None else _text(value, name)
+
+
+def _number(value: object, name: str) -> float:
+    # bool is an int in Python but never a measurement
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PayloadError(f"{name} must be a finite number")
+    return float(value)
+
+
+def _probability(value: object, name: str) -> float:
+    p = _number(value, name)
+    if not 0.0 <= p <= 1.0:
+        raise PayloadError(f"{name} must lie in [0, 1], got {p}")
+    return p
+
+
+def _time(value: object, name: str) -> datetime:
+    text = _text(value, name)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"{name} is not an ISO 8601 time: {text!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

@@ -1,0 +1,212 @@
+"""Pure functions from a :class:`Snapshot` to Dash components and Plotly figures.
+
+Text from MQTT reaches the page only as component children (React escapes it) or, inside figures, passed through
+:func:`plot_text`, because Plotly reads a subset of HTML tags (links included) in labels and hover text.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+from datetime import datetime
+
+from dash import html
+
+from dsp.modelspec import GTZAN_GENRES
+
+from .feed import FeedStatus
+from .history import Snapshot, StreamView
+from .parse import Prediction
+
+TIMELINE_SECONDS = 300.0
+STALE_AFTER_S = 10.0  # an online stream this quiet gets a warning; the daemon sends a window per second
+# Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+
+
+def plot_text(text: str) -> str:
+    """Payload text made literal for Plotly, which would otherwise honour tags like ``<a href>`` in it."""
+    return html_lib.escape(text, quote=False)
+
+
+def ordered_labels(labels: tuple[str, ...]) -> list[str]:
+    """GTZAN genres in their usual order first, then any other label in the order the daemon sent it."""
+    known = [g for g in GTZAN_GENRES if g in labels]
+    return known + [label for label in labels if label not in GTZAN_GENRES]
+
+
+def colour(label: str, labels: list[str]) -> str:
+    index = GTZAN_GENRES.index(label) if label in GTZAN_GENRES else labels.index(label)
+    return PALETTE[index % len(PALETTE)]
+
+
+def age_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def clock_text(t: datetime) -> str:
+    """Wall-clock time in the dashboard host's local zone, as people read it."""
+    return t.astimezone().strftime("%H:%M:%S")
+
+
+def header(feed: FeedStatus, snapshot: Snapshot) -> list:
+    if feed.connected:
+        broker = html.Span(f"broker connected · {feed.broker_url}", className="pill ok", id="broker-state")
+    else:
+        broker = html.Span(f"broker disconnected · retrying {feed.broker_url}", className="pill bad", id="broker-state")
+    counts = f"{len(snapshot.streams)} stream{'s' * (len(snapshot.streams) != 1)}"
+    children = [broker, html.Span(counts, className="muted")]
+    if feed.rejected:
+        children.append(
+            html.Span(f"{feed.rejected} bad message(s) ignored", className="muted", title=feed.last_rejection or "")
+        )
+    return children
+
+
+def status_pill(view: StreamView, now: float) -> html.Span:
+    status = view.status.state if view.status else "no status"
+    quiet = now - view.last_message_at > STALE_AFTER_S
+    css = {"online": "bad" if quiet else "ok", "offline": "bad"}.get(status, "muted-pill")
+    reason = view.status.reason if view.status else None
+    return html.Span(status, className=f"pill {css} status", title=reason or "")
+
+
+def decision_text(view: StreamView) -> tuple[str, str]:
+    """Headline and its CSS class: the smoothed genre, or the state when there is none."""
+    d = view.decision
+    if d is None:
+        return "waiting…", "state-none"
+    if d.kind == "genre" and d.genre:
+        return d.genre, "state-genre"
+    return d.kind, f"state-{d.kind}"
+
+
+def stream_card(view: StreamView, now: float, selected: bool) -> html.Div:
+    headline, css = decision_text(view)
+    d = view.decision
+    details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
+    if view.since:
+        details.append(f"since {clock_text(view.since)}")
+    return html.Div(
+        className=f"card{' selected' if selected else ''}",
+        **{"data-stream": view.stream_id},
+        children=[
+            html.Div([html.Span(view.stream_id, className="stream-id"), status_pill(view, now)], className="card-top"),
+            html.Div(headline, className=f"headline {css}"),
+            html.Div(" · ".join(details), className="detail"),
+            html.Div(f"last message {age_text(now - view.last_message_at)}", className="detail age"),
+            html.Div(f"model {view.model_id or 'unknown'}", className="detail model"),
+        ],
+    )
+
+
+def overview(snapshot: Snapshot, now: float, selected: str | None, feed: FeedStatus, prefix: str) -> list:
+    if not snapshot.streams:
+        return [
+            html.Div(
+                f"No streams yet: waiting for {prefix}/+/status, prediction and genre at {feed.broker_url}.",
+                className="empty",
+            )
+        ]
+    return [stream_card(v, now, v.stream_id == selected) for v in snapshot.streams]
+
+
+def stream_facts(view: StreamView | None) -> list:
+    """One line about the selected stream's source and latest window."""
+    if view is None:
+        return []
+    facts = [f"stream {view.stream_id}", f"model {view.model_id or 'unknown'}"]
+    if view.status and view.status.source:
+        facts.append(f"source {view.status.source}")
+    if p := view.latest:
+        facts += [
+            f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
+            f"top {p.top_genre} {p.top_confidence:.0%}",
+            f"latency {p.latency_ms:.0f} ms",
+            f"rms {p.rms:.3f}",
+        ]
+    return [html.Span(f, className="fact") for f in facts]
+
+
+def _layout(**extra) -> dict:
+    base = {
+        "margin": {"l": 48, "r": 12, "t": 36, "b": 40},
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": "system-ui, sans-serif", "size": 13, "color": "#1f2933"},
+        "yaxis": {"range": [0, 1], "tickformat": ".0%", "gridcolor": "#e4e7eb", "fixedrange": True},
+    }
+    return base | extra
+
+
+def probability_figure(view: StreamView | None) -> dict:
+    """Bar chart of the latest window's probabilities, one fixed colour per genre."""
+    p = view.latest if view else None
+    if p is None:
+        return {"data": [], "layout": _layout(title={"text": "Latest window: none yet"}, height=280)}
+    by_label = dict(zip(p.labels, p.probabilities, strict=True))
+    labels = ordered_labels(p.labels)
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": [plot_text(label) for label in labels],
+                "y": [by_label[label] for label in labels],
+                "marker": {"color": [colour(label, labels) for label in labels]},
+                "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            title={"text": f"Latest window, {clock_text(p.time)}"},
+            height=280,
+            xaxis={"fixedrange": True, "tickangle": -30},
+            uirevision=plot_text(p.stream_id),
+        ),
+    }
+
+
+def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) -> dict:
+    """Probabilities stacked over the last ``seconds`` of windows, so the genre mix reads as coloured bands."""
+    points = _recent(view.timeline, seconds) if view else []
+    if not points:
+        return {"data": [], "layout": _layout(title={"text": "Timeline: no windows yet"}, height=300)}
+    labels = ordered_labels(tuple(dict.fromkeys(label for p in points for label in p.labels)))
+    rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
+    # Plotly ignores UTC offsets in date strings: send local wall-clock times, as the rest of the page shows
+    times = [p.time.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
+    traces = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "stackgroup": "probabilities",
+            "name": plot_text(label),
+            "x": times,
+            "y": [row.get(label, 0.0) for row in rows],
+            "line": {"width": 0.5, "color": colour(label, labels)},
+            "hovertemplate": "%{y:.0%}",
+        }
+        for label in labels
+    ]
+    minutes = round(seconds / 60)
+    return {
+        "data": traces,
+        "layout": _layout(
+            title={"text": f"Last {minutes} minutes"},
+            height=300,
+            hovermode="x unified",
+            legend={"orientation": "h", "y": -0.2},
+            xaxis={"type": "date", "gridcolor": "#e4e7eb"},
+            uirevision=plot_text(points[-1].stream_id),
+        ),
+    }
+
+
+def _recent(timeline: tuple[Prediction, ...], seconds: float) -> list[Prediction]:
+    if not timeline:
+        return []
+    end = timeline[-1].time
+    return [p for p in timeline if (end - p.time).total_seconds() <= seconds]

@@ -1,0 +1,115 @@
+"""The per-stream history: latest state per stream, bounded in windows and in streams, safe to read while written."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+from dashboard_payloads import encode, genre, prediction, status
+
+from dashboard.history import History
+from dashboard.parse import parse_message
+
+
+def msg(kind: str, payload: dict):
+    return parse_message("genrecast", f"genrecast/{payload['stream_id']}/{kind}", encode(payload))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_latest_state_per_stream():
+    clock = FakeClock()
+    h = History(clock=clock)
+    h.add(msg("status", status("kitchen")))
+    h.add(msg("genre", genre("kitchen", "rock")))
+    clock.t = 105.0
+    h.add(msg("prediction", prediction("kitchen", "rock", 0.8, t=1.0)))
+    h.add(msg("status", status("garage", "offline")))
+    snap = h.snapshot()
+    assert [v.stream_id for v in snap.streams] == ["garage", "kitchen"]
+    kitchen = snap.stream("kitchen")
+    assert kitchen.status.state == "online" and kitchen.decision.genre == "rock"
+    assert kitchen.since is not None, "a prediction with the same state keeps the genre message's 'since'"
+    assert kitchen.last_message_at == 105.0 and kitchen.model_id == "gtzan-cnn-1"
+    assert len(kitchen.timeline) == 1 and kitchen.latest.window_start_s == 1.0
+    assert snap.stream("garage").status.state == "offline" and snap.stream("garage").decision is None
+
+    h.add(msg("prediction", prediction("kitchen", "jazz", 0.9, t=2.0)))
+    kitchen = h.snapshot().stream("kitchen")
+    assert kitchen.decision.genre == "jazz" and kitchen.since is None
+    assert h.snapshot().version > snap.version
+
+
+def test_snapshot_is_unaffected_by_later_messages():
+    h = History()
+    h.add(msg("prediction", prediction("kitchen", t=0.0)))
+    snap = h.snapshot()
+    h.add(msg("prediction", prediction("kitchen", t=1.0)))
+    assert len(snap.stream("kitchen").timeline) == 1
+
+
+def test_windows_are_bounded_and_memory_stays_flat():
+    h = History(max_windows=50)
+    p = prediction("kitchen")
+
+    def feed(n: int) -> None:
+        for i in range(n):
+            p["window_start_s"] = float(i)
+            h.add(msg("prediction", p))
+
+    feed(200)  # fill to capacity (and warm caches)
+    tracemalloc.start()
+    try:
+        feed(200)
+        full = tracemalloc.get_traced_memory()[0]
+        feed(5000)
+        later = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    timeline = h.snapshot().stream("kitchen").timeline
+    assert len(timeline) == 50 and timeline[-1].window_start_s == 4999.0
+    assert later - full < 50_000, f"memory grew by {later - full} bytes over 5000 windows at capacity"
+
+
+def test_streams_are_bounded_forgetting_the_quietest():
+    clock = FakeClock()
+    h = History(max_streams=3, clock=clock)
+    for i, name in enumerate(["a", "b", "c"]):
+        clock.t = float(i)
+        h.add(msg("status", status(name)))
+    clock.t = 10.0
+    h.add(msg("status", status("a")))  # a is fresh again; b is now the quietest
+    h.add(msg("status", status("d")))
+    assert [v.stream_id for v in h.snapshot().streams] == ["a", "c", "d"]
+
+
+def test_concurrent_writer_and_readers():
+    h = History(max_windows=20)
+    errors: list[BaseException] = []
+    done = threading.Event()
+    m = msg("prediction", prediction("kitchen"))
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                for v in h.snapshot().streams:
+                    assert len(v.timeline) <= 20
+        except BaseException as exc:  # reported below, from the main thread
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for r in readers:
+        r.start()
+    for _ in range(5000):
+        h.add(m)
+    done.set()
+    for r in readers:
+        r.join()
+    assert not errors
+    assert h.snapshot().version == 5000

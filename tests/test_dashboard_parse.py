@@ -1,0 +1,113 @@
+"""Payload parsing: the daemon's own messages parse; anything off-contract is refused, counted, never raised."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dashboard_payloads import encode, genre, prediction, status
+
+from daemon.broker import BrokerConfig
+from dashboard.feed import Feed
+from dashboard.history import History
+from dashboard.parse import GenreChange, PayloadError, Prediction, Status, parse_message
+
+P = "genrecast"
+
+
+def test_contract_payloads_parse():
+    s = parse_message(P, "genrecast/kitchen/status", encode(status("kitchen", "offline", reason="sigterm")))
+    assert isinstance(s, Status) and (s.stream_id, s.state, s.reason) == ("kitchen", "offline", "sigterm")
+    p = parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen", "jazz", 0.55)))
+    assert isinstance(p, Prediction)
+    assert dict(zip(p.labels, p.probabilities, strict=True))["jazz"] == pytest.approx(0.55)
+    assert (p.decision.kind, p.decision.genre, p.top_genre) == ("genre", "jazz", "jazz")
+    assert p.time.tzinfo is not None
+    g = parse_message(P, "genrecast/kitchen/genre", encode(genre("kitchen", None, "silence")))
+    assert isinstance(g, GenreChange) and (g.decision.kind, g.decision.genre) == ("silence", None)
+
+
+def test_multi_level_prefix():
+    msg = parse_message("home/music", "home/music/den/status", encode(status("den")))
+    assert msg.stream_id == "den"
+
+
+def test_the_daemons_own_messages_parse():
+    """Cross-check against the publisher's code, so the two sides cannot drift apart unnoticed."""
+    events = pytest.importorskip("daemon.events")
+    decision = pytest.importorskip("daemon.decision")
+    state = decision.State("genre", "rock", 0.7)
+    probs = dict.fromkeys(("blues", "rock"), 0.5)
+    messages = [
+        events.Status("online", model_id="m-1", source="file:x.wav").message(P, "den"),
+        events.Status("offline", reason="lost").message(P, "den"),
+        events.Prediction("m-1", 0.0, 3.0, probs, state, 0.2, 3.5).message(P, "den"),
+        events.GenreChange("m-1", state, events.utc_now()).message(P, "den"),
+        events.GenreChange("m-1", decision.State("silence", None, 0.0), events.utc_now()).message(P, "den"),
+    ]
+    for m in messages:
+        assert parse_message(P, m.topic, m.payload.encode()).stream_id == "den"
+
+
+def _mutated(kind: str, change) -> tuple[str, bytes]:
+    build = {"status": status, "prediction": prediction, "genre": genre}[kind]
+    payload = build("kitchen")
+    change(payload)
+    return f"genrecast/kitchen/{kind}", encode(payload)
+
+
+BAD = [
+    ("genrecast/kitchen/status", b"not json"),
+    ("genrecast/kitchen/status", b"\xff\xfe"),
+    ("genrecast/kitchen/status", b"[1, 2]"),
+    ("genrecast/kitchen/status", b"[" * 30_000 + b"]" * 30_000),
+    ("genrecast/kitchen/status", encode(status("kitchen"))[:-1] + b" " * 70_000 + b"}"),  # over the size cap
+    ("genrecast/kitchen/other", encode(status("kitchen"))),
+    ("genrecast/kitchen/extra/status", encode(status("kitchen"))),
+    ("elsewhere/kitchen/status", encode(status("kitchen"))),
+    ("genrecast/garage/status", encode(status("kitchen"))),  # stream id differs from the topic's
+    _mutated("status", lambda d: d.update(version=2)),
+    _mutated("status", lambda d: d.pop("version")),
+    _mutated("status", lambda d: d.update(state="sleeping")),
+    _mutated("status", lambda d: d.update(time="yesterday")),
+    _mutated("status", lambda d: d.update(model_id=42)),
+    _mutated("status", lambda d: d.update(source="x" * 10_000)),
+    _mutated("prediction", lambda d: d["probabilities"].update(rock="0.5")),
+    _mutated("prediction", lambda d: d["probabilities"].update(rock=1.5)),
+    _mutated("prediction", lambda d: d["probabilities"].update(rock=True)),
+    _mutated("prediction", lambda d: d.update(probabilities={})),
+    _mutated("prediction", lambda d: d.update(probabilities={f"g{i}": 0.0 for i in range(1000)})),
+    _mutated("prediction", lambda d: d.update(top=None)),
+    _mutated("prediction", lambda d: d.update(state={"kind": "genre", "genre": None, "confidence": 0.5})),
+    _mutated("prediction", lambda d: d.update(state={"kind": "silence", "genre": "rock", "confidence": 0.5})),
+    _mutated("prediction", lambda d: d.update(latency_ms=None)),
+    _mutated("prediction", lambda d: d.pop("window_end_s")),
+    _mutated("genre", lambda d: d.update(kind="loud")),
+    _mutated("genre", lambda d: d.update(confidence=-0.1)),
+    _mutated("genre", lambda d: d.pop("since")),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload"), BAD)
+def test_bad_payloads_are_refused(topic, payload):
+    with pytest.raises(PayloadError):
+        parse_message(P, topic, payload)
+
+
+def test_nan_is_refused():
+    d = prediction("kitchen")
+    d["rms"] = float("nan")
+    with pytest.raises(PayloadError):
+        parse_message(P, "genrecast/kitchen/prediction", json.dumps(d).encode())  # json writes NaN, reads it back
+
+
+def test_feed_counts_bad_messages_and_keeps_good_ones():
+    """The MQTT callback's path, without a broker: nothing raises, rejects are counted, good ones land."""
+    history = History()
+    feed = Feed(BrokerConfig(), P, history)
+    for topic, payload in BAD:
+        feed.handle(topic, payload)
+    feed.handle("genrecast/kitchen/status", encode(status("kitchen")))
+    assert feed.status().rejected == len(BAD)
+    assert feed.status().last_rejection.startswith("genrecast/kitchen/genre")
+    assert [v.stream_id for v in history.snapshot().streams] == ["kitchen"]
