@@ -1,0 +1,55 @@
+"""Size and single-window latency of a genre model under onnxruntime on one core.
+
+Run on demand (not in CI): ``.venv/bin/python benchmarks/model_bench.py [--model PATH] [--reps N]``.
+One window per call (the daemon's live case). ``window_ms_p50`` is per-thread CPU time, which a busy machine
+does not inflate (with one intra-op thread onnxruntime computes on the calling thread); wall time is printed too.
+The last line is ``model: onnx_kb=<> window_ms_p50=<> params=<>``; params counts the graph's stored numbers
+(batch norm folded into the convolutions, plus the baked-in input normalisation).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+
+from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--reps", type=int, default=300)
+    args = parser.parse_args()
+
+    model = load_model(args.model, threads=1)
+    spec = model.spec
+    rng = np.random.default_rng(0)
+    window = rng.normal(-6.0, 3.0, size=(1, spec.dsp.n_mels, spec.n_frames)).astype(np.float32)
+    for _ in range(20):
+        model.predict(window)
+    cpu, wall = [], []
+    for _ in range(args.reps):
+        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+        model.predict(window)
+        cpu.append((time.thread_time_ns() - c0) / 1e6)
+        wall.append((time.perf_counter_ns() - w0) / 1e6)
+    params = sum(int(np.prod(t.dims)) for t in onnx.load(str(args.model)).graph.initializer)
+    kb = args.model.stat().st_size / 1024
+    print(f"{spec.model_id}: {spec.n_frames}-frame window, {args.reps} single-window calls, 1 thread")
+    for name, times in (("cpu ", cpu), ("wall", wall)):
+        p50, p90, p99 = np.percentile(times, [50, 90, 99])
+        print(f"{name} ms p50 {p50:.3f}  p90 {p90:.3f}  p99 {p99:.3f}")
+    print(f"model: onnx_kb={kb:.0f} window_ms_p50={np.percentile(cpu, 50):.3f} params={params}")
+
+
+if __name__ == "__main__":
+    main()
