@@ -1,0 +1,81 @@
+"""``genrecast classify FILE...``: offline, as fast as possible, one track-level genre per file.
+
+The track's probabilities are the mean over its windows (cut exactly as the daemon cuts them). A bad
+file gets one line on stderr and the others are still classified; the exit status is 2 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+BATCH = 64  # windows per onnxruntime call: amortises call overhead, bounds memory for long files
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    file: str
+    genre: str
+    probability: float
+    probabilities: dict[str, float]
+    windows: int
+    seconds: float
+
+
+def register(sub) -> None:
+    p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", help="ONNX model (default: models/genrecast-gtzan.onnx)")
+    p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.set_defaults(func=handler)
+
+
+def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
+    from dsp import AudioError, read_audio
+
+    from .pipeline import Pipeline
+
+    audio = read_audio(path)
+    windows = Pipeline(model.spec, hop_seconds, audio.sample_rate).push(audio.samples, last=True)
+    if not windows:
+        raise AudioError(f"{path}: {audio.seconds:.2f} s is shorter than one {model.spec.window_seconds:g} s window")
+    probs = np.concatenate([
+        model.predict(np.stack([w.logmel for w in windows[i : i + BATCH]])) for i in range(0, len(windows), BATCH)
+    ]).mean(axis=0)
+    best = int(np.argmax(probs))
+    labels = model.spec.labels
+    return TrackResult(path, labels[best], float(probs[best]),
+                       {k: round(float(v), 5) for k, v in zip(labels, probs, strict=True)},
+                       len(windows), round(audio.seconds, 3))
+
+
+def handler(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from dsp import AudioError
+
+    from .cli import UserError
+    from .model import load_model
+
+    if not args.hop > 0:
+        raise UserError(f"--hop must be positive, got {args.hop}")
+    model = load_model(args.model, args.threads)
+    failed = 0
+    for path in args.files:
+        try:
+            result = classify_file(model, path, args.hop)
+        except AudioError as exc:
+            print(f"genrecast classify: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps({**asdict(result), "model_id": model.model_id}), flush=True)
+        else:
+            print(f"{path}\t{result.genre}\t{result.probability:.3f}", flush=True)
+    return 2 if failed else 0

@@ -1,0 +1,211 @@
+"""Daemon settings from three layers: a TOML file, then ``GENRECAST_*`` environment variables, then flags.
+
+Every key is a typed dataclass field; an unknown key or a value of the wrong type or range is refused
+with the key named, so a typo in ``/etc/genrecast/kitchen.toml`` stops the service instead of being
+silently ignored. The ``[broker]`` table is shared with the dashboard through :func:`load_broker_config`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .broker import BrokerConfig
+from .cli import UserError
+
+ENV_PREFIX = "GENRECAST_"
+STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ConfigError(UserError):
+    """A setting that cannot be used; the message names the key and where it came from."""
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """The ``[broker]`` table (env ``GENRECAST_BROKER_*``)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    keepalive: int = 30
+
+    def check(self) -> None:
+        try:
+            self.to_broker()
+        except ValueError as exc:
+            raise ConfigError(f"broker.url: {exc}") from None
+        if self.keepalive < 5:
+            raise ConfigError(f"broker.keepalive: must be >= 5 seconds, got {self.keepalive}")
+        if self.ca_file is not None and not Path(self.ca_file).is_file():
+            raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+
+    def to_broker(self) -> BrokerConfig:
+        return BrokerConfig.from_url(
+            self.url, username=self.username, password=self.password, ca_file=self.ca_file, keepalive=self.keepalive
+        )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Top-level keys of the daemon's TOML file (env ``GENRECAST_<KEY>``, flag ``--<key>``)."""
+
+    source: str = "mic"
+    stream_id: str | None = None  # derived from the source when unset
+    model: str | None = None  # the bundled default model when unset
+    prefix: str = "genrecast"
+    speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
+    loop: bool = False
+    format: str = "s16le"  # stdin sources
+    rate: int = 22050
+    channels: int = 1
+    hop_seconds: float = 1.0
+    smoothing: str = "ema"  # "ema" or "majority"
+    smoothing_windows: int = 5
+    silence_rms: float = 0.003
+    min_confidence: float = 0.4
+    qos: int = 1
+    ha_discovery: bool = False
+    buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
+    threads: int = 1  # onnxruntime intra-op threads
+    log_level: str = "info"
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+
+    def check(self) -> None:
+        """Range checks the types alone cannot express."""
+        rules = {
+            "source": re.match(r"^(file:.+|mic(:.*)?|stdin)$", self.source) is not None,
+            "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
+            "prefix": bool(self.prefix) and not any(c in self.prefix for c in "+#") and not self.prefix.endswith("/"),
+            "speed": self.speed >= 0,
+            "format": self.format in ("s16le", "s32le", "f32le"),
+            "rate": 1000 <= self.rate <= 384000,
+            "channels": 1 <= self.channels <= 32,
+            "hop_seconds": 0 < self.hop_seconds <= 60,
+            "smoothing": self.smoothing in ("ema", "majority"),
+            "smoothing_windows": 1 <= self.smoothing_windows <= 1000,
+            "silence_rms": 0 <= self.silence_rms < 1,
+            "min_confidence": 0 <= self.min_confidence <= 1,
+            "qos": self.qos in (0, 1, 2),
+            "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
+            "threads": 1 <= self.threads <= 64,
+            "log_level": self.log_level in ("debug", "info", "warning", "error"),
+        }
+        hints = {
+            "source": "file:PATH, mic, mic:DEVICE or stdin",
+            "stream_id": "1-64 of A-Z a-z 0-9 _ -",
+            "prefix": "non-empty, no + or #, no trailing /",
+            "format": "s16le, s32le or f32le",
+            "smoothing": "ema or majority",
+            "qos": "0, 1 or 2",
+            "log_level": "debug, info, warning or error",
+        }
+        for key, ok in rules.items():
+            if not ok:
+                raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
+        self.broker.check()
+
+
+def _coerce(key: str, value: object, hint: object, origin: str) -> object:
+    """A TOML value or an environment string -> the field's type, or a ConfigError naming ``key``."""
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
+    if isinstance(value, str) and origin == "env":
+        if optional and value == "":
+            return None
+        try:
+            if base is bool:
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes", "on")
+            return base(value)
+        except ValueError:
+            raise ConfigError(f"{key} (from {origin}): expected {base.__name__}, got {value!r}") from None
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} (from {origin}): expected {base.__name__}, got {value!r}")
+    return value
+
+
+def _apply(settings, values: Mapping[str, object], origin: str, scope: str = ""):
+    """Overlay ``values`` onto a settings dataclass, refusing unknown keys."""
+    hints = typing.get_type_hints(type(settings))
+    known = {f.name for f in fields(settings)}
+    changes = {}
+    for key, value in values.items():
+        name = f"{scope}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown setting {name!r} (from {origin})")
+        if hints[key] is BrokerSettings:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{name} (from {origin}): expected a table")
+            changes[key] = _apply(settings.broker, value, origin, scope="broker.")
+        else:
+            changes[key] = _coerce(name, value, hints[key], origin)
+    return replace(settings, **changes)
+
+
+def read_toml(path: str | os.PathLike | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def env_values(environ: Mapping[str, str]) -> dict:
+    """``GENRECAST_HOP_SECONDS`` -> ``{"hop_seconds": "1.5"}``; ``GENRECAST_BROKER_URL`` -> ``{"broker": {...}}``."""
+    out: dict = {}
+    broker_keys = {f.name for f in fields(BrokerSettings)}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key.startswith("broker_") and key[len("broker_") :] in broker_keys:
+            out.setdefault("broker", {})[key[len("broker_") :]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    path: str | os.PathLike | None = None,
+    flags: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunSettings:
+    """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given)."""
+    environ = os.environ if environ is None else environ
+    settings = _apply(RunSettings(), read_toml(path), f"file {path}")
+    settings = _apply(settings, env_values(environ), "env")
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    broker_flags = {k: given.pop(f"broker_{k}") for k in ("url", "username", "password", "ca_file")
+                    if f"broker_{k}" in given}
+    if broker_flags:
+        given["broker"] = broker_flags
+    settings = _apply(settings, given, "flags")
+    settings.check()
+    return settings
+
+
+def load_broker_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+    """The ``[broker]`` table of a genrecast TOML file (other tables and keys are ignored), env applied."""
+    environ = os.environ if environ is None else environ
+    table = read_toml(path).get("broker", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"broker (from file {path}): expected a table")
+    settings = _apply(BrokerSettings(), table, f"file {path}", scope="broker.")
+    settings = _apply(settings, env_values(environ).get("broker", {}), "env", scope="broker.")
+    settings.check()
+    return settings.to_broker()

@@ -1,0 +1,34 @@
+"""``genrecast devices``: the input devices PortAudio sees, for choosing ``--source mic:DEVICE``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("devices", help="list audio input devices (for --source mic:DEVICE)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    import pyaudio
+
+    from .sources import input_devices, quiet_stderr
+
+    with quiet_stderr():
+        pa = pyaudio.PyAudio()
+    try:
+        devices = input_devices(pa)
+        try:
+            default = pa.get_default_input_device_info()["index"]
+        except OSError:
+            default = None
+    finally:
+        pa.terminate()
+    if not devices:
+        print("no audio input devices found")
+        return 1
+    for d in devices:
+        mark = "*" if d["index"] == default else " "
+        print(f"{mark} {d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, {int(d['defaultSampleRate'])} Hz)")
+    return 0

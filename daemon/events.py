@@ -1,0 +1,119 @@
+"""The MQTT messages, one typed dataclass each; ``docs/mqtt.md`` and ``daemon/schemas`` describe them.
+
+Topics are ``<prefix>/<stream_id>/<kind>``. Every payload carries ``"version": VERSION`` so consumers can
+refuse what they do not understand; fields may be added within a version, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from .decision import State
+
+VERSION = 1
+
+
+def utc_now() -> str:
+    """ISO 8601 UTC wall-clock time with milliseconds, e.g. ``2026-11-25T00:40:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the publisher sends: the topic suffix, the JSON text, and whether the broker keeps it."""
+
+    topic: str
+    payload: str
+    retain: bool
+
+
+def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool) -> Message:
+    payload = {"version": VERSION, "stream_id": stream_id, **body}
+    return Message(f"{prefix}/{stream_id}/{kind}", json.dumps(payload, separators=(",", ":")), retain)
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # "online" | "offline"
+    model_id: str | None = None
+    source: str | None = None
+    reason: str | None = None
+
+    def message(self, prefix: str, stream_id: str) -> Message:
+        body = {"state": self.state, "time": utc_now()}
+        body.update({k: v for k, v in asdict(self).items() if v is not None and k != "state"})
+        return _message(prefix, stream_id, "status", body, retain=True)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model_id: str
+    window_start_s: float
+    window_end_s: float
+    probabilities: dict[str, float]
+    state: State
+    rms: float
+    latency_ms: float
+
+    def message(self, prefix: str, stream_id: str) -> Message:
+        top = max(self.probabilities, key=self.probabilities.get)
+        body = {
+            "model_id": self.model_id,
+            "time": utc_now(),
+            "window_start_s": round(self.window_start_s, 4),
+            "window_end_s": round(self.window_end_s, 4),
+            "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
+            "top": {"genre": top, "confidence": round(self.probabilities[top], 5)},
+            "state": {"kind": self.state.kind, "genre": self.state.genre,
+                      "confidence": round(self.state.confidence, 5)},
+            "rms": round(self.rms, 6),
+            "latency_ms": round(self.latency_ms, 3),
+        }
+        return _message(prefix, stream_id, "prediction", body, retain=False)
+
+
+@dataclass(frozen=True)
+class GenreChange:
+    model_id: str
+    state: State
+    since: str  # ISO 8601 time the state began
+
+    def message(self, prefix: str, stream_id: str) -> Message:
+        body = {
+            "model_id": self.model_id,
+            "time": utc_now(),
+            "kind": self.state.kind,
+            "genre": self.state.genre,
+            "confidence": round(self.state.confidence, 5),
+            "since": self.since,
+        }
+        return _message(prefix, stream_id, "genre", body, retain=True)
+
+
+def ha_discovery(prefix: str, stream_id: str, model_id: str) -> Message:
+    """Home Assistant MQTT discovery for one sensor showing the stream's genre (or silence/uncertain)."""
+    base = f"{prefix}/{stream_id}"
+    config = {
+        "name": "Genre",
+        "unique_id": f"genrecast_{stream_id}_genre",
+        "object_id": f"genrecast_{stream_id}_genre",
+        "state_topic": f"{base}/genre",
+        "value_template": "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}",
+        "json_attributes_topic": f"{base}/genre",
+        "availability": [{
+            "topic": f"{base}/status",
+            "value_template": "{{ value_json.state }}",
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }],
+        "icon": "mdi:music",
+        "device": {
+            "identifiers": [f"genrecast_{stream_id}"],
+            "name": f"genrecast {stream_id}",
+            "manufacturer": "genrecast",
+            "model": model_id,
+        },
+    }
+    return Message(f"homeassistant/sensor/genrecast_{stream_id}/config", json.dumps(config), retain=True)

@@ -1,0 +1,79 @@
+"""Loading a genre model: an ONNX graph plus the :class:`dsp.ModelSpec` in its metadata.
+
+Everything that could make a model silently wrong (features computed differently, a window length or
+label count the graph was not built for) is checked once at load time and refused with one line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsp import DEFAULT_DSP, METADATA_KEY, ModelSpec, ModelSpecError
+
+# The trainer writes here; a path relative to the checkout / installed package root.
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "genrecast-gtzan.onnx"
+
+
+@dataclass
+class GenreModel:
+    spec: ModelSpec
+    path: Path
+    _session: object
+    _input: str
+    _output: str
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """``[batch, n_mels, n_frames]`` raw log-mel -> ``[batch, n_labels]`` probabilities."""
+        return self._session.run([self._output], {self._input: np.ascontiguousarray(windows, np.float32)})[0]
+
+
+def _check_dims(what: str, dims: list, expected: list) -> str | None:
+    """Compare static dims to ``expected`` (``None`` = any); symbolic dims pass."""
+    if len(dims) != len(expected):
+        return f"{what} has rank {len(dims)}, expected {len(expected)} {expected}"
+    for got, want in zip(dims, expected, strict=True):
+        if want is not None and isinstance(got, int) and got != want:
+            return f"{what} shape {dims} does not fit {expected}"
+    return None
+
+
+def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> GenreModel:
+    """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded by default."""
+    import onnxruntime as ort
+
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    if not path.is_file():
+        hint = " (train one with `genrecast train`, or pass --model)" if path == DEFAULT_MODEL else ""
+        raise ModelSpecError(f"model {path}: no such file{hint}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad file
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelSpecError(f"model {path}: not a loadable ONNX model ({detail[:200]})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ModelSpecError(f"model {path}: no {METADATA_KEY!r} metadata, so its labels and features are unknown")
+    spec = ModelSpec.from_json(meta[METADATA_KEY])
+    spec.require_dsp(DEFAULT_DSP)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise ModelSpecError(f"model {path}: expected one input and an output, got {len(inputs)} and {len(outputs)}")
+    problem = _check_dims("input", inputs[0].shape, [None, spec.dsp.n_mels, spec.n_frames]) or _check_dims(
+        "output", outputs[0].shape, [None, len(spec.labels)]
+    )
+    if problem:
+        raise ModelSpecError(f"model {path}: {problem} (from its metadata)")
+    return GenreModel(spec, path, session, inputs[0].name, outputs[0].name)

@@ -1,0 +1,135 @@
+"""MQTT delivery that survives the broker going away (paho-mqtt 2.x, network loop in its own thread).
+
+While connected, messages go straight to paho. While not, they wait in a bounded buffer (the oldest
+dropped and counted in the log). Retained messages (status, genre, discovery) are remembered by topic and sent
+again on every (re)connect, so a broker restarted without persistence learns the current state.
+The broker's last will marks the stream ``offline`` if the daemon dies without saying goodbye.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+
+import paho.mqtt.client as mqtt
+
+from .broker import BrokerConfig
+from .events import Message
+
+log = logging.getLogger("genrecast.mqtt")
+
+
+class Publisher:
+    def __init__(self, broker: BrokerConfig, client_id: str, will: Message, qos: int = 1,
+                 buffer_messages: int = 1000) -> None:
+        self.broker, self.qos = broker, qos
+        self._buffer: deque[Message] = deque()
+        self._limit = buffer_messages
+        self._sticky: dict[str, Message] = {}
+        self._lock = threading.Lock()
+        self._acked = threading.Condition()
+        self._connected = False
+        self._closing = False
+        self._sent = self._n_acked = 0
+        self.dropped = 0
+        self._dropped_logged = 0
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        client.will_set(will.topic, will.payload, qos=1, retain=True)
+        if broker.username:
+            client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            client.tls_set(ca_certs=broker.ca_file)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+
+    def start(self) -> None:
+        """Connect in the background; a broker that is down now is retried with backoff."""
+        self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        self._client.loop_start()
+
+    def publish(self, msg: Message) -> None:
+        with self._lock:
+            if msg.retain:
+                self._sticky[msg.topic] = msg
+            if self._connected:
+                self._send(msg)
+                return
+            if msg.retain:
+                return  # remembered above and sent first on connect; only the newest per topic matters
+            if len(self._buffer) >= self._limit:
+                self._buffer.popleft()
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("broker unreachable and buffer full (%d messages): %d oldest dropped so far",
+                                self._limit, self.dropped)
+            self._buffer.append(msg)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until nothing is buffered and the broker acknowledged everything sent; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while self._buffer or self._n_acked < self._sent or not self._connected:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._acked.wait(min(left, 0.05))
+        return True
+
+    @property
+    def undelivered(self) -> int:
+        return len(self._buffer) + self._sent - self._n_acked
+
+    def close(self, goodbye: Message, timeout: float = 1.0) -> None:
+        """Publish the final (retained offline) status if connected, then disconnect cleanly."""
+        with self._lock:
+            self._closing = True
+            connected = self._connected
+            if connected:
+                info = self._send(goodbye)
+        if connected:
+            # RuntimeError: the connection went away meanwhile; the broker publishes our will instead.
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- paho callbacks (network thread) --
+
+    def _send(self, msg: Message) -> mqtt.MQTTMessageInfo:
+        self._sent += 1
+        return self._client.publish(msg.topic, msg.payload, qos=self.qos, retain=msg.retain)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
+            return
+        with self._lock:
+            for msg in self._sticky.values():
+                self._send(msg)
+            waiting = len(self._buffer)
+            while self._buffer:
+                self._send(self._buffer.popleft())
+            self._connected = True
+            dropped = self.dropped - self._dropped_logged
+            self._dropped_logged = self.dropped
+        log.info("connected to %s; sent %d buffered messages, %d dropped while away", self.broker.url,
+                 waiting, dropped)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            was = self._connected
+            self._connected = False
+        if was and not self._closing:
+            log.warning("lost connection to %s (%s); buffering up to %d messages, reconnecting",
+                        self.broker.url, reason_code, self._limit)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._acked:
+            self._n_acked += 1
+            self._acked.notify_all()

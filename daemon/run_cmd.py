@@ -1,0 +1,56 @@
+"""``genrecast run``: the long-running classifier service (flags override GENRECAST_* env over the TOML file)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="classify a live source and publish genre events over MQTT",
+                       description="Classify audio continuously and publish genre events over MQTT. "
+                                   "Settings: TOML file < GENRECAST_* environment < flags.")
+    p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
+                   help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
+    p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
+    p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
+    p.add_argument("--model", help="ONNX model (default: models/genrecast-gtzan.onnx)")
+    p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--username", dest="broker_username")
+    p.add_argument("--password", dest="broker_password")
+    p.add_argument("--ca-file", dest="broker_ca_file", help="CA certificate for mqtts://")
+    p.add_argument("--prefix", help="topic prefix (default genrecast)")
+    p.add_argument("--qos", type=int, choices=(0, 1, 2))
+    p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1)")
+    p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
+    p.add_argument("--format", choices=("s16le", "s32le", "f32le"), help="stdin: sample format (default s16le)")
+    p.add_argument("--rate", type=int, help="stdin: sample rate in Hz (default 22050)")
+    p.add_argument("--channels", type=int, help="stdin: interleaved channels (default 1)")
+    p.add_argument("--hop", dest="hop_seconds", type=float, help="seconds between windows (default 1)")
+    p.add_argument("--smoothing", choices=("ema", "majority"))
+    p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
+    p.add_argument("--silence-rms", dest="silence_rms", type=float, help="below this RMS a window is silence")
+    p.add_argument("--min-confidence", dest="min_confidence", type=float, help="below this the state is uncertain")
+    p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
+                   help="announce the stream to Home Assistant (MQTT discovery)")
+    p.add_argument("--buffer-messages", dest="buffer_messages", type=int,
+                   help="messages kept while the broker is unreachable (1000)")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (1)")
+    p.add_argument("--log-level", dest="log_level", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .service import install_signal_handlers, run_service
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
+    settings = load_settings(args.config, flags)
+    logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    return run_service(settings, stop)

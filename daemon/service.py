@@ -1,0 +1,115 @@
+"""The daemon's loop: source -> pipeline -> model -> decision -> publisher, one way, until the source ends or a signal.
+
+Side effects (MQTT, systemd notifications, signals, logs) stay at the edges; the loop itself only
+moves typed values along.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import RunSettings
+from .decision import Decider, DecisionConfig, State
+from .events import GenreChange, Prediction, Status, ha_discovery, utc_now
+from .model import load_model
+from .notify import Notifier
+from .pipeline import Pipeline, Window
+from .publisher import Publisher
+from .sources import default_stream_id, open_source
+
+log = logging.getLogger("genrecast.run")
+
+END_FLUSH_SECONDS = 10.0  # a finished file waits this long for the broker to take its last messages
+STOP_FLUSH_SECONDS = 1.0  # after SIGTERM: leave time for the goodbye inside systemd's patience and our 2 s
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum, frame):
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+@dataclass
+class _Tracker:
+    """The current smoothed state and when it began."""
+
+    state: State | None = None
+    since: str = ""
+
+    def changed(self, state: State) -> bool:
+        if state.same_as(self.state):
+            return False
+        self.state, self.since = state, utc_now()
+        return True
+
+
+def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier | None = None) -> int:
+    """Classify ``settings.source`` until it ends (exit 0 once everything is delivered) or ``stop`` is set."""
+    notifier = notifier or Notifier()
+    model = load_model(settings.model, settings.threads)
+    source = open_source(settings.source, settings.speed, settings.loop, settings.format, settings.rate,
+                         settings.channels)
+    stream_id = settings.stream_id or default_stream_id(settings.source)
+    prefix, model_id = settings.prefix, model.model_id
+    broker = settings.broker.to_broker()
+    publisher = Publisher(
+        broker, f"genrecast-{stream_id}", Status("offline", reason="connection lost").message(prefix, stream_id),
+        qos=settings.qos, buffer_messages=settings.buffer_messages,
+    )
+    publisher.publish(Status("online", model_id, source.description).message(prefix, stream_id))
+    if settings.ha_discovery:
+        publisher.publish(ha_discovery(prefix, stream_id, model_id))
+    publisher.start()
+    pipeline = Pipeline(model.spec, settings.hop_seconds, source.sample_rate)
+    decider = Decider(model.spec.labels, DecisionConfig(settings.smoothing, settings.smoothing_windows,
+                                                         settings.silence_rms, settings.min_confidence))
+    tracker = _Tracker()
+    log.info("stream %s: %s at %d Hz, model %s, broker %s, topics %s/%s/#", stream_id, source.description,
+             source.sample_rate, model_id, broker.url, prefix, stream_id)
+    notifier.ready(f"classifying {source.description}")
+
+    def handle(windows: list[Window], handed_at: float) -> None:
+        if not windows:
+            return
+        probabilities = model.predict(np.stack([w.logmel for w in windows]))
+        for window, p in zip(windows, probabilities, strict=True):
+            state = decider.update(p, window.rms)
+            publisher.publish(Prediction(
+                model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
+                state, window.rms, (time.monotonic() - handed_at) * 1000.0,
+            ).message(prefix, stream_id))
+            if tracker.changed(state):
+                publisher.publish(GenreChange(model_id, state, tracker.since).message(prefix, stream_id))
+                label = state.genre or state.kind
+                log.info("stream %s: %s (%.2f) from %.1f s", stream_id, label, state.confidence, window.start_s)
+                notifier.status(f"{label} ({state.confidence:.2f})")
+
+    reason = "stopped"
+    try:
+        for chunk in source.chunks(stop):
+            handle(pipeline.push(chunk.samples), chunk.handed_at)
+            notifier.watchdog()
+        if not stop.is_set():
+            handle(pipeline.push(np.zeros(0, np.float32), last=True), time.monotonic())
+            reason = "end of stream"
+    except BaseException as exc:
+        reason = f"error: {exc}"
+        raise
+    finally:
+        notifier.stopping()
+        delivered = publisher.flush(STOP_FLUSH_SECONDS if stop.is_set() else END_FLUSH_SECONDS)
+        publisher.close(Status("offline", model_id, source.description, reason).message(prefix, stream_id))
+    if not delivered:
+        log.error("stream %s: %d messages not delivered to %s", stream_id, publisher.undelivered, broker.url)
+        return 1
+    log.info("stream %s: %s", stream_id, reason)
+    return 0

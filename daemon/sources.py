@@ -1,0 +1,228 @@
+"""Where audio comes from: a file (paced like a live stream), raw PCM on stdin, or a microphone.
+
+Each source yields mono float32 :class:`Chunk` s at its own rate and stops when ``stop`` is set;
+converting to the model's rate is the pipeline's job. A chunk records when it was handed over, which
+is where the daemon's latency is measured from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import select
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import numpy as np
+
+from dsp import AudioError, decode_pcm, read_audio
+from dsp.audio import PCM_FORMATS
+
+log = logging.getLogger("genrecast.source")
+
+CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
+MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
+
+
+@dataclass(frozen=True)
+class Chunk:
+    samples: np.ndarray  # mono float32 at the source's rate
+    handed_at: float  # time.monotonic() when the source produced it
+
+
+class Source(Protocol):
+    description: str
+    sample_rate: int
+
+    def chunks(self, stop: threading.Event) -> Iterator[Chunk]: ...
+
+
+class FileSource:
+    """A decoded file replayed at ``speed`` times real time (0 = as fast as possible), optionally looped."""
+
+    def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
+        audio = read_audio(path)
+        self.description = f"file:{Path(path).resolve()}"
+        self.samples, self.sample_rate = audio.samples, audio.sample_rate
+        self.speed, self.loop = speed, loop
+
+    def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        step = max(1, round(self.sample_rate * (CHUNK_SECONDS if self.speed else 1.0)))
+        start, handed = time.monotonic(), 0
+        while not stop.is_set():
+            for pos in range(0, self.samples.shape[0], step):
+                block = self.samples[pos : pos + step]
+                if self.speed:
+                    # A chunk is "handed over" once its last sample would have been captured live.
+                    due = start + (handed + block.shape[0]) / self.sample_rate / self.speed
+                    if stop.wait(max(0.0, due - time.monotonic())):
+                        return
+                elif stop.is_set():
+                    return
+                handed += block.shape[0]
+                yield Chunk(block, time.monotonic())
+            if not self.loop:
+                return
+
+
+class StdinSource:
+    """Raw interleaved PCM from a pipe (``arecord``, ``ffmpeg -f s16le -``); ends at end of input."""
+
+    def __init__(self, fmt: str, rate: int, channels: int, stream: BinaryIO | None = None) -> None:
+        if fmt not in PCM_FORMATS:
+            raise AudioError(f"stdin: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
+        self.description = f"stdin:{fmt}/{rate}/{channels}"
+        self.sample_rate, self.fmt, self.channels = rate, fmt, channels
+        self._fd = (stream or sys.stdin.buffer).fileno()
+        self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
+
+    def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
+        left = b""
+        while not stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
+            if not ready:
+                continue
+            data = os.read(self._fd, want)
+            if not data:
+                if left:
+                    log.warning("stdin ended inside a sample frame; %d trailing bytes ignored", len(left))
+                return
+            data = left + data
+            whole = len(data) - len(data) % self._frame_bytes
+            left = data[whole:]
+            if whole:
+                yield Chunk(decode_pcm(data[:whole], self.fmt, self.channels), time.monotonic())
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """ALSA and JACK print dozens of probe warnings from C while PortAudio starts; keep the log one line per event."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def input_devices(pa) -> list[dict]:
+    """PortAudio's input devices, each PyAudio's info dict (``index``, ``name``, ``defaultSampleRate``, ...)."""
+    devices = (pa.get_device_info_by_index(i) for i in range(pa.get_device_count()))
+    return [d for d in devices if d.get("maxInputChannels", 0) > 0]
+
+
+def find_device(pa, wanted: str | None) -> dict:
+    """The default input, a device index, or the first input whose name contains ``wanted`` (any case)."""
+    devices = input_devices(pa)
+    if not devices:
+        raise AudioError("no audio input devices found (see `genrecast devices`)")
+    if not wanted:
+        try:
+            return pa.get_default_input_device_info()
+        except OSError:
+            return devices[0]
+    if wanted.isdigit():
+        match = [d for d in devices if d["index"] == int(wanted)]
+    else:
+        match = [d for d in devices if wanted.lower() in d["name"].lower()]
+    if not match:
+        names = ", ".join(f"{d['index']}:{d['name']}" for d in devices)
+        raise AudioError(f"mic:{wanted}: no such input device (inputs: {names})")
+    return match[0]
+
+
+class MicSource:
+    """A live input through PortAudio, reopened with backoff when it disappears."""
+
+    def __init__(self, device: str | None) -> None:
+        self.wanted = device
+        self._pa = self._stream = None
+        try:
+            info = self._open(rate=None)  # fail fast on a wrong device at start-up
+        except OSError as exc:
+            raise AudioError(f"mic:{device or 'default'}: cannot open ({exc})") from None
+        self.description = f"mic:{info['name']}"
+        self.sample_rate = int(info["defaultSampleRate"])
+
+    def _open(self, rate: int | None) -> dict:
+        import pyaudio
+
+        with quiet_stderr():
+            self._pa = pyaudio.PyAudio()  # a fresh instance rescans devices (one may have come back)
+            try:
+                info = find_device(self._pa, self.wanted)
+                rate = rate or int(info["defaultSampleRate"])
+                self._stream = self._pa.open(
+                    format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
+                    input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
+                )
+            except Exception:
+                self._close()
+                raise
+        return info
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._stream is not None:
+                self._stream.close()
+        with contextlib.suppress(Exception):
+            if self._pa is not None:
+                self._pa.terminate()
+        self._stream = self._pa = None
+
+    def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        n = round(self.sample_rate * CHUNK_SECONDS)
+        backoff = MIC_BACKOFF[0]
+        try:
+            while not stop.is_set():
+                if self._stream is None:
+                    try:
+                        self._open(rate=self.sample_rate)
+                        log.info("microphone %s reopened", self.description)
+                        backoff = MIC_BACKOFF[0]
+                    except (OSError, AudioError) as exc:
+                        log.warning("microphone %s unavailable (%s); retrying in %.1f s",
+                                    self.description, exc, backoff)
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, MIC_BACKOFF[1])
+                        continue
+                try:
+                    data = self._stream.read(n, exception_on_overflow=False)
+                except OSError as exc:
+                    log.warning("microphone %s lost (%s); reopening", self.description, exc)
+                    self._close()
+                    continue
+                yield Chunk(np.frombuffer(data, np.float32).copy(), time.monotonic())
+        finally:
+            self._close()
+
+
+def open_source(spec: str, speed: float, loop: bool, fmt: str, rate: int, channels: int) -> Source:
+    """``file:PATH`` | ``mic`` | ``mic:DEVICE`` | ``stdin`` -> an opened source (errors as AudioError)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "file":
+        return FileSource(arg, speed, loop)
+    if kind == "stdin":
+        return StdinSource(fmt, rate, channels)
+    if kind == "mic":
+        return MicSource(arg or None)
+    raise AudioError(f"unknown source {spec!r} (use file:PATH, mic[:DEVICE] or stdin)")
+
+
+def default_stream_id(spec: str) -> str:
+    """``file:/music/Kitchen Radio.wav`` -> ``kitchen-radio``; ``mic:USB Audio`` -> ``mic-usb-audio``."""
+    kind, _, arg = spec.partition(":")
+    name = Path(arg).stem if kind == "file" else (f"mic-{arg}" if kind == "mic" and arg else kind)
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or kind

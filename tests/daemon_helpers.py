@@ -1,0 +1,120 @@
+"""Helpers for the daemon tests: a recording MQTT subscriber, schema checks, generated audio, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import paho.mqtt.client as mqtt
+import soundfile as sf
+from tiny_model import tone_hz
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = {k: json.loads((ROOT / "daemon" / "schemas" / f"{k}.schema.json").read_text())
+           for k in ("status", "prediction", "genre")}
+GENRECAST = [sys.executable, "-m", "daemon.cli"]
+WAIT = 60.0  # hang guard for waits, never a speed assertion
+
+
+def validate(topic: str, payload: dict) -> None:
+    """Check a genrecast payload against the JSON Schema its topic's last segment names."""
+    kind = topic.rsplit("/", 1)[-1]
+    jsonschema.Draft202012Validator(SCHEMAS[kind], format_checker=jsonschema.FormatChecker()).validate(payload)
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: dict
+    retain: bool
+
+
+class Subscriber:
+    """Records every message under ``topics`` from a real broker; reconnects when the broker restarts."""
+
+    def __init__(self, url: str, topics: tuple[str, ...] = ("genrecast/#", "homeassistant/#"),
+                 session: str | None = None) -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.messages: list[Received] = []
+        self._cond = threading.Condition()
+        self._topics = topics
+        self.connected = threading.Event()
+        # session: a client id whose subscriptions the broker keeps (and queues for) while we are away.
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=session or f"test-sub-{id(self)}",
+                                  clean_session=session is None)
+        self.client.reconnect_delay_set(1, 2)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        assert self.connected.wait(WAIT), "subscriber could not connect"
+
+    def _on_connect(self, client, userdata, flags, rc, props):
+        client.subscribe([(t, 1) for t in self._topics])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, props):
+        self.connected.set()  # only now are messages to our topics routed to us
+
+    def _on_message(self, client, userdata, msg):
+        payload = json.loads(msg.payload.decode("utf-8"))
+        with self._cond:
+            self.messages.append(Received(msg.topic, payload, bool(msg.retain)))
+            self._cond.notify_all()
+
+    def of(self, suffix: str) -> list[Received]:
+        with self._cond:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def wait_for(self, predicate, what: str, timeout: float = WAIT) -> Received:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for m in self.messages:
+                    if predicate(m):
+                        return m
+                left = deadline - time.monotonic()
+                assert left > 0, f"no message {what} within {timeout} s; got {[m.topic for m in self.messages][-10:]}"
+                self._cond.wait(min(left, 0.2))
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def write_tones(path: Path, labels: list[int | None], seconds_each: float = 1.0, rate: int = 22050,
+                channels: int = 1, subtype: str = "PCM_16") -> Path:
+    """A WAV of consecutive pure tones, one per entry: ``i`` = the tiny model's label ``i``, ``None`` = silence."""
+    n = round(seconds_each * rate)
+    t = np.arange(n) / rate
+    parts = [np.zeros(n) if i is None else 0.3 * np.sin(2 * np.pi * tone_hz(i) * t) for i in labels]
+    x = np.concatenate(parts).astype(np.float32)
+    sf.write(str(path), np.repeat(x[:, None], channels, axis=1) if channels > 1 else x, rate, subtype=subtype)
+    return path
+
+
+def genrecast(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    """Start ``genrecast ARGS`` as a child process with stdout and stderr captured."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen([*GENRECAST, *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def read_until(proc: subprocess.Popen, text: str) -> str:
+    """Read the child's stderr up to the first line containing ``text``; returns everything read."""
+    seen = ""
+    while True:
+        line = proc.stderr.readline()
+        assert line, f"{text!r} never logged; stderr was:\n{seen}"
+        seen += line
+        if text in line:
+            return seen

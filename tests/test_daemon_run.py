@@ -1,0 +1,204 @@
+"""``genrecast run`` end to end: real child processes, a real Mosquitto, every payload schema-checked."""
+
+from __future__ import annotations
+
+import getpass
+import signal
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import MosquittoBroker
+from daemon_helpers import WAIT, Subscriber, genrecast, read_until, validate, write_tones
+from tiny_model import build_tiny_model
+
+from dsp import GTZAN_GENRES
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=WAIT)
+    return proc.returncode, err
+
+
+def check_all(messages) -> None:
+    for m in messages:
+        if m.topic.startswith("genrecast/"):
+            validate(m.topic, m.payload)
+
+
+def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):
+    # 5 s of the model's "rock" tone, 5 s of "blues", 4 s of silence
+    wav = write_tones(tmp_path / "mix.wav", [9] * 5 + [0] * 5 + [None] * 4)
+    sub = Subscriber(broker.url)
+    proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "kitchen", "--ha-discovery")
+    rc, err = finish(proc)
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic.endswith("/status") and m.payload["state"] == "offline", "final offline status")
+    sub.close()
+    check_all(sub.messages)
+
+    status = [m.payload for m in sub.of("kitchen/status")]
+    assert [s["state"] for s in status] == ["online", "offline"]
+    assert status[0]["model_id"] == "tiny-test-1" and status[0]["source"] == f"file:{wav.resolve()}"
+    assert status[1]["reason"] == "end of stream"
+
+    predictions = [m.payload for m in sub.of("kitchen/prediction")]
+    starts = np.array([p["window_start_s"] for p in predictions])
+    # 14 s of audio, 3-s windows every 43 frames (0.998 s): windows start at 0, 0.998, ... up to 11 s
+    assert len(predictions) == 12
+    assert np.allclose(np.diff(starts), 43 * 512 / 22050, atol=1e-3)
+    assert all(set(p["probabilities"]) == set(GTZAN_GENRES) for p in predictions)
+    assert predictions[0]["top"]["genre"] == "rock" and predictions[0]["state"]["kind"] == "genre"
+    assert predictions[-1]["state"] == {"kind": "silence", "genre": None, "confidence": 1.0}
+    assert predictions[-1]["rms"] < 1e-3 < predictions[0]["rms"]
+
+    changes = [(m.payload["kind"], m.payload["genre"]) for m in sub.of("kitchen/genre")]
+    assert changes[0] == ("genre", "rock") and changes[-1] == ("silence", None)
+    assert ("genre", "blues") in changes
+
+    (ha,) = sub.of("homeassistant/sensor/genrecast_kitchen/config")
+    assert ha.payload["state_topic"] == "genrecast/kitchen/genre"
+    assert ha.payload["availability"][0] == {"topic": "genrecast/kitchen/status", "payload_available": "online",
+                                             "payload_not_available": "offline",
+                                             "value_template": "{{ value_json.state }}"}
+
+    # Live subscribers see retain=0 (MQTT 3.1.1); a newcomer gets the retained state, discovery included.
+    late = Subscriber(broker.url, topics=("genrecast/kitchen/#",))
+    late.wait_for(lambda m: m.retain and m.topic.endswith("/genre") and m.payload["kind"] == "silence",
+                  "retained genre")
+    late.wait_for(lambda m: m.retain and m.topic.endswith("/status") and m.payload["state"] == "offline",
+                  "retained offline status")
+    late.close()
+    ha_late = Subscriber(broker.url, topics=("homeassistant/#",))
+    ha_late.wait_for(lambda m: m.retain and m.payload == ha.payload, "retained discovery config")
+    ha_late.close()
+
+
+def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
+    import soundfile as sf
+
+    wav = write_tones(tmp_path / "stereo.wav", [3] * 5, rate=44100, channels=2)
+    raw = tmp_path / "stereo.raw"
+    raw.write_bytes(sf.read(str(wav), dtype="int16")[0].tobytes())
+    sub = Subscriber(broker.url)
+    with raw.open("rb") as pcm:
+        proc = genrecast("run", "--source", "stdin", "--format", "s16le", "--rate", "44100", "--channels", "2",
+                         "--model", str(model), "--broker", broker.url, stdin=pcm)
+        rc, err = finish(proc)
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    check_all(sub.messages)
+    predictions = sub.of("stdin/prediction")
+    assert len(predictions) == 3  # 5 s -> windows at 0, 1, 2 s
+    assert {p.payload["top"]["genre"] for p in predictions} == {"disco"}
+    assert sub.of("stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
+
+
+def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
+    wav = write_tones(tmp_path / "loop.wav", [5] * 4)
+    sub = Subscriber(broker.url)
+    proc = genrecast("run", "--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
+                     "--broker", broker.url, "--stream-id", "loop")
+    sub.wait_for(lambda m: m.topic.endswith("/prediction"), "first prediction")
+    proc.send_signal(signal.SIGTERM)
+    rc, err = finish(proc)
+    assert rc == 0, err
+    assert "SIGTERM received" in err
+    late = Subscriber(broker.url, topics=("genrecast/loop/status",))
+    m = late.wait_for(lambda m: m.retain, "retained status")
+    late.close()
+    assert m.payload["state"] == "offline" and m.payload["reason"] == "stopped"
+    validate(m.topic, m.payload)
+
+
+def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
+    wav = write_tones(tmp_path / "loop.wav", [2] * 4)
+    proc = genrecast("run", "--source", f"file:{wav}", "--loop", "--speed", "4", "--model", str(model),
+                     "--broker", broker.url, "--stream-id", "radio")
+    try:
+        sub = Subscriber(broker.url)
+        before = sub.wait_for(lambda m: m.topic.endswith("/prediction"), "prediction before the outage")
+        sub.close()
+        broker.stop()
+        # The daemon keeps classifying while the broker is away: its stderr says it is buffering.
+        read_until(proc, "lost connection")
+        broker.start()
+        sub = Subscriber(broker.url)
+        after = sub.wait_for(lambda m: m.topic.endswith("/prediction")
+                             and m.payload["window_start_s"] > before.payload["window_start_s"] + 3,
+                             "prediction after the restart")
+        validate(after.topic, after.payload)
+        # The restarted broker kept nothing (no persistence): the daemon republished its retained status.
+        fresh = Subscriber(broker.url, topics=("genrecast/radio/status",))
+        status = fresh.wait_for(lambda m: m.retain, "republished retained status")
+        assert status.payload["state"] == "online"
+        fresh.close()
+        sub.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc, err = finish(proc)
+    assert rc == 0, err
+    assert "connected to" in err
+
+
+@pytest.fixture
+def persistent_broker(tmp_path):
+    """A Mosquitto that keeps sessions across restarts, so a subscriber misses nothing while it is away."""
+    b = MosquittoBroker(tmp_path)
+    (tmp_path / "db").mkdir()
+    user = f"user {getpass.getuser()}\n"  # as root it would switch to "mosquitto", who cannot write tmp_path
+    b.conf.write_text(b.conf.read_text().replace("persistence false", f"persistence true\n{user}"
+                                                 f"persistence_location {tmp_path / 'db'}/"))
+    b.start()
+    yield b
+    b.stop()
+
+
+def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker, model, tmp_path):
+    broker = persistent_broker
+    Subscriber(broker.url, session="keeper").close()  # a persistent subscription to queue for us
+    broker.stop()
+    wav = write_tones(tmp_path / "short.wav", [7] * 12)  # 10 windows
+    proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker",
+                     broker.url, "--stream-id", "late", "--buffer-messages", "4")
+    # The file is fully classified into the buffer before any broker exists; then the broker comes up.
+    read_until(proc, "stream late: pop")
+    broker.start()
+    rc, err = finish(proc)
+    assert rc == 0, err
+    assert "oldest dropped" in err
+    assert "sent 4 buffered messages, 6 dropped while away" in err
+    sub = Subscriber(broker.url, session="keeper")
+    sub.wait_for(lambda m: m.topic.endswith("/status") and m.payload["state"] == "offline", "offline status")
+    sub.close()
+    check_all(sub.messages)
+    starts = [round(m.payload["window_start_s"]) for m in sub.of("late/prediction")]
+    assert starts == [6, 7, 8, 9]  # the newest four of ten windows
+    # Queued live (one genre change), plus the retained copy replayed when the subscriber resubscribed.
+    assert [(m.payload["genre"], m.retain) for m in sub.of("late/genre")] == [("pop", False), ("pop", True)]
+
+
+def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
+    wav = write_tones(tmp_path / "n.wav", [1] * 6)
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(WAIT)
+        proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model),
+                         "--broker", broker.url, env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+        fields = []
+        while "STOPPING=1" not in fields:
+            fields += sock.recv(4096).decode().split("\n")
+    rc, err = finish(proc)
+    assert rc == 0, err
+    assert fields.index("READY=1") < fields.index("WATCHDOG=1")
+    assert f"MAINPID={proc.pid}" in fields
+    assert "STATUS=classical (1.00)" in fields
