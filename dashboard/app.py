@@ -18,7 +18,8 @@ from .history import History
 
 ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a narrow window
+GRAPH_STYLE = {"height": "320px", "minWidth": 0}
 
 
 def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Dash:
@@ -42,8 +43,9 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
                     html.Div(id="facts", className="facts"),
                     html.Div(
                         [
-                            dcc.Graph(id="probabilities", config=GRAPH_CONFIG, className="graph bars"),
-                            dcc.Graph(id="timeline", config=GRAPH_CONFIG, className="graph timeline"),
+                            # responsive: the plot follows its box as the window narrows
+                            dcc.Graph(id="probabilities", config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE),
+                            dcc.Graph(id="timeline", config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE),
                         ],
                         className="graphs",
                     ),

@@ -147,7 +147,7 @@ def probability_figure(view: StreamView | None) -> dict:
     """Bar chart of the latest window's probabilities, one fixed colour per genre."""
     p = view.latest if view else None
     if p is None:
-        return {"data": [], "layout": _layout(title={"text": "Latest window: none yet"}, height=280)}
+        return {"data": [], "layout": _layout(title={"text": "Latest window: none yet"})}
     by_label = dict(zip(p.labels, p.probabilities, strict=True))
     labels = ordered_labels(p.labels)
     return {
@@ -162,7 +162,6 @@ def probability_figure(view: StreamView | None) -> dict:
         ],
         "layout": _layout(
             title={"text": f"Latest window, {clock_text(p.time)}"},
-            height=280,
             xaxis={"fixedrange": True, "tickangle": -30},
             uirevision=plot_text(p.stream_id),
         ),
@@ -173,7 +172,7 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
     """Probabilities stacked over the last ``seconds`` of windows, so the genre mix reads as coloured bands."""
     points = _recent(view.timeline, seconds) if view else []
     if not points:
-        return {"data": [], "layout": _layout(title={"text": "Timeline: no windows yet"}, height=300)}
+        return {"data": [], "layout": _layout(title={"text": "Timeline: no windows yet"})}
     labels = ordered_labels(tuple(dict.fromkeys(label for p in points for label in p.labels)))
     rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
     # Plotly ignores UTC offsets in date strings: send local wall-clock times, as the rest of the page shows
@@ -196,9 +195,8 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
         "data": traces,
         "layout": _layout(
             title={"text": f"Last {minutes} minutes"},
-            height=300,
             hovermode="x unified",
-            legend={"orientation": "h", "y": -0.2},
+            legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
             xaxis={"type": "date", "gridcolor": "#e4e7eb"},
             uirevision=plot_text(points[-1].stream_id),
         ),

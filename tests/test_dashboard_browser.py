@@ -1,0 +1,190 @@
+"""The dashboard in headless Chromium, fed through a real Mosquitto by a real paho publisher.
+
+Waits are generous and assert what the page shows, never how fast it shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import paho.mqtt.client as mqtt
+import pytest
+from dashboard_payloads import genre, prediction, status
+from paho.mqtt.enums import CallbackAPIVersion
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from daemon.broker import BrokerConfig
+from dashboard.app import create_app, make_server
+from dashboard.feed import Feed
+from dashboard.history import History
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+WAIT_S = 30
+HOSTILE = "<img src=x onerror=alert(1)>"  # a legal topic level; must show as text, never become an element
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("chromium and chromium-driver are not installed: run `make test`, which installs them")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", "--window-size=1280,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def dashboard(broker):
+    """The page served from a thread on a free loopback port, its feed subscribed to the test broker."""
+    history = History()
+    feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
+    server = make_server(create_app(history, feed), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    feed.start()
+    yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", feed=feed)
+    feed.stop()
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+class Publisher:
+    def __init__(self, broker) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def send(self, kind: str, payload: dict | bytes, retain: bool = False, stream_id: str | None = None) -> None:
+        stream_id = stream_id or payload["stream_id"]
+        data = payload if isinstance(payload, bytes) else json.dumps(payload)
+        self.client.publish(f"genrecast/{stream_id}/{kind}", data, qos=1, retain=retain).wait_for_publish(WAIT_S)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def publisher(broker):
+    pub = Publisher(broker)
+    yield pub
+    pub.close()
+
+
+def card_text(driver, stream_id: str) -> str:
+    for card in driver.find_elements(By.CSS_SELECTOR, ".card"):
+        try:
+            if card.get_attribute("data-stream") == stream_id:
+                return card.text
+        except StaleElementReferenceException:  # the page redraws its cards every tick
+            return ""
+    return ""
+
+
+def wait_for(driver, what: str, condition) -> None:
+    try:
+        WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(lambda d: condition(d))
+    except TimeoutException:
+        pytest.fail(f"the page never showed {what}")
+
+
+def wait_card(driver, stream_id: str, *words: str) -> None:
+    wait_for(driver, f"{words} in the card of {stream_id!r}",
+             lambda d: all(w in card_text(d, stream_id) for w in words))
+
+
+def count(driver, css: str) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, css))
+
+
+def header_text(driver) -> str:
+    try:
+        return driver.find_element(By.ID, "header").text
+    except StaleElementReferenceException:
+        return ""
+
+
+def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publisher, tmp_path):
+    publisher.send("status", status("kitchen"), retain=True)
+    publisher.send("genre", genre("kitchen", "rock"), retain=True)  # retained: on the page before any window
+    publisher.send("status", status("garage"), retain=True)
+    publisher.send("prediction", prediction("garage", "jazz", 0.81))
+
+    browser.set_window_size(1280, 1000)
+    browser.get(dashboard.url)
+    wait_card(browser, "kitchen", "rock", "online", "model gtzan-cnn-1")
+    wait_card(browser, "garage", "jazz", "online", "81%")
+    wait_for(browser, "broker connected", lambda d: "broker connected" in header_text(d))
+
+    # a new window changes what is shown, in the card and in the selected stream's bar chart
+    for t in range(8):
+        publisher.send("prediction", prediction("kitchen", "metal", 0.55 + 0.05 * t, t=float(t)))
+    wait_card(browser, "kitchen", "metal", "90%")
+    browser.find_element(By.CSS_SELECTOR, "#stream-select").click()
+    browser.find_element(By.XPATH, "//*[@role='option' and normalize-space()='kitchen']").click()
+    wait_for(browser, "kitchen's latest window in the facts line",
+             lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text
+             and "top metal 90%" in d.find_element(By.ID, "facts").text)
+    wait_for(browser, "ten probability bars", lambda d: count(d, "#probabilities .point") == 10)
+    wait_for(browser, "ten timeline bands", lambda d: count(d, "#timeline .scatterlayer .trace") == 10)
+
+    # an offline status is shown as offline; the other stream is unaffected
+    publisher.send("status", status("garage", "offline", reason="stopped"), retain=True)
+    wait_card(browser, "garage", "offline")
+    assert "online" in card_text(browser, "kitchen")
+
+    # a stream id and a genre full of markup are shown as text; bad payloads are counted, not shown
+    publisher.send("status", status(HOSTILE), retain=True)
+    publisher.send("prediction", prediction(HOSTILE, "<b>polka</b>", 0.9))
+    publisher.send("prediction", b"{not json", stream_id="kitchen")
+    wait_card(browser, HOSTILE, "<b>polka</b>")
+    wait_for(browser, "the bad message counted", lambda d: "1 bad message(s) ignored" in header_text(d))
+    assert not browser.find_elements(By.CSS_SELECTOR, "img, b"), "payload text became markup"
+
+    browser.save_screenshot(str(tmp_path / "dashboard-wide.png"))
+    browser.set_window_size(420, 1400)  # a phone-sized window: one column, nothing wider than the screen
+    wait_for(browser, "the page fitting a narrow window",
+             lambda d: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"))
+    browser.save_screenshot(str(tmp_path / "dashboard-narrow.png"))
+
+    # everything the page loaded came from the dashboard itself: no CDN, no fonts from elsewhere
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(r.startswith(dashboard.url) for r in resources), resources
+
+
+def test_broker_outage_is_shown_and_recovered(browser, dashboard, broker, tmp_path):
+    pub = Publisher(broker)
+    pub.send("status", status("kitchen"), retain=True)
+    pub.send("prediction", prediction("kitchen", "blues", 0.7))
+    pub.close()
+    browser.set_window_size(1280, 1000)
+    browser.get(dashboard.url)
+    wait_card(browser, "kitchen", "blues")
+    wait_for(browser, "broker connected", lambda d: "broker connected" in header_text(d))
+
+    broker.stop()
+    wait_for(browser, "broker disconnected", lambda d: "broker disconnected" in header_text(d))
+    assert "blues" in card_text(browser, "kitchen"), "the last data stays on the page during an outage"
+    browser.save_screenshot(str(tmp_path / "dashboard-disconnected.png"))
+
+    broker.start()  # same port; the retained status is gone (no persistence), the stream stays known
+    wait_for(browser, "broker connected again", lambda d: "broker connected" in header_text(d))
+    pub = Publisher(broker)
+    pub.send("prediction", prediction("kitchen", "reggae", 0.66, t=5.0))
+    pub.close()
+    wait_card(browser, "kitchen", "reggae")
+
