@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 AUGMENTS = ("crop", "gain", "mask", "mixup")
@@ -158,9 +159,8 @@ def _train(args) -> int:
         lo, hi = test.track_accuracy_ci95
         caveats.append(f"test track accuracy {test.track_accuracy:.3f} on {test.n_tracks} tracks "
                        f"(95% CI {lo:.2f}-{hi:.2f})")
-    spec = ModelSpec(
-        name=spec.name, version=spec.version, labels=spec.labels, dsp=spec.dsp, window_seconds=spec.window_seconds,
-        hop_seconds=spec.hop_seconds,
+    spec = replace(
+        spec,
         input_norm={"kind": "per-mel-band standardisation, applied inside the graph",
                     "mean": model.normalise.mean.flatten().tolist(),
                     "std": (1.0 / model.normalise.inv_std).flatten().tolist()},
