@@ -54,4 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main: as __main__ this file's UserError would be a second, uncaught class.
+    from daemon.cli import main as package_main
+
+    sys.exit(package_main())

@@ -54,9 +54,9 @@ class Decider:
         else:
             self._recent.append(p)
             votes = Counter(int(np.argmax(q)) for q in self._recent)
-            best, n = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))
-            # Share of the vote times the winner's mean probability: both must be high to be sure.
-            confidence = n / len(self._recent) * float(np.mean([q[best] for q in self._recent]))
+            best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+            # The winner's mean probability over all N windows: low when the vote is split or hesitant.
+            confidence = float(np.mean([q[best] for q in self._recent]))
         if confidence < self.cfg.min_confidence:
             return State("uncertain", None, confidence)
         return State("genre", self.labels[best], confidence)

@@ -20,7 +20,7 @@ from tiny_model import tone_hz
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = {k: json.loads((ROOT / "daemon" / "schemas" / f"{k}.schema.json").read_text())
            for k in ("status", "prediction", "genre")}
-GENRECAST = [sys.executable, "-m", "daemon.cli"]
+GENRECAST = [str(Path(sys.executable).parent / "genrecast")]  # the installed console script
 WAIT = 60.0  # hang guard for waits, never a speed assertion
 
 

@@ -1,0 +1,119 @@
+"""Settings layering (TOML < env < flags), refusals that name the key, and the smoothing decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from daemon_helpers import genrecast
+
+from daemon.config import ConfigError, load_broker_config, load_settings
+from daemon.decision import Decider, DecisionConfig, State
+from daemon.sources import default_stream_id
+from dsp import GTZAN_GENRES
+
+TOML = """
+source = "file:/music/a.wav"
+stream_id = "kitchen"
+hop_seconds = 2
+qos = 0
+ha_discovery = true
+
+[broker]
+url = "mqtt://127.0.0.1:1884"
+username = "genre"
+"""
+
+
+def test_file_then_env_then_flags(tmp_path):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(TOML)
+    s = load_settings(path, environ={})
+    assert (s.source, s.stream_id, s.hop_seconds, s.qos, s.ha_discovery) == ("file:/music/a.wav", "kitchen", 2.0, 0,
+                                                                              True)
+    assert s.broker.to_broker().port == 1884 and s.broker.username == "genre"
+
+    env = {"GENRECAST_QOS": "2", "GENRECAST_BROKER_URL": "mqtt://127.0.0.1:1885", "GENRECAST_LOOP": "yes",
+           "GENRECAST_CONFIG": str(path), "PATH": "/bin"}
+    s = load_settings(path, environ=env)
+    assert (s.qos, s.loop, s.broker.url, s.broker.username) == (2, True, "mqtt://127.0.0.1:1885", "genre")
+
+    s = load_settings(path, {"qos": 1, "broker_url": "mqtt://127.0.0.1:1886", "stream_id": None}, environ=env)
+    assert (s.qos, s.broker.url, s.stream_id) == (1, "mqtt://127.0.0.1:1886", "kitchen")
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "flags", "message"),
+    [
+        ("colour = 'blue'\n", {}, {}, "unknown setting 'colour'"),
+        ("[broker]\nport = 1883\n", {}, {}, "unknown setting 'broker.port'"),
+        ("qos = 'high'\n", {}, {}, "qos (from file"),
+        ("hop_seconds = true\n", {}, {}, "hop_seconds (from file"),
+        ("", {"GENRECAST_SPEED": "fast"}, {}, "speed (from env): expected float, got 'fast'"),
+        ("", {"GENRECAST_SHOUTING": "1"}, {}, "unknown setting 'shouting' (from env)"),
+        ("", {}, {"qos": 3}, "qos: bad value 3"),
+        ("smoothing = 'median'\n", {}, {}, "smoothing: bad value 'median'"),
+        ("stream_id = 'a/b'\n", {}, {}, "stream_id: bad value 'a/b'"),
+        ("source = 'http://x'\n", {}, {}, "source: bad value"),
+        ("[broker]\nurl = 'http://x'\n", {}, {}, "broker.url: broker URL must look like"),
+        ("broker = 3\n", {}, {}, "broker (from file"),
+        ("qos = \n", {}, {}, "not valid TOML"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, message):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, flags, environ=env)
+    assert message in str(err.value)
+
+
+def test_broker_table_is_reusable_alone(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(TOML + "\n[dashboard]\nport = 8050\n")
+    broker = load_broker_config(path, environ={"GENRECAST_BROKER_PASSWORD": "s3cret"})
+    assert (broker.host, broker.port, broker.username, broker.password) == ("127.0.0.1", 1884, "genre", "s3cret")
+    assert load_broker_config(None, environ={}).url == "mqtt://127.0.0.1:1883"
+
+
+def test_cli_prints_one_line_for_a_bad_config(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("hop_second = 1\n")
+    proc = genrecast("run", "--config", str(path))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err == f"genrecast run: error: unknown setting 'hop_second' (from file {path})\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "stream_id"),
+    [("file:/music/Kitchen Radio.wav", "kitchen-radio"), ("mic", "mic"), ("mic:USB Audio", "mic-usb-audio"),
+     ("stdin", "stdin"), ("file:/x/+#.wav", "file")],
+)
+def test_default_stream_ids_are_topic_safe(source, stream_id):
+    assert default_stream_id(source) == stream_id
+
+
+def onehot(i: int, p: float = 0.9) -> np.ndarray:
+    q = np.full(10, (1 - p) / 9)
+    q[i] = p
+    return q
+
+
+def test_ema_smoothing_needs_several_windows_to_switch():
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=5, silence_rms=0.01, min_confidence=0.4))
+    states = [d.update(onehot(9), 0.1) for _ in range(5)] + [d.update(onehot(0), 0.1) for _ in range(5)]
+    genres = [s.genre for s in states]
+    assert genres[:6] == ["rock"] * 6  # one window of blues does not flip it
+    assert genres[6:] == ["blues"] * 4  # span 5 (alpha 1/3): the second one does
+
+
+def test_majority_vote_and_uncertain_and_silence():
+    d = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, silence_rms=0.01, min_confidence=0.5))
+    assert d.update(onehot(3), 0.1) == State("genre", "disco", pytest.approx(0.9))
+    assert d.update(onehot(5), 0.1).kind == "uncertain"  # a 1:1 split vote is not a decision
+    third = d.update(onehot(5), 0.1)
+    assert third.genre == "jazz" and third.confidence == pytest.approx((0.9 + 0.9 + 0.1 / 9) / 3)
+    flat = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, silence_rms=0.01, min_confidence=0.5))
+    assert flat.update(np.full(10, 0.1), 0.1).kind == "uncertain"
+    assert d.update(onehot(5), 0.001) == State("silence", None, 1.0)
+    assert d.update(onehot(1), 0.1).genre == "classical"  # history restarted after silence
