@@ -1,0 +1,132 @@
+"""A real PortAudio input: PulseAudio's pipe-source, fed from generated audio, is the daemon's microphone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from daemon_helpers import WAIT, Subscriber, genrecast, read_until, validate
+from tiny_model import build_tiny_model, tone_hz
+
+RATE = 22050
+
+
+class Pulse:
+    """A private PulseAudio server whose default source plays whatever is written to ``fifo``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fifo = root / "mic.fifo"
+        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(root), "PULSE_RUNTIME_PATH": str(root / "pulse"),
+                    "HOME": str(root), "PULSE_SERVER": f"unix:{root / 'pulse' / 'native'}"}
+        self.proc: subprocess.Popen | None = None
+        self._feeder: threading.Thread | None = None
+        self._stop_feed = threading.Event()
+
+    def start(self) -> None:
+        self.fifo.unlink(missing_ok=True)  # the module creates it
+        log = (self.root / "pulse.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit", "--log-target=stderr",
+             "--load=module-native-protocol-unix",
+             f"--load=module-pipe-source source_name=genrecast_test file={self.fifo} format=s16le rate={RATE} "
+             "channels=1",
+             "--load=module-always-sink"],
+            env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + WAIT
+        while subprocess.run(["pactl", "set-default-source", "genrecast_test"], env=self.env,
+                             capture_output=True).returncode:
+            assert self.proc.poll() is None, (self.root / "pulse.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "pulseaudio did not come up"
+            time.sleep(0.1)
+
+    def feed(self, label: int) -> None:
+        """Write a tone for the tiny model's ``label`` into the pipe at real-time pace until stopped."""
+        self.stop_feeding()
+        self._stop_feed.clear()
+        block = RATE // 10
+        t = np.arange(block) / RATE
+
+        def run() -> None:
+            fd = os.open(self.fifo, os.O_WRONLY)
+            try:
+                start, n = time.monotonic(), 0
+                while not self._stop_feed.is_set():
+                    tone = 0.3 * np.sin(2 * np.pi * tone_hz(label) * (t + n * block / RATE))
+                    os.write(fd, (tone * 32767).astype("<i2").tobytes())
+                    n += 1
+                    time.sleep(max(0.0, start + n * block / RATE - time.monotonic()))
+            except OSError:
+                pass  # the server went away with the pipe
+            finally:
+                os.close(fd)
+
+        self._feeder = threading.Thread(target=run, daemon=True)
+        self._feeder.start()
+
+    def stop_feeding(self) -> None:
+        self._stop_feed.set()
+        if self._feeder:
+            self._feeder.join(WAIT)
+
+    def stop(self) -> None:
+        self._stop_feed.set()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop_feeding()
+
+
+@pytest.fixture
+def pulse():
+    if not shutil.which("pulseaudio") or not shutil.which("pactl"):
+        pytest.fail("pulseaudio is not installed: run `make test`, which installs it")
+    root = Path(tempfile.mkdtemp(prefix="gc-pulse-"))  # short: the server's socket path must fit 108 bytes
+    p = Pulse(root)
+    p.start()
+    yield p
+    p.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_devices_lists_the_pulse_input(pulse):
+    proc = genrecast("devices", env=pulse.env)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert "pulse" in out and "ALSA lib" not in err
+
+
+def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, broker, tmp_path):
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    pulse.feed(3)
+    sub = Subscriber(broker.url)
+    proc = genrecast("run", "--source", "mic:pulse", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "livingroom", "--smoothing-windows", "2", env=pulse.env)
+    try:
+        first = sub.wait_for(lambda m: m.topic.endswith("/genre") and m.payload["genre"] == "disco", "disco")
+        validate(first.topic, first.payload)
+        status = sub.of("livingroom/status")[0].payload
+        assert status["source"].startswith("mic:pulse")
+        # The device disappears (server killed) and comes back a little later with other music.
+        pulse.stop()
+        read_until(proc, "microphone mic:pulse")
+        pulse.start()
+        pulse.feed(7)
+        read_until(proc, "reopened")
+        pop = sub.wait_for(lambda m: m.topic.endswith("/genre") and m.payload["genre"] == "pop", "pop after reopen")
+        validate(pop.topic, pop.payload)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    sub.close()
+    for m in sub.messages:
+        validate(m.topic, m.payload)
