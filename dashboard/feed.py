@@ -90,7 +90,8 @@ class Feed:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
             self._connected = False
-        log.warning("disconnected from %s (%s); reconnecting", self.broker.url, reason_code)
+        if reason_code.is_failure:  # not our own stop()
+            log.warning("lost the broker %s (%s); reconnecting", self.broker.url, reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         # an exception escaping a paho callback would stop the network thread, hence the care here
