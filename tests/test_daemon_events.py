@@ -1,0 +1,74 @@
+"""The MQTT payloads against their JSON Schemas, and the schemas against bad payloads."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from daemon_helpers import SCHEMAS, validate
+
+from daemon.decision import State
+from daemon.events import GenreChange, Prediction, Status, ha_discovery, utc_now
+from dsp import GTZAN_GENRES
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_schemas_are_valid_draft_2020_12(name):
+    jsonschema.Draft202012Validator.check_schema(SCHEMAS[name])
+
+
+def messages():
+    probs = {g: 0.1 for g in GTZAN_GENRES}
+    probs["rock"] = 0.1000001
+    yield Status("online", "m-1", "file:/a.wav").message("genrecast", "kitchen")
+    yield Status("offline", reason="connection lost").message("genrecast", "kitchen")
+    yield Prediction("m-1", 0.0, 3.0, probs, State("uncertain", None, 0.1), 0.2, 1.5).message("genrecast", "kitchen")
+    yield GenreChange("m-1", State("genre", "rock", 0.8), utc_now()).message("home/audio", "kitchen")
+    yield GenreChange("m-1", State("silence", None, 1.0), utc_now()).message("genrecast", "kitchen")
+
+
+@pytest.mark.parametrize("msg", list(messages()), ids=lambda m: m.topic)
+def test_every_message_kind_validates(msg):
+    payload = json.loads(msg.payload)
+    assert payload["version"] == 1 and payload["stream_id"] == "kitchen"
+    validate(msg.topic, payload)
+    assert msg.retain == (not msg.topic.endswith("/prediction"))
+
+
+def test_prediction_top_is_the_most_probable_label():
+    msg = list(messages())[2]
+    assert json.loads(msg.payload)["top"] == {"genre": "rock", "confidence": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("topic", "change"),
+    [
+        ("p/s/status", lambda p: p.update(state="away")),
+        ("p/s/status", lambda p: p.pop("time")),
+        ("p/s/status", lambda p: p.update(version=2)),
+        ("p/s/prediction", lambda p: p.pop("top")),
+        ("p/s/prediction", lambda p: p["probabilities"].update(rock=1.5)),
+        ("p/s/prediction", lambda p: p["state"].update(kind="genre", genre=None)),
+        ("p/s/genre", lambda p: p.update(kind="genre", genre=None)),
+        ("p/s/genre", lambda p: p.update(kind="silence", genre="rock")),
+        ("p/s/genre", lambda p: p.update(since="yesterday")),
+    ],
+)
+def test_schemas_reject_broken_payloads(topic, change):
+    kind = topic.rsplit("/", 1)[-1]
+    msg = next(m for m in messages() if m.topic.endswith(kind))
+    payload = json.loads(msg.payload)
+    validate(topic, payload)
+    change(payload)
+    with pytest.raises(jsonschema.ValidationError):
+        validate(topic, payload)
+
+
+def test_ha_discovery_points_at_the_stream_topics():
+    msg = ha_discovery("genrecast", "kitchen", "m-1")
+    config = json.loads(msg.payload)
+    assert msg.topic == "homeassistant/sensor/genrecast_kitchen/config" and msg.retain
+    assert config["state_topic"] == config["json_attributes_topic"] == "genrecast/kitchen/genre"
+    assert config["availability"][0]["topic"] == "genrecast/kitchen/status"
+    assert config["unique_id"] == "genrecast_kitchen_genre"
