@@ -1,0 +1,78 @@
+"""``genrecast dashboard``: settings shared with the daemon's config, and the real command serving on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port, wait_for_port
+
+from daemon.cli import UserError
+from dashboard.cli import broker_config, topic_prefix
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("GENRECAST_")]:  # a developer's settings must not leak in
+        monkeypatch.delenv(name)
+    path = tmp_path / "kitchen.toml"
+    path.write_text('prefix = "home/music"\nsource = "mic"\n[broker]\nurl = "mqtt://127.0.0.1:1999"\n'
+                    'username = "u"\npassword = "p"\nkeepalive = 15\n')
+    return str(path)
+
+
+def test_broker_from_config_flag_and_url_credentials(config):
+    from_file = broker_config(None, config)
+    assert (from_file.port, from_file.username, from_file.password, from_file.keepalive) == (1999, "u", "p", 15)
+    flag = broker_config("mqtt://127.0.0.1:2000", config)
+    assert (flag.port, flag.username, flag.password, flag.keepalive) == (2000, "u", "p", 15)
+    in_url = broker_config("mqtt://a:b@127.0.0.1:2000", config)
+    assert (in_url.username, in_url.password) == ("a", "b")
+    assert broker_config(None, None).url == "mqtt://127.0.0.1:1883"
+    with pytest.raises(UserError, match="--broker"):
+        broker_config("http://127.0.0.1", config)
+
+
+def test_prefix_from_flag_then_config(config):
+    assert topic_prefix(None, config) == "home/music"
+    assert topic_prefix("lab", config) == "lab"
+    assert topic_prefix(None, None) == "genrecast"
+    for bad in ("a/#", "a/+/b", "trailing/", ""):
+        with pytest.raises(UserError, match="prefix"):
+            topic_prefix(bad, None)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel writes them) with a socket listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if Path(table).exists():
+            for line in Path(table).read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_command_serves_the_page_on_loopback_only(broker):
+    port = free_port()
+    genrecast = Path(sys.executable).with_name("genrecast")
+    proc = subprocess.Popen([str(genrecast), "dashboard", "--broker", broker.url, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, timeout=60)
+        assert listening_addresses(port) == {"0100007F"}, "the dashboard must bind 127.0.0.1 unless told otherwise"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
+        assert "<title>genrecast</title>" in page
+        links = re.findall(r'(?:src|href)="([^"]*)"', page)
+        assert links and all(link.startswith("/") for link in links), f"not all served by the dashboard: {links}"
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert f"http://127.0.0.1:{port}/" in output
