@@ -98,7 +98,6 @@ def ha_discovery(prefix: str, stream_id: str, model_id: str) -> Message:
     config = {
         "name": "Genre",
         "unique_id": f"genrecast_{stream_id}_genre",
-        "object_id": f"genrecast_{stream_id}_genre",
         "state_topic": f"{base}/genre",
         "value_template": "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}",
         "json_attributes_topic": f"{base}/genre",
