@@ -19,6 +19,7 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/dsp_bench.py
+	$(PY) benchmarks/daemon_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
