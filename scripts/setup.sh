@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(mosquitto portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins
               chromium chromium-driver sox libsndfile1 systemd)
 PYTHON=${PYTHON:-python3}
+# A bare Debian has no compiler (PyAudio builds from source) and, for its own python3, no venv module.
+command -v cc >/dev/null || APT_PACKAGES+=(gcc libc6-dev)
+command -v "$PYTHON" >/dev/null || APT_PACKAGES+=(python3)
+if ! "$PYTHON" -c "import ensurepip, sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" 2>/dev/null; then
+    APT_PACKAGES+=(python3-venv python3-dev)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
