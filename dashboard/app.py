@@ -6,6 +6,8 @@ a broker outage: the data simply stops changing and the header says why.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -15,6 +17,7 @@ from werkzeug.serving import make_server as werkzeug_server
 from . import render
 from .feed import Feed
 from .history import History
+from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
 
 ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
@@ -22,7 +25,7 @@ GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a 
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
 
 
-def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Dash:
+def create_app(history: History, feed: Feed, offline: OfflineClassifier, refresh_ms: int = REFRESH_MS) -> Dash:
     # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
     app.layout = html.Div(
@@ -31,6 +34,7 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
             html.Header([html.H1("genrecast"), html.Div(id="header", className="header-info")], className="top"),
             html.Section(id="overview", className="cards"),
             html.Section(
+                id="stream-panel",
                 className="panel",
                 children=[
                     html.Div(
@@ -51,6 +55,19 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
                     ),
                 ],
             ),
+            html.Section(
+                className="panel",
+                children=[
+                    html.H2("Check a file"),
+                    dcc.Upload(
+                        id="upload",
+                        children=html.Div(["Drop an audio file here or ", html.A("choose one", className="link")]),
+                        max_size=MAX_UPLOAD_BYTES,
+                        className="upload",
+                    ),
+                    dcc.Loading(html.Div(id="file-result"), type="dot"),
+                ],
+            ),
             dcc.Interval(id="tick", interval=refresh_ms),
             dcc.Store(id="drawn"),  # [history version, stream id] of the figures now on the page
         ],
@@ -61,6 +78,7 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
         Output("overview", "children"),
         Output("stream-select", "options"),
         Output("stream-select", "value"),
+        Output("stream-panel", "hidden"),
         Input("tick", "n_intervals"),
         State("stream-select", "value"),
     )
@@ -74,6 +92,7 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
             render.overview(snapshot, history.clock(), selected, status, feed.prefix),
             [{"label": i, "value": i} for i in ids],
             selected,
+            not ids,  # the overview already says that there is nothing to show
         )
 
     @app.callback(
@@ -97,7 +116,35 @@ def create_app(history: History, feed: Feed, refresh_ms: int = REFRESH_MS) -> Da
             [snapshot.version, selected],
         )
 
+    @app.callback(Output("file-result", "children"), Input("upload", "contents"), State("upload", "filename"),
+                  prevent_initial_call=True)
+    def check_file(contents, filename):
+        return file_result(offline, contents, filename or "upload")
+
     return app
+
+
+def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:
+    """Classify an upload (a ``data:...;base64,...`` URL from dcc.Upload); a problem is shown, never raised."""
+    from dsp import AudioError, ModelSpecError
+
+    try:
+        data = base64.b64decode((contents or "").partition(",")[2], validate=True)
+    except binascii.Error:
+        return [html.Div(f"{filename}: the upload arrived garbled", className="error")]
+    try:
+        result = offline.classify(data, filename)
+    except (AudioError, ModelSpecError) as exc:
+        return [html.Div(str(exc), className="error")]
+    bars, timeline = render.file_figures(result)
+    return [
+        *render.file_summary(result),
+        html.Div(
+            [dcc.Graph(figure=bars, config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE),
+             dcc.Graph(figure=timeline, config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE)],
+            className="graphs",
+        ),
+    ]
 
 
 def make_server(app: Dash, host: str, port: int) -> BaseWSGIServer:

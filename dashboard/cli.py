@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: the config's prefix, else {DEFAULT_PREFIX})")
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
+    p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from .app import create_app, make_server  # Dash is slow to import; only this command needs it
     from .feed import Feed
     from .history import History
+    from .offline import OfflineClassifier
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per page poll
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     history = History()
     feed = Feed(broker, prefix, history)
     try:
-        server = make_server(create_app(history, feed), args.host, args.port)
+        server = make_server(create_app(history, feed, OfflineClassifier(args.model)), args.host, args.port)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     feed.start()

@@ -15,6 +15,7 @@ from dsp.modelspec import GTZAN_GENRES
 
 from .feed import FeedStatus
 from .history import Snapshot, StreamView
+from .offline import FileResult
 from .parse import Prediction
 
 TIMELINE_SECONDS = 300.0
@@ -143,64 +144,96 @@ def _layout(**extra) -> dict:
     return base | extra
 
 
-def probability_figure(view: StreamView | None) -> dict:
-    """Bar chart of the latest window's probabilities, one fixed colour per genre."""
-    p = view.latest if view else None
-    if p is None:
-        return {"data": [], "layout": _layout(title={"text": "Latest window: none yet"})}
-    by_label = dict(zip(p.labels, p.probabilities, strict=True))
-    labels = ordered_labels(p.labels)
+def _empty(title: str) -> dict:
+    return {"data": [], "layout": _layout(title={"text": title}, xaxis={"visible": False}, yaxis={"visible": False})}
+
+
+def bar_figure(labels: tuple[str, ...], values: tuple[float, ...], title: str, revision: str) -> dict:
+    """One bar per label, in GTZAN order, one fixed colour per genre."""
+    by_label = dict(zip(labels, values, strict=True))
+    ordered = ordered_labels(labels)
     return {
         "data": [
             {
                 "type": "bar",
-                "x": [plot_text(label) for label in labels],
-                "y": [by_label[label] for label in labels],
-                "marker": {"color": [colour(label, labels) for label in labels]},
+                "x": [plot_text(label) for label in ordered],
+                "y": [by_label[label] for label in ordered],
+                "marker": {"color": [colour(label, ordered) for label in ordered]},
                 "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
             }
         ],
-        "layout": _layout(
-            title={"text": f"Latest window, {clock_text(p.time)}"},
-            xaxis={"fixedrange": True, "tickangle": -30},
-            uirevision=plot_text(p.stream_id),
-        ),
+        "layout": _layout(title={"text": title}, xaxis={"fixedrange": True, "tickangle": -30}, uirevision=revision),
     }
 
 
-def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) -> dict:
-    """Probabilities stacked over the last ``seconds`` of windows, so the genre mix reads as coloured bands."""
-    points = _recent(view.timeline, seconds) if view else []
-    if not points:
-        return {"data": [], "layout": _layout(title={"text": "Timeline: no windows yet"})}
-    labels = ordered_labels(tuple(dict.fromkeys(label for p in points for label in p.labels)))
-    rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
-    # Plotly ignores UTC offsets in date strings: send local wall-clock times, as the rest of the page shows
-    times = [p.time.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
+def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dict, revision: str) -> dict:
+    """Each label's probability stacked over ``x``, so the genre mix reads as coloured bands."""
+    labels = ordered_labels(tuple(dict.fromkeys(label for row in rows for label in row)))
     traces = [
         {
             "type": "scatter",
             "mode": "lines",
             "stackgroup": "probabilities",
             "name": plot_text(label),
-            "x": times,
+            "x": x,
             "y": [row.get(label, 0.0) for row in rows],
             "line": {"width": 0.5, "color": colour(label, labels)},
             "hovertemplate": "%{y:.0%}",
         }
         for label in labels
     ]
-    minutes = round(seconds / 60)
     return {
         "data": traces,
         "layout": _layout(
-            title={"text": f"Last {minutes} minutes"},
+            title={"text": title},
             hovermode="x unified",
             legend={"orientation": "h", "y": -0.2, "traceorder": "normal"},
-            xaxis={"type": "date", "gridcolor": "#e4e7eb"},
-            uirevision=plot_text(points[-1].stream_id),
+            xaxis={"gridcolor": "#e4e7eb"} | xaxis,
+            uirevision=revision,
         ),
     }
+
+
+def probability_figure(view: StreamView | None) -> dict:
+    """The latest window's probabilities."""
+    p = view.latest if view else None
+    if p is None:
+        return _empty("Latest window: none yet")
+    return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}", plot_text(p.stream_id))
+
+
+def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) -> dict:
+    """The last ``seconds`` of windows, on the wall clock."""
+    points = _recent(view.timeline, seconds) if view else []
+    if not points:
+        return _empty("Timeline: no windows yet")
+    # Plotly ignores UTC offsets in date strings: send local wall-clock times, as the rest of the page shows
+    times = [p.time.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
+    rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
+    title = f"Last {round(seconds / 60)} minutes"
+    return stacked_figure(times, rows, title, {"type": "date"}, plot_text(points[-1].stream_id))
+
+
+def file_summary(result: FileResult) -> list:
+    """Headline and facts for a classified file; its name is the user's, shown as text like everything else."""
+    best = max(result.mean)
+    facts = [result.name, f"{result.seconds:.1f} s", f"{len(result.starts)} windows", f"model {result.model_id}"]
+    return [
+        html.Div([html.Span(result.genre, className="headline state-genre"), html.Span(f" {best:.0%} over the file")],
+                 className="file-headline"),
+        html.Div([html.Span(f, className="fact") for f in facts], className="facts"),
+    ]
+
+
+def file_figures(result: FileResult) -> tuple[dict, dict]:
+    """The file's mean probabilities and its windows over the file's own time axis."""
+    rows = [dict(zip(result.labels, row, strict=True)) for row in result.probabilities]
+    name = plot_text(result.name)
+    return (
+        bar_figure(result.labels, result.mean, "Mean over the file", name),
+        stacked_figure(list(result.starts), rows, "Windows through the file",
+                       {"ticksuffix": " s"}, name),
+    )
 
 
 def _recent(timeline: tuple[Prediction, ...], seconds: float) -> list[Prediction]:

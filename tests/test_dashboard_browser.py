@@ -25,6 +25,7 @@ from daemon.broker import BrokerConfig
 from dashboard.app import create_app, make_server
 from dashboard.feed import Feed
 from dashboard.history import History
+from dashboard.offline import OfflineClassifier
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30
@@ -46,12 +47,19 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory) -> Path:
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
 @pytest.fixture
-def dashboard(broker):
+def dashboard(broker, tiny_model_path):
     """The page served from a thread on a free loopback port, its feed subscribed to the test broker."""
     history = History()
     feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed), "127.0.0.1", 0)
+    server = make_server(create_app(history, feed, OfflineClassifier(str(tiny_model_path))), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     feed.start()
@@ -188,3 +196,28 @@ def test_broker_outage_is_shown_and_recovered(browser, dashboard, broker, tmp_pa
     pub.close()
     wait_card(browser, "kitchen", "reggae")
 
+
+
+def test_check_a_file(browser, dashboard, tmp_path):
+    """Upload through the page's file input: a tone the tiny model hears as 'metal', then a file that is not audio."""
+    import numpy as np
+    import soundfile as sf
+    from tiny_model import GTZAN_GENRES, tone_hz
+
+    metal = GTZAN_GENRES.index("metal")
+    t = np.arange(6 * 22050) / 22050
+    sf.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * tone_hz(metal) * t), 22050)
+    (tmp_path / "notes.wav").write_text("not audio at all")
+
+    browser.set_window_size(1280, 1400)
+    browser.get(dashboard.url)
+    wait_for(browser, "the upload field", lambda d: count(d, "#upload input[type=file]") == 1)
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "tone.wav"))
+    result = lambda d: d.find_element(By.ID, "file-result").text  # noqa: E731
+    wait_for(browser, "the file's genre", lambda d: "metal" in result(d) and "tone.wav" in result(d))
+    wait_for(browser, "the file's timeline", lambda d: count(d, "#file-result .scatterlayer .trace") == 10)
+    browser.save_screenshot(str(tmp_path / "dashboard-file.png"))
+
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.wav"))
+    wait_for(browser, "an error for a file that is not audio",
+             lambda d: "notes.wav: not audio" in result(d) and count(d, "#file-result .error") == 1)

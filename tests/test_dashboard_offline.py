@@ -1,0 +1,61 @@
+"""The page's "check a file": the daemon's windows and model, per-window probabilities, problems shown as text."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
+
+from dashboard import offline
+from dashboard.app import file_result
+from dashboard.offline import OfflineClassifier
+from dsp import AudioError
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    return str(build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
+
+
+def tone_wav(genre: str, seconds: float = 7.0, rate: int = 44100) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre)) * t), rate, format="WAV")
+    return buf.getvalue()
+
+
+def test_classifies_like_the_daemon(model_path, tmp_path):
+    data = tone_wav("jazz")
+    result = OfflineClassifier(model_path).classify(data, "tone.wav")
+    assert result.genre == "jazz" and result.model_id == "tiny-test-1"
+    assert len(result.starts) == len(result.probabilities) == 5  # 7 s, 3-s windows, 1-s hop
+    assert all(len(row) == 10 for row in result.probabilities)
+
+    classify_cmd = pytest.importorskip("daemon.classify_cmd")
+    from daemon.model import load_model
+
+    (tmp_path / "tone.wav").write_bytes(data)
+    track = classify_cmd.classify_file(load_model(model_path), str(tmp_path / "tone.wav"), 1.0)
+    assert track.windows == len(result.starts)
+    assert dict(zip(result.labels, result.mean, strict=True)) == pytest.approx(track.probabilities, abs=1e-4)
+
+
+def test_problems_are_messages_on_the_page(model_path, monkeypatch):
+    def shown(classifier: OfflineClassifier, contents: str) -> str:
+        children = file_result(classifier, contents, "x.wav")
+        assert len(children) == 1 and children[0].className == "error"
+        return children[0].children
+
+    wav = "data:audio/wav;base64," + base64.b64encode(tone_wav("rock", seconds=1.0)).decode()
+    assert "shorter than one 3 s window" in shown(OfflineClassifier(model_path), wav)
+    assert "no such file" in shown(OfflineClassifier("/nonexistent/model.onnx"), wav)
+    assert "garbled" in shown(OfflineClassifier(model_path), "data:audio/wav;base64,@@@")
+    junk = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEjunk" * 10).decode()
+    assert "x.wav: not audio" in shown(OfflineClassifier(model_path), junk)
+    monkeypatch.setattr(offline, "MAX_UPLOAD_BYTES", 100)
+    with pytest.raises(AudioError, match="limit"):
+        OfflineClassifier(model_path).classify(b"\0" * 101, "big.wav")
