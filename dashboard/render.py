@@ -68,12 +68,15 @@ def header(feed: FeedStatus, snapshot: Snapshot) -> list:
     return children
 
 
-def status_pill(view: StreamView, now: float) -> html.Span:
+def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
+    """online / offline from the retained status; "stalled" when an online daemon has gone quiet although our
+    broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
     status = view.status.state if view.status else "no status"
-    quiet = now - view.last_message_at > STALE_AFTER_S
-    css = {"online": "bad" if quiet else "ok", "offline": "bad"}.get(status, "muted-pill")
-    reason = view.status.reason if view.status else None
-    return html.Span(status, className=f"pill {css} status", title=reason or "")
+    title = (view.status.reason if view.status else None) or ""
+    if status == "online" and connected and now - view.last_message_at > STALE_AFTER_S:
+        status, title = "stalled", f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
+    css = {"online": "ok", "offline": "bad", "stalled": "bad"}.get(status, "muted-pill")
+    return html.Span(status, className=f"pill {css} status", title=title)
 
 
 def decision_text(view: StreamView) -> tuple[str, str]:
@@ -86,7 +89,7 @@ def decision_text(view: StreamView) -> tuple[str, str]:
     return d.kind, f"state-{d.kind}"
 
 
-def stream_card(view: StreamView, now: float, selected: bool) -> html.Div:
+def stream_card(view: StreamView, now: float, selected: bool, connected: bool) -> html.Div:
     headline, css = decision_text(view)
     d = view.decision
     details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
@@ -96,7 +99,10 @@ def stream_card(view: StreamView, now: float, selected: bool) -> html.Div:
         className=f"card{' selected' if selected else ''}",
         **{"data-stream": view.stream_id},
         children=[
-            html.Div([html.Span(view.stream_id, className="stream-id"), status_pill(view, now)], className="card-top"),
+            html.Div(
+                [html.Span(view.stream_id, className="stream-id"), status_pill(view, now, connected)],
+                className="card-top",
+            ),
             html.Div(headline, className=f"headline {css}"),
             html.Div(" · ".join(details), className="detail"),
             html.Div(f"last message {age_text(now - view.last_message_at)}", className="detail age"),
@@ -113,7 +119,7 @@ def overview(snapshot: Snapshot, now: float, selected: str | None, feed: FeedSta
                 className="empty",
             )
         ]
-    return [stream_card(v, now, v.stream_id == selected) for v in snapshot.streams]
+    return [stream_card(v, now, v.stream_id == selected, feed.connected) for v in snapshot.streams]
 
 
 def stream_facts(view: StreamView | None) -> list:
