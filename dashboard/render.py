@@ -243,7 +243,7 @@ def file_figures(result: FileResult) -> tuple[dict, dict]:
 
 
 def _recent(timeline: tuple[Prediction, ...], seconds: float) -> list[Prediction]:
-    if not timeline:
-        return []
-    end = timeline[-1].time
-    return [p for p in timeline if (end - p.time).total_seconds() <= seconds]
+    """Windows within ``seconds`` of the newest, in time order: after a broker outage the daemon delivers its
+    buffered windows late, so arrival order is not time order."""
+    points = sorted(timeline, key=lambda p: p.time)
+    return [p for p in points if (points[-1].time - p.time).total_seconds() <= seconds] if points else []
