@@ -81,17 +81,19 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, refresh
         Output("stream-panel", "hidden"),
         Input("tick", "n_intervals"),
         State("stream-select", "value"),
+        State("stream-select", "options"),
     )
-    def refresh_overview(_tick, selected):
+    def refresh_overview(_tick, selected, options):
         snapshot, status = history.snapshot(), feed.status()
         ids = [v.stream_id for v in snapshot.streams]
-        if selected not in ids:
-            selected = ids[0] if ids else None
+        new_options = [{"label": i, "value": i} for i in ids]
+        new_selected = selected if selected in ids else (ids[0] if ids else None)
         return (
             render.header(status, snapshot),
-            render.overview(snapshot, history.clock(), selected, status, feed.prefix),
-            [{"label": i, "value": i} for i in ids],
-            selected,
+            render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
+            # setting a property, even to its value, would rerun the callbacks that read it
+            new_options if new_options != options else no_update,
+            new_selected if new_selected != selected else no_update,
             not ids,  # the overview already says that there is nothing to show
         )
 

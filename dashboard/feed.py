@@ -27,6 +27,7 @@ class FeedStatus:
     broker_url: str
     rejected: int  # messages ignored because they broke the contract
     last_rejection: str | None  # why the latest one was ignored, for the page and the log
+    problem: str | None  # why we are not connected, when the broker said (e.g. "Not authorized")
 
 
 class Feed:
@@ -36,6 +37,7 @@ class Feed:
         self.history = history
         self._lock = threading.Lock()
         self._connected = False
+        self._problem: str | None = None
         self._rejected = 0
         self._last_rejection: str | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
@@ -58,7 +60,7 @@ class Feed:
 
     def status(self) -> FeedStatus:
         with self._lock:
-            return FeedStatus(self._connected, self.broker.url, self._rejected, self._last_rejection)
+            return FeedStatus(self._connected, self.broker.url, self._rejected, self._last_rejection, self._problem)
 
     def handle(self, topic: str, payload: bytes) -> None:
         """Add one message to the history, or count it as rejected; never raises on bad input."""
@@ -79,12 +81,14 @@ class Feed:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            with self._lock:
+                self._problem = f"the broker refused the connection: {reason_code}"
             log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
             return
         # (re)subscribe on every connection: the broker forgets subscriptions of a clean session
         client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])
         with self._lock:
-            self._connected = True
+            self._connected, self._problem = True, None
         log.info("connected to %s", self.broker.url)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

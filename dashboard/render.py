@@ -56,9 +56,11 @@ def clock_text(t: datetime) -> str:
 
 def header(feed: FeedStatus, snapshot: Snapshot) -> list:
     if feed.connected:
-        broker = html.Span(f"broker connected · {feed.broker_url}", className="pill ok", id="broker-state")
+        text, css = f"broker connected · {feed.broker_url}", "ok"
     else:
-        broker = html.Span(f"broker disconnected · retrying {feed.broker_url}", className="pill bad", id="broker-state")
+        text, css = f"broker disconnected · retrying {feed.broker_url}", "bad"
+        text += f" ({feed.problem})" if feed.problem else ""
+    broker = html.Span(text, className=f"pill {css}", id="broker-state")
     counts = f"{len(snapshot.streams)} stream{'s' * (len(snapshot.streams) != 1)}"
     children = [broker, html.Span(counts, className="muted")]
     if feed.rejected:
