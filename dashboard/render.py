@@ -7,7 +7,7 @@ Text from MQTT reaches the page only as component children (React escapes it) or
 from __future__ import annotations
 
 import html as html_lib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dash import html
 
@@ -215,11 +215,18 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
     points = _recent(view.timeline, seconds) if view else []
     if not points:
         return _empty("Timeline: no windows yet")
-    # Plotly ignores UTC offsets in date strings: send local wall-clock times, as the rest of the page shows
-    times = [p.time.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
+    times = [_plot_time(p.time) for p in points]
     rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
     title = f"Last {round(seconds / 60)} minutes"
-    return stacked_figure(times, rows, title, {"type": "date"}, plot_text(points[-1].stream_id))
+    # a fixed span ending at the newest window: a strip chart that scrolls left as windows arrive
+    span = [_plot_time(points[-1].time - timedelta(seconds=seconds)), times[-1]]
+    xaxis = {"type": "date", "range": span, "tickformat": "%H:%M:%S", "nticks": 6}
+    return stacked_figure(times, rows, title, xaxis, plot_text(points[-1].stream_id))
+
+
+def _plot_time(t: datetime) -> str:
+    """Plotly ignores UTC offsets in date strings: local wall-clock time, as the rest of the page shows."""
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def file_summary(result: FileResult) -> list:
