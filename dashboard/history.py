@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from .parse import Decision, GenreChange, Message, Prediction, Status
+from .parse import Decision, GenreChange, Message, Prediction, Retired, Status
 
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
 DEFAULT_MAX_STREAMS = 64
@@ -74,6 +74,10 @@ class History:
 
     def add(self, message: Message) -> None:
         with self._lock:
+            self._version += 1
+            if isinstance(message, Retired):
+                self._streams.pop(message.stream_id, None)
+                return
             stream = self._streams.get(message.stream_id)
             if stream is None:
                 if len(self._streams) >= self.max_streams:
@@ -95,7 +99,6 @@ class History:
                 case GenreChange():
                     changes.update(decision=message.decision, since=message.since, model_id=message.model_id)
             stream.view = replace(view, **changes)
-            self._version += 1
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -73,7 +73,14 @@ class GenreChange:
     since: datetime
 
 
-Message = Status | Prediction | GenreChange
+@dataclass(frozen=True)
+class Retired:
+    """An empty ``status`` or ``genre``: MQTT's way to delete a retained message, done for a stream that is gone."""
+
+    stream_id: str
+
+
+Message = Status | Prediction | GenreChange | Retired
 
 
 def topic_filters(prefix: str) -> list[str]:
@@ -87,6 +94,8 @@ def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
     if len(parts) != 2 or parts[1] not in KINDS:
         raise PayloadError(f"unexpected topic {topic[:MAX_TEXT]!r}")
     stream_id, kind = _text(parts[0], "stream id in topic"), parts[1]
+    if not payload and kind in ("status", "genre"):
+        return Retired(stream_id)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
     try:

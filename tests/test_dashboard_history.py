@@ -46,6 +46,15 @@ def test_latest_state_per_stream():
     assert h.snapshot().version > snap.version
 
 
+def test_clearing_the_retained_status_forgets_the_stream():
+    h = History()
+    h.add(msg("status", status("kitchen", "offline")))
+    h.add(msg("status", status("garage")))
+    h.add(parse_message("genrecast", "genrecast/kitchen/status", b""))
+    h.add(parse_message("genrecast", "genrecast/kitchen/genre", b""))  # clearing both topics is fine
+    assert [v.stream_id for v in h.snapshot().streams] == ["garage"]
+
+
 def test_snapshot_is_unaffected_by_later_messages():
     h = History()
     h.add(msg("prediction", prediction("kitchen", t=0.0)))

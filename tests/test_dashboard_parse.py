@@ -58,6 +58,7 @@ def _mutated(kind: str, change) -> tuple[str, bytes]:
 
 BAD = [
     ("genrecast/kitchen/status", b"not json"),
+    ("genrecast/kitchen/prediction", b""),  # only retained topics are cleared with an empty payload
     ("genrecast/kitchen/status", b"\xff\xfe"),
     ("genrecast/kitchen/status", b"[1, 2]"),
     ("genrecast/kitchen/status", b"[" * 30_000 + b"]" * 30_000),
