@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from dataclasses import replace
 
@@ -22,11 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port or mqtts://... (default: config)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8050, help="port to serve on (default 8050)")
-    p.add_argument("--prefix", help=f"MQTT topic prefix (default: the config's prefix, else {DEFAULT_PREFIX})")
+    p.add_argument("--port", type=port_number, default=8050, help="port to serve on (default 8050)")
+    p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {DEFAULT_PREFIX})")
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.set_defaults(func=run)
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(text)
+    return port
 
 
 def broker_config(url: str | None, config_path: str | None) -> BrokerConfig:
@@ -47,7 +55,10 @@ def broker_config(url: str | None, config_path: str | None) -> BrokerConfig:
 
 
 def topic_prefix(flag: str | None, config_path: str | None) -> str:
-    prefix = flag if flag is not None else read_toml(config_path).get("prefix", DEFAULT_PREFIX)
+    """Flag, then environment, then config file, as the daemon layers its settings."""
+    prefix = flag if flag is not None else os.environ.get("GENRECAST_PREFIX")
+    if prefix is None:
+        prefix = read_toml(config_path).get("prefix", DEFAULT_PREFIX)
     # the daemon's rule (daemon.config.RunSettings.check), so both sides accept the same prefixes
     if not isinstance(prefix, str) or not prefix or "+" in prefix or "#" in prefix or prefix.endswith("/"):
         raise UserError(f"prefix: bad value {prefix!r} (non-empty, no + or #, no trailing /)")

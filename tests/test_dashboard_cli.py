@@ -38,9 +38,12 @@ def test_broker_from_config_flag_and_url_credentials(config):
         broker_config("http://127.0.0.1", config)
 
 
-def test_prefix_from_flag_then_config(config):
+def test_prefix_from_flag_then_environment_then_config(config, monkeypatch):
     assert topic_prefix(None, config) == "home/music"
     assert topic_prefix("lab", config) == "lab"
+    monkeypatch.setenv("GENRECAST_PREFIX", "shed")
+    assert topic_prefix(None, config) == "shed" and topic_prefix("lab", config) == "lab"
+    monkeypatch.delenv("GENRECAST_PREFIX")
     assert topic_prefix(None, None) == "genrecast"
     for bad in ("a/#", "a/+/b", "trailing/", ""):
         with pytest.raises(UserError, match="prefix"):
