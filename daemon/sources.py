@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -29,6 +30,7 @@ log = logging.getLogger("genrecast.source")
 
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
+MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,19 @@ class MicSource:
         self._stream = self._pa = None
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        # PortAudio reads block in C; reading in a thread keeps the main thread free to handle signals.
+        queue: Queue[Chunk] = Queue(maxsize=round(MIC_QUEUE_SECONDS / CHUNK_SECONDS))
+        reader = threading.Thread(target=self._read_forever, args=(stop, queue), name="mic", daemon=True)
+        reader.start()
+        while not stop.is_set():
+            try:
+                yield queue.get(timeout=0.2)
+            except Empty:
+                continue
+
+    def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
         n = round(self.sample_rate * CHUNK_SECONDS)
-        backoff = MIC_BACKOFF[0]
+        backoff, lagging = MIC_BACKOFF[0], False
         try:
             while not stop.is_set():
                 if self._stream is None:
@@ -204,7 +217,13 @@ class MicSource:
                     log.warning("microphone %s lost (%s); reopening", self.description, exc)
                     self._close()
                     continue
-                yield Chunk(np.frombuffer(data, np.float32).copy(), time.monotonic())
+                try:
+                    queue.put_nowait(Chunk(np.frombuffer(data, np.float32).copy(), time.monotonic()))
+                    lagging = False
+                except Full:
+                    if not lagging:
+                        log.warning("processing is %d s behind the microphone: dropping audio", MIC_QUEUE_SECONDS)
+                    lagging = True
         finally:
             self._close()
 

@@ -109,12 +109,52 @@ def genrecast(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def read_until(proc: subprocess.Popen, text: str) -> str:
-    """Read the child's stderr up to the first line containing ``text``; returns everything read."""
-    seen = ""
-    while True:
-        line = proc.stderr.readline()
-        assert line, f"{text!r} never logged; stderr was:\n{seen}"
-        seen += line
-        if text in line:
-            return seen
+class Daemon:
+    """A ``genrecast run`` child whose stderr is collected line by line, so tests can wait for log lines."""
+
+    def __init__(self, *args: str, env: dict | None = None, stdin=subprocess.DEVNULL) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen([*GENRECAST, "run", *args], cwd=ROOT, env=full_env, stdin=stdin,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._pump = threading.Thread(target=self._read, daemon=True)
+        self._pump.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    @property
+    def log(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def wait_log(self, text: str, timeout: float = WAIT) -> str:
+        """Block until a stderr line contains ``text``; returns that line."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [line for line in self.lines if text in line]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                assert left > 0 and self._pump.is_alive(), f"{text!r} never logged; stderr:\n{''.join(self.lines)}"
+                self._cond.wait(min(left, 0.2))
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = WAIT) -> tuple[int, str]:
+        """Wait for exit (killing it if it hangs past ``timeout``); returns (exit status, whole stderr)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"daemon still running after {timeout} s; stderr:\n{self.log}") from None
+        self._pump.join(timeout)
+        return self.proc.returncode, self.log

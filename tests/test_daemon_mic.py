@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Subscriber, genrecast, read_until, validate
+from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, validate
 from tiny_model import build_tiny_model, tone_hz
 
 RATE = 22050
@@ -108,8 +108,8 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
     model = build_tiny_model(tmp_path / "tiny.onnx")
     pulse.feed(3)
     sub = Subscriber(broker.url)
-    proc = genrecast("run", "--source", "mic:pulse", "--model", str(model), "--broker", broker.url,
-                     "--stream-id", "livingroom", "--smoothing-windows", "2", env=pulse.env)
+    daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "livingroom", "--smoothing-windows", "2", env=pulse.env)
     try:
         first = sub.wait_for(lambda m: m.topic.endswith("/genre") and m.payload["genre"] == "disco", "disco")
         validate(first.topic, first.payload)
@@ -117,16 +117,16 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
         assert status["source"].startswith("mic:pulse")
         # The device disappears (server killed) and comes back a little later with other music.
         pulse.stop()
-        read_until(proc, "microphone mic:pulse")
+        daemon.wait_log("microphone mic:pulse")
         pulse.start()
         pulse.feed(7)
-        read_until(proc, "reopened")
+        daemon.wait_log("reopened")
         pop = sub.wait_for(lambda m: m.topic.endswith("/genre") and m.payload["genre"] == "pop", "pop after reopen")
         validate(pop.topic, pop.payload)
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=WAIT)
-    assert proc.returncode == 0, err
+        daemon.signal(signal.SIGINT)
+        rc, err = daemon.finish()
+    assert rc == 0, err
     sub.close()
     for m in sub.messages:
         validate(m.topic, m.payload)

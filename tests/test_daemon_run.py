@@ -5,12 +5,11 @@ from __future__ import annotations
 import getpass
 import signal
 import socket
-import subprocess
 
 import numpy as np
 import pytest
 from conftest import MosquittoBroker
-from daemon_helpers import WAIT, Subscriber, genrecast, read_until, validate, write_tones
+from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
 from tiny_model import build_tiny_model
 
 from dsp import GTZAN_GENRES
@@ -19,11 +18,6 @@ from dsp import GTZAN_GENRES
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=WAIT)
-    return proc.returncode, err
 
 
 def check_all(messages) -> None:
@@ -36,9 +30,8 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     # 5 s of the model's "rock" tone, 5 s of "blues", 4 s of silence
     wav = write_tones(tmp_path / "mix.wav", [9] * 5 + [0] * 5 + [None] * 4)
     sub = Subscriber(broker.url)
-    proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
-                     "--stream-id", "kitchen", "--ha-discovery")
-    rc, err = finish(proc)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "kitchen", "--ha-discovery").finish()
     assert rc == 0, err
     sub.wait_for(lambda m: m.topic.endswith("/status") and m.payload["state"] == "offline", "final offline status")
     sub.close()
@@ -89,9 +82,8 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     raw.write_bytes(sf.read(str(wav), dtype="int16")[0].tobytes())
     sub = Subscriber(broker.url)
     with raw.open("rb") as pcm:
-        proc = genrecast("run", "--source", "stdin", "--format", "s16le", "--rate", "44100", "--channels", "2",
-                         "--model", str(model), "--broker", broker.url, stdin=pcm)
-        rc, err = finish(proc)
+        rc, err = Daemon("--source", "stdin", "--format", "s16le", "--rate", "44100", "--channels", "2",
+                         "--model", str(model), "--broker", broker.url, stdin=pcm).finish()
     assert rc == 0, err
     sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
     sub.close()
@@ -105,11 +97,11 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
 def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
     wav = write_tones(tmp_path / "loop.wav", [5] * 4)
     sub = Subscriber(broker.url)
-    proc = genrecast("run", "--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
-                     "--broker", broker.url, "--stream-id", "loop")
+    daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
+                    "--broker", broker.url, "--stream-id", "loop")
     sub.wait_for(lambda m: m.topic.endswith("/prediction"), "first prediction")
-    proc.send_signal(signal.SIGTERM)
-    rc, err = finish(proc)
+    daemon.signal(signal.SIGTERM)
+    rc, err = daemon.finish()
     assert rc == 0, err
     assert "SIGTERM received" in err
     late = Subscriber(broker.url, topics=("genrecast/loop/status",))
@@ -121,15 +113,15 @@ def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
 
 def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
     wav = write_tones(tmp_path / "loop.wav", [2] * 4)
-    proc = genrecast("run", "--source", f"file:{wav}", "--loop", "--speed", "4", "--model", str(model),
-                     "--broker", broker.url, "--stream-id", "radio")
+    daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "4", "--model", str(model),
+                    "--broker", broker.url, "--stream-id", "radio")
     try:
         sub = Subscriber(broker.url)
         before = sub.wait_for(lambda m: m.topic.endswith("/prediction"), "prediction before the outage")
         sub.close()
         broker.stop()
         # The daemon keeps classifying while the broker is away: its stderr says it is buffering.
-        read_until(proc, "lost connection")
+        daemon.wait_log("lost connection")
         broker.start()
         sub = Subscriber(broker.url)
         after = sub.wait_for(lambda m: m.topic.endswith("/prediction")
@@ -143,8 +135,8 @@ def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
         fresh.close()
         sub.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc, err = finish(proc)
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
     assert rc == 0, err
     assert "connected to" in err
 
@@ -167,12 +159,12 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     Subscriber(broker.url, session="keeper").close()  # a persistent subscription to queue for us
     broker.stop()
     wav = write_tones(tmp_path / "short.wav", [7] * 12)  # 10 windows
-    proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker",
-                     broker.url, "--stream-id", "late", "--buffer-messages", "4")
+    daemon = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker",
+                    broker.url, "--stream-id", "late", "--buffer-messages", "4")
     # The file is fully classified into the buffer before any broker exists; then the broker comes up.
-    read_until(proc, "stream late: pop")
+    daemon.wait_log("stream late: pop")
     broker.start()
-    rc, err = finish(proc)
+    rc, err = daemon.finish()
     assert rc == 0, err
     assert "oldest dropped" in err
     assert "sent 4 buffered messages, 6 dropped while away" in err
@@ -192,13 +184,13 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
         sock.settimeout(WAIT)
-        proc = genrecast("run", "--source", f"file:{wav}", "--speed", "0", "--model", str(model),
-                         "--broker", broker.url, env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+        daemon = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model),
+                        "--broker", broker.url, env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
         fields = []
         while "STOPPING=1" not in fields:
             fields += sock.recv(4096).decode().split("\n")
-    rc, err = finish(proc)
+    rc, err = daemon.finish()
     assert rc == 0, err
     assert fields.index("READY=1") < fields.index("WATCHDOG=1")
-    assert f"MAINPID={proc.pid}" in fields
+    assert f"MAINPID={daemon.pid}" in fields
     assert "STATUS=classical (1.00)" in fields
