@@ -130,3 +130,12 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
     sub.close()
     for m in sub.messages:
         validate(m.topic, m.payload)
+
+
+def test_unknown_device_is_one_line_naming_the_inputs(pulse, tmp_path):
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    rc, err = Daemon("--source", "mic:no-such-card", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
+                     env=pulse.env).finish()
+    assert rc == 2
+    assert err.startswith("genrecast run: error: mic:no-such-card: no such input device (inputs: ")
+    assert "pulse" in err and err.count("\n") == 1

@@ -111,3 +111,14 @@ def test_run_refuses_a_bad_model_in_one_line(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.count("\n") == 1 and err.startswith("genrecast run: error: model ")
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"\x00" * 1000],
+                         ids=["empty", "riff", "zeros"])
+def test_run_refuses_a_corrupt_file_in_one_line(tmp_path, model_path, content):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    proc = genrecast("run", "--source", f"file:{bad}", "--model", str(model_path), "--broker", "mqtt://127.0.0.1:9")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.count("\n") == 1 and err.startswith(f"genrecast run: error: {bad}: ")
