@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mosquitto portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins
-              chromium chromium-driver sox libsndfile1 systemd)
+              chromium chromium-driver sox libsndfile1 systemd openssl)
 PYTHON=${PYTHON:-python3}
 # A bare Debian has no compiler (PyAudio builds from source) and, for its own python3, no venv module.
 command -v cc >/dev/null || APT_PACKAGES+=(gcc libc6-dev)
