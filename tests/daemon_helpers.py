@@ -41,8 +41,8 @@ class Subscriber:
     """Records every message under ``topics`` from a real broker; reconnects when the broker restarts."""
 
     def __init__(self, url: str, topics: tuple[str, ...] = ("genrecast/#", "homeassistant/#"),
-                 session: str | None = None) -> None:
-        host, port = url.removeprefix("mqtt://").split(":")
+                 session: str | None = None, ca_file: Path | None = None, auth: tuple[str, str] | None = None) -> None:
+        host, port = url.split("://")[1].split(":")
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         self._topics = topics
@@ -51,6 +51,10 @@ class Subscriber:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=session or f"test-sub-{id(self)}",
                                   clean_session=session is None)
         self.client.reconnect_delay_set(1, 2)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file))
+        if auth:
+            self.client.username_pw_set(*auth)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = self._on_message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import signal
 import socket
+import subprocess
 
 import numpy as np
 import pytest
@@ -194,3 +195,41 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     assert fields.index("READY=1") < fields.index("WATCHDOG=1")
     assert f"MAINPID={daemon.pid}" in fields
     assert "STATUS=classical (1.00)" in fields
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """Mosquitto on mqtts:// with a throwaway CA, and a password: the [broker] settings a deployment uses."""
+    def sh(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    sh("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test CA")
+    sh("openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+       "-out", "server.pem", "-days", "1", "-extfile", "san.ext")
+    sh("mosquitto_passwd", "-b", "-c", "passwd", "genre", "s3cret")
+    b = MosquittoBroker(tmp_path)
+    b.conf.write_text(f"listener {b.port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+                      f"cafile {tmp_path}/ca.pem\ncertfile {tmp_path}/server.pem\nkeyfile {tmp_path}/server.key\n"
+                      f"persistence false\nuser {getpass.getuser()}\n")
+    b.start()
+    yield b
+    b.stop()
+
+
+def test_mqtts_with_password_from_the_config_file(tls_broker, model, tmp_path):
+    ca = tmp_path / "ca.pem"
+    url = f"mqtts://127.0.0.1:{tls_broker.port}"
+    config = tmp_path / "tls.toml"
+    config.write_text(f'stream_id = "secure"\n[broker]\nurl = "{url}"\nusername = "genre"\nca_file = "{ca}"\n')
+    sub = Subscriber(url, ca_file=ca, auth=("genre", "s3cret"))
+    wav = write_tones(tmp_path / "t.wav", [4] * 4)
+    rc, err = Daemon("--config", str(config), "--source", f"file:{wav}", "--speed", "0", "--model", str(model),
+                     env={"GENRECAST_BROKER_PASSWORD": "s3cret"}).finish()
+    assert rc == 0, err
+    assert f"connected to {url}" in err
+    sub.wait_for(lambda m: m.topic == "genrecast/secure/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    assert [m.payload["top"]["genre"] for m in sub.of("secure/prediction")] == ["hiphop", "hiphop"]
