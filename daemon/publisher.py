@@ -1,8 +1,9 @@
 """MQTT delivery that survives the broker going away (paho-mqtt 2.x, network loop in its own thread).
 
 While connected, messages go straight to paho. While not, they wait in a bounded buffer (the oldest
-dropped and counted in the log). Retained messages (status, genre, discovery) are remembered by topic and sent
-again on every (re)connect, so a broker restarted without persistence learns the current state.
+dropped and counted in the log). On every (re)connect the ``online`` status goes first, then the newest
+retained message of each topic (genre, discovery), so a broker restarted without persistence learns the
+current state, then the buffer.
 The broker's last will marks the stream ``offline`` if the daemon dies without saying goodbye.
 """
 
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -23,9 +25,10 @@ log = logging.getLogger("genrecast.mqtt")
 
 
 class Publisher:
-    def __init__(self, broker: BrokerConfig, client_id: str, will: Message, qos: int = 1,
-                 buffer_messages: int = 1000) -> None:
-        self.broker, self.qos = broker, qos
+    def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[], Message], will: Message,
+                 qos: int = 1, buffer_messages: int = 1000) -> None:
+        """``hello`` makes the retained ``online`` status, sent first on every connect with a fresh time."""
+        self.broker, self.qos, self._hello = broker, qos, hello
         self._buffer: deque[Message] = deque()
         self._limit = buffer_messages
         self._sticky: dict[str, Message] = {}
@@ -110,7 +113,7 @@ class Publisher:
             log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
             return
         with self._lock:
-            for msg in self._sticky.values():
+            for msg in [self._hello(), *self._sticky.values()]:
                 self._send(msg)
             waiting = len(self._buffer)
             while self._buffer:

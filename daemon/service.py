@@ -62,10 +62,11 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     prefix, model_id = settings.prefix, model.model_id
     broker = settings.broker.to_broker()
     publisher = Publisher(
-        broker, f"genrecast-{stream_id}", Status("offline", reason="connection lost").message(prefix, stream_id),
+        broker, f"genrecast-{stream_id}",
+        hello=lambda: Status("online", model_id, source.description).message(prefix, stream_id),
+        will=Status("offline", reason="connection lost").message(prefix, stream_id),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
-    publisher.publish(Status("online", model_id, source.description).message(prefix, stream_id))
     if settings.ha_discovery:
         publisher.publish(ha_discovery(prefix, stream_id, model_id))
     publisher.start()

@@ -119,6 +119,7 @@ def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
     try:
         sub = Subscriber(broker.url)
         before = sub.wait_for(lambda m: m.topic.endswith("/prediction"), "prediction before the outage")
+        first_online = sub.of("radio/status")[0].payload
         sub.close()
         broker.stop()
         # The daemon keeps classifying while the broker is away: its stderr says it is buffering.
@@ -132,7 +133,7 @@ def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
         # The restarted broker kept nothing (no persistence): the daemon republished its retained status.
         fresh = Subscriber(broker.url, topics=("genrecast/radio/status",))
         status = fresh.wait_for(lambda m: m.retain, "republished retained status")
-        assert status.payload["state"] == "online"
+        assert status.payload["state"] == "online" and status.payload["time"] > first_online["time"]
         fresh.close()
         sub.close()
     finally:
