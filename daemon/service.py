@@ -94,23 +94,25 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                 log.info("stream %s: %s (%.2f) from %.1f s", stream_id, label, state.confidence, window.start_s)
                 notifier.status(f"{label} ({state.confidence:.2f})")
 
-    reason = "stopped"
+    reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
         for chunk in source.chunks(stop):
             handle(pipeline.push(chunk.samples), chunk.handed_at)
             notifier.watchdog()
         if not stop.is_set():
             handle(pipeline.push(np.zeros(0, np.float32), last=True), time.monotonic())
-            reason = "end of stream"
+            reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
+            log.info("stream %s: source ended; %d messages still to deliver", stream_id, publisher.undelivered)
     except BaseException as exc:
         reason = f"error: {exc}"
         raise
     finally:
         notifier.stopping()
-        delivered = publisher.flush(STOP_FLUSH_SECONDS if stop.is_set() else END_FLUSH_SECONDS)
+        delivered = publisher.flush(flush_seconds)
         publisher.close(Status("offline", model_id, source.description, reason).message(prefix, stream_id))
     if not delivered:
-        log.error("stream %s: %d messages not delivered to %s", stream_id, publisher.undelivered, broker.url)
-        return 1
+        log.warning("stream %s: %d messages not delivered to %s", stream_id, publisher.undelivered, broker.url)
+        if reason == "end of stream":
+            return 1  # a finished file whose last windows never reached the broker has not done its job
     log.info("stream %s: %s", stream_id, reason)
     return 0

@@ -163,8 +163,8 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     wav = write_tones(tmp_path / "short.wav", [7] * 12)  # 10 windows
     daemon = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker",
                     broker.url, "--stream-id", "late", "--buffer-messages", "4")
-    # The file is fully classified into the buffer before any broker exists; then the broker comes up.
-    daemon.wait_log("stream late: pop")
+    # The file is fully classified into the buffer (the 4 newest kept) before the broker comes up.
+    daemon.wait_log("stream late: source ended; 4 messages still to deliver")
     broker.start()
     rc, err = daemon.finish()
     assert rc == 0, err
@@ -234,3 +234,15 @@ def test_mqtts_with_password_from_the_config_file(tls_broker, model, tmp_path):
     sub.wait_for(lambda m: m.topic == "genrecast/secure/status" and m.payload["state"] == "offline", "offline")
     sub.close()
     assert [m.payload["top"]["genre"] for m in sub.of("secure/prediction")] == ["hiphop", "hiphop"]
+
+
+def test_sigterm_while_the_broker_is_down_still_exits_0(broker, model, tmp_path):
+    broker.stop()
+    wav = write_tones(tmp_path / "loop.wav", [6] * 4)
+    daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
+                    "--broker", broker.url, "--stream-id", "alone")
+    daemon.wait_log("stream alone: metal")  # classifying with no broker at all
+    daemon.signal(signal.SIGTERM)
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    assert "messages not delivered to" in err and "stream alone: stopped" in err
