@@ -72,3 +72,14 @@ def test_ha_discovery_points_at_the_stream_topics():
     assert config["state_topic"] == config["json_attributes_topic"] == "genrecast/kitchen/genre"
     assert config["availability"][0]["topic"] == "genrecast/kitchen/status"
     assert config["unique_id"] == "genrecast_kitchen_genre"
+
+
+def test_the_dashboard_tests_payloads_follow_the_same_schemas():
+    """The dashboard is tested against hand-written payloads; they must be ones the daemon could send."""
+    dashboard_payloads = pytest.importorskip("dashboard_payloads")
+    validate("g/kitchen/status", dashboard_payloads.status("kitchen"))
+    validate("g/kitchen/status", dashboard_payloads.status("kitchen", "offline", reason="stopped"))
+    validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen"))
+    validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", kind="uncertain"))
+    validate("g/kitchen/genre", dashboard_payloads.genre("kitchen"))
+    validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "silence", 1.0))
