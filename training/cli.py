@@ -155,6 +155,9 @@ def _train(args) -> int:
     if per_genre < TINY_TRACKS_PER_GENRE:
         caveats.append(f"tiny data: {len(parts['train'].tracks)} training tracks (~{per_genre:.0f} per genre); "
                        "a demonstration of the pipeline, not a GTZAN-grade genre model")
+    if not args.split:
+        caveats.append("random by-track split: GTZAN repeats artists, so test tracks may share an artist with "
+                       "training tracks (optimistic); an artist-filtered split can be given with --split")
     if test is not None:
         lo, hi = test.track_accuracy_ci95
         caveats.append(f"test track accuracy {test.track_accuracy:.3f} on {test.n_tracks} tracks "
