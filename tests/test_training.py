@@ -22,7 +22,7 @@ from training.dataset import Dataset, Track, cache_dir_for, load
 from training.evaluate import clopper_pearson, evaluate
 from training.export import export_onnx
 from training.models import build
-from training.split import Split, SplitError, random_split, read_split, restrict
+from training.split import Split, SplitError, kfold_split, random_split, read_split, restrict
 from training.train import TrainConfig, evaluate_loss, fixed_windows, train
 
 SPEC = ModelSpec(name="test", version="0")
@@ -141,6 +141,19 @@ def test_windows_of_a_track_never_cross_the_split():
         assert {owner[w.tobytes()] for w in x} == set(split.part(part))
     with pytest.raises(SplitError, match="both train and test"):
         Split(("blues.1",), (), ("blues.1",), source="bad")
+
+
+def test_kfold_tests_every_track_exactly_once():
+    ds = _toy_dataset(7, seed=0)
+    splits = [kfold_split(ds.tracks, 4, f, seed=1) for f in range(4)]
+    tested = [t for s in splits for t in s.test]
+    assert sorted(tested) == sorted(t.track_id for t in ds.tracks)  # each once
+    for s in splits:  # Split refuses overlap itself; check every track is used and each genre validated
+        assert len(s.train) + len(s.val) + len(s.test) == len(ds.tracks)
+        assert {t.split(".")[0] for t in s.val} == set(GENRES)
+    assert splits[0] == kfold_split(list(reversed(ds.tracks)), 4, 0, seed=1)
+    with pytest.raises(SplitError):
+        kfold_split(ds.tracks, 4, 4, seed=1)
 
 
 def test_split_folder_accepts_fault_filtered_names_and_drops_missing_tracks(tmp_path):
@@ -313,6 +326,8 @@ def test_train_and_evaluate_commands_end_to_end(synth_tree, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--augment", "crop,warp"], "unknown augmentation warp"),
     (["--split", "/no/such/split"], "a split is a folder"),
+    (["--fold", "2-4"], "--fold takes I/K"),
+    (["--fold", "5/4"], "fold must be in 1..4"),
 ])
 def test_train_user_errors_are_one_line(args, message, synth_tree, tmp_path, capsys):
     argv = ["train", "--data", str(synth_tree), "--out", str(tmp_path / "r"), "--cache", str(tmp_path), *args]

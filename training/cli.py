@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed for initialisation and augmentation")
     t.add_argument("--split", type=Path, help="split folder with train.txt, val.txt, test.txt (default: random)")
     t.add_argument("--split-seed", type=int, default=0, help="seed of the random stratified split by track")
+    t.add_argument("--fold", help="I/K: test on fold I of a stratified K-fold by track (seeded by --split-seed)")
     t.add_argument("--augment", default=DEFAULT_AUGMENTS,
                    help=f"comma list of {', '.join(AUGMENTS)}, or 'none' (default {DEFAULT_AUGMENTS})")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = reproducible and frugal)")
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", type=Path, help="also write the evaluation as JSON here")
     e.add_argument("--confusion-png", type=Path, help="also plot the track-level confusion matrix here")
     _cache_args(e)
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=_evaluate, fold=None)  # evaluate reads the split stored in the model
 
 
 def _cache_args(p: argparse.ArgumentParser) -> None:
@@ -97,10 +98,17 @@ def _load(args, spec):
 def _split(args, ds, stored: dict | None = None):
     from daemon.cli import UserError
 
-    from .split import Split, SplitError, random_split, read_split, restrict
+    from .split import Split, SplitError, kfold_split, random_split, read_split, restrict
 
     try:
-        if args.split:
+        if args.fold:
+            if args.split:
+                raise SplitError("give --split or --fold, not both")
+            fold, _, folds = args.fold.partition("/")
+            if not (fold.isdigit() and folds.isdigit()):
+                raise SplitError(f"--fold takes I/K such as 2/4, got {args.fold!r}")
+            split = kfold_split(ds.tracks, int(folds), int(fold) - 1, args.split_seed)
+        elif args.split:
             split = read_split(args.split)
         elif stored:
             split = Split.from_dict(stored)

@@ -79,6 +79,31 @@ def random_split(tracks: Sequence[Track], seed: int, val_frac: float = 0.15, tes
                  f"test={test_frac}, stratified by genre, by track)")
 
 
+def kfold_split(tracks: Sequence[Track], folds: int, fold: int, seed: int, val_frac: float = 0.15) -> Split:
+    """Fold ``fold`` (0-based) of a stratified k-fold by track: over the ``folds`` folds every track is tested once.
+
+    With a few dozen tracks one test part is too small to rank anything; pooling the k test parts scores every
+    track, at k times the training cost. Validation tracks come from the other folds.
+    """
+    if not 0 <= fold < folds or folds < 2:
+        raise SplitError(f"fold must be in 1..{folds} and folds >= 2, got fold {fold + 1} of {folds}")
+    by_genre: dict[str, list[str]] = defaultdict(list)
+    for t in tracks:
+        by_genre[t.genre].append(t.track_id)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[str]] = {p: [] for p in PARTS}
+    for genre in sorted(by_genre):
+        ids = sorted(by_genre[genre])
+        rng.shuffle(ids)
+        rest = [t for i, t in enumerate(ids) if i % folds != fold]
+        n_val = max(1, round(len(rest) * val_frac)) if len(rest) >= 2 else 0
+        parts["test"] += ids[fold::folds]
+        parts["val"] += rest[:n_val]
+        parts["train"] += rest[n_val:]
+    return Split(*(tuple(sorted(parts[p])) for p in PARTS), source=f"fold {fold + 1}/{folds} (seed={seed}, "
+                 f"val={val_frac}, stratified by genre, by track)")
+
+
 def _track_id(line: str) -> str:
     """``blues/blues.00012.wav`` or ``blues.00012`` -> ``blues.00012``."""
     name = line.strip().replace("\\", "/").rsplit("/", 1)[-1]
