@@ -9,16 +9,15 @@ import argparse
 import importlib
 import sys
 
-# subcommand -> module exposing ``register(subparsers)``; imported lazily so `genrecast --help`
-# and light commands start fast and torch is only loaded by the training commands.
-SUBCOMMANDS = {
-    "run": "daemon.run_cmd",
-    "classify": "daemon.classify_cmd",
-    "devices": "daemon.devices_cmd",
-    "dashboard": "dashboard.cli",
-    "train": "training.cli",
-    "evaluate": "training.cli",
-}
+# Modules exposing ``register(subparsers)``. They import their heavy dependencies (onnxruntime, dash,
+# torch) inside the handlers, so `genrecast --help` is quick and the daemon never loads torch.
+COMMAND_MODULES = (
+    "daemon.run_cmd",  # run
+    "daemon.classify_cmd",  # classify
+    "daemon.devices_cmd",  # devices
+    "dashboard.cli",  # dashboard
+    "training.cli",  # train, evaluate
+)
 
 
 class UserError(Exception):
@@ -28,14 +27,8 @@ class UserError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genrecast", description="Real-time music-genre classifier service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in dict.fromkeys(SUBCOMMANDS.values()):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # that part of the product is not built yet
-        module.register(sub)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
