@@ -17,6 +17,13 @@ BATCH = 64  # windows per onnxruntime call: amortises call overhead, bounds memo
 
 
 @dataclass(frozen=True)
+class FileWindows:
+    seconds: float
+    starts: list[float]  # each window's start offset, seconds
+    probabilities: np.ndarray  # [n_windows, n_labels]
+
+
+@dataclass(frozen=True)
 class TrackResult:
     file: str
     genre: str
@@ -36,23 +43,31 @@ def register(sub) -> None:
     p.set_defaults(func=handler)
 
 
-def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
-    from dsp import AudioError, read_audio
+def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows:
+    """Every window's probabilities for decoded ``audio``, cut exactly as the daemon cuts a stream."""
+    from dsp import AudioError
 
     from .pipeline import Pipeline
 
-    audio = read_audio(path)
     windows = Pipeline(model.spec, hop_seconds, audio.sample_rate).push(audio.samples, last=True)
     if not windows:
-        raise AudioError(f"{path}: {audio.seconds:.2f} s is shorter than one {model.spec.window_seconds:g} s window")
+        raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than one {model.spec.window_seconds:g} s window")
     probs = np.concatenate([
         model.predict(np.stack([w.logmel for w in windows[i : i + BATCH]])) for i in range(0, len(windows), BATCH)
-    ]).mean(axis=0)
+    ])
+    return FileWindows(audio.seconds, [w.start_s for w in windows], probs)
+
+
+def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
+    from dsp import read_audio
+
+    result = classify_windows(model, read_audio(path), hop_seconds, path)
+    probs = result.probabilities.mean(axis=0)
     best = int(np.argmax(probs))
     labels = model.spec.labels
     return TrackResult(path, labels[best], float(probs[best]),
                        {k: round(float(v), 5) for k, v in zip(labels, probs, strict=True)},
-                       len(windows), round(audio.seconds, 3))
+                       len(result.starts), round(result.seconds, 3))
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a few minutes of WAV; base64 in the browser makes it 4/3 larger
-BATCH = 64  # windows per onnxruntime call
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,8 @@ class OfflineClassifier:
 
     def classify(self, data: bytes, name: str) -> FileResult:
         """Raise :class:`dsp.AudioError` or :class:`dsp.ModelSpecError` with a message for the page."""
+        from daemon.classify_cmd import classify_windows
         from daemon.model import load_model
-        from daemon.pipeline import Pipeline
         from dsp import AudioError, read_audio
 
         if len(data) > MAX_UPLOAD_BYTES:
@@ -60,18 +59,14 @@ class OfflineClassifier:
                     audio = read_audio(f.name)
                 except AudioError as exc:  # its message names the temporary file, not the user's
                     raise AudioError(f"{name}: not audio this reader understands ({exc})") from None
-            windows = Pipeline(model.spec, self.hop_seconds, audio.sample_rate).push(audio.samples, last=True)
-            if not windows:
-                window = model.spec.window_seconds
-                raise AudioError(f"{name}: {audio.seconds:.1f} s is shorter than one {window:g} s window")
-            batches = [windows[i : i + BATCH] for i in range(0, len(windows), BATCH)]
-            probs = np.concatenate([model.predict(np.stack([w.logmel for w in batch])) for batch in batches])
+            result = classify_windows(model, audio, self.hop_seconds, name)
+        probs = result.probabilities
         return FileResult(
             name=name,
             model_id=model.model_id,
-            seconds=audio.seconds,
+            seconds=result.seconds,
             labels=tuple(model.spec.labels),
-            starts=tuple(w.start_s for w in windows),
+            starts=tuple(result.starts),
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
             mean=tuple(float(p) for p in probs.mean(axis=0)),
         )
