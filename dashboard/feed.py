@@ -49,6 +49,7 @@ class Feed:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
@@ -87,6 +88,10 @@ class Feed:
             return
         # (re)subscribe on every connection: the broker forgets subscriptions of a clean session
         client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Connected means receiving: only once the broker acknowledged the subscription, so a message
+        # published after the page says "connected" is never missed.
         with self._lock:
             self._connected, self._problem = True, None
         log.info("connected to %s", self.broker.url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -63,6 +64,10 @@ def dashboard(broker, tiny_model_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     feed.start()
+    deadline = time.monotonic() + WAIT_S
+    while not feed.status().connected:  # subscribed: messages published from now on reach the page
+        assert time.monotonic() < deadline, "the dashboard's feed never subscribed"
+        time.sleep(0.05)
     yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", feed=feed)
     feed.stop()
     server.shutdown()
