@@ -33,10 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dsp import AudioError, ModelSpecError
+    args = build_parser().parse_args(argv)
+    from dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (UserError, AudioError, ModelSpecError) as exc:

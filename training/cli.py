@@ -53,9 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cache_args(p: argparse.ArgumentParser) -> None:
-    from .dataset import DEFAULT_CACHE
-
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"feature cache (default {DEFAULT_CACHE})")
+    # The default is resolved in the handler: importing training.dataset here would load numba for every
+    # `genrecast` command, `--help` included.
+    p.add_argument("--cache", type=Path, help="feature cache (default $XDG_CACHE_HOME/genrecast/features, "
+                                               "i.e. ~/.cache/genrecast/features)")
     p.add_argument("--no-cache", action="store_true", help="compute features afresh and store nothing")
 
 
@@ -81,10 +82,11 @@ def _augment_config(text: str):
 def _load(args, spec):
     from daemon.cli import UserError
 
-    from .dataset import load
+    from .dataset import DEFAULT_CACHE, load
 
     try:
-        ds = load(args.data, spec.dsp, spec.labels, spec.n_frames, None if args.no_cache else args.cache)
+        ds = load(args.data, spec.dsp, spec.labels, spec.n_frames,
+                  None if args.no_cache else args.cache or DEFAULT_CACHE)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     for s in ds.skipped:
