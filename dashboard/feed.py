@@ -70,6 +70,10 @@ class Feed:
         except PayloadError as exc:
             self._reject(f"{topic[:200]}: {exc}")
             return
+        except Exception as exc:  # a parser bug must cost one message, not the paho thread (and the page)
+            log.exception("could not parse a message on %s", topic[:200])
+            self._reject(f"{topic[:200]}: unparseable ({type(exc).__name__})")
+            return
         self.history.add(message)
 
     def _reject(self, why: str) -> None:

@@ -184,9 +184,15 @@ def _optional_text(value: object, name: str) -> str | None:
 
 def _number(value: object, name: str) -> float:
     # bool is an int in Python but never a measurement
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"{name} must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # JSON integers are unbounded: 10**400 does not fit a float
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise PayloadError(f"{name} must be a finite number")
+    return number
 
 
 def _probability(value: object, name: str) -> float:

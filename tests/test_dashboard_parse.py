@@ -82,6 +82,7 @@ BAD = [
     _mutated("prediction", lambda d: d.update(state={"kind": "genre", "genre": None, "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(state={"kind": "silence", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(latency_ms=None)),
+    _mutated("prediction", lambda d: d.update(rms=10**400)),  # valid JSON, too big for a float
     _mutated("prediction", lambda d: d.pop("window_end_s")),
     _mutated("genre", lambda d: d.update(kind="loud")),
     _mutated("genre", lambda d: d.update(confidence=-0.1)),
@@ -100,6 +101,18 @@ def test_nan_is_refused():
     d["rms"] = float("nan")
     with pytest.raises(PayloadError):
         parse_message(P, "genrecast/kitchen/prediction", json.dumps(d).encode())  # json writes NaN, reads it back
+
+
+def test_an_unexpected_parser_error_costs_one_message_not_the_feed(monkeypatch):
+    import dashboard.feed
+
+    def broken(prefix, topic, payload):
+        raise RuntimeError("a bug")
+
+    feed = Feed(BrokerConfig(), P, History())
+    monkeypatch.setattr(dashboard.feed, "parse_message", broken)
+    feed.handle("genrecast/kitchen/status", encode(status("kitchen")))  # must not raise
+    assert feed.status().rejected == 1 and "RuntimeError" in feed.status().last_rejection
 
 
 def test_feed_counts_bad_messages_and_keeps_good_ones():
