@@ -163,6 +163,10 @@ def read_toml(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"config file {path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
 
 
 def env_values(environ: Mapping[str, str]) -> dict:

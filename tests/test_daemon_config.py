@@ -84,6 +84,21 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     assert err == f"genrecast run: error: unknown setting 'hop_second' (from file {path})\n"
 
 
+@pytest.mark.parametrize(("content", "problem"), [
+    (None, "cannot read (Is a directory)"),
+    (b"\xff\xfe\x00stream = 1\n", "not UTF-8 text"),
+])
+def test_cli_prints_one_line_for_an_unreadable_config(tmp_path, content, problem):
+    path = tmp_path  # a directory, unless content is given
+    if content is not None:
+        path = tmp_path / "binary.toml"
+        path.write_bytes(content)
+    proc = genrecast("run", "--config", str(path))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.startswith(f"genrecast run: error: config file {path}: {problem}") and err.count("\n") == 1, err
+
+
 @pytest.mark.parametrize(
     ("source", "stream_id"),
     [("file:/music/Kitchen Radio.wav", "kitchen-radio"), ("mic", "mic"), ("mic:USB Audio", "mic-usb-audio"),
