@@ -84,15 +84,17 @@ def _check_wav_length(path: Path) -> None:
 def read_audio(path: str | os.PathLike) -> Audio:
     """Read any libsndfile format (WAV int16/24/32/float, FLAC, OGG, AIFF, ...) as mono float32."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
-    _check_wav_length(path)
     try:
+        if not path.exists():
+            raise AudioError(f"{path}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{path}: is a directory, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty file")
+        _check_wav_length(path)
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except OSError as exc:  # e.g. a service user without read permission
+        raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         detail = str(exc).split(":")[-1].strip() or type(exc).__name__
         raise AudioError(f"{path}: not a readable audio file ({detail})") from None

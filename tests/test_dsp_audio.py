@@ -1,3 +1,8 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -81,3 +86,24 @@ def test_decode_pcm_formats_and_downmix():
         decode_pcm(s16[:-1], "s16le", 2)
     with pytest.raises(AudioError, match="unknown PCM format"):
         decode_pcm(s16, "u8", 1)
+
+
+def test_unreadable_file_is_one_line_for_an_unprivileged_user():
+    """What a hardened service user meets: a file it may not read."""
+    folder = Path(tempfile.mkdtemp(prefix="gc-perm-"))
+    try:
+        folder.chmod(0o755)
+        sf.write(folder / "private.wav", tone(440, 0.5, 22050), 22050)
+        (folder / "private.wav").chmod(0o600)
+        as_root = os.geteuid() == 0
+        if as_root:
+            os.seteuid(65534)  # root reads anything: ask as nobody
+        try:
+            with pytest.raises(AudioError) as err:
+                read_audio(folder / "private.wav")
+        finally:
+            if as_root:
+                os.seteuid(0)
+        assert str(err.value) == f"{folder / 'private.wav'}: cannot read (Permission denied)"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
