@@ -46,7 +46,9 @@ def test_unit_is_notify_hardened_and_watchdogged():
     }
     assert {k: s[k][-1] for k in expect} == expect
     assert int(s["WatchdogSec"][-1]) > 0
-    assert s["ExecStart"] == ["/opt/genrecast/.venv/bin/genrecast run --config /etc/genrecast/%i.toml"]
+    # The root-only config reaches the dynamic user as a credential (it could not read /etc/genrecast itself).
+    assert s["LoadCredential"] == ["config:/etc/genrecast/%i.toml"]
+    assert s["ExecStart"] == ["/opt/genrecast/.venv/bin/genrecast run --config ${CREDENTIALS_DIRECTORY}/config"]
     assert "NUMBA_CACHE_DIR=/var/cache/genrecast/numba" in s["Environment"]
 
 
