@@ -21,7 +21,16 @@ _BLOCK_FRAMES = 32
 _FFT_AXES = np.array([1], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+def _jit(fn):
+    """Compile with numba's on-disk cache where there is a writable place for it (source tree, NUMBA_CACHE_DIR,
+    ~/.cache); a read-only install with no such place compiles once per process instead of failing."""
+    try:
+        return numba.njit(cache=True, nogil=True, fastmath=True)(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, fastmath=True)(fn)
+
+
+@_jit
 def _logmel_kernel(carry, n_carry, chunk, window, hop, mel_start, mel_offset, mel_w, half_power, floor,
                    frames, spec, power, out):
     """Floored mel power of the frames over ``carry[:n_carry] ++ chunk`` into ``out``.

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import librosa
 import numpy as np
 import pytest
@@ -101,3 +105,23 @@ def test_reset_starts_a_fresh_stream():
     stream.push(SIGNAL[:5000])
     stream.reset()
     np.testing.assert_array_equal(stream.push(SIGNAL), BATCH)
+
+
+NO_CACHE_SCRIPT = """
+import os, sys
+import numba, numba.core.caching, numba.misc.appdirs, numpy, rocket_fft, soundfile, soxr  # loaded as root
+os.seteuid(65534)  # now nothing is writable: not the source tree, not ~/.cache
+sys.dont_write_bytecode = True
+import dsp
+print(dsp.logmel(numpy.ones(4096, "float32")).shape)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user inside the child")
+def test_read_only_install_still_computes_features():
+    """A service user who can write neither the package's __pycache__ nor a home cache (no NUMBA_CACHE_DIR)."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"HOME": "/nonexistent"}
+    out = subprocess.run([sys.executable, "-c", NO_CACHE_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=180, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(5, 128)"
