@@ -86,15 +86,21 @@ class DSPConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> DSPConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Exactly the fields of this class with their types: a model's metadata must state every parameter."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a DSP config must be a JSON object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown, missing = sorted(set(data) - set(known)), sorted(set(known) - set(data))
         if unknown:
             raise ValueError(f"unknown DSP config keys: {', '.join(unknown)}")
+        if missing:
+            raise ValueError(f"DSP config lacks: {', '.join(missing)}")
+        for name, f in known.items():
+            want = type(f.default)
+            ok = (int, float) if want is float else want
+            if isinstance(data[name], bool) or not isinstance(data[name], ok):
+                raise ValueError(f"DSP config {name} must be {want.__name__}, got {data[name]!r}")
         return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> DSPConfig:
-        return cls.from_dict(json.loads(text))
 
     def fingerprint(self) -> str:
         """Short stable hash: names feature caches and is checked against model metadata."""

@@ -66,10 +66,6 @@ class SparseMel:
         weights = np.concatenate(chunks) if chunks else np.zeros(0)
         return cls(np.asarray(starts, np.int64), np.asarray(offsets, np.int64), weights.astype(np.float64))
 
-    @property
-    def nnz(self) -> int:
-        return int(self.offset[-1])
-
 
 def sparse_mel(cfg: DSPConfig) -> SparseMel:
     return SparseMel.from_dense(mel_filterbank(cfg))

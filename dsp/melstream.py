@@ -136,10 +136,6 @@ class LogMelStream:
         self.frames_emitted += n_frames
         return out
 
-    def reset(self) -> None:
-        self._n_carry = 0
-        self.frames_emitted = 0
-
 
 def logmel(samples: np.ndarray, cfg: DSPConfig = DEFAULT_DSP) -> np.ndarray:
     """Whole-signal log-mel, ``[n_frames, n_mels]``: one push through a fresh stream."""

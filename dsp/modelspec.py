@@ -8,7 +8,7 @@ from the one the daemon would run. Labels, window length and input normalisation
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from .config import DEFAULT_DSP, DSPConfig
 
@@ -18,6 +18,13 @@ SPEC_FORMAT = 1
 GTZAN_GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
 )
+
+
+# JSON types of each stored field, checked on load: a spec is the contract, not a hint.
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "version": str, "labels": list, "dsp": dict, "window_seconds": (int, float),
+    "hop_seconds": (int, float), "input_norm": dict, "training": dict,
+}
 
 
 class ModelSpecError(ValueError):
@@ -60,10 +67,6 @@ class ModelSpec:
         """Frames per classification window."""
         return self.dsp.frames_for_seconds(self.window_seconds)
 
-    @property
-    def window_samples(self) -> int:
-        return round(self.window_seconds * self.dsp.sample_rate)
-
     def to_json(self) -> str:
         data = asdict(self)
         data["labels"] = list(self.labels)
@@ -73,8 +76,18 @@ class ModelSpec:
     def from_json(cls, text: str) -> ModelSpec:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ModelSpecError(f"malformed model spec: a JSON object expected, got {type(data).__name__}")
             if data.get("format") != SPEC_FORMAT:
                 raise ModelSpecError(f"unsupported model spec format {data.get('format')!r} (expected {SPEC_FORMAT})")
+            missing = sorted({f.name for f in fields(cls)} - set(data))
+            if missing:
+                raise ModelSpecError(f"malformed model spec: lacks {', '.join(missing)}")
+            for key, kinds in _FIELD_TYPES.items():
+                if isinstance(data[key], bool) or not isinstance(data[key], kinds):
+                    raise ModelSpecError(f"malformed model spec: {key} has the wrong type ({data[key]!r:.60})")
+            if not all(isinstance(label, str) for label in data["labels"]):
+                raise ModelSpecError("malformed model spec: labels must be strings")
             data["labels"] = tuple(data["labels"])
             data["dsp"] = DSPConfig.from_dict(data["dsp"])
             return cls(**data)

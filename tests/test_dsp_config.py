@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from dsp import DEFAULT_DSP, DSPConfig, ModelSpec, ModelSpecError
@@ -22,7 +24,7 @@ def test_bad_values_are_refused_by_name(field, value, message):
 
 def test_round_trip_and_fingerprint():
     cfg = DSPConfig(n_mels=64)
-    assert DSPConfig.from_json(cfg.to_json()) == cfg
+    assert DSPConfig.from_dict(json.loads(cfg.to_json())) == cfg
     assert cfg.fingerprint() == DSPConfig(n_mels=64).fingerprint() != DEFAULT_DSP.fingerprint()
     with pytest.raises(ValueError, match="unknown DSP config keys: bogus"):
         DSPConfig.from_dict({**cfg.to_dict(), "bogus": 1})
@@ -37,7 +39,22 @@ def test_model_spec_round_trip_and_mismatch_is_named():
         back.require_dsp(DSPConfig(n_mels=64))
 
 
-@pytest.mark.parametrize("text", ["not json", '{"format": 99}', '{"format": 1, "name": "x"}'])
+def _spec_with(change) -> str:
+    data = json.loads(ModelSpec(name="m", version="1").to_json())
+    change(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("text", [
+    "not json", "[1, 2]", '{"format": 99}', '{"format": 1, "name": "x"}',
+    _spec_with(lambda d: d.update(dsp={})),  # every DSP parameter must be stated, none assumed
+    _spec_with(lambda d: d["dsp"].pop("n_mels")),
+    _spec_with(lambda d: d["dsp"].update(n_fft="2048")),
+    _spec_with(lambda d: d.update(labels="abc")),
+    _spec_with(lambda d: d.update(labels=[1, 2])),
+    _spec_with(lambda d: d.pop("window_seconds")),
+    _spec_with(lambda d: d.update(hop_seconds=True)),
+])
 def test_malformed_model_spec_is_refused(text):
     with pytest.raises(ModelSpecError):
         ModelSpec.from_json(text)

@@ -100,13 +100,6 @@ def test_rejects_multichannel_input():
         LogMelStream().push(np.zeros((100, 2), dtype=np.float32))
 
 
-def test_reset_starts_a_fresh_stream():
-    stream = LogMelStream()
-    stream.push(SIGNAL[:5000])
-    stream.reset()
-    np.testing.assert_array_equal(stream.push(SIGNAL), BATCH)
-
-
 NO_CACHE_SCRIPT = """
 import os, sys
 import numba, numba.core.caching, numba.misc.appdirs, numpy, rocket_fft, soundfile, soxr  # loaded as root
