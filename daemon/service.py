@@ -96,7 +96,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        for chunk in source.chunks(stop):
+        for chunk in source.chunks(stop):  # an idle live source yields empty chunks: the watchdog sees the loop
             handle(pipeline.push(chunk.samples), chunk.handed_at)
             notifier.watchdog()
         if not stop.is_set():

@@ -1,7 +1,9 @@
 """Where audio comes from: a file (paced like a live stream), raw PCM on stdin, or a microphone.
 
 Each source yields mono float32 :class:`Chunk` s at its own rate and stops when ``stop`` is set;
-converting to the model's rate is the pipeline's job. A chunk records when it was handed over, which
+converting to the model's rate is the pipeline's job. A live source with nothing to hand over yields an
+empty chunk on each poll timeout, so the consumer's loop keeps turning (and telling systemd's watchdog it
+is alive) while a microphone is being reopened or a pipe is quiet. A chunk records when it was handed over, which
 is where the daemon's latency is measured from.
 """
 
@@ -37,6 +39,11 @@ MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing
 class Chunk:
     samples: np.ndarray  # mono float32 at the source's rate
     handed_at: float  # time.monotonic() when the source produced it
+
+    @classmethod
+    def idle(cls) -> Chunk:
+        """No audio this time: an empty chunk, a no-op for the pipeline."""
+        return cls(np.zeros(0, np.float32), time.monotonic())
 
 
 class Source(Protocol):
@@ -91,6 +98,7 @@ class StdinSource:
         while not stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
             if not ready:
+                yield Chunk.idle()
                 continue
             data = os.read(self._fd, want)
             if not data:
@@ -193,7 +201,7 @@ class MicSource:
             try:
                 yield queue.get(timeout=0.2)
             except Empty:
-                continue
+                yield Chunk.idle()
 
     def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
         n = round(self.sample_rate * CHUNK_SECONDS)

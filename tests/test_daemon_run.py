@@ -198,6 +198,24 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     assert "STATUS=classical (1.00)" in fields
 
 
+def test_watchdog_keeps_pinging_while_the_source_is_silent(broker, model, tmp_path):
+    # A pipe that stays open with no data (a quiet stream, or a microphone being reopened): the loop is alive,
+    # so systemd must keep hearing WATCHDOG=1, or it would kill a healthy service after WatchdogSec.
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(WAIT)
+        daemon = Daemon("--source", "stdin", "--model", str(model), "--broker", broker.url,
+                        env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}, stdin=subprocess.PIPE)
+        fields = []
+        while fields.count("WATCHDOG=1") < 3:
+            fields += sock.recv(4096).decode().split("\n")
+        daemon.proc.stdin.close()  # end of input: the daemon finishes normally
+        rc, err = daemon.finish()
+    assert rc == 0, err
+    assert "READY=1" in fields and "stream stdin: source ended" in err
+
+
 @pytest.fixture
 def tls_broker(tmp_path):
     """Mosquitto on mqtts:// with a throwaway CA, and a password: the [broker] settings a deployment uses."""
