@@ -39,9 +39,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
 
-from daemon.model import DEFAULT_MODEL  # noqa: E402
+from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from dsp import DEFAULT_DSP  # noqa: E402
+from dsp.windows import hop_frames, window_starts  # noqa: E402
 
-RATE = 22050
+RATE = DEFAULT_DSP.sample_rate  # the bench feeds audio at the model's rate, so no resampling is measured
 CHUNK = 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -56,7 +58,7 @@ def pick_model(tmp: Path) -> Path:
 
 
 def music(seconds: float) -> np.ndarray:
-    """Real GTZAN excerpts back to back when present, else tones with noise; mono float32 at 22050 Hz."""
+    """Real GTZAN excerpts back to back when present, else tones with noise; mono float32 at the model's rate."""
     tracks = sorted(SHARED_GTZAN.rglob("*.flac")) if SHARED_GTZAN.is_dir() else []
     n = round(seconds * RATE)
     if tracks:
@@ -122,7 +124,8 @@ def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list
         proc.stdin.flush()
         written.append((pos + block.shape[0], time.monotonic()))
     deadline = time.monotonic() + 5
-    n_windows = 1 + (audio.shape[0] - 66048) // (43 * 512)
+    spec = load_model(model).spec
+    n_windows = window_starts(spec.dsp.frames_in(audio.shape[0]), spec.n_frames, hop_frames(spec.dsp, 1.0)).size
     while len(received) < n_windows and time.monotonic() < deadline:
         time.sleep(0.05)
     rss = peak_rss_mb(proc.pid)
