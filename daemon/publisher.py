@@ -37,6 +37,7 @@ class Publisher:
         self._connected = False
         self._closing = False
         self._sent = self._n_acked = 0
+        self._failed_connects = 0  # since the last successful connect
         self.dropped = 0
         self._dropped_logged = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -47,6 +48,7 @@ class Publisher:
             client.tls_set(ca_certs=broker.ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
@@ -119,10 +121,18 @@ class Publisher:
             while self._buffer:
                 self._send(self._buffer.popleft())
             self._connected = True
+            self._failed_connects = 0
             dropped = self.dropped - self._dropped_logged
             self._dropped_logged = self.dropped
         log.info("connected to %s; sent %d buffered messages, %d dropped while away", self.broker.url,
                  waiting, dropped)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        """A broker down at start (or not back yet) is said once, then every 10th try, not once per retry."""
+        self._failed_connects += 1
+        if self._failed_connects % 10 == 1:
+            log.warning("cannot reach broker %s; retrying (attempt %d), buffering up to %d messages",
+                        self.broker.url, self._failed_connects, self._limit)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:

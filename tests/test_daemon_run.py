@@ -259,6 +259,7 @@ def test_sigterm_while_the_broker_is_down_still_exits_0(broker, model, tmp_path)
     wav = write_tones(tmp_path / "loop.wav", [6] * 4)
     daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
                     "--broker", broker.url, "--stream-id", "alone")
+    daemon.wait_log(f"cannot reach broker {broker.url}; retrying")  # nothing listens on that port: said so
     daemon.wait_log("stream alone: metal")  # classifying with no broker at all
     daemon.signal(signal.SIGTERM)
     rc, err = daemon.finish()
