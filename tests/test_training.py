@@ -93,6 +93,18 @@ def test_loader_skips_and_lists_unreadable_and_short_files(synth, synth_tree):
     assert synth.frames[ids.index("blues.00000")].shape == (DEFAULT_DSP.frames_for_seconds(6.0), DEFAULT_DSP.n_mels)
 
 
+def test_byte_identical_copies_are_kept_once(tmp_path):
+    """GTZAN holds repeated recordings; an exact copy under another id would put one recording on both sides."""
+    root = tmp_path / "data"
+    root.mkdir()
+    sf.write(root / "blues.00001.wav", _signal("blues", 4.0, 22050, 1), 22050)
+    (root / "blues.00002.wav").write_bytes((root / "blues.00001.wav").read_bytes())
+    sf.write(root / "rock.00003.wav", _signal("rock", 4.0, 22050, 3), 22050)
+    ds = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, None)
+    assert [t.track_id for t in ds.tracks] == ["blues.00001", "rock.00003"]
+    assert [(s.path.name, s.reason) for s in ds.skipped] == [("blues.00002.wav", "the same audio as blues.00001")]
+
+
 def test_feature_cache_is_hit_and_keyed_by_dsp_config(synth_tree, tmp_path):
     first = load(synth_tree, DEFAULT_DSP, GTZAN_GENRES, WIN, tmp_path)
     second = load(synth_tree, DEFAULT_DSP, GTZAN_GENRES, WIN, tmp_path)

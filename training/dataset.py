@@ -116,9 +116,14 @@ def load(
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     kept, frames, hits = [], [], 0
+    first_with: dict[str, str] = {}  # content key -> track id: byte-identical copies would leak across a split
     for track in tracks:
         try:
             track = replace(track, content_key=_file_key(track.path))
+            if track.content_key in first_with:
+                skipped.append(Skipped(track.path, f"the same audio as {first_with[track.content_key]}"))
+                continue
+            first_with[track.content_key] = track.track_id
             cached = cache / f"{track.content_key}.npy" if cache is not None else None
             if cached is not None and cached.exists():
                 x = np.load(cached)
