@@ -76,10 +76,13 @@ def handler(args: argparse.Namespace) -> int:
     from dsp import AudioError
 
     from .cli import UserError
+    from .config import valid_hop, valid_threads
     from .model import load_model
 
-    if not args.hop > 0:
-        raise UserError(f"--hop must be positive, got {args.hop}")
+    if not valid_hop(args.hop):
+        raise UserError(f"--hop must be more than 0 and at most 60 seconds, got {args.hop}")
+    if not valid_threads(args.threads):
+        raise UserError(f"--threads must be 1 to 64, got {args.threads}")
     model = load_model(args.model, args.threads)
     failed = 0
     for path in args.files:

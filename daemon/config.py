@@ -27,6 +27,16 @@ class ConfigError(UserError):
     """A setting that cannot be used; the message names the key and where it came from."""
 
 
+def valid_hop(seconds: float) -> bool:
+    """Seconds between windows, for ``run`` and ``classify`` alike: (0, 60]; NaN and infinity fail."""
+    return 0 < seconds <= 60
+
+
+def valid_threads(n: int) -> bool:
+    """onnxruntime intra-op threads, for ``run`` and ``classify`` alike."""
+    return 1 <= n <= 64
+
+
 @dataclass(frozen=True)
 class BrokerSettings:
     """The ``[broker]`` table (env ``GENRECAST_BROKER_*``)."""
@@ -88,14 +98,14 @@ class RunSettings:
             "format": self.format in ("s16le", "s32le", "f32le"),
             "rate": 1000 <= self.rate <= 384000,
             "channels": 1 <= self.channels <= 32,
-            "hop_seconds": 0 < self.hop_seconds <= 60,
+            "hop_seconds": valid_hop(self.hop_seconds),
             "smoothing": self.smoothing in ("ema", "majority"),
             "smoothing_windows": 1 <= self.smoothing_windows <= 1000,
             "silence_rms": 0 <= self.silence_rms < 1,
             "min_confidence": 0 <= self.min_confidence <= 1,
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
-            "threads": 1 <= self.threads <= 64,
+            "threads": valid_threads(self.threads),
             "log_level": self.log_level in ("debug", "info", "warning", "error"),
         }
         hints = {

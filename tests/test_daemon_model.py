@@ -94,6 +94,16 @@ def test_classify_json_text_and_bad_files(model_path, tmp_path):
     assert out.split("\t")[:2] == [str(rock), "rock"]
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--hop", "inf"), ("--hop", "nan"), ("--hop", "61"), ("--threads", "-1"),
+                                             ("--threads", "0")])
+def test_classify_refuses_bad_hop_and_threads_in_one_line(model_path, tmp_path, flag, value):
+    wav = write_tones(tmp_path / "rock.wav", [9] * 4)
+    proc = genrecast("classify", "--model", str(model_path), flag, value, str(wav))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == ""
+    assert err.startswith(f"genrecast classify: error: {flag} must be ") and err.count("\n") == 1, err
+
+
 def test_classify_real_gtzan_excerpt_runs(model_path, gtzan_dir):
     track = next(iter(sorted(gtzan_dir.rglob("*.flac"))), None) or pytest.skip("no FLAC under the GTZAN dir")
     proc = genrecast("classify", "--json", "--model", str(model_path), str(track))
