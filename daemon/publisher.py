@@ -36,6 +36,7 @@ class Publisher:
         self._acked = threading.Condition()
         self._connected = False
         self._closing = False
+        self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
         self._sent = self._n_acked = 0
         self._failed_connects = 0  # since the last successful connect
         self.dropped = 0
@@ -90,8 +91,14 @@ class Publisher:
     def undelivered(self) -> int:
         return len(self._buffer) + self._sent - self._n_acked
 
-    def close(self, goodbye: Message, timeout: float = 1.0) -> None:
-        """Publish the final (retained offline) status if connected, then disconnect cleanly."""
+    def close(self, goodbye: Message, timeout: float = 0.5) -> None:
+        """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.
+
+        The network thread is not joined (``loop_stop``): with the broker down it sleeps in paho's reconnect
+        backoff, up to a second between checks, which the 2 s exit promised after SIGTERM cannot afford. It
+        is a daemon thread and ends at its next check; what matters, our DISCONNECT, is waited for here.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._closing = True
             connected = self._connected
@@ -102,7 +109,8 @@ class Publisher:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout)
         self._client.disconnect()
-        self._client.loop_stop()
+        if connected:
+            self._said_goodbye.wait(max(0.0, deadline - time.monotonic()))
 
     # -- paho callbacks (network thread) --
 
@@ -138,7 +146,9 @@ class Publisher:
         with self._lock:
             was = self._connected
             self._connected = False
-        if was and not self._closing:
+        if self._closing:
+            self._said_goodbye.set()
+        elif was:
             log.warning("lost connection to %s (%s); buffering up to %d messages, reconnecting",
                         self.broker.url, reason_code, self._limit)
 
