@@ -77,7 +77,7 @@ class Publisher:
             self._buffer.append(msg)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until nothing is buffered and the broker acknowledged everything sent; False on timeout."""
+        """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._acked:
             while self._buffer or self._n_acked < self._sent or not self._connected:
@@ -115,7 +115,8 @@ class Publisher:
     # -- paho callbacks (network thread) --
 
     def _send(self, msg: Message) -> mqtt.MQTTMessageInfo:
-        self._sent += 1
+        if self.qos:  # QoS 0 is never acknowledged, and paho drops it unsent, unreported, if the connection goes
+            self._sent += 1
         return self._client.publish(msg.topic, msg.payload, qos=self.qos, retain=msg.retain)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -153,6 +154,8 @@ class Publisher:
                         self.broker.url, reason_code, self._limit)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        if not self.qos:
+            return  # QoS 0: paho reports it written, which nothing waits for (see _send)
         with self._acked:
             self._n_acked += 1
             self._acked.notify_all()
