@@ -16,11 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from dsp.audio import PCM_FORMATS
+from dsp.config import DEFAULT_DSP
+
 from .broker import BrokerConfig
 from .cli import UserError
+from .decision import SMOOTHING
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+PREFIX_RULE = "non-empty, no + or #, no trailing /"
 
 
 class ConfigError(UserError):
@@ -30,6 +36,11 @@ class ConfigError(UserError):
 def valid_hop(seconds: float) -> bool:
     """Seconds between windows, for ``run`` and ``classify`` alike: (0, 60]; NaN and infinity fail."""
     return 0 < seconds <= 60
+
+
+def valid_prefix(prefix: object) -> bool:
+    """A topic prefix both the daemon and the dashboard accept (MQTT wildcards would break subscriptions)."""
+    return isinstance(prefix, str) and bool(prefix) and not any(c in prefix for c in "+#") and not prefix.endswith("/")
 
 
 def valid_threads(n: int) -> bool:
@@ -74,10 +85,10 @@ class RunSettings:
     speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
     loop: bool = False
     format: str = "s16le"  # stdin sources
-    rate: int = 22050
+    rate: int = DEFAULT_DSP.sample_rate
     channels: int = 1
     hop_seconds: float = 1.0
-    smoothing: str = "ema"  # "ema" or "majority"
+    smoothing: str = SMOOTHING[0]
     smoothing_windows: int = 5
     silence_rms: float = 0.003
     min_confidence: float = 0.4
@@ -93,29 +104,29 @@ class RunSettings:
         rules = {
             "source": re.match(r"^(file:.+|mic(:.*)?|stdin)$", self.source) is not None,
             "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
-            "prefix": bool(self.prefix) and not any(c in self.prefix for c in "+#") and not self.prefix.endswith("/"),
+            "prefix": valid_prefix(self.prefix),
             "speed": self.speed >= 0,
-            "format": self.format in ("s16le", "s32le", "f32le"),
+            "format": self.format in PCM_FORMATS,
             "rate": 1000 <= self.rate <= 384000,
             "channels": 1 <= self.channels <= 32,
             "hop_seconds": valid_hop(self.hop_seconds),
-            "smoothing": self.smoothing in ("ema", "majority"),
+            "smoothing": self.smoothing in SMOOTHING,
             "smoothing_windows": 1 <= self.smoothing_windows <= 1000,
             "silence_rms": 0 <= self.silence_rms < 1,
             "min_confidence": 0 <= self.min_confidence <= 1,
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
             "threads": valid_threads(self.threads),
-            "log_level": self.log_level in ("debug", "info", "warning", "error"),
+            "log_level": self.log_level in LOG_LEVELS,
         }
         hints = {
             "source": "file:PATH, mic, mic:DEVICE or stdin",
             "stream_id": "1-64 of A-Z a-z 0-9 _ -",
-            "prefix": "non-empty, no + or #, no trailing /",
-            "format": "s16le, s32le or f32le",
-            "smoothing": "ema or majority",
+            "prefix": PREFIX_RULE,
+            "format": " or ".join(PCM_FORMATS),
+            "smoothing": " or ".join(SMOOTHING),
             "qos": "0, 1 or 2",
-            "log_level": "debug, info, warning or error",
+            "log_level": " or ".join(LOG_LEVELS),
         }
         for key, ok in rules.items():
             if not ok:

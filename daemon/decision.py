@@ -24,6 +24,9 @@ class State:
         return other is not None and (self.kind, self.genre) == (other.kind, other.genre)
 
 
+SMOOTHING = ("ema", "majority")
+
+
 @dataclass(frozen=True)
 class DecisionConfig:
     smoothing: str = "ema"
@@ -34,7 +37,7 @@ class DecisionConfig:
 
 class Decider:
     def __init__(self, labels: tuple[str, ...], cfg: DecisionConfig) -> None:
-        if cfg.smoothing not in ("ema", "majority"):
+        if cfg.smoothing not in SMOOTHING:
             raise ValueError(f"unknown smoothing {cfg.smoothing!r}")
         self.labels, self.cfg = labels, cfg
         self._alpha = 2.0 / (cfg.windows + 1)

@@ -10,6 +10,9 @@ import threading
 
 
 def register(sub) -> None:
+    from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
+
+    defaults = RunSettings()
     p = sub.add_parser("run", help="classify a live source and publish genre events over MQTT",
                        description="Classify audio continuously and publish genre events over MQTT. "
                                    "Settings: TOML file < GENRECAST_* environment < flags.")
@@ -26,11 +29,11 @@ def register(sub) -> None:
     p.add_argument("--qos", type=int, choices=(0, 1, 2))
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
-    p.add_argument("--format", choices=("s16le", "s32le", "f32le"), help="stdin: sample format (default s16le)")
-    p.add_argument("--rate", type=int, help="stdin: sample rate in Hz (default 22050)")
+    p.add_argument("--format", choices=tuple(PCM_FORMATS), help=f"stdin: sample format (default {defaults.format})")
+    p.add_argument("--rate", type=int, help=f"stdin: sample rate in Hz (default {defaults.rate})")
     p.add_argument("--channels", type=int, help="stdin: interleaved channels (default 1)")
     p.add_argument("--hop", dest="hop_seconds", type=float, help="seconds between windows (default 1)")
-    p.add_argument("--smoothing", choices=("ema", "majority"))
+    p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
     p.add_argument("--silence-rms", dest="silence_rms", type=float, help="below this RMS a window is silence")
     p.add_argument("--min-confidence", dest="min_confidence", type=float, help="below this the state is uncertain")
@@ -39,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--buffer-messages", dest="buffer_messages", type=int,
                    help="messages kept while the broker is unreachable (1000)")
     p.add_argument("--threads", type=int, help="onnxruntime threads (1)")
-    p.add_argument("--log-level", dest="log_level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
     p.set_defaults(func=handler)
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from daemon.broker import BrokerConfig
 from daemon.cli import UserError
-from daemon.config import load_broker_config, read_toml
+from daemon.config import PREFIX_RULE, load_broker_config, read_toml, valid_prefix
 
 DEFAULT_PREFIX = "genrecast"
 
@@ -59,9 +59,8 @@ def topic_prefix(flag: str | None, config_path: str | None) -> str:
     prefix = flag if flag is not None else os.environ.get("GENRECAST_PREFIX")
     if prefix is None:
         prefix = read_toml(config_path).get("prefix", DEFAULT_PREFIX)
-    # the daemon's rule (daemon.config.RunSettings.check), so both sides accept the same prefixes
-    if not isinstance(prefix, str) or not prefix or "+" in prefix or "#" in prefix or prefix.endswith("/"):
-        raise UserError(f"prefix: bad value {prefix!r} (non-empty, no + or #, no trailing /)")
+    if not valid_prefix(prefix):  # the daemon's rule, so both sides accept the same prefixes
+        raise UserError(f"prefix: bad value {prefix!r} ({PREFIX_RULE})")
     return prefix
 
 

@@ -3,7 +3,6 @@
 from .audio import Audio, AudioError, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
-from .melstream import LogMelStream, logmel
 from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
 from .resample import StreamResampler, resample
 
@@ -26,3 +25,12 @@ __all__ = [
     "resample",
     "sparse_mel",
 ]
+
+
+def __getattr__(name: str):
+    # The numba kernel loads on first use, so light users (argument parsing, config checks) stay quick.
+    if name in ("LogMelStream", "logmel"):
+        from . import melstream
+
+        return getattr(melstream, name)
+    raise AttributeError(f"module 'dsp' has no attribute {name!r}")
