@@ -114,17 +114,28 @@ class StdinSource:
 
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
-    """ALSA and JACK print dozens of probe warnings from C while PortAudio starts; keep the log one line per event."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    """ALSA and JACK print dozens of probe warnings from C while PortAudio starts; keep the log one line per event.
+
+    fd 2 is process-wide, so the log handlers stay locked meanwhile: a line another thread logs (a genre change,
+    a lost broker) waits for the reopen instead of vanishing into /dev/null.
+    """
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.acquire()
     try:
-        os.dup2(devnull, 2)
-        yield
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        for handler in reversed(handlers):
+            handler.release()
 
 
 def input_devices(pa) -> list[dict]:

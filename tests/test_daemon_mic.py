@@ -139,3 +139,33 @@ def test_unknown_device_is_one_line_naming_the_inputs(pulse, tmp_path):
     assert rc == 2
     assert err.startswith("genrecast run: error: mic:no-such-card: no such input device (inputs: ")
     assert "pulse" in err and err.count("\n") == 1
+
+
+def test_log_lines_of_other_threads_survive_a_quiet_device_probe(capfd):
+    """While PortAudio's C chatter is sent to /dev/null, another thread's log line waits and is then written."""
+    import logging
+
+    from daemon.sources import quiet_stderr
+
+    about_to_log = threading.Event()
+
+    def other_thread() -> None:
+        about_to_log.set()
+        logging.getLogger("genrecast.test").warning("broker lost while the mic reopens")
+
+    root = logging.getLogger()
+    with open(2, "w", closefd=False) as fd2:  # fd 2 itself, as under journald
+        handler = logging.StreamHandler(fd2)
+        root.addHandler(handler)
+        try:
+            with quiet_stderr():
+                t = threading.Thread(target=other_thread)
+                t.start()
+                about_to_log.wait(WAIT)
+                time.sleep(0.2)  # give the thread every chance to write while fd 2 is /dev/null
+                os.write(2, b"ALSA lib noise\n")
+            t.join(WAIT)
+        finally:
+            root.removeHandler(handler)
+    err = capfd.readouterr().err
+    assert "broker lost while the mic reopens" in err and "ALSA lib noise" not in err
