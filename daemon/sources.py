@@ -112,30 +112,36 @@ class StdinSource:
                 yield Chunk(decode_pcm(data[:whole], self.fmt, self.channels), time.monotonic())
 
 
+def _writes_to_fd2(handler: logging.Handler) -> bool:
+    try:
+        return isinstance(handler, logging.StreamHandler) and handler.stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
     """ALSA and JACK print dozens of probe warnings from C while PortAudio starts; keep the log one line per event.
 
-    fd 2 is process-wide, so the log handlers stay locked meanwhile: a line another thread logs (a genre change,
-    a lost broker) waits for the reopen instead of vanishing into /dev/null.
+    fd 2 is process-wide, so meanwhile our own log handlers write to a copy of the real stderr: a line another
+    thread logs (a genre change, a lost broker) still reaches the journal, and nothing waits on a lock if
+    PortAudio hangs.
     """
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.acquire()
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    handlers = [h for h in logging.getLogger().handlers if _writes_to_fd2(h)]
+    with open(saved, "w", closefd=False) as real_stderr:
+        previous = [h.setStream(real_stderr) for h in handlers]
         try:
             os.dup2(devnull, 2)
             yield
         finally:
             os.dup2(saved, 2)
+            for handler, stream in zip(handlers, previous, strict=True):
+                handler.setStream(stream)
             os.close(saved)
             os.close(devnull)
-    finally:
-        for handler in reversed(handlers):
-            handler.release()
 
 
 def input_devices(pa) -> list[dict]:

@@ -142,7 +142,7 @@ def test_unknown_device_is_one_line_naming_the_inputs(pulse, tmp_path):
 
 
 def test_log_lines_of_other_threads_survive_a_quiet_device_probe(capfd):
-    """While PortAudio's C chatter is sent to /dev/null, another thread's log line waits and is then written."""
+    """While PortAudio's C chatter is sent to /dev/null, another thread's log line still reaches stderr."""
     import logging
 
     from daemon.sources import quiet_stderr
