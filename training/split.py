@@ -55,20 +55,28 @@ class Split:
         return cls(*(tuple(data[p]) for p in PARTS), source=data["source"])
 
 
+def _shuffled_by_genre(tracks: Sequence[Track], seed: int) -> list[list[str]]:
+    """Each genre's track ids in a seeded order that does not depend on the order ``tracks`` come in."""
+    by_genre: dict[str, list[str]] = defaultdict(list)
+    for t in tracks:
+        by_genre[t.genre].append(t.track_id)
+    rng = np.random.default_rng(seed)
+    out = []
+    for genre in sorted(by_genre):
+        ids = sorted(by_genre[genre])
+        rng.shuffle(ids)
+        out.append(ids)
+    return out
+
+
 def random_split(tracks: Sequence[Track], seed: int, val_frac: float = 0.15, test_frac: float = 0.25) -> Split:
     """Stratified by genre, deterministic for a seed and independent of the order ``tracks`` come in.
 
     Each genre with at least three tracks gives at least one to validation and one to test, so every genre is
     tested even when the data are tiny.
     """
-    by_genre: dict[str, list[str]] = defaultdict(list)
-    for t in tracks:
-        by_genre[t.genre].append(t.track_id)
-    rng = np.random.default_rng(seed)
     parts: dict[str, list[str]] = {p: [] for p in PARTS}
-    for genre in sorted(by_genre):
-        ids = sorted(by_genre[genre])
-        rng.shuffle(ids)
+    for ids in _shuffled_by_genre(tracks, seed):
         n = len(ids)
         n_test = max(1, round(n * test_frac)) if n >= 3 else 0
         n_val = max(1, round(n * val_frac)) if n >= 3 else 0
@@ -87,14 +95,8 @@ def kfold_split(tracks: Sequence[Track], folds: int, fold: int, seed: int, val_f
     """
     if not 0 <= fold < folds or folds < 2:
         raise SplitError(f"fold must be in 1..{folds} and folds >= 2, got fold {fold + 1} of {folds}")
-    by_genre: dict[str, list[str]] = defaultdict(list)
-    for t in tracks:
-        by_genre[t.genre].append(t.track_id)
-    rng = np.random.default_rng(seed)
     parts: dict[str, list[str]] = {p: [] for p in PARTS}
-    for genre in sorted(by_genre):
-        ids = sorted(by_genre[genre])
-        rng.shuffle(ids)
+    for ids in _shuffled_by_genre(tracks, seed):
         rest = [t for i, t in enumerate(ids) if i % folds != fold]
         n_val = max(1, round(len(rest) * val_frac)) if len(rest) >= 2 else 0
         parts["test"] += ids[fold::folds]
