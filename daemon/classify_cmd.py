@@ -61,8 +61,10 @@ def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows
 def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
     from dsp import read_audio
 
+    from .decision import track_probabilities
+
     result = classify_windows(model, read_audio(path), hop_seconds, path)
-    probs = result.probabilities.mean(axis=0)
+    probs = track_probabilities(result.probabilities)
     best = int(np.argmax(probs))
     labels = model.spec.labels
     return TrackResult(path, labels[best], float(probs[best]),

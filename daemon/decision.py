@@ -27,6 +27,15 @@ class State:
 SMOOTHING = ("ema", "majority")
 
 
+def track_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
+    """A whole recording's genre probabilities: the mean over its windows.
+
+    The one track-level rule: ``classify``, the dashboard's file check and the trainer's track accuracy all use it,
+    so the accuracy in the model card is the accuracy of what ``classify`` reports.
+    """
+    return np.asarray(window_probabilities, np.float64).mean(axis=0)
+
+
 @dataclass(frozen=True)
 class DecisionConfig:
     smoothing: str = "ema"

@@ -43,6 +43,7 @@ class OfflineClassifier:
     def classify(self, data: bytes, name: str) -> FileResult:
         """Raise :class:`dsp.AudioError` or :class:`dsp.ModelSpecError` with a message for the page."""
         from daemon.classify_cmd import classify_windows
+        from daemon.decision import track_probabilities
         from daemon.model import load_model
         from dsp import AudioError, read_audio
 
@@ -68,5 +69,5 @@ class OfflineClassifier:
             labels=tuple(model.spec.labels),
             starts=tuple(result.starts),
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
-            mean=tuple(float(p) for p in probs.mean(axis=0)),
+            mean=tuple(float(p) for p in track_probabilities(probs)),
         )

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import beta
 
+from daemon.decision import track_probabilities
 from dsp.windows import slice_windows
 
 from .dataset import Dataset
@@ -96,7 +97,7 @@ def evaluate(predict: Predict, ds: Dataset, labels: tuple[str, ...], win: int, h
         windows = slice_windows(frames, win, hop)
         probs = np.concatenate([predict(windows[i : i + batch]) for i in range(0, len(windows), batch)])
         y = labels.index(track.genre)
-        mean = probs.mean(axis=0)
+        mean = track_probabilities(probs)
         w_true += [y] * len(probs)
         w_pred += list(probs.argmax(axis=1))
         t_true.append(y)
