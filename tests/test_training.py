@@ -18,6 +18,7 @@ from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec, ModelSpecError
 from dsp.windows import hop_frames, slice_windows
 from training import augment
 from training.augment import NONE, AugmentConfig
+from training.calibrate import expected_calibration_error, fit_temperature, nll
 from training.dataset import Dataset, Track, cache_dir_for, load
 from training.evaluate import clopper_pearson, evaluate
 from training.export import export_onnx
@@ -261,6 +262,19 @@ def test_torch_and_onnxruntime_agree(arch, tmp_path):
         np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_exported_graph_applies_the_fitted_temperature(tmp_path):
+    rng = np.random.default_rng(1)
+    model = build("default", len(GTZAN_GENRES), rng.normal(-4, 1, 128), rng.uniform(0.5, 2, 128)).eval()
+    x = rng.normal(-5, 2, size=(3, 128, WIN)).astype(np.float32)
+    with torch.no_grad():
+        logits = model.logits(model.normalise(torch.from_numpy(x))).numpy()
+    model.temperature.fill_(2.5)
+    export_onnx(model, SPEC, tmp_path / "t.onnx")
+    expected = np.exp(logits / 2.5) / np.exp(logits / 2.5).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(load_model(tmp_path / "t.onnx").predict(x), expected, atol=1e-5, rtol=0)
+    assert "temperature" not in model.state_dict()  # checkpoints hold weights only; the spec records T
+
+
 def test_model_for_other_features_is_refused(tmp_path):
     other = DSPConfig(n_mels=64)
     spec = ModelSpec(name="other", version="0", dsp=other)
@@ -299,6 +313,33 @@ def test_evaluation_counts_windows_and_decides_tracks_by_mean_probability():
     assert "track accuracy" in ev.table() and json.dumps(ev.to_dict())
 
 
+def _sampled(temperature: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits, and labels drawn from softmax(logits / temperature): the true temperature is known."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 4, size=(n, 10))
+    p = np.exp(logits / temperature)
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(10, p=row) for row in p])
+    return logits, y
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 3.0])
+def test_temperature_fit_recovers_the_temperature_that_made_the_labels(true_t):
+    logits, y = _sampled(true_t, 20000, seed=3)
+    t = fit_temperature(logits, y)
+    assert t == pytest.approx(true_t, rel=0.05)
+    assert nll(logits, y, t) <= min(nll(logits, y, true_t), nll(logits, y)) + 1e-9
+
+
+def test_calibration_error_tells_overconfidence_from_calibration():
+    logits, y = _sampled(1.0, 20000, seed=4)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert expected_calibration_error(probs, y) < 0.02  # labels drawn from these very probabilities
+    sure = np.zeros((1000, 10))
+    sure[:, 0] = 1.0  # always 100 % sure of genre 0, right half the time
+    assert expected_calibration_error(sure, np.repeat([0, 1], 500)) == pytest.approx(0.5)
+
+
 def test_clopper_pearson_interval():
     lo, hi = clopper_pearson(5, 10)
     assert lo == pytest.approx(0.1871, abs=1e-4) and hi == pytest.approx(0.8129, abs=1e-4)
@@ -323,6 +364,9 @@ def test_train_and_evaluate_commands_end_to_end(synth_tree, tmp_path, capsys):
     assert spec.dsp == DEFAULT_DSP and spec.labels == GTZAN_GENRES and len(spec.input_norm["mean"]) == 128
     assert any("tiny data" in c for c in spec.training["caveats"])
     assert set(spec.training["split"]["test"]).isdisjoint(spec.training["split"]["train"])
+    cal = spec.training["calibration"]
+    assert cal["temperature"] > 0 and cal["val_windows"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"]
+    assert "calibration: temperature" in printed and "mean confidence" in printed
 
     report = tmp_path / "eval.json"
     assert main(["evaluate", "--model", str(out / "model.onnx"), "--data", str(synth_tree), "--part", "test",

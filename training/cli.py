@@ -154,6 +154,7 @@ def _train(args) -> int:
     result = train(parts["train"], parts["val"], spec.labels, spec.n_frames, hop, cfg,
                    checkpoint=out / "checkpoint.pt", progress=Progress())
     model = result.model
+    calibration = _calibrate(model, parts["val"], spec, hop)
 
     def predict(windows):
         with torch.no_grad():
@@ -180,7 +181,7 @@ def _train(args) -> int:
         training={"architecture": args.model, "parameters": count_parameters(model), "data": args.data.name,
                   "data_fingerprint": parts["train"].fingerprint(), "split": split.to_dict(),
                   "tracks": {p: len(d.tracks) for p, d in parts.items()}, "config": cfg.to_dict(),
-                  "best_epoch": result.best_epoch, "caveats": caveats,
+                  "best_epoch": result.best_epoch, "calibration": calibration, "caveats": caveats,
                   "test": None if test is None else {"track_accuracy": test.track_accuracy,
                                                      "track_accuracy_ci95": test.track_accuracy_ci95,
                                                      "window_accuracy": test.window_accuracy}},
@@ -202,6 +203,23 @@ def _train(args) -> int:
     print(f"run folder {out}: model.onnx ({onnx_path.stat().st_size / 1024:.0f} kB), metrics.json, history.png"
           + (", confusion.png" if test is not None else ""))
     return 0
+
+
+def _calibrate(model, val_ds, spec, hop: int) -> dict:
+    """Fit the model's temperature on the validation windows (the split's test tracks stay unseen)."""
+    import torch
+
+    from .calibrate import fit_temperature, nll
+    from .train import fixed_windows, window_logits
+
+    x, y = fixed_windows(val_ds, spec.labels, spec.n_frames, hop)
+    logits = window_logits(model, x).numpy()
+    t = fit_temperature(logits, y)
+    model.temperature.copy_(torch.tensor(t))
+    before, after = nll(logits, y), nll(logits, y, t)
+    print(f"calibration: temperature {t:.3f} fitted on {len(y)} validation windows (NLL {before:.3f} -> {after:.3f})")
+    return {"method": "temperature scaling on the validation windows", "temperature": round(t, 6),
+            "val_windows": len(y), "val_nll_before": round(before, 6), "val_nll_after": round(after, 6)}
 
 
 def _hop(spec) -> int:

@@ -2,7 +2,8 @@
 
 A track's decision is the mean of its window probabilities, as the daemon would decide over a whole song. Track
 accuracy comes with a 95 % Clopper-Pearson interval: with a few dozen test tracks that interval is the honest
-headline, not the point estimate.
+headline, not the point estimate. Mean window confidence beside window accuracy (and their binned gap, the ECE)
+says whether the probabilities the daemon publishes can be taken at their word.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from scipy.stats import beta
 from daemon.decision import track_probabilities
 from dsp.windows import slice_windows
 
+from .calibrate import expected_calibration_error
 from .dataset import Dataset
 
 Predict = Callable[[np.ndarray], np.ndarray]  # [batch, n_mels, n_frames] raw log-mel -> [batch, n_labels]
@@ -35,6 +37,8 @@ class Evaluation:
     n_tracks: int
     n_windows: int
     window_accuracy: float
+    window_confidence: float  # mean top probability of a window; far above window_accuracy = overconfident
+    window_ece: float  # expected calibration error over 10 confidence bins
     track_accuracy: float
     track_accuracy_ci95: tuple[float, float]
     per_genre: dict[str, GenreScores]  # track level
@@ -50,7 +54,8 @@ class Evaluation:
         lines = [
             f"tracks {self.n_tracks}  windows {self.n_windows}",
             f"track accuracy  {self.track_accuracy:.3f}  (95% CI {lo:.3f}-{hi:.3f})",
-            f"window accuracy {self.window_accuracy:.3f}",
+            f"window accuracy {self.window_accuracy:.3f}  (mean confidence {self.window_confidence:.3f}, "
+            f"calibration error {self.window_ece:.3f})",
             "",
             f"{'genre':<10} {'prec':>5} {'rec':>5} {'f1':>5} {'n':>3}   confusion (rows true, cols predicted)",
         ]
@@ -92,19 +97,21 @@ def _per_genre(conf: np.ndarray, labels: list[str]) -> dict[str, GenreScores]:
 def evaluate(predict: Predict, ds: Dataset, labels: tuple[str, ...], win: int, hop: int, batch: int = 64) -> Evaluation:
     labels = list(labels)
     n = len(labels)
-    w_true, w_pred, t_true, t_pred, per_track = [], [], [], [], []
+    w_true, w_probs, t_true, t_pred, per_track = [], [], [], [], []
     for track, frames in zip(ds.tracks, ds.frames, strict=True):
         windows = slice_windows(frames, win, hop)
         probs = np.concatenate([predict(windows[i : i + batch]) for i in range(0, len(windows), batch)])
         y = labels.index(track.genre)
         mean = track_probabilities(probs)
         w_true += [y] * len(probs)
-        w_pred += list(probs.argmax(axis=1))
+        w_probs.append(probs)
         t_true.append(y)
         t_pred.append(int(mean.argmax()))
         per_track.append({"track_id": track.track_id, "genre": track.genre, "predicted": labels[t_pred[-1]],
                           "probability": round(float(mean.max()), 4), "windows": len(probs)})
-    w_true, w_pred, t_true, t_pred = map(np.asarray, (w_true, w_pred, t_true, t_pred))
+    w_true, t_true, t_pred = map(np.asarray, (w_true, t_true, t_pred))
+    w_probs = np.concatenate(w_probs) if w_probs else np.zeros((0, n))
+    w_pred = w_probs.argmax(axis=1)
     conf = _confusion(t_true, t_pred, n)
     k = int((t_true == t_pred).sum())
     return Evaluation(
@@ -112,6 +119,8 @@ def evaluate(predict: Predict, ds: Dataset, labels: tuple[str, ...], win: int, h
         n_tracks=len(t_true),
         n_windows=len(w_true),
         window_accuracy=float((w_true == w_pred).mean()) if len(w_true) else 0.0,
+        window_confidence=float(w_probs.max(axis=1).mean()) if len(w_true) else 0.0,
+        window_ece=expected_calibration_error(w_probs, w_true),
         track_accuracy=k / len(t_true) if len(t_true) else 0.0,
         track_accuracy_ci95=clopper_pearson(k, len(t_true)),
         per_genre=_per_genre(conf, labels),

@@ -26,18 +26,23 @@ class Normalise(nn.Module):
 
 
 class GenreNet(nn.Module):
-    """``normalise`` then ``body``. ``forward`` gives probabilities (the exported graph); training uses ``logits``."""
+    """``normalise`` then ``body``. ``forward`` gives probabilities (the exported graph); training uses ``logits``.
+
+    ``temperature`` divides the logits in ``forward`` only; it is set after training by
+    :func:`training.calibrate.fit_temperature` and is not part of a checkpoint's weights.
+    """
 
     def __init__(self, body: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
         super().__init__()
         self.normalise = Normalise(mean, std)
         self.body = body
+        self.register_buffer("temperature", torch.tensor(1.0), persistent=False)
 
     def logits(self, normalised: torch.Tensor) -> torch.Tensor:
         return self.body(normalised.unsqueeze(1))
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(self.normalise(logmel)), dim=-1)
+        return torch.softmax(self.logits(self.normalise(logmel)) / self.temperature, dim=-1)
 
 
 def baseline(n_labels: int) -> nn.Module:

@@ -92,16 +92,20 @@ class Progress:
         self.stream.flush()
 
 
-def evaluate_loss(model: GenreNet, x: np.ndarray, y: np.ndarray, batch: int = 128) -> tuple[float, float]:
+def window_logits(model: GenreNet, x: np.ndarray, batch: int = 128) -> torch.Tensor:
+    """Logits (before temperature) of raw log-mel windows, in eval mode."""
     model.eval()
-    total, correct = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(x), batch):
-            logits = model.logits(model.normalise(torch.from_numpy(x[i : i + batch])))
-            yt = torch.from_numpy(y[i : i + batch])
-            total += F.cross_entropy(logits, yt, reduction="sum").item()
-            correct += int((logits.argmax(1) == yt).sum())
-    return total / len(x), correct / len(x)
+        return torch.cat([model.logits(model.normalise(torch.from_numpy(x[i : i + batch])))
+                          for i in range(0, len(x), batch)])
+
+
+def evaluate_loss(model: GenreNet, x: np.ndarray, y: np.ndarray, batch: int = 128) -> tuple[float, float]:
+    logits, yt = window_logits(model, x, batch), torch.from_numpy(y)
+    # summed per batch, as the kept checkpoints were chosen with: the same command must pick the same epoch
+    total = sum(F.cross_entropy(logits[i : i + batch], yt[i : i + batch], reduction="sum").item()
+                for i in range(0, len(x), batch))
+    return total / len(x), int((logits.argmax(1) == yt).sum()) / len(x)
 
 
 def train(
