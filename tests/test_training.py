@@ -391,3 +391,26 @@ def test_train_user_errors_are_one_line(args, message, synth_tree, tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert main(["train", "--data", str(tmp_path / "absent")]) == 2
+
+
+def _fold_run(folder: Path, right: dict[str, bool]) -> Path:
+    folder.mkdir(parents=True)
+    tracks = [{"track_id": t, "genre": "blues", "predicted": "blues" if ok else "rock"} for t, ok in right.items()]
+    (folder / "metrics.json").write_text(json.dumps({"test": {"tracks": tracks, "n_windows": 10 * len(tracks),
+                                                              "window_accuracy": 0.5}}))
+    return folder
+
+
+def test_cv_summary_pools_folds_and_pairs_tracks(tmp_path, capsys):
+    import runpy
+
+    summary = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "cv_summary.py"))
+    ids = [f"blues.{i:05d}" for i in range(20)]
+    ref = [_fold_run(tmp_path / f"ref-f{f}", {t: True for t in ids[f * 10 : f * 10 + 10]}) for f in (0, 1)]
+    other = [_fold_run(tmp_path / f"other-f{f}", {t: i % 2 == 0 for i, t in enumerate(ids[f * 10 : f * 10 + 10])})
+             for f in (0, 1)]
+    assert summary["main"]([str(p) for p in ref] + ["--"] + [str(p) for p in other]) == 0
+    out = capsys.readouterr().out
+    assert "20/20" in out and "10/20" in out and "10/0" in out and "p=0.00" in out
+    with pytest.raises(SystemExit, match="tested in two folds"):
+        summary["main"]([str(ref[0]), str(ref[0])])
