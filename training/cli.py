@@ -13,6 +13,9 @@ AUGMENTS = ("crop", "gain", "mask", "mixup")
 DEFAULT_AUGMENTS = "crop,gain,mask"
 # below this many training tracks per genre a model is a pipeline demonstration, not a genre classifier
 TINY_TRACKS_PER_GENRE = 50
+# below this many validation tracks per genre one fitted temperature is mostly noise (4-fold CV on 10-track
+# validation sets: calibration error no better than without it; see models/README.md)
+FEW_VAL_TRACKS_PER_GENRE = 5
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,6 +169,9 @@ def _train(args) -> int:
     if per_genre < TINY_TRACKS_PER_GENRE:
         caveats.append(f"tiny data: {len(parts['train'].tracks)} training tracks (~{per_genre:.0f} per genre); "
                        "a demonstration of the pipeline, not a GTZAN-grade genre model")
+    if len(parts["val"].tracks) < FEW_VAL_TRACKS_PER_GENRE * len(spec.labels):
+        caveats.append(f"probabilities temperature-scaled on only {len(parts['val'].tracks)} validation tracks: "
+                       "too few for the calibration to be trusted")
     if not args.split:
         caveats.append("random by-track split: GTZAN repeats artists, so test tracks may share an artist with "
                        "training tracks (optimistic); an artist-filtered split can be given with --split")
