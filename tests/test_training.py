@@ -363,6 +363,7 @@ def test_train_and_evaluate_commands_end_to_end(synth_tree, tmp_path, capsys):
     spec = load_model(out / "model.onnx").spec
     assert spec.dsp == DEFAULT_DSP and spec.labels == GTZAN_GENRES and len(spec.input_norm["mean"]) == 128
     assert any("tiny data" in c for c in spec.training["caveats"])
+    assert any("too few for the calibration" in c for c in spec.training["caveats"])
     assert set(spec.training["split"]["test"]).isdisjoint(spec.training["split"]["train"])
     cal = spec.training["calibration"]
     assert cal["temperature"] > 0 and cal["val_windows"] > 0 and cal["val_nll_after"] <= cal["val_nll_before"]
@@ -414,3 +415,24 @@ def test_cv_summary_pools_folds_and_pairs_tracks(tmp_path, capsys):
     assert "20/20" in out and "10/20" in out and "10/0" in out and "p=0.00" in out
     with pytest.raises(SystemExit, match="tested in two folds"):
         summary["main"]([str(ref[0]), str(ref[0])])
+
+
+def test_shipped_model_scores_what_its_metadata_and_card_say(gtzan_dir, tmp_path, capsys):
+    """The figures in the model card are the file's own: rescoring its stored test split reproduces them."""
+    shipped = Path(__file__).parents[1] / "models" / "genrecast-gtzan.onnx"
+    spec = load_model(shipped).spec
+    assert any("tiny data" in c for c in spec.training["caveats"])  # never presented as a GTZAN-grade model
+    assert spec.training["calibration"]["temperature"] > 0
+    report = tmp_path / "test.json"
+    assert main(["evaluate", "--model", str(shipped), "--data", str(gtzan_dir), "--part", "test", "--json",
+                 str(report), "--cache", str(tmp_path / "cache")]) == 0
+    ev = json.loads(report.read_text())
+    assert sorted(t["track_id"] for t in ev["tracks"]) == sorted(spec.training["split"]["test"])
+    assert ev["track_accuracy"] == pytest.approx(spec.training["test"]["track_accuracy"], abs=1e-9)
+    assert ev["window_accuracy"] == pytest.approx(spec.training["test"]["window_accuracy"], abs=1e-9)
+    card = (shipped.parent / "README.md").read_text()
+    k, n = round(ev["track_accuracy"] * ev["n_tracks"]), ev["n_tracks"]
+    assert spec.model_id in card and f"({k}/{n})" in card and f"{100 * ev['window_accuracy']:.1f} %" in card
+    conf, acc = 100 * ev["window_confidence"], 100 * ev["window_accuracy"]
+    calibration_row = f"{conf:.1f} % | {acc:.1f} % | {ev['window_ece']:.3f}"
+    assert calibration_row in card
