@@ -117,6 +117,17 @@ def test_feature_cache_is_hit_and_keyed_by_dsp_config(synth_tree, tmp_path):
     assert first.fingerprint() == second.fingerprint()
 
 
+def test_original_gtzan_au_files_load_like_wav(tmp_path):
+    """The 1000-track GTZAN ships as Sun .au (16-bit big-endian, 22050 Hz): same features as the same PCM in WAV."""
+    x = _signal("jazz", 4.0, 22050, 5)
+    for fmt, ext in (("AU", "au"), ("WAV", "wav")):
+        (tmp_path / ext).mkdir()
+        sf.write(tmp_path / ext / f"jazz.00000.{ext}", x, 22050, format=fmt, subtype="PCM_16")
+    au, wav = (load(tmp_path / ext, DEFAULT_DSP, GTZAN_GENRES, WIN, None) for ext in ("au", "wav"))
+    assert [t.track_id for t in au.tracks] == ["jazz.00000"] and not au.skipped
+    np.testing.assert_array_equal(au.frames[0], wav.frames[0])
+
+
 def test_real_excerpts_load(gtzan_dir, tmp_path):
     (tmp_path / "d").mkdir()
     for genre in ("jazz", "metal"):  # links, not copies: the shared audio stays where it is
