@@ -391,6 +391,14 @@ def test_train_and_evaluate_commands_end_to_end(synth_tree, tmp_path, capsys):
     assert "trained this model" in capsys.readouterr().out
 
 
+def test_calibration_can_be_skipped(synth_tree, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(synth_tree), "--epochs", "1", "--max-steps", "2", "--no-calibration",
+                 "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    training = load_model(out / "model.onnx").spec.training
+    assert training["calibration"] is None and not any("calibration" in c for c in training["caveats"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--augment", "crop,warp"], "unknown augmentation warp"),
     (["--split", "/no/such/split"], "a split is a folder"),
@@ -405,11 +413,12 @@ def test_train_user_errors_are_one_line(args, message, synth_tree, tmp_path, cap
     assert main(["train", "--data", str(tmp_path / "absent")]) == 2
 
 
-def _fold_run(folder: Path, right: dict[str, bool]) -> Path:
+def _fold_run(folder: Path, fold: str, right: dict[str, bool]) -> Path:
     folder.mkdir(parents=True)
     tracks = [{"track_id": t, "genre": "blues", "predicted": "blues" if ok else "rock"} for t, ok in right.items()]
-    (folder / "metrics.json").write_text(json.dumps({"test": {"tracks": tracks, "n_windows": 10 * len(tracks),
-                                                              "window_accuracy": 0.5}}))
+    (folder / "metrics.json").write_text(json.dumps({
+        "spec": {"training": {"split": {"source": f"fold {fold} (seed=0, val=0.15, stratified by genre, by track)"}}},
+        "test": {"tracks": tracks, "n_windows": 10 * len(tracks), "window_accuracy": 0.5}}))
     return folder
 
 
@@ -418,14 +427,17 @@ def test_cv_summary_pools_folds_and_pairs_tracks(tmp_path, capsys):
 
     summary = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "cv_summary.py"))
     ids = [f"blues.{i:05d}" for i in range(20)]
-    ref = [_fold_run(tmp_path / f"ref-f{f}", {t: True for t in ids[f * 10 : f * 10 + 10]}) for f in (0, 1)]
-    other = [_fold_run(tmp_path / f"other-f{f}", {t: i % 2 == 0 for i, t in enumerate(ids[f * 10 : f * 10 + 10])})
-             for f in (0, 1)]
+    ref = [_fold_run(tmp_path / f"ref-f{f}", f"{f + 1}/2", {t: True for t in ids[f * 10 : f * 10 + 10]})
+           for f in (0, 1)]
+    other = [_fold_run(tmp_path / f"other-f{f}", f"{f + 1}/2",
+                       {t: i % 2 == 0 for i, t in enumerate(ids[f * 10 : f * 10 + 10])}) for f in (0, 1)]
     assert summary["main"]([str(p) for p in ref] + ["--"] + [str(p) for p in other]) == 0
     out = capsys.readouterr().out
     assert "20/20" in out and "10/20" in out and "10/0" in out and "p=0.00" in out
     with pytest.raises(SystemExit, match="tested in two folds"):
         summary["main"]([str(ref[0]), str(ref[0])])
+    with pytest.raises(SystemExit, match="not all folds of one K-fold split"):
+        summary["main"]([str(ref[0])])
 
 
 def test_shipped_model_scores_what_its_metadata_and_card_say(gtzan_dir, tmp_path, capsys):
@@ -443,7 +455,9 @@ def test_shipped_model_scores_what_its_metadata_and_card_say(gtzan_dir, tmp_path
     assert ev["window_accuracy"] == pytest.approx(spec.training["test"]["window_accuracy"], abs=1e-9)
     card = (shipped.parent / "README.md").read_text()
     k, n = round(ev["track_accuracy"] * ev["n_tracks"]), ev["n_tracks"]
-    assert spec.model_id in card and f"({k}/{n})" in card and f"{100 * ev['window_accuracy']:.1f} %" in card
+    acc = f"{100 * ev['track_accuracy']:.1f} %** ({k}/{n})"
+    assert spec.model_id in card and f"| **default (this file)** | **{acc}" in card
+    assert f"{100 * ev['window_accuracy']:.1f} %" in card
     conf, acc = 100 * ev["window_confidence"], 100 * ev["window_accuracy"]
     calibration_row = f"{conf:.1f} % | {acc:.1f} % | {ev['window_ece']:.3f}"
     assert calibration_row in card

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fold", help="I/K: test on fold I of a stratified K-fold by track (seeded by --split-seed)")
     t.add_argument("--augment", default=DEFAULT_AUGMENTS,
                    help=f"comma list of {', '.join(AUGMENTS)}, or 'none' (default {DEFAULT_AUGMENTS})")
+    t.add_argument("--no-calibration", action="store_true",
+                   help="skip fitting a temperature on the validation windows (probabilities = plain softmax)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = reproducible and frugal)")
     t.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps (smoke tests)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-<model>-s<seed>)")
@@ -157,7 +159,7 @@ def _train(args) -> int:
     result = train(parts["train"], parts["val"], spec.labels, spec.n_frames, hop, cfg,
                    checkpoint=out / "checkpoint.pt", progress=Progress())
     model = result.model
-    calibration = _calibrate(model, parts["val"], spec, hop)
+    calibration = None if args.no_calibration else _calibrate(model, parts["val"], spec, hop)
 
     def predict(windows):
         with torch.no_grad():
@@ -169,7 +171,7 @@ def _train(args) -> int:
     if per_genre < TINY_TRACKS_PER_GENRE:
         caveats.append(f"tiny data: {len(parts['train'].tracks)} training tracks (~{per_genre:.0f} per genre); "
                        "a demonstration of the pipeline, not a GTZAN-grade genre model")
-    if len(parts["val"].tracks) < FEW_VAL_TRACKS_PER_GENRE * len(spec.labels):
+    if calibration and len(parts["val"].tracks) < FEW_VAL_TRACKS_PER_GENRE * len(spec.labels):
         caveats.append(f"probabilities temperature-scaled on only {len(parts['val'].tracks)} validation tracks: "
                        "too few for the calibration to be trusted")
     if not args.split:

@@ -28,8 +28,8 @@ class Normalise(nn.Module):
 class GenreNet(nn.Module):
     """``normalise`` then ``body``. ``forward`` gives probabilities (the exported graph); training uses ``logits``.
 
-    ``temperature`` divides the logits in ``forward`` only; it is set after training by
-    :func:`training.calibrate.fit_temperature` and is not part of a checkpoint's weights.
+    ``temperature`` divides the logits in ``forward`` only; ``genrecast train`` sets it after training to the value
+    :func:`training.calibrate.fit_temperature` finds, and it is not part of a checkpoint's weights.
     """
 
     def __init__(self, body: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
