@@ -11,6 +11,27 @@ import numpy as np
 from .config import DSPConfig
 
 
+MIN_SECONDS = 1.0  # shorter input is refused: too little to repeat into a window that means anything
+
+
+def window_samples(cfg: DSPConfig, win_frames: int) -> int:
+    """Samples (at ``cfg.sample_rate``) that one window of ``win_frames`` frames covers."""
+    return (win_frames - 1) * cfg.hop_length + cfg.n_fft
+
+
+def repeat_pad(samples: np.ndarray, n: int) -> np.ndarray:
+    """Tile ``samples`` until they are ``n`` long (unchanged when already that long).
+
+    Short clips (1 s to one window) are looped rather than zero-padded: a loop keeps the clip's own texture and
+    loudness over the whole window, where silence would read as a pause. Applied at the model's sample rate, after
+    resampling, by both the daemon's pipeline and the trainer, so a short clip gets the same window in both.
+    """
+    samples = np.asarray(samples, np.float32)
+    if samples.shape[0] >= n or samples.shape[0] == 0:
+        return samples
+    return np.resize(samples, n)
+
+
 def hop_frames(cfg: DSPConfig, hop_seconds: float) -> int:
     return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
 
