@@ -10,7 +10,6 @@ import numpy as np
 
 from .config import DSPConfig
 
-
 MIN_SECONDS = 1.0  # shorter input is refused: too little to repeat into a window that means anything
 
 

@@ -38,4 +38,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q -e ".[train,test]"
     echo "$want" > "$stamp"
 fi
+# musicnn's pretrained weights (ISC licence) for the transfer recipe and its tests: the wheel is read, never installed
+# (its pins are ancient). Checked against the hash of the release we ported.
+MUSICNN_WHEEL=.cache/musicnn/musicnn-0.1.0-py3-none-any.whl
+MUSICNN_SHA256=f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa
+if [ ! -f "$MUSICNN_WHEEL" ]; then
+    echo "setup: fetching the musicnn 0.1.0 wheel (pretrained weights, read at training time)"
+    .venv/bin/python -m pip download -q --no-deps musicnn==0.1.0 -d .cache/musicnn
+fi
+echo "$MUSICNN_SHA256  $MUSICNN_WHEEL" | sha256sum -c --quiet -
 echo "setup: ready"

@@ -1,0 +1,111 @@
+"""The labelled clips a transfer model learns from: genre tracks, and recordings that are not music.
+
+Genre tracks come from a GTZAN-style tree (``<genre>/<genre>.NNNNN.ext``, an optional ``manifest.csv`` naming each
+excerpt's kind); non-music clips from ``<kind>/<source>__<name>.ext`` (kinds ``speech``, ``noise`` and ``music``,
+the last being music outside the ten genres). Every clip carries a *group*: the unit a split must keep whole. For
+GTZAN that is the track; for speech the speaker; for household noise the machine; so no fold tests a voice or a
+dishwasher it was trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsp import AudioError, DSPConfig, logmel, read_audio, resample
+from dsp.windows import MIN_SECONDS, repeat_pad, slice_windows, window_samples
+
+from .dataset import AUDIO_SUFFIXES
+
+NONMUSIC_KINDS = ("speech", "noise", "music")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str  # unique: "blues.00012" or "speech/fsdd__0_george_25"
+    genre: str | None  # one of the model's labels, or None for a clip outside the ten genres
+    is_music: bool
+    kind: str  # "long" | "short" (genre tracks) or a non-music kind: "speech" | "noise" | "music"
+    group: str  # clips of one group always fall on the same side of a split
+    path: Path
+
+
+def _excerpt_kinds(root: Path) -> dict[str, str]:
+    """GTZAN track id -> "long" or "short" from the shared manifest (absent: judged by length later)."""
+    manifest = root / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    with manifest.open(newline="") as f:
+        return {row["track"]: ("short" if "short" in row["excerpt"] else "long") for row in csv.DictReader(f)}
+
+
+def genre_clips(root: str | Path, labels: Sequence[str]) -> list[Clip]:
+    """Every ``<genre>.<n>.<ext>`` file under ``root`` whose genre is one of ``labels``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    kinds = _excerpt_kinds(root)
+    clips = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        genre = path.name.split(".", 1)[0]
+        if genre in labels:
+            clips.append(Clip(path.stem, genre, True, kinds.get(path.stem, "long"), path.stem, path))
+    return clips
+
+
+def speaker_or_source(source: str, name: str) -> str:
+    """The group of a non-music clip named ``<source>__<name>``: who spoke or what made the sound."""
+    if source.startswith("librispeech"):
+        return f"{source}/{name.split('-', 1)[0]}"
+    if source == "fsdd":
+        parts = name.split("_")
+        return f"{source}/{parts[1] if len(parts) > 2 else name}"
+    match = _UUID.match(name)
+    if match:  # Mycroft's and donateacry's recordings start with the contributor's id
+        return f"{source}/{match.group(0).lower()}"
+    if source.startswith("household_noise"):
+        return f"{source}/{name.rsplit('_', 1)[0]}"
+    return f"{source}/{name}"
+
+
+def nonmusic_clips(root: str | Path) -> list[Clip]:
+    """Every clip under ``root/<kind>/`` for the kinds in :data:`NONMUSIC_KINDS`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    clips = []
+    for kind in NONMUSIC_KINDS:
+        for path in sorted((root / kind).glob("*")):
+            if path.suffix.lower() not in AUDIO_SUFFIXES:
+                continue
+            source, _, name = path.stem.partition("__")
+            clips.append(Clip(f"{kind}/{path.stem}", None, kind == "music", kind,
+                              speaker_or_source(source, name or source), path))
+    return clips
+
+
+def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int, hop: int,
+                 max_windows: int = 0) -> np.ndarray:
+    """``[n, n_mels, win_frames]`` raw log-mel windows of one clip, as the daemon cuts them.
+
+    A clip shorter than one window but at least :data:`dsp.windows.MIN_SECONDS` long is repeat-padded to one
+    window; ``max_windows`` > 0 keeps that many, evenly spread, so a long recording cannot outweigh many short ones.
+    """
+    if samples.shape[0] < MIN_SECONDS * rate:
+        raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than {MIN_SECONDS:g} s")
+    x = repeat_pad(resample(samples, rate, cfg.sample_rate), window_samples(cfg, win_frames))
+    windows = slice_windows(logmel(x, cfg), win_frames, hop)
+    if max_windows and len(windows) > max_windows:
+        windows = windows[np.linspace(0, len(windows) - 1, max_windows).round().astype(int)]
+    return windows
+
+
+def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max_windows: int = 0) -> np.ndarray:
+    audio = read_audio(clip.path)
+    return clip_windows(audio.samples, audio.sample_rate, cfg, win_frames, hop, max_windows)

@@ -1,0 +1,76 @@
+"""Frozen-backbone embeddings of every clip's windows, cached on disk.
+
+Transfer heads train in seconds once each window's backbone activations are known, while the backbone itself costs
+tens of milliseconds a window; so the activations are computed once per (backbone, front end, clip content) and
+reused by every fold, recipe and ablation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dsp import AudioError, DSPConfig
+
+from .corpus import Clip, read_clip_windows
+from .musicnn import Musicnn, musicnn_input
+
+# What is kept per window: musicnn's pooled vectors, the penultimate layer and the 50 tag logits.
+PARTS = ("mean_pool", "max_pool", "penultimate", "logits")
+
+
+def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """``[n, n_mels, T]`` raw log-mel -> each of :data:`PARTS` as ``[n, dim]`` float32."""
+    out: dict[str, list[np.ndarray]] = {p: [] for p in PARTS}
+    with torch.no_grad():
+        for i in range(0, len(windows), batch):
+            acts = model.activations(musicnn_input(torch.from_numpy(windows[i : i + batch])))
+            for p in PARTS:
+                out[p].append(getattr(acts, p).numpy())
+    return {p: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for p, v in out.items()}
+
+
+def _key(clip: Clip, tag: str) -> str:
+    h = hashlib.sha256(clip.path.read_bytes())
+    h.update(tag.encode())
+    return h.hexdigest()[:24]
+
+
+def embed_clips(
+    clips: Sequence[Clip],
+    model: Musicnn,
+    cfg: DSPConfig,
+    win_frames: int,
+    hop: int,
+    cache: Path,
+    tag: str,
+    max_windows: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[Clip], list[dict[str, np.ndarray]], list[tuple[Clip, str]]]:
+    """Activations of every usable clip (cached under ``cache`` by content and ``tag``); unusable ones listed."""
+    cache.mkdir(parents=True, exist_ok=True)
+    kept, acts, skipped = [], [], []
+    for i, clip in enumerate(clips):
+        path = cache / f"{_key(clip, f'{tag}:{cfg.fingerprint()}:{win_frames}:{hop}:{max_windows}')}.npz"
+        try:
+            if path.exists():
+                with np.load(path) as z:
+                    a = {p: z[p] for p in PARTS}
+            else:
+                a = backbone_activations(model, read_clip_windows(clip, cfg, win_frames, hop, max_windows))
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+                np.savez(tmp, **a)
+                tmp.replace(path)
+        except (AudioError, OSError) as exc:
+            skipped.append((clip, str(exc)))
+            continue
+        kept.append(clip)
+        acts.append(a)
+        if log and (i + 1) % 100 == 0:
+            log(f"embedded {i + 1}/{len(clips)} clips")
+    return kept, acts, skipped
