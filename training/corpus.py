@@ -34,6 +34,7 @@ class Clip:
     kind: str  # "long" | "short" (genre tracks) or a non-music kind: "speech" | "noise" | "music"
     group: str  # clips of one group always fall on the same side of a split
     path: Path
+    crop: tuple[float, float] | None = None  # (start, seconds) of the file, for a crop made by augmentation
 
 
 def _excerpt_kinds(root: Path) -> dict[str, str]:
@@ -106,6 +107,25 @@ def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int
     return windows
 
 
+def short_crops(clip: Clip, seconds: float, n: int, rng: np.random.Generator) -> list[Clip]:
+    """``n`` crops of 2-3 s from a long clip of ``seconds``, in the same group as the clip they come from.
+
+    A short excerpt is repeat-padded to one window, which a long excerpt's windows never are; crops of long
+    excerpts, padded the same way, teach the heads what that looks like for genres with few short clips.
+    """
+    out = []
+    for i in range(n):
+        length = float(rng.uniform(2.0, 3.0))
+        start = float(rng.uniform(0.0, max(0.0, seconds - length)))
+        out.append(Clip(f"{clip.clip_id}#crop{i}", clip.genre, clip.is_music, "crop", clip.group, clip.path,
+                        (round(start, 3), round(length, 3))))
+    return out
+
+
 def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max_windows: int = 0) -> np.ndarray:
     audio = read_audio(clip.path)
-    return clip_windows(audio.samples, audio.sample_rate, cfg, win_frames, hop, max_windows)
+    samples = audio.samples
+    if clip.crop is not None:
+        start = round(clip.crop[0] * audio.sample_rate)
+        samples = samples[start : start + round(clip.crop[1] * audio.sample_rate)]
+    return clip_windows(samples, audio.sample_rate, cfg, win_frames, hop, max_windows)

@@ -37,7 +37,7 @@ def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -
 
 def _key(clip: Clip, tag: str) -> str:
     h = hashlib.sha256(clip.path.read_bytes())
-    h.update(tag.encode())
+    h.update(tag.encode() + (f":crop{clip.crop}".encode() if clip.crop else b""))
     return h.hexdigest()[:24]
 
 

@@ -8,7 +8,7 @@ says whether the probabilities the daemon publishes can be taken at their word.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -95,22 +95,28 @@ def _per_genre(conf: np.ndarray, labels: list[str]) -> dict[str, GenreScores]:
 
 
 def evaluate(predict: Predict, ds: Dataset, labels: tuple[str, ...], win: int, hop: int, batch: int = 64) -> Evaluation:
+    probs = []
+    for frames in ds.frames:
+        windows = slice_windows(frames, win, hop)
+        probs.append(np.concatenate([predict(windows[i : i + batch]) for i in range(0, len(windows), batch)]))
+    return score([(t.track_id, t.genre) for t in ds.tracks], probs, labels)
+
+
+def score(tracks: Sequence[tuple[str, str]], window_probs: Sequence[np.ndarray], labels: Sequence[str]) -> Evaluation:
+    """Scores of ``(track id, true genre)`` pairs given each track's window probabilities ``[n_windows, n_labels]``."""
     labels = list(labels)
     n = len(labels)
-    w_true, w_probs, t_true, t_pred, per_track = [], [], [], [], []
-    for track, frames in zip(ds.tracks, ds.frames, strict=True):
-        windows = slice_windows(frames, win, hop)
-        probs = np.concatenate([predict(windows[i : i + batch]) for i in range(0, len(windows), batch)])
-        y = labels.index(track.genre)
+    w_true, t_true, t_pred, per_track = [], [], [], []
+    for (track_id, genre), probs in zip(tracks, window_probs, strict=True):
+        y = labels.index(genre)
         mean = track_probabilities(probs)
         w_true += [y] * len(probs)
-        w_probs.append(probs)
         t_true.append(y)
         t_pred.append(int(mean.argmax()))
-        per_track.append({"track_id": track.track_id, "genre": track.genre, "predicted": labels[t_pred[-1]],
+        per_track.append({"track_id": track_id, "genre": genre, "predicted": labels[t_pred[-1]],
                           "probability": round(float(mean.max()), 4), "windows": len(probs)})
     w_true, t_true, t_pred = map(np.asarray, (w_true, t_true, t_pred))
-    w_probs = np.concatenate(w_probs) if w_probs else np.zeros((0, n))
+    w_probs = np.concatenate(window_probs) if len(window_probs) else np.zeros((0, n))
     w_pred = w_probs.argmax(axis=1)
     conf = _confusion(t_true, t_pred, n)
     k = int((t_true == t_pred).sum())

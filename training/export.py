@@ -1,7 +1,9 @@
 """ONNX export with the :class:`dsp.ModelSpec` inside the file (``daemon.model.load_model`` reads and checks it).
 
 Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_frames]`` float32, raw natural-log
-mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]``.
+mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]`` and,
+for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the probability that the
+window holds music at all.
 """
 
 from __future__ import annotations
@@ -15,22 +17,23 @@ import torch
 
 from dsp import METADATA_KEY, ModelSpec
 
-from .models import GenreNet
-
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "probabilities"
+MUSIC_NAME = "music"
 
 
-def export_onnx(model: GenreNet, spec: ModelSpec, path: str | os.PathLike) -> None:
+def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
+    """``model(logmel)`` returns the probabilities, or ``(probabilities, music)`` when ``spec`` has a music head."""
     model.eval()
+    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if getattr(spec, "music_threshold", None) is not None else [])
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated but needs no onnxscript; it handles this plain CNN exactly
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            model, example, buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=17, dynamo=False,
+            model, example, buf, input_names=[INPUT_NAME], output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)}, opset_version=17, dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
     proto.doc_string = f"genrecast genre model {spec.model_id}"

@@ -1,0 +1,93 @@
+"""K-fold cross-validation of the transfer heads, by track for genres and by speaker or source for non-music.
+
+Every genre track is tested exactly once, in the fold :func:`training.split.kfold_split` gives it (the same folds
+the from-scratch recipe uses with ``--fold I/K``, so the two can be compared track by track); every non-music
+group (a speaker, a contributor, a machine) falls wholly in one fold. Each fold fits the heads on its training
+part, the temperature on its validation part, and predicts its test part.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calibrate import fit_temperature
+from .corpus import Clip
+from .dataset import Track
+from .split import kfold_split
+from .transfer import HeadConfig, Heads, WindowSet, fit_heads
+
+
+def group_folds(clips: Sequence[Clip], folds: int, seed: int) -> list[int]:
+    """A fold per clip: each kind's groups shuffled (seeded) and dealt round-robin, so every fold has every kind."""
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for c in clips:
+        by_kind[c.kind].add(c.group)
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    for kind in sorted(by_kind):
+        groups = sorted(by_kind[kind])
+        rng.shuffle(groups)
+        fold_of.update({g: i % folds for i, g in enumerate(groups)})
+    return [fold_of[c.group] for c in clips]
+
+
+def _tracks(clips: Sequence[Clip]) -> list[Track]:
+    return [Track(c.clip_id, c.genre, c.path) for c in clips]
+
+
+def fit_calibrated(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: HeadConfig,
+                   val: WindowSet | None) -> Heads:
+    """Heads on ``genre``/``music``, with a temperature fitted on ``val``'s genre windows when there are any."""
+    heads = fit_heads(genre, music, labels, cfg)
+    if val is not None and len(val.x):
+        logits, _ = heads.logits(val.x)
+        heads.temperature = fit_temperature(logits, np.array([labels.index(val.clips[c].genre)
+                                                              for c in val.clip_index]))
+    return heads
+
+
+@dataclass
+class OutOfFold:
+    """Every clip's windows as predicted by the fold that did not train on it."""
+
+    clips: list[Clip]
+    genre_probs: list[np.ndarray]  # per clip [n_windows, n_labels]
+    music_probs: list[np.ndarray]  # per clip [n_windows]
+    fold: list[int]
+    temperatures: list[float]
+
+
+def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg: HeadConfig, folds: int,
+                   seed: int = 0, crops: WindowSet | None = None) -> OutOfFold:
+    """``gset``: genre tracks; ``nset``: non-music clips and genre-less music; ``crops``: augmentation clips of
+    genre tracks, used for training only and only in the folds that train on the track they come from."""
+    ids = [c.clip_id for c in gset.clips]
+    n_fold = group_folds(nset.clips, folds, seed)
+    genre_probs: dict[str, np.ndarray] = {}
+    music_probs: dict[str, np.ndarray] = {}
+    fold_of: dict[str, int] = {}
+    temps = []
+    for k in range(folds):
+        split = kfold_split(_tracks(gset.clips), folds, k, seed)
+        part = {p: [ids.index(t) for t in split.part(p)] for p in ("train", "val", "test")}
+        g_train, g_val, g_test = (gset.subset(part[p]) for p in ("train", "val", "test"))
+        n_train = nset.subset([i for i, f in enumerate(n_fold) if f != k])
+        n_test = nset.subset([i for i, f in enumerate(n_fold) if f == k])
+        if crops is not None:
+            train_ids = set(split.train)
+            g_train = g_train.join(crops.where(lambda c, ids=train_ids: c.group in ids))
+        heads = fit_calibrated(g_train, g_train.join(n_train), labels, cfg, g_val)
+        temps.append(heads.temperature)
+        for test in (g_test, n_test):
+            gp, mp = heads.predict(test.x)
+            for i, clip in enumerate(test.clips):
+                genre_probs[clip.clip_id] = gp[test.clip_index == i]
+                music_probs[clip.clip_id] = mp[test.clip_index == i]
+                fold_of[clip.clip_id] = k
+    clips = gset.clips + nset.clips
+    return OutOfFold(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
+                     [fold_of[c.clip_id] for c in clips], temps)
