@@ -36,7 +36,7 @@ class TrackResult:
 def register(sub) -> None:
     p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--model", help="ONNX model (default: models/genrecast-gtzan.onnx)")
+    p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
