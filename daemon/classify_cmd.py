@@ -36,7 +36,7 @@ class TrackResult:
 def register(sub) -> None:
     p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--model", help="ONNX model (default: models/genrecast-gtzan.onnx)")
+    p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
@@ -58,23 +58,32 @@ def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows
     return FileWindows(audio.seconds, [w.start_s for w in windows], probs)
 
 
-def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
-    from dsp import read_audio
-
+def track_result(model, name: str, result: FileWindows) -> TrackResult:
+    """The track-level answer from every window's: what ``classify`` prints and the HTTP API returns."""
     from .decision import track_probabilities
 
-    result = classify_windows(model, read_audio(path), hop_seconds, path)
     probs = track_probabilities(result.probabilities)
     best = int(np.argmax(probs))
     labels = model.spec.labels
-    return TrackResult(path, labels[best], float(probs[best]),
+    return TrackResult(name, labels[best], float(probs[best]),
                        {k: round(float(v), 5) for k, v in zip(labels, probs, strict=True)},
                        len(result.starts), round(result.seconds, 3))
 
 
-def handler(args: argparse.Namespace) -> int:
+def track_json(result: TrackResult, model_id: str) -> dict:
+    """One ``classify --json`` line: every field of :class:`TrackResult` plus the model id."""
     from dataclasses import asdict
 
+    return {**asdict(result), "model_id": model_id}
+
+
+def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
+    from dsp import read_audio
+
+    return track_result(model, path, classify_windows(model, read_audio(path), hop_seconds, path))
+
+
+def handler(args: argparse.Namespace) -> int:
     from dsp import AudioError
 
     from .cli import UserError
@@ -95,7 +104,7 @@ def handler(args: argparse.Namespace) -> int:
             failed += 1
             continue
         if args.json:
-            print(json.dumps({**asdict(result), "model_id": model.model_id}), flush=True)
+            print(json.dumps(track_json(result, model.model_id)), flush=True)
         else:
             print(f"{path}\t{result.genre}\t{result.probability:.3f}", flush=True)
     return 2 if failed else 0

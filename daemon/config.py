@@ -2,7 +2,9 @@
 
 Every key is a typed dataclass field; an unknown key or a value of the wrong type or range is refused
 with the key named, so a typo in ``/etc/genrecast/kitchen.toml`` stops the service instead of being
-silently ignored. The ``[broker]`` table is shared with the dashboard through :func:`load_broker_config`.
+silently ignored. The ``[broker]`` table is shared with the dashboard through :func:`load_broker_config`; the
+``[api]`` table is the dashboard's alone (:func:`load_api_settings`), but the daemon checks it too, so one file
+(and one set of ``GENRECAST_*`` variables) can serve both.
 """
 
 from __future__ import annotations
@@ -75,6 +77,28 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The ``[api]`` table (env ``GENRECAST_API_*``): the dashboard's HTTP API; the daemon only checks it."""
+
+    token: str | None = field(default=None, repr=False)  # bearer token; never logged, never repr'd
+    max_mb: float = 50.0  # largest request body for POST /api/v1/classify, in MB (10^6 bytes)
+
+    def check(self) -> None:
+        if self.token is not None and not valid_token(self.token):
+            raise ConfigError(f"api.token: {TOKEN_RULE}")  # the value itself is a secret: never echoed
+        if not 0 < self.max_mb <= 10_000:
+            raise ConfigError(f"api.max_mb: must be more than 0 and at most 10000, got {self.max_mb}")
+
+
+TOKEN_RULE = "must be 16 to 512 printable ASCII characters without spaces"
+
+
+def valid_token(token: str) -> bool:
+    """Long enough to resist guessing, and sendable as an HTTP ``Authorization: Bearer`` value."""
+    return 16 <= len(token) <= 512 and all("!" <= c <= "~" for c in token)
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """Top-level keys of the daemon's TOML file (env ``GENRECAST_<KEY>``, flag ``--<key>``)."""
 
@@ -98,6 +122,7 @@ class RunSettings:
     threads: int = 1  # onnxruntime intra-op threads
     log_level: str = "info"
     broker: BrokerSettings = field(default_factory=BrokerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
@@ -132,6 +157,7 @@ class RunSettings:
             if not ok:
                 raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
         self.broker.check()
+        self.api.check()
 
 
 def _coerce(key: str, value: object, hint: object, origin: str) -> object:
@@ -165,10 +191,10 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
         name = f"{scope}{key}"
         if key not in known:
             raise ConfigError(f"unknown setting {name!r} (from {origin})")
-        if hints[key] is BrokerSettings:
+        if hints[key] in TABLES.values():
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name} (from {origin}): expected a table")
-            changes[key] = _apply(settings.broker, value, origin, scope="broker.")
+            changes[key] = _apply(getattr(settings, key), value, origin, scope=f"{key}.")
         else:
             changes[key] = _coerce(name, value, hints[key], origin)
     return replace(settings, **changes)
@@ -190,16 +216,20 @@ def read_toml(path: str | os.PathLike | None) -> dict:
         raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
 
 
+TABLES = {"broker": BrokerSettings, "api": ApiSettings}  # TOML tables: ``[name]``, env ``GENRECAST_<NAME>_<KEY>``
+
+
 def env_values(environ: Mapping[str, str]) -> dict:
     """``GENRECAST_HOP_SECONDS`` -> ``{"hop_seconds": "1.5"}``; ``GENRECAST_BROKER_URL`` -> ``{"broker": {...}}``."""
     out: dict = {}
-    broker_keys = {f.name for f in fields(BrokerSettings)}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         key = name[len(ENV_PREFIX) :].lower()
-        if key.startswith("broker_") and key[len("broker_") :] in broker_keys:
-            out.setdefault("broker", {})[key[len("broker_") :]] = value
+        table = next((t for t, cls in TABLES.items() if key.startswith(f"{t}_")
+                      and key[len(t) + 1 :] in {f.name for f in fields(cls)}), None)
+        if table:
+            out.setdefault(table, {})[key[len(table) + 1 :]] = value
         else:
             out[key] = value
     return out
@@ -224,13 +254,23 @@ def load_settings(
     return settings
 
 
-def load_broker_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> BrokerConfig:
-    """The ``[broker]`` table of a genrecast TOML file (other tables and keys are ignored), env applied."""
+def load_table(name: str, path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None):
+    """One table of a genrecast TOML file (other tables and keys are ignored), its env variables applied."""
     environ = os.environ if environ is None else environ
-    table = read_toml(path).get("broker", {})
+    table = read_toml(path).get(name, {})
     if not isinstance(table, Mapping):
-        raise ConfigError(f"broker (from file {path}): expected a table")
-    settings = _apply(BrokerSettings(), table, f"file {path}", scope="broker.")
-    settings = _apply(settings, env_values(environ).get("broker", {}), "env", scope="broker.")
+        raise ConfigError(f"{name} (from file {path}): expected a table")
+    settings = _apply(TABLES[name](), table, f"file {path}", scope=f"{name}.")
+    settings = _apply(settings, env_values(environ).get(name, {}), "env", scope=f"{name}.")
     settings.check()
-    return settings.to_broker()
+    return settings
+
+
+def load_broker_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+    """The ``[broker]`` table as the MQTT client needs it."""
+    return load_table("broker", path, environ).to_broker()
+
+
+def load_api_settings(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> ApiSettings:
+    """The ``[api]`` table, for the dashboard's HTTP API."""
+    return load_table("api", path, environ)

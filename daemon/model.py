@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from dsp import DEFAULT_DSP, METADATA_KEY, ModelSpec, ModelSpecError
 
-# The trainer writes here; a path relative to the checkout / installed package root.
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "genrecast-gtzan.onnx"
+# Shipped inside this package (daemon/models links to the repository's models/, where the trainer writes), so a
+# wheel installed anywhere finds it; importlib.resources rather than a path built from the checkout's layout.
+DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gtzan.onnx"))
 
 
 @dataclass

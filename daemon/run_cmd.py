@@ -20,7 +20,7 @@ def register(sub) -> None:
                    help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
     p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
     p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
-    p.add_argument("--model", help="ONNX model (default: models/genrecast-gtzan.onnx)")
+    p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--username", dest="broker_username")
     p.add_argument("--password", dest="broker_password")

@@ -14,9 +14,13 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.serving import make_server as werkzeug_server
 
+from daemon.config import ApiSettings
+
 from . import render
+from .api import install_api
 from .feed import Feed
 from .history import History
+from .jobs import Busy
 from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
 
 ASSETS = Path(__file__).with_name("assets")
@@ -25,9 +29,11 @@ GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a 
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
 
 
-def create_app(history: History, feed: Feed, offline: OfflineClassifier, refresh_ms: int = REFRESH_MS) -> Dash:
+def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: ApiSettings | None = None,
+               refresh_ms: int = REFRESH_MS) -> Dash:
     # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
+    install_api(app.server, history, feed, offline, api or ApiSettings())
     app.layout = html.Div(
         className="page",
         children=[
@@ -136,7 +142,7 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
         return [html.Div(f"{filename}: the upload arrived garbled", className="error")]
     try:
         result = offline.classify(data, filename)
-    except (AudioError, ModelSpecError) as exc:
+    except (AudioError, ModelSpecError, Busy) as exc:
         return [html.Div(str(exc), className="error")]
     bars, timeline = render.file_figures(result)
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -10,7 +11,16 @@ from dataclasses import replace
 
 from daemon.broker import BrokerConfig
 from daemon.cli import UserError
-from daemon.config import PREFIX_RULE, load_broker_config, read_toml, valid_prefix
+from daemon.config import (
+    PREFIX_RULE,
+    TOKEN_RULE,
+    ApiSettings,
+    load_api_settings,
+    load_broker_config,
+    read_toml,
+    valid_prefix,
+    valid_token,
+)
 
 DEFAULT_PREFIX = "genrecast"
 
@@ -27,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {DEFAULT_PREFIX})")
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
+    p.add_argument("--api-token", metavar="TOKEN",
+                   help="bearer token the HTTP API requires (default: $GENRECAST_API_TOKEN, config [api] token, "
+                        "none); prefer those two: a flag shows in the process list")
+    p.add_argument("--api-max-mb", type=float, metavar="MB",
+                   help="largest upload to POST /api/v1/classify (default: config [api] max_mb, 50)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +79,28 @@ def topic_prefix(flag: str | None, config_path: str | None) -> str:
     return prefix
 
 
+def api_settings(token: str | None, max_mb: float | None, config_path: str | None) -> ApiSettings:
+    """The config file's ``[api]`` table with ``GENRECAST_API_*`` applied, then the flags."""
+    settings = load_api_settings(config_path)
+    if token is not None:
+        if not valid_token(token):
+            raise UserError(f"--api-token: {TOKEN_RULE}")  # never echo the value: it is a secret
+        settings = replace(settings, token=token)
+    if max_mb is not None:
+        settings = replace(settings, max_mb=max_mb)
+        settings.check()
+    return settings
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     from .app import create_app, make_server  # Dash is slow to import; only this command needs it
     from .feed import Feed
@@ -74,15 +111,23 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per page poll
     broker = broker_config(args.broker, args.config)
     prefix = topic_prefix(args.prefix, args.config)
+    api = api_settings(args.api_token, args.api_max_mb, args.config)
     history = History()
     feed = Feed(broker, prefix, history)
+    app = create_app(history, feed, OfflineClassifier(args.model), api)
     try:
-        server = make_server(create_app(history, feed, OfflineClassifier(args.model)), args.host, args.port)
+        server = make_server(app, args.host, args.port)
     except OSError as exc:
         raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     feed.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix})", flush=True)
+    guard = "API needs a bearer token" if api.token else "API open, no token"
+    print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix}; {guard})",
+          flush=True)
+    if not api.token and not loopback(args.host):
+        logging.getLogger(__name__).warning(
+            "serving on %s without an API token: anyone who can reach it may use /api/v1 (set GENRECAST_API_TOKEN)",
+            args.host)
     try:
         server.serve_forever()
     finally:

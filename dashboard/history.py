@@ -17,6 +17,7 @@ from .parse import Decision, GenreChange, Message, Prediction, Retired, Status
 
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
 DEFAULT_MAX_STREAMS = 64
+STALE_AFTER_S = 10.0  # an online stream this quiet is "stalled"; the daemon sends a window per second
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,14 @@ class StreamView:
     model_id: str | None = None
     latest: Prediction | None = None
     timeline: tuple[Prediction, ...] = ()
+
+    def liveness(self, now: float, connected: bool) -> str:
+        """online / offline from the retained status; "stalled" when an online daemon has gone quiet although our
+        broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
+        state = self.status.state if self.status else "no status"
+        if state == "online" and connected and now - self.last_message_at > STALE_AFTER_S:
+            return "stalled"
+        return state
 
 
 @dataclass(frozen=True)

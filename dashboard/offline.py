@@ -10,8 +10,15 @@ from __future__ import annotations
 import tempfile
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .jobs import BoundedPool
+
+if TYPE_CHECKING:
+    from daemon.classify_cmd import FileWindows
+    from daemon.model import GenreModel
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a few minutes of WAV; base64 in the browser makes it 4/3 larger
 
@@ -32,35 +39,35 @@ class FileResult:
 
 
 class OfflineClassifier:
-    """Loads the model on first use (watching streams needs none) and runs one file at a time (CPU-bound)."""
+    """Loads the model on first use (watching streams needs none) and classifies on a bounded worker pool.
 
-    def __init__(self, model_path: str | None = None, hop_seconds: float = 1.0) -> None:
+    The page's "check a file" and the HTTP API share one pool, so together they never take more than its
+    workers' share of the CPU; when it is full they get :class:`dashboard.jobs.Busy`.
+    """
+
+    def __init__(self, model_path: str | None = None, hop_seconds: float = 1.0, pool: BoundedPool | None = None):
         self.model_path = model_path
         self.hop_seconds = hop_seconds
+        self.pool = pool or BoundedPool()
         self._model = None
         self._lock = threading.Lock()
 
+    def windows(self, data: bytes, name: str) -> tuple[GenreModel, FileWindows]:
+        """Decode ``data`` (any format the reader knows) and run every window through the model.
+
+        Raises :class:`dashboard.jobs.Busy`, or :class:`dsp.AudioError` / :class:`dsp.ModelSpecError` with a
+        one-line message that names ``name``, never the temporary file.
+        """
+        return self.pool.run(self._windows, data, name)
+
     def classify(self, data: bytes, name: str) -> FileResult:
-        """Raise :class:`dsp.AudioError` or :class:`dsp.ModelSpecError` with a message for the page."""
-        from daemon.classify_cmd import classify_windows
+        """The page's view of an upload: the track-level answer and every window, for the timeline."""
         from daemon.decision import track_probabilities
-        from daemon.model import load_model
-        from dsp import AudioError, read_audio
+        from dsp import AudioError
 
         if len(data) > MAX_UPLOAD_BYTES:
             raise AudioError(f"{name}: {len(data) // 2**20} MiB is over the {MAX_UPLOAD_BYTES // 2**20} MiB limit")
-        with self._lock:
-            if self._model is None:
-                self._model = load_model(self.model_path)
-            model = self._model
-            with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:
-                f.write(data)
-                f.flush()
-                try:
-                    audio = read_audio(f.name)
-                except AudioError as exc:  # its message names the temporary file, not the user's
-                    raise AudioError(f"{name}: not audio this reader understands ({exc})") from None
-            result = classify_windows(model, audio, self.hop_seconds, name)
+        model, result = self.windows(data, name)
         probs = result.probabilities
         return FileResult(
             name=name,
@@ -71,3 +78,26 @@ class OfflineClassifier:
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
             mean=tuple(float(p) for p in track_probabilities(probs)),
         )
+
+    def _load(self) -> GenreModel:
+        from daemon.model import load_model
+
+        with self._lock:
+            if self._model is None:
+                self._model = load_model(self.model_path)
+            return self._model
+
+    def _windows(self, data: bytes, name: str) -> tuple[GenreModel, FileWindows]:
+        from daemon.classify_cmd import classify_windows
+        from dsp import AudioError, read_audio
+
+        model = self._load()
+        with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:
+            f.write(data)
+            f.flush()
+            try:
+                audio = read_audio(f.name)
+            except AudioError as exc:  # its message names the temporary file, not the user's
+                detail = str(exc).removeprefix(f"{f.name}: ")
+                raise AudioError(f"{name}: not audio this reader understands ({detail})") from None
+        return model, classify_windows(model, audio, self.hop_seconds, name)

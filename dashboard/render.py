@@ -14,12 +14,11 @@ from dash import html
 from dsp.modelspec import GTZAN_GENRES
 
 from .feed import FeedStatus
-from .history import Snapshot, StreamView
+from .history import STALE_AFTER_S, Snapshot, StreamView
 from .offline import FileResult
 from .parse import Prediction
 
 TIMELINE_SECONDS = 300.0
-STALE_AFTER_S = 10.0  # an online stream this quiet gets a warning; the daemon sends a window per second
 # Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
@@ -71,12 +70,10 @@ def header(feed: FeedStatus, snapshot: Snapshot) -> list:
 
 
 def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
-    """online / offline from the retained status; "stalled" when an online daemon has gone quiet although our
-    broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
-    status = view.status.state if view.status else "no status"
+    status = view.liveness(now, connected)
     title = (view.status.reason if view.status else None) or ""
-    if status == "online" and connected and now - view.last_message_at > STALE_AFTER_S:
-        status, title = "stalled", f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
+    if status == "stalled":
+        title = f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
     css = {"online": "ok", "offline": "bad", "stalled": "bad"}.get(status, "muted-pill")
     return html.Span(status, className=f"pill {css} status", title=title)
 

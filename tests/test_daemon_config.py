@@ -75,6 +75,28 @@ def test_broker_table_is_reusable_alone(tmp_path):
     assert load_broker_config(None, environ={}).url == "mqtt://127.0.0.1:1883"
 
 
+def test_api_table_is_the_dashboards_but_checked_by_the_daemon(tmp_path):
+    from daemon.config import load_api_settings
+
+    secret = "correct-horse-battery-staple"
+    path = tmp_path / "c.toml"
+    path.write_text(TOML + "\n[api]\nmax_mb = 2\n")
+    env = {"GENRECAST_API_TOKEN": secret}
+    api = load_api_settings(path, environ=env)
+    assert (api.token, api.max_mb) == (secret, 2.0) and secret not in repr(api)
+    assert load_api_settings(None, environ={}).token is None
+    assert load_settings(path, environ=env).api == api  # a variable meant for the dashboard does not stop the daemon
+    for table, problem in (("token = 'short'", "api.token: must be 16"), ("max_mb = 0", "api.max_mb"),
+                           ("tokn = 'x'", "unknown setting 'api.tokn'")):
+        path.write_text(f"[api]\n{table}\n")
+        with pytest.raises(ConfigError, match=problem) as err:
+            load_api_settings(path, environ={})
+        assert "short" not in str(err.value)
+    with pytest.raises(ConfigError, match="api.token") as err:
+        load_api_settings(None, environ={"GENRECAST_API_TOKEN": "zebra zebra zebra zebra"})
+    assert "zebra" not in str(err.value)
+
+
 def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("hop_second = 1\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
 
 from dashboard import offline
 from dashboard.app import file_result
+from dashboard.jobs import BoundedPool
 from dashboard.offline import OfflineClassifier
 from dsp import AudioError
 
@@ -56,6 +58,23 @@ def test_problems_are_messages_on_the_page(model_path, monkeypatch):
     assert "garbled" in shown(OfflineClassifier(model_path), "data:audio/wav;base64,@@@")
     junk = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEjunk" * 10).decode()
     assert "x.wav: not audio" in shown(OfflineClassifier(model_path), junk)
+    assert "genrecast-upload-" not in shown(OfflineClassifier(model_path), junk)  # our temporary file, not theirs
     monkeypatch.setattr(offline, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(AudioError, match="limit"):
         OfflineClassifier(model_path).classify(b"\0" * 101, "big.wav")
+
+
+def test_a_busy_pool_is_a_message_on_the_page(model_path):
+    classifier = OfflineClassifier(model_path, pool=BoundedPool(workers=1, backlog=0))
+    started, release = threading.Event(), threading.Event()
+    blocker = threading.Thread(target=classifier.pool.run, args=(lambda: (started.set(), release.wait(30)),))
+    blocker.start()
+    try:
+        assert started.wait(30)
+        wav = "data:audio/wav;base64," + base64.b64encode(tone_wav("rock")).decode()
+        (shown,) = file_result(classifier, wav, "x.wav")
+        assert shown.className == "error" and shown.children.startswith("busy:")
+    finally:
+        release.set()
+        blocker.join(30)
+    assert classifier.classify(tone_wav("rock"), "x.wav").genre == "rock"

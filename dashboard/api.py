@@ -1,0 +1,228 @@
+"""The dashboard's HTTP API under ``/api/v1`` (docs/api.md): classify posted audio, the streams' state, health.
+
+Everything under ``/api/`` answers JSON, errors included (``{"error": message}`` with a status a program can
+branch on), never a traceback or an HTML page. Classifying runs on the :class:`OfflineClassifier`'s bounded
+pool, shared with the page's "check a file", so uploads cannot starve the live page.
+
+The body limit is the API's own (``[api] max_mb``, ``--api-max-mb``), enforced here on each request, whatever
+limit the server applies to the page's requests.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from daemon.config import ApiSettings
+
+from .feed import Feed
+from .history import History, StreamView
+from .jobs import Busy
+from .offline import OfflineClassifier
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 200  # longest file name echoed back
+# Raw bodies: audio/* and these; no Content-Type at all is taken as raw audio too. The decoder, not the
+# declared type, decides whether the bytes are audio, so a mislabelled FLAC still works.
+RAW_TYPES = ("application/octet-stream", "application/ogg")
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class ApiError(Exception):
+    """An answer other than 200: its status, a one-line message and any headers it needs."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def install_api(server: Flask, history: History, feed: Feed, offline: OfflineClassifier,
+                config: ApiSettings) -> None:
+    """Add ``/api/...`` to the dashboard's Flask server; ``config.token`` (if set) guards every route."""
+    api = Blueprint("api", __name__, url_prefix="/api")
+    refused = Counter()
+
+    def route(rule: str, methods: tuple[str, ...]):
+        """Register for every method, so that a wrong one gets our JSON 405 (not the page's catch-all route)."""
+
+        def register(view):
+            def checked(**kwargs):
+                if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
+                    raise ApiError(405, f"{request.method} is not allowed here; use {' or '.join(methods)}",
+                                   {"Allow": ", ".join(methods)})
+                return view(**kwargs)
+
+            api.add_url_rule(rule, view.__name__, checked, methods=ANY_METHOD, provide_automatic_options=False)
+            return view
+
+        return register
+
+    @api.before_request
+    def authorize():
+        if config.token is None:
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+            count = refused.add()
+            if count == 1 or count % 100 == 0:  # a scanner must not flood the log; the token is never logged
+                log.warning("refused %d API request(s) without the right token so far; latest from %s",
+                            count, request.remote_addr)
+            raise ApiError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
+                           {"WWW-Authenticate": 'Bearer realm="genrecast"'})
+
+    @route("/v1/classify", ("POST",))
+    def classify():
+        from daemon.classify_cmd import track_json, track_result
+        from dsp import AudioError, ModelSpecError
+
+        windows = flag("windows")
+        name, data = read_upload(config)
+        try:
+            model, result = offline.windows(data, name)
+        except Busy as exc:
+            raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+        except AudioError as exc:
+            raise ApiError(400, str(exc)) from None
+        except ModelSpecError as exc:
+            raise ApiError(503, f"the model cannot be used: {exc}") from None
+        track = track_json(track_result(model, name, result), model.model_id)
+        answer = {"name": track.pop("file"), **track}
+        if windows:
+            answer["window_results"] = window_json(model, result)
+        return jsonify(answer)
+
+    @route("/v1/streams", ("GET",))
+    def streams():
+        snapshot, status = history.snapshot(), feed.status()
+        wall, now = datetime.now(UTC), history.clock()
+        return jsonify({
+            "mqtt_connected": status.connected,
+            "streams": [stream_json(view, wall, now, status.connected) for view in snapshot.streams],
+        })
+
+    @route("/v1/health", ("GET",))
+    def health():
+        load = offline.pool.load()
+        return jsonify({
+            "status": "ok",
+            "mqtt_connected": feed.status().connected,
+            "streams": len(history.snapshot().streams),
+            "classify_jobs": load.jobs,
+            "classify_capacity": load.capacity,
+        })
+
+    @api.route("/", methods=ANY_METHOD, provide_automatic_options=False)
+    @api.route("/<path:rest>", methods=ANY_METHOD, provide_automatic_options=False)
+    def unknown(rest: str = ""):
+        raise ApiError(404, f"no API endpoint {request.path[:MAX_NAME]!r}; see docs/api.md")
+
+    @api.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, str(exc), exc.headers)
+
+    @api.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:  # e.g. a malformed multipart body, or the server's own limit
+        return error_response(exc.code or 400, exc.description or exc.name)
+
+    @api.errorhandler(Exception)
+    def bug(exc: Exception) -> Response:
+        log.exception("API request %s %s failed", request.method, request.path[:MAX_NAME])
+        return error_response(500, f"internal error ({type(exc).__name__}); the dashboard's log has the details")
+
+    server.register_blueprint(api)
+
+
+class Counter:
+    """A thread-safe count (requests run on many threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def add(self) -> int:
+        with self._lock:
+            self._n += 1
+            return self._n
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def flag(name: str) -> bool:
+    value = request.args.get(name, "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise ApiError(400, f"?{name}= must be 1 or 0, got {value[:20]!r}")
+    return value in ("1", "true")
+
+
+def read_upload(config: ApiSettings) -> tuple[str, bytes]:
+    """The posted audio and its name: the raw body (``?name=`` names it) or multipart field ``file``."""
+    mimetype = request.mimetype
+    multipart = mimetype == "multipart/form-data"
+    if not (multipart or not mimetype or mimetype.startswith("audio/") or mimetype in RAW_TYPES):
+        raise ApiError(415, f"Content-Type {mimetype[:100]} is not accepted: send the audio as the body with "
+                            "Content-Type audio/* or application/octet-stream, or as multipart/form-data field 'file'")
+    max_bytes = int(config.max_mb * 10**6)
+    too_large = ApiError(413, f"the body is over the API's {config.max_mb:g} MB limit")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise too_large  # before reading a byte of it
+    # Bodies sent without a length (chunked) are read to one byte past the limit, which tells "over" from "at".
+    request.max_content_length = max_bytes + 1
+    try:
+        if multipart:
+            upload = request.files.get("file")
+            if upload is None:
+                raise ApiError(400, "the multipart body has no field 'file'")
+            name, data = upload.filename or "upload", upload.read()
+        else:
+            name, data = request.args.get("name") or "upload", request.stream.read(max_bytes + 1)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(data) > max_bytes:
+        raise too_large
+    if not data:
+        raise ApiError(400, "empty body: send the audio as the body or as multipart/form-data field 'file'")
+    return name[:MAX_NAME], data
+
+
+def window_json(model, result) -> list[dict]:
+    """Every window the track's answer is the mean of: where it lies in the file and its probabilities."""
+    labels, length = model.spec.labels, model.spec.window_seconds
+    return [
+        {
+            "start_s": round(start, 3),
+            "end_s": round(start + length, 3),
+            "genre": labels[int(np.argmax(row))],
+            "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
+        }
+        for start, row in zip(result.starts, result.probabilities, strict=True)
+    ]
+
+
+def stream_json(view: StreamView, wall: datetime, now: float, connected: bool) -> dict:
+    """One stream as the page's card shows it; times are UTC ISO 8601."""
+    age = max(0.0, now - view.last_message_at)
+    decision = view.decision
+    return {
+        "stream_id": view.stream_id,
+        "status": view.liveness(now, connected),
+        "kind": decision.kind if decision else None,
+        "genre": decision.genre if decision else None,
+        "confidence": decision.confidence if decision else None,
+        "since": view.since.astimezone(UTC).isoformat() if view.since else None,
+        "model_id": view.model_id,
+        "last_message_at": (wall - timedelta(seconds=age)).isoformat(),
+        "last_message_age_s": round(age, 3),
+    }

@@ -1,0 +1,297 @@
+"""The HTTP API (docs/api.md) over real HTTP: a running dashboard server, a real Mosquitto feeding it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import fields
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import paho.mqtt.publish as mqtt_publish
+import pytest
+import soundfile as sf
+from conftest import free_port, wait_for_port
+from dashboard_payloads import genre, prediction, status
+from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
+
+from daemon.broker import BrokerConfig
+from daemon.classify_cmd import TrackResult, classify_file, track_json
+from daemon.config import ApiSettings
+from daemon.model import load_model
+from dashboard.app import create_app, make_server
+from dashboard.cli import loopback
+from dashboard.feed import Feed
+from dashboard.history import History
+from dashboard.jobs import BoundedPool
+from dashboard.offline import OfflineClassifier
+
+WAIT_S = 30
+TOKEN = "tok-" + uuid.uuid4().hex  # unique, so finding it in a log cannot be a coincidence
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    return str(build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
+
+
+def tone(genre_name: str, seconds: float = 7.0, rate: int = 22050, fmt: str = "FLAC") -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    buf = io.BytesIO()
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre_name)) * t), rate, format=fmt)
+    return buf.getvalue()
+
+
+def wait_until(condition, what: str):
+    deadline = time.monotonic() + WAIT_S
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+def serve(broker, model_path: str, api: ApiSettings, pool: BoundedPool | None = None):
+    history = History()
+    feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
+    offline = OfflineClassifier(model_path, pool=pool)
+    server = make_server(create_app(history, feed, offline, api), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    feed.start()
+    wait_until(lambda: feed.status().connected, "the feed to subscribe")
+    return SimpleNamespace(base=f"http://127.0.0.1:{server.port}", offline=offline, server=server, feed=feed,
+                           thread=thread)
+
+
+def stop(running) -> None:
+    running.feed.stop()
+    running.server.shutdown()
+    running.server.server_close()
+    running.thread.join(10)
+
+
+@pytest.fixture
+def api(broker, model_path):
+    running = serve(broker, model_path, ApiSettings(max_mb=0.5))
+    yield running
+    stop(running)
+
+
+def call(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
+    """(status, headers, parsed JSON body) of one request; 4xx and 5xx are answers, not exceptions."""
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=WAIT_S) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            raw = err.read()
+        assert err.headers.get_content_type() == "application/json", raw[:300]
+        return err.code, err.headers, json.loads(raw)
+
+
+def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_classify_answers_what_classify_json_prints(api, model_path, tmp_path):
+    data = tone("jazz")
+    code, _, answer = call(f"{api.base}/api/v1/classify?name=jazz.flac", data, {"Content-Type": "audio/flac"})
+    assert code == 200
+    (tmp_path / "jazz.flac").write_bytes(data)
+    printed = track_json(classify_file(load_model(model_path), str(tmp_path / "jazz.flac"), 1.0), "tiny-test-1")
+    assert printed.pop("file") == str(tmp_path / "jazz.flac")
+    assert set(answer) == {"name", "model_id"} | {f.name for f in fields(TrackResult)} - {"file"}
+    assert answer["genre"] == "jazz" and answer["windows"] == 5 and "window_results" not in answer
+    assert answer == json.loads(json.dumps({"name": "jazz.flac", **printed}))
+
+
+def test_multipart_upload_and_per_window_results(api):
+    body, headers = multipart("file", "song.wav", tone("rock", fmt="WAV"))
+    code, _, answer = call(f"{api.base}/api/v1/classify?windows=1", body, headers)
+    assert code == 200 and answer["name"] == "song.wav" and answer["genre"] == "rock"
+    rows = answer["window_results"]
+    assert len(rows) == answer["windows"] == 5
+    assert [r["start_s"] for r in rows] == pytest.approx([0, 1, 2, 3, 4], abs=0.01)  # 1-s hop, in the file's time
+    assert all(r["end_s"] - r["start_s"] == pytest.approx(3.0) for r in rows)
+    assert all(r["genre"] == "rock" and set(r["probabilities"]) == set(GTZAN_GENRES) for r in rows)
+    mean = {g: np.mean([r["probabilities"][g] for r in rows]) for g in GTZAN_GENRES}
+    assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "code", "message"), [
+    ("POST", "/api/v1/classify", b"not audio at all" * 100, {"Content-Type": "application/octet-stream"}, 400,
+     "upload: not audio this reader understands"),
+    ("POST", "/api/v1/classify?name=short.flac", "SHORT", {"Content-Type": "audio/flac"}, 400,
+     "short.flac: 1.00 s is shorter than one 3 s window"),
+    ("POST", "/api/v1/classify", b"", {"Content-Type": "audio/wav"}, 400, "empty body"),
+    ("POST", "/api/v1/classify?windows=yes", "SHORT", {"Content-Type": "audio/flac"}, 400, "?windows="),
+    ("POST", "/api/v1/classify", b"hello", {"Content-Type": "text/plain"}, 415, "text/plain is not accepted"),
+    ("POST", "/api/v1/classify", b"a=b", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "is not accepted"),
+    ("POST", "/api/v1/classify", b"\0" * 600_001, {"Content-Type": "audio/wav"}, 413, "over the API's 0.6 MB limit"),
+    ("GET", "/api/v1/classify", None, {}, 405, "GET is not allowed here; use POST"),
+    ("DELETE", "/api/v1/streams", None, {}, 405, "use GET"),
+    ("GET", "/api/v2/anything", None, {}, 404, "no API endpoint '/api/v2/anything'"),
+])
+def test_errors_are_json_with_the_right_status(broker, model_path, method, path, body, headers, code, message):
+    running = serve(broker, model_path, ApiSettings(max_mb=0.6))
+    try:
+        if body == "SHORT":
+            body = tone("jazz", seconds=1.0)
+        got, got_headers, answer = call(running.base + path, body, headers, method)
+    finally:
+        stop(running)
+    assert (got, list(answer)) == (code, ["error"])
+    assert message in answer["error"] and "Traceback" not in answer["error"]
+    assert "genrecast-upload-" not in answer["error"]  # the temporary file is ours, not the caller's business
+    if code == 405:
+        assert got_headers["Allow"] in ("POST", "GET")
+
+
+def test_a_chunked_body_is_held_to_the_same_limit(api):
+    url, wav = f"{api.base}/api/v1/classify", {"Content-Type": "audio/wav"}
+    code, _, answer = call(url, iter([b"\0" * 300_000, b"\0" * 200_001]), wav)  # no length: sent chunked
+    assert code == 413 and answer["error"] == "the body is over the API's 0.5 MB limit"
+    rate = 8000
+    header = len(tone("jazz", seconds=0, rate=rate, fmt="WAV"))
+    exact = tone("jazz", seconds=(500_000 - header) / 2 / rate, rate=rate, fmt="WAV")  # 16-bit mono
+    assert len(exact) == 500_000
+    code, _, answer = call(url, iter([exact]), wav)
+    assert (code, answer["genre"]) == (200, "jazz")
+
+
+def test_multipart_without_the_file_field_and_the_page_still_served(api):
+    body, headers = multipart("audio", "x.wav", tone("rock", fmt="WAV"))
+    code, _, answer = call(f"{api.base}/api/v1/classify", body, headers)
+    assert code == 400 and answer["error"] == "the multipart body has no field 'file'"
+    with urllib.request.urlopen(f"{api.base}/", timeout=WAIT_S) as page:  # the page's catch-all is untouched
+        assert "<title>genrecast</title>" in page.read().decode()
+
+
+def test_streams_and_health_follow_the_mqtt_feed(api, broker):
+    code, _, answer = call(f"{api.base}/api/v1/streams")
+    assert code == 200 and answer == {"mqtt_connected": True, "streams": []}
+    messages = [
+        ("genrecast/kitchen/status", json.dumps(status("kitchen")), True),
+        ("genrecast/kitchen/prediction", json.dumps(prediction("kitchen", "jazz", 0.8)), False),
+        ("genrecast/kitchen/genre", json.dumps(genre("kitchen", "jazz", confidence=0.75)), True),
+    ]
+    mqtt_publish.multiple([{"topic": t, "payload": p, "retain": r, "qos": 1} for t, p, r in messages],
+                          hostname=broker.host, port=broker.port)
+    streams = wait_until(lambda: [s for s in call(f"{api.base}/api/v1/streams")[2]["streams"] if s["since"]],
+                         "the stream's genre message")
+    (kitchen,) = streams
+    assert {k: kitchen[k] for k in ("stream_id", "status", "kind", "genre", "confidence", "model_id")} == {
+        "stream_id": "kitchen", "status": "online", "kind": "genre", "genre": "jazz", "confidence": 0.75,
+        "model_id": "gtzan-cnn-1"}
+    assert kitchen["since"].endswith("+00:00") and kitchen["last_message_at"].endswith("+00:00")
+    assert 0 <= kitchen["last_message_age_s"] < WAIT_S
+    code, _, health = call(f"{api.base}/api/v1/health")
+    assert code == 200
+    assert health == {"status": "ok", "mqtt_connected": True, "streams": 1, "classify_jobs": 0,
+                      "classify_capacity": 5}
+
+
+def test_a_full_pool_gets_503_and_the_page_stays_live(broker, model_path):
+    running = serve(broker, model_path, ApiSettings(), pool=BoundedPool(workers=1, backlog=0))
+    started, release = threading.Event(), threading.Event()
+    blocker = threading.Thread(target=running.offline.pool.run, args=(lambda: (started.set(), release.wait(WAIT_S)),))
+    blocker.start()
+    try:
+        assert started.wait(WAIT_S)
+        code, headers, answer = call(f"{running.base}/api/v1/classify", tone("jazz"), {"Content-Type": "audio/flac"})
+        assert (code, headers["Retry-After"]) == (503, "1") and answer["error"].startswith("busy:")
+        assert call(f"{running.base}/api/v1/health")[2]["classify_jobs"] == 1
+        with urllib.request.urlopen(f"{running.base}/", timeout=WAIT_S) as page:
+            assert page.status == 200
+        release.set()
+        blocker.join(WAIT_S)
+        code, _, answer = call(f"{running.base}/api/v1/classify", tone("jazz"), {"Content-Type": "audio/flac"})
+        assert (code, answer["genre"]) == (200, "jazz")
+    finally:
+        release.set()
+        stop(running)
+
+
+def test_missing_model_is_503_not_500(broker):
+    running = serve(broker, "/nonexistent/model.onnx", ApiSettings())
+    try:
+        code, _, answer = call(f"{running.base}/api/v1/classify", tone("jazz"), {"Content-Type": "audio/flac"})
+    finally:
+        stop(running)
+    assert code == 503 and "the model cannot be used" in answer["error"] and "no such file" in answer["error"]
+
+
+def test_token_guards_every_api_route_but_not_the_page(broker, model_path):
+    running = serve(broker, model_path, ApiSettings(token=TOKEN))
+    try:
+        for path in ("/api/v1/health", "/api/v1/streams", "/api/v1/classify", "/api/v2/x"):
+            for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
+                            {"Authorization": f"Basic {TOKEN}"}):
+                code, got, answer = call(running.base + path, headers=headers)
+                assert (code, got["WWW-Authenticate"]) == (401, 'Bearer realm="genrecast"'), (path, headers)
+                assert "bearer token" in answer["error"]
+        code, _, health = call(f"{running.base}/api/v1/health", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert (code, health["status"]) == (200, "ok")
+        code, _, answer = call(f"{running.base}/api/v1/classify", tone("rock"),
+                               {"Authorization": f"bearer {TOKEN}", "Content-Type": "audio/flac"})
+        assert (code, answer["genre"]) == (200, "rock")
+        with urllib.request.urlopen(f"{running.base}/", timeout=WAIT_S) as page:
+            assert page.status == 200  # the page stays open (docs/api.md says so)
+    finally:
+        stop(running)
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_command_requires_the_token_and_never_logs_it(broker, model_path, how):
+    port = free_port()
+    genrecast = Path(sys.executable).with_name("genrecast")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENRECAST_")}
+    args = [str(genrecast), "dashboard", "--broker", broker.url, "--port", str(port), "--model", model_path]
+    if how == "flag":
+        args += ["--api-token", TOKEN]
+    else:
+        env["GENRECAST_API_TOKEN"] = TOKEN
+    wrong = "wrong-" + uuid.uuid4().hex
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, timeout=60)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        assert call(f"{base}/health")[0] == 401
+        assert call(f"{base}/streams", headers={"Authorization": f"Bearer {wrong}"})[0] == 401
+        code, _, answer = call(f"{base}/classify", tone("jazz"),
+                               {"Authorization": f"Bearer {TOKEN}", "Content-Type": "audio/flac"})
+        assert (code, answer["genre"]) == (200, "jazz")
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert "API needs a bearer token" in output and "refused 1 API request(s)" in output
+    assert TOKEN not in output and wrong not in output
+
+
+def test_a_bad_token_is_refused_without_echoing_it(model_path):
+    genrecast = Path(sys.executable).with_name("genrecast")
+    secret = "short-" + uuid.uuid4().hex[:4]
+    proc = subprocess.run([str(genrecast), "dashboard", "--api-token", secret, "--port", "0"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "genrecast dashboard: error: --api-token: must be 16 to 512 printable ASCII characters " \
+                          "without spaces\n"
+
+
+def test_loopback_hosts():
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and loopback("127.0.0.2")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.5") and not loopback("example.org")
