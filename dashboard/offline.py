@@ -11,8 +11,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a few minutes of WAV; base64 in the browser makes it 4/3 larger
 
 
@@ -24,11 +22,11 @@ class FileResult:
     labels: tuple[str, ...]
     starts: tuple[float, ...]  # each window's start offset in the file, in seconds
     probabilities: tuple[tuple[float, ...], ...]  # per window, aligned with labels
-    mean: tuple[float, ...]  # over windows: the track-level answer, as `genrecast classify` gives it
-
-    @property
-    def genre(self) -> str:
-        return self.labels[int(np.argmax(self.mean))]
+    mean: tuple[float, ...]  # over windows: the track-level probabilities, as `genrecast classify` gives them
+    kind: str  # the track-level answer, as `genrecast classify` gives it: "genre" | "no_music" | "silence"
+    genre: str | None  # a label exactly when kind is "genre"
+    confidence: float  # of that answer
+    music: float | None  # mean music probability; None for a model without a music head
 
 
 class OfflineClassifier:
@@ -43,7 +41,6 @@ class OfflineClassifier:
     def classify(self, data: bytes, name: str) -> FileResult:
         """Raise :class:`dsp.AudioError` or :class:`dsp.ModelSpecError` with a message for the page."""
         from daemon.classify_cmd import classify_windows
-        from daemon.decision import track_probabilities
         from daemon.model import load_model
         from dsp import AudioError, read_audio
 
@@ -62,6 +59,7 @@ class OfflineClassifier:
                     raise AudioError(f"{name}: not audio this reader understands ({exc})") from None
             result = classify_windows(model, audio, self.hop_seconds, name)
         probs = result.probabilities
+        track = result.track(model.spec)
         return FileResult(
             name=name,
             model_id=model.model_id,
@@ -69,5 +67,9 @@ class OfflineClassifier:
             labels=tuple(model.spec.labels),
             starts=tuple(result.starts),
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
-            mean=tuple(float(p) for p in track_probabilities(probs)),
+            mean=tuple(float(p) for p in track.probabilities),
+            kind=track.kind,
+            genre=track.genre,
+            confidence=track.confidence,
+            music=track.music if model.spec.has_music_head else None,
         )

@@ -14,7 +14,7 @@ import torch
 
 from daemon.cli import main
 from daemon.model import load_model
-from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec, ModelSpecError
+from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec
 from dsp.windows import hop_frames, slice_windows
 from training import augment
 from training.augment import NONE, AugmentConfig
@@ -267,7 +267,7 @@ def test_torch_and_onnxruntime_agree(arch, tmp_path):
         x = rng.normal(-5, 2, size=(batch, 128, WIN)).astype(np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
-        got = loaded.predict(x)
+        got = loaded.predict(x).genre
         assert got.shape == (batch, len(GTZAN_GENRES))
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
         np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
@@ -282,17 +282,19 @@ def test_exported_graph_applies_the_fitted_temperature(tmp_path):
     model.temperature.fill_(2.5)
     export_onnx(model, SPEC, tmp_path / "t.onnx")
     expected = np.exp(logits / 2.5) / np.exp(logits / 2.5).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(load_model(tmp_path / "t.onnx").predict(x), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(load_model(tmp_path / "t.onnx").predict(x).genre, expected, atol=1e-5, rtol=0)
     assert "temperature" not in model.state_dict()  # checkpoints hold weights only; the spec records T
 
 
-def test_model_for_other_features_is_refused(tmp_path):
+def test_model_for_other_features_loads_with_its_own_front_end(tmp_path):
     other = DSPConfig(n_mels=64)
     spec = ModelSpec(name="other", version="0", dsp=other)
     model = build("default", len(GTZAN_GENRES), np.zeros(64), np.ones(64)).eval()
     export_onnx(model, spec, tmp_path / "other.onnx")
-    with pytest.raises(ModelSpecError, match="n_mels"):
-        load_model(tmp_path / "other.onnx")
+    loaded = load_model(tmp_path / "other.onnx")
+    assert loaded.spec.dsp == other
+    out = loaded.predict(np.zeros((2, 64, spec.n_frames), np.float32))
+    assert out.genre.shape == (2, len(GTZAN_GENRES)) and out.music.tolist() == [1.0, 1.0]  # no music head
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------
