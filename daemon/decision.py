@@ -50,7 +50,7 @@ class DecisionConfig:
     silence_rms: float = 0.003
     min_confidence: float = 0.4  # enter a genre at this smoothed probability
     leave_confidence: float = 0.3  # a genre once entered holds down to this
-    dwell_windows: int = 3  # windows a new state must be the candidate in a row before it is taken
+    dwell_windows: int = 5  # windows a new state must be the candidate in a row before it is taken
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.windows import MIN_SECONDS
+
 from .config import RunSettings
 from .decision import Decider, State
 from .events import GenreChange, Prediction, Status, ha_discovery, utc_now
@@ -102,6 +104,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             notifier.watchdog()
         if not stop.is_set():
             handle(pipeline.push(np.zeros(0, np.float32), last=True), time.monotonic())
+            if not pipeline.windows_out:
+                log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
+                            stream_id, pipeline.seconds_in, MIN_SECONDS)
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
             log.info("stream %s: source ended; %d messages still to deliver", stream_id, publisher.undelivered)
     except BaseException as exc:

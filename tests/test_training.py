@@ -55,7 +55,7 @@ def synth_tree(tmp_path_factory) -> Path:
             sf.write(root / genre / f"{genre}.{i:05d}.wav", _signal(genre, 6.0, 16000, 10 * g + i), 16000)
     sf.write(root / "metal.00099.flac", _signal("metal", 5.0, 22050, 99), 22050)  # flat layout
     (root / "blues" / "blues.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(64))  # corrupt
-    sf.write(root / "classical" / "classical.00077.wav", _signal("classical", 1.0, 16000, 7), 16000)  # < 3 s
+    sf.write(root / "classical" / "classical.00077.wav", _signal("classical", 0.5, 16000, 7), 16000)  # < 1 s
     (root / "notes.txt").write_text("not audio")
     return root
 
@@ -88,7 +88,7 @@ def test_loader_skips_and_lists_unreadable_and_short_files(synth, synth_tree):
     assert len(ids) == 3 * 4 + 1 and "metal.00099" in ids  # GTZAN tree and flat file
     reasons = {s.path.name: s.reason for s in synth.skipped}
     assert "not a readable audio file" in reasons["blues.00054.wav"] or "truncated" in reasons["blues.00054.wav"]
-    assert "too short" in reasons["classical.00077.wav"]
+    assert "0.50 s is shorter than the 1 s minimum" in reasons["classical.00077.wav"]
     assert "notes.txt" not in reasons  # not audio at all: not a track, not worth a line
     # 16 kHz sources are converted to the model's rate before framing
     assert synth.frames[ids.index("blues.00000")].shape == (DEFAULT_DSP.frames_for_seconds(6.0), DEFAULT_DSP.n_mels)
