@@ -94,6 +94,24 @@ def test_loader_skips_and_lists_unreadable_and_short_files(synth, synth_tree):
     assert synth.frames[ids.index("blues.00000")].shape == (DEFAULT_DSP.frames_for_seconds(6.0), DEFAULT_DSP.n_mels)
 
 
+def test_short_clips_are_padded_to_one_window_and_cached_padded(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    root.mkdir()
+    sf.write(root / "jazz.00001.wav", _signal("jazz", 2.0, 16000, 1), 16000)
+    ds = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert [t.track_id for t in ds.tracks] == ["jazz.00001"] and ds.frames[0].shape == (WIN, DEFAULT_DSP.n_mels)
+    assert slice_windows(ds.frames[0], WIN, HOP).shape[0] == 1
+    (cached,) = cache_dir_for(cache, DEFAULT_DSP).iterdir()
+    assert cached.name.endswith(f"-w{WIN}.npy")
+    again = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert again.cache_hits == 1 and np.array_equal(again.frames[0], ds.frames[0])
+    # a cache written before padding holds the clip's own (too few) frames: recomputed, not trusted
+    cached.unlink()
+    np.save(cached.with_name(cached.name.replace(f"-w{WIN}", "")), ds.frames[0][:50])
+    old = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert old.cache_hits == 0 and np.array_equal(old.frames[0], ds.frames[0])
+
+
 def test_byte_identical_copies_are_kept_once(tmp_path):
     """GTZAN holds repeated recordings; an exact copy under another id would put one recording on both sides."""
     root = tmp_path / "data"
