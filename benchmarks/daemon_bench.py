@@ -40,10 +40,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
 
 from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
-from dsp import DEFAULT_DSP  # noqa: E402
+from dsp import resample  # noqa: E402
 from dsp.windows import hop_frames, window_starts  # noqa: E402
 
-RATE = DEFAULT_DSP.sample_rate  # the bench feeds audio at the model's rate, so no resampling is measured
 CHUNK = 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -57,23 +56,27 @@ def pick_model(tmp: Path) -> Path:
     return build_tiny_model(tmp / "tiny.onnx")
 
 
-def music(seconds: float) -> np.ndarray:
-    """Real GTZAN excerpts back to back when present, else tones with noise; mono float32 at the model's rate."""
+def model_rate(model: Path) -> int:
+    """The bench feeds audio at the model's own rate, so no resampling is measured."""
+    return load_model(model).spec.dsp.sample_rate
+
+
+def music(seconds: float, rate: int) -> np.ndarray:
+    """Real GTZAN excerpts back to back when present, else tones with noise; mono float32 at ``rate``."""
     tracks = sorted(SHARED_GTZAN.rglob("*.flac")) if SHARED_GTZAN.is_dir() else []
-    n = round(seconds * RATE)
+    n = round(seconds * rate)
     if tracks:
         parts, have = [], 0
         for path in tracks[:: max(1, len(tracks) // 8)]:
-            x, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            assert rate == RATE, path
-            parts.append(x.mean(axis=1))
+            x, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+            parts.append(resample(x.mean(axis=1), file_rate, rate))
             have += parts[-1].shape[0]
             if have >= n:
                 break
         x = np.concatenate(parts)
         return np.tile(x, -(-n // x.shape[0]))[:n]
     rng = np.random.default_rng(0)
-    t = np.arange(n) / RATE
+    t = np.arange(n) / rate
     return (0.2 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
 
 
@@ -91,12 +94,13 @@ def peak_rss_mb(pid: int) -> float:
 
 def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list[float], float, float, float]:
     """Latencies (ms), CPU per audio second, peak RSS (MB), SIGTERM-to-exit time (ms) of one paced stream."""
-    audio = music(seconds)
+    rate = model_rate(model)
+    audio = music(seconds, rate)
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
     received: list[tuple[float, dict, float]] = []  # (monotonic receive time, payload, daemon cpu seconds)
     online = threading.Event()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "genrecast"), "run", "--source", "stdin", "--rate", str(RATE),
+        [str(Path(sys.executable).parent / "genrecast"), "run", "--source", "stdin", "--rate", str(rate),
          "--model", str(model), "--broker", broker.url, "--stream-id", "bench", "--log-level", "warning"],
         stdin=subprocess.PIPE, cwd=ROOT)
 
@@ -117,7 +121,7 @@ def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list
     written: list[tuple[int, float]] = []  # (samples handed over so far, monotonic time)
     start = time.monotonic()
     for pos in range(0, pcm.shape[0], CHUNK):
-        due = start + (pos + CHUNK) / RATE  # a live source hands over a chunk once it has been captured
+        due = start + (pos + CHUNK) / rate  # a live source hands over a chunk once it has been captured
         time.sleep(max(0.0, due - time.monotonic()))
         block = pcm[pos : pos + CHUNK]
         proc.stdin.write(block.tobytes())
@@ -140,7 +144,7 @@ def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list
     ends = np.array([n for n, _ in written])
     latencies = []
     for t_recv, payload, _ in received:
-        last_sample = round(payload["window_end_s"] * RATE) - 1
+        last_sample = round(payload["window_end_s"] * rate) - 1
         i = int(np.searchsorted(ends, last_sample + 1))  # first chunk that contains the window's last sample
         latencies.append((t_recv - written[i][1]) * 1000)
     (_, first, cpu0), (_, last, cpu1) = received[0], received[-1]
@@ -152,11 +156,12 @@ def classify_throughput(model_path: Path, tmp: Path, n_tracks: int) -> float:
     from daemon.classify_cmd import classify_file
     from daemon.model import load_model
 
-    audio = music(30.0 * n_tracks)
+    rate = model_rate(model_path)
+    audio = music(30.0 * n_tracks, rate)
     paths = []
     for i in range(n_tracks):
         paths.append(tmp / f"track{i}.wav")
-        sf.write(str(paths[-1]), audio[i * 30 * RATE : (i + 1) * 30 * RATE], RATE, subtype="PCM_16")
+        sf.write(str(paths[-1]), audio[i * 30 * rate : (i + 1) * 30 * rate], rate, subtype="PCM_16")
     model = load_model(model_path)
     classify_file(model, str(paths[0]), 1.0)  # warm-up: numba cache load, onnxruntime first run
     t0 = time.perf_counter()

@@ -1,7 +1,10 @@
-"""``genrecast classify FILE...``: offline, as fast as possible, one track-level genre per file.
+"""``genrecast classify FILE...``: offline, as fast as possible, one track-level answer per file.
 
-The track's probabilities are the mean over its windows (cut exactly as the daemon cuts them). A bad
-file gets one line on stderr and the others are still classified; the exit status is 2 if any failed.
+The track's answer follows :func:`daemon.decision.track_state` over its windows (cut exactly as the daemon cuts
+them): ``genre`` (the top of the mean probabilities), ``no_music`` (a model with a music head, mean music
+probability below its threshold) or ``silence`` (every window silent). A file between 1 s and one window long is
+repeated to one window; a shorter one, or a bad file, gets one line on stderr and the others are still
+classified; the exit status is 2 if any failed.
 """
 
 from __future__ import annotations
@@ -21,14 +24,24 @@ class FileWindows:
     seconds: float
     starts: list[float]  # each window's start offset, seconds
     probabilities: np.ndarray  # [n_windows, n_labels]
+    music: np.ndarray  # [n_windows] music probability (ones for a model without a music head)
+    rms: np.ndarray  # [n_windows]
+
+    def track(self, spec):
+        """The file's answer, by the one track-level rule."""
+        from .decision import track_state
+
+        return track_state(self.probabilities, self.music, self.rms, spec.labels, spec.music_threshold)
 
 
 @dataclass(frozen=True)
 class TrackResult:
     file: str
-    genre: str
-    probability: float
+    kind: str  # "genre" | "no_music" | "silence"
+    genre: str | None  # null unless kind is "genre"
+    probability: float  # of the answer: the genre's mean probability, 1 - music for no_music, 1 for silence
     probabilities: dict[str, float]
+    music: float | None  # mean music probability; null for a model without a music head
     windows: int
     seconds: float
 
@@ -46,27 +59,26 @@ def register(sub) -> None:
 def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows:
     """Every window's probabilities for decoded ``audio``, cut exactly as the daemon cuts a stream."""
     from dsp import AudioError
+    from dsp.windows import MIN_SECONDS
 
     from .pipeline import Pipeline
 
     windows = Pipeline(model.spec, hop_seconds, audio.sample_rate).push(audio.samples, last=True)
     if not windows:
-        raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than one {model.spec.window_seconds:g} s window")
-    probs = np.concatenate([
-        model.predict(np.stack([w.logmel for w in windows[i : i + BATCH]])) for i in range(0, len(windows), BATCH)
-    ])
-    return FileWindows(audio.seconds, [w.start_s for w in windows], probs)
+        raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
+    outputs = [model.predict(np.stack([w.logmel for w in windows[i : i + BATCH]]))
+               for i in range(0, len(windows), BATCH)]
+    return FileWindows(audio.seconds, [w.start_s for w in windows], np.concatenate([o.genre for o in outputs]),
+                       np.concatenate([o.music for o in outputs]), np.array([w.rms for w in windows]))
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
     """The track-level answer from every window's: what ``classify`` prints and the HTTP API returns."""
-    from .decision import track_probabilities
-
-    probs = track_probabilities(result.probabilities)
-    best = int(np.argmax(probs))
+    track = result.track(model.spec)
     labels = model.spec.labels
-    return TrackResult(name, labels[best], float(probs[best]),
-                       {k: round(float(v), 5) for k, v in zip(labels, probs, strict=True)},
+    return TrackResult(name, track.kind, track.genre, round(track.confidence, 5),
+                       {k: round(float(v), 5) for k, v in zip(labels, track.probabilities, strict=True)},
+                       round(track.music, 5) if model.spec.has_music_head else None,
                        len(result.starts), round(result.seconds, 3))
 
 
@@ -106,5 +118,5 @@ def handler(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(track_json(result, model.model_id)), flush=True)
         else:
-            print(f"{path}\t{result.genre}\t{result.probability:.3f}", flush=True)
+            print(f"{path}\t{result.genre or result.kind}\t{result.probability:.3f}", flush=True)
     return 2 if failed else 0

@@ -23,7 +23,7 @@ from dsp.config import DEFAULT_DSP
 
 from .broker import BrokerConfig
 from .cli import UserError
-from .decision import SMOOTHING
+from .decision import SMOOTHING, DecisionConfig
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -113,9 +113,11 @@ class RunSettings:
     channels: int = 1
     hop_seconds: float = 1.0
     smoothing: str = SMOOTHING[0]
-    smoothing_windows: int = 5
-    silence_rms: float = 0.003
-    min_confidence: float = 0.4
+    smoothing_windows: int = DecisionConfig.windows
+    silence_rms: float = DecisionConfig.silence_rms
+    min_confidence: float = DecisionConfig.min_confidence
+    leave_confidence: float = DecisionConfig.leave_confidence
+    dwell_windows: int = DecisionConfig.dwell_windows
     qos: int = 1
     ha_discovery: bool = False
     buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
@@ -139,6 +141,8 @@ class RunSettings:
             "smoothing_windows": 1 <= self.smoothing_windows <= 1000,
             "silence_rms": 0 <= self.silence_rms < 1,
             "min_confidence": 0 <= self.min_confidence <= 1,
+            "leave_confidence": 0 <= self.leave_confidence <= self.min_confidence,
+            "dwell_windows": 1 <= self.dwell_windows <= 1000,
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
             "threads": valid_threads(self.threads),
@@ -150,6 +154,7 @@ class RunSettings:
             "prefix": PREFIX_RULE,
             "format": " or ".join(PCM_FORMATS),
             "smoothing": " or ".join(SMOOTHING),
+            "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "qos": "0, 1 or 2",
             "log_level": " or ".join(LOG_LEVELS),
         }
@@ -158,6 +163,10 @@ class RunSettings:
                 raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
         self.broker.check()
         self.api.check()
+
+    def decision(self) -> DecisionConfig:
+        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
+                              self.leave_confidence, self.dwell_windows)
 
 
 def _coerce(key: str, value: object, hint: object, origin: str) -> object:

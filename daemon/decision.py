@@ -1,9 +1,23 @@
-"""From per-window probabilities to the stream's current state: genre, uncertain, or silence.
+"""From per-window model outputs to the stream's current state: genre, uncertain, no_music or silence.
 
-Single windows flicker; listeners want the genre of the last few seconds. Smoothing is either an
-exponential moving average of the probabilities (``ema``, span N) or a vote of the last N windows'
-top genres (``majority``). Quiet windows are reported as silence instead of classifying noise, and
-restart the smoothing so the music after a pause is judged on its own.
+Single windows flicker; listeners want the genre of the last few seconds, and every change is a retained
+message, a journal line and a Home Assistant state change. So:
+
+- **Smoothing** is either an exponential moving average of the probabilities (``ema``, span N) or a vote of the
+  last N windows' top genres (``majority``). It starts from no information, the uniform distribution over the
+  labels (and a music probability exactly at the threshold), so one window alone never reads as certain.
+- **Hysteresis**: a genre is entered when its smoothed probability reaches ``min_confidence`` and, once entered,
+  held until it drops below ``leave_confidence`` (or another genre reaches ``min_confidence``).
+- **Dwell**: a new state replaces the current one only after it has been the candidate for ``dwell_windows``
+  windows in a row, so every state but silence lasts at least that long.
+- **no_music**: with a model that has a music head, a smoothed music probability below the model's
+  ``music_threshold`` is ``no_music``, whatever the genre probabilities say.
+- **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
+  sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the
+  stream is ``uncertain``.
+
+Track-level answers (``classify``, the dashboard's file check, the trainer's accuracy) use
+:func:`track_probabilities` and :func:`track_state`, here beside the streaming rule.
 """
 
 from __future__ import annotations
@@ -13,18 +27,114 @@ from dataclasses import dataclass
 
 import numpy as np
 
+KINDS = ("genre", "uncertain", "no_music", "silence")
+
 
 @dataclass(frozen=True)
 class State:
-    kind: str  # "genre" | "uncertain" | "silence"
-    genre: str | None
-    confidence: float
+    kind: str  # one of KINDS
+    genre: str | None  # a label exactly when kind is "genre"
+    confidence: float  # genre: its probability; no_music: 1 - music probability; uncertain: the top probability
 
     def same_as(self, other: State | None) -> bool:
         return other is not None and (self.kind, self.genre) == (other.kind, other.genre)
 
 
 SMOOTHING = ("ema", "majority")
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    smoothing: str = "ema"
+    windows: int = 5
+    silence_rms: float = 0.003
+    min_confidence: float = 0.4  # enter a genre at this smoothed probability
+    leave_confidence: float = 0.3  # a genre once entered holds down to this
+    dwell_windows: int = 5  # windows a new state must be the candidate in a row before it is taken
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHING:
+            raise ValueError(f"unknown smoothing {self.smoothing!r}")
+        if not 0 <= self.leave_confidence <= self.min_confidence <= 1:
+            raise ValueError(f"need 0 <= leave_confidence <= min_confidence <= 1, got {self.leave_confidence} "
+                             f"and {self.min_confidence}")
+        if self.windows < 1 or self.dwell_windows < 1:
+            raise ValueError("windows and dwell_windows must be at least 1")
+
+
+class Decider:
+    """Feeds on one window at a time; pure apart from its own smoothing state."""
+
+    def __init__(self, labels: tuple[str, ...], cfg: DecisionConfig, music_threshold: float | None = None) -> None:
+        self.labels, self.cfg, self.music_threshold = labels, cfg, music_threshold
+        self._alpha = 2.0 / (cfg.windows + 1)
+        self._uniform = np.full(len(labels), 1.0 / len(labels))
+        self._music_prior = 1.0 if music_threshold is None else music_threshold
+        self._state: State | None = None  # None: nothing heard yet
+        self._restart()
+
+    def _restart(self) -> None:
+        self._ema, self._ema_music = self._uniform, self._music_prior
+        self._recent: deque[tuple[np.ndarray, float]] = deque(maxlen=self.cfg.windows)
+        self._pending: tuple[str, str | None] | None = None
+        self._pending_count = 0
+
+    def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
+        """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
+        if rms < self.cfg.silence_rms:
+            self._restart()
+            self._state = State("silence", None, 1.0)
+            return self._state
+        smoothed, best, m = self._smooth(np.asarray(probabilities, np.float64), float(music))
+        held = self._state if self._state is not None and self._state.kind != "silence" else None
+        candidate = self._candidate(smoothed, best, m, held)
+        if candidate.same_as(held):
+            self._pending, self._pending_count = None, 0
+            self._state = candidate
+            return candidate
+        key = (candidate.kind, candidate.genre)
+        self._pending_count = self._pending_count + 1 if key == self._pending else 1
+        self._pending = key
+        if self._pending_count >= self.cfg.dwell_windows:
+            self._pending, self._pending_count = None, 0
+            self._state = candidate
+        else:
+            self._state = self._restate(held, smoothed, best, m)
+        return self._state
+
+    def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:
+        """The smoothed probabilities, the winning label and the smoothed music probability."""
+        if self.cfg.smoothing == "ema":
+            self._ema = self._alpha * p + (1 - self._alpha) * self._ema
+            self._ema_music = self._alpha * music + (1 - self._alpha) * self._ema_music
+            return self._ema, int(np.argmax(self._ema)), self._ema_music
+        self._recent.append((p, music))
+        missing = self.cfg.windows - len(self._recent)  # windows not heard yet count as no information
+        smoothed = (sum(q for q, _ in self._recent) + missing * self._uniform) / self.cfg.windows
+        m = (sum(x for _, x in self._recent) + missing * self._music_prior) / self.cfg.windows
+        votes = Counter(int(np.argmax(q)) for q, _ in self._recent)
+        best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+        # the winner's mean probability over all N windows: low when the vote is split or hesitant
+        return smoothed, best, m
+
+    def _candidate(self, smoothed: np.ndarray, best: int, m: float, held: State | None) -> State:
+        if self.music_threshold is not None and m < self.music_threshold:
+            return State("no_music", None, 1.0 - m)
+        if smoothed[best] >= self.cfg.min_confidence:
+            return State("genre", self.labels[best], float(smoothed[best]))
+        if held is not None and held.kind == "genre":
+            p = float(smoothed[self.labels.index(held.genre)])
+            if p >= self.cfg.leave_confidence:
+                return State("genre", held.genre, p)
+        return State("uncertain", None, float(smoothed[best]))
+
+    def _restate(self, held: State | None, smoothed: np.ndarray, best: int, m: float) -> State:
+        """The held state with this window's smoothed confidence (``uncertain`` when nothing is held)."""
+        if held is None or held.kind == "uncertain":
+            return State("uncertain", None, float(smoothed[best]))
+        if held.kind == "no_music":
+            return State("no_music", None, 1.0 - m)
+        return State("genre", held.genre, float(smoothed[self.labels.index(held.genre)]))
 
 
 def track_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
@@ -37,38 +147,27 @@ def track_probabilities(window_probabilities: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class DecisionConfig:
-    smoothing: str = "ema"
-    windows: int = 5
-    silence_rms: float = 0.003
-    min_confidence: float = 0.4
+class TrackState:
+    """A whole recording's answer: ``genre``, ``no_music`` or ``silence`` (``classify`` never says uncertain)."""
+
+    kind: str
+    genre: str | None  # a label exactly when kind is "genre"
+    confidence: float  # genre: its mean probability; no_music: 1 - mean music probability; silence: 1
+    probabilities: np.ndarray  # track_probabilities of the windows
+    music: float  # mean music probability of the windows (1.0 for a model without a music head)
 
 
-class Decider:
-    def __init__(self, labels: tuple[str, ...], cfg: DecisionConfig) -> None:
-        if cfg.smoothing not in SMOOTHING:
-            raise ValueError(f"unknown smoothing {cfg.smoothing!r}")
-        self.labels, self.cfg = labels, cfg
-        self._alpha = 2.0 / (cfg.windows + 1)
-        self._ema: np.ndarray | None = None
-        self._recent: deque[np.ndarray] = deque(maxlen=cfg.windows)
-
-    def update(self, probabilities: np.ndarray, rms: float) -> State:
-        if rms < self.cfg.silence_rms:
-            self._ema = None
-            self._recent.clear()
-            return State("silence", None, 1.0)
-        p = np.asarray(probabilities, np.float64)
-        if self.cfg.smoothing == "ema":
-            self._ema = p if self._ema is None else self._alpha * p + (1 - self._alpha) * self._ema
-            best = int(np.argmax(self._ema))
-            confidence = float(self._ema[best])
-        else:
-            self._recent.append(p)
-            votes = Counter(int(np.argmax(q)) for q in self._recent)
-            best = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-            # The winner's mean probability over all N windows: low when the vote is split or hesitant.
-            confidence = float(np.mean([q[best] for q in self._recent]))
-        if confidence < self.cfg.min_confidence:
-            return State("uncertain", None, confidence)
-        return State("genre", self.labels[best], confidence)
+def track_state(window_probabilities: np.ndarray, window_music: np.ndarray, window_rms: np.ndarray,
+                labels: tuple[str, ...], music_threshold: float | None,
+                silence_rms: float = DecisionConfig.silence_rms) -> TrackState:
+    """Silence when every window is below ``silence_rms`` (as the stream would say throughout); otherwise
+    ``no_music`` when the mean music probability is below the model's threshold; otherwise the top genre of
+    :func:`track_probabilities`."""
+    probs = track_probabilities(window_probabilities)
+    music = float(np.mean(window_music))
+    if np.all(np.asarray(window_rms) < silence_rms):
+        return TrackState("silence", None, 1.0, probs, music)
+    if music_threshold is not None and music < music_threshold:
+        return TrackState("no_music", None, 1.0 - music, probs, music)
+    best = int(np.argmax(probs))
+    return TrackState("genre", labels[best], float(probs[best]), probs, music)

@@ -56,6 +56,7 @@ class Prediction:
     state: State
     rms: float
     latency_ms: float
+    music: float | None = None  # the window's music probability, from a model with a music head
 
     def message(self, prefix: str, stream_id: str) -> Message:
         top = max(self.probabilities, key=self.probabilities.get)
@@ -71,6 +72,8 @@ class Prediction:
             "rms": round(self.rms, 6),
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.music is not None:
+            body["music"] = round(self.music, 5)
         return _message(prefix, stream_id, "prediction", body, retain=False)
 
 
@@ -93,7 +96,7 @@ class GenreChange:
 
 
 def ha_discovery(prefix: str, stream_id: str, model_id: str) -> Message:
-    """Home Assistant MQTT discovery for one sensor showing the stream's genre (or silence/uncertain)."""
+    """Home Assistant MQTT discovery for one sensor showing the stream's genre (or uncertain/no_music/silence)."""
     base = f"{prefix}/{stream_id}"
     config = {
         "name": "Genre",

@@ -1,7 +1,8 @@
 """Loading a genre model: an ONNX graph plus the :class:`dsp.ModelSpec` in its metadata.
 
-Everything that could make a model silently wrong (features computed differently, a window length or
-label count the graph was not built for) is checked once at load time and refused with one line.
+The daemon computes whatever front end the metadata names. Everything that could make a model silently wrong
+(a window length, mel count or label count the graph was not built for, a promised music head that is missing) is
+checked once at load time and refused with one line.
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
-from dsp import DEFAULT_DSP, METADATA_KEY, ModelSpec, ModelSpecError
+from dsp import METADATA_KEY, ModelSpec, ModelSpecError
 
 # Shipped inside this package (daemon/models links to the repository's models/, where the trainer writes), so a
 # wheel installed anywhere finds it; importlib.resources rather than a path built from the checkout's layout.
 DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gtzan.onnx"))
+
+
+GENRE_OUTPUT = "probabilities"
+MUSIC_OUTPUT = "music"
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the model says about a batch of windows."""
+
+    genre: np.ndarray  # [batch, n_labels] probabilities
+    music: np.ndarray  # [batch] probability that the window holds music; ones for a model without a music head
 
 
 @dataclass
@@ -26,15 +39,18 @@ class GenreModel:
     path: Path
     _session: object
     _input: str
-    _output: str
+    _outputs: list[str]  # the genre output, then the music output when the model has one
 
     @property
     def model_id(self) -> str:
         return self.spec.model_id
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """``[batch, n_mels, n_frames]`` raw log-mel -> ``[batch, n_labels]`` probabilities."""
-        return self._session.run([self._output], {self._input: np.ascontiguousarray(windows, np.float32)})[0]
+    def predict(self, windows: np.ndarray) -> Output:
+        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities and music probability per window."""
+        results = self._session.run(self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)})
+        genre = results[0]
+        music = results[1].reshape(-1) if len(results) > 1 else np.ones(genre.shape[0], np.float32)
+        return Output(genre, music)
 
 
 def _check_dims(what: str, dims: list, expected: list) -> str | None:
@@ -69,13 +85,22 @@ def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> Genre
     if METADATA_KEY not in meta:
         raise ModelSpecError(f"model {path}: no {METADATA_KEY!r} metadata, so its labels and features are unknown")
     spec = ModelSpec.from_json(meta[METADATA_KEY])
-    spec.require_dsp(DEFAULT_DSP)
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) < 1:
+    inputs, outputs = session.get_inputs(), {o.name: o for o in session.get_outputs()}
+    if len(inputs) != 1 or not outputs:
         raise ModelSpecError(f"model {path}: expected one input and an output, got {len(inputs)} and {len(outputs)}")
+    genre = outputs.get(GENRE_OUTPUT)
+    if genre is None:
+        raise ModelSpecError(f"model {path}: no {GENRE_OUTPUT!r} output among {sorted(outputs)}")
+    names = [genre.name]
     problem = _check_dims("input", inputs[0].shape, [None, spec.dsp.n_mels, spec.n_frames]) or _check_dims(
-        "output", outputs[0].shape, [None, len(spec.labels)]
+        "output", genre.shape, [None, len(spec.labels)]
     )
+    if spec.has_music_head and not problem:
+        if MUSIC_OUTPUT not in outputs:
+            problem = f"its metadata sets music_threshold but the graph has no {MUSIC_OUTPUT!r} output"
+        else:
+            problem = _check_dims(f"{MUSIC_OUTPUT!r} output", outputs[MUSIC_OUTPUT].shape, [None])
+            names.append(MUSIC_OUTPUT)
     if problem:
         raise ModelSpecError(f"model {path}: {problem} (from its metadata)")
-    return GenreModel(spec, path, session, inputs[0].name, outputs[0].name)
+    return GenreModel(spec, path, session, inputs[0].name, names)

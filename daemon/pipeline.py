@@ -1,6 +1,8 @@
 """Samples at the source's rate in, the model's classification windows out, each with its loudness.
 
-Shared by ``run`` (streaming) and ``classify`` (whole files) so both cut windows the same way.
+Shared by ``run`` (streaming) and ``classify`` (whole files) so both cut windows the same way. An input that
+ends before its first window is complete, but lasted at least ``dsp.windows.MIN_SECONDS``, is repeated to one
+window (:func:`dsp.windows.pad_short_clip`, as the trainer does), so a 2-s clip still gets an answer.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp import LogMelStream, ModelSpec, StreamResampler
-from dsp.windows import WindowStream, hop_frames
+from dsp.windows import WindowStream, hop_frames, pad_short_clip
 
 
 @dataclass(frozen=True)
 class Window:
     start_s: float  # stream offset of the first sample, at the model's rate
-    end_s: float  # stream offset just past the last sample
+    end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
     logmel: np.ndarray  # [n_mels, n_frames] float32, raw (the graph normalises)
     rms: float  # root mean square of the window's samples, full scale = 1
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
 class Pipeline:
@@ -26,27 +32,45 @@ class Pipeline:
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int) -> None:
         cfg = spec.dsp
-        self.cfg = cfg
+        self.cfg, self.n_frames = cfg, spec.n_frames
         self._resampler = StreamResampler(input_rate, cfg.sample_rate)
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
         self._span = (spec.n_frames - 1) * cfg.hop_length + cfg.n_fft  # samples one window covers
         # The last ``span`` samples: every window still to come ends after them, so none starts earlier.
+        # Until the first window, that is the whole input, which a short input's padding needs.
         self._recent = np.zeros(0, np.float32)
         self._recent_base = 0  # stream index of self._recent[0]
+        self.windows_out = 0
+
+    @property
+    def seconds_in(self) -> float:
+        """Input so far, in seconds."""
+        return (self._recent_base + self._recent.shape[0]) / self.cfg.sample_rate
 
     def push(self, samples: np.ndarray, last: bool = False) -> list[Window]:
         x = self._resampler.push(samples, last=last)
         self._recent = np.concatenate([self._recent, x])
         out = []
+        rate = self.cfg.sample_rate
         for first, window in self._windows.push(self._logmel.push(x)):
             start = first * self.cfg.hop_length
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
-            rms = float(np.sqrt(np.mean(np.square(seg, dtype=np.float64))))
-            rate = self.cfg.sample_rate
-            out.append(Window(start / rate, (start + self._span) / rate, window, rms))
+            out.append(Window(start / rate, (start + self._span) / rate, window, _rms(seg)))
+        if last and not out and self.windows_out == 0:
+            out = self._short_input()
         drop = self._recent.shape[0] - self._span
         if drop > 0:
             self._recent = self._recent[drop:]
             self._recent_base += drop
+        self.windows_out += len(out)
         return out
+
+    def _short_input(self) -> list[Window]:
+        """The one window of an input shorter than a window (none under the minimum length)."""
+        padded = pad_short_clip(self._recent, self.cfg, self.n_frames)
+        if padded.shape[0] < self._span:
+            return []
+        frames = LogMelStream(self.cfg).push(padded)
+        window = np.ascontiguousarray(frames[: self.n_frames].T)
+        return [Window(0.0, self._recent.shape[0] / self.cfg.sample_rate, window, _rms(padded))]

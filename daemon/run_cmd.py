@@ -36,7 +36,13 @@ def register(sub) -> None:
     p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
     p.add_argument("--silence-rms", dest="silence_rms", type=float, help="below this RMS a window is silence")
-    p.add_argument("--min-confidence", dest="min_confidence", type=float, help="below this the state is uncertain")
+    p.add_argument("--min-confidence", dest="min_confidence", type=float,
+                   help=f"smoothed probability to enter a genre (default {defaults.min_confidence})")
+    p.add_argument("--leave-confidence", dest="leave_confidence", type=float,
+                   help=f"a genre holds until its smoothed probability drops below this "
+                        f"(default {defaults.leave_confidence})")
+    p.add_argument("--dwell-windows", dest="dwell_windows", type=int,
+                   help=f"windows a new state must hold before it is announced (default {defaults.dwell_windows})")
     p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
                    help="announce the stream to Home Assistant (MQTT discovery)")
     p.add_argument("--buffer-messages", dest="buffer_messages", type=int,

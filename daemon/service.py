@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp.windows import MIN_SECONDS
+
 from .config import RunSettings
-from .decision import Decider, DecisionConfig, State
+from .decision import Decider, State
 from .events import GenreChange, Prediction, Status, ha_discovery, utc_now
 from .model import load_model
 from .notify import Notifier
@@ -72,8 +74,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         publisher.publish(ha_discovery(prefix, stream_id, model_id))
     publisher.start()
     pipeline = Pipeline(model.spec, settings.hop_seconds, source.sample_rate)
-    decider = Decider(model.spec.labels, DecisionConfig(settings.smoothing, settings.smoothing_windows,
-                                                         settings.silence_rms, settings.min_confidence))
+    decider = Decider(model.spec.labels, settings.decision(), model.spec.music_threshold)
     tracker = _Tracker()
     log.info("stream %s: %s at %d Hz, model %s, broker %s, topics %s/%s/#", stream_id, source.description,
              source.sample_rate, model_id, broker.url, prefix, stream_id)
@@ -82,12 +83,13 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     def handle(windows: list[Window], handed_at: float) -> None:
         if not windows:
             return
-        probabilities = model.predict(np.stack([w.logmel for w in windows]))
-        for window, p in zip(windows, probabilities, strict=True):
-            state = decider.update(p, window.rms)
+        out = model.predict(np.stack([w.logmel for w in windows]))
+        for window, p, music in zip(windows, out.genre, out.music, strict=True):
+            state = decider.update(p, music, window.rms)
             publisher.publish(Prediction(
                 model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
                 state, window.rms, (time.monotonic() - handed_at) * 1000.0,
+                float(music) if model.spec.has_music_head else None,
             ).message(prefix, stream_id))
             if tracker.changed(state):
                 publisher.publish(GenreChange(model_id, state, tracker.since).message(prefix, stream_id))
@@ -102,6 +104,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             notifier.watchdog()
         if not stop.is_set():
             handle(pipeline.push(np.zeros(0, np.float32), last=True), time.monotonic())
+            if not pipeline.windows_out:
+                log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
+                            stream_id, pipeline.seconds_in, MIN_SECONDS)
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
             log.info("stream %s: source ended; %d messages still to deliver", stream_id, publisher.undelivered)
     except BaseException as exc:

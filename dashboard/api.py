@@ -206,8 +206,9 @@ def window_json(model, result) -> list[dict]:
             "end_s": round(start + length, 3),
             "genre": labels[int(np.argmax(row))],
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
+            "music": round(float(music), 5) if model.spec.has_music_head else None,
         }
-        for start, row in zip(result.starts, result.probabilities, strict=True)
+        for start, row, music in zip(result.starts, result.probabilities, result.music, strict=True)
     ]
 
 

@@ -12,8 +12,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .jobs import BoundedPool
 
 if TYPE_CHECKING:
@@ -31,11 +29,11 @@ class FileResult:
     labels: tuple[str, ...]
     starts: tuple[float, ...]  # each window's start offset in the file, in seconds
     probabilities: tuple[tuple[float, ...], ...]  # per window, aligned with labels
-    mean: tuple[float, ...]  # over windows: the track-level answer, as `genrecast classify` gives it
-
-    @property
-    def genre(self) -> str:
-        return self.labels[int(np.argmax(self.mean))]
+    mean: tuple[float, ...]  # over windows: the track-level probabilities, as `genrecast classify` gives them
+    kind: str  # the track-level answer, as `genrecast classify` gives it: "genre" | "no_music" | "silence"
+    genre: str | None  # a label exactly when kind is "genre"
+    confidence: float  # of that answer
+    music: float | None  # mean music probability; None for a model without a music head
 
 
 class OfflineClassifier:
@@ -62,13 +60,13 @@ class OfflineClassifier:
 
     def classify(self, data: bytes, name: str) -> FileResult:
         """The page's view of an upload: the track-level answer and every window, for the timeline."""
-        from daemon.decision import track_probabilities
         from dsp import AudioError
 
         if len(data) > MAX_UPLOAD_BYTES:
             raise AudioError(f"{name}: {len(data) // 2**20} MiB is over the {MAX_UPLOAD_BYTES // 2**20} MiB limit")
         model, result = self.windows(data, name)
         probs = result.probabilities
+        track = result.track(model.spec)
         return FileResult(
             name=name,
             model_id=model.model_id,
@@ -76,7 +74,11 @@ class OfflineClassifier:
             labels=tuple(model.spec.labels),
             starts=tuple(result.starts),
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
-            mean=tuple(float(p) for p in track_probabilities(probs)),
+            mean=tuple(float(p) for p in track.probabilities),
+            kind=track.kind,
+            genre=track.genre,
+            confidence=track.confidence,
+            music=track.music if model.spec.has_music_head else None,
         )
 
     def _load(self) -> GenreModel:

@@ -16,7 +16,7 @@ PAYLOAD_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
 MAX_LABELS = 64
-STATES = ("genre", "uncertain", "silence")
+STATES = ("genre", "uncertain", "no_music", "silence")
 STATUSES = ("online", "offline")
 KINDS = ("status", "prediction", "genre")
 
@@ -62,6 +62,7 @@ class Prediction:
     decision: Decision
     rms: float
     latency_ms: float
+    music: float | None = None  # the window's music probability, sent by models with a music head
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _prediction(stream_id: str, d: dict) -> Prediction:
         decision=_decision(d.get("state"), "state"),
         rms=_number(d.get("rms"), "rms"),
         latency_ms=_number(d.get("latency_ms"), "latency_ms"),
+        music=None if d.get("music") is None else _probability(d.get("music"), "music"),
     )
 
 

@@ -132,6 +132,7 @@ def stream_facts(view: StreamView | None) -> list:
         facts += [
             f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
             f"top {p.top_genre} {p.top_confidence:.0%}",
+            *([f"music {p.music:.0%}"] if p.music is not None else []),
             f"latency {p.latency_ms:.0f} ms",
             f"rms {p.rms:.3f}",
         ]
@@ -228,10 +229,13 @@ def _plot_time(t: datetime) -> str:
 
 def file_summary(result: FileResult) -> list:
     """Headline and facts for a classified file; its name is the user's, shown as text like everything else."""
-    best = max(result.mean)
     facts = [result.name, f"{result.seconds:.1f} s", f"{len(result.starts)} windows", f"model {result.model_id}"]
+    if result.music is not None:
+        facts.append(f"music {result.music:.0%}")
+    headline = result.genre if result.kind == "genre" else result.kind
+    detail = " every window is silent" if result.kind == "silence" else f" {result.confidence:.0%} over the file"
     return [
-        html.Div([html.Span(result.genre, className="headline state-genre"), html.Span(f" {best:.0%} over the file")],
+        html.Div([html.Span(headline, className=f"headline state-{result.kind}"), html.Span(detail)],
                  className="file-headline"),
         html.Div([html.Span(f, className="fact") for f in facts], className="facts"),
     ]

@@ -1,7 +1,7 @@
 """The one place for every frame-related number.
 
-The model's ONNX metadata carries a serialised :class:`DSPConfig`; the daemon refuses a model whose
-config differs from the one it would compute, so training and inference can never drift apart.
+The model's ONNX metadata carries a serialised :class:`DSPConfig`; the daemon computes exactly that front
+end for the model, so training and inference can never drift apart.
 """
 
 from __future__ import annotations

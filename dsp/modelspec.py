@@ -1,8 +1,9 @@
 """What a genre model expects and promises, stored as JSON inside the ONNX file.
 
 The trainer writes a :class:`ModelSpec` into the model's ``metadata_props`` under
-:data:`METADATA_KEY`; the daemon reads it back and refuses the model when its DSP config differs
-from the one the daemon would run. Labels, window length and input normalisation live here only.
+:data:`METADATA_KEY`; the daemon reads it back and computes exactly the front end it names, so a model
+trained on other features (another rate, FFT, hop or mel count) runs as trained. Labels, window length, input
+normalisation and the music threshold live here only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "version": str, "labels": list, "dsp": dict, "window_seconds": (int, float),
     "hop_seconds": (int, float), "input_norm": dict, "training": dict,
 }
+# Fields added after SPEC_FORMAT 1 shipped: a file written before them lacks the key and reads the default.
+_OPTIONAL_FIELDS = ("music_threshold",)
 
 
 class ModelSpecError(ValueError):
@@ -36,8 +39,10 @@ class ModelSpec:
     """The contract between a trained model and the code that feeds it.
 
     The ONNX graph takes raw log-mel windows ``[batch, n_mels, n_frames]`` exactly as
-    :class:`dsp.LogMelStream` produces them and applies ``input_norm`` itself; it outputs
-    ``[batch, len(labels)]`` probabilities.
+    :class:`dsp.LogMelStream` produces them (for ``dsp``, whatever front end that names) and applies
+    ``input_norm`` itself; it outputs ``probabilities`` ``[batch, len(labels)]``. A model with a music head
+    (``music_threshold`` set) also outputs ``music`` ``[batch]``, the probability that a window holds music;
+    the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``.
     """
 
     name: str
@@ -49,6 +54,7 @@ class ModelSpec:
     input_norm: dict = field(default_factory=dict)  # e.g. {"mean": [...], "std": [...]} as baked into the graph
     training: dict = field(default_factory=dict)  # data fingerprint, split, tracks used, caveats
     format: int = SPEC_FORMAT
+    music_threshold: float | None = None  # None: no music head, every window counts as music
 
     def __post_init__(self) -> None:
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -57,6 +63,12 @@ class ModelSpec:
             raise ModelSpecError("window_seconds and hop_seconds must be positive")
         if self.n_frames < 1:
             raise ModelSpecError(f"a {self.window_seconds}s window holds no full {self.dsp.n_fft}-sample frame")
+        if self.music_threshold is not None and not 0 < self.music_threshold < 1:
+            raise ModelSpecError(f"music_threshold must lie strictly between 0 and 1, got {self.music_threshold}")
+
+    @property
+    def has_music_head(self) -> bool:
+        return self.music_threshold is not None
 
     @property
     def model_id(self) -> str:
@@ -80,12 +92,15 @@ class ModelSpec:
                 raise ModelSpecError(f"malformed model spec: a JSON object expected, got {type(data).__name__}")
             if data.get("format") != SPEC_FORMAT:
                 raise ModelSpecError(f"unsupported model spec format {data.get('format')!r} (expected {SPEC_FORMAT})")
-            missing = sorted({f.name for f in fields(cls)} - set(data))
+            missing = sorted({f.name for f in fields(cls)} - set(data) - set(_OPTIONAL_FIELDS))
             if missing:
                 raise ModelSpecError(f"malformed model spec: lacks {', '.join(missing)}")
             for key, kinds in _FIELD_TYPES.items():
                 if isinstance(data[key], bool) or not isinstance(data[key], kinds):
                     raise ModelSpecError(f"malformed model spec: {key} has the wrong type ({data[key]!r:.60})")
+            threshold = data.get("music_threshold")
+            if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+                raise ModelSpecError(f"malformed model spec: music_threshold has the wrong type ({threshold!r:.60})")
             if not all(isinstance(label, str) for label in data["labels"]):
                 raise ModelSpecError("malformed model spec: labels must be strings")
             data["labels"] = tuple(data["labels"])
@@ -95,11 +110,3 @@ class ModelSpec:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelSpecError(f"malformed model spec: {exc}") from None
-
-    def require_dsp(self, expected: DSPConfig) -> None:
-        """Refuse a model trained on features other than the ones ``expected`` computes."""
-        if self.dsp == expected:
-            return
-        ours, theirs = expected.to_dict(), self.dsp.to_dict()
-        diffs = [f"{k}: model {theirs[k]!r} vs {ours[k]!r}" for k in ours if ours[k] != theirs[k]]
-        raise ModelSpecError(f"model {self.model_id} was trained on other features ({'; '.join(diffs)})")

@@ -31,6 +31,15 @@ def repeat_pad(samples: np.ndarray, n: int) -> np.ndarray:
     return np.resize(samples, n)
 
 
+def pad_short_clip(samples: np.ndarray, cfg: DSPConfig, win_frames: int) -> np.ndarray:
+    """A whole clip (at ``cfg.sample_rate``) of at least :data:`MIN_SECONDS` but shorter than one window, repeated
+    to one window; any other clip unchanged (one under the minimum then yields no window: the caller refuses it)."""
+    samples = np.asarray(samples, np.float32)
+    if samples.shape[0] < MIN_SECONDS * cfg.sample_rate:
+        return samples
+    return repeat_pad(samples, window_samples(cfg, win_frames))
+
+
 def hop_frames(cfg: DSPConfig, hop_seconds: float) -> int:
     return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
 

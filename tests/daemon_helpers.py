@@ -17,6 +17,8 @@ import paho.mqtt.client as mqtt
 import soundfile as sf
 from tiny_model import tone_hz
 
+from dsp import DEFAULT_DSP, DSPConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = {k: json.loads((ROOT / "daemon" / "schemas" / f"{k}.schema.json").read_text())
            for k in ("status", "prediction", "genre")}
@@ -95,12 +97,22 @@ class Subscriber:
         self.client.disconnect()
 
 
-def write_tones(path: Path, labels: list[int | None], seconds_each: float = 1.0, rate: int = 22050,
-                channels: int = 1, subtype: str = "PCM_16") -> Path:
-    """A WAV of consecutive pure tones, one per entry: ``i`` = the tiny model's label ``i``, ``None`` = silence."""
+def write_tones(path: Path, labels: list[int | str | None], seconds_each: float = 1.0, rate: int = 22050,
+                channels: int = 1, subtype: str = "PCM_16", cfg: DSPConfig = DEFAULT_DSP) -> Path:
+    """A WAV of consecutive sounds, one per entry: ``i`` = a pure tone the tiny model (for front end ``cfg``)
+    calls label ``i``, ``"noise"`` = white noise (not music to its music head), ``None`` = silence."""
     n = round(seconds_each * rate)
     t = np.arange(n) / rate
-    parts = [np.zeros(n) if i is None else 0.3 * np.sin(2 * np.pi * tone_hz(i) * t) for i in labels]
+    noise = np.random.default_rng(0)
+
+    def part(i):
+        if i is None:
+            return np.zeros(n)
+        if i == "noise":
+            return 0.1 * noise.standard_normal(n)
+        return 0.3 * np.sin(2 * np.pi * tone_hz(i, cfg) * t)
+
+    parts = [part(i) for i in labels]
     x = np.concatenate(parts).astype(np.float32)
     sf.write(str(path), np.repeat(x[:, None], channels, axis=1) if channels > 1 else x, rate, subtype=subtype)
     return path

@@ -1,15 +1,12 @@
-"""Settings layering (TOML < env < flags), refusals that name the key, and the smoothing decisions."""
+"""Settings layering (TOML < env < flags) and refusals that name the key."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from daemon_helpers import genrecast
 
 from daemon.config import ConfigError, load_broker_config, load_settings
-from daemon.decision import Decider, DecisionConfig, State
 from daemon.sources import default_stream_id
-from dsp import GTZAN_GENRES
 
 TOML = """
 source = "file:/music/a.wav"
@@ -57,6 +54,8 @@ def test_file_then_env_then_flags(tmp_path):
         ("[broker]\nurl = 'http://x'\n", {}, {}, "broker.url: broker URL must look like"),
         ("broker = 3\n", {}, {}, "broker (from file"),
         ("qos = \n", {}, {}, "not valid TOML"),
+        ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
+        ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, message):
@@ -128,29 +127,3 @@ def test_cli_prints_one_line_for_an_unreadable_config(tmp_path, content, problem
 )
 def test_default_stream_ids_are_topic_safe(source, stream_id):
     assert default_stream_id(source) == stream_id
-
-
-def onehot(i: int, p: float = 0.9) -> np.ndarray:
-    q = np.full(10, (1 - p) / 9)
-    q[i] = p
-    return q
-
-
-def test_ema_smoothing_needs_several_windows_to_switch():
-    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=5, silence_rms=0.01, min_confidence=0.4))
-    states = [d.update(onehot(9), 0.1) for _ in range(5)] + [d.update(onehot(0), 0.1) for _ in range(5)]
-    genres = [s.genre for s in states]
-    assert genres[:6] == ["rock"] * 6  # one window of blues does not flip it
-    assert genres[6:] == ["blues"] * 4  # span 5 (alpha 1/3): the second one does
-
-
-def test_majority_vote_and_uncertain_and_silence():
-    d = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, silence_rms=0.01, min_confidence=0.5))
-    assert d.update(onehot(3), 0.1) == State("genre", "disco", pytest.approx(0.9))
-    assert d.update(onehot(5), 0.1).kind == "uncertain"  # a 1:1 split vote is not a decision
-    third = d.update(onehot(5), 0.1)
-    assert third.genre == "jazz" and third.confidence == pytest.approx((0.9 + 0.9 + 0.1 / 9) / 3)
-    flat = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, silence_rms=0.01, min_confidence=0.5))
-    assert flat.update(np.full(10, 0.1), 0.1).kind == "uncertain"
-    assert d.update(onehot(5), 0.001) == State("silence", None, 1.0)
-    assert d.update(onehot(1), 0.1).genre == "classical"  # history restarted after silence

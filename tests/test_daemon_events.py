@@ -26,6 +26,14 @@ def messages():
     yield Prediction("m-1", 0.0, 3.0, probs, State("uncertain", None, 0.1), 0.2, 1.5).message("genrecast", "kitchen")
     yield GenreChange("m-1", State("genre", "rock", 0.8), utc_now()).message("home/audio", "kitchen")
     yield GenreChange("m-1", State("silence", None, 1.0), utc_now()).message("genrecast", "kitchen")
+    yield Prediction("m-1", 0.0, 3.0, probs, State("no_music", None, 0.8), 0.2, 1.5, music=0.2).message(
+        "genrecast", "kitchen")
+    yield GenreChange("m-1", State("no_music", None, 0.8), utc_now()).message("genrecast", "kitchen")
+
+
+def test_music_is_sent_only_by_a_model_with_a_music_head():
+    with_head, without = list(messages())[5], list(messages())[2]
+    assert json.loads(with_head.payload)["music"] == 0.2 and "music" not in json.loads(without.payload)
 
 
 @pytest.mark.parametrize("msg", list(messages()), ids=lambda m: m.topic)
@@ -52,6 +60,10 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/prediction", lambda p: p["state"].update(kind="genre", genre=None)),
         ("p/s/genre", lambda p: p.update(kind="genre", genre=None)),
         ("p/s/genre", lambda p: p.update(kind="silence", genre="rock")),
+        ("p/s/genre", lambda p: p.update(kind="no_music", genre="rock")),
+        ("p/s/genre", lambda p: p.update(kind="speech", genre=None)),
+        ("p/s/prediction", lambda p: p.update(music=1.5)),
+        ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
         ("p/s/genre", lambda p: p.update(since="yesterday")),
     ],
 )
@@ -74,6 +86,18 @@ def test_ha_discovery_points_at_the_stream_topics():
     assert config["unique_id"] == "genrecast_kitchen_genre"
 
 
+@pytest.mark.parametrize(("state", "shown"), [(State("genre", "jazz", 0.7), "jazz"),
+                                              (State("no_music", None, 0.9), "no_music"),
+                                              (State("silence", None, 1.0), "silence"),
+                                              (State("uncertain", None, 0.3), "uncertain")])
+def test_ha_sensor_state_names_the_genre_or_the_kind(state, shown):
+    """Home Assistant renders value_template with Jinja2 over the genre payload as value_json."""
+    jinja2 = pytest.importorskip("jinja2")
+    template = json.loads(ha_discovery("genrecast", "kitchen", "m-1").payload)["value_template"]
+    payload = json.loads(GenreChange("m-1", state, utc_now()).message("genrecast", "kitchen").payload)
+    assert jinja2.Template(template).render(value_json=payload) == shown
+
+
 def test_the_dashboard_tests_payloads_follow_the_same_schemas():
     """The dashboard is tested against hand-written payloads; they must be ones the daemon could send."""
     dashboard_payloads = pytest.importorskip("dashboard_payloads")
@@ -83,3 +107,5 @@ def test_the_dashboard_tests_payloads_follow_the_same_schemas():
     validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", kind="uncertain"))
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen"))
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "silence", 1.0))
+    validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "no_music", 0.9))
+    validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", kind="no_music", music=0.1))

@@ -9,17 +9,21 @@ import numpy as np
 import onnx
 import pytest
 from daemon_helpers import genrecast, write_tones
-from tiny_model import build_tiny_model, tiny_spec
+from tiny_model import build_tiny_model, musicnn_like_spec, tiny_spec
 
 from daemon.model import DEFAULT_MODEL, load_model
 from dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 
 
-def relabel(path, labels):
-    """A 10-output graph whose metadata promises other labels."""
+def respec(path, spec):
+    """A graph whose metadata promises something else than it was built for."""
     model = onnx.load(str(path))
-    model.metadata_props[0].value = tiny_spec(labels=labels).to_json()
+    model.metadata_props[0].value = spec.to_json()
     onnx.save(model, str(path))
+
+
+def relabel(path, labels):
+    respec(path, tiny_spec(labels=labels))
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +35,40 @@ def test_loads_spec_and_predicts_probabilities(model_path):
     model = load_model(model_path)
     assert model.spec.labels == GTZAN_GENRES and model.model_id == "tiny-test-1"
     windows = np.random.default_rng(0).normal(-5, 3, (3, 128, model.spec.n_frames)).astype(np.float32)
-    p = model.predict(windows)
-    assert p.shape == (3, 10) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    out = model.predict(windows)
+    assert out.genre.shape == (3, 10) and np.allclose(out.genre.sum(axis=1), 1, atol=1e-5)
+    assert out.music.tolist() == [1.0, 1.0, 1.0]  # no music head: every window counts as music
+
+
+def test_music_head_is_read_when_the_spec_sets_a_threshold(tmp_path):
+    model = load_model(build_tiny_model(tmp_path / "m.onnx", tiny_spec(music_threshold=0.5)))
+    assert model.spec.music_threshold == 0.5
+    peaked, flat = np.full((128, model.spec.n_frames), -20.0, np.float32), np.full((128, model.spec.n_frames), -5.0)
+    peaked[40] = 5.0
+    out = model.predict(np.stack([peaked, flat]))
+    assert out.genre.shape == (2, 10) and out.music.shape == (2,)
+    assert out.music[0] > 0.99 and out.music[1] < 0.05
+
+
+def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
+    model = load_model(build_tiny_model(tmp_path / "m.onnx", musicnn_like_spec()))
+    assert (model.spec.dsp.sample_rate, model.spec.dsp.n_mels, model.spec.n_frames) == (16000, 96, 187)
+    assert model.predict(np.zeros((1, 96, 187), np.float32)).genre.shape == (1, 10)
 
 
 @pytest.mark.parametrize(
     ("build", "message"),
     [
         (lambda p: build_tiny_model(p, with_metadata=False), "no 'genrecast.spec' metadata"),
-        (lambda p: build_tiny_model(p, tiny_spec(dsp=replace(DEFAULT_DSP, n_mels=64))), "n_mels: model 64 vs 128"),
+        (lambda p: respec(build_tiny_model(p), tiny_spec(dsp=replace(DEFAULT_DSP, n_mels=64))),
+         "does not fit [None, 64, 126]"),
         (lambda p: build_tiny_model(p, n_frames=100), "does not fit [None, 128, 126]"),
         (lambda p: relabel(build_tiny_model(p), ("a", "b")), "does not fit [None, 2]"),
         (lambda p: p.write_bytes(b"not an onnx file"), "not a loadable ONNX model"),
+        (lambda p: build_tiny_model(p, tiny_spec(music_threshold=0.5), music_head=False),
+         "sets music_threshold but the graph has no 'music' output"),
     ],
-    ids=["no-metadata", "other-features", "window-length", "label-count", "garbage"],
+    ids=["no-metadata", "mel-count", "window-length", "label-count", "garbage", "no-music-head"],
 )
 def test_refuses_models_that_break_the_contract(tmp_path, build, message):
     path = tmp_path / "bad.onnx"
@@ -72,26 +96,63 @@ def test_missing_default_model_names_the_fix(monkeypatch, tmp_path):
 
 def test_classify_json_text_and_bad_files(model_path, tmp_path):
     rock = write_tones(tmp_path / "rock.wav", [9] * 6, rate=44100, subtype="FLOAT")
-    short = write_tones(tmp_path / "short.wav", [9] * 2)
+    tiny = write_tones(tmp_path / "tiny.wav", [9], seconds_each=0.9)
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF....WAVEfmt garbage")
-    proc = genrecast("classify", "--json", "--model", str(model_path), str(rock), str(short), str(junk),
+    proc = genrecast("classify", "--json", "--model", str(model_path), str(rock), str(tiny), str(junk),
                      str(tmp_path / "missing.wav"))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     (line,) = out.splitlines()
     result = json.loads(line)
     assert result["file"] == str(rock) and result["genre"] == "rock" and result["probability"] > 0.9
+    assert result["kind"] == "genre" and result["music"] is None  # this model has no music head
     assert set(result["probabilities"]) == set(GTZAN_GENRES) and result["windows"] == 4
     assert result["model_id"] == "tiny-test-1"
     errors = err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("genrecast classify: error: ") for e in errors)
-    assert "shorter than one 3 s window" in errors[0] and "missing.wav: no such file" in errors[2]
+    assert "0.90 s is shorter than the 1 s minimum" in errors[0] and "missing.wav: no such file" in errors[2]
 
     proc = genrecast("classify", "--model", str(model_path), str(rock))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.split("\t")[:2] == [str(rock), "rock"]
+
+
+@pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])
+def test_classify_repeats_a_short_clip_to_one_window(model_path, tmp_path, seconds):
+    clip = write_tones(tmp_path / "short.wav", [3], seconds_each=seconds, rate=44100)
+    proc = genrecast("classify", "--json", "--model", str(model_path), str(clip))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["windows"] == 1 and result["kind"] == "genre" and result["genre"] == "disco", result
+    assert result["seconds"] == pytest.approx(seconds, abs=1e-3)
+
+
+def test_classify_says_silence_for_an_all_silent_file(model_path, tmp_path):
+    quiet = write_tones(tmp_path / "quiet.wav", [None] * 10)
+    proc = genrecast("classify", "--json", "--model", str(model_path), str(quiet))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert (result["kind"], result["genre"], result["windows"]) == ("silence", None, 8)
+    proc = genrecast("classify", "--model", str(model_path), str(quiet))
+    assert proc.communicate(timeout=60)[0].split("\t")[1] == "silence"
+
+
+def test_classify_says_no_music_with_a_music_head(tmp_path):
+    model = build_tiny_model(tmp_path / "m.onnx", tiny_spec(music_threshold=0.5))
+    tone = write_tones(tmp_path / "tone.wav", [2] * 5)
+    noise = write_tones(tmp_path / "noise.wav", ["noise"] * 5)
+    proc = genrecast("classify", "--json", "--model", str(model), str(tone), str(noise))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    music, other = map(json.loads, out.splitlines())
+    assert (music["kind"], music["genre"]) == ("genre", "country") and music["music"] > 0.9
+    assert (other["kind"], other["genre"]) == ("no_music", None) and other["music"] < 0.1
+    assert other["probability"] == pytest.approx(1 - other["music"], abs=1e-4)
+    assert set(other["probabilities"]) == set(GTZAN_GENRES)
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--hop", "inf"), ("--hop", "nan"), ("--hop", "61"), ("--threads", "-1"),

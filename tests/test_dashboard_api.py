@@ -135,7 +135,7 @@ def test_multipart_upload_and_per_window_results(api):
     ("POST", "/api/v1/classify", b"not audio at all" * 100, {"Content-Type": "application/octet-stream"}, 400,
      "upload: not audio this reader understands"),
     ("POST", "/api/v1/classify?name=short.flac", "SHORT", {"Content-Type": "audio/flac"}, 400,
-     "short.flac: 1.00 s is shorter than one 3 s window"),
+     "short.flac: 0.50 s is shorter than the 1 s minimum"),
     ("POST", "/api/v1/classify", b"", {"Content-Type": "audio/wav"}, 400, "empty body"),
     ("POST", "/api/v1/classify?windows=yes", "SHORT", {"Content-Type": "audio/flac"}, 400, "?windows="),
     ("POST", "/api/v1/classify", b"hello", {"Content-Type": "text/plain"}, 415, "text/plain is not accepted"),
@@ -150,7 +150,7 @@ def test_errors_are_json_with_the_right_status(broker, model_path, method, path,
     running = serve(broker, model_path, ApiSettings(max_mb=0.6))
     try:
         if body == "SHORT":
-            body = tone("jazz", seconds=1.0)
+            body = tone("jazz", seconds=0.5)
         got, got_headers, answer = call(running.base + path, body, headers, method)
     finally:
         stop(running)

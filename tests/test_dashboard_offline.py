@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
+from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
 
-from dashboard import offline
+from dashboard import offline, render
 from dashboard.app import file_result
 from dashboard.jobs import BoundedPool
 from dashboard.offline import OfflineClassifier
@@ -23,11 +23,17 @@ def model_path(tmp_path_factory) -> str:
     return str(build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
 
 
-def tone_wav(genre: str, seconds: float = 7.0, rate: int = 44100) -> bytes:
+def tone_wav(genre: str, seconds: float = 7.0, rate: int = 44100, amplitude: float = 0.3) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
-    sf.write(buf, 0.3 * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre)) * t), rate, format="WAV")
+    sf.write(buf, amplitude * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre)) * t), rate, format="WAV")
     return buf.getvalue()
+
+
+def headline(result) -> str:
+    """The text of the file panel's headline line."""
+    line = render.file_summary(result)[0]
+    return "".join(span.children for span in line.children)
 
 
 def test_classifies_like_the_daemon(model_path, tmp_path):
@@ -46,14 +52,33 @@ def test_classifies_like_the_daemon(model_path, tmp_path):
     assert dict(zip(result.labels, result.mean, strict=True)) == pytest.approx(track.probabilities, abs=1e-4)
 
 
+def test_a_short_clip_is_one_window(model_path):
+    result = OfflineClassifier(model_path).classify(tone_wav("metal", seconds=1.5), "short.wav")
+    assert (result.kind, result.genre, len(result.starts)) == ("genre", "metal", 1)
+
+
+def test_silence_and_no_music_are_said_on_the_page(model_path, tmp_path):
+    silent = OfflineClassifier(model_path).classify(tone_wav("rock", amplitude=0.0), "quiet.wav")
+    assert (silent.kind, silent.genre) == ("silence", None)
+    assert headline(silent) == "silence every window is silent"
+    music_model = build_tiny_model(tmp_path / "music.onnx", tiny_spec(music_threshold=0.5))
+    buf = io.BytesIO()
+    sf.write(buf, 0.1 * np.random.default_rng(0).standard_normal(5 * 22050), 22050, format="WAV")
+    noise = OfflineClassifier(str(music_model)).classify(buf.getvalue(), "noise.wav")
+    assert (noise.kind, noise.genre) == ("no_music", None) and noise.music < 0.1
+    assert headline(noise).startswith("no_music ")
+    tone = OfflineClassifier(str(music_model)).classify(tone_wav("jazz"), "tone.wav")
+    assert (tone.kind, tone.genre) == ("genre", "jazz") and tone.music > 0.9
+
+
 def test_problems_are_messages_on_the_page(model_path, monkeypatch):
     def shown(classifier: OfflineClassifier, contents: str) -> str:
         children = file_result(classifier, contents, "x.wav")
         assert len(children) == 1 and children[0].className == "error"
         return children[0].children
 
-    wav = "data:audio/wav;base64," + base64.b64encode(tone_wav("rock", seconds=1.0)).decode()
-    assert "shorter than one 3 s window" in shown(OfflineClassifier(model_path), wav)
+    wav = "data:audio/wav;base64," + base64.b64encode(tone_wav("rock", seconds=0.5)).decode()
+    assert "0.50 s is shorter than the 1 s minimum" in shown(OfflineClassifier(model_path), wav)
     assert "no such file" in shown(OfflineClassifier("/nonexistent/model.onnx"), wav)
     assert "garbled" in shown(OfflineClassifier(model_path), "data:audio/wav;base64,@@@")
     junk = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEjunk" * 10).decode()

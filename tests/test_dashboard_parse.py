@@ -25,6 +25,14 @@ def test_contract_payloads_parse():
     assert p.time.tzinfo is not None
     g = parse_message(P, "genrecast/kitchen/genre", encode(genre("kitchen", None, "silence")))
     assert isinstance(g, GenreChange) and (g.decision.kind, g.decision.genre) == ("silence", None)
+    assert p.music is None  # a model without a music head sends none
+
+
+def test_no_music_and_the_music_probability_parse():
+    p = parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen", kind="no_music", music=0.12)))
+    assert (p.decision.kind, p.decision.genre, p.music) == ("no_music", None, pytest.approx(0.12))
+    g = parse_message(P, "genrecast/kitchen/genre", encode(genre("kitchen", None, "no_music", 0.88)))
+    assert (g.decision.kind, g.decision.genre) == ("no_music", None)
 
 
 def test_multi_level_prefix():
@@ -44,6 +52,9 @@ def test_the_daemons_own_messages_parse():
         events.Prediction("m-1", 0.0, 3.0, probs, state, 0.2, 3.5).message(P, "den"),
         events.GenreChange("m-1", state, events.utc_now()).message(P, "den"),
         events.GenreChange("m-1", decision.State("silence", None, 0.0), events.utc_now()).message(P, "den"),
+        events.GenreChange("m-1", decision.State("no_music", None, 0.9), events.utc_now()).message(P, "den"),
+        events.Prediction("m-1", 0.0, 3.0, probs, decision.State("no_music", None, 0.9), 0.2, 3.5, 0.1).message(
+            P, "den"),
     ]
     for m in messages:
         assert parse_message(P, m.topic, m.payload.encode()).stream_id == "den"
@@ -82,6 +93,9 @@ BAD = [
     _mutated("prediction", lambda d: d.update(state={"kind": "genre", "genre": None, "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(state={"kind": "silence", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(latency_ms=None)),
+    _mutated("prediction", lambda d: d.update(music=1.5)),
+    _mutated("prediction", lambda d: d.update(music="high")),
+    _mutated("prediction", lambda d: d.update(state={"kind": "no_music", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(rms=10**400)),  # valid JSON, too big for a float
     _mutated("prediction", lambda d: d.pop("window_end_s")),
     _mutated("genre", lambda d: d.update(kind="loud")),

@@ -6,7 +6,15 @@ from dashboard_payloads import encode, prediction, status
 
 from dashboard.history import History
 from dashboard.parse import parse_message
-from dashboard.render import STALE_AFTER_S, plot_text, probability_figure, status_pill, timeline_figure
+from dashboard.render import (
+    STALE_AFTER_S,
+    decision_text,
+    plot_text,
+    probability_figure,
+    status_pill,
+    stream_facts,
+    timeline_figure,
+)
 
 
 def view_after(*messages):
@@ -43,3 +51,9 @@ def test_bars_in_genre_order_and_timeline_limited_to_recent_windows():
     assert probability_figure(view)["data"][0]["x"][:3] == ["blues", "classical", "country"]
     assert len(timeline_figure(view, seconds=300)["data"][0]["x"]) == 1
     assert len(timeline_figure(view, seconds=3600)["data"][0]["x"]) == 2
+
+
+def test_a_no_music_stream_shows_no_music_and_its_music_probability():
+    view = view_after(("prediction", prediction("kitchen", kind="no_music", confidence=0.9, music=0.1)))
+    assert decision_text(view) == ("no_music", "state-no_music")
+    assert "music 10%" in [span.children for span in stream_facts(view)]

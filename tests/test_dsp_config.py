@@ -30,13 +30,24 @@ def test_round_trip_and_fingerprint():
         DSPConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
 
-def test_model_spec_round_trip_and_mismatch_is_named():
+def test_model_spec_round_trip():
     spec = ModelSpec(name="m", version="1", input_norm={"mean": 0.0, "std": 1.0}, training={"tracks": 3})
     back = ModelSpec.from_json(spec.to_json())
     assert back == spec and back.n_frames == 126 and back.model_id == "m-1"
-    back.require_dsp(DEFAULT_DSP)
-    with pytest.raises(ModelSpecError, match="n_mels: model 128 vs 64"):
-        back.require_dsp(DSPConfig(n_mels=64))
+    assert back.music_threshold is None and not back.has_music_head
+
+
+def test_model_spec_music_threshold_round_trips_and_old_specs_lack_it():
+    spec = ModelSpec(name="m", version="2", music_threshold=0.35)
+    assert ModelSpec.from_json(spec.to_json()) == spec and spec.has_music_head
+    old = json.loads(ModelSpec(name="m", version="1").to_json())
+    del old["music_threshold"]  # as 0.1.1's metadata, written before the field existed
+    assert ModelSpec.from_json(json.dumps(old)).music_threshold is None
+
+
+def test_musicnn_front_end_spec_has_187_frames():
+    cfg = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)
+    assert ModelSpec(name="m", version="1", dsp=cfg, window_seconds=3.008).n_frames == 187
 
 
 def _spec_with(change) -> str:
@@ -54,6 +65,11 @@ def _spec_with(change) -> str:
     _spec_with(lambda d: d.update(labels=[1, 2])),
     _spec_with(lambda d: d.pop("window_seconds")),
     _spec_with(lambda d: d.update(hop_seconds=True)),
+    _spec_with(lambda d: d.update(music_threshold="0.5")),
+    _spec_with(lambda d: d.update(music_threshold=True)),
+    _spec_with(lambda d: d.update(music_threshold=1.0)),
+    _spec_with(lambda d: d.update(music_threshold=0)),
+    _spec_with(lambda d: d.update(music_head=True)),
 ])
 def test_malformed_model_spec_is_refused(text):
     with pytest.raises(ModelSpecError):

@@ -26,6 +26,9 @@ def max_rel_err(ours: np.ndarray, ref_log: np.ndarray) -> float:
     return float(np.max(np.abs(np.expm1(ours.astype(np.float64) - ref_log))))
 
 
+MUSICNN = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)  # the musicnn backbone's front end
+
+
 def test_filterbank_equals_librosa_slaney():
     ref = librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128, htk=False, norm="slaney", dtype=np.float64)
     np.testing.assert_allclose(mel_filterbank(DEFAULT_DSP), ref, rtol=1e-12, atol=1e-15)
@@ -37,8 +40,9 @@ def test_filterbank_equals_librosa_slaney():
         DEFAULT_DSP,
         DSPConfig(n_fft=1024, hop_length=256, n_mels=64, fmin=30.0, fmax=8000.0),
         DSPConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=40, power=1.0),
+        MUSICNN,
     ],
-    ids=["defaults", "small-fft-band-limited", "16k-magnitude"],
+    ids=["defaults", "small-fft-band-limited", "16k-magnitude", "musicnn-16k-512-256-96"],
 )
 def test_matches_librosa_melspectrogram(cfg):
     x = music_like(6.0, cfg.sample_rate)
@@ -48,41 +52,44 @@ def test_matches_librosa_melspectrogram(cfg):
     assert max_rel_err(ours, ref) <= 1e-5
 
 
-def test_matches_librosa_on_real_music(gtzan_dir):
+@pytest.mark.parametrize("cfg", [DEFAULT_DSP, MUSICNN], ids=["defaults", "musicnn-16k-512-256-96"])
+def test_matches_librosa_on_real_music(gtzan_dir, cfg):
     files = sorted(gtzan_dir.glob("*/*.flac"))[::20]
     for path in files:
         audio = read_audio(path)
-        x = resample(audio.samples, audio.sample_rate, DEFAULT_DSP.sample_rate)
-        assert max_rel_err(logmel(x), librosa_logmel(x, DEFAULT_DSP)) <= 1e-5, path.name
+        x = resample(audio.samples, audio.sample_rate, cfg.sample_rate)
+        assert max_rel_err(logmel(x, cfg), librosa_logmel(x, cfg)) <= 1e-5, path.name
 
 
-SIGNAL = music_like(3.0, seed=3)
-BATCH = logmel(SIGNAL)
+SIGNALS = {cfg: music_like(3.0, cfg.sample_rate, seed=3) for cfg in (DEFAULT_DSP, MUSICNN)}
+BATCHES = {cfg: logmel(x, cfg) for cfg, x in SIGNALS.items()}
 
 
+@pytest.mark.parametrize("cfg", [DEFAULT_DSP, MUSICNN], ids=["defaults", "musicnn-16k-512-256-96"])
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=40))
-def test_chunking_never_changes_the_frames(sizes):
-    stream = LogMelStream()
+@given(sizes=st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=40))
+def test_chunking_never_changes_the_frames(cfg, sizes):
+    signal, batch = SIGNALS[cfg], BATCHES[cfg]
+    stream = LogMelStream(cfg)
     pieces, pos, i = [], 0, 0
-    while pos < SIGNAL.size:
+    while pos < signal.size:
         n = sizes[i % len(sizes)] or (1 if i % 7 == 0 else 0)  # empty chunks are legal too
-        pieces.append(stream.push(SIGNAL[pos : pos + n]))
+        pieces.append(stream.push(signal[pos : pos + n]))
         pos += n
         i += 1
     got = np.concatenate(pieces)
-    assert got.shape == BATCH.shape
-    assert stream.frames_emitted == BATCH.shape[0]
-    np.testing.assert_allclose(got, BATCH, rtol=0, atol=1e-6)
+    assert got.shape == batch.shape
+    assert stream.frames_emitted == batch.shape[0]
+    np.testing.assert_allclose(got, batch, rtol=0, atol=1e-6)
 
 
 def test_frames_appear_as_soon_as_their_last_sample_arrives():
     cfg = DEFAULT_DSP
     stream = LogMelStream(cfg)
-    assert stream.push(SIGNAL[: cfg.n_fft - 1]).shape == (0, cfg.n_mels)
-    assert stream.push(SIGNAL[cfg.n_fft - 1 : cfg.n_fft]).shape == (1, cfg.n_mels)
-    assert stream.push(SIGNAL[cfg.n_fft : cfg.n_fft + cfg.hop_length - 1]).shape[0] == 0
-    assert stream.push(SIGNAL[cfg.n_fft + cfg.hop_length - 1 : cfg.n_fft + cfg.hop_length]).shape[0] == 1
+    assert stream.push(SIGNALS[DEFAULT_DSP][: cfg.n_fft - 1]).shape == (0, cfg.n_mels)
+    assert stream.push(SIGNALS[DEFAULT_DSP][cfg.n_fft - 1 : cfg.n_fft]).shape == (1, cfg.n_mels)
+    assert stream.push(SIGNALS[DEFAULT_DSP][cfg.n_fft : cfg.n_fft + cfg.hop_length - 1]).shape[0] == 0
+    assert stream.push(SIGNALS[DEFAULT_DSP][cfg.n_fft + cfg.hop_length - 1 : cfg.n_fft + cfg.hop_length]).shape[0] == 1
 
 
 def test_silence_is_floored_not_minus_infinity():

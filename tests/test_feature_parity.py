@@ -1,11 +1,13 @@
 """One feature pipeline: what the trainer computes for a file is exactly what the daemon computes live."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 from signals import music_like
+from tiny_model import MUSICNN_DSP
 
 from daemon.pipeline import Pipeline
-from dsp import DEFAULT_DSP, ModelSpec, read_audio
+from dsp import DEFAULT_DSP, AudioError, ModelSpec, read_audio
 from dsp.windows import hop_frames, slice_windows
 from training.dataset import track_frames
 
@@ -16,7 +18,7 @@ def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):
     sf.write(path, stereo, 44100, subtype="FLOAT")
     spec = ModelSpec(name="parity", version="1")
 
-    trained = slice_windows(track_frames(path, DEFAULT_DSP), spec.n_frames, hop_frames(DEFAULT_DSP, 1.0))
+    trained = slice_windows(track_frames(path, DEFAULT_DSP, spec.n_frames), spec.n_frames, hop_frames(DEFAULT_DSP, 1.0))
 
     audio = read_audio(path)
     pipeline = Pipeline(spec, 1.0, audio.sample_rate)
@@ -29,3 +31,35 @@ def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):
 
     assert len(live) == trained.shape[0] == 5
     np.testing.assert_array_equal(np.stack([w.logmel for w in live]), trained)
+
+
+def streamed(spec: ModelSpec, path) -> list:
+    audio = read_audio(path)
+    pipeline = Pipeline(spec, 1.0, audio.sample_rate)
+    live = []
+    for pos in range(0, audio.samples.size, 3000):
+        live += pipeline.push(audio.samples[pos : pos + 3000], last=pos + 3000 >= audio.samples.size)
+    return live
+
+
+@pytest.mark.parametrize("spec", [ModelSpec(name="parity", version="1"),
+                                  ModelSpec(name="musicnn", version="1", dsp=MUSICNN_DSP, window_seconds=3.008)],
+                         ids=["defaults", "musicnn-16k-512-256-96"])
+@pytest.mark.parametrize("seconds", [1.0, 2.2, 2.99])
+def test_a_short_clip_gives_the_trainer_the_daemons_one_padded_window(tmp_path, spec, seconds):
+    path = tmp_path / "short.wav"
+    sf.write(path, music_like(seconds, 44100, seed=4), 44100, subtype="FLOAT")
+    trained = slice_windows(track_frames(path, spec.dsp, spec.n_frames), spec.n_frames, hop_frames(spec.dsp, 1.0))
+    live = streamed(spec, path)
+    assert len(live) == trained.shape[0] == 1
+    np.testing.assert_array_equal(live[0].logmel, trained[0])
+    assert live[0].end_s == pytest.approx(seconds, abs=1e-3)
+
+
+def test_under_a_second_is_refused_by_the_trainer_and_gives_the_daemon_no_window(tmp_path):
+    path = tmp_path / "tiny.wav"
+    sf.write(path, music_like(0.9, 22050, seed=5), 22050)
+    spec = ModelSpec(name="parity", version="1")
+    with pytest.raises(AudioError, match="0.90 s is shorter than the 1 s minimum"):
+        track_frames(path, DEFAULT_DSP, spec.n_frames)
+    assert streamed(spec, path) == []

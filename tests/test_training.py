@@ -14,7 +14,7 @@ import torch
 
 from daemon.cli import main
 from daemon.model import load_model
-from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec, ModelSpecError
+from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec
 from dsp.windows import hop_frames, slice_windows
 from training import augment
 from training.augment import NONE, AugmentConfig
@@ -55,7 +55,7 @@ def synth_tree(tmp_path_factory) -> Path:
             sf.write(root / genre / f"{genre}.{i:05d}.wav", _signal(genre, 6.0, 16000, 10 * g + i), 16000)
     sf.write(root / "metal.00099.flac", _signal("metal", 5.0, 22050, 99), 22050)  # flat layout
     (root / "blues" / "blues.00054.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" + bytes(64))  # corrupt
-    sf.write(root / "classical" / "classical.00077.wav", _signal("classical", 1.0, 16000, 7), 16000)  # < 3 s
+    sf.write(root / "classical" / "classical.00077.wav", _signal("classical", 0.5, 16000, 7), 16000)  # < 1 s
     (root / "notes.txt").write_text("not audio")
     return root
 
@@ -88,10 +88,28 @@ def test_loader_skips_and_lists_unreadable_and_short_files(synth, synth_tree):
     assert len(ids) == 3 * 4 + 1 and "metal.00099" in ids  # GTZAN tree and flat file
     reasons = {s.path.name: s.reason for s in synth.skipped}
     assert "not a readable audio file" in reasons["blues.00054.wav"] or "truncated" in reasons["blues.00054.wav"]
-    assert "too short" in reasons["classical.00077.wav"]
+    assert "0.50 s is shorter than the 1 s minimum" in reasons["classical.00077.wav"]
     assert "notes.txt" not in reasons  # not audio at all: not a track, not worth a line
     # 16 kHz sources are converted to the model's rate before framing
     assert synth.frames[ids.index("blues.00000")].shape == (DEFAULT_DSP.frames_for_seconds(6.0), DEFAULT_DSP.n_mels)
+
+
+def test_short_clips_are_padded_to_one_window_and_cached_padded(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    root.mkdir()
+    sf.write(root / "jazz.00001.wav", _signal("jazz", 2.0, 16000, 1), 16000)
+    ds = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert [t.track_id for t in ds.tracks] == ["jazz.00001"] and ds.frames[0].shape == (WIN, DEFAULT_DSP.n_mels)
+    assert slice_windows(ds.frames[0], WIN, HOP).shape[0] == 1
+    (cached,) = cache_dir_for(cache, DEFAULT_DSP).iterdir()
+    assert cached.name.endswith(f"-w{WIN}.npy")
+    again = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert again.cache_hits == 1 and np.array_equal(again.frames[0], ds.frames[0])
+    # a cache written before padding holds the clip's own (too few) frames: recomputed, not trusted
+    cached.unlink()
+    np.save(cached.with_name(cached.name.replace(f"-w{WIN}", "")), ds.frames[0][:50])
+    old = load(root, DEFAULT_DSP, GTZAN_GENRES, WIN, cache)
+    assert old.cache_hits == 0 and np.array_equal(old.frames[0], ds.frames[0])
 
 
 def test_byte_identical_copies_are_kept_once(tmp_path):
@@ -110,7 +128,7 @@ def test_feature_cache_is_hit_and_keyed_by_dsp_config(synth_tree, tmp_path):
     first = load(synth_tree, DEFAULT_DSP, GTZAN_GENRES, WIN, tmp_path)
     second = load(synth_tree, DEFAULT_DSP, GTZAN_GENRES, WIN, tmp_path)
     assert len(first.tracks) == len(second.tracks) == 13
-    assert first.cache_hits == 0 and second.cache_hits == 14  # the too-short track was computed (and cached) too
+    assert first.cache_hits == 0 and second.cache_hits == 13  # the track under 1 s is refused, never cached
     for a, b in zip(first.frames, second.frames, strict=True):
         np.testing.assert_array_equal(a, b)
     assert cache_dir_for(tmp_path, DEFAULT_DSP) != cache_dir_for(tmp_path, DSPConfig(n_mels=64))
@@ -267,7 +285,7 @@ def test_torch_and_onnxruntime_agree(arch, tmp_path):
         x = rng.normal(-5, 2, size=(batch, 128, WIN)).astype(np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
-        got = loaded.predict(x)
+        got = loaded.predict(x).genre
         assert got.shape == (batch, len(GTZAN_GENRES))
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
         np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
@@ -282,17 +300,19 @@ def test_exported_graph_applies_the_fitted_temperature(tmp_path):
     model.temperature.fill_(2.5)
     export_onnx(model, SPEC, tmp_path / "t.onnx")
     expected = np.exp(logits / 2.5) / np.exp(logits / 2.5).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(load_model(tmp_path / "t.onnx").predict(x), expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(load_model(tmp_path / "t.onnx").predict(x).genre, expected, atol=1e-5, rtol=0)
     assert "temperature" not in model.state_dict()  # checkpoints hold weights only; the spec records T
 
 
-def test_model_for_other_features_is_refused(tmp_path):
+def test_model_for_other_features_loads_with_its_own_front_end(tmp_path):
     other = DSPConfig(n_mels=64)
     spec = ModelSpec(name="other", version="0", dsp=other)
     model = build("default", len(GTZAN_GENRES), np.zeros(64), np.ones(64)).eval()
     export_onnx(model, spec, tmp_path / "other.onnx")
-    with pytest.raises(ModelSpecError, match="n_mels"):
-        load_model(tmp_path / "other.onnx")
+    loaded = load_model(tmp_path / "other.onnx")
+    assert loaded.spec.dsp == other
+    out = loaded.predict(np.zeros((2, 64, spec.n_frames), np.float32))
+    assert out.genre.shape == (2, len(GTZAN_GENRES)) and out.music.tolist() == [1.0, 1.0]  # no music head
 
 
 # --- evaluation ------------------------------------------------------------------------------------------------

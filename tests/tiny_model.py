@@ -1,8 +1,12 @@
 """A small but real ONNX genre model for tests, following the trainer's contract.
 
-Each label "listens" to one group of 12 mel bands: the graph averages the raw log-mel window over
-time, scores each label by the energy in its band group relative to the others, and soft-maxes.
-So a pure tone at :func:`tone_hz` ``(i)`` is classified as label ``i`` with high confidence.
+Each label "listens" to one group of mel bands (``n_mels // n_labels`` of them): the graph averages the raw
+log-mel window over time, scores each label by the energy in its band group relative to the others, and
+soft-maxes. So a pure tone at :func:`tone_hz` ``(i)`` is classified as label ``i`` with high confidence.
+
+With ``music_threshold`` set in its spec it also has the ``music`` output: a sigmoid of how peaked the window's
+spectrum is (loudest band minus the mean band, in log units). A pure tone is peaked, so "music" (close to 1);
+white noise is flat, so "not music" (close to 0).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from dsp import DEFAULT_DSP, GTZAN_GENRES, METADATA_KEY, ModelSpec
+from dsp import DEFAULT_DSP, GTZAN_GENRES, METADATA_KEY, DSPConfig, ModelSpec
 from dsp.mel import hz_to_mel, mel_to_hz
 
-BANDS_PER_LABEL = 12
+MUSICNN_DSP = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)  # the new model's front end
+MUSICNN_WINDOW_SECONDS = 3.008  # 187 frames
+MUSIC_SLOPE, MUSIC_PEAK = 0.5, 8.0  # music = sigmoid(slope * (peak - mean - MUSIC_PEAK)): tone ~1, white noise ~0
 
 
 def tiny_spec(**changes) -> ModelSpec:
@@ -25,33 +31,59 @@ def tiny_spec(**changes) -> ModelSpec:
     return replace(base, **changes)
 
 
-def tone_hz(label_index: int, cfg=DEFAULT_DSP) -> float:
+def musicnn_like_spec(**changes) -> ModelSpec:
+    """A tiny model's spec with the new model's front end (16 kHz / 512 / 256 / 96, 187 frames)."""
+    return tiny_spec(dsp=MUSICNN_DSP, window_seconds=MUSICNN_WINDOW_SECONDS, **changes)
+
+
+def bands_per_label(cfg: DSPConfig = DEFAULT_DSP, n_labels: int = len(GTZAN_GENRES)) -> int:
+    return cfg.n_mels // n_labels
+
+
+def tone_hz(label_index: int, cfg: DSPConfig = DEFAULT_DSP, n_labels: int = len(GTZAN_GENRES)) -> float:
     """Centre frequency of the middle mel band of ``label_index``'s group."""
-    band = label_index * BANDS_PER_LABEL + BANDS_PER_LABEL // 2
+    per = bands_per_label(cfg, n_labels)
+    band = label_index * per + per // 2
     edges = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax_hz), cfg.n_mels + 2))
     return float(edges[band + 1])
 
 
 def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | None = None,
-                     with_metadata: bool = True) -> Path:
+                     with_metadata: bool = True, music_head: bool | None = None) -> Path:
+    """``music_head`` (default: whether the spec sets a music threshold) adds the ``music`` output."""
     spec = spec or tiny_spec()
+    music_head = spec.has_music_head if music_head is None else music_head
     n_labels, n_mels = len(spec.labels), spec.dsp.n_mels
+    per = bands_per_label(spec.dsp, n_labels)
     weights = np.zeros((n_mels, n_labels), np.float32)
     for i in range(n_labels):
-        weights[i * BANDS_PER_LABEL : (i + 1) * BANDS_PER_LABEL, i] = 1.0 / BANDS_PER_LABEL
+        weights[i * per : (i + 1) * per, i] = 1.0 / per
     weights -= weights.mean(axis=1, keepdims=True)  # only relative band energy matters, not loudness
     weights *= 2.0  # softmax temperature
     frames = spec.n_frames if n_frames is None else n_frames
+    nodes = [
+        helper.make_node("ReduceMean", ["logmel"], ["band_mean"], axes=[2], keepdims=0),
+        helper.make_node("MatMul", ["band_mean", "weights"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1),
+    ]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_labels])]
+    initializers = [numpy_helper.from_array(weights, "weights")]
+    if music_head:
+        nodes += [
+            helper.make_node("ReduceMax", ["band_mean"], ["peak"], axes=[1], keepdims=0),
+            helper.make_node("ReduceMean", ["band_mean"], ["level"], axes=[1], keepdims=0),
+            helper.make_node("Sub", ["peak", "level"], ["peakiness"]),
+            helper.make_node("Sub", ["peakiness", "music_peak"], ["centred"]),
+            helper.make_node("Mul", ["centred", "music_slope"], ["music_logit"]),
+            helper.make_node("Sigmoid", ["music_logit"], ["music"]),
+        ]
+        outputs.append(helper.make_tensor_value_info("music", TensorProto.FLOAT, ["batch"]))
+        initializers += [numpy_helper.from_array(np.float32(MUSIC_PEAK), "music_peak"),
+                         numpy_helper.from_array(np.float32(MUSIC_SLOPE), "music_slope")]
     graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["logmel"], ["band_mean"], axes=[2], keepdims=0),
-            helper.make_node("MatMul", ["band_mean", "weights"], ["scores"]),
-            helper.make_node("Softmax", ["scores"], ["probabilities"], axis=1),
-        ],
-        "tiny_genre",
+        nodes, "tiny_genre",
         [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", n_mels, frames])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_labels])],
-        [numpy_helper.from_array(weights, "weights")],
+        outputs, initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     if with_metadata:
@@ -61,4 +93,4 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
     return path
 
 
-__all__ = ["GTZAN_GENRES", "build_tiny_model", "tiny_spec", "tone_hz"]
+__all__ = ["GTZAN_GENRES", "MUSICNN_DSP", "build_tiny_model", "musicnn_like_spec", "tiny_spec", "tone_hz"]

@@ -255,7 +255,7 @@ def _evaluate(args) -> int:
     seen = set(spec.training.get("split", {}).get("train", ())) & {t.track_id for t in ds.tracks}
     if seen:
         print(f"note: {len(seen)} of these tracks trained this model; their scores are not held-out figures")
-    result = evaluate(model.predict, ds, spec.labels, spec.n_frames, _hop(spec))
+    result = evaluate(lambda windows: model.predict(windows).genre, ds, spec.labels, spec.n_frames, _hop(spec))
     print(f"model {spec.model_id} on {args.data} ({args.part})")
     print(result.table())
     if args.json:

@@ -3,6 +3,8 @@
 A track is one audio file whose genre is the part of its name before the first dot (``blues.00012.wav``), laid
 out GTZAN-style (``<root>/<genre>/<genre>.NNNNN.ext``) or flat (``<root>/<genre>.NNNNN.ext``). Files that cannot be
 decoded are skipped and listed, never fatal: real GTZAN holds at least one corrupt file (jazz.00054).
+A clip between ``dsp.windows.MIN_SECONDS`` and one window long is repeated to one window exactly as the daemon
+repeats it (:func:`dsp.windows.pad_short_clip`); a shorter one is skipped and listed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 import dsp
 from dsp import AudioError, DSPConfig, logmel, read_audio, resample
+from dsp.windows import MIN_SECONDS, pad_short_clip
 
 AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genrecast" / "features"
@@ -93,10 +96,23 @@ def _file_key(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:24]
 
 
-def track_frames(path: Path, cfg: DSPConfig) -> np.ndarray:
-    """Decode, convert to the model's sample rate and compute the log-mel exactly as the daemon does."""
+def track_frames(path: Path, cfg: DSPConfig, win_frames: int) -> np.ndarray:
+    """Decode, convert to the model's sample rate, repeat a short clip to one window of ``win_frames`` frames and
+    compute the log-mel, exactly as the daemon does; a clip under the minimum length raises :class:`AudioError`."""
     audio = read_audio(path)
-    return logmel(resample(audio.samples, audio.sample_rate, cfg.sample_rate), cfg)
+    x = pad_short_clip(resample(audio.samples, audio.sample_rate, cfg.sample_rate), cfg, win_frames)
+    frames = logmel(x, cfg)
+    if frames.shape[0] < win_frames:
+        raise AudioError(f"{path}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
+    return frames
+
+
+def _cached_frames(cache: Path, key: str, win_frames: int) -> Path | None:
+    """A cached file for this track: padded clips are stored per window length, other tracks once."""
+    for name in (f"{key}-w{win_frames}.npy", f"{key}.npy"):
+        if (cache / name).exists():
+            return cache / name
+    return None
 
 
 def load(
@@ -108,8 +124,8 @@ def load(
 ) -> Dataset:
     """Scan ``root`` and compute (or read from cache) each track's frames.
 
-    Tracks shorter than ``min_frames`` (one classification window) are skipped: they cannot yield a window.
-    ``cache_root=None`` disables the cache.
+    ``min_frames`` is one classification window: shorter clips of at least the minimum length are repeated to it,
+    shorter ones skipped. ``cache_root=None`` disables the cache.
     """
     tracks, skipped = scan(root, labels)
     cache = cache_dir_for(cache_root, cfg) if cache_root is not None else None
@@ -124,21 +140,20 @@ def load(
                 skipped.append(Skipped(track.path, f"the same audio as {first_with[track.content_key]}"))
                 continue
             first_with[track.content_key] = track.track_id
-            cached = cache / f"{track.content_key}.npy" if cache is not None else None
-            if cached is not None and cached.exists():
-                x = np.load(cached)
+            cached = _cached_frames(cache, track.content_key, min_frames) if cache is not None else None
+            x = np.load(cached) if cached is not None else None
+            if x is not None and x.shape[0] >= min_frames:  # an older cache may hold a short clip unpadded
                 hits += 1
             else:
-                x = track_frames(track.path, cfg)
-                if cached is not None:
-                    tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
+                x = track_frames(track.path, cfg, min_frames)
+                if cache is not None:
+                    padded = x.shape[0] == min_frames  # a padded clip, or one exactly a window long: same frames
+                    target = cache / f"{track.content_key}{f'-w{min_frames}' if padded else ''}.npy"
+                    tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
                     np.save(tmp, x)
-                    tmp.replace(cached)  # atomic: a concurrent run never reads half a file
+                    tmp.replace(target)  # atomic: a concurrent run never reads half a file
         except (AudioError, OSError) as exc:
             skipped.append(Skipped(track.path, str(exc)))
-            continue
-        if x.shape[0] < min_frames:
-            skipped.append(Skipped(track.path, f"too short: {x.shape[0]} frames, a window needs {min_frames}"))
             continue
         kept.append(track)
         frames.append(x)

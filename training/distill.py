@@ -109,7 +109,8 @@ def train_student(windows: np.ndarray, genre_t: np.ndarray, music_t: np.ndarray,
         if held_loss < best:
             best, best_state = held_loss, copy.deepcopy(model.state_dict())
         if log:
-            log(f"epoch {epoch + 1}/{cfg.epochs} held-back loss {held_loss:.4f}{'  *best' if held_loss == best else ''}")
+            mark = "  *best" if held_loss == best else ""
+            log(f"epoch {epoch + 1}/{cfg.epochs} held-back loss {held_loss:.4f}{mark}")
     model.load_state_dict(best_state)
     return model.eval()
 

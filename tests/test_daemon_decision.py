@@ -1,0 +1,115 @@
+"""The streaming decision (smoothing, hysteresis, dwell, no_music, silence) and the track-level rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon.decision import Decider, DecisionConfig, State, track_state
+from dsp import GTZAN_GENRES
+
+LOUD = 0.1  # an RMS above the silence level
+
+
+def onehot(i: int, p: float = 0.9) -> np.ndarray:
+    q = np.full(10, (1 - p) / 9)
+    q[i] = p
+    return q
+
+
+def feed(d: Decider, windows: list[tuple[np.ndarray, float]], rms: float = LOUD) -> list[State]:
+    return [d.update(p, music, rms) for p, music in windows]
+
+
+def test_ema_smoothing_needs_several_windows_to_switch():
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=5, dwell_windows=1))
+    states = feed(d, [(onehot(9), 1.0)] * 5 + [(onehot(0), 1.0)] * 5)
+    genres = [s.genre for s in states]
+    assert genres[0] is None  # one window is not enough to leave "no information" (0.37 < 0.4)
+    assert genres[1:6] == ["rock"] * 5  # one window of blues does not flip it
+    assert genres[6:] == ["blues"] * 4  # span 5 (alpha 1/3): the second one does
+
+
+def test_majority_vote_and_uncertain_and_silence():
+    cfg = DecisionConfig("majority", windows=3, min_confidence=0.5, leave_confidence=0.5, dwell_windows=1)
+    d = Decider(GTZAN_GENRES, cfg)
+    feed(d, [(onehot(3), 1.0)] * 3)
+    assert d.update(onehot(3), 1.0, LOUD) == State("genre", "disco", pytest.approx(0.9))
+    assert d.update(onehot(5), 1.0, LOUD).genre == "disco"  # 2:1 for disco
+    third = d.update(onehot(5), 1.0, LOUD)
+    assert third.genre == "jazz" and third.confidence == pytest.approx((0.9 + 0.9 + 0.1 / 9) / 3)
+    flat = Decider(GTZAN_GENRES, cfg)
+    assert all(s.kind == "uncertain" for s in feed(flat, [(np.full(10, 0.1), 1.0)] * 4))
+    assert d.update(onehot(5), 1.0, 0.001) == State("silence", None, 1.0)
+    assert d.update(onehot(1), 1.0, LOUD).kind == "uncertain"  # history restarted: one window is not enough
+    assert feed(d, [(onehot(1), 1.0)] * 2)[-1].genre == "classical"
+
+
+def test_first_window_after_silence_is_not_certain():
+    """Issue 10 item 16: smoothing restarts from no information, so one confident window is not 100 %."""
+    for smoothing in ("ema", "majority"):
+        d = Decider(GTZAN_GENRES, DecisionConfig(smoothing, dwell_windows=1))
+        d.update(onehot(2), 1.0, 0.0)
+        first = d.update(onehot(2, p=1.0), 1.0, LOUD)
+        assert first.confidence <= 0.4 + 1e-9, (smoothing, first)
+        assert d.update(onehot(2, p=1.0), 1.0, LOUD).confidence > first.confidence
+
+
+def test_hysteresis_enters_at_min_and_leaves_below_leave_confidence():
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, min_confidence=0.5, leave_confidence=0.3,
+                                             dwell_windows=1))  # span 1: no smoothing, to see the thresholds
+    assert d.update(onehot(4, 0.45), 1.0, LOUD).kind == "uncertain"  # not yet in: below the enter level
+    assert d.update(onehot(4, 0.55), 1.0, LOUD).genre == "hiphop"
+    assert d.update(onehot(4, 0.35), 1.0, LOUD) == State("genre", "hiphop", pytest.approx(0.35))  # held
+    assert d.update(onehot(4, 0.25), 1.0, LOUD).kind == "uncertain"  # left
+    assert d.update(onehot(4, 0.35), 1.0, LOUD).kind == "uncertain"  # and must reach 0.5 again to come back
+    assert d.update(onehot(6, 0.6), 1.0, LOUD).genre == "metal"
+
+
+def test_a_new_state_must_hold_for_the_dwell():
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=3))
+    states = feed(d, [(onehot(9), 1.0)] * 4 + [(onehot(0), 1.0)] + [(onehot(9), 1.0)] + [(onehot(0), 1.0)] * 4)
+    kinds = [s.genre or s.kind for s in states]
+    # uncertain until rock has been the candidate 3 windows; a lone blues window never shows; blues after 3
+    assert kinds == ["uncertain", "uncertain", "rock", "rock", "rock", "rock", "rock", "rock", "blues", "blues"]
+    assert states[4].confidence == pytest.approx(0.1 / 9)  # held rock reports rock's own (low) probability
+
+
+def test_no_music_below_the_models_threshold():
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=2), music_threshold=0.5)
+    states = feed(d, [(onehot(9), 0.9)] * 3 + [(onehot(9), 0.2)] * 3 + [(onehot(9), 0.9)] * 3)
+    assert [s.genre or s.kind for s in states] == ["uncertain", "rock", "rock", "rock", "no_music", "no_music",
+                                                   "no_music", "rock", "rock"]
+    assert states[5] == State("no_music", None, pytest.approx(0.8))
+    # without a threshold (a model without a music head) the music value is ignored
+    plain = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=1))
+    assert plain.update(onehot(9), 0.0, LOUD).genre == "rock"
+
+
+def test_majority_smooths_music_too():
+    d = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, dwell_windows=1), music_threshold=0.5)
+    # music over the last 3 windows, unheard ones at the threshold: 0.67, 0.5, 0.33, 0
+    states = feed(d, [(onehot(1), 1.0)] + [(onehot(1), 0.0)] * 3)
+    assert [s.kind for s in states] == ["uncertain", "genre", "no_music", "no_music"]
+
+
+def test_bad_decision_configs_are_refused():
+    with pytest.raises(ValueError, match="leave_confidence"):
+        DecisionConfig(min_confidence=0.3, leave_confidence=0.4)
+    with pytest.raises(ValueError, match="smoothing"):
+        DecisionConfig(smoothing="median")
+
+
+def test_track_state_silence_no_music_and_genre():
+    probs = np.stack([onehot(5), onehot(5), onehot(7)])
+    loud, quiet = np.full(3, LOUD), np.full(3, 0.0001)
+    genre = track_state(probs, np.full(3, 0.9), loud, GTZAN_GENRES, 0.5)
+    assert (genre.kind, genre.genre) == ("genre", "jazz") and genre.confidence == pytest.approx((0.9 * 2 + 0.1 / 9) / 3)
+    assert genre.music == pytest.approx(0.9)
+    no_music = track_state(probs, np.array([0.1, 0.2, 0.9]), loud, GTZAN_GENRES, 0.5)
+    assert (no_music.kind, no_music.genre, no_music.confidence) == ("no_music", None, pytest.approx(0.6))
+    assert track_state(probs, np.full(3, 0.1), loud, GTZAN_GENRES, None).kind == "genre"  # no head, no no_music
+    silence = track_state(probs, np.ones(3), quiet, GTZAN_GENRES, None)
+    assert (silence.kind, silence.genre, silence.confidence) == ("silence", None, 1.0)
+    partly = track_state(probs, np.ones(3), np.array([0.0, LOUD, 0.0]), GTZAN_GENRES, None)
+    assert partly.kind == "genre"  # one audible window is enough for an answer
