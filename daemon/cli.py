@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "daemon.devices_cmd",  # devices
     "dashboard.cli",  # dashboard
     "training.cli",  # train, evaluate
+    "training.transfer_cli",  # train-transfer
 )
 
 

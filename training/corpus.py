@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dsp import AudioError, DSPConfig, logmel, read_audio, resample
-from dsp.windows import MIN_SECONDS, repeat_pad, slice_windows, window_samples
+from dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .dataset import AUDIO_SUFFIXES
 
@@ -96,12 +96,13 @@ def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int
     """``[n, n_mels, win_frames]`` raw log-mel windows of one clip, as the daemon cuts them.
 
     A clip shorter than one window but at least :data:`dsp.windows.MIN_SECONDS` long is repeat-padded to one
-    window; ``max_windows`` > 0 keeps that many, evenly spread, so a long recording cannot outweigh many short ones.
+    window (:func:`dsp.windows.pad_short_clip`, the daemon's rule); ``max_windows`` > 0 keeps that many, evenly
+    spread, so a long recording cannot outweigh many short ones.
     """
-    if samples.shape[0] < MIN_SECONDS * rate:
-        raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than {MIN_SECONDS:g} s")
-    x = repeat_pad(resample(samples, rate, cfg.sample_rate), window_samples(cfg, win_frames))
-    windows = slice_windows(logmel(x, cfg), win_frames, hop)
+    windows = slice_windows(logmel(pad_short_clip(resample(samples, rate, cfg.sample_rate), cfg, win_frames), cfg),
+                            win_frames, hop)
+    if not len(windows):
+        raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
     if max_windows and len(windows) > max_windows:
         windows = windows[np.linspace(0, len(windows) - 1, max_windows).round().astype(int)]
     return windows

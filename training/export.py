@@ -31,6 +31,7 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated but needs no onnxscript; it handles this plain CNN exactly
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         torch.onnx.export(
             model, example, buf, input_names=[INPUT_NAME], output_names=outputs,
             dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)}, opset_version=17, dynamo=False,

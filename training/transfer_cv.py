@@ -58,30 +58,35 @@ class OutOfFold:
     genre_probs: list[np.ndarray]  # per clip [n_windows, n_labels]
     music_probs: list[np.ndarray]  # per clip [n_windows]
     fold: list[int]
-    temperatures: list[float]
+    heads: list[Heads]  # per fold
+
+
+def fold_parts(gset: WindowSet, nset: WindowSet, folds: int, k: int, seed: int) -> dict[str, list[Clip]]:
+    """Fold ``k``'s clips: ``train``/``val``/``test`` genre tracks, ``n_train``/``n_test`` non-music clips."""
+    split = kfold_split(_tracks(gset.clips), folds, k, seed)
+    by_id = {c.clip_id: c for c in gset.clips}
+    n_fold = group_folds(nset.clips, folds, seed)
+    return {**{p: [by_id[t] for t in split.part(p)] for p in ("train", "val", "test")},
+            "n_train": [c for c, f in zip(nset.clips, n_fold, strict=True) if f != k],
+            "n_test": [c for c, f in zip(nset.clips, n_fold, strict=True) if f == k]}
 
 
 def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg: HeadConfig, folds: int,
                    seed: int = 0, crops: WindowSet | None = None) -> OutOfFold:
     """``gset``: genre tracks; ``nset``: non-music clips and genre-less music; ``crops``: augmentation clips of
     genre tracks, used for training only and only in the folds that train on the track they come from."""
-    ids = [c.clip_id for c in gset.clips]
-    n_fold = group_folds(nset.clips, folds, seed)
     genre_probs: dict[str, np.ndarray] = {}
     music_probs: dict[str, np.ndarray] = {}
     fold_of: dict[str, int] = {}
-    temps = []
+    fold_heads = []
     for k in range(folds):
-        split = kfold_split(_tracks(gset.clips), folds, k, seed)
-        part = {p: [ids.index(t) for t in split.part(p)] for p in ("train", "val", "test")}
-        g_train, g_val, g_test = (gset.subset(part[p]) for p in ("train", "val", "test"))
-        n_train = nset.subset([i for i, f in enumerate(n_fold) if f != k])
-        n_test = nset.subset([i for i, f in enumerate(n_fold) if f == k])
+        part = {p: {c.clip_id for c in clips} for p, clips in fold_parts(gset, nset, folds, k, seed).items()}
+        g_train, g_val, g_test = (gset.where(lambda c, ids=part[p]: c.clip_id in ids) for p in ("train", "val", "test"))
+        n_train, n_test = (nset.where(lambda c, ids=part[p]: c.clip_id in ids) for p in ("n_train", "n_test"))
         if crops is not None:
-            train_ids = set(split.train)
-            g_train = g_train.join(crops.where(lambda c, ids=train_ids: c.group in ids))
+            g_train = g_train.join(crops.where(lambda c, ids=part["train"]: c.group in ids))
         heads = fit_calibrated(g_train, g_train.join(n_train), labels, cfg, g_val)
-        temps.append(heads.temperature)
+        fold_heads.append(heads)
         for test in (g_test, n_test):
             gp, mp = heads.predict(test.x)
             for i, clip in enumerate(test.clips):
@@ -90,4 +95,4 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
                 fold_of[clip.clip_id] = k
     clips = gset.clips + nset.clips
     return OutOfFold(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
-                     [fold_of[c.clip_id] for c in clips], temps)
+                     [fold_of[c.clip_id] for c in clips], fold_heads)

@@ -1,0 +1,230 @@
+"""``genrecast train-transfer``: the shipped recipe. A frozen pretrained musicnn, linear genre and music heads,
+K-fold cross-validation of both, the final model on all data, and optionally the distilled fast variant.
+
+torch is imported inside the handler, so the daemon's commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DEFAULT_WHEEL = Path(".cache/musicnn/musicnn-0.1.0-py3-none-any.whl")
+BACKBONE_LICENCE = ("musicnn 0.1.0 (https://github.com/jordipons/musicnn), ISC licence, Copyright (c) 2019 Jordi "
+                    "Pons; weights trained on the Million Song Dataset's tags")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train-transfer", help="train the shipped recipe: pretrained musicnn + genre and music heads",
+        description="Embed every clip with a frozen pretrained musicnn (weights read from its wheel, never "
+                    "downloaded here), cross-validate linear genre and music/not-music heads (by track and by "
+                    "speaker/source), fit them on all data and export ONNX; --fast also distils a small CNN.")
+    t.add_argument("--data", required=True, type=Path, help="GTZAN-style folder of genre tracks")
+    t.add_argument("--nonmusic", required=True, type=Path,
+                   help="folder with speech/, noise/ and music/ (genre-less music) clips")
+    t.add_argument("--backbone", type=Path, default=DEFAULT_WHEEL,
+                   help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
+    t.add_argument("--backbone-model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
+    t.add_argument("--folds", type=int, default=5, help="K of the cross-validation (default 5)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the folds")
+    t.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the heads (default 0.01)")
+    t.add_argument("--crops", type=int, default=0,
+                   help="2-3 s crops per long track added to training (default 0: not shown to help)")
+    t.add_argument("--max-nonmusic-windows", type=int, default=6, help="windows kept per non-music clip")
+    t.add_argument("--music-threshold", type=float, default=0.5,
+                   help="mean music probability below which a window or file is no_music (default 0.5)")
+    t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
+    t.add_argument("--fast-epochs", type=int, default=30)
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
+    t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
+    t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
+    t.add_argument("--version", default="0.2.0", help="model version stored in the metadata")
+    t.set_defaults(func=_train)
+
+
+def _train(args) -> int:
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from daemon.cli import UserError
+    from daemon.model import load_model
+    from dsp import GTZAN_GENRES
+    from dsp.windows import hop_frames
+
+    from .corpus import genre_clips, nonmusic_clips, short_crops
+    from .dataset import DEFAULT_CACHE
+    from .embed import embed_clips
+    from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
+    from .tf_checkpoint import CheckpointError
+    from .transfer import HeadConfig, WindowSet
+    from .transfer_cv import cross_validate, fit_calibrated
+    from .transfer_report import summarise
+
+    if args.folds < 2 or not 0 < args.music_threshold < 1 or args.threads < 1:
+        raise UserError("--folds must be >= 2, --music-threshold in (0, 1) and --threads >= 1")
+    torch.set_num_threads(args.threads)
+    try:
+        backbone = load_musicnn(args.backbone, args.backbone_model)
+    except CheckpointError as exc:
+        raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
+    labels = GTZAN_GENRES
+    hop = hop_frames(MUSICNN_DSP, 1.0)
+    cache = args.cache or DEFAULT_CACHE.parent / "embeddings"
+    tag = args.backbone_model
+    try:
+        gclips, nclips = genre_clips(args.data, labels), nonmusic_clips(args.nonmusic)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    g, ga, g_skip = embed_clips(gclips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, 0, log)
+    n, na, n_skip = embed_clips(nclips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag,
+                                args.max_nonmusic_windows, log)
+    log(f"embedded {len(g)} genre tracks ({sum(len(a['logits']) for a in ga)} windows) and {len(n)} other clips "
+        f"({sum(len(a['logits']) for a in na)} windows); {len(g_skip) + len(n_skip)} skipped (under 1 s or unreadable)")
+    cfg = HeadConfig(l2=args.l2, music_l2=args.l2)
+    gset, nset = WindowSet.build(g, ga, cfg.parts), WindowSet.build(n, na, cfg.parts)
+    crops = None
+    if args.crops:
+        rng = np.random.default_rng(args.seed)
+        cc = [c for clip in g if clip.kind == "long"
+              for c in short_crops(clip, sf.info(str(clip.path)).duration, args.crops, rng)]
+        cr, ca, _ = embed_clips(cc, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, 0, log)
+        crops = WindowSet.build(cr, ca, cfg.parts)
+
+    oof = cross_validate(gset, nset, labels, cfg, args.folds, args.seed, crops)
+    cv = summarise(oof.clips, oof.genre_probs, oof.music_probs, labels, args.music_threshold)
+    cv["temperatures"] = [round(h.temperature, 4) for h in oof.heads]
+    cv["folds"] = args.folds
+    log(cv["text"])
+
+    # the shipped heads: every track and clip; the temperature is the folds' median (fitted on held-out tracks)
+    final = fit_calibrated(gset if crops is None else gset.join(crops),
+                           (gset if crops is None else gset.join(crops)).join(nset), labels, cfg, None)
+    final.temperature = float(np.median([h.temperature for h in oof.heads]))
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"genre_tracks": len(g), "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
+                                                       ("speech", "noise", "music")},
+            "skipped": [f"{c.path}: {why}" for c, why in g_skip + n_skip]}
+    spec = _export(out / "model.onnx", _transfer_net(backbone, final), args, labels, WINDOW_SECONDS, {
+        "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
+        "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
+        "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
+        "caveats": _caveats(cv, "transfer"),
+    })
+    load_model(out / "model.onnx")
+    (out / "cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv,
+                                             "oof": _oof_rows(oof.clips, oof.genre_probs, oof.music_probs, oof.fold,
+                                                              labels)}, indent=1))
+    log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
+    if args.fast:
+        _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log)
+    return 0
+
+
+def _transfer_net(backbone, heads):
+    from .transfer import TransferNet
+
+    return TransferNet(backbone, heads)
+
+
+def _export(path: Path, net, args, labels, window_seconds: float, training: dict):
+    from dsp import ModelSpec
+
+    from .export import export_onnx
+    from .musicnn import MUSICNN_DSP
+
+    spec = ModelSpec(name=args.name if path.name == "model.onnx" else f"{args.name}-fast", version=args.version,
+                     labels=labels, dsp=MUSICNN_DSP, window_seconds=window_seconds, hop_seconds=1.0,
+                     input_norm={"kind": "inside the graph: " + ("musicnn's log10(1 + 10000 * mel power), then its "
+                                 "input batch norm" if training["recipe"] == "transfer" else
+                                 "per-mel-band standardisation")},
+                     training=training, music_threshold=args.music_threshold)
+    export_onnx(net, spec, path)
+    return spec
+
+
+def _caveats(cv: dict, recipe: str) -> list[str]:
+    a = cv["genre"]
+    return [
+        f"{recipe}: {cv['folds']}-fold cross-validated track accuracy {a['all']['track_accuracy']:.3f} over "
+        f"{a['all']['n_tracks']} GTZAN tracks (long excerpts {a['long']['track_accuracy']:.3f}, 2-3 s clips "
+        f"{a['short']['track_accuracy']:.3f}); GTZAN repeats artists and the folds are by track, so this is "
+        "optimistic for unseen artists",
+        "trained on excerpts of 388 GTZAN tracks (the ten genres' music of the 1990s-2000s, as GTZAN holds it): "
+        "other styles and recording conditions are not covered",
+        "no_music was learned from read and broadcast speech, home-microphone phrases, spoken digits, household "
+        "machines, Freesound noises, room tone and baby cries; other sounds are untested",
+    ]
+
+
+def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    for c, gp, mp, f in zip(clips, genre_probs, music_probs, folds, strict=True):
+        mean = gp.mean(axis=0)
+        rows.append({"clip": c.clip_id, "genre": c.genre, "kind": c.kind, "fold": f, "windows": len(gp),
+                     "predicted": labels[int(np.argmax(mean))], "probability": round(float(mean.max()), 4),
+                     "music": round(float(mp.mean()), 4)})
+    return rows
+
+
+def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log) -> None:
+    """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything."""
+    import numpy as np
+    import torch
+
+    from daemon.model import load_model
+
+    from .corpus import read_clip_windows
+    from .distill import DistillConfig, predict, train_student
+    from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
+    from .transfer_cv import fold_parts
+    from .transfer_report import summarise
+
+    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed)
+    raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, args.max_nonmusic_windows if c.genre is None else 0)
+           for c in g + n}
+    feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
+    feats |= {c.clip_id: nset.x[nset.clip_index == i] for i, c in enumerate(nset.clips)}
+
+    def student_for(clips, heads):
+        x = np.concatenate([raw[c.clip_id] for c in clips])
+        gp, mp = heads.predict(np.concatenate([feats[c.clip_id] for c in clips]))
+        return train_student(x, gp, mp, cfg, log)
+
+    genre_probs, music_probs, fold_of = {}, {}, {}
+    for k, heads in enumerate(oof.heads):
+        parts = fold_parts(gset, nset, args.folds, k, args.seed)
+        log(f"fast variant, fold {k + 1}/{args.folds}")
+        student = student_for(parts["train"] + parts["val"] + parts["n_train"], heads)
+        for c in parts["test"] + parts["n_test"]:
+            genre_probs[c.clip_id], music_probs[c.clip_id] = predict(student, raw[c.clip_id])
+            fold_of[c.clip_id] = k
+    clips = g + n
+    cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips], labels,
+                   args.music_threshold)
+    cv["folds"] = args.folds
+    log("fast variant:\n" + cv["text"])
+    student = student_for(clips, final)
+    torch.save(student.state_dict(), out / "fast.pt")
+    spec = _export(out / "fast.onnx", student, args, labels, WINDOW_SECONDS, {
+        "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
+        "parameters": sum(p.numel() for p in student.parameters()),
+        "cv": {k: v for k, v in cv.items() if k != "text"},
+        "caveats": _caveats(cv, "fast variant"),
+    })
+    load_model(out / "fast.onnx")
+    (out / "fast_cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv, "oof": _oof_rows(
+        clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
+        [fold_of[c.clip_id] for c in clips], labels)}, indent=1))
+    log(f"fast variant: {out / 'fast.onnx'} ({(out / 'fast.onnx').stat().st_size / 1024:.0f} kB), fast_cv.json")
