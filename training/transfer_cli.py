@@ -192,8 +192,8 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log) -
     from .transfer_report import summarise
 
     cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed)
-    raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, args.max_nonmusic_windows if c.genre is None else 0)
-           for c in g + n}
+    raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop,
+                                        args.max_nonmusic_windows if c.genre is None else 0) for c in g + n}
     feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
     feats |= {c.clip_id: nset.x[nset.clip_index == i] for i, c in enumerate(nset.clips)}
 
