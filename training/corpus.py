@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from dsp import AudioError, DSPConfig, logmel, read_audio, resample
 from dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
@@ -37,8 +38,11 @@ class Clip:
     crop: tuple[float, float] | None = None  # (start, seconds) of the file, for a crop made by augmentation
 
 
+SHORT_SECONDS = 5.0  # without a manifest, an excerpt shorter than this counts as a short clip
+
+
 def _excerpt_kinds(root: Path) -> dict[str, str]:
-    """GTZAN track id -> "long" or "short" from the shared manifest (absent: judged by length later)."""
+    """GTZAN track id -> "long" or "short" from the shared manifest (absent: judged by length)."""
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         return {}
@@ -56,8 +60,16 @@ def genre_clips(root: str | Path, labels: Sequence[str]) -> list[Clip]:
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         genre = path.name.split(".", 1)[0]
         if genre in labels:
-            clips.append(Clip(path.stem, genre, True, kinds.get(path.stem, "long"), path.stem, path))
+            kind = kinds.get(path.stem) or _kind_by_length(path)
+            clips.append(Clip(path.stem, genre, True, kind, path.stem, path))
     return clips
+
+
+def _kind_by_length(path: Path) -> str:
+    try:
+        return "short" if sf.info(str(path)).duration < SHORT_SECONDS else "long"
+    except (RuntimeError, sf.LibsndfileError):  # unreadable: the embedding step skips and lists it
+        return "long"
 
 
 def speaker_or_source(source: str, name: str) -> str:

@@ -154,11 +154,12 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
 
 def _caveats(cv: dict, recipe: str) -> list[str]:
     a = cv["genre"]
+    parts = ", ".join(f"{name} {a[part]['track_accuracy']:.3f}" for part, name in
+                      (("long", "long excerpts"), ("short", "2-3 s clips")) if part in a)
     return [
         f"{recipe}: {cv['folds']}-fold cross-validated track accuracy {a['all']['track_accuracy']:.3f} over "
-        f"{a['all']['n_tracks']} GTZAN tracks (long excerpts {a['long']['track_accuracy']:.3f}, 2-3 s clips "
-        f"{a['short']['track_accuracy']:.3f}); GTZAN repeats artists and the folds are by track, so this is "
-        "optimistic for unseen artists",
+        f"{a['all']['n_tracks']} GTZAN tracks ({parts}); GTZAN repeats artists and the folds are by track, so "
+        "this is optimistic for unseen artists",
         "trained on excerpts of 388 GTZAN tracks (the ten genres' music of the 1990s-2000s, as GTZAN holds it): "
         "other styles and recording conditions are not covered",
         "no_music was learned from read and broadcast speech, home-microphone phrases, spoken digits, household "

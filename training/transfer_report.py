@@ -26,6 +26,8 @@ def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_pr
     lines = []
     for part in ("all", "long", "short"):
         keep = [i for i, c in enumerate(clips) if c.genre is not None and (part == "all" or c.kind == part)]
+        if not keep:
+            continue
         ev = score([(clips[i].clip_id, clips[i].genre) for i in keep], [genre_probs[i] for i in keep], labels)
         genre[part] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
         lo, hi = ev.track_accuracy_ci95

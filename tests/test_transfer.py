@@ -1,0 +1,194 @@
+"""The shipped recipe on a few generated clips: corpus and groups, folds, heads, the exported graph, the command.
+
+Full training on the shared data runs outside CI (models/README.md says how); here every stage runs for real on
+generated audio small enough for seconds of CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from test_musicnn_port import WHEEL
+
+from daemon.model import load_model
+from dsp import GTZAN_GENRES
+from dsp.windows import hop_frames
+from training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
+from training.embed import backbone_activations
+from training.export import export_onnx
+from training.musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
+from training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
+from training.transfer_cv import group_folds
+
+RATE = 16000
+
+
+def _music(genre: str, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE)) / RATE
+    base = {"blues": 110.0, "classical": 880.0, "metal": 220.0}[genre]
+    x = sum(0.15 * np.sin(2 * np.pi * base * k * t) * (1 + np.sin(2 * np.pi * 2 * t)) for k in (1, 1.5, 2))
+    if genre == "metal":
+        x = np.clip(4 * x, -0.5, 0.5)
+    return (x + 0.005 * rng.standard_normal(t.shape)).astype(np.float32)
+
+
+def _not_music(kind: str, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = round(seconds * RATE)
+    if kind == "noise":
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+    # "speech": noise bursts at a syllable rate, band-limited by a crude moving average
+    env = (np.sin(2 * np.pi * 4 * np.arange(n) / RATE) > 0.3).astype(np.float32)
+    return (0.3 * env * np.convolve(rng.standard_normal(n), np.ones(8) / 8, "same")).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("transfer")
+    data, other = root / "gtzan", root / "nonmusic"
+    for g, genre in enumerate(("blues", "classical", "metal")):
+        (data / genre).mkdir(parents=True)
+        for i in range(4):
+            seconds = 2.0 if i == 3 else 4.5  # one short clip per genre, repeat-padded to a window
+            sf.write(data / genre / f"{genre}.{i:05d}.wav", _music(genre, seconds, 10 * g + i), RATE)
+    for kind, names in (("speech", ("fsdd__0_anna_1", "fsdd__1_anna_2", "fsdd__2_bob_1", "fsdd__3_carl_1")),
+                        ("noise", ("household_noise_x__fan_0", "household_noise_x__fan_1", "household_noise_x__hum_0",
+                                   "freesound_x__rain")),
+                        ("music", ("freesound_x__tune",))):
+        (other / kind).mkdir(parents=True)
+        for j, name in enumerate(names):
+            x = _music("blues", 3.5, 90 + j) if kind == "music" else _not_music(kind, 3.5, 50 + j)
+            sf.write(other / kind / f"{name}.wav", x, RATE)
+    sf.write(other / "speech" / "fsdd__9_dan_1.wav", _not_music("speech", 0.5, 1), RATE)  # under 1 s: skipped
+    return data, other
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_musicnn(WHEEL, "MSD_musicnn")
+
+
+def test_groups_keep_a_speaker_or_a_machine_together():
+    assert speaker_or_source("fsdd", "0_george_25") == speaker_or_source("fsdd", "7_george_3") == "fsdd/george"
+    assert speaker_or_source("librispeech_samples_x", "8238-274553-0000") == "librispeech_samples_x/8238"
+    uid = "9df8ab6f-9357-4520-827f-c302ebb5a8d8"
+    assert speaker_or_source("mycroft_precise_community", f"{uid}_abc_1") == f"mycroft_precise_community/{uid}"
+    assert speaker_or_source("household_noise_timgrau", "dishwasher_3") == "household_noise_timgrau/dishwasher"
+    assert speaker_or_source("freesound_samples_ibm_max", "rain") == "freesound_samples_ibm_max/rain"
+
+
+def test_corpus_reads_kinds_and_groups(corpus_dirs):
+    data, other = corpus_dirs
+    genres = genre_clips(data, GTZAN_GENRES)
+    assert len(genres) == 12 and {c.genre for c in genres} == {"blues", "classical", "metal"}
+    clips = nonmusic_clips(other)
+    assert {c.kind for c in clips} == {"speech", "noise", "music"}
+    assert [c.is_music for c in clips if c.kind == "music"] == [True]
+    anna = [c for c in clips if c.group == "fsdd/anna"]
+    assert len(anna) == 2
+
+
+def test_group_folds_never_split_a_group_and_deal_every_kind():
+    clips = [Clip(f"c{i}", None, False, kind, f"{kind}/g{i % 6}", Path("x"))
+             for i in range(24) for kind in ("speech", "noise")]
+    folds = group_folds(clips, 3, seed=0)
+    by_group: dict[str, set[int]] = {}
+    for c, f in zip(clips, folds, strict=True):
+        by_group.setdefault(c.group, set()).add(f)
+    assert all(len(f) == 1 for f in by_group.values())
+    for kind in ("speech", "noise"):
+        assert {f for c, f in zip(clips, folds, strict=True) if c.kind == kind} == {0, 1, 2}
+    assert folds == group_folds(list(reversed(clips)), 3, seed=0)[::-1]  # independent of order
+
+
+def test_heads_learn_separable_genres_and_music():
+    rng = np.random.default_rng(0)
+    labels = ("a", "b", "c")
+    centres = rng.normal(0, 3, size=(4, 8))
+    clips, acts = [], []
+    for i in range(30):
+        k = i % 4  # 0..2 genres, 3 not music
+        clips.append(Clip(f"x{i}", labels[k] if k < 3 else None, k < 3, "long" if k < 3 else "noise", f"x{i}",
+                          Path("x")))
+        acts.append({"p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
+    cfg = HeadConfig(parts=("p",))
+    everything = WindowSet.build(clips, acts, cfg.parts)
+    genre = everything.where(lambda c: c.genre is not None)
+    heads = fit_heads(genre, everything, labels, cfg)
+    gp, mp = heads.predict(everything.x)
+    truth = np.array([clips[c].genre for c in everything.clip_index])
+    has = truth != None  # noqa: E711 (element-wise)
+    assert (np.array(labels)[gp[has].argmax(1)] == truth[has]).all()
+    assert (mp[has] > 0.5).all() and (mp[~has] < 0.5).all()
+
+
+def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_path):
+    """What the daemon runs (ONNX, raw log-mel in) equals the trainer's heads on the backbone's activations."""
+    from dataclasses import replace
+
+    from dsp import ModelSpec
+
+    data, other = corpus_dirs
+    clips = genre_clips(data, GTZAN_GENRES)[:3] + nonmusic_clips(other)[:2]
+    hop = hop_frames(MUSICNN_DSP, 1.0)
+    windows = [read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop) for c in clips]
+    acts = [backbone_activations(backbone, w) for w in windows]
+    cfg = HeadConfig()
+    everything = WindowSet.build(clips, acts, cfg.parts)
+    heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, GTZAN_GENRES, cfg)
+    heads.temperature = 1.7
+    spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
+                   music_threshold=0.5)
+    path = tmp_path / "m.onnx"
+    export_onnx(TransferNet(backbone, heads), spec, path)
+    model = load_model(path)
+    x = np.concatenate(windows)
+    out = model.predict(x)
+    want_g, want_m = heads.predict(np.concatenate([features(a, cfg.parts) for a in acts]))
+    np.testing.assert_allclose(out.genre, want_g, atol=2e-4)
+    np.testing.assert_allclose(out.music, want_m, atol=2e-4)
+    with torch.no_grad():
+        g, m = TransferNet(backbone, heads)(torch.from_numpy(x))
+    np.testing.assert_allclose(out.genre, g.numpy(), atol=2e-4)
+
+
+def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_dirs, tmp_path):
+    data, other = corpus_dirs
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--cache", str(tmp_path / "c"),
+         "--out", str(out), "--version", "9.9.9"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "embedded 12 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
+    for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.9")):
+        model = load_model(out / name)
+        assert model.model_id == model_id and model.spec.dsp == MUSICNN_DSP and model.spec.music_threshold == 0.5
+        assert model.spec.n_frames == N_FRAMES
+    cv = json.loads((out / "cv.json").read_text())
+    rows = cv["oof"]
+    assert sorted(r["clip"] for r in rows if r["genre"]) == sorted(c.clip_id for c in genre_clips(data, GTZAN_GENRES))
+    assert {r["fold"] for r in rows} == {0, 1}
+    assert cv["cv"]["genre"]["all"]["n_tracks"] == 12 and cv["cv"]["music"]["speech"]["clips"] == 4
+    assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")
+    fast = json.loads((out / "fast_cv.json").read_text())
+    assert fast["cv"]["genre"]["all"]["n_tracks"] == 12
+
+
+def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
+    data, other = corpus_dirs
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+         "--backbone", str(tmp_path / "nope.whl"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "nope.whl" in proc.stderr and "make setup" in proc.stderr
