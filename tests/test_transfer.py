@@ -165,7 +165,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
-         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--cache", str(tmp_path / "c"),
+         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1", "--cache", str(tmp_path / "c"),
          "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -179,6 +179,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert sorted(r["clip"] for r in rows if r["genre"]) == sorted(c.clip_id for c in genre_clips(data, GTZAN_GENRES))
     assert {r["fold"] for r in rows} == {0, 1}
     assert cv["cv"]["genre"]["all"]["n_tracks"] == 12 and cv["cv"]["music"]["speech"]["clips"] == 4
+    assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
+    assert (out / "synthetic-noise" / "synthetic" / "synthetic__brown_000.flac").is_file()
     assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")
     fast = json.loads((out / "fast_cv.json").read_text())
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 12
@@ -192,3 +194,21 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "nope.whl" in proc.stderr and "make setup" in proc.stderr
+
+
+def test_synthetic_noise_is_seeded_bounded_and_every_kind(tmp_path):
+    from training.synth_noise import KINDS, RATE, noise, write_synthetic
+
+    for kind in KINDS:
+        a, b = noise(kind, np.random.default_rng(3)), noise(kind, np.random.default_rng(3))
+        assert np.array_equal(a, b) and a.shape == (4 * RATE,) and a.dtype == np.float32
+        assert 10 ** (-30 / 20) - 1e-6 <= np.abs(a).max() <= 10 ** (-3 / 20) + 1e-6, kind
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        noise("thunder", np.random.default_rng(0))
+    one, two = write_synthetic(tmp_path / "a", 2, seed=1), write_synthetic(tmp_path / "b", 2, seed=1)
+    files = sorted((one / "synthetic").iterdir())
+    assert len(files) == 2 * len(KINDS)
+    assert all(f.read_bytes() == (two / "synthetic" / f.name).read_bytes() for f in files)
+    clips = nonmusic_clips(one)
+    assert {c.kind for c in clips} == {"synthetic"} and not any(c.is_music for c in clips)
+    assert len({c.group for c in clips}) == len(clips)

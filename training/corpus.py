@@ -23,7 +23,7 @@ from dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .dataset import AUDIO_SUFFIXES
 
-NONMUSIC_KINDS = ("speech", "noise", "music")
+NONMUSIC_KINDS = ("speech", "noise", "music", "synthetic")  # synthetic: generated noise (training.synth_noise)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -32,7 +32,7 @@ class Clip:
     clip_id: str  # unique: "blues.00012" or "speech/fsdd__0_george_25"
     genre: str | None  # one of the model's labels, or None for a clip outside the ten genres
     is_music: bool
-    kind: str  # "long" | "short" (genre tracks) or a non-music kind: "speech" | "noise" | "music"
+    kind: str  # "long" | "short" (genre tracks) or a non-music kind: "speech" | "noise" | "music" | "synthetic"
     group: str  # clips of one group always fall on the same side of a split
     path: Path
     crop: tuple[float, float] | None = None  # (start, seconds) of the file, for a crop made by augmentation
@@ -88,7 +88,7 @@ def speaker_or_source(source: str, name: str) -> str:
 
 
 def nonmusic_clips(root: str | Path) -> list[Clip]:
-    """Every clip under ``root/<kind>/`` for the kinds in :data:`NONMUSIC_KINDS`."""
+    """Every clip under ``root/<kind>/`` for the kinds in :data:`NONMUSIC_KINDS` (a missing kind is no clip)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the heads (default 0.01)")
     t.add_argument("--crops", type=int, default=0,
                    help="2-3 s crops per long track added to training (default 0: not shown to help)")
+    t.add_argument("--synthetic-noise", type=int, default=10,
+                   help="generated noise clips per kind (white, pink, brown, hum, clicks, fan) added to the "
+                        "not-music side (default 10; 0: none)")
     t.add_argument("--max-nonmusic-windows", type=int, default=6, help="windows kept per non-music clip")
     t.add_argument("--music-threshold", type=float, default=0.5,
                    help="mean music probability below which a window or file is no_music (default 0.5)")
@@ -60,6 +63,7 @@ def _train(args) -> int:
     from .dataset import DEFAULT_CACHE
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
+    from .synth_noise import write_synthetic
     from .tf_checkpoint import CheckpointError
     from .transfer import HeadConfig, WindowSet
     from .transfer_cv import cross_validate, fit_calibrated
@@ -80,6 +84,10 @@ def _train(args) -> int:
         gclips, nclips = genre_clips(args.data, labels), nonmusic_clips(args.nonmusic)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.synthetic_noise:
+        nclips += nonmusic_clips(write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed))
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -109,10 +117,8 @@ def _train(args) -> int:
     final = fit_calibrated(gset if crops is None else gset.join(crops),
                            (gset if crops is None else gset.join(crops)).join(nset), labels, cfg, None)
     final.temperature = float(np.median([h.temperature for h in oof.heads]))
-    out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
-    out.mkdir(parents=True, exist_ok=True)
     data = {"genre_tracks": len(g), "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
-                                                       ("speech", "noise", "music")},
+                                                       ("speech", "noise", "synthetic", "music")},
             "skipped": [f"{c.path}: {why}" for c, why in g_skip + n_skip]}
     spec = _export(out / "model.onnx", _transfer_net(backbone, final), args, labels, WINDOW_SECONDS, {
         "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
@@ -160,10 +166,11 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
         f"{recipe}: {cv['folds']}-fold cross-validated track accuracy {a['all']['track_accuracy']:.3f} over "
         f"{a['all']['n_tracks']} GTZAN tracks ({parts}); GTZAN repeats artists and the folds are by track, so "
         "this is optimistic for unseen artists",
-        "trained on excerpts of 388 GTZAN tracks (the ten genres' music of the 1990s-2000s, as GTZAN holds it): "
-        "other styles and recording conditions are not covered",
+        f"trained on excerpts of {a['all']['n_tracks']} GTZAN tracks (the ten genres as GTZAN's 2002 collection "
+        "holds them, artists repeated): other styles and recording conditions are not covered",
         "no_music was learned from read and broadcast speech, home-microphone phrases, spoken digits, household "
-        "machines, Freesound noises, room tone and baby cries; other sounds are untested",
+        "machines, Freesound noises, room tone, baby cries and generated hiss, hum, clicks and fan noise; other "
+        "sounds are untested",
     ]
 
 

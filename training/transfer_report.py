@@ -14,9 +14,9 @@ import numpy as np
 from .corpus import Clip
 from .evaluate import score
 
-KINDS = ("speech", "noise", "music", "long", "short")  # non-music kinds, genre-less music, GTZAN excerpt kinds
-KIND_NAMES = {"speech": "speech", "noise": "noise", "music": "genre-less music", "long": "GTZAN long excerpts",
-              "short": "GTZAN 2-3 s clips"}
+KINDS = ("speech", "noise", "synthetic", "music", "long", "short")  # not music, genre-less music, GTZAN excerpts
+KIND_NAMES = {"speech": "speech", "noise": "noise", "synthetic": "synthetic noise", "music": "genre-less music",
+              "long": "GTZAN long excerpts", "short": "GTZAN 2-3 s clips"}
 
 
 def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_probs: Sequence[np.ndarray],

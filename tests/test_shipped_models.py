@@ -1,0 +1,77 @@
+"""The two shipped models: what their metadata promise, that the model card states the same figures, and that they
+answer sensibly on a generated clip and (beside the checkout) on real recordings.
+
+The figures themselves are cross-validated at training time (minutes of backbone inference: outside CI); here the
+card is held to the numbers stored in the files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT  # noqa: I001
+
+from daemon.classify_cmd import classify_file
+from daemon.model import DEFAULT_MODEL, load_model
+from dsp import GTZAN_GENRES
+from training.musicnn import MUSICNN_DSP, N_FRAMES
+
+FAST = DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx")
+CARD = (ROOT / "models" / "README.md").read_text()
+NONMUSIC = ROOT.parent / "shared" / "data" / "nonmusic"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+@pytest.mark.parametrize("path", [DEFAULT_MODEL, FAST], ids=["default", "fast"])
+def test_shipped_model_keeps_its_contract(path):
+    model = load_model(path)
+    spec = model.spec
+    assert spec.dsp == MUSICNN_DSP and spec.n_frames == N_FRAMES and spec.labels == GTZAN_GENRES
+    assert spec.music_threshold == 0.5 and spec.has_music_head
+    assert path.stat().st_size <= 4 * 2**20
+    assert spec.model_id in CARD
+    caveats = " ".join(spec.training["caveats"])
+    assert "optimistic for unseen artists" in caveats and "no_music was learned from" in caveats
+
+
+@pytest.mark.parametrize("path", [DEFAULT_MODEL, FAST], ids=["default", "fast"])
+def test_card_states_the_cross_validated_figures_stored_in_the_file(path):
+    cv = load_model(path).spec.training["cv"]
+    genre, music = cv["genre"], cv["music"]
+    n = genre["all"]["n_tracks"]
+    k = round(genre["all"]["track_accuracy"] * n)
+    row = (f"{pct(genre['all']['track_accuracy'])}** ({k}/{n})" if path == DEFAULT_MODEL
+           else f"{pct(genre['all']['track_accuracy'])} ({k}/{n})")
+    assert row in CARD
+    for part in ("long", "short"):
+        assert f"{pct(genre[part]['track_accuracy'])} (" in CARD, part
+    assert f"{pct(genre['all']['window_accuracy'])} | {pct(genre['all']['window_confidence'])} | " \
+           f"{genre['all']['window_ece']:.3f}" in CARD
+    for kind in ("speech", "noise", "music"):
+        m = music[kind]
+        assert f"{m['no_music_clips']} ({pct(m['no_music_rate'])})" in CARD, kind
+    assert cv["folds"] == 5 and n == 388
+
+
+def test_default_model_hears_the_example_loop_as_music():
+    result = classify_file(load_model(DEFAULT_MODEL), str(ROOT / "examples" / "synth-groove.flac"), 1.0)
+    assert result.kind == "genre" and result.music > 0.5
+
+
+def test_real_speech_is_no_music_and_real_metal_is_metal(gtzan_dir):
+    """Sanity on recordings both models trained on (not a held-out figure: the card has those)."""
+    speech = sorted((NONMUSIC / "speech").glob("librispeech*.flac"))[:2]
+    for path in (DEFAULT_MODEL, FAST):
+        model = load_model(path)
+        assert [classify_file(model, str(p), 1.0).kind for p in speech] == ["no_music", "no_music"]
+        metal = classify_file(model, str(gtzan_dir / "metal" / "metal.00003.flac"), 1.0)
+        assert (metal.kind, metal.genre) == ("genre", "metal")
+
+
+def test_models_folder_ships_only_the_two_models():
+    assert sorted(p.name for p in Path(DEFAULT_MODEL.parent).glob("*.onnx")) == [
+        "genrecast-gtzan-fast.onnx", "genrecast-gtzan.onnx"]
