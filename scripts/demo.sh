@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CLIP=${DEMO_CLIP:-examples/synth-groove.flac}
+CLIP=${DEMO_CLIP:-examples/groove-then-fan.flac}  # a groove, then a fan: genre, then no_music
 MODEL=${GENRECAST_MODEL:-models/genrecast-gtzan.onnx}  # the daemon reads GENRECAST_MODEL too
 MQTT_PORT=1883
 DASH_PORT=${DEMO_PORT:-8050}
@@ -60,7 +60,8 @@ GENRECAST_MODEL=$MODEL "$GENRECAST" run --source "file:$CLIP" --loop --broker "$
 pids+=($!)
 
 echo
-echo "demo: open http://127.0.0.1:$DASH_PORT/ in a browser: $CLIP plays on a loop, classified live."
+echo "demo: open http://127.0.0.1:$DASH_PORT/ in a browser: $CLIP plays on a loop, classified live"
+echo "demo: (20 s of a generated groove, then 15 s of a generated fan that the model calls no_music)."
 echo "demo: press Ctrl-C to stop."
 wait -n "${pids[@]}" && status=0 || status=$?
 echo "demo: a part of the demo stopped (exit status $status); stopping the rest" >&2

@@ -1,7 +1,9 @@
-"""Synthesise the bundled example clip (no recorded or copyrighted music).
+"""Synthesise the bundled example clips (no recorded or copyrighted music).
 
-A 20-s four-bar groove at 120 BPM: kick, snare, hi-hat, a bass line and triad chords, all
-generated from sines and seeded noise. ``python scripts/make_example.py [OUT]`` rewrites it.
+``synth-groove.flac``: a 20-s four-bar groove at 120 BPM: kick, snare, hi-hat, a bass line and triad chords, all
+generated from sines and seeded noise. ``groove-then-fan.flac``: that groove, then 15 s of a generated fan (pink
+noise with a motor whine), so ``make demo`` shows a stream going from a genre to ``no_music`` and back.
+``python scripts/make_example.py [FOLDER]`` rewrites both.
 """
 
 from __future__ import annotations
@@ -47,11 +49,24 @@ def groove(seed: int = 7) -> np.ndarray:
     return (0.9 * out / np.max(np.abs(out))).astype(np.float32)
 
 
+def fan(seconds: float, seed: int = 11) -> np.ndarray:
+    """Pink noise with a 180 Hz motor whine, at about -12 dBFS: a room with a fan, not music."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * RATE)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    f[0] = f[1]
+    x = np.fft.irfft(spectrum / np.sqrt(f), n)
+    x = x / np.max(np.abs(x)) + 0.15 * np.sin(2 * np.pi * 180 * np.arange(n) / RATE)
+    return (0.25 * x / np.max(np.abs(x))).astype(np.float32)
+
+
 def main() -> None:
-    default = Path(__file__).resolve().parents[1] / "examples" / "synth-groove.flac"
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else default
-    sf.write(target, groove(), RATE, subtype="PCM_16")
-    print(f"wrote {target}")
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "examples"
+    music = groove()
+    for name, x in (("synth-groove.flac", music), ("groove-then-fan.flac", np.concatenate([music, fan(15)]))):
+        sf.write(folder / name, x, RATE, subtype="PCM_16")
+        print(f"wrote {folder / name}")
 
 
 if __name__ == "__main__":
