@@ -90,18 +90,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         State("stream-select", "options"),
     )
     def refresh_overview(_tick, selected, options):
-        snapshot, status = history.snapshot(), feed.status()
-        ids = [v.stream_id for v in snapshot.streams]
-        new_options = [{"label": i, "value": i} for i in ids]
-        new_selected = selected if selected in ids else (ids[0] if ids else None)
-        return (
-            render.header(status, snapshot),
-            render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
-            # setting a property, even to its value, would rerun the callbacks that read it
-            new_options if new_options != options else no_update,
-            new_selected if new_selected != selected else no_update,
-            not ids,  # the overview already says that there is nothing to show
-        )
+        return overview_outputs(history, feed, selected, options)
 
     @app.callback(
         Output("probabilities", "figure"),
@@ -113,16 +102,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         State("drawn", "data"),
     )
     def refresh_stream(_tick, selected, drawn):
-        snapshot = history.snapshot()
-        if drawn == [snapshot.version, selected]:
-            return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
-        view = snapshot.stream(selected)
-        return (
-            render.probability_figure(view),
-            render.timeline_figure(view),
-            render.stream_facts(view),
-            [snapshot.version, selected],
-        )
+        return stream_outputs(history, selected, drawn)
 
     @app.callback(Output("file-result", "children"), Input("upload", "contents"), State("upload", "filename"),
                   prevent_initial_call=True)
@@ -130,6 +110,31 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         return file_result(offline, contents, filename or "upload")
 
     return app
+
+
+def overview_outputs(history: History, feed: Feed, selected: str | None, options: list | None) -> tuple:
+    """The header, the cards and the stream picker, for one poll."""
+    snapshot, status = history.snapshot(), feed.status()
+    ids = [v.stream_id for v in snapshot.streams]
+    new_options = [{"label": i, "value": i} for i in ids]
+    new_selected = selected if selected in ids else (ids[0] if ids else None)
+    return (
+        render.header(status, snapshot),
+        render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
+        # setting a property, even to its value, would rerun the callbacks that read it
+        new_options if new_options != options else no_update,
+        new_selected if new_selected != selected else no_update,
+        not ids,  # the overview already says that there is nothing to show
+    )
+
+
+def stream_outputs(history: History, selected: str | None, drawn: list | None) -> tuple:
+    """The selected stream's figures and facts, or ``no_update`` when nothing changed since they were drawn."""
+    snapshot = history.snapshot()
+    if drawn == [snapshot.version, selected]:
+        return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
+    view = snapshot.stream(selected)
+    return (*render.stream_panel(view), [snapshot.version, selected])
 
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:
