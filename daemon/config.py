@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from dsp.audio import PCM_FORMATS
+from dsp.audio import PCM_FORMATS, RATE_RANGE
 from dsp.config import DEFAULT_DSP
 
 from .broker import BrokerConfig
@@ -134,7 +134,7 @@ class RunSettings:
             "prefix": valid_prefix(self.prefix),
             "speed": self.speed >= 0,
             "format": self.format in PCM_FORMATS,
-            "rate": 1000 <= self.rate <= 384000,
+            "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
             "channels": 1 <= self.channels <= 32,
             "hop_seconds": valid_hop(self.hop_seconds),
             "smoothing": self.smoothing in SMOOTHING,
@@ -153,6 +153,7 @@ class RunSettings:
             "stream_id": "1-64 of A-Z a-z 0-9 _ -",
             "prefix": PREFIX_RULE,
             "format": " or ".join(PCM_FORMATS),
+            "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
             "smoothing": " or ".join(SMOOTHING),
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "qos": "0, 1 or 2",
