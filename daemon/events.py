@@ -29,9 +29,17 @@ class Message:
     retain: bool
 
 
+class UnpublishableError(ValueError):
+    """A message that would break the contract if sent (NaN or infinity is not JSON); it is dropped, not sent."""
+
+
 def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool) -> Message:
     payload = {"version": VERSION, "stream_id": stream_id, **body}
-    return Message(f"{prefix}/{stream_id}/{kind}", json.dumps(payload, separators=(",", ":")), retain)
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise UnpublishableError(f"{kind} message for {stream_id} holds a NaN or infinite number") from None
+    return Message(f"{prefix}/{stream_id}/{kind}", text, retain)
 
 
 @dataclass(frozen=True)

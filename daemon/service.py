@@ -18,7 +18,7 @@ from dsp.windows import MIN_SECONDS
 
 from .config import RunSettings
 from .decision import Decider, State
-from .events import GenreChange, Prediction, Status, ha_discovery, utc_now
+from .events import GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
 from .model import load_model
 from .notify import Notifier
 from .pipeline import Pipeline, Window
@@ -86,11 +86,15 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         out = model.predict(np.stack([w.logmel for w in windows]))
         for window, p, music in zip(windows, out.genre, out.music, strict=True):
             state = decider.update(p, music, window.rms)
-            publisher.publish(Prediction(
-                model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
-                state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                float(music) if model.spec.has_music_head else None,
-            ).message(prefix, stream_id))
+            try:
+                publisher.publish(Prediction(
+                    model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
+                    state, window.rms, (time.monotonic() - handed_at) * 1000.0,
+                    float(music) if model.spec.has_music_head else None,
+                ).message(prefix, stream_id))
+            except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
+                log.warning("stream %s: %s; not sent", stream_id, exc)
+                continue
             if tracker.changed(state):
                 publisher.publish(GenreChange(model_id, state, tracker.since).message(prefix, stream_id))
                 label = state.genre or state.kind

@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from dsp import AudioError, AudioFile, decode_pcm
-from dsp.audio import PCM_FORMATS
+from dsp.audio import PCM_FORMATS, check_samples
 
 log = logging.getLogger("genrecast.source")
 
@@ -115,7 +115,8 @@ class StdinSource:
             whole = len(data) - len(data) % self._frame_bytes
             left = data[whole:]
             if whole:
-                yield Chunk(decode_pcm(data[:whole], self.fmt, self.channels), time.monotonic())
+                samples = check_samples(decode_pcm(data[:whole], self.fmt, self.channels), self.description)
+                yield Chunk(samples, time.monotonic())
 
 
 def _writes_to_fd2(handler: logging.Handler) -> bool:

@@ -19,6 +19,7 @@ import soundfile as sf
 
 RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
 BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
+MAX_AMPLITUDE = 1000.0  # float audio may overshoot 1.0 a little; 60 dB over full scale is not audio
 TRUNCATION_TOLERANCE = 0.01  # MP3 headers without a frame index estimate the length; a true cut is far larger
 
 
@@ -44,6 +45,16 @@ def downmix(samples: np.ndarray) -> np.ndarray:
     elif samples.ndim != 1:
         raise AudioError(f"expected 1-D or 2-D audio, got shape {samples.shape}")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def check_samples(samples: np.ndarray, name: str) -> np.ndarray:
+    """The one rule every source's samples meet, files and pipes alike: finite, and within MAX_AMPLITUDE of full
+    scale. A NaN, or a float so large its power overflows, would turn every probability after it into NaN."""
+    if samples.size and not np.all(np.isfinite(samples)):
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    if samples.size and (peak := float(np.max(np.abs(samples)))) > MAX_AMPLITUDE:
+        raise AudioError(f"{name}: a sample of {peak:.3g} is over {MAX_AMPLITUDE:g} times full scale")
+    return samples
 
 
 PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
@@ -117,9 +128,7 @@ class AudioFile:
                 block = self._file.read(block_frames, dtype="float32", always_2d=True)
             if block.shape[0] == 0:
                 break
-            mono = downmix(block)
-            if not np.all(np.isfinite(mono)):
-                raise AudioError(f"{self.name}: contains NaN or infinite samples")
+            mono = check_samples(downmix(block), self.name)
             decoded += block.shape[0]
             yield mono
         # A cut-off MP3 or WAV decodes up to the cut; its header still declares the whole length.

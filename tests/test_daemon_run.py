@@ -325,3 +325,23 @@ def test_run_classifies_a_short_file_as_one_window_and_warns_under_a_second(brok
                      "--stream-id", "tiny").finish()
     sub.close()
     assert rc == 0 and "the source ended after 0.50 s, under the 1 s minimum: nothing classified" in err, err
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1e30])
+def test_stdin_with_nan_or_huge_samples_stops_in_one_line_and_publishes_valid_json(broker, model, tmp_path, bad):
+    pcm = np.full(22050 * 4, 0.1, "<f4")
+    pcm[22050 * 3] = bad  # after a whole window of good audio
+    raw = tmp_path / "bad.raw"
+    raw.write_bytes(pcm.tobytes())
+    sub = Subscriber(broker.url)
+    with raw.open("rb") as f:
+        rc, err = Daemon("--source", "stdin", "--format", "f32le", "--model", str(model), "--broker", broker.url,
+                         stdin=f).finish()
+    assert rc == 2
+    assert err.strip().splitlines()[-1].startswith("genrecast run: error: stdin:f32le/22050/1: ")
+    sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    check_all(sub.messages)
+    assert sub.of("stdin/prediction"), "the good audio before the bad sample was classified"
+    # Python's json reads NaN back without complaint, so look at the numbers themselves
+    assert all(np.isfinite(m.payload["state"]["confidence"]) for m in sub.of("stdin/prediction"))

@@ -10,7 +10,7 @@ import soundfile as sf
 from signals import sparse_wav, tone
 
 from dsp import AudioError, AudioFile, decode_pcm, read_audio
-from dsp.audio import BLOCK_FRAMES, RATE_RANGE
+from dsp.audio import BLOCK_FRAMES, RATE_RANGE, check_samples
 
 
 @pytest.mark.parametrize(("subtype", "tol"), [("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-8), ("FLOAT", 0)])
@@ -178,3 +178,16 @@ def test_a_truncated_ogg_is_refused(tmp_path):
     (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
     with pytest.raises(AudioError, match="cut.ogg: "):
         read_audio(tmp_path / "cut.ogg")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30, -2000.0])
+def test_the_same_sample_rule_for_files_and_pipes(tmp_path, bad):
+    """A NaN, or a float whose power overflows, would make every probability after it NaN (invalid JSON)."""
+    x = tone(440, 1.0, 22050)
+    x[100] = bad
+    sf.write(tmp_path / "f.wav", x, 22050, subtype="FLOAT")
+    message = "contains NaN or infinite samples" if not np.isfinite(bad) else "over 1000 times full scale"
+    with pytest.raises(AudioError, match=message):
+        read_audio(tmp_path / "f.wav")
+    with pytest.raises(AudioError, match=f"^stdin: .*{message}"):
+        check_samples(decode_pcm(x.astype("<f4").tobytes(), "f32le", 1), "stdin")
