@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-
 RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
 BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
 MAX_AMPLITUDE = 1000.0  # float audio may overshoot 1.0 a little; 60 dB over full scale is not audio
