@@ -19,6 +19,7 @@ from daemon.config import ApiSettings
 from . import render
 from .api import install_api
 from .feed import Feed
+from .guard import Guard, HostAllowList
 from .history import History
 from .jobs import Busy
 from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
@@ -27,6 +28,8 @@ ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
 GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a narrow window
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
+# The largest upload, base64-encoded (4/3) inside Dash's JSON, with room for the rest of the request
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20
 
 
 def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: ApiSettings | None = None,
@@ -160,6 +163,12 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
     ]
 
 
-def make_server(app: Dash, host: str, port: int) -> BaseWSGIServer:
-    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``)."""
-    return werkzeug_server(host, port, app.server, threaded=True)
+def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = (),
+                max_body: int = MAX_REQUEST_BYTES) -> BaseWSGIServer:
+    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``).
+
+    It answers only to ``host``, localhost and ``allow_hosts`` by name, and refuses bodies over ``max_body`` bytes
+    before anything reads them (the API checks its own, lower or not, limit after).
+    """
+    guarded = Guard(app.server, HostAllowList(host, allow_hosts), max_body)
+    return werkzeug_server(host, port, guarded, threaded=True)
