@@ -21,7 +21,7 @@ from pathlib import Path
 from dsp.audio import PCM_FORMATS, RATE_RANGE
 from dsp.config import DEFAULT_DSP
 
-from .broker import BrokerConfig
+from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .cli import UserError
 from .decision import SMOOTHING, DecisionConfig
 
@@ -65,10 +65,17 @@ class BrokerSettings:
             self.to_broker()
         except ValueError as exc:
             raise ConfigError(f"broker.url: {exc}") from None
-        if self.keepalive < 5:
-            raise ConfigError(f"broker.keepalive: must be >= 5 seconds, got {self.keepalive}")
-        if self.ca_file is not None and not Path(self.ca_file).is_file():
-            raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+        low, high = KEEPALIVE_RANGE
+        if not low <= self.keepalive <= high:
+            raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}")
+        if self.ca_file is not None:
+            if not Path(self.ca_file).is_file():
+                raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+            try:
+                tls_context(self.ca_file)
+            except OSError as exc:  # ssl.SSLError is an OSError: not PEM, or no certificate in it
+                raise ConfigError(f"broker.ca_file: {self.ca_file} is not a usable CA certificate "
+                                  f"({getattr(exc, 'reason', None) or exc.strerror or exc})") from None
 
     def to_broker(self) -> BrokerConfig:
         return BrokerConfig.from_url(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from .broker import BrokerConfig
+from .broker import BrokerConfig, ConnectFailures, refusal
 from .events import Message
 
 log = logging.getLogger("genrecast.mqtt")
@@ -38,7 +38,8 @@ class Publisher:
         self._closing = False
         self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
         self._sent = self._n_acked = 0
-        self._failed_connects = 0  # since the last successful connect
+        self._refused = False  # the last try was turned down by the broker (a CONNACK failure)
+        self._failures = ConnectFailures(broker, log, f", buffering up to {buffer_messages} messages")
         self.dropped = 0
         self._dropped_logged = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -121,7 +122,8 @@ class Publisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
+            self._refused = True
+            self._failures.failed(refusal(reason_code))
             return
         with self._lock:
             for msg in [self._hello(), *self._sticky.values()]:
@@ -130,18 +132,14 @@ class Publisher:
             while self._buffer:
                 self._send(self._buffer.popleft())
             self._connected = True
-            self._failed_connects = 0
             dropped = self.dropped - self._dropped_logged
             self._dropped_logged = self.dropped
+        self._failures.succeeded()
         log.info("connected to %s; sent %d buffered messages, %d dropped while away", self.broker.url,
                  waiting, dropped)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        """A broker down at start (or not back yet) is said once, then every 10th try, not once per retry."""
-        self._failed_connects += 1
-        if self._failed_connects % 10 == 1:
-            log.warning("cannot reach broker %s; retrying (attempt %d), buffering up to %d messages",
-                        self.broker.url, self._failed_connects, self._limit)
+        self._failures.failed()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
@@ -152,6 +150,10 @@ class Publisher:
         elif was:
             log.warning("lost connection to %s (%s); buffering up to %d messages, reconnecting",
                         self.broker.url, reason_code, self._limit)
+        elif self._refused:  # the broker said no, counted in _on_connect, and hung up
+            self._refused = False
+        else:  # dropped before any answer: plain MQTT spoken to a TLS port, say
+            self._failures.failed()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if not self.qos:
