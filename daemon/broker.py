@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 KEEPALIVE_RANGE = (5, 65535)  # seconds; MQTT encodes keepalive in 16 bits
@@ -22,21 +23,23 @@ class BrokerConfig:
     port: int = 1883
     tls: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     keepalive: int = 30
 
     @classmethod
     def from_url(cls, url: str, **overrides) -> BrokerConfig:
         """``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (default ports 1883 and 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:port or mqtts://host:port, got {url!r}")
-        tls = parts.scheme == "mqtts"
         try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise ValueError(f"broker URL has a bad port: {url!r}") from None
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:  # a port that is not a number or over 65535
+            raise ValueError(f"broker URL has a bad port: {redact_url(url)!r}") from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(
+                f"broker URL must look like mqtt://host:port or mqtts://host:port, got {redact_url(url)!r}")
+        tls = parts.scheme == "mqtts"
+        port = port or (8883 if tls else 1883)
         fields = {
             "host": parts.hostname,
             "port": port,
@@ -49,8 +52,17 @@ class BrokerConfig:
 
     @property
     def url(self) -> str:
-        """The URL without credentials, safe to log."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        """The URL without credentials, safe to log; an IPv6 address in brackets, as URLs write it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
+
+
+def redact_url(url: str) -> str:
+    """``mqtt://user:secret@host`` -> ``mqtt://user:***@host``: for every message that repeats a URL the user gave.
+
+    Done on the text, not on a parsed URL, because the URLs that need it most are the ones that do not parse.
+    """
+    return re.sub(r"(//[^/@:]*):[^/]*@", r"\1:***@", url)
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:

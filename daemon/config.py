@@ -56,7 +56,7 @@ class BrokerSettings:
 
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     keepalive: int = 30
 
