@@ -54,6 +54,7 @@ class Feed:
         self._failures = ConnectFailures(broker, log)
         self._refused = False
         self._stopping = False
+        self._subscription: int | None = None  # message id of the main SUBSCRIBE, acknowledged in _on_subscribe
 
     def start(self) -> None:
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
@@ -79,7 +80,15 @@ class Feed:
             log.exception("could not parse a message on %s", topic[:200])
             self._reject(f"{topic[:200]}: unparseable ({type(exc).__name__})")
             return
-        self.history.add(message)
+        if self.history.add(message):
+            self._refetch(message.stream_id)
+
+    def _refetch(self, stream_id: str) -> None:
+        """Have the broker send a returning stream's retained status and genre again: it does so for a new
+        subscription. Unsubscribed at once; what the broker queued for the subscription still arrives."""
+        topics = [f"{self.prefix}/{stream_id}/{kind}" for kind in ("status", "genre")]
+        self._client.subscribe([(t, 0) for t in topics])
+        self._client.unsubscribe(topics)
 
     def _reject(self, why: str) -> None:
         with self._lock:
@@ -96,7 +105,7 @@ class Feed:
             return
         self._failures.succeeded()
         # (re)subscribe on every connection: the broker forgets subscriptions of a clean session
-        client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])
+        self._subscription = client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])[1]
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._failed()
@@ -110,6 +119,8 @@ class Feed:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Connected means receiving: only once the broker acknowledged the subscription, so a message
         # published after the page says "connected" is never missed.
+        if mid != self._subscription:
+            return  # a returning stream's retained state being fetched again (see _refetch)
         with self._lock:
             self._connected, self._problem = True, None
         log.info("connected to %s", self.broker.url)
