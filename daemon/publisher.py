@@ -37,7 +37,7 @@ class Publisher:
         self._connected = False
         self._closing = False
         self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
-        self._sent = self._n_acked = 0
+        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()  # QoS 1/2 messages sent, oldest first
         self._refused = False  # the last try was turned down by the broker (a CONNACK failure)
         self._failures = ConnectFailures(broker, log, f", buffering up to {buffer_messages} messages")
         self.dropped = 0
@@ -80,17 +80,26 @@ class Publisher:
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout."""
         deadline = time.monotonic() + timeout
-        with self._acked:
-            while self._buffer or self._n_acked < self._sent or not self._connected:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
+        while True:
+            with self._lock:
+                if not self._buffer and not self._count_unacked() and self._connected:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._acked:  # not holding _lock: paho may call _on_publish from inside publish()
                 self._acked.wait(min(left, 0.05))
-        return True
 
     @property
     def undelivered(self) -> int:
-        return len(self._buffer) + self._sent - self._n_acked
+        with self._lock:
+            return len(self._buffer) + self._count_unacked()
+
+    def _count_unacked(self) -> int:
+        """QoS 1/2 messages not yet acknowledged (call with ``_lock`` held: ``_send`` appends under it)."""
+        while self._unacked and self._unacked[0].is_published():
+            self._unacked.popleft()
+        return sum(not info.is_published() for info in self._unacked)
 
     def close(self, goodbye: Message, timeout: float = 0.5) -> None:
         """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.
@@ -116,9 +125,11 @@ class Publisher:
     # -- paho callbacks (network thread) --
 
     def _send(self, msg: Message) -> mqtt.MQTTMessageInfo:
-        if self.qos:  # QoS 0 is never acknowledged, and paho drops it unsent, unreported, if the connection goes
-            self._sent += 1
-        return self._client.publish(msg.topic, msg.payload, qos=self.qos, retain=msg.retain)
+        qos = self.qos if msg.qos is None else msg.qos
+        info = self._client.publish(msg.topic, msg.payload, qos=qos, retain=msg.retain)
+        if qos:  # QoS 0 is never acknowledged, and paho drops it unsent, unreported, if the connection goes
+            self._unacked.append(info)
+        return info
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -156,8 +167,5 @@ class Publisher:
             self._failures.failed()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if not self.qos:
-            return  # QoS 0: paho reports it written, which nothing waits for (see _send)
-        with self._acked:
-            self._n_acked += 1
+        with self._acked:  # wake flush(), which checks what is still unacknowledged
             self._acked.notify_all()

@@ -6,6 +6,7 @@ import getpass
 import signal
 import socket
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -323,3 +324,33 @@ def test_stdin_with_nan_or_huge_samples_stops_in_one_line_and_publishes_valid_js
     assert sub.of("stdin/prediction"), "the good audio before the bad sample was classified"
     # Python's json reads NaN back without complaint, so look at the numbers themselves
     assert all(np.isfinite(m.payload["state"]["confidence"]) for m in sub.of("stdin/prediction"))
+
+
+def test_status_is_qos1_even_when_predictions_are_qos0(broker, model, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    got: list[tuple[str, int]] = []
+    done = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *a: subscribed.set()
+
+    def on_message(client, userdata, msg):
+        got.append((msg.topic.rsplit("/", 1)[-1], msg.qos))
+        if msg.topic.endswith("/status") and b'"offline"' in msg.payload:
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(broker.host, broker.port)
+    sub.subscribe("genrecast/#", qos=2)  # granted QoS = the publisher's, so each message shows what it was sent at
+    sub.loop_start()
+    assert subscribed.wait(WAIT)
+    wav = write_tones(tmp_path / "q.wav", [2] * 4)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--qos", "0").finish()
+    assert rc == 0, err
+    assert done.wait(WAIT)
+    sub.loop_stop()
+    sub.disconnect()
+    assert {q for kind, q in got if kind == "status"} == {1}
+    assert {q for kind, q in got if kind == "prediction"} == {0}
