@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -171,4 +172,23 @@ def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = 
     before anything reads them (the API checks its own, lower or not, limit after).
     """
     guarded = Guard(app.server, HostAllowList(host, allow_hosts), max_body)
-    return werkzeug_server(host, port, guarded, threaded=True)
+    with listen(host, port) as sock:  # werkzeug takes a copy of the socket
+        return werkzeug_server(host, port, guarded, threaded=True, fd=sock.fileno())
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, bound here because werkzeug answers a bind error by printing and exiting 1 itself.
+
+    Raises OSError (``socket.gaierror`` for a name that does not resolve) for the caller to word.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                        flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does: restart without waiting
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -117,14 +117,14 @@ def run(args: argparse.Namespace) -> int:
     history = History()
     feed = Feed(broker, prefix, history)
     app = create_app(history, feed, OfflineClassifier(args.model), api)
+    host = f"[{args.host}]" if ":" in args.host else args.host
     try:
         # the page's own limit, or the API's when it is set higher
         max_body = max(MAX_REQUEST_BYTES, int(api.max_mb * 10**6) + 2**20)
         server = make_server(app, args.host, args.port, tuple(args.allow_host), max_body)
     except OSError as exc:
-        raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot serve on {host}:{args.port}: {exc.strerror or exc}") from None
     feed.start()
-    host = f"[{args.host}]" if ":" in args.host else args.host
     guard = "API needs a bearer token" if api.token else "API open, no token"
     print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix}; {guard})",
           flush=True)
