@@ -28,6 +28,7 @@ from .decision import SMOOTHING, DecisionConfig
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
 PREFIX_RULE = "non-empty, no + or #, no trailing /"
 
 
@@ -139,7 +140,7 @@ class RunSettings:
             "source": re.match(r"^(file:.+|mic(:.*)?|stdin)$", self.source) is not None,
             "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
             "prefix": valid_prefix(self.prefix),
-            "speed": self.speed >= 0,
+            "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
             "format": self.format in PCM_FORMATS,
             "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
             "channels": 1 <= self.channels <= 32,
@@ -161,6 +162,7 @@ class RunSettings:
             "prefix": PREFIX_RULE,
             "format": " or ".join(PCM_FORMATS),
             "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
+            "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
             "smoothing": " or ".join(SMOOTHING),
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "qos": "0, 1 or 2",

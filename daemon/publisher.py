@@ -23,6 +23,8 @@ from .events import Message
 
 log = logging.getLogger("genrecast.mqtt")
 
+RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to this
+
 
 class Publisher:
     def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[], Message], will: Message,
@@ -48,7 +50,7 @@ class Publisher:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set(ca_certs=broker.ca_file)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_SECONDS)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -234,3 +234,21 @@ def test_a_file_source_decodes_as_it_goes(tmp_path):
         tracemalloc.stop()
     assert handed == 600 * 44100 and source.seconds == 600
     assert peak < 8 * 2**20, peak  # the whole file decoded: over 200 MB
+
+
+@pytest.mark.parametrize("command", ["run", "classify"])
+def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model_path, tmp_path, command):
+    wav = write_tones(tmp_path / "a.wav", [1] * 4)
+    args = ("--source", f"file:{wav}", "--broker", "mqtt://127.0.0.1:9") if command == "run" else (str(wav),)
+    proc = genrecast(command, "--model", str(model_path), "--hop", "0.001", *args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err == f"genrecast {command}: error: --hop 0.001 s is shorter than one frame of this model (23.2 ms)\n"
+
+
+@pytest.mark.parametrize("speed", ["1e-9", "0.001", "-1", "1e6", "nan"])
+def test_absurd_speeds_are_refused(speed):
+    from daemon.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="speed: bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000 times"):
+        load_settings(flags={"speed": float(speed)}, environ={})

@@ -16,7 +16,8 @@ from tiny_model import build_tiny_model, musicnn_like_spec
 
 from daemon.broker import BrokerConfig
 from daemon.events import Message
-from daemon.publisher import Publisher
+from daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
+from daemon.service import END_FLUSH_SECONDS
 from dsp import GTZAN_GENRES
 
 
@@ -167,7 +168,10 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     wav = write_tones(tmp_path / "short.wav", [7] * 12)  # 10 windows
     daemon = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker",
                     broker.url, "--stream-id", "late", "--buffer-messages", "4")
-    # The file is fully classified into the buffer (the 4 newest kept) before the broker comes up.
+    # The file is fully classified into the buffer (the 4 newest kept) before the broker comes up. However long
+    # that took on a loaded machine, paho's backoff is at most RECONNECT_MAX_SECONDS, and the daemon waits longer
+    # than that for delivery: the broker started now is always tried (this once failed with a 10-s wait).
+    assert END_FLUSH_SECONDS > RECONNECT_MAX_SECONDS
     daemon.wait_log("stream late: source ended; 4 messages still to deliver")
     broker.start()
     rc, err = daemon.finish()
