@@ -180,6 +180,9 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     assert "sent 4 buffered messages, 6 dropped while away" in err
     sub = Subscriber(broker.url, session="keeper")
     sub.wait_for(lambda m: m.topic.endswith("/status") and m.payload["state"] == "offline", "offline status")
+    # The broker sends the queued messages and the retained ones for the resubscription in no fixed order:
+    # wait for the retained genre too, not only for the offline status (this raced on a loaded machine).
+    sub.wait_for(lambda m: m.topic.endswith("late/genre") and m.retain, "retained genre replayed")
     sub.close()
     check_all(sub.messages)
     starts = [round(m.payload["window_start_s"]) for m in sub.of("late/prediction")]
