@@ -7,10 +7,14 @@
     divided by the audio seconds between them (steady state, start-up excluded; one stream, one thread).
 (3) throughput: ``classify`` of 30-s tracks in-process (decode, resample, log-mel, windows, ONNX), audio
     seconds per wall second; start-up excluded.
+(4) classify memory: peak RSS of a ``genrecast classify`` process on 30 s and on 1 h of 44.1 kHz stereo WAV
+    (digital silence in a sparse file: the work is the same as for music, the disk holds nothing); files are
+    decoded in blocks, so the two should be about equal.
 RSS is the daemon's peak resident memory (VmHWM). Uses models/genrecast-gtzan.onnx when present, otherwise the
 tests' tiny model (said on output); real GTZAN excerpts when present beside the checkout, else generated audio.
 The last line is:
-``daemon: latency_p50_ms=<> latency_p99_ms=<> cpu_per_audio_s=<> classify_x_realtime=<> rss_mb=<>``
+``daemon: latency_p50_ms=<> latency_p99_ms=<> cpu_per_audio_s=<> classify_x_realtime=<> rss_mb=<>
+classify_rss_30s_mb=<> classify_rss_1h_mb=<>`` (one line)
 """
 
 from __future__ import annotations
@@ -170,10 +174,25 @@ def classify_throughput(model_path: Path, tmp: Path, n_tracks: int) -> float:
     return 30.0 * n_tracks / (time.perf_counter() - t0)
 
 
+def classify_rss_mb(model_path: Path, tmp: Path, seconds: float) -> float:
+    """Peak resident memory (MB) of one ``genrecast classify`` process on ``seconds`` of 44.1 kHz stereo."""
+    from signals import sparse_wav
+
+    path = sparse_wav(tmp / f"silence-{seconds:g}s.wav", seconds, rate=44100, channels=2)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "genrecast"), "classify", "--model", str(model_path),
+                             str(path)], stdout=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, f"classify failed on {path}"
+    path.unlink()
+    return usage.ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="audio streamed in real time (default 40)")
     parser.add_argument("--tracks", type=int, default=10, help="30-s tracks for classify (default 10)")
+    parser.add_argument("--classify-hours", type=float, default=1.0, help="long file for classify RSS (default 1)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="genrecast-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -185,11 +204,13 @@ def main() -> None:
         finally:
             broker.stop()
         x_realtime = classify_throughput(model, tmp, args.tracks)
+        rss_short, rss_long = (classify_rss_mb(model, tmp, s) for s in (30.0, args.classify_hours * 3600))
     p50, p99 = np.percentile(latencies, [50, 99])
     print(f"bench: model {model.name}; {len(latencies)} windows over {args.seconds:g} s paced; "
           f"latency max {max(latencies):.1f} ms; SIGTERM to exit {stop_ms:.0f} ms; {args.tracks} x 30-s tracks")
     print(f"daemon: latency_p50_ms={p50:.1f} latency_p99_ms={p99:.1f} cpu_per_audio_s={cpu:.4f} "
-          f"classify_x_realtime={x_realtime:.0f} rss_mb={rss:.0f}")
+          f"classify_x_realtime={x_realtime:.0f} rss_mb={rss:.0f} classify_rss_30s_mb={rss_short:.0f} "
+          f"classify_rss_{args.classify_hours:g}h_mb={rss_long:.0f}")
 
 
 if __name__ == "__main__":

@@ -57,19 +57,45 @@ def register(sub) -> None:
 
 
 def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows:
-    """Every window's probabilities for decoded ``audio``, cut exactly as the daemon cuts a stream."""
+    """Every window's probabilities for an opened :class:`dsp.AudioFile`, cut exactly as the daemon cuts a stream.
+
+    The file is decoded block by block and windows are scored in batches, so memory does not grow with its length
+    (beyond one row of probabilities per window).
+    """
     from dsp import AudioError
     from dsp.windows import MIN_SECONDS
 
     from .pipeline import Pipeline
 
-    windows = Pipeline(model.spec, hop_seconds, audio.sample_rate).push(audio.samples, last=True)
-    if not windows:
+    pipeline = Pipeline(model.spec, hop_seconds, audio.sample_rate)
+    starts: list[float] = []
+    rms: list[float] = []
+    genre: list[np.ndarray] = []
+    music: list[np.ndarray] = []
+
+    def score(batch: list) -> None:
+        out = model.predict(np.stack([w.logmel for w in batch]))
+        genre.append(out.genre)
+        music.append(out.music)
+        starts.extend(w.start_s for w in batch)
+        rms.extend(w.rms for w in batch)
+
+    def pushes():
+        for block in audio.blocks():
+            yield pipeline.push(block)
+        yield pipeline.push(np.zeros(0, np.float32), last=True)
+
+    pending: list = []
+    for windows in pushes():
+        pending += windows
+        while len(pending) >= BATCH:
+            score(pending[:BATCH])
+            del pending[:BATCH]
+    if pending:
+        score(pending)
+    if not starts:
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
-    outputs = [model.predict(np.stack([w.logmel for w in windows[i : i + BATCH]]))
-               for i in range(0, len(windows), BATCH)]
-    return FileWindows(audio.seconds, [w.start_s for w in windows], np.concatenate([o.genre for o in outputs]),
-                       np.concatenate([o.music for o in outputs]), np.array([w.rms for w in windows]))
+    return FileWindows(audio.seconds, starts, np.concatenate(genre), np.concatenate(music), np.array(rms))
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
@@ -90,9 +116,10 @@ def track_json(result: TrackResult, model_id: str) -> dict:
 
 
 def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
-    from dsp import read_audio
+    from dsp import AudioFile
 
-    return track_result(model, path, classify_windows(model, read_audio(path), hop_seconds, path))
+    with AudioFile(path) as audio:
+        return track_result(model, path, classify_windows(model, audio, hop_seconds, path))
 
 
 def handler(args: argparse.Namespace) -> int:

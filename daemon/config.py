@@ -18,16 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from dsp.audio import PCM_FORMATS
+from dsp.audio import PCM_FORMATS, RATE_RANGE
 from dsp.config import DEFAULT_DSP
 
-from .broker import BrokerConfig
+from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .cli import UserError
 from .decision import SMOOTHING, DecisionConfig
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
 PREFIX_RULE = "non-empty, no + or #, no trailing /"
 
 
@@ -56,7 +57,7 @@ class BrokerSettings:
 
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     keepalive: int = 30
 
@@ -65,10 +66,17 @@ class BrokerSettings:
             self.to_broker()
         except ValueError as exc:
             raise ConfigError(f"broker.url: {exc}") from None
-        if self.keepalive < 5:
-            raise ConfigError(f"broker.keepalive: must be >= 5 seconds, got {self.keepalive}")
-        if self.ca_file is not None and not Path(self.ca_file).is_file():
-            raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+        low, high = KEEPALIVE_RANGE
+        if not low <= self.keepalive <= high:
+            raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}")
+        if self.ca_file is not None:
+            if not Path(self.ca_file).is_file():
+                raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+            try:
+                tls_context(self.ca_file)
+            except OSError as exc:  # ssl.SSLError is an OSError: not PEM, or no certificate in it
+                raise ConfigError(f"broker.ca_file: {self.ca_file} is not a usable CA certificate "
+                                  f"({getattr(exc, 'reason', None) or exc.strerror or exc})") from None
 
     def to_broker(self) -> BrokerConfig:
         return BrokerConfig.from_url(
@@ -132,9 +140,9 @@ class RunSettings:
             "source": re.match(r"^(file:.+|mic(:.*)?|stdin)$", self.source) is not None,
             "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
             "prefix": valid_prefix(self.prefix),
-            "speed": self.speed >= 0,
+            "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
             "format": self.format in PCM_FORMATS,
-            "rate": 1000 <= self.rate <= 384000,
+            "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
             "channels": 1 <= self.channels <= 32,
             "hop_seconds": valid_hop(self.hop_seconds),
             "smoothing": self.smoothing in SMOOTHING,
@@ -153,6 +161,8 @@ class RunSettings:
             "stream_id": "1-64 of A-Z a-z 0-9 _ -",
             "prefix": PREFIX_RULE,
             "format": " or ".join(PCM_FORMATS),
+            "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
+            "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
             "smoothing": " or ".join(SMOOTHING),
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "qos": "0, 1 or 2",

@@ -27,11 +27,20 @@ class Message:
     topic: str
     payload: str
     retain: bool
+    qos: int | None = None  # None: the publisher's --qos; status is always 1, as docs/mqtt.md promises
 
 
-def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool) -> Message:
+class UnpublishableError(ValueError):
+    """A message that would break the contract if sent (NaN or infinity is not JSON); it is dropped, not sent."""
+
+
+def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool, qos: int | None = None) -> Message:
     payload = {"version": VERSION, "stream_id": stream_id, **body}
-    return Message(f"{prefix}/{stream_id}/{kind}", json.dumps(payload, separators=(",", ":")), retain)
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise UnpublishableError(f"{kind} message for {stream_id} holds a NaN or infinite number") from None
+    return Message(f"{prefix}/{stream_id}/{kind}", text, retain, qos)
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ class Status:
     def message(self, prefix: str, stream_id: str) -> Message:
         body = {"state": self.state, "time": utc_now()}
         body.update({k: v for k, v in asdict(self).items() if v is not None and k != "state"})
-        return _message(prefix, stream_id, "status", body, retain=True)
+        return _message(prefix, stream_id, "status", body, retain=True, qos=1)
 
 
 @dataclass(frozen=True)

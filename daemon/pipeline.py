@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daemon.cli import UserError
 from dsp import LogMelStream, ModelSpec, StreamResampler
 from dsp.windows import WindowStream, hop_frames, pad_short_clip
 
@@ -33,6 +34,11 @@ class Pipeline:
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int) -> None:
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
+        frame_s = cfg.hop_length / cfg.sample_rate
+        if hop_seconds < frame_s / 2:  # would round to no frames: hops are whole frames
+            raise UserError(
+                f"--hop {hop_seconds:g} s is shorter than one frame of this model ({frame_s * 1000:.1f} ms)")
+        self.hop_seconds = hop_frames(cfg, hop_seconds) * frame_s  # what the hop really is, after rounding
         self._resampler = StreamResampler(input_rate, cfg.sample_rate)
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))

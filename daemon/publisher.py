@@ -18,10 +18,12 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from .broker import BrokerConfig
+from .broker import BrokerConfig, ConnectFailures, refusal
 from .events import Message
 
 log = logging.getLogger("genrecast.mqtt")
+
+RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to this
 
 
 class Publisher:
@@ -37,8 +39,9 @@ class Publisher:
         self._connected = False
         self._closing = False
         self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
-        self._sent = self._n_acked = 0
-        self._failed_connects = 0  # since the last successful connect
+        self._unacked: deque[mqtt.MQTTMessageInfo] = deque()  # QoS 1/2 messages sent, oldest first
+        self._refused = False  # the last try was turned down by the broker (a CONNACK failure)
+        self._failures = ConnectFailures(broker, log, f", buffering up to {buffer_messages} messages")
         self.dropped = 0
         self._dropped_logged = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -47,7 +50,7 @@ class Publisher:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set(ca_certs=broker.ca_file)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_SECONDS)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -79,17 +82,26 @@ class Publisher:
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout."""
         deadline = time.monotonic() + timeout
-        with self._acked:
-            while self._buffer or self._n_acked < self._sent or not self._connected:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
+        while True:
+            with self._lock:
+                if not self._buffer and not self._count_unacked() and self._connected:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._acked:  # not holding _lock: paho may call _on_publish from inside publish()
                 self._acked.wait(min(left, 0.05))
-        return True
 
     @property
     def undelivered(self) -> int:
-        return len(self._buffer) + self._sent - self._n_acked
+        with self._lock:
+            return len(self._buffer) + self._count_unacked()
+
+    def _count_unacked(self) -> int:
+        """QoS 1/2 messages not yet acknowledged (call with ``_lock`` held: ``_send`` appends under it)."""
+        while self._unacked and self._unacked[0].is_published():
+            self._unacked.popleft()
+        return sum(not info.is_published() for info in self._unacked)
 
     def close(self, goodbye: Message, timeout: float = 0.5) -> None:
         """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.
@@ -115,13 +127,16 @@ class Publisher:
     # -- paho callbacks (network thread) --
 
     def _send(self, msg: Message) -> mqtt.MQTTMessageInfo:
-        if self.qos:  # QoS 0 is never acknowledged, and paho drops it unsent, unreported, if the connection goes
-            self._sent += 1
-        return self._client.publish(msg.topic, msg.payload, qos=self.qos, retain=msg.retain)
+        qos = self.qos if msg.qos is None else msg.qos
+        info = self._client.publish(msg.topic, msg.payload, qos=qos, retain=msg.retain)
+        if qos:  # QoS 0 is never acknowledged, and paho drops it unsent, unreported, if the connection goes
+            self._unacked.append(info)
+        return info
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
+            self._refused = True
+            self._failures.failed(refusal(reason_code))
             return
         with self._lock:
             for msg in [self._hello(), *self._sticky.values()]:
@@ -130,18 +145,14 @@ class Publisher:
             while self._buffer:
                 self._send(self._buffer.popleft())
             self._connected = True
-            self._failed_connects = 0
             dropped = self.dropped - self._dropped_logged
             self._dropped_logged = self.dropped
+        self._failures.succeeded()
         log.info("connected to %s; sent %d buffered messages, %d dropped while away", self.broker.url,
                  waiting, dropped)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        """A broker down at start (or not back yet) is said once, then every 10th try, not once per retry."""
-        self._failed_connects += 1
-        if self._failed_connects % 10 == 1:
-            log.warning("cannot reach broker %s; retrying (attempt %d), buffering up to %d messages",
-                        self.broker.url, self._failed_connects, self._limit)
+        self._failures.failed()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
@@ -152,10 +163,11 @@ class Publisher:
         elif was:
             log.warning("lost connection to %s (%s); buffering up to %d messages, reconnecting",
                         self.broker.url, reason_code, self._limit)
+        elif self._refused:  # the broker said no, counted in _on_connect, and hung up
+            self._refused = False
+        else:  # dropped before any answer: plain MQTT spoken to a TLS port, say
+            self._failures.failed()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if not self.qos:
-            return  # QoS 0: paho reports it written, which nothing waits for (see _send)
-        with self._acked:
-            self._n_acked += 1
+        with self._acked:  # wake flush(), which checks what is still unacknowledged
             self._acked.notify_all()

@@ -18,16 +18,18 @@ from dsp.windows import MIN_SECONDS
 
 from .config import RunSettings
 from .decision import Decider, State
-from .events import GenreChange, Prediction, Status, ha_discovery, utc_now
+from .events import GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
 from .model import load_model
 from .notify import Notifier
 from .pipeline import Pipeline, Window
-from .publisher import Publisher
+from .publisher import RECONNECT_MAX_SECONDS, Publisher
 from .sources import default_stream_id, open_source
 
 log = logging.getLogger("genrecast.run")
 
-END_FLUSH_SECONDS = 10.0  # a finished file waits this long for the broker to take its last messages
+# A finished file waits this long for the broker to take its last messages: longer than paho's longest wait between
+# tries, so a broker that is back gets at least one try, however long the file took (the backoff grew meanwhile).
+END_FLUSH_SECONDS = RECONNECT_MAX_SECONDS + 10.0
 STOP_FLUSH_SECONDS = 1.0  # after SIGTERM: the backlog gets this long, then the goodbye at most GOODBYE_SECONDS,
 GOODBYE_SECONDS = 0.5  # 1.5 s in all, inside the 2 s promised (the rest is for the interpreter to exit)
 
@@ -61,6 +63,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     model = load_model(settings.model, settings.threads)
     source = open_source(settings.source, settings.speed, settings.loop, settings.format, settings.rate,
                          settings.channels)
+    pipeline = Pipeline(model.spec, settings.hop_seconds, source.sample_rate)  # refuses a hop under one frame
     stream_id = settings.stream_id or default_stream_id(settings.source)
     prefix, model_id = settings.prefix, model.model_id
     broker = settings.broker.to_broker()
@@ -73,11 +76,10 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     if settings.ha_discovery:
         publisher.publish(ha_discovery(prefix, stream_id, model_id))
     publisher.start()
-    pipeline = Pipeline(model.spec, settings.hop_seconds, source.sample_rate)
     decider = Decider(model.spec.labels, settings.decision(), model.spec.music_threshold)
     tracker = _Tracker()
-    log.info("stream %s: %s at %d Hz, model %s, broker %s, topics %s/%s/#", stream_id, source.description,
-             source.sample_rate, model_id, broker.url, prefix, stream_id)
+    log.info("stream %s: %s at %d Hz, model %s, a window every %.3f s, broker %s, topics %s/%s/#", stream_id,
+             source.description, source.sample_rate, model_id, pipeline.hop_seconds, broker.url, prefix, stream_id)
     notifier.ready(f"classifying {source.description}")
 
     def handle(windows: list[Window], handed_at: float) -> None:
@@ -86,11 +88,15 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         out = model.predict(np.stack([w.logmel for w in windows]))
         for window, p, music in zip(windows, out.genre, out.music, strict=True):
             state = decider.update(p, music, window.rms)
-            publisher.publish(Prediction(
-                model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
-                state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                float(music) if model.spec.has_music_head else None,
-            ).message(prefix, stream_id))
+            try:
+                publisher.publish(Prediction(
+                    model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
+                    state, window.rms, (time.monotonic() - handed_at) * 1000.0,
+                    float(music) if model.spec.has_music_head else None,
+                ).message(prefix, stream_id))
+            except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
+                log.warning("stream %s: %s; not sent", stream_id, exc)
+                continue
             if tracker.changed(state):
                 publisher.publish(GenreChange(model_id, state, tracker.since).message(prefix, stream_id))
                 label = state.genre or state.kind

@@ -25,8 +25,8 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
-from dsp import AudioError, decode_pcm, read_audio
-from dsp.audio import PCM_FORMATS
+from dsp import AudioError, AudioFile, decode_pcm
+from dsp.audio import PCM_FORMATS, check_samples
 
 log = logging.getLogger("genrecast.source")
 
@@ -54,31 +54,37 @@ class Source(Protocol):
 
 
 class FileSource:
-    """A decoded file replayed at ``speed`` times real time (0 = as fast as possible), optionally looped."""
+    """A file replayed at ``speed`` times real time (0 = as fast as possible), optionally looped.
+
+    Only the header is read when it opens; the audio is decoded a chunk at a time as it is handed over, so a
+    two-hour file starts at once, takes no more memory than a short one, and ``stop`` is seen between chunks.
+    """
 
     def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
-        audio = read_audio(path)
+        self._file = AudioFile(path)
         self.description = f"file:{Path(path).resolve()}"
-        self.samples, self.sample_rate = audio.samples, audio.sample_rate
+        self.sample_rate, self.seconds = self._file.sample_rate, self._file.seconds
         self.speed, self.loop = speed, loop
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         step = max(1, round(self.sample_rate * (CHUNK_SECONDS if self.speed else 1.0)))
         start, handed = time.monotonic(), 0
-        while not stop.is_set():
-            for pos in range(0, self.samples.shape[0], step):
-                block = self.samples[pos : pos + step]
-                if self.speed:
-                    # A chunk is "handed over" once its last sample would have been captured live.
-                    due = start + (handed + block.shape[0]) / self.sample_rate / self.speed
-                    if stop.wait(max(0.0, due - time.monotonic())):
+        try:
+            while not stop.is_set():
+                for block in self._file.blocks(step):
+                    if self.speed:
+                        # A chunk is "handed over" once its last sample would have been captured live.
+                        due = start + (handed + block.shape[0]) / self.sample_rate / self.speed
+                        if stop.wait(max(0.0, due - time.monotonic())):
+                            return
+                    elif stop.is_set():
                         return
-                elif stop.is_set():
+                    handed += block.shape[0]
+                    yield Chunk(block, time.monotonic())
+                if not self.loop:
                     return
-                handed += block.shape[0]
-                yield Chunk(block, time.monotonic())
-            if not self.loop:
-                return
+        finally:
+            self._file.close()
 
 
 class StdinSource:
@@ -109,7 +115,8 @@ class StdinSource:
             whole = len(data) - len(data) % self._frame_bytes
             left = data[whole:]
             if whole:
-                yield Chunk(decode_pcm(data[:whole], self.fmt, self.channels), time.monotonic())
+                samples = check_samples(decode_pcm(data[:whole], self.fmt, self.channels), self.description)
+                yield Chunk(samples, time.monotonic())
 
 
 def _writes_to_fd2(handler: logging.Handler) -> bool:

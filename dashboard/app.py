@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -19,6 +20,7 @@ from daemon.config import ApiSettings
 from . import render
 from .api import install_api
 from .feed import Feed
+from .guard import Guard, HostAllowList
 from .history import History
 from .jobs import Busy
 from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
@@ -27,6 +29,8 @@ ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
 GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a narrow window
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
+# The largest upload, base64-encoded (4/3) inside Dash's JSON, with room for the rest of the request
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20
 
 
 def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: ApiSettings | None = None,
@@ -90,18 +94,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         State("stream-select", "options"),
     )
     def refresh_overview(_tick, selected, options):
-        snapshot, status = history.snapshot(), feed.status()
-        ids = [v.stream_id for v in snapshot.streams]
-        new_options = [{"label": i, "value": i} for i in ids]
-        new_selected = selected if selected in ids else (ids[0] if ids else None)
-        return (
-            render.header(status, snapshot),
-            render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
-            # setting a property, even to its value, would rerun the callbacks that read it
-            new_options if new_options != options else no_update,
-            new_selected if new_selected != selected else no_update,
-            not ids,  # the overview already says that there is nothing to show
-        )
+        return overview_outputs(history, feed, selected, options)
 
     @app.callback(
         Output("probabilities", "figure"),
@@ -113,16 +106,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         State("drawn", "data"),
     )
     def refresh_stream(_tick, selected, drawn):
-        snapshot = history.snapshot()
-        if drawn == [snapshot.version, selected]:
-            return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
-        view = snapshot.stream(selected)
-        return (
-            render.probability_figure(view),
-            render.timeline_figure(view),
-            render.stream_facts(view),
-            [snapshot.version, selected],
-        )
+        return stream_outputs(history, selected, drawn)
 
     @app.callback(Output("file-result", "children"), Input("upload", "contents"), State("upload", "filename"),
                   prevent_initial_call=True)
@@ -130,6 +114,31 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         return file_result(offline, contents, filename or "upload")
 
     return app
+
+
+def overview_outputs(history: History, feed: Feed, selected: str | None, options: list | None) -> tuple:
+    """The header, the cards and the stream picker, for one poll."""
+    snapshot, status = history.snapshot(), feed.status()
+    ids = [v.stream_id for v in snapshot.streams]
+    new_options = [{"label": i, "value": i} for i in ids]
+    new_selected = selected if selected in ids else (ids[0] if ids else None)
+    return (
+        render.header(status, snapshot),
+        render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
+        # setting a property, even to its value, would rerun the callbacks that read it
+        new_options if new_options != options else no_update,
+        new_selected if new_selected != selected else no_update,
+        not ids,  # the overview already says that there is nothing to show
+    )
+
+
+def stream_outputs(history: History, selected: str | None, drawn: list | None) -> tuple:
+    """The selected stream's figures and facts, or ``no_update`` when nothing changed since they were drawn."""
+    snapshot = history.snapshot()
+    if drawn == [snapshot.version, selected]:
+        return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
+    view = snapshot.stream(selected)
+    return (*render.stream_panel(view), [snapshot.version, selected])
 
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:
@@ -155,6 +164,31 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
     ]
 
 
-def make_server(app: Dash, host: str, port: int) -> BaseWSGIServer:
-    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``)."""
-    return werkzeug_server(host, port, app.server, threaded=True)
+def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = (),
+                max_body: int = MAX_REQUEST_BYTES) -> BaseWSGIServer:
+    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``).
+
+    It answers only to ``host``, localhost and ``allow_hosts`` by name, and refuses bodies over ``max_body`` bytes
+    before anything reads them (the API checks its own, lower or not, limit after).
+    """
+    guarded = Guard(app.server, HostAllowList(host, allow_hosts), max_body)
+    with listen(host, port) as sock:  # werkzeug takes a copy of the socket
+        return werkzeug_server(host, port, guarded, threaded=True, fd=sock.fileno())
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, bound here because werkzeug answers a bind error by printing and exiting 1 itself.
+
+    Raises OSError (``socket.gaierror`` for a name that does not resolve) for the caller to word.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                        flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does: restart without waiting
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port or mqtts://... (default: config)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=port_number, default=8050, help="port to serve on (default 8050)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name the page may be reached by, besides --host and localhost (repeatable)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {DEFAULT_PREFIX})")
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
@@ -102,7 +104,7 @@ def loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import create_app, make_server  # Dash is slow to import; only this command needs it
+    from .app import MAX_REQUEST_BYTES, create_app, make_server  # Dash is slow to import; only this command needs it
     from .feed import Feed
     from .history import History
     from .offline import OfflineClassifier
@@ -115,12 +117,14 @@ def run(args: argparse.Namespace) -> int:
     history = History()
     feed = Feed(broker, prefix, history)
     app = create_app(history, feed, OfflineClassifier(args.model), api)
-    try:
-        server = make_server(app, args.host, args.port)
-    except OSError as exc:
-        raise UserError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    feed.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
+    try:
+        # the page's own limit, or the API's when it is set higher
+        max_body = max(MAX_REQUEST_BYTES, int(api.max_mb * 10**6) + 2**20)
+        server = make_server(app, args.host, args.port, tuple(args.allow_host), max_body)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{args.port}: {exc.strerror or exc}") from None
+    feed.start()
     guard = "API needs a bearer token" if api.token else "API open, no token"
     print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix}; {guard})",
           flush=True)

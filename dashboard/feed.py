@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from daemon.broker import BrokerConfig
+from daemon.broker import BrokerConfig, ConnectFailures, refusal
 
 from .history import History
 from .parse import PayloadError, parse_message, topic_filters
@@ -50,12 +50,18 @@ class Feed:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_connect_fail = self._on_connect_fail
+        self._failures = ConnectFailures(broker, log)
+        self._refused = False
+        self._stopping = False
+        self._subscription: int | None = None  # message id of the main SUBSCRIBE, acknowledged in _on_subscribe
 
     def start(self) -> None:
         self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -74,7 +80,15 @@ class Feed:
             log.exception("could not parse a message on %s", topic[:200])
             self._reject(f"{topic[:200]}: unparseable ({type(exc).__name__})")
             return
-        self.history.add(message)
+        if self.history.add(message):
+            self._refetch(message.stream_id)
+
+    def _refetch(self, stream_id: str) -> None:
+        """Have the broker send a returning stream's retained status and genre again: it does so for a new
+        subscription. Unsubscribed at once; what the broker queued for the subscription still arrives."""
+        topics = [f"{self.prefix}/{stream_id}/{kind}" for kind in ("status", "genre")]
+        self._client.subscribe([(t, 0) for t in topics])
+        self._client.unsubscribe(topics)
 
     def _reject(self, why: str) -> None:
         with self._lock:
@@ -86,25 +100,40 @@ class Feed:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            with self._lock:
-                self._problem = f"the broker refused the connection: {reason_code}"
-            log.warning("broker %s refused the connection: %s", self.broker.url, reason_code)
+            self._refused = True
+            self._failed(refusal(reason_code))
             return
+        self._failures.succeeded()
         # (re)subscribe on every connection: the broker forgets subscriptions of a clean session
-        client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])
+        self._subscription = client.subscribe([(topic, 0) for topic in topic_filters(self.prefix)])[1]
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._failed()
+
+    def _failed(self, why: str | None = None) -> None:
+        """Log the cause (first try and every 10th) and show the latest on the page."""
+        self._failures.failed(why)
+        with self._lock:
+            self._problem = self._failures.why
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Connected means receiving: only once the broker acknowledged the subscription, so a message
         # published after the page says "connected" is never missed.
+        if mid != self._subscription:
+            return  # a returning stream's retained state being fetched again (see _refetch)
         with self._lock:
             self._connected, self._problem = True, None
         log.info("connected to %s", self.broker.url)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         with self._lock:
-            self._connected = False
-        if reason_code.is_failure:  # not our own stop()
+            was, self._connected = self._connected, False
+        if was and reason_code.is_failure:  # not our own stop()
             log.warning("lost the broker %s (%s); reconnecting", self.broker.url, reason_code)
+        elif self._refused:  # the broker said no, counted in _on_connect, and hung up
+            self._refused = False
+        elif not was and not self._stopping:  # dropped before any answer: plain MQTT spoken to a TLS port, say
+            self._failed()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         # an exception escaping a paho callback would stop the network thread, hence the care here

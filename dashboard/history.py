@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,6 +18,7 @@ from .parse import Decision, GenreChange, Message, Prediction, Retired, Status
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
 DEFAULT_MAX_STREAMS = 64
 STALE_AFTER_S = 10.0  # an online stream this quiet is "stalled"; the daemon sends a window per second
+FORGOTTEN_IDS = 1024  # evicted stream ids remembered, to fetch their retained state if they speak again
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,10 @@ class _Stream:
 class History:
     """Latest status, decision and a bounded window timeline per stream, for at most ``max_streams`` streams.
 
-    When a new stream would exceed ``max_streams``, the one heard from least recently is forgotten: a publisher
-    inventing stream ids cannot grow memory without bound.
+    When a new stream would exceed ``max_streams``, one is forgotten, so a publisher inventing stream ids cannot
+    grow memory without bound: first the streams with no status (every daemon sends one, a flood of made-up ids
+    rarely does), the one heard from least recently among them. A forgotten stream that speaks again is reported
+    by :meth:`add`, so the feed can fetch its retained status and genre again.
     """
 
     def __init__(
@@ -79,19 +82,24 @@ class History:
         self.clock = clock  # public: readers compare last_message_at with it
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
+        self._forgotten: OrderedDict[str, None] = OrderedDict()  # evicted ids, newest last, bounded
         self._version = 0
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message) -> bool:
+        """Take one message; True when it brought back a forgotten stream without its retained state."""
         with self._lock:
             self._version += 1
             if isinstance(message, Retired):
                 self._streams.pop(message.stream_id, None)
-                return
+                return False
             stream = self._streams.get(message.stream_id)
+            came_back = False
             if stream is None:
                 if len(self._streams) >= self.max_streams:
-                    oldest = min(self._streams.values(), key=lambda s: s.view.last_message_at)
-                    del self._streams[oldest.view.stream_id]
+                    self._evict()
+                if message.stream_id in self._forgotten:
+                    del self._forgotten[message.stream_id]
+                    came_back = not isinstance(message, Status)
                 stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows)
             view = stream.view
             changes: dict = {"last_message_at": self.clock()}
@@ -108,6 +116,14 @@ class History:
                 case GenreChange():
                     changes.update(decision=message.decision, since=message.since, model_id=message.model_id)
             stream.view = replace(view, **changes)
+            return came_back
+
+    def _evict(self) -> None:
+        victim = min(self._streams.values(), key=lambda s: (s.view.status is not None, s.view.last_message_at))
+        del self._streams[victim.view.stream_id]
+        self._forgotten[victim.view.stream_id] = None
+        while len(self._forgotten) > FORGOTTEN_IDS:
+            self._forgotten.popitem(last=False)
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -19,6 +19,10 @@ MAX_LABELS = 64
 STATES = ("genre", "uncertain", "no_music", "silence")
 STATUSES = ("online", "offline")
 KINDS = ("status", "prediction", "genre")
+# Times a daemon can send: a clock that never synced still reads 1970 or later. Outside this range local-time
+# conversion overflows (year 1 or 9999 moved to another zone), so such a time is refused, not rendered.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class PayloadError(ValueError):
@@ -210,4 +214,7 @@ def _time(value: object, name: str) -> datetime:
         t = datetime.fromisoformat(text)
     except ValueError:
         raise PayloadError(f"{name} is not an ISO 8601 time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    t = t if t.tzinfo else t.replace(tzinfo=UTC)
+    if not EARLIEST_TIME <= t < LATEST_TIME:
+        raise PayloadError(f"{name} {text!r} is outside {EARLIEST_TIME.year}-{LATEST_TIME.year - 1}")
+    return t

@@ -7,6 +7,7 @@ Text from MQTT reaches the page only as component children (React escapes it) or
 from __future__ import annotations
 
 import html as html_lib
+import logging
 from datetime import datetime, timedelta
 
 from dash import html
@@ -17,6 +18,8 @@ from .feed import FeedStatus
 from .history import STALE_AFTER_S, Snapshot, StreamView
 from .offline import FileResult
 from .parse import Prediction
+
+log = logging.getLogger(__name__)
 
 TIMELINE_SECONDS = 300.0
 # Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
@@ -118,7 +121,31 @@ def overview(snapshot: Snapshot, now: float, selected: str | None, feed: FeedSta
                 className="empty",
             )
         ]
-    return [stream_card(v, now, v.stream_id == selected, feed.connected) for v in snapshot.streams]
+    return [_safe_card(v, now, v.stream_id == selected, feed.connected) for v in snapshot.streams]
+
+
+def _safe_card(view: StreamView, now: float, selected: bool, connected: bool) -> html.Div:
+    """A card, or a plain one saying it cannot be drawn: one odd stream must not blank the page for all."""
+    try:
+        return stream_card(view, now, selected, connected)
+    except Exception as exc:  # the parser should have refused what breaks this; this is the second line
+        log.exception("cannot draw the card of stream %s", view.stream_id)
+        return html.Div(
+            className=f"card{' selected' if selected else ''}",
+            **{"data-stream": view.stream_id},
+            children=[html.Span(view.stream_id, className="stream-id"),
+                      html.Div(f"cannot show this stream ({type(exc).__name__})", className="detail")],
+        )
+
+
+def stream_panel(view: StreamView | None) -> tuple[dict, dict, list]:
+    """The selected stream's bar chart, timeline and facts; if its data cannot be drawn, the panel says so."""
+    try:
+        return probability_figure(view), timeline_figure(view), stream_facts(view)
+    except Exception as exc:
+        log.exception("cannot draw the panel of stream %s", view.stream_id if view else None)
+        why = f"cannot show this stream ({type(exc).__name__})"
+        return _empty(why), _empty(why), []
 
 
 def stream_facts(view: StreamView | None) -> list:

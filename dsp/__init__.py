@@ -1,6 +1,6 @@
 """Signal processing shared by training and the daemon: decoding, resampling, streaming log-mel."""
 
-from .audio import Audio, AudioError, decode_pcm, downmix, read_audio
+from .audio import Audio, AudioError, AudioFile, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
 from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_DSP",
     "Audio",
     "AudioError",
+    "AudioFile",
     "DSPConfig",
     "GTZAN_GENRES",
     "METADATA_KEY",

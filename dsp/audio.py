@@ -6,13 +6,20 @@ line, so the CLI can print it without a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
+BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
+MAX_AMPLITUDE = 1000.0  # float audio may overshoot 1.0 a little; 60 dB over full scale is not audio
+TRUNCATION_TOLERANCE = 0.01  # MP3 headers without a frame index estimate the length; a true cut is far larger
 
 
 class AudioError(ValueError):
@@ -39,6 +46,16 @@ def downmix(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def check_samples(samples: np.ndarray, name: str) -> np.ndarray:
+    """The one rule every source's samples meet, files and pipes alike: finite, and within MAX_AMPLITUDE of full
+    scale. A NaN, or a float so large its power overflows, would turn every probability after it into NaN."""
+    if samples.size and not np.all(np.isfinite(samples)):
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    if samples.size and (peak := float(np.max(np.abs(samples)))) > MAX_AMPLITUDE:
+        raise AudioError(f"{name}: a sample of {peak:.3g} is over {MAX_AMPLITUDE:g} times full scale")
+    return samples
+
+
 PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
@@ -58,7 +75,7 @@ def decode_pcm(data: bytes, fmt: str, channels: int) -> np.ndarray:
     return downmix(pcm.reshape(-1, channels))
 
 
-def _check_wav_length(path: Path) -> None:
+def _check_wav_length(path: Path, name: str) -> None:
     """libsndfile quietly reads a cut-off WAV; compare the data chunk's declared size to the file."""
     size = path.stat().st_size
     with path.open("rb") as f:
@@ -74,33 +91,108 @@ def _check_wav_length(path: Path) -> None:
                 # 0 and 0xFFFFFFFF mark a stream written without a known length (arecord to a pipe).
                 if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
                     raise AudioError(
-                        f"{path}: truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}"
+                        f"{name}: truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}"
                     )
                 return
             pos += 8 + chunk_size + (chunk_size & 1)
-    raise AudioError(f"{path}: truncated WAV: no audio data chunk")
+    raise AudioError(f"{name}: truncated WAV: no audio data chunk")
+
+
+class AudioFile:
+    """An audio file opened for reading in blocks, so memory stays flat however long the file is.
+
+    Opening checks what the header says (a readable format, a sample rate in :data:`RATE_RANGE`, some frames);
+    :meth:`blocks` checks the samples as they come: finite, and as many as the header declared.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
+        """``name``: how messages call the file (an upload's own name rather than the temporary file's path)."""
+        self.path = Path(path)
+        self.name = name or str(path)
+        self._file = _open_checked(self.path, self.name)
+        self.sample_rate = int(self._file.samplerate)
+        self.frames = int(self._file.frames)
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    def blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Mono float32 blocks from the start of the file to its end."""
+        with self._errors():
+            self._file.seek(0)
+        decoded = 0
+        while True:
+            with self._errors():
+                block = self._file.read(block_frames, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            mono = check_samples(downmix(block), self.name)
+            decoded += block.shape[0]
+            yield mono
+        # A cut-off MP3 or WAV decodes up to the cut; its header still declares the whole length.
+        if decoded < self.frames * (1 - TRUNCATION_TOLERANCE):
+            raise AudioError(f"{self.name}: truncated: the header declares {self.seconds:.2f} s, "
+                             f"only {decoded / self.sample_rate:.2f} s decode")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AudioFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise AudioError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            raise AudioError(f"{self.name}: not a readable audio file ({_detail(exc)})") from None
+
+
+def _detail(exc: Exception) -> str:
+    return str(exc).split(":")[-1].strip() or type(exc).__name__
+
+
+def _open_checked(path: Path, name: str) -> sf.SoundFile:
+    try:
+        if not path.exists():
+            raise AudioError(f"{name}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{name}: is a directory, not an audio file")
+        if path.stat().st_size == 0:
+            raise AudioError(f"{name}: empty file")
+        _check_wav_length(path, name)
+        f = sf.SoundFile(str(path))
+    except OSError as exc:  # e.g. a service user without read permission
+        raise AudioError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_detail(exc)})") from None
+    problem = check_rate(f.samplerate)
+    if problem is None and f.frames == 0:
+        problem = "contains no audio samples"
+    if problem:
+        f.close()
+        raise AudioError(f"{name}: {problem}")
+    return f
+
+
+def check_rate(rate: int) -> str | None:
+    """Why a sample rate cannot be used, or None. The same range for files, stdin and the config: a header
+    claiming 1 Hz would make each byte of a file seconds of audio to resample, gigabytes from a tiny file."""
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        return f"sample rate {rate} Hz is outside {RATE_RANGE[0]}-{RATE_RANGE[1]} Hz"
+    return None
 
 
 def read_audio(path: str | os.PathLike) -> Audio:
-    """Read any libsndfile format (WAV int16/24/32/float, FLAC, OGG, AIFF, ...) as mono float32."""
-    path = Path(path)
-    try:
-        if not path.exists():
-            raise AudioError(f"{path}: no such file")
-        if path.is_dir():
-            raise AudioError(f"{path}: is a directory, not an audio file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{path}: empty file")
-        _check_wav_length(path)
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except OSError as exc:  # e.g. a service user without read permission
-        raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        detail = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise AudioError(f"{path}: not a readable audio file ({detail})") from None
-    if samples.shape[0] == 0:
-        raise AudioError(f"{path}: contains no audio samples")
-    mono = downmix(samples)
-    if not np.all(np.isfinite(mono)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
-    return Audio(mono, int(rate))
+    """Read any libsndfile format (WAV int16/24/32/float, FLAC, OGG, MP3, AIFF, ...) whole, as mono float32.
+
+    For short clips (training, tests); long inputs go through :class:`AudioFile` block by block.
+    """
+    with AudioFile(path) as f:
+        return Audio(np.concatenate(list(f.blocks())), f.sample_rate)

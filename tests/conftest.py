@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -78,3 +79,25 @@ def gtzan_dir() -> Path:
     if not SHARED_GTZAN.is_dir():
         pytest.skip(f"real GTZAN excerpts not present at {SHARED_GTZAN} (only beside the project checkout)")
     return SHARED_GTZAN
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """Mosquitto on mqtts:// with a throwaway CA, and a password: the [broker] settings a deployment uses."""
+    def sh(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    sh("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test CA")
+    sh("openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+       "-out", "server.pem", "-days", "1", "-extfile", "san.ext")
+    sh("mosquitto_passwd", "-b", "-c", "passwd", "genre", "s3cret")
+    b = MosquittoBroker(tmp_path)
+    b.conf.write_text(f"listener {b.port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+                      f"cafile {tmp_path}/ca.pem\ncertfile {tmp_path}/server.pem\nkeyfile {tmp_path}/server.key\n"
+                      f"persistence false\nuser {getpass.getuser()}\n")
+    b.start()
+    yield b
+    b.stop()

@@ -23,3 +23,16 @@ def music_like(seconds: float, rate: int = 22050, seed: int = 0) -> np.ndarray:
     x += 0.02 * rng.standard_normal(n) * ((t % 1.0) > 0.7)
     x[int(0.4 * n) : int(0.4 * n) + rate // 2] = 0.0
     return x.astype(np.float32)
+
+
+def sparse_wav(path, seconds: float, rate: int = 44100, channels: int = 2):
+    """A long 16-bit WAV of digital silence that takes no disk: its data chunk is a hole in a sparse file."""
+    import struct
+
+    data_bytes = round(seconds * rate) * channels * 2
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, rate,
+                         rate * channels * 2, channels * 2, 16, b"data", data_bytes)
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + data_bytes)
+    return path

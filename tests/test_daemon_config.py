@@ -127,3 +127,30 @@ def test_cli_prints_one_line_for_an_unreadable_config(tmp_path, content, problem
 )
 def test_default_stream_ids_are_topic_safe(source, stream_id):
     assert default_stream_id(source) == stream_id
+
+
+SECRET = "s3cretPW"
+
+
+@pytest.mark.parametrize("url", [f"mqtt://user:{SECRET}@127.0.0.1:99999", f"http://user:{SECRET}@127.0.0.1:1883",
+                                 f"mqtt://user:{SECRET}@:1883"], ids=["bad-port", "bad-scheme", "no-host"])
+@pytest.mark.parametrize("where", ["run-flag", "dashboard-flag", "config-file"])
+def test_a_bad_broker_url_never_shows_its_password(tmp_path, url, where):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[broker]\nurl = "{url}"\n')
+    args = {"run-flag": ("run", "--broker", url), "dashboard-flag": ("dashboard", "--broker", url),
+            "config-file": ("run", "--config", str(config))}[where]
+    proc = genrecast(*args, "--port", "0") if where == "dashboard-flag" else genrecast(*args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.count("\n") == 1, err
+    assert SECRET not in out + err and "user:***@" in err, err
+
+
+def test_settings_do_not_show_the_password_in_their_repr():
+    settings = load_settings(flags={"broker": {"url": "mqtt://u@h:1", "password": SECRET}}, environ={})
+    assert SECRET not in repr(settings) and SECRET not in repr(settings.broker.to_broker())
+
+
+def test_an_ipv6_broker_is_written_with_brackets():
+    broker = load_settings(flags={"broker": {"url": "mqtts://[::1]:8883"}}, environ={}).broker.to_broker()
+    assert broker.host == "::1" and broker.url == "mqtts://[::1]:8883"

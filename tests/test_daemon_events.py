@@ -9,7 +9,7 @@ import pytest
 from daemon_helpers import SCHEMAS, validate
 
 from daemon.decision import State
-from daemon.events import GenreChange, Prediction, Status, ha_discovery, utc_now
+from daemon.events import GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
 from dsp import GTZAN_GENRES
 
 
@@ -109,3 +109,12 @@ def test_the_dashboard_tests_payloads_follow_the_same_schemas():
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "silence", 1.0))
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "no_music", 0.9))
     validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", kind="no_music", music=0.1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_number_is_never_serialised(bad):
+    probs = dict.fromkeys(GTZAN_GENRES, 0.1)
+    with pytest.raises(UnpublishableError, match="prediction message for kitchen holds a NaN or infinite number"):
+        Prediction("m-1", 0.0, 3.0, probs, State("genre", "rock", bad), 0.2, 1.5).message("genrecast", "kitchen")
+    with pytest.raises(UnpublishableError):
+        GenreChange("m-1", State("genre", "rock", bad), utc_now()).message("genrecast", "kitchen")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from dataclasses import replace
 
 import numpy as np
 import onnx
 import pytest
 from daemon_helpers import genrecast, write_tones
+from signals import sparse_wav
 from tiny_model import build_tiny_model, musicnn_like_spec, tiny_spec
 
 from daemon.model import DEFAULT_MODEL, load_model
@@ -193,3 +195,62 @@ def test_run_refuses_a_corrupt_file_in_one_line(tmp_path, model_path, content):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.count("\n") == 1 and err.startswith(f"genrecast run: error: {bad}: ")
+
+
+def _classify_peak(model, path) -> tuple[int, int]:
+    from daemon.classify_cmd import classify_file
+
+    tracemalloc.start()
+    try:
+        windows = classify_file(model, str(path), 1.0).windows
+        return windows, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_classify_memory_does_not_grow_with_file_length(model_path, tmp_path):
+    """Decoded in blocks, scored in batches: ten times the audio, about the same peak (whole-file decoding and
+    resampling took 273 MB for 30 s and 514 MB for 10 min)."""
+    model = load_model(str(model_path))
+    _classify_peak(model, sparse_wav(tmp_path / "warm.wav", 5))  # one-off allocations (caches) out of the way
+    # both longer than one batch of windows, so both score full batches
+    short_windows, short_peak = _classify_peak(model, sparse_wav(tmp_path / "short.wav", 90, rate=44100))
+    long_windows, long_peak = _classify_peak(model, sparse_wav(tmp_path / "long.wav", 450, rate=44100))
+    assert (short_windows, long_windows) == (88, 448)
+    assert long_peak < 1.2 * short_peak + 2**20, (short_peak, long_peak)  # whole-file: over 100 MB more
+
+
+def test_a_file_source_decodes_as_it_goes(tmp_path):
+    """Ten minutes of 44.1 kHz stereo: opening reads the header only, and replay holds a chunk at a time."""
+    import threading
+
+    from daemon.sources import FileSource
+
+    path = sparse_wav(tmp_path / "long.wav", 600, rate=44100)
+    tracemalloc.start()
+    try:
+        source = FileSource(str(path), speed=0)
+        handed = sum(c.samples.shape[0] for c in source.chunks(threading.Event()))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert handed == 600 * 44100 and source.seconds == 600
+    assert peak < 8 * 2**20, peak  # the whole file decoded: over 200 MB
+
+
+@pytest.mark.parametrize("command", ["run", "classify"])
+def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model_path, tmp_path, command):
+    wav = write_tones(tmp_path / "a.wav", [1] * 4)
+    args = ("--source", f"file:{wav}", "--broker", "mqtt://127.0.0.1:9") if command == "run" else (str(wav),)
+    proc = genrecast(command, "--model", str(model_path), "--hop", "0.001", *args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err == f"genrecast {command}: error: --hop 0.001 s is shorter than one frame of this model (23.2 ms)\n"
+
+
+@pytest.mark.parametrize("speed", ["1e-9", "0.001", "-1", "1e6", "nan"])
+def test_absurd_speeds_are_refused(speed):
+    from daemon.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="speed: bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000 times"):
+        load_settings(flags={"speed": float(speed)}, environ={})

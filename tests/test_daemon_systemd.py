@@ -46,6 +46,8 @@ def test_unit_is_notify_hardened_and_watchdogged():
     }
     assert {k: s[k][-1] for k in expect} == expect
     assert int(s["WatchdogSec"][-1]) > 0
+    # a bad config (exit 2) must not restart forever; other repeated failures give up too
+    assert s["RestartPreventExitStatus"] == ["2"] and int(s["StartLimitBurst"][-1]) > 0
     # The root-only config reaches the dynamic user as a credential (it could not read /etc/genrecast itself).
     assert s["LoadCredential"] == ["config:/etc/genrecast/%i.toml"]
     assert s["ExecStart"] == ["/opt/genrecast/.venv/bin/genrecast run --config ${CREDENTIALS_DIRECTORY}/config"]
@@ -55,3 +57,18 @@ def test_unit_is_notify_hardened_and_watchdogged():
 def test_example_instance_config_loads():
     settings = load_settings(ROOT / "systemd" / "kitchen.toml.example", environ={})
     assert settings.stream_id == "kitchen" and settings.ha_discovery and settings.broker.url.startswith("mqtt://")
+
+
+def test_example_config_names_every_setting():
+    """docs/daemon.md promises every key is in the example: set (or shown commented out) with a word about it."""
+    from dataclasses import fields
+
+    from daemon.config import TABLES, RunSettings
+
+    text = (ROOT / "systemd" / "kitchen.toml.example").read_text()
+    keys = {line.lstrip("# ").partition("=")[0].strip() for line in text.splitlines() if "=" in line}
+    tables = {line.lstrip("# ").split()[0] for line in text.splitlines() if line.lstrip("# ").startswith("[")}
+    wanted = [f.name for f in fields(RunSettings) if f.name not in TABLES]
+    wanted += [f.name for table in TABLES.values() for f in fields(table)]
+    missing = [name for name in wanted if name not in keys] + [f"[{t}]" for t in TABLES if f"[{t}]" not in tables]
+    assert not missing, f"not in kitchen.toml.example: {missing}"

@@ -133,7 +133,7 @@ def test_multipart_upload_and_per_window_results(api):
 
 @pytest.mark.parametrize(("method", "path", "body", "headers", "code", "message"), [
     ("POST", "/api/v1/classify", b"not audio at all" * 100, {"Content-Type": "application/octet-stream"}, 400,
-     "upload: not audio this reader understands"),
+     "upload: not a readable audio file"),
     ("POST", "/api/v1/classify?name=short.flac", "SHORT", {"Content-Type": "audio/flac"}, 400,
      "short.flac: 0.50 s is shorter than the 1 s minimum"),
     ("POST", "/api/v1/classify", b"", {"Content-Type": "audio/wav"}, 400, "empty body"),

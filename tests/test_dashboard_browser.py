@@ -225,4 +225,4 @@ def test_check_a_file(browser, dashboard, tmp_path):
 
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.wav"))
     wait_for(browser, "an error for a file that is not audio",
-             lambda d: "notes.wav: not audio" in result(d) and count(d, "#file-result .error") == 1)
+             lambda d: "notes.wav: not a readable audio file" in result(d) and count(d, "#file-result .error") == 1)

@@ -79,3 +79,23 @@ def test_command_serves_the_page_on_loopback_only(broker):
         proc.terminate()
         output = proc.communicate(timeout=10)[0]
     assert f"http://127.0.0.1:{port}/" in output
+
+
+@pytest.mark.parametrize("where", ["in-use", "not-here", "unresolvable"])
+def test_bind_errors_are_one_line_and_exit_2(where):
+    import socket
+
+    port = free_port()
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        host = {"in-use": "127.0.0.1", "not-here": "192.0.2.1", "unresolvable": "no-such-host.invalid"}[where]
+        proc = subprocess.run([str(Path(sys.executable).parent / "genrecast"), "dashboard", "--host", host,
+                               "--port", str(port), "--broker", "mqtt://127.0.0.1:9"],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"genrecast dashboard: error: cannot serve on {host}:{port}: ")
+    assert proc.stderr.count("\n") == 1, proc.stderr

@@ -31,3 +31,40 @@ def test_refused_connection_is_explained(tmp_path):
         broker.stop()
 
 
+
+
+def test_an_evicted_stream_gets_its_retained_state_back(broker):
+    """Through a real broker: the feed resubscribes to a returning stream's retained topics."""
+    from dashboard_payloads import encode, prediction, status
+    from paho.mqtt.client import CallbackAPIVersion, Client
+
+    history = History(max_streams=2)
+    feed = Feed(BrokerConfig(host=broker.host, port=broker.port), "genrecast", history)
+    feed.start()
+    pub = Client(CallbackAPIVersion.VERSION2)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+
+    def wait(what, condition):
+        deadline = time.monotonic() + 60  # hang guard only
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    def kitchen():
+        return history.snapshot().stream("kitchen")
+
+    try:
+        wait("feed connected", lambda: feed.status().connected)
+        pub.publish("genrecast/kitchen/status", encode(status("kitchen")), qos=1, retain=True).wait_for_publish()
+        wait("kitchen's status", lambda: kitchen() is not None and kitchen().status is not None)
+        for name in ("x", "y"):  # two streams with a status, not retained: kitchen is the quietest, forgotten
+            pub.publish(f"genrecast/{name}/status", encode(status(name)), qos=1).wait_for_publish()
+        wait("kitchen evicted", lambda: kitchen() is None)
+        pub.publish("genrecast/kitchen/prediction", encode(prediction("kitchen")), qos=1).wait_for_publish()
+        wait("kitchen's retained status again", lambda: kitchen() is not None and kitchen().status is not None)
+        assert kitchen().status.state == "online" and kitchen().latest is not None
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        feed.stop()

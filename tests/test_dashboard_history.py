@@ -98,6 +98,31 @@ def test_streams_are_bounded_forgetting_the_quietest():
     assert [v.stream_id for v in h.snapshot().streams] == ["a", "c", "d"]
 
 
+def test_a_flood_of_made_up_ids_evicts_its_own_kind_first():
+    """5000 ids with predictions and no status: the real streams (each with a status) stay."""
+    clock = FakeClock()
+    h = History(max_streams=8, clock=clock)
+    for name in ("kitchen", "den"):
+        h.add(msg("status", status(name)))
+        h.add(msg("genre", genre(name, "jazz")))
+    for i in range(5000):
+        clock.t += 0.001
+        h.add(msg("prediction", prediction(f"fake{i}")))
+    streams = {v.stream_id: v for v in h.snapshot().streams}
+    assert len(streams) == 8 and streams["kitchen"].status.state == "online"
+    assert streams["den"].decision.genre == "jazz"
+
+
+def test_a_forgotten_stream_that_speaks_again_asks_for_its_retained_state():
+    h = History(max_streams=2)
+    assert not h.add(msg("status", status("a")))
+    h.add(msg("status", status("b")))
+    h.add(msg("status", status("c")))  # all have a status: a, the quietest, goes
+    assert [v.stream_id for v in h.snapshot().streams] == ["b", "c"]
+    assert h.add(msg("prediction", prediction("a")))  # back, without its status: fetch it again
+    assert not h.add(msg("prediction", prediction("never-seen")))  # new, not forgotten: nothing to fetch
+
+
 def test_concurrent_writer_and_readers():
     h = History(max_windows=20)
     errors: list[BaseException] = []

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
+from signals import sparse_wav
 from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
 
 from dashboard import offline, render
@@ -82,8 +83,7 @@ def test_problems_are_messages_on_the_page(model_path, monkeypatch):
     assert "no such file" in shown(OfflineClassifier("/nonexistent/model.onnx"), wav)
     assert "garbled" in shown(OfflineClassifier(model_path), "data:audio/wav;base64,@@@")
     junk = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEjunk" * 10).decode()
-    assert "x.wav: not audio" in shown(OfflineClassifier(model_path), junk)
-    assert "genrecast-upload-" not in shown(OfflineClassifier(model_path), junk)  # our temporary file, not theirs
+    assert shown(OfflineClassifier(model_path), junk) == "x.wav: truncated WAV: no audio data chunk"
     monkeypatch.setattr(offline, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(AudioError, match="limit"):
         OfflineClassifier(model_path).classify(b"\0" * 101, "big.wav")
@@ -103,3 +103,17 @@ def test_a_busy_pool_is_a_message_on_the_page(model_path):
         release.set()
         blocker.join(30)
     assert classifier.classify(tone_wav("rock"), "x.wav").genre == "rock"
+
+
+def test_errors_name_the_upload_not_the_servers_temporary_file(model_path):
+    cut = tone_wav("rock", seconds=5.0)[:50_000]  # a truncated WAV: the check names the file
+    with pytest.raises(AudioError) as err:
+        OfflineClassifier(model_path).classify(cut, "song.wav")
+    assert str(err.value).startswith("song.wav: truncated") and "genrecast-upload-" not in str(err.value)
+
+
+def test_the_work_an_upload_may_cause_is_bounded_by_its_header(model_path, tmp_path):
+    """A small file can declare hours of audio (a low rate or many frames); it is refused before decoding."""
+    path = sparse_wav(tmp_path / "long.wav", offline.MAX_UPLOAD_SECONDS + 60, rate=1000, channels=1)
+    with pytest.raises(AudioError, match="long.wav: 31 min of audio is over the 30 min limit"):
+        OfflineClassifier(model_path).classify(path.read_bytes(), "long.wav")

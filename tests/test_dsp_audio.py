@@ -1,14 +1,16 @@
 import os
 import shutil
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from signals import tone
+from signals import sparse_wav, tone
 
-from dsp import AudioError, decode_pcm, read_audio
+from dsp import AudioError, AudioFile, decode_pcm, read_audio
+from dsp.audio import BLOCK_FRAMES, RATE_RANGE, check_samples
 
 
 @pytest.mark.parametrize(("subtype", "tol"), [("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-8), ("FLOAT", 0)])
@@ -107,3 +109,85 @@ def test_unreadable_file_is_one_line_for_an_unprivileged_user():
         assert str(err.value) == f"{folder / 'private.wav'}: cannot read (Permission denied)"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wav_with_rate(path: Path, rate: int, frames: int = 22050) -> Path:
+    sf.write(path, tone(440, frames / 22050, 22050), 22050, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[24:28] = rate.to_bytes(4, "little")  # fmt chunk: sample rate, then bytes per second
+    data[28:32] = (rate * 2).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("rate", [1, 999, 384001, 4_000_000])
+def test_sample_rates_outside_the_stdin_range_are_refused(tmp_path, rate):
+    """An 88 KB file claiming 1 Hz is half a day of audio: once decoded and resampled, gigabytes."""
+    path = _wav_with_rate(tmp_path / "slow.wav", rate)
+    with pytest.raises(AudioError, match=f"sample rate {rate} Hz is outside 1000-384000 Hz"):
+        AudioFile(path)
+    with pytest.raises(AudioError, match="outside"):
+        read_audio(path)
+
+
+def test_rates_at_the_ends_of_the_range_are_read(tmp_path):
+    for rate in RATE_RANGE:
+        assert read_audio(_wav_with_rate(tmp_path / f"{rate}.wav", rate)).sample_rate == rate
+
+
+def test_blocks_hold_the_whole_file_in_order(tmp_path):
+    x = tone(440, 2.0, 22050)
+    sf.write(tmp_path / "a.wav", x, 22050, subtype="FLOAT")
+    with AudioFile(tmp_path / "a.wav") as f:
+        blocks = list(f.blocks(1000))
+        again = list(f.blocks(1000))  # from the start again: how a looping file source replays
+    assert [b.shape[0] for b in blocks[:2]] == [1000, 1000]
+    np.testing.assert_array_equal(np.concatenate(blocks), x.astype(np.float32))
+    np.testing.assert_array_equal(np.concatenate(again), x.astype(np.float32))
+
+
+def test_opening_a_long_file_reads_only_its_header(tmp_path):
+    """Two hours of 44.1 kHz stereo (a sparse file, zeros): opening allocates nothing like its 1.3 GB."""
+    path = sparse_wav(tmp_path / "long.wav", seconds=7200)
+    tracemalloc.start()
+    try:
+        with AudioFile(path) as f:
+            first = next(f.blocks())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f.seconds == 7200 and first.shape[0] == BLOCK_FRAMES
+    assert peak < 10 * 2**20
+
+
+def test_a_truncated_mp3_is_refused_not_classified_in_part(tmp_path):
+    try:
+        sf.write(tmp_path / "a.mp3", tone(440, 10.0, 22050), 22050, format="MP3")
+    except (sf.LibsndfileError, TypeError, ValueError):
+        pytest.fail("this libsndfile cannot write MP3; the project requires >= 1.1")
+    data = (tmp_path / "a.mp3").read_bytes()
+    assert read_audio(tmp_path / "a.mp3").seconds == pytest.approx(10.0, abs=0.1)
+    (tmp_path / "cut.mp3").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match=r"cut.mp3: truncated: the header declares 10.00 s, only 4.\d+ s decode"):
+        read_audio(tmp_path / "cut.mp3")
+
+
+def test_a_truncated_ogg_is_refused(tmp_path):
+    sf.write(tmp_path / "a.ogg", tone(440, 10.0, 22050), 22050, format="OGG")
+    data = (tmp_path / "a.ogg").read_bytes()
+    (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="cut.ogg: "):
+        read_audio(tmp_path / "cut.ogg")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30, -2000.0])
+def test_the_same_sample_rule_for_files_and_pipes(tmp_path, bad):
+    """A NaN, or a float whose power overflows, would make every probability after it NaN (invalid JSON)."""
+    x = tone(440, 1.0, 22050)
+    x[100] = bad
+    sf.write(tmp_path / "f.wav", x, 22050, subtype="FLOAT")
+    message = "contains NaN or infinite samples" if not np.isfinite(bad) else "over 1000 times full scale"
+    with pytest.raises(AudioError, match=message):
+        read_audio(tmp_path / "f.wav")
+    with pytest.raises(AudioError, match=f"^stdin: .*{message}"):
+        check_samples(decode_pcm(x.astype("<f4").tobytes(), "f32le", 1), "stdin")
