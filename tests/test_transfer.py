@@ -165,8 +165,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
-         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1", "--cache", str(tmp_path / "c"),
-         "--out", str(out), "--version", "9.9.9"],
+         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1",
+         "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "embedded 12 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
