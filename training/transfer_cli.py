@@ -40,7 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--music-threshold", type=float, default=0.5,
                    help="mean music probability below which a window or file is no_music (default 0.5)")
     t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
-    t.add_argument("--fast-epochs", type=int, default=30)
+    t.add_argument("--fast-epochs", type=int, default=16)
+    t.add_argument("--fast-crops", type=int, default=4,
+                   help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
+                        "(default 4: the student needs to see padded short clips; the teacher does not)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
@@ -132,7 +135,7 @@ def _train(args) -> int:
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log)
+        _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log)
     return 0
 
 
@@ -186,16 +189,19 @@ def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
     return rows
 
 
-def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log) -> None:
+def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log) -> None:
     """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything."""
     import numpy as np
+    import soundfile as sf
     import torch
 
     from daemon.model import load_model
 
-    from .corpus import read_clip_windows
+    from .corpus import read_clip_windows, short_crops
     from .distill import DistillConfig, predict, train_student
+    from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
+    from .transfer import WindowSet
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
@@ -204,8 +210,17 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log) -
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in g + n}
     feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
     feats |= {c.clip_id: nset.x[nset.clip_index == i] for i, c in enumerate(nset.clips)}
+    rng = np.random.default_rng(args.seed)  # the same crops as --crops draws, so their embeddings are cached
+    crops = [c for clip in g if clip.kind == "long"
+             for c in short_crops(clip, sf.info(str(clip.path)).duration, args.fast_crops, rng)]
+    crops, crop_acts, _ = embed_clips(crops, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, args.backbone_model, 0, log)
+    cset = WindowSet.build(crops, crop_acts, final.parts)
+    feats |= {c.clip_id: cset.x[cset.clip_index == i] for i, c in enumerate(cset.clips)}
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop) for c in crops}
 
     def student_for(clips, heads):
+        tracks = {c.clip_id for c in clips}
+        clips = list(clips) + [c for c in crops if c.group in tracks]  # crops of the tracks it may learn from
         x = np.concatenate([raw[c.clip_id] for c in clips])
         gp, mp = heads.predict(np.concatenate([feats[c.clip_id] for c in clips]))
         return train_student(x, gp, mp, cfg, log)
@@ -227,6 +242,7 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, log) -
     torch.save(student.state_dict(), out / "fast.pt")
     spec = _export(out / "fast.onnx", student, args, labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
+        "teacher_labelled_crops_per_long_track": args.fast_crops,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
         "caveats": _caveats(cv, "fast variant"),
