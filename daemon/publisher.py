@@ -121,9 +121,9 @@ class Publisher:
 
     def _count_unacked(self) -> int:
         """QoS 1/2 messages not yet acknowledged (call with ``_lock`` held: ``_send`` appends under it)."""
-        while self._unacked and self._unacked[0].is_published():
+        while self._unacked and not _pending(self._unacked[0]):
             self._unacked.popleft()
-        return sum(not info.is_published() for info in self._unacked)
+        return sum(_pending(info) for info in self._unacked)
 
     def close(self, goodbye: Message, timeout: float = 0.5) -> None:
         """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.
@@ -205,3 +205,17 @@ class Publisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._acked:  # wake flush(), which checks what is still unacknowledged
             self._acked.notify_all()
+
+
+def _pending(info: mqtt.MQTTMessageInfo) -> bool:
+    """Sent at QoS 1/2 and not yet acknowledged.
+
+    A send made as the connection went is refused (not connected), yet paho keeps the message and sends it on
+    reconnecting; its ``is_published()`` raises on that old error code forever, so its flag is read directly.
+    """
+    try:
+        return not info.is_published()
+    except RuntimeError:
+        return not info._published  # paho's own flag, set when the broker acknowledges the resent message
+    except ValueError:  # refused for a full queue: never sent, nothing to wait for
+        return False

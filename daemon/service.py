@@ -263,6 +263,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             return 1  # a finished file whose last windows never reached the broker has not done its job
     failed = [r.id for r in runs if (r.reason or "").startswith("error")] + \
         [i for i, s in sources.items() if isinstance(s, Exception)]
+    if len(configs) == 1 and failed and runs:  # the one-stream form keeps its contract: a bad source is exit 2
+        raise AudioError(runs[0].reason.removeprefix("error: "))
     log.info("%s", reason if not failed else f"{reason}; failed: {', '.join(failed)}")
     # Stopped on request, the process did what it was asked (systemd would call a non-zero stop a failure); ending
     # by itself with a stream that never ran or broke, it did not.

@@ -246,6 +246,33 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
         publisher.close(Message("t/status", "{}", True))
 
 
+def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flush_does_not_raise(broker):
+    # The same window at QoS 1: paho refuses the send (not connected) but keeps the message and sends it on
+    # reconnecting. flush must wait for it, not fail on the refused send's error code.
+    sub = Subscriber(broker.url, topics=("t/#",), session="qos1-keeper")
+    sub.close()
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos1",
+                          hello=lambda: [Message("t/status", "{}", True)], will=Message("t/status", "{}", True), qos=1)
+    sent = []
+
+    def on_close(client, userdata, sock):
+        if not sent:
+            sent.append(1)
+            publisher.publish(Message("t/p", '{"n": 1}', False))
+
+    publisher._client.on_socket_close = on_close
+    publisher.start()
+    try:
+        assert publisher.flush(WAIT)
+        broker.stop()
+        broker.start()
+        assert publisher.flush(WAIT)
+        assert publisher.undelivered == 0
+    finally:
+        publisher.close(Message("t/status", "{}", True))
+    assert sent
+
+
 def test_mqtts_with_password_from_the_config_file(tls_broker, model, tmp_path):
     ca = tmp_path / "ca.pem"
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
