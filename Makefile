@@ -20,6 +20,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/dsp_bench.py
 	$(PY) benchmarks/daemon_bench.py
+	$(PY) benchmarks/scale_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

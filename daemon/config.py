@@ -24,9 +24,12 @@ from dsp.config import DEFAULT_DSP
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .cli import UserError
 from .decision import SMOOTHING, DecisionConfig
+from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's availability, so no stream may be called so
+SOURCE_RE = re.compile(r"^(file:.+|mic(:.*)?|stdin)$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
 PREFIX_RULE = "non-empty, no + or #, no trailing /"
@@ -107,13 +110,11 @@ def valid_token(token: str) -> bool:
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """Top-level keys of the daemon's TOML file (env ``GENRECAST_<KEY>``, flag ``--<key>``)."""
+class StreamSettings:
+    """One stream's source and the settings that may differ per stream (a ``[streams.<id>]`` table's keys)."""
 
-    source: str = "mic"
-    stream_id: str | None = None  # derived from the source when unset
-    model: str | None = None  # the bundled default model when unset
-    prefix: str = "genrecast"
+    stream_id: str
+    source: str
     speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
     loop: bool = False
     format: str = "s16le"  # stdin sources
@@ -126,20 +127,12 @@ class RunSettings:
     min_confidence: float = DecisionConfig.min_confidence
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
-    qos: int = 1
-    ha_discovery: bool = False
-    buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
-    threads: int = 1  # onnxruntime intra-op threads
-    log_level: str = "info"
-    broker: BrokerSettings = field(default_factory=BrokerSettings)
-    api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
         rules = {
-            "source": re.match(r"^(file:.+|mic(:.*)?|stdin)$", self.source) is not None,
-            "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
-            "prefix": valid_prefix(self.prefix),
+            "stream_id": STREAM_ID_RE.match(self.stream_id) is not None and self.stream_id != DAEMON_TOPIC,
+            "source": SOURCE_RE.match(self.source) is not None,
             "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
             "format": self.format in PCM_FORMATS,
             "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
@@ -151,20 +144,87 @@ class RunSettings:
             "min_confidence": 0 <= self.min_confidence <= 1,
             "leave_confidence": 0 <= self.leave_confidence <= self.min_confidence,
             "dwell_windows": 1 <= self.dwell_windows <= 1000,
+        }
+        hints = {
+            "stream_id": f"1-64 of A-Z a-z 0-9 _ -, not {DAEMON_TOPIC}",
+            "source": "file:PATH, mic, mic:DEVICE or stdin",
+            "format": " or ".join(PCM_FORMATS),
+            "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
+            "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
+            "smoothing": " or ".join(SMOOTHING),
+            "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
+        }
+        for key, ok in rules.items():
+            if not ok:
+                raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
+
+    def decision(self) -> DecisionConfig:
+        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
+                              self.leave_confidence, self.dwell_windows)
+
+
+PER_STREAM = tuple(f.name for f in fields(StreamSettings) if f.name not in ("stream_id", "source"))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Top-level keys of the daemon's TOML file (env ``GENRECAST_<KEY>``, flag ``--<key>``).
+
+    The per-stream keys (:data:`PER_STREAM`) here are every stream's defaults; a ``[streams.<id>]`` table overrides
+    them for its stream. Without ``streams``, ``source`` and ``stream_id`` describe the one stream.
+    """
+
+    source: str | None = None  # the one-stream shorthand; "mic" when no stream is configured at all
+    stream_id: str | None = None  # derived from the source when unset
+    streams: dict = field(default_factory=dict)  # id -> {"source": ..., per-stream keys}
+    name: str | None = None  # the process's name in <prefix>/_daemon/<name>/status (default: see daemon_name)
+    model: str | None = None  # the bundled default model when unset
+    prefix: str = "genrecast"
+    speed: float = 1.0
+    loop: bool = False
+    format: str = "s16le"
+    rate: int = DEFAULT_DSP.sample_rate
+    channels: int = 1
+    hop_seconds: float = 1.0
+    smoothing: str = SMOOTHING[0]
+    smoothing_windows: int = DecisionConfig.windows
+    silence_rms: float = DecisionConfig.silence_rms
+    min_confidence: float = DecisionConfig.min_confidence
+    leave_confidence: float = DecisionConfig.leave_confidence
+    dwell_windows: int = DecisionConfig.dwell_windows
+    qos: int = 1
+    ha_discovery: bool = False
+    buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
+    batch: int = 2  # most windows per model call: larger batches cost more per window (docs/daemon.md, Scale)
+    tick_seconds: float = 0.05  # windows of all streams ready within a tick share one model call
+    backlog_seconds: float = 10.0  # audio a stream may hold unprocessed; its oldest is dropped beyond this
+    stall_seconds: float = 10.0  # a live source silent (no audio at all) this long is marked stalled and reopened
+    threads: int = 1  # onnxruntime intra-op threads
+    log_level: str = "info"
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
+
+    def check(self) -> None:
+        """Range checks the types alone cannot express."""
+        rules = {
+            "source": self.source is None or SOURCE_RE.match(self.source) is not None,
+            "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
+            "name": self.name is None or STREAM_ID_RE.match(self.name) is not None,
+            "prefix": valid_prefix(self.prefix),
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
+            "batch": 1 <= self.batch <= 4096,
+            "tick_seconds": 0.001 <= self.tick_seconds <= 1,
+            "backlog_seconds": 1 <= self.backlog_seconds <= 3600,
+            "stall_seconds": 1 <= self.stall_seconds <= 3600,
             "threads": valid_threads(self.threads),
             "log_level": self.log_level in LOG_LEVELS,
         }
         hints = {
             "source": "file:PATH, mic, mic:DEVICE or stdin",
             "stream_id": "1-64 of A-Z a-z 0-9 _ -",
+            "name": "1-64 of A-Z a-z 0-9 _ -",
             "prefix": PREFIX_RULE,
-            "format": " or ".join(PCM_FORMATS),
-            "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
-            "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
-            "smoothing": " or ".join(SMOOTHING),
-            "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "qos": "0, 1 or 2",
             "log_level": " or ".join(LOG_LEVELS),
         }
@@ -173,10 +233,54 @@ class RunSettings:
                 raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
         self.broker.check()
         self.api.check()
+        self.stream_settings()
 
-    def decision(self) -> DecisionConfig:
-        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
-                              self.leave_confidence, self.dwell_windows)
+    def stream_settings(self) -> list[StreamSettings]:
+        """Every stream, its table laid over the top-level defaults; refuses mixing the forms and a second stdin."""
+        if self.streams and (self.source is not None or self.stream_id is not None):
+            raise ConfigError("source/stream_id and streams: use one form (several streams need streams only)")
+        defaults = {k: getattr(self, k) for k in PER_STREAM}
+        if not self.streams:
+            source = self.source or "mic"
+            tables = {self.stream_id or default_stream_id(source): {"source": source}}
+        else:
+            tables = self.streams
+        out = []
+        for stream_id, table in tables.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"streams.{stream_id}: expected a table")
+            if "source" not in table:
+                raise ConfigError(f"streams.{stream_id}: no source")
+            base = StreamSettings(str(stream_id), "mic", **defaults)
+            stream = _apply(base, {k: v for k, v in table.items() if k != "stream_id"}, "streams",
+                            scope=f"streams.{stream_id}.")
+            try:
+                stream.check()
+            except ConfigError as exc:
+                raise ConfigError(f"streams.{stream_id}.{exc}" if self.streams else str(exc)) from None
+            out.append(stream)
+        if sum(s.source == "stdin" for s in out) > 1:
+            raise ConfigError("streams: at most one stream may read stdin")
+        return out
+
+    def daemon_name(self) -> str:
+        """``name``, else the only stream's id (a one-stream process per instance), else the host's name."""
+        if self.name:
+            return self.name
+        streams = self.stream_settings()
+        if len(streams) == 1:
+            return streams[0].stream_id
+        import socket
+
+        return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:64].strip("-") or "genrecast"
+
+
+def parse_stream_flag(text: str) -> tuple[str, str]:
+    """``--stream kitchen=mic:USB`` -> ``("kitchen", "mic:USB")``."""
+    stream_id, sep, source = text.partition("=")
+    if not sep or not stream_id or not source:
+        raise ConfigError(f"--stream: expected ID=SOURCE, got {text!r}")
+    return stream_id, source
 
 
 def _coerce(key: str, value: object, hint: object, origin: str) -> object:
@@ -210,7 +314,11 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
         name = f"{scope}{key}"
         if key not in known:
             raise ConfigError(f"unknown setting {name!r} (from {origin})")
-        if hints[key] in TABLES.values():
+        if key == "streams":
+            if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
+                raise ConfigError(f"{name} (from {origin}): expected tables [streams.<id>]")
+            changes[key] = {**settings.streams, **{str(k): dict(t) for k, t in value.items()}}
+        elif hints[key] in TABLES.values():
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name} (from {origin}): expected a table")
             changes[key] = _apply(getattr(settings, key), value, origin, scope=f"{key}.")
@@ -268,6 +376,11 @@ def load_settings(
                     if f"broker_{k}" in given}
     if broker_flags:
         given["broker"] = broker_flags
+    if "streams" in given:  # --stream ID=SOURCE, repeated: added to the file's streams, replacing an id's source
+        pairs = [parse_stream_flag(t) for t in given.pop("streams")]
+        if len({i for i, _ in pairs}) < len(pairs):
+            raise ConfigError("--stream: the same stream id given twice")
+        given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
     settings = _apply(settings, given, "flags")
     settings.check()
     return settings

@@ -45,15 +45,42 @@ def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool, q
 
 @dataclass(frozen=True)
 class Status:
-    state: str  # "online" | "offline"
+    """A stream's retained availability; with ``daemon`` naming the process whose status must be online too."""
+
+    state: str  # "online" | "stalled" | "offline"
     model_id: str | None = None
     source: str | None = None
     reason: str | None = None
+    daemon: str | None = None  # the process's name: <prefix>/_daemon/<daemon>/status
+    instance: str | None = None  # the publishing process's MQTT client id, to tell two publishers apart
+    dropped_s: float | None = None  # audio dropped so far because processing fell behind, seconds
 
     def message(self, prefix: str, stream_id: str) -> Message:
         body = {"state": self.state, "time": utc_now()}
         body.update({k: v for k, v in asdict(self).items() if v is not None and k != "state"})
         return _message(prefix, stream_id, "status", body, retain=True, qos=1)
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    """The process's retained availability at ``<prefix>/_daemon/<name>/status``; its ``offline`` is the last will."""
+
+    state: str  # "online" | "offline"
+    instance: str
+    streams: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def message(self, prefix: str, name: str) -> Message:
+        body = {"version": VERSION, "daemon": name, "state": self.state, "time": utc_now(), "instance": self.instance}
+        if self.streams:
+            body["streams"] = list(self.streams)
+        if self.reason:
+            body["reason"] = self.reason
+        return Message(daemon_status_topic(prefix, name), json.dumps(body, separators=(",", ":")), retain=True, qos=1)
+
+
+def daemon_status_topic(prefix: str, name: str) -> str:
+    return f"{prefix}/_daemon/{name}/status"
 
 
 @dataclass(frozen=True)
@@ -104,8 +131,15 @@ class GenreChange:
         return _message(prefix, stream_id, "genre", body, retain=True)
 
 
-def ha_discovery(prefix: str, stream_id: str, model_id: str) -> Message:
-    """Home Assistant MQTT discovery for one sensor showing the stream's genre (or uncertain/no_music/silence)."""
+STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
+
+
+def ha_discovery(prefix: str, stream_id: str, model_id: str, daemon: str) -> Message:
+    """Home Assistant MQTT discovery for one sensor showing the stream's genre (or uncertain/no_music/silence).
+
+    Available only while both the stream's status and its process's status say online (``availability_mode: all``):
+    a process killed outright leaves its streams' retained ``online``, but the broker publishes the process's will.
+    """
     base = f"{prefix}/{stream_id}"
     config = {
         "name": "Genre",
@@ -115,10 +149,16 @@ def ha_discovery(prefix: str, stream_id: str, model_id: str) -> Message:
         "json_attributes_topic": f"{base}/genre",
         "availability": [{
             "topic": f"{base}/status",
+            "value_template": STALLED_IS_OFFLINE,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }, {
+            "topic": daemon_status_topic(prefix, daemon),
             "value_template": "{{ value_json.state }}",
             "payload_available": "online",
             "payload_not_available": "offline",
         }],
+        "availability_mode": "all",
         "icon": "mdi:music",
         "device": {
             "identifiers": [f"genrecast_{stream_id}"],

@@ -31,7 +31,9 @@ def _rms(samples: np.ndarray) -> float:
 class Pipeline:
     """Resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence gate."""
 
-    def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int) -> None:
+    def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0) -> None:
+        """``skip_seconds``: audio discarded at the start (offsets still count from the source's start), so
+        streams opened together do not all complete their windows in the same instant."""
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
         frame_s = cfg.hop_length / cfg.sample_rate
@@ -48,6 +50,20 @@ class Pipeline:
         self._recent = np.zeros(0, np.float32)
         self._recent_base = 0  # stream index of self._recent[0]
         self.windows_out = 0
+        self._in_rate = input_rate
+        self._fed = 0  # samples at the model's rate given to the log-mel stream so far
+        self._skip = round(skip_seconds * input_rate)  # input samples still to discard
+        self._offset = self._skip / input_rate  # seconds before our first sample
+
+    def samples_to_next_window(self) -> int:
+        """Input samples still missing before the next window is complete (the resampler's delay aside).
+
+        Pushing audio only once this much is waiting costs one push per window instead of one per chunk.
+        """
+        cfg = self.cfg
+        last_frame = self._windows.next_start + self._windows.win_frames - 1
+        need = last_frame * cfg.hop_length + cfg.n_fft - self._fed
+        return self._skip + max(0, -(-need * self._in_rate // cfg.sample_rate))
 
     @property
     def seconds_in(self) -> float:
@@ -55,14 +71,19 @@ class Pipeline:
         return (self._recent_base + self._recent.shape[0]) / self.cfg.sample_rate
 
     def push(self, samples: np.ndarray, last: bool = False) -> list[Window]:
+        if self._skip:
+            drop = min(self._skip, samples.shape[0])
+            samples, self._skip = samples[drop:], self._skip - drop
         x = self._resampler.push(samples, last=last)
+        self._fed += x.shape[0]
         self._recent = np.concatenate([self._recent, x])
         out = []
         rate = self.cfg.sample_rate
         for first, window in self._windows.push(self._logmel.push(x)):
             start = first * self.cfg.hop_length
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
-            out.append(Window(start / rate, (start + self._span) / rate, window, _rms(seg)))
+            out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate, window,
+                              _rms(seg)))
         if last and not out and self.windows_out == 0:
             out = self._short_input()
         drop = self._recent.shape[0] - self._span

@@ -4,7 +4,8 @@ While connected, messages go straight to paho. While not, they wait in a bounded
 dropped and counted in the log). On every (re)connect the ``online`` status goes first, then the newest
 retained message of each topic (genre, discovery), so a broker restarted without persistence learns the
 current state, then the buffer.
-The broker's last will marks the stream ``offline`` if the daemon dies without saying goodbye.
+The broker's last will marks the process ``offline`` (``<prefix>/_daemon/<name>/status``) if it dies without
+saying goodbye; one connection carries every stream of the process, and has only that one will.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to thi
 
 
 class Publisher:
-    def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[], Message], will: Message,
+    def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[], list[Message]], will: Message,
                  qos: int = 1, buffer_messages: int = 1000) -> None:
-        """``hello`` makes the retained ``online`` status, sent first on every connect with a fresh time."""
+        """``hello`` makes the retained statuses (the process's first), sent first on every connect with a fresh time.
+
+        They replace any older retained message of the same topics.
+        """
         self.broker, self.qos, self._hello = broker, qos, hello
         self._buffer: deque[Message] = deque()
         self._limit = buffer_messages
@@ -55,7 +59,25 @@ class Publisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
+        self._watched: list[str] = []
+        self._on_watched: Callable[[str, bytes], None] | None = None
+
+    def watch(self, topics: list[str], handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe to ``topics`` on every connect, after our own retained messages went out; call before start.
+
+        ``handler(topic, payload)`` runs on paho's thread; an exception in it is logged, never fatal.
+        """
+        self._watched, self._on_watched = list(topics), handler
+
+    def resend(self, topic: str) -> None:
+        """Publish the newest retained message of ``topic`` again (to win back a topic another client overwrote)."""
+        fresh = {m.topic: m for m in self._hello()}
+        with self._lock:
+            msg = fresh.get(topic) or self._sticky.get(topic)
+        if msg is not None:
+            self.publish(msg)
 
     def start(self) -> None:
         """Connect in the background; a broker that is down now is retried with backoff."""
@@ -99,9 +121,9 @@ class Publisher:
 
     def _count_unacked(self) -> int:
         """QoS 1/2 messages not yet acknowledged (call with ``_lock`` held: ``_send`` appends under it)."""
-        while self._unacked and self._unacked[0].is_published():
+        while self._unacked and not _pending(self._unacked[0]):
             self._unacked.popleft()
-        return sum(not info.is_published() for info in self._unacked)
+        return sum(_pending(info) for info in self._unacked)
 
     def close(self, goodbye: Message, timeout: float = 0.5) -> None:
         """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.
@@ -139,12 +161,16 @@ class Publisher:
             self._failures.failed(refusal(reason_code))
             return
         with self._lock:
-            for msg in [self._hello(), *self._sticky.values()]:
+            hello = self._hello()
+            fresh = {m.topic for m in hello}
+            for msg in [*hello, *(m for t, m in self._sticky.items() if t not in fresh)]:
                 self._send(msg)
             waiting = len(self._buffer)
             while self._buffer:
                 self._send(self._buffer.popleft())
             self._connected = True
+            if self._watched:  # after our retained messages: what comes back is ours or newer than ours
+                client.subscribe([(t, 1) for t in self._watched])
             dropped = self.dropped - self._dropped_logged
             self._dropped_logged = self.dropped
         self._failures.succeeded()
@@ -168,6 +194,28 @@ class Publisher:
         else:  # dropped before any answer: plain MQTT spoken to a TLS port, say
             self._failures.failed()
 
+    def _on_message(self, client, userdata, msg) -> None:
+        if self._on_watched is None:
+            return
+        try:
+            self._on_watched(msg.topic, msg.payload)
+        except Exception:  # an exception escaping a paho callback would stop the network thread
+            log.exception("handling a message on %s failed", msg.topic[:200])
+
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._acked:  # wake flush(), which checks what is still unacknowledged
             self._acked.notify_all()
+
+
+def _pending(info: mqtt.MQTTMessageInfo) -> bool:
+    """Sent at QoS 1/2 and not yet acknowledged.
+
+    A send made as the connection went is refused (not connected), yet paho keeps the message and sends it on
+    reconnecting; its ``is_published()`` raises on that old error code forever, so its flag is read directly.
+    """
+    try:
+        return not info.is_published()
+    except RuntimeError:
+        return not info._published  # paho's own flag, set when the broker acknowledges the resent message
+    except ValueError:  # refused for a full queue: never sent, nothing to wait for
+        return False

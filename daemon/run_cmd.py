@@ -13,13 +13,18 @@ def register(sub) -> None:
     from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
 
     defaults = RunSettings()
-    p = sub.add_parser("run", help="classify a live source and publish genre events over MQTT",
+    # allow_abbrev=False: otherwise `--stream` would be ambiguous with, and `--stream-i` taken for, `--stream-id`.
+    p = sub.add_parser("run", allow_abbrev=False, help="classify a live source and publish genre events over MQTT",
                        description="Classify audio continuously and publish genre events over MQTT. "
                                    "Settings: TOML file < GENRECAST_* environment < flags.")
     p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
                    help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
     p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
     p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
+    p.add_argument("--stream", dest="streams", action="append", metavar="ID=SOURCE",
+                   help="one of several streams in this process (repeat it; per-stream settings: [streams.ID])")
+    p.add_argument("--name", help="this process's name in <prefix>/_daemon/NAME/status (default: the stream id "
+                                  "with one stream, else the host name)")
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
     p.add_argument("--username", dest="broker_username")
@@ -47,6 +52,9 @@ def register(sub) -> None:
                    help="announce the stream to Home Assistant (MQTT discovery)")
     p.add_argument("--buffer-messages", dest="buffer_messages", type=int,
                    help="messages kept while the broker is unreachable (1000)")
+    p.add_argument("--batch", type=int, help=f"most windows per model call (default {defaults.batch})")
+    p.add_argument("--stall", dest="stall_seconds", type=float,
+                   help=f"a live source with no audio this long is stalled and reopened ({defaults.stall_seconds:g} s)")
     p.add_argument("--threads", type=int, help="onnxruntime threads (1)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
     p.set_defaults(func=handler)

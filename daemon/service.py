@@ -1,7 +1,9 @@
-"""The daemon's loop: source -> pipeline -> model -> decision -> publisher, one way, until the source ends or a signal.
+"""The daemon's loop: N sources -> pipelines -> one model -> decisions -> one publisher, until every source ends.
 
-Side effects (MQTT, systemd notifications, signals, logs) stay at the edges; the loop itself only
-moves typed values along.
+Each stream's source is read on its own thread into a bounded backlog (:mod:`daemon.intake`). One loop takes what
+every stream has each tick, cuts windows, classifies the windows of all streams that are ready in one batched model
+call, and publishes each stream's messages on its own topics over the process's one MQTT connection. Side effects
+(MQTT, systemd notifications, signals, logs) stay at the edges; the loop itself only moves typed values along.
 """
 
 from __future__ import annotations
@@ -14,16 +16,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp import AudioError
 from dsp.windows import MIN_SECONDS
 
-from .config import RunSettings
+from .config import RunSettings, StreamSettings
 from .decision import Decider, State
-from .events import GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
-from .model import load_model
+from .events import (
+    DaemonStatus,
+    GenreChange,
+    Prediction,
+    Status,
+    UnpublishableError,
+    daemon_status_topic,
+    ha_discovery,
+    utc_now,
+)
+from .intake import Intake
+from .model import GenreModel, load_model
 from .notify import Notifier
+from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
 from .publisher import RECONNECT_MAX_SECONDS, Publisher
-from .sources import default_stream_id, open_source
+from .sources import MicSource, open_source
 
 log = logging.getLogger("genrecast.run")
 
@@ -32,6 +46,9 @@ log = logging.getLogger("genrecast.run")
 END_FLUSH_SECONDS = RECONNECT_MAX_SECONDS + 10.0
 STOP_FLUSH_SECONDS = 1.0  # after SIGTERM: the backlog gets this long, then the goodbye at most GOODBYE_SECONDS,
 GOODBYE_SECONDS = 0.5  # 1.5 s in all, inside the 2 s promised (the rest is for the interpreter to exit)
+TAKE_SECONDS = 1.0  # audio taken from one stream per tick: a stream with a backlog cannot starve the others
+DROP_STATUS_EVERY = 5.0  # seconds between status messages that report a growing drop count
+GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop feeding systemd's watchdog
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -57,75 +74,262 @@ class _Tracker:
         return True
 
 
+class StreamRun:
+    """One stream's per-window work and its availability: pipeline, decider, status, stall and drop accounting."""
+
+    def __init__(self, cfg: StreamSettings, source, settings: RunSettings, model: GenreModel, publisher: Publisher,
+                 daemon: str, instance: str, phase: float = 0.0) -> None:
+        """``phase`` in [0, 1): a live stream skips that part of its first hop, so that the windows of streams
+        started together are spread over the hop instead of all reaching the model in one tick."""
+        self.cfg, self.id = cfg, cfg.stream_id
+        self.model, self.publisher, self.prefix = model, publisher, settings.prefix
+        self.daemon, self.instance = daemon, instance
+        kind = cfg.source.partition(":")[0]
+        # Live: a pause means something is wrong. A file read as fast as possible waits for us instead (no drops).
+        self.live = kind in ("mic", "stdin") or cfg.speed > 0
+        self.reopenable = kind == "mic"
+        opener = (lambda: MicSource(cfg.source.partition(":")[2] or None, rate=source.sample_rate)) if \
+            self.reopenable else None
+        self.intake = Intake(self.id, source, opener, settings.backlog_seconds, drop_oldest=self.live)
+        self.pipeline = Pipeline(model.spec, cfg.hop_seconds, source.sample_rate,
+                                 skip_seconds=phase * cfg.hop_seconds if self.live else 0.0)
+        self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
+        self.tracker = _Tracker()
+        self.state = "online"
+        self.reason: str | None = None
+        self.stall_seconds = settings.stall_seconds
+        self.stalled_since = self.last_reopen = 0.0
+        self.dropped_reported, self.drop_status_at = 0, 0.0
+        self.take_samples = round(TAKE_SECONDS * source.sample_rate)
+        self.consumed = 0  # input samples taken so far
+        self.last_label = ""
+
+    def push(self, chunks: list) -> list[tuple[Window, float]]:
+        """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
+        samples = np.concatenate([c.samples for c in chunks]) if len(chunks) > 1 else chunks[0].samples
+        ends = self.consumed + np.cumsum([c.samples.shape[0] for c in chunks])
+        self.consumed = int(ends[-1])
+        rate = self.intake.sample_rate
+        out = []
+        for w in self.pipeline.push(samples):
+            i = min(int(np.searchsorted(ends, w.end_s * rate - 0.5)), len(chunks) - 1)
+            out.append((w, chunks[i].handed_at))
+        return out
+
+    @property
+    def dropped_s(self) -> float:
+        return round(self.intake.dropped / self.intake.sample_rate, 3)
+
+    def status(self) -> Status:
+        return Status(self.state, self.model.model_id, self.intake.description, self.reason, self.daemon,
+                      self.instance, self.dropped_s)
+
+    def publish_status(self) -> None:
+        self.publisher.publish(self.status().message(self.prefix, self.id))
+
+    def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float) -> None:
+        state = self.decider.update(p, music, window.rms)
+        spec = self.model.spec
+        try:
+            self.publisher.publish(Prediction(
+                self.model.model_id, window.start_s, window.end_s, dict(zip(spec.labels, map(float, p), strict=True)),
+                state, window.rms, (time.monotonic() - handed_at) * 1000.0,
+                float(music) if spec.has_music_head else None,
+            ).message(self.prefix, self.id))
+        except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
+            log.warning("stream %s: %s; not sent", self.id, exc)
+            return
+        if self.tracker.changed(state):
+            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since).message(self.prefix,
+                                                                                                       self.id))
+            self.last_label = f"{state.genre or state.kind} ({state.confidence:.2f})"
+            log.info("stream %s: %s from %.1f s", self.id, self.last_label, window.start_s)
+
+    def check(self, now: float) -> None:
+        """Stall and drop accounting, once per tick: say it in the log and the status, reopen what can be."""
+        silent = now - self.intake.last_audio
+        if self.live and self.state == "online" and silent > self.stall_seconds:
+            self.state, self.stalled_since = "stalled", now
+            self.reason = f"no audio for {self.stall_seconds:g} s"
+            log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,
+                        silent, "; reopening it" if self.reopenable else "")
+            self.publish_status()
+            self._reopen(now)
+        elif self.state == "stalled" and silent <= self.stall_seconds:
+            log.info("stream %s: audio again after %.0f s", self.id, now - self.stalled_since + self.stall_seconds)
+            self.state, self.reason = "online", None
+            self.publish_status()
+        elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
+            self._reopen(now)
+        if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
+            log.warning("stream %s: processing fell behind; %.1f s of its oldest audio dropped so far", self.id,
+                        self.dropped_s)
+            self.dropped_reported, self.drop_status_at = self.intake.dropped, now
+            self.publish_status()
+
+    def _reopen(self, now: float) -> None:
+        if self.reopenable:
+            self.last_reopen = now
+            self.intake.reopen()
+
+    def stalled_for(self, now: float) -> float:
+        return now - self.stalled_since if self.state == "stalled" else 0.0
+
+    def end(self, reason: str) -> None:
+        self.state, self.reason = "offline", reason
+        if reason == "end of stream" and not self.pipeline.windows_out:
+            log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
+                        self.id, self.pipeline.seconds_in, MIN_SECONDS)
+        self.intake.close()
+        (log.error if reason.startswith("error") else log.info)("stream %s: %s", self.id, reason)
+        self.publish_status()
+
+
+def _open(cfg: StreamSettings):
+    return open_source(cfg.source, cfg.speed, cfg.loop, cfg.format, cfg.rate, cfg.channels)
+
+
 def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier | None = None) -> int:
-    """Classify ``settings.source`` until it ends (exit 0 once everything is delivered) or ``stop`` is set."""
+    """Classify every configured stream until all end (exit 0 once everything is delivered) or ``stop`` is set."""
     notifier = notifier or Notifier()
+    configs = settings.stream_settings()
     model = load_model(settings.model, settings.threads)
-    source = open_source(settings.source, settings.speed, settings.loop, settings.format, settings.rate,
-                         settings.channels)
-    pipeline = Pipeline(model.spec, settings.hop_seconds, source.sample_rate)  # refuses a hop under one frame
-    stream_id = settings.stream_id or default_stream_id(settings.source)
-    prefix, model_id = settings.prefix, model.model_id
+    sources = {}
+    for cfg in configs:
+        try:
+            sources[cfg.stream_id] = _open(cfg)
+        except AudioError as exc:
+            if len(configs) == 1:
+                raise
+            sources[cfg.stream_id] = exc  # this stream reports it in its status; the others go on
+    if not any(not isinstance(s, Exception) for s in sources.values()):
+        raise AudioError("no stream's source could be opened: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
+    name, prefix, model_id = settings.daemon_name(), settings.prefix, model.model_id
+    instance = client_id(name)
+    ids = tuple(c.stream_id for c in configs)
     broker = settings.broker.to_broker()
+    runs: list[StreamRun] = []
     publisher = Publisher(
-        broker, f"genrecast-{stream_id}",
-        hello=lambda: Status("online", model_id, source.description).message(prefix, stream_id),
-        will=Status("offline", reason="connection lost").message(prefix, stream_id),
+        broker, instance,
+        hello=lambda: [DaemonStatus("online", instance, ids).message(prefix, name),
+                       *(r.status().message(prefix, r.id) for r in runs)],
+        will=DaemonStatus("offline", instance, ids, reason="connection lost").message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
-    if settings.ha_discovery:
-        publisher.publish(ha_discovery(prefix, stream_id, model_id))
+    for cfg in configs:
+        source = sources[cfg.stream_id]
+        if isinstance(source, Exception):
+            log.error("stream %s: %s", cfg.stream_id, source)
+            publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance)
+                              .message(prefix, cfg.stream_id))
+            continue
+        runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs)))
+    for run in runs:
+        run.publish_status()
+        if settings.ha_discovery:
+            publisher.publish(ha_discovery(prefix, run.id, model_id, name))
+    peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
+                                 **{f"{prefix}/{i}/status": f"stream {i}" for i in ids}}, publisher.resend)
+    publisher.watch(list(peers.topics), peers.on_message)
     publisher.start()
-    decider = Decider(model.spec.labels, settings.decision(), model.spec.music_threshold)
-    tracker = _Tracker()
-    log.info("stream %s: %s at %d Hz, model %s, a window every %.3f s, broker %s, topics %s/%s/#", stream_id,
-             source.description, source.sample_rate, model_id, pipeline.hop_seconds, broker.url, prefix, stream_id)
-    notifier.ready(f"classifying {source.description}")
-
-    def handle(windows: list[Window], handed_at: float) -> None:
-        if not windows:
-            return
-        out = model.predict(np.stack([w.logmel for w in windows]))
-        for window, p, music in zip(windows, out.genre, out.music, strict=True):
-            state = decider.update(p, music, window.rms)
-            try:
-                publisher.publish(Prediction(
-                    model_id, window.start_s, window.end_s, dict(zip(model.spec.labels, map(float, p), strict=True)),
-                    state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                    float(music) if model.spec.has_music_head else None,
-                ).message(prefix, stream_id))
-            except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
-                log.warning("stream %s: %s; not sent", stream_id, exc)
-                continue
-            if tracker.changed(state):
-                publisher.publish(GenreChange(model_id, state, tracker.since).message(prefix, stream_id))
-                label = state.genre or state.kind
-                log.info("stream %s: %s (%.2f) from %.1f s", stream_id, label, state.confidence, window.start_s)
-                notifier.status(f"{label} ({state.confidence:.2f})")
+    for run in runs:
+        run.intake.start()
+        log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#", run.id, run.intake.description,
+                 run.intake.sample_rate, run.pipeline.hop_seconds, prefix, run.id)
+    log.info("process %s (client id %s): %d stream(s), model %s, broker %s", name, instance, len(runs), model_id,
+             broker.url)
+    notifier.ready(f"classifying {len(runs)} stream(s)" if len(configs) > 1 else
+                   f"classifying {runs[0].intake.description}")
 
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        for chunk in source.chunks(stop):  # an idle live source yields empty chunks: the watchdog sees the loop
-            handle(pipeline.push(chunk.samples), chunk.handed_at)
-            notifier.watchdog()
+        _loop(runs, model, settings, stop, notifier, multi=len(configs) > 1)
         if not stop.is_set():
-            handle(pipeline.push(np.zeros(0, np.float32), last=True), time.monotonic())
-            if not pipeline.windows_out:
-                log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
-                            stream_id, pipeline.seconds_in, MIN_SECONDS)
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
-            log.info("stream %s: source ended; %d messages still to deliver", stream_id, publisher.undelivered)
+            log.info("every source ended; %d messages still to deliver", publisher.undelivered)
     except BaseException as exc:
         reason = f"error: {exc}"
         raise
     finally:
         notifier.stopping()
+        for run in runs:
+            if run.state != "offline":
+                run.end(reason)
         delivered = publisher.flush(flush_seconds)
-        publisher.close(Status("offline", model_id, source.description, reason).message(prefix, stream_id),
-                        GOODBYE_SECONDS)
+        publisher.close(DaemonStatus("offline", instance, ids, reason).message(prefix, name), GOODBYE_SECONDS)
     if not delivered:
-        log.warning("stream %s: %d messages not delivered to %s", stream_id, publisher.undelivered, broker.url)
+        log.warning("%d messages not delivered to %s", publisher.undelivered, broker.url)
         if reason == "end of stream":
             return 1  # a finished file whose last windows never reached the broker has not done its job
-    log.info("stream %s: %s", stream_id, reason)
-    return 0
+    failed = [r.id for r in runs if (r.reason or "").startswith("error")] + \
+        [i for i, s in sources.items() if isinstance(s, Exception)]
+    if len(configs) == 1 and failed and runs:  # the one-stream form keeps its contract: a bad source is exit 2
+        raise AudioError(runs[0].reason.removeprefix("error: "))
+    log.info("%s", reason if not failed else f"{reason}; failed: {', '.join(failed)}")
+    # Stopped on request, the process did what it was asked (systemd would call a non-zero stop a failure); ending
+    # by itself with a stream that never ran or broke, it did not.
+    return 1 if failed and reason != "stopped" else 0
+
+
+def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop: threading.Event,
+          notifier: Notifier, multi: bool) -> None:
+    """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish."""
+    summary = ""
+    while not stop.is_set():
+        started = time.monotonic()
+        work: list[tuple[StreamRun, Window, float]] = []
+        behind = False
+        for run in runs:
+            if run.state == "offline":
+                continue
+            waiting, need = run.intake.held, run.pipeline.samples_to_next_window()
+            if waiting < min(need, run.intake.limit // 2) and run.intake.end_reason is None:
+                continue  # not enough for a window yet: one push per window, not one per chunk
+            chunks = run.intake.take(run.take_samples)
+            if chunks:
+                work += [(run, w, handed_at) for w, handed_at in run.push(chunks)]
+            if run.intake.finished:
+                work += [(run, w, time.monotonic()) for w in run.pipeline.push(np.zeros(0, np.float32), last=True)]
+            else:
+                behind = behind or run.intake.held >= run.pipeline.samples_to_next_window()
+        _classify(work, model, settings.batch)
+        now = time.monotonic()
+        for run in runs:
+            if run.state != "offline" and run.intake.finished:
+                run.end(run.intake.end_reason)
+            elif run.state != "offline":
+                run.check(now)
+        live = [r for r in runs if r.state != "offline"]
+        if not live:
+            return
+        # The whole loop is healthy while it turns and some stream is not stuck; one stalled microphone among many
+        # is that stream's business (status, reopen), but a process whose every source is dead needs a restart.
+        give_up = GIVE_UP_STALLS * settings.stall_seconds
+        stuck = all(r.live and r.stalled_for(now) > give_up for r in live)
+        if stuck:
+            text = f"every stream stalled for over {give_up:g} s: watchdog not fed"
+            if text != summary:
+                log.error("%s; systemd's watchdog (if any) will restart the service", text)
+        else:
+            text = _summary(live) if multi else runs[0].last_label or f"classifying {runs[0].intake.description}"
+        if text != summary:
+            summary = text
+            notifier.status(text)
+        if not stuck:
+            notifier.watchdog()
+        if not behind:
+            stop.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))
+
+
+def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, batch: int) -> None:
+    """One model call per ``batch`` windows, whichever streams they come from."""
+    for i in range(0, len(work), batch):
+        part = work[i : i + batch]
+        out = model.predict(np.stack([w.logmel for _, w, _ in part]))
+        for (run, window, handed_at), p, music in zip(part, out.genre, out.music, strict=True):
+            run.classified(window, p, music, handed_at)
+
+
+def _summary(live: list[StreamRun]) -> str:
+    stalled = sum(r.state == "stalled" for r in live)
+    return f"{len(live)} stream(s) running, {stalled} stalled" if stalled else f"{len(live)} stream(s) running"

@@ -180,15 +180,16 @@ def find_device(pa, wanted: str | None) -> dict:
 class MicSource:
     """A live input through PortAudio, reopened with backoff when it disappears."""
 
-    def __init__(self, device: str | None) -> None:
+    def __init__(self, device: str | None, rate: int | None = None) -> None:
+        """``rate``: open at this rate (a reopened microphone keeps its stream's rate), else the device's own."""
         self.wanted = device
         self._pa = self._stream = None
         try:
-            info = self._open(rate=None)  # fail fast on a wrong device at start-up
+            info = self._open(rate=rate)  # fail fast on a wrong device at start-up
         except OSError as exc:
             raise AudioError(f"mic:{device or 'default'}: cannot open ({exc})") from None
         self.description = f"mic:{info['name']}"
-        self.sample_rate = int(info["defaultSampleRate"])
+        self.sample_rate = rate or int(info["defaultSampleRate"])
 
     def _open(self, rate: int | None) -> dict:
         import pyaudio

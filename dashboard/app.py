@@ -42,6 +42,16 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         className="page",
         children=[
             html.Header([html.H1("genrecast"), html.Div(id="header", className="header-info")], className="top"),
+            html.Div(
+                [
+                    dcc.Input(id="search", type="search", placeholder="filter streams: id, genre or state",
+                              debounce=False, className="search"),
+                    dcc.Dropdown(id="order", options=[{"label": f"by {o}", "value": o} for o in render.ORDERS],
+                                 value=render.ORDERS[0], clearable=False, searchable=False, className="order"),
+                    html.Span(id="shown", className="muted"),
+                ],
+                className="overview-controls",
+            ),
             html.Section(id="overview", className="cards"),
             html.Section(
                 id="stream-panel",
@@ -79,22 +89,53 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
                 ],
             ),
             dcc.Interval(id="tick", interval=refresh_ms),
-            dcc.Store(id="drawn"),  # [history version, stream id] of the figures now on the page
+            dcc.Store(id="liveness"),  # every stream's age line and status pill, written into the cards below
+            dcc.Store(id="overview-key"),  # what the cards on the page show, but for liveness
+            dcc.Store(id="liveness-done"),
+            dcc.Store(id="drawn"),  # [stream id, its last message time] of the figures now on the page
         ],
     )
 
     @app.callback(
         Output("header", "children"),
         Output("overview", "children"),
+        Output("overview", "className"),
+        Output("overview-key", "data"),
+        Output("liveness", "data"),
+        Output("shown", "children"),
         Output("stream-select", "options"),
         Output("stream-select", "value"),
         Output("stream-panel", "hidden"),
         Input("tick", "n_intervals"),
+        Input("search", "value"),
+        Input("order", "value"),
         State("stream-select", "value"),
         State("stream-select", "options"),
+        State("overview-key", "data"),
     )
-    def refresh_overview(_tick, selected, options):
-        return overview_outputs(history, feed, selected, options)
+    def refresh_overview(_tick, query, order, selected, options, drawn_key):
+        return overview_outputs(history, feed, selected, options, query or "", order or render.ORDERS[0], drawn_key)
+
+    # In the browser: write each card's age line and status pill, without React redrawing hundreds of cards.
+    app.clientside_callback(
+        """
+        function(live) {
+            if (!live) { return window.dash_clientside.no_update; }
+            document.querySelectorAll('#overview .card').forEach(function(card) {
+                const row = live[card.dataset.stream];
+                if (!row) { return; }
+                const age = card.querySelector('.age'), pill = card.querySelector('.status');
+                if (age && age.textContent !== row[0]) { age.textContent = row[0]; }
+                if (pill && pill.textContent !== row[1]) { pill.textContent = row[1]; }
+                if (pill && pill.className !== row[2]) { pill.className = row[2]; }
+                if (pill && pill.title !== row[3]) { pill.title = row[3]; }
+            });
+            return window.dash_clientside.no_update;
+        }
+        """,
+        Output("liveness-done", "data"),
+        Input("liveness", "data"),
+    )
 
     @app.callback(
         Output("probabilities", "figure"),
@@ -116,15 +157,26 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     return app
 
 
-def overview_outputs(history: History, feed: Feed, selected: str | None, options: list | None) -> tuple:
-    """The header, the cards and the stream picker, for one poll."""
-    snapshot, status = history.snapshot(), feed.status()
+def overview_outputs(history: History, feed: Feed, selected: str | None, options: list | None, query: str = "",
+                     order: str = "id", drawn_key: str | None = None) -> tuple:
+    """The header, the cards (only when more than ages and pills changed), every card's liveness, and the picker."""
+    snapshot, status, now = history.snapshot(timelines=False), feed.status(), history.clock()
     ids = [v.stream_id for v in snapshot.streams]
     new_options = [{"label": i, "value": i} for i in ids]
     new_selected = selected if selected in ids else (ids[0] if ids else None)
+    compact = len(ids) > render.COMPACT_FROM
+    key = render.overview_key(snapshot, now, new_selected, status.connected, query, order, compact)
+    if key == drawn_key:  # hundreds of cards are costly to redraw: only ages and pills moved, see liveness
+        cards = shown = no_update
+    else:
+        cards, shown = render.overview(snapshot, now, new_selected, status, feed.prefix, query, order)
     return (
         render.header(status, snapshot),
-        render.overview(snapshot, history.clock(), new_selected, status, feed.prefix),
+        cards,
+        "cards compact" if compact else "cards",
+        key if key != drawn_key else no_update,
+        render.liveness(snapshot, now, status.connected),
+        shown,
         # setting a property, even to its value, would rerun the callbacks that read it
         new_options if new_options != options else no_update,
         new_selected if new_selected != selected else no_update,
@@ -133,12 +185,12 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
 
 
 def stream_outputs(history: History, selected: str | None, drawn: list | None) -> tuple:
-    """The selected stream's figures and facts, or ``no_update`` when nothing changed since they were drawn."""
-    snapshot = history.snapshot()
-    if drawn == [snapshot.version, selected]:
-        return no_update, no_update, no_update, no_update  # the figures are heavy; resend only on news
-    view = snapshot.stream(selected)
-    return (*render.stream_panel(view), [snapshot.version, selected])
+    """The selected stream's figures and facts, or ``no_update`` when it has no news since they were drawn."""
+    view = history.stream(selected)
+    key = [selected, view.last_message_at if view else None]
+    if drawn == key:  # the figures are heavy; resend only when this stream has news, not any of hundreds
+        return no_update, no_update, no_update, no_update
+    return (*render.stream_panel(view), key)
 
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:

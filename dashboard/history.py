@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from .parse import Decision, GenreChange, Message, Prediction, Retired, Status
+from .parse import Decision, GenreChange, Message, Prediction, ProcessStatus, Retired, Status
 
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
-DEFAULT_MAX_STREAMS = 64
+DEFAULT_MAX_STREAMS = 1000  # a fleet's worth (one dashboard for many multi-stream daemons); memory: docs/dashboard.md
 STALE_AFTER_S = 10.0  # an online stream this quiet is "stalled"; the daemon sends a window per second
 FORGOTTEN_IDS = 1024  # evicted stream ids remembered, to fetch their retained state if they speak again
 
@@ -33,11 +33,15 @@ class StreamView:
     model_id: str | None = None
     latest: Prediction | None = None
     timeline: tuple[Prediction, ...] = ()
+    process_gone: str | None = None  # why the process publishing this stream is offline (its will), else None
 
     def liveness(self, now: float, connected: bool) -> str:
-        """online / offline from the retained status; "stalled" when an online daemon has gone quiet although our
-        broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
+        """online / offline from the retained status, offline too when the process publishing it is (its last will
+        says so: the stream's own retained status cannot); "stalled" when an online daemon has gone quiet although
+        our broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
         state = self.status.state if self.status else "no status"
+        if state != "offline" and self.process_gone is not None:
+            return "offline"
         if state == "online" and connected and now - self.last_message_at > STALE_AFTER_S:
             return "stalled"
         return state
@@ -83,12 +87,16 @@ class History:
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._forgotten: OrderedDict[str, None] = OrderedDict()  # evicted ids, newest last, bounded
+        self._gone: dict[str, str] = {}  # process name -> why it is offline, for processes whose status says so
         self._version = 0
 
     def add(self, message: Message) -> bool:
         """Take one message; True when it brought back a forgotten stream without its retained state."""
         with self._lock:
             self._version += 1
+            if isinstance(message, ProcessStatus):
+                self._process(message)
+                return
             if isinstance(message, Retired):
                 self._streams.pop(message.stream_id, None)
                 return False
@@ -106,6 +114,7 @@ class History:
             match message:
                 case Status():
                     changes["status"] = message
+                    changes["process_gone"] = self._gone.get(message.daemon) if message.daemon else None
                     if message.model_id:
                         changes["model_id"] = message.model_id
                 case Prediction():
@@ -125,9 +134,31 @@ class History:
         while len(self._forgotten) > FORGOTTEN_IDS:
             self._forgotten.popitem(last=False)
 
-    def snapshot(self) -> Snapshot:
+    def _process(self, message: ProcessStatus) -> None:
+        """A process went offline (or came back): every stream it publishes follows; bounded like the streams."""
+        if message.online:
+            self._gone.pop(message.name, None)
+        elif message.name in self._gone or len(self._gone) < self.max_streams:
+            self._gone[message.name] = f"its process {message.name} is offline ({message.reason or 'no reason'})"
+        gone = self._gone.get(message.name)
+        for stream in self._streams.values():
+            if stream.view.status and stream.view.status.daemon == message.name:
+                stream.view = replace(stream.view, process_gone=gone)
+
+    def snapshot(self, timelines: bool = True) -> Snapshot:
+        """Every stream; without ``timelines`` (the overview) no window history is copied, which at hundreds of
+        streams is most of the cost."""
         with self._lock:
-            views = [replace(s.view, timeline=tuple(s.timeline)) for s in self._streams.values()]
+            if timelines:
+                views = [replace(s.view, timeline=tuple(s.timeline)) for s in self._streams.values()]
+            else:
+                views = [s.view for s in self._streams.values()]
             version = self._version
         return Snapshot(streams=tuple(sorted(views, key=lambda v: v.stream_id)), version=version)
+
+    def stream(self, stream_id: str | None) -> StreamView | None:
+        """One stream with its timeline (the detail view: no other stream's timeline is copied)."""
+        with self._lock:
+            s = self._streams.get(stream_id) if stream_id is not None else None
+            return replace(s.view, timeline=tuple(s.timeline)) if s else None
 

@@ -17,7 +17,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
 MAX_LABELS = 64
 STATES = ("genre", "uncertain", "no_music", "silence")
-STATUSES = ("online", "offline")
+STATUSES = ("online", "stalled", "offline")
 KINDS = ("status", "prediction", "genre")
 # Times a daemon can send: a clock that never synced still reads 1970 or later. Outside this range local-time
 # conversion overflows (year 1 or 9999 moved to another zone), so such a time is refused, not rendered.
@@ -49,6 +49,16 @@ class Status:
     time: datetime
     model_id: str | None = None
     source: str | None = None
+    reason: str | None = None
+    daemon: str | None = None  # the publishing process: the stream is down while that process's status is offline
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """``<prefix>/_daemon/<name>/status``: a daemon process's availability (its ``offline`` is its last will)."""
+
+    name: str
+    online: bool
     reason: str | None = None
 
 
@@ -85,17 +95,20 @@ class Retired:
     stream_id: str
 
 
-Message = Status | Prediction | GenreChange | Retired
+Message = Status | Prediction | GenreChange | Retired | ProcessStatus
+PROCESS_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status
 
 
 def topic_filters(prefix: str) -> list[str]:
-    """The subscriptions that receive every stream's messages under ``prefix``."""
-    return [f"{prefix}/+/{kind}" for kind in KINDS]
+    """The subscriptions that receive every stream's messages, and every daemon process's status, under ``prefix``."""
+    return [f"{prefix}/+/{kind}" for kind in KINDS] + [f"{prefix}/{PROCESS_TOPIC}/+/status"]
 
 
 def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
     """Parse one message received on ``<prefix>/<stream_id>/<kind>``; raise :class:`PayloadError` if it is bad."""
     parts = topic.removeprefix(f"{prefix}/").split("/") if topic.startswith(f"{prefix}/") else []
+    if len(parts) == 3 and parts[0] == PROCESS_TOPIC and parts[2] == "status":
+        return _process_status(_text(parts[1], "process name in topic"), payload)
     if len(parts) != 2 or parts[1] not in KINDS:
         raise PayloadError(f"unexpected topic {topic[:MAX_TEXT]!r}")
     stream_id, kind = _text(parts[0], "stream id in topic"), parts[1]
@@ -127,7 +140,22 @@ def _status(stream_id: str, d: dict) -> Status:
         model_id=_optional_text(d.get("model_id"), "model_id"),
         source=_optional_text(d.get("source"), "source"),
         reason=_optional_text(d.get("reason"), "reason"),
+        daemon=_optional_text(d.get("daemon"), "daemon"),
     )
+
+
+def _process_status(name: str, payload: bytes) -> ProcessStatus:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        d = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(d, dict) or d.get("version") != PAYLOAD_VERSION:
+        raise PayloadError("a process status must be a version-1 JSON object")
+    if _text(d.get("daemon"), "daemon") != name or d.get("state") not in ("online", "offline"):
+        raise PayloadError("a process status names its process as the topic does, and is online or offline")
+    return ProcessStatus(name, d["state"] == "online", _optional_text(d.get("reason"), "reason"))
 
 
 def _prediction(stream_id: str, d: dict) -> Prediction:

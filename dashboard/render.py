@@ -7,6 +7,7 @@ Text from MQTT reaches the page only as component children (React escapes it) or
 from __future__ import annotations
 
 import html as html_lib
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -22,6 +23,8 @@ from .parse import Prediction
 log = logging.getLogger(__name__)
 
 TIMELINE_SECONDS = 300.0
+ORDERS = ("id", "genre", "state")  # the overview's sort orders; genre and state also group
+COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a screen
 # Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
@@ -73,9 +76,10 @@ def header(feed: FeedStatus, snapshot: Snapshot) -> list:
 
 
 def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
+    """online / offline / stalled (from the daemon, or by silence: see :meth:`StreamView.liveness`)."""
     status = view.liveness(now, connected)
-    title = (view.status.reason if view.status else None) or ""
-    if status == "stalled":
+    title = view.process_gone or (view.status.reason if view.status else None) or ""
+    if status == "stalled" and view.status and view.status.state == "online":
         title = f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
     css = {"online": "ok", "offline": "bad", "stalled": "bad"}.get(status, "muted-pill")
     return html.Span(status, className=f"pill {css} status", title=title)
@@ -91,43 +95,93 @@ def decision_text(view: StreamView) -> tuple[str, str]:
     return d.kind, f"state-{d.kind}"
 
 
-def stream_card(view: StreamView, now: float, selected: bool, connected: bool) -> html.Div:
+def stream_card(view: StreamView, now: float, selected: bool, connected: bool, compact: bool = False) -> html.Div:
+    """A stream's card; ``compact`` (hundreds of streams) keeps what changes rarely: id, status, genre, age."""
     headline, css = decision_text(view)
-    d = view.decision
-    details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
-    if view.since:
-        details.append(f"since {clock_text(view.since)}")
-    return html.Div(
-        className=f"card{' selected' if selected else ''}",
-        **{"data-stream": view.stream_id},
-        children=[
-            html.Div(
-                [html.Span(view.stream_id, className="stream-id"), status_pill(view, now, connected)],
-                className="card-top",
-            ),
-            html.Div(headline, className=f"headline {css}"),
-            html.Div(" · ".join(details), className="detail"),
-            html.Div(f"last message {age_text(now - view.last_message_at)}", className="detail age"),
-            html.Div(f"model {view.model_id or 'unknown'}", className="detail model"),
-        ],
-    )
+    top = html.Div([html.Span(view.stream_id, className="stream-id"), status_pill(view, now, connected)],
+                   className="card-top")
+    age = html.Div(age_line(view, now), className="detail age")
+    if compact:
+        children = [top, html.Div(headline, className=f"headline {css}"), age]
+    else:
+        d = view.decision
+        details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
+        if view.since:
+            details.append(f"since {clock_text(view.since)}")
+        children = [top, html.Div(headline, className=f"headline {css}"), html.Div(" · ".join(details),
+                    className="detail"), age, html.Div(f"model {view.model_id or 'unknown'}", className="detail model")]
+    return html.Div(className=f"card{' selected' if selected else ''}", **{"data-stream": view.stream_id},
+                    children=children)
 
 
-def overview(snapshot: Snapshot, now: float, selected: str | None, feed: FeedStatus, prefix: str) -> list:
+def age_line(view: StreamView, now: float) -> str:
+    return f"last message {age_text(now - view.last_message_at)}"
+
+
+def liveness(snapshot: Snapshot, now: float, connected: bool) -> dict[str, list[str]]:
+    """Each stream's age line and status pill (text, class): sent every tick and written into the cards by the
+    page, so the cards themselves are redrawn only when something else about them changes."""
+    out = {}
+    for v in snapshot.streams:
+        p = status_pill(v, now, connected)
+        out[v.stream_id] = [age_line(v, now), p.children, p.className, p.title]
+    return out
+
+
+def overview_key(snapshot: Snapshot, now: float, selected: str | None, connected: bool, query: str, order: str,
+                 compact: bool) -> str:
+    """Everything the cards show except what :func:`liveness` updates: while it is unchanged, so are the cards."""
+    rows = []
+    for v in snapshot.streams:
+        row = [v.stream_id, v.liveness(now, connected), *decision_text(v)]
+        if not compact:
+            d = v.decision
+            row += [f"{d.confidence:.0%}" if d else "", str(v.since), v.model_id]
+        rows.append(row)
+    return json.dumps([rows, selected, query, order, compact])
+
+
+def _genre_key(view: StreamView) -> str:
+    headline, _ = decision_text(view)
+    return headline
+
+
+def overview(snapshot: Snapshot, now: float, selected: str | None, feed: FeedStatus, prefix: str,
+             query: str = "", order: str = "id") -> tuple[list, str]:
+    """The stream cards matching ``query`` (a part of the id, genre or state), sorted, and grouped by ``order``
+    when that is genre or state; and a line saying how many are shown."""
     if not snapshot.streams:
         return [
             html.Div(
                 f"No streams yet: waiting for {prefix}/+/status, prediction and genre at {feed.broker_url}.",
                 className="empty",
             )
-        ]
-    return [_safe_card(v, now, v.stream_id == selected, feed.connected) for v in snapshot.streams]
+        ], ""
+    keyed = [(v, v.liveness(now, feed.connected), _genre_key(v)) for v in snapshot.streams]
+    words = query.lower().split()
+    if words:
+        keyed = [k for k in keyed if all(w in f"{k[0].stream_id} {k[1]} {k[2]}".lower() for w in words)]
+    shown = f"showing {len(keyed)} of {len(snapshot.streams)}" if words else ""
+    if not keyed:
+        return [html.Div(f"No stream matches {query!r}.", className="empty")], shown
+    group = {"genre": 2, "state": 1}.get(order)
+    compact = len(snapshot.streams) > COMPACT_FROM
+    if group is None:
+        return [_safe_card(v, now, v.stream_id == selected, feed.connected, compact) for v, _, _ in keyed], shown
+    keyed.sort(key=lambda k: (k[group], k[0].stream_id))
+    out: list = []
+    for i, (v, *keys) in enumerate(keyed):
+        if i == 0 or keys[group - 1] != keyed[i - 1][group]:
+            count = sum(1 for k in keyed if k[group] == keys[group - 1])
+            out.append(html.Div(f"{keys[group - 1]} ({count})", className="group"))
+        out.append(_safe_card(v, now, v.stream_id == selected, feed.connected, compact))
+    return out, shown
 
 
-def _safe_card(view: StreamView, now: float, selected: bool, connected: bool) -> html.Div:
+def _safe_card(view: StreamView, now: float, selected: bool, connected: bool, compact: bool = False) -> html.Div:
     """A card, or a plain one saying it cannot be drawn: one odd stream must not blank the page for all."""
     try:
-        return stream_card(view, now, selected, connected)
+        return stream_card(view, now, selected, connected, compact)
     except Exception as exc:  # the parser should have refused what breaks this; this is the second line
         log.exception("cannot draw the card of stream %s", view.stream_id)
         return html.Div(

@@ -75,6 +75,11 @@ class WindowStream:
         self._base = 0
         self._next_start = 0
 
+    @property
+    def next_start(self) -> int:
+        """First frame of the next window to come."""
+        return self._next_start
+
     def push(self, frames: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if frames.shape[0] == 0:
             return []

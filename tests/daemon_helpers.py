@@ -21,14 +21,14 @@ from dsp import DEFAULT_DSP, DSPConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = {k: json.loads((ROOT / "daemon" / "schemas" / f"{k}.schema.json").read_text())
-           for k in ("status", "prediction", "genre")}
+           for k in ("status", "prediction", "genre", "daemon-status")}
 GENRECAST = [str(Path(sys.executable).parent / "genrecast")]  # the installed console script
 WAIT = 60.0  # hang guard for waits, never a speed assertion
 
 
 def validate(topic: str, payload: dict) -> None:
     """Check a genrecast payload against the JSON Schema its topic's last segment names."""
-    kind = topic.rsplit("/", 1)[-1]
+    kind = "daemon-status" if "/_daemon/" in topic else topic.rsplit("/", 1)[-1]
     jsonschema.Draft202012Validator(SCHEMAS[kind], format_checker=jsonschema.FormatChecker()).validate(payload)
 
 

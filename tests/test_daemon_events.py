@@ -9,7 +9,7 @@ import pytest
 from daemon_helpers import SCHEMAS, validate
 
 from daemon.decision import State
-from daemon.events import GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
+from daemon.events import DaemonStatus, GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
 from dsp import GTZAN_GENRES
 
 
@@ -29,6 +29,8 @@ def messages():
     yield Prediction("m-1", 0.0, 3.0, probs, State("no_music", None, 0.8), 0.2, 1.5, music=0.2).message(
         "genrecast", "kitchen")
     yield GenreChange("m-1", State("no_music", None, 0.8), utc_now()).message("genrecast", "kitchen")
+    yield Status("stalled", "m-1", "mic:USB", "no audio for 10 s", "den", "genrecast-den-h-0a1b2c", 1.5).message(
+        "genrecast", "kitchen")
 
 
 def test_music_is_sent_only_by_a_model_with_a_music_head():
@@ -45,7 +47,7 @@ def test_every_message_kind_validates(msg):
 
 
 def test_prediction_top_is_the_most_probable_label():
-    msg = list(messages())[2]
+    msg = next(m for m in messages() if m.topic.endswith("/prediction"))
     assert json.loads(msg.payload)["top"] == {"genre": "rock", "confidence": 0.1}
 
 
@@ -53,6 +55,7 @@ def test_prediction_top_is_the_most_probable_label():
     ("topic", "change"),
     [
         ("p/s/status", lambda p: p.update(state="away")),
+        ("p/s/status", lambda p: p.update(dropped_s=-1)),
         ("p/s/status", lambda p: p.pop("time")),
         ("p/s/status", lambda p: p.update(version=2)),
         ("p/s/prediction", lambda p: p.pop("top")),
@@ -78,11 +81,13 @@ def test_schemas_reject_broken_payloads(topic, change):
 
 
 def test_ha_discovery_points_at_the_stream_topics():
-    msg = ha_discovery("genrecast", "kitchen", "m-1")
+    msg = ha_discovery("genrecast", "kitchen", "m-1", "den")
     config = json.loads(msg.payload)
     assert msg.topic == "homeassistant/sensor/genrecast_kitchen/config" and msg.retain
     assert config["state_topic"] == config["json_attributes_topic"] == "genrecast/kitchen/genre"
-    assert config["availability"][0]["topic"] == "genrecast/kitchen/status"
+    # Available only while the stream and the process that publishes it both say so: the will covers the process.
+    assert [a["topic"] for a in config["availability"]] == ["genrecast/kitchen/status", "genrecast/_daemon/den/status"]
+    assert config["availability_mode"] == "all"
     assert config["unique_id"] == "genrecast_kitchen_genre"
 
 
@@ -93,9 +98,18 @@ def test_ha_discovery_points_at_the_stream_topics():
 def test_ha_sensor_state_names_the_genre_or_the_kind(state, shown):
     """Home Assistant renders value_template with Jinja2 over the genre payload as value_json."""
     jinja2 = pytest.importorskip("jinja2")
-    template = json.loads(ha_discovery("genrecast", "kitchen", "m-1").payload)["value_template"]
+    template = json.loads(ha_discovery("genrecast", "kitchen", "m-1", "den").payload)["value_template"]
     payload = json.loads(GenreChange("m-1", state, utc_now()).message("genrecast", "kitchen").payload)
     assert jinja2.Template(template).render(value_json=payload) == shown
+
+
+@pytest.mark.parametrize("msg", [DaemonStatus("online", "genrecast-den-h-0a1b2c", ("a", "b")).message("g", "den"),
+                                 DaemonStatus("offline", "i", reason="connection lost").message("g", "den")])
+def test_the_process_status_validates(msg):
+    assert msg.topic == "g/_daemon/den/status" and msg.retain
+    validate(msg.topic, json.loads(msg.payload))
+    with pytest.raises(jsonschema.ValidationError):
+        validate(msg.topic, {**json.loads(msg.payload), "state": "stalled"})
 
 
 def test_the_dashboard_tests_payloads_follow_the_same_schemas():

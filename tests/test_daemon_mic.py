@@ -113,7 +113,7 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
     try:
         first = sub.wait_for(lambda m: m.topic.endswith("/genre") and m.payload["genre"] == "disco", "disco")
         validate(first.topic, first.payload)
-        status = sub.of("livingroom/status")[0].payload
+        status = sub.of("genrecast/livingroom/status")[0].payload
         assert status["source"].startswith("mic:pulse")
         # The device disappears (server killed) and comes back a little later with other music.
         pulse.stop()
@@ -169,3 +169,34 @@ def test_log_lines_of_other_threads_survive_a_quiet_device_probe(capfd):
             root.removeHandler(handler)
     err = capfd.readouterr().err
     assert "broker lost while the mic reopens" in err and "ALSA lib noise" not in err
+
+
+def test_a_frozen_sound_server_is_noticed_reported_and_the_microphone_reopened(pulse, broker, tmp_path):
+    # PulseAudio stopped dead (SIGSTOP): PortAudio's read just blocks, with no error to react to. Only the
+    # absence of audio tells; the stream must say "stalled", try a fresh device, and be back once the server is.
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    pulse.feed(3)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url, "--stream-id", "den",
+                    "--stall", "1", env=pulse.env)
+    try:
+        sub.wait_for(lambda m: m.topic == "genrecast/den/genre" and m.payload["genre"] == "disco", "disco")
+        pulse.proc.send_signal(signal.SIGSTOP)
+        try:
+            stalled = sub.wait_for(lambda m: m.topic == "genrecast/den/status" and m.payload["state"] == "stalled",
+                                   "stalled status")
+            daemon.wait_log("stalled; reopening it")
+        finally:
+            pulse.proc.send_signal(signal.SIGCONT)
+        sub.wait_for(lambda m: m.topic == "genrecast/den/status" and m.payload["state"] == "online"
+                     and m.payload["time"] > stalled.payload["time"], "online again")
+        n = len(sub.of("genrecast/den/prediction"))
+        sub.wait_for(lambda m: len(sub.of("genrecast/den/prediction")) > n + 2, "predictions again")
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    sub.close()
+    assert rc == 0, err
+    assert "reopened" in err and "audio again" in err
+    for m in sub.messages:
+        validate(m.topic, m.payload)

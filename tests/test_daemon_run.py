@@ -15,7 +15,7 @@ from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
 from tiny_model import build_tiny_model, musicnn_like_spec
 
 from daemon.broker import BrokerConfig
-from daemon.events import Message
+from daemon.events import STALLED_IS_OFFLINE, Message
 from daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
 from daemon.service import END_FLUSH_SECONDS
 from dsp import GTZAN_GENRES
@@ -43,7 +43,7 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     sub.close()
     check_all(sub.messages)
 
-    status = [m.payload for m in sub.of("kitchen/status")]
+    status = [m.payload for m in sub.of("genrecast/kitchen/status")]
     assert [s["state"] for s in status] == ["online", "offline"]
     assert status[0]["model_id"] == "tiny-test-1" and status[0]["source"] == f"file:{wav.resolve()}"
     assert status[1]["reason"] == "end of stream"
@@ -66,7 +66,7 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     assert ha.payload["state_topic"] == "genrecast/kitchen/genre"
     assert ha.payload["availability"][0] == {"topic": "genrecast/kitchen/status", "payload_available": "online",
                                              "payload_not_available": "offline",
-                                             "value_template": "{{ value_json.state }}"}
+                                             "value_template": STALLED_IS_OFFLINE}
 
     # Live subscribers see retain=0 (MQTT 3.1.1); a newcomer gets the retained state, discovery included.
     late = Subscriber(broker.url, topics=("genrecast/kitchen/#",))
@@ -97,7 +97,7 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     predictions = sub.of("stdin/prediction")
     assert len(predictions) == 3  # 5 s -> windows at 0, 1, 2 s
     assert {p.payload["top"]["genre"] for p in predictions} == {"disco"}
-    assert sub.of("stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
+    assert sub.of("genrecast/stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
 
 
 def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
@@ -124,7 +124,7 @@ def test_broker_killed_and_restarted_mid_stream(broker, model, tmp_path):
     try:
         sub = Subscriber(broker.url)
         before = sub.wait_for(lambda m: m.topic.endswith("/prediction"), "prediction before the outage")
-        first_online = sub.of("radio/status")[0].payload
+        first_online = sub.of("genrecast/radio/status")[0].payload
         sub.close()
         broker.stop()
         # The daemon keeps classifying while the broker is away: its stderr says it is buffering.
@@ -172,7 +172,7 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     # that took on a loaded machine, paho's backoff is at most RECONNECT_MAX_SECONDS, and the daemon waits longer
     # than that for delivery: the broker started now is always tried (this once failed with a 10-s wait).
     assert END_FLUSH_SECONDS > RECONNECT_MAX_SECONDS
-    daemon.wait_log("stream late: source ended; 4 messages still to deliver")
+    daemon.wait_log("every source ended; 4 messages still to deliver")
     broker.start()
     rc, err = daemon.finish()
     assert rc == 0, err
@@ -226,14 +226,14 @@ def test_watchdog_keeps_pinging_while_the_source_is_silent(broker, model, tmp_pa
         daemon.proc.stdin.close()  # end of input: the daemon finishes normally
         rc, err = daemon.finish()
     assert rc == 0, err
-    assert "READY=1" in fields and "stream stdin: source ended" in err
+    assert "READY=1" in fields and "stream stdin: end of stream" in err
 
 
 def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
     # paho drops a QoS 0 message handed over just as the connection goes, and never reports it. Publishing from
     # paho's socket-close hook hits that window every time: the socket is gone, the publisher not yet told.
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos0", hello=lambda: Message("t/status", "{}", True),
-                          will=Message("t/status", "{}", True), qos=0)
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos0",
+                          hello=lambda: [Message("t/status", "{}", True)], will=Message("t/status", "{}", True), qos=0)
     publisher._client.on_socket_close = lambda client, userdata, sock: publisher.publish(Message("t/p", "{}", False))
     publisher.start()
     try:
@@ -244,6 +244,33 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
         assert publisher.undelivered == 0
     finally:
         publisher.close(Message("t/status", "{}", True))
+
+
+def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flush_does_not_raise(broker):
+    # The same window at QoS 1: paho refuses the send (not connected) but keeps the message and sends it on
+    # reconnecting. flush must wait for it, not fail on the refused send's error code.
+    sub = Subscriber(broker.url, topics=("t/#",), session="qos1-keeper")
+    sub.close()
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos1",
+                          hello=lambda: [Message("t/status", "{}", True)], will=Message("t/status", "{}", True), qos=1)
+    sent = []
+
+    def on_close(client, userdata, sock):
+        if not sent:
+            sent.append(1)
+            publisher.publish(Message("t/p", '{"n": 1}', False))
+
+    publisher._client.on_socket_close = on_close
+    publisher.start()
+    try:
+        assert publisher.flush(WAIT)
+        broker.stop()
+        broker.start()
+        assert publisher.flush(WAIT)
+        assert publisher.undelivered == 0
+    finally:
+        publisher.close(Message("t/status", "{}", True))
+    assert sent
 
 
 def test_mqtts_with_password_from_the_config_file(tls_broker, model, tmp_path):

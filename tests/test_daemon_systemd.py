@@ -13,12 +13,13 @@ from daemon_helpers import ROOT
 from daemon.config import load_settings
 
 UNIT = ROOT / "systemd" / "genrecast@.service"
+MULTI_UNIT = ROOT / "systemd" / "genrecast-streams.service"
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     """``Key=value`` lines of the unit (a key may repeat, as Environment= does)."""
     out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, _, value = line.partition("=")
             out.setdefault(key.strip(), []).append(value.strip())
@@ -26,14 +27,16 @@ def unit_settings() -> dict[str, list[str]]:
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
+@pytest.mark.parametrize(("source", "name"), [(UNIT, "genrecast@kitchen.service"),
+                                              (MULTI_UNIT, "genrecast-streams.service")])
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path, source, name):
     # Verify an instance of the unit with ExecStart pointing at this checkout's genrecast (systemd checks
     # that the binary exists). systemd-analyze exits 0 even for unknown keys: any line naming the unit fails.
     genrecast = Path(sys.executable).parent / "genrecast"
-    unit = tmp_path / "genrecast@kitchen.service"
-    unit.write_text(UNIT.read_text().replace("/opt/genrecast/.venv/bin/genrecast", str(genrecast)))
+    unit = tmp_path / name
+    unit.write_text(source.read_text().replace("/opt/genrecast/.venv/bin/genrecast", str(genrecast)))
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
-    complaints = [line for line in (result.stdout + result.stderr).splitlines() if "genrecast@" in line]
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if name.split(".")[0] in line]
     assert result.returncode == 0 and not complaints, result.stdout + result.stderr
 
 
@@ -72,3 +75,18 @@ def test_example_config_names_every_setting():
     wanted += [f.name for table in TABLES.values() for f in fields(table)]
     missing = [name for name in wanted if name not in keys] + [f"[{t}]" for t in TABLES if f"[{t}]" not in tables]
     assert not missing, f"not in kitchen.toml.example: {missing}"
+
+
+def test_the_multi_stream_unit_differs_from_the_template_only_in_its_config():
+    one, many = unit_settings(UNIT), unit_settings(MULTI_UNIT)
+    assert many["LoadCredential"] == ["config:/etc/genrecast/streams.toml"]
+    assert {k: v for k, v in many.items() if k not in ("LoadCredential", "Description")} == {
+        k: v for k, v in one.items() if k not in ("LoadCredential", "Description")}
+
+
+def test_example_streams_config_loads():
+    settings = load_settings(ROOT / "systemd" / "streams.toml.example", environ={})
+    streams = {s.stream_id: s for s in settings.stream_settings()}
+    assert list(streams) == ["kitchen", "hall", "archive"] and settings.daemon_name() == "studio-rack"
+    assert streams["hall"].min_confidence == 0.5 and streams["kitchen"].min_confidence == 0.4
+    assert streams["archive"].loop and streams["archive"].hop_seconds == 3

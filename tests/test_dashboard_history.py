@@ -147,3 +147,24 @@ def test_concurrent_writer_and_readers():
         r.join()
     assert not errors
     assert h.snapshot().version == 5000
+
+
+def test_a_stream_is_offline_while_the_process_publishing_it_is():
+    h = History(clock=lambda: 0.0)
+
+    def add(topic: str, payload: dict) -> None:
+        h.add(parse_message("genrecast", topic, encode(payload)))
+
+    def process(state: str, **extra) -> dict:
+        return {"version": 1, "daemon": "rack", "state": state, "time": status("x")["time"], "instance": "i", **extra}
+
+    add("genrecast/a/status", status("a", daemon="rack"))
+    add("genrecast/b/status", status("b", daemon="other"))
+    assert [v.liveness(1.0, True) for v in h.snapshot().streams] == ["online", "online"]
+    add("genrecast/_daemon/rack/status", process("offline", reason="connection lost"))  # the will
+    assert [v.liveness(1.0, True) for v in h.snapshot().streams] == ["offline", "online"]
+    assert h.snapshot().stream("a").process_gone == "its process rack is offline (connection lost)"
+    add("genrecast/c/status", status("c", daemon="rack"))  # a retained status arriving after the will
+    assert h.snapshot().stream("c").liveness(1.0, True) == "offline"
+    add("genrecast/_daemon/rack/status", process("online"))  # restarted
+    assert [v.liveness(1.0, True) for v in h.snapshot().streams] == ["online", "online", "online"]

@@ -49,6 +49,8 @@ def test_the_daemons_own_messages_parse():
     messages = [
         events.Status("online", model_id="m-1", source="file:x.wav").message(P, "den"),
         events.Status("offline", reason="lost").message(P, "den"),
+        events.Status("stalled", "m-1", "mic:USB", "no audio for 10 s", "host-1", "genrecast-host-1-x", 0.5).message(
+            P, "den"),
         events.Prediction("m-1", 0.0, 3.0, probs, state, 0.2, 3.5).message(P, "den"),
         events.GenreChange("m-1", state, events.utc_now()).message(P, "den"),
         events.GenreChange("m-1", decision.State("silence", None, 0.0), events.utc_now()).message(P, "den"),
@@ -139,3 +141,16 @@ def test_feed_counts_bad_messages_and_keeps_good_ones():
     assert feed.status().rejected == len(BAD)
     assert feed.status().last_rejection.startswith("genrecast/kitchen/genre")
     assert [v.stream_id for v in history.snapshot().streams] == ["kitchen"]
+
+
+def test_a_process_status_parses_and_a_bad_one_is_refused():
+    from dashboard.parse import ProcessStatus, topic_filters
+
+    assert "genrecast/_daemon/+/status" in topic_filters("genrecast")
+    events = pytest.importorskip("daemon.events")
+    will = events.DaemonStatus("offline", "genrecast-rack-h-0a1b2c", ("a",), "connection lost").message(P, "rack")
+    assert parse_message(P, will.topic, will.payload.encode()) == ProcessStatus("rack", False, "connection lost")
+    for payload in (b"[]", encode({"version": 1, "daemon": "other", "state": "offline"}),
+                    encode({"version": 1, "daemon": "rack", "state": "asleep"}), b"x" * 70000):
+        with pytest.raises(PayloadError):
+            parse_message(P, f"{P}/_daemon/rack/status", payload)

@@ -1,0 +1,127 @@
+"""Dashboard benchmark at scale (run on demand, not in CI): the page's update cost and the server's memory.
+
+N streams (default 200), each with a full timeline (600 windows, 10 minutes at a 1-s hop), are put into the
+dashboard's history; live predictions then arrive for every stream once a second, as from N daemons. The real app is
+served on loopback and loaded in headless Chromium for ``--seconds``. Reported: the server's time per overview
+update (a tick where only ages moved, and a full redraw), the browser's update requests per second and their
+durations and sizes, the browser's long tasks (main thread busy > 50 ms) per second, and the server's RSS.
+The last line is:
+``dashboard: streams=<N> tick_ms_p50=<> redraw_ms=<> updates_per_s=<> kb_per_s=<> longtask_ms_per_s=<> rss_mb=<>``
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from dashboard_payloads import GENRES, encode, prediction, status  # noqa: E402
+
+from daemon.broker import BrokerConfig  # noqa: E402
+from dashboard import render  # noqa: E402
+from dashboard.app import create_app, make_server  # noqa: E402
+from dashboard.feed import Feed, FeedStatus  # noqa: E402
+from dashboard.history import History  # noqa: E402
+from dashboard.offline import OfflineClassifier  # noqa: E402
+from dashboard.parse import parse_message  # noqa: E402
+
+
+def fill(history: History, n: int, windows: int) -> None:
+    for i in range(n):
+        sid = f"s{i:03d}"
+        history.add(parse_message("genrecast", f"genrecast/{sid}/status", encode(status(sid))))
+        for t in range(windows):
+            history.add(parse_message("genrecast", f"genrecast/{sid}/prediction",
+                                      encode(prediction(sid, GENRES[(i + t // 60) % 10], 0.8, t=float(t)))))
+
+
+def server_costs(history: History, repeats: int = 20) -> tuple[float, float]:
+    """ms for the overview's work on a tick where only ages moved (key, liveness), and for a full redraw."""
+    feed = FeedStatus(True, "mqtt://127.0.0.1:1883", 0, None, None)
+    ticks, redraws = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        snap, now = history.snapshot(timelines=False), history.clock()
+        render.overview_key(snap, now, "s000", True, "", "id", True)
+        render.liveness(snap, now, True)
+        t1 = time.perf_counter()
+        render.overview(snap, now, "s000", feed, "genrecast")
+        t2 = time.perf_counter()
+        ticks.append(t1 - t0)
+        redraws.append(t2 - t0)
+    return float(np.median(ticks)) * 1000, float(np.median(redraws)) * 1000
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--streams", type=int, default=200)
+    p.add_argument("--windows", type=int, default=600)
+    p.add_argument("--seconds", type=float, default=20.0)
+    a = p.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from tiny_model import build_tiny_model
+
+    history = History()
+    fill(history, a.streams, a.windows)
+    tick_ms, redraw_ms = server_costs(history)
+    feed = Feed(BrokerConfig.from_url("mqtt://127.0.0.1:9"), "genrecast", history)  # never started: fed below
+    model = build_tiny_model(Path("/tmp") / "dashboard-bench-tiny.onnx")
+    server = make_server(create_app(history, feed, OfflineClassifier(str(model))), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop = threading.Event()
+
+    def live() -> None:  # every stream speaks once a second, as N daemons would
+        t = float(a.windows)
+        while not stop.is_set():
+            for i in range(a.streams):
+                sid = f"s{i:03d}"
+                feed.handle(f"genrecast/{sid}/prediction", encode(prediction(sid, GENRES[i % 10], 0.8, t=t)))
+            t += 1
+            stop.wait(1.0)
+
+    threading.Thread(target=live, daemon=True).start()
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        driver.get(f"http://127.0.0.1:{server.port}/")
+        driver.execute_script("window.__long = 0; new PerformanceObserver(l => l.getEntries().forEach("
+                              "e => window.__long += e.duration)).observe({entryTypes: ['longtask']});")
+        time.sleep(5)  # the first full draw
+        driver.execute_script("performance.clearResourceTimings(); window.__long = 0;")
+        time.sleep(a.seconds)
+        entries = driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update'))"
+            ".map(e => [e.duration, e.transferSize])")
+        long_ms = driver.execute_script("return window.__long")
+        cards = driver.execute_script("return document.querySelectorAll('#overview .card').length")
+    finally:
+        driver.quit()
+        stop.set()
+        server.shutdown()
+    durations = np.array([e[0] for e in entries]) if entries else np.array([0.0])
+    kb = sum(e[1] for e in entries) / 1024
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"server: overview tick (ages only) {tick_ms:.1f} ms, full redraw {redraw_ms:.1f} ms")
+    print(f"browser: {cards} cards, {len(entries)} update requests in {a.seconds:g} s, request ms p50 "
+          f"{np.percentile(durations, 50):.0f} p99 {np.percentile(durations, 99):.0f}, {kb / a.seconds:.0f} kB/s, "
+          f"long tasks {long_ms / a.seconds:.0f} ms/s")
+    print(f"dashboard: streams={a.streams} tick_ms_p50={tick_ms:.1f} redraw_ms={redraw_ms:.1f} "
+          f"updates_per_s={len(entries) / a.seconds:.1f} kb_per_s={kb / a.seconds:.0f} "
+          f"longtask_ms_per_s={long_ms / a.seconds:.0f} rss_mb={rss:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""One stream's source, read on its own thread into a bounded backlog, so no source can hold up the others.
+
+The processing loop takes audio from every stream's :class:`Intake` each tick. A live source that gets ahead of it
+loses its oldest audio (counted, for the stream's status) instead of growing memory or delaying other streams; a
+file read as fast as possible waits for room instead, since nothing is lost by waiting. A source that fails to
+open or dies ends its intake with the reason, and a source asked to reopen (a stalled microphone) is replaced by a
+fresh one on the same thread while the old one, perhaps stuck inside PortAudio, is abandoned to its stop event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from dsp import AudioError
+
+from .sources import Chunk, Source
+
+log = logging.getLogger("genrecast.source")
+
+REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed reopens
+
+
+class Intake:
+    def __init__(self, stream_id: str, source: Source, opener: Callable[[], Source], backlog_seconds: float,
+                 drop_oldest: bool) -> None:
+        """``source`` is already open; ``opener`` makes a fresh one on :meth:`reopen`."""
+        self.stream_id = stream_id
+        self.description, self.sample_rate = source.description, source.sample_rate
+        self._source, self._opener = source, opener
+        self._limit = max(1, round(backlog_seconds * source.sample_rate))
+        self._drop_oldest = drop_oldest
+        self._closed = threading.Event()
+        self._source_stop = threading.Event()  # the current source's stop: set to close or replace it
+        self._cond = threading.Condition()
+        self._backlog: deque[Chunk] = deque()
+        self._held = 0  # samples in the backlog
+        self.dropped = 0  # samples dropped because the backlog was full
+        self.last_audio = time.monotonic()  # when the source last handed over any samples
+        self.end_reason: str | None = None  # set once the source is finished: "end of stream" or "error: ..."
+        self._reopen = False
+        self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop reading (the thread ends at the source's next check of its stop event)."""
+        self._closed.set()
+        self._source_stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """The source ended and everything it gave has been taken."""
+        with self._cond:
+            return self.end_reason is not None and not self._backlog
+
+    @property
+    def held(self) -> int:
+        """Samples waiting."""
+        return self._held
+
+    @property
+    def limit(self) -> int:
+        """Most samples held before the oldest are dropped (or, reading a file as fast as possible, waited on)."""
+        return self._limit
+
+    def take(self, max_samples: int) -> list[Chunk]:
+        """The oldest chunks, whole, up to about ``max_samples`` (at least one when any is waiting)."""
+        out, n = [], 0
+        with self._cond:
+            while self._backlog and (not out or n + self._backlog[0].samples.shape[0] <= max_samples):
+                chunk = self._backlog.popleft()
+                self._held -= chunk.samples.shape[0]
+                n += chunk.samples.shape[0]
+                out.append(chunk)
+            if out:
+                self._cond.notify_all()
+        return out
+
+    def reopen(self) -> None:
+        """Drop the current source (perhaps stuck in a driver call) and open a new one on the reading thread."""
+        with self._cond:
+            self._reopen = True
+        self._source_stop.set()
+
+    def _put(self, chunk: Chunk, source_stop: threading.Event) -> None:
+        n = chunk.samples.shape[0]
+        with self._cond:
+            self.last_audio = time.monotonic()
+            if not self._drop_oldest:
+                while self._held and self._held + n > self._limit and not source_stop.is_set():
+                    self._cond.wait(0.2)
+            while self._backlog and self._held + n > self._limit:
+                old = self._backlog.popleft()
+                self._held -= old.samples.shape[0]
+                self.dropped += old.samples.shape[0]
+            self._backlog.append(chunk)
+            self._held += n
+
+    def _end(self, reason: str) -> None:
+        with self._cond:
+            self.end_reason = reason
+
+    def _read(self, source: Source, source_stop: threading.Event) -> str | None:
+        """Read ``source`` until it ends (its end reason), or until closed or replaced (None)."""
+        try:
+            for chunk in source.chunks(source_stop):
+                if chunk.samples.shape[0]:
+                    self._put(chunk, source_stop)
+            return None if source_stop.is_set() else "end of stream"
+        except (AudioError, OSError) as exc:  # a corrupt chunk, a device error the source did not handle
+            return f"error: {exc}"
+        except Exception as exc:  # a bug in one source must end that stream only, and say why
+            log.exception("stream %s: source failed", self.stream_id)
+            return f"error: {type(exc).__name__}: {exc}"
+        finally:
+            source_stop.set()  # tells a source's own threads (the microphone's reader) to end
+
+    def _run(self) -> None:
+        source: Source | None = self._source
+        backoff = REOPEN_BACKOFF[0]
+        while not self._closed.is_set():
+            if source is None:
+                try:
+                    source = self._opener()
+                    log.info("stream %s: %s reopened", self.stream_id, source.description)
+                    backoff = REOPEN_BACKOFF[0]
+                except (AudioError, OSError) as exc:
+                    log.warning("stream %s: cannot reopen %s (%s); retrying in %.1f s", self.stream_id,
+                                self.description, exc, backoff)
+                    self._closed.wait(backoff)
+                    backoff = min(backoff * 2, REOPEN_BACKOFF[1])
+                    continue
+            with self._cond:
+                source_stop = self._source_stop = threading.Event()
+                if self._closed.is_set():
+                    return
+            reason = self._read(source, source_stop)
+            if reason is not None:
+                self._end(reason)
+                return
+            with self._cond:
+                replacing, self._reopen = self._reopen, False
+            if not replacing:
+                return  # closed
+            source = None

@@ -1,0 +1,56 @@
+"""Another process publishing our streams, or a dead predecessor's last will overwriting our status.
+
+Client ids are unique per process (:func:`client_id`), so two processes given the same stream id no longer knock
+each other off the broker; instead each would silently overwrite the other's topics. Every status we publish names
+our ``instance``; we subscribe to our own status topics after publishing them, so anything from another instance
+that arrives is newer than ours: a live status means a second publisher (warned about, once per publisher), an
+``offline`` one is a predecessor's last will or a duplicate's goodbye, and we publish ours again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger("genrecast.run")
+
+
+def client_id(name: str) -> str:
+    """``genrecast-<name>-<host>-<6 hex>``: stable for the process's life, never shared by accident."""
+    host = re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:32] or "host"
+    return f"genrecast-{name}-{host}-{os.getpid() % 0x10000:04x}{secrets.token_hex(1)}"
+
+
+class PeerWatch:
+    def __init__(self, instance: str, topics: dict[str, str], reassert: Callable[[str], None]) -> None:
+        """``topics``: our status topics -> what they describe ("stream kitchen", "process den") for the log."""
+        self.instance, self.topics, self._reassert = instance, topics, reassert
+        self._seen: set[tuple[str, str, bool]] = set()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        if topic not in self.topics or not payload:
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or data.get("instance") == self.instance:
+            return
+        other = data.get("instance") if isinstance(data.get("instance"), str) else "a client that gives no instance"
+        live = data.get("state") != "offline"
+        key = (topic, other[:200], live)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if live:
+            log.warning("%s is also published by another process (%s): each overwrites the other's messages; "
+                        "give one of them another id", self.topics[topic], other[:200])
+        else:
+            log.info("%s: an offline status from %s (a previous run's last will?) replaced ours; sending ours again",
+                     self.topics[topic], other[:200])
+        self._reassert(topic)  # once per other publisher: a live one then sees us, and warns in turn

@@ -1,0 +1,290 @@
+"""Several streams in one ``genrecast run``: real child processes, a real Mosquitto, every payload schema-checked."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from tiny_model import build_tiny_model
+
+from daemon.broker import BrokerConfig
+from daemon.cli import build_parser
+from daemon.config import ConfigError, load_settings
+from daemon.pipeline import Pipeline
+from dashboard.feed import Feed
+from dashboard.history import History
+from dsp import ModelSpec
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def check_all(messages) -> None:
+    for m in messages:
+        if m.topic.startswith("genrecast/"):
+            validate(m.topic, m.payload)
+
+
+def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model, tmp_path):
+    # Three streams by flag and one from the TOML file with its own hop: each its own tone, so a message on the
+    # wrong topic would show up as the wrong genre.
+    wavs = {name: write_tones(tmp_path / f"{name}.wav", [label] * 6) for name, label in
+            (("a", 0), ("b", 3), ("c", 6), ("d", 9))}
+    config = tmp_path / "streams.toml"
+    config.write_text(f'name = "den"\nspeed = 0\n\n[streams.d]\nsource = "file:{wavs["d"]}"\nhop_seconds = 2\n')
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--config", str(config), *[f"--stream={n}=file:{wavs[n]}" for n in "abc"],
+                     "--model", str(model), "--broker", broker.url, "--ha-discovery").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/_daemon/den/status" and m.payload["state"] == "offline",
+                 "the process's goodbye")
+    sub.close()
+    check_all(sub.messages)
+    expected = {"a": "blues", "b": "disco", "c": "metal", "d": "rock"}
+    for name, genre in expected.items():
+        predictions = [m.payload for m in sub.of(f"genrecast/{name}/prediction")]
+        assert {p["top"]["genre"] for p in predictions} == {genre}
+        assert {p["stream_id"] for p in predictions} == {name}
+        starts = [p["window_start_s"] for p in predictions]
+        assert len(starts) == (2 if name == "d" else 4)  # 6 s: windows at 0-3 s every 1 s, or 0 and 2 s for d
+        status = [m.payload for m in sub.of(f"genrecast/{name}/status")]
+        assert [s["state"] for s in status] == ["online", "offline"] and status[-1]["reason"] == "end of stream"
+        assert status[0]["daemon"] == "den" and status[0]["dropped_s"] == 0  # a file read as fast as possible waits
+        (ha,) = sub.of(f"homeassistant/sensor/genrecast_{name}/config")
+        assert [a["topic"] for a in ha.payload["availability"]] == [f"genrecast/{name}/status",
+                                                                   "genrecast/_daemon/den/status"]
+    daemon = [m.payload for m in sub.of("genrecast/_daemon/den/status")]
+    assert [d["state"] for d in daemon] == ["online", "offline"] and daemon[0]["streams"] == ["d", "a", "b", "c"]
+    assert len({s.payload["instance"] for s in sub.messages if s.topic.endswith("status")}) == 1
+    assert "4 stream(s)" in err
+
+
+def test_one_failing_source_does_not_stop_the_others(broker, model, tmp_path):
+    loop = write_tones(tmp_path / "loop.wav", [2] * 4)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--stream", f"good=file:{loop}", "--stream", f"gone=file:{tmp_path / 'missing.wav'}",
+                    "--stream", "pipe=stdin", "--loop", "--speed", "4", "--model", str(model),
+                    "--broker", broker.url, stdin=subprocess.PIPE)
+    try:
+        gone = sub.wait_for(lambda m: m.topic == "genrecast/gone/status", "the missing file's status")
+        assert gone.payload["state"] == "offline" and "missing.wav" in gone.payload["reason"]
+        sub.wait_for(lambda m: m.topic == "genrecast/good/prediction", "the good stream's first window")
+        daemon.proc.stdin.buffer.write(np.zeros(22050, np.int16).tobytes())
+        daemon.proc.stdin.close()  # the pipe ends: that stream is done, the looping file goes on
+        ended = sub.wait_for(lambda m: m.topic == "genrecast/pipe/status" and m.payload["state"] == "offline",
+                             "the pipe's end")
+        assert ended.payload["reason"] == "end of stream"
+        n = len(sub.of("genrecast/good/prediction"))
+        sub.wait_for(lambda m: len(sub.of("genrecast/good/prediction")) >= n + 3, "the good stream going on")
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    sub.close()
+    check_all(sub.messages)
+    assert rc == 0, err  # stopped on request: that is success, even with a stream that never ran ...
+    assert "stream gone:" in err and "stopped; failed: gone" in err  # ... which the log says
+
+
+def test_a_process_that_ends_by_itself_with_a_failed_stream_exits_1(broker, model, tmp_path):
+    short = write_tones(tmp_path / "short.wav", [2] * 4)
+    rc, err = Daemon("--stream", f"ok=file:{short}", "--stream", f"gone=file:{tmp_path / 'missing.wav'}",
+                     "--speed", "0", "--model", str(model), "--broker", broker.url).finish()
+    assert rc == 1 and "end of stream; failed: gone" in err, err
+
+
+def test_kill_9_leaves_every_stream_unavailable_through_the_process_will(broker, model, tmp_path):
+    loop = write_tones(tmp_path / "loop.wav", [4] * 4)
+    daemon = Daemon(*[f"--stream=s{i}=file:{loop}" for i in range(3)], "--name", "rack", "--loop",
+                    "--model", str(model), "--broker", broker.url, "--ha-discovery")
+    sub = Subscriber(broker.url)
+    history = History()
+    feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)  # the dashboard's subscriber
+    feed.start()
+    for i in range(3):
+        sub.wait_for(lambda m, i=i: m.topic == f"genrecast/s{i}/prediction", f"s{i} running")
+    daemon.proc.kill()
+    daemon.finish()
+    deadline = time.monotonic() + WAIT  # the dashboard has no events to wait on: poll it, as a hang guard only
+    while {v.stream_id: v.liveness(history.clock(), True) for v in history.snapshot().streams} != {
+            f"s{i}": "offline" for i in range(3)}:
+        assert time.monotonic() < deadline, "the dashboard never showed the killed process's streams offline"
+        time.sleep(0.1)
+    feed.stop()
+    assert all("its process rack is offline" in v.process_gone for v in history.snapshot().streams)
+    late = Subscriber(broker.url)  # what a newcomer (Home Assistant after a restart, a dashboard) sees
+    will = late.wait_for(lambda m: m.topic == "genrecast/_daemon/rack/status" and m.retain, "the retained will")
+    assert will.payload["state"] == "offline" and will.payload["reason"] == "connection lost"
+    validate(will.topic, will.payload)
+    for i in range(3):
+        ha = late.wait_for(lambda m, i=i: m.topic == f"homeassistant/sensor/genrecast_s{i}/config", "discovery")
+        status = late.wait_for(lambda m, i=i: m.topic == f"genrecast/s{i}/status" and m.retain, "stream status")
+        assert ha.payload["availability_mode"] == "all"
+        # Home Assistant's rule with availability_mode all: available only if every listed topic says so.
+        retained = {m.topic: m.payload for m in late.messages if m.retain}
+        available = all(retained[a["topic"]]["state"] == a["payload_available"] for a in ha.payload["availability"])
+        assert not available and status.payload["daemon"] == "rack"
+    late.close()
+    sub.close()
+
+
+class NotifyListener:
+    """A systemd notify socket read on a thread (an unread datagram socket would block the daemon's sends)."""
+
+    def __init__(self, path) -> None:
+        self.fields: list[str] = []
+        self._cond = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(4096)
+            except OSError:
+                return
+            with self._cond:
+                self.fields += data.decode().split("\n")
+                self._cond.notify_all()
+
+    def wait_for(self, predicate, what: str, start: int = 0) -> int:
+        """Block until a field from index ``start`` on satisfies ``predicate``; returns its index."""
+        deadline = time.monotonic() + WAIT
+        with self._cond:
+            while True:
+                for i in range(start, len(self.fields)):
+                    if predicate(self.fields[i]):
+                        return i
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {what} from the daemon; got {self.fields[-10:]}"
+                self._cond.wait(min(left, 0.2))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_a_silent_live_source_is_stalled_and_the_watchdog_notices_when_all_are(broker, model, tmp_path):
+    sub = Subscriber(broker.url)
+    notify = NotifyListener(tmp_path / "notify.sock")
+    daemon = Daemon("--source", "stdin", "--stream-id", "radio", "--stall", "1", "--model", str(model),
+                    "--broker", broker.url, stdin=subprocess.PIPE,
+                    env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"})
+    stalled = sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload["state"] == "stalled",
+                           "stalled status")
+    assert stalled.payload["reason"] == "no audio for 1 s"
+    daemon.wait_log("stream radio: no audio from stdin")
+    give_up = notify.wait_for(lambda f: f.startswith("STATUS=every stream stalled"), "give-up status")
+    daemon.proc.stdin.buffer.write(np.full(22050, 3000, np.int16).tobytes())  # audio again
+    daemon.proc.stdin.buffer.flush()
+    resumed = notify.wait_for(lambda f: f.startswith("STATUS="), "a status after the audio came back", give_up + 1)
+    notify.wait_for(lambda f: f == "WATCHDOG=1", "a watchdog ping after the audio came back", resumed)
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload["state"] == "online"
+                 and m.payload["time"] > stalled.payload["time"], "online again")
+    daemon.proc.stdin.close()
+    rc, err = daemon.finish()
+    notify.close()
+    sub.close()
+    assert rc == 0, err
+    # Between giving up and the audio coming back, systemd heard nothing: it would have restarted the service.
+    assert "WATCHDOG=1" not in notify.fields[give_up:resumed] and "WATCHDOG=1" in notify.fields[:give_up]
+    assert "audio again" in err
+
+
+def test_two_processes_with_one_stream_id_warn_instead_of_fighting(broker, model, tmp_path):
+    loop = write_tones(tmp_path / "loop.wav", [1] * 4)
+    args = ("--source", f"file:{loop}", "--loop", "--stream-id", "twin", "--model", str(model), "--broker", broker.url)
+    first = Daemon(*args)
+    sub = Subscriber(broker.url)
+    sub.wait_for(lambda m: m.topic == "genrecast/twin/prediction", "the first running")
+    second = Daemon(*args)
+    try:
+        for d in (first, second):
+            d.wait_log("stream twin is also published by another process")
+        ids = {m.payload["instance"] for m in sub.of("genrecast/twin/status")}
+        assert len(ids) == 2  # distinct client ids: neither knocked the other off the broker
+    finally:
+        for d in (first, second):
+            d.signal(signal.SIGTERM)
+        results = [d.finish() for d in (first, second)]
+    sub.close()
+    assert [rc for rc, _ in results] == [0, 0]
+    assert not any("lost connection" in err for _, err in results)
+
+
+def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
+    parser = build_parser()
+    args = parser.parse_args(["run", "--stream", "a=mic", "--stream", "b=file:x.wav", "--stream-id", "k"])
+    assert args.streams == ["a=mic", "b=file:x.wav"] and args.stream_id == "k"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--stream-i", "k"])  # no abbreviations: this would have been --stream-id
+
+
+@pytest.mark.parametrize(("toml", "flags", "message"), [
+    ("", {"streams": ["a=stdin", "b=stdin"]}, "at most one stream may read stdin"),
+    ('source = "mic"\n', {"streams": ["a=mic"]}, "use one form"),
+    ("", {"streams": ["a=mic", "a=stdin"]}, "the same stream id given twice"),
+    ("", {"streams": ["nosource"]}, "--stream: expected ID=SOURCE"),
+    ("[streams.a]\nsource = 'mic'\nhop_seconds = 0\n", {}, "streams.a.hop_seconds: bad value 0"),
+    ("[streams.a]\nsource = 'mic'\nqos = 0\n", {}, "unknown setting 'streams.a.qos'"),
+    ("[streams.a]\nspeed = 2\n", {}, "streams.a: no source"),
+    ("[streams._daemon]\nsource = 'mic'\n", {}, "stream_id: bad value '_daemon'"),
+    ("streams = 3\n", {}, "expected tables"),
+])
+def test_bad_stream_settings_are_refused(tmp_path, toml, flags, message):
+    path = tmp_path / "s.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, flags, environ={})
+    assert message in str(err.value)
+
+
+def test_stream_tables_override_the_top_level_defaults(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('hop_seconds = 2\nspeed = 0\n[streams.a]\nsource = "file:a.wav"\n'
+                    '[streams.b]\nsource = "file:b.wav"\nhop_seconds = 0.5\nloop = true\n')
+    s = load_settings(path, {"streams": ["c=mic:USB"], "hop_seconds": 3.0}, environ={})
+    by_id = {x.stream_id: x for x in s.stream_settings()}
+    assert {k: (v.source, v.hop_seconds, v.loop, v.speed) for k, v in by_id.items()} == {
+        "a": ("file:a.wav", 3.0, False, 0.0), "b": ("file:b.wav", 0.5, True, 0.0), "c": ("mic:USB", 3.0, False, 0.0)}
+    assert json.dumps(s.daemon_name())  # several streams: named after the host
+    one = load_settings(None, {"source": "stdin", "stream_id": "radio"}, environ={})
+    assert [(x.stream_id, x.source) for x in one.stream_settings()] == [("radio", "stdin")]
+    assert one.daemon_name() == "radio"
+
+
+def test_a_pipeline_started_late_keeps_offsets_from_the_sources_start():
+    # Streams opened together are spread over the hop by skipping part of the first hop; the windows that follow
+    # are those of the remaining audio, placed where they lie in the source.
+    spec = ModelSpec(name="t", version="1")
+    rate = spec.dsp.sample_rate
+    x = (0.1 * np.sin(np.arange(6 * rate) * 0.05)).astype(np.float32)
+    late = Pipeline(spec, 1.0, rate, skip_seconds=0.5)
+    windows = late.push(x[:1000]) + late.push(x[1000:], last=True)
+    plain = Pipeline(spec, 1.0, rate).push(x[rate // 2 :], last=True)
+    assert [w.start_s for w in windows] == [0.5 + w.start_s for w in plain] and windows[0].start_s == 0.5
+    assert all(np.array_equal(a.logmel, b.logmel) for a, b in zip(windows, plain, strict=True))
+
+
+@pytest.mark.parametrize("skip", [0.0, 0.3])
+def test_the_pipeline_says_how_much_audio_completes_its_next_window(skip):
+    # The loop pushes a stream's audio once a window's worth is waiting; one sample short must not complete it.
+    spec = ModelSpec(name="t", version="1")
+    rate = spec.dsp.sample_rate
+    x = (0.1 * np.sin(np.arange(8 * rate) * 0.05)).astype(np.float32)
+    p = Pipeline(spec, 1.0, rate, skip_seconds=skip)
+    pos = 0
+    for _ in range(3):
+        need = p.samples_to_next_window()
+        assert p.push(x[pos : pos + need - 1]) == []
+        assert len(p.push(x[pos + need - 1 : pos + need])) == 1
+        pos += need

@@ -1,0 +1,101 @@
+"""The fleet form of docs/deployment.md for real: an edge Mosquitto bridges ``genrecast/#`` to a central one, a
+multi-stream daemon publishes to the edge, and the dashboard's subscriber reads the centre."""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import MosquittoBroker
+from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from tiny_model import build_tiny_model
+
+from daemon.broker import BrokerConfig
+from dashboard.feed import Feed
+from dashboard.history import History
+
+
+@pytest.fixture
+def central(tmp_path):
+    (tmp_path / "central").mkdir()
+    b = MosquittoBroker(tmp_path / "central")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def edge(tmp_path, central):
+    (tmp_path / "edge").mkdir()
+    b = MosquittoBroker(tmp_path / "edge")
+    b.conf.write_text(b.conf.read_text() + (
+        "connection central\n"
+        f"address {central.host}:{central.port}\n"
+        "topic genrecast/# out 1\n"
+        "topic homeassistant/# out 1\n"
+        "bridge_protocol_version mqttv311\n"
+        "try_private true\n"
+        "notifications false\n"
+        "restart_timeout 1\n"
+    ))
+    b.start()
+    yield b
+    b.stop()
+
+
+def wait_until(predicate, what: str) -> None:
+    """Poll a condition of the dashboard's history (it has no events to wait on); a hang guard, not a timing."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.1)
+
+
+def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, tmp_path):
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    loop = write_tones(tmp_path / "loop.wav", [3] * 4)
+    history = History()
+    feed = Feed(BrokerConfig(host=central.host, port=central.port), "genrecast", history)
+    feed.start()
+    centre = Subscriber(central.url)
+    # The bridge is up once a message published at the edge reaches the centre (outside the dashboard's topics).
+    probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bridge-probe")
+    probe.connect(edge.host, edge.port)
+    probe.loop_start()
+    deadline = time.monotonic() + WAIT
+    while not centre.of("homeassistant/probe"):
+        assert time.monotonic() < deadline, "the edge never bridged to the centre"
+        probe.publish("homeassistant/probe", '{"probe": 1}', qos=1).wait_for_publish(WAIT)
+        time.sleep(0.2)
+    probe.loop_stop()
+    probe.disconnect()
+
+    daemon = Daemon("--stream", f"bar=file:{loop}", "--stream", f"lobby=file:{loop}", "--loop", "--name", "site-a",
+                    "--model", str(model), "--broker", edge.url)
+    try:
+        for stream in ("bar", "lobby"):
+            centre.wait_for(lambda m, s=stream: m.topic == f"genrecast/{s}/prediction", f"{stream} at the centre")
+
+        def dashboard_sees_both() -> bool:
+            views = {v.stream_id: v for v in history.snapshot().streams}
+            return all(s in views and views[s].latest is not None and views[s].status is not None
+                       and views[s].status.state == "online" for s in ("bar", "lobby"))
+
+        wait_until(dashboard_sees_both, "the dashboard at the centre showing both streams online")
+        assert feed.status().rejected == 0
+        # The edge's daemon dies: its will, published by the edge broker, crosses the bridge too.
+        daemon.proc.kill()
+        daemon.finish()
+        will = centre.wait_for(lambda m: m.topic == "genrecast/_daemon/site-a/status"
+                               and m.payload["state"] == "offline", "the will at the centre")
+        assert will.payload["reason"] == "connection lost"
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.finish()
+        feed.stop()
+        centre.close()
+    for m in centre.messages:
+        if m.topic.startswith("genrecast/"):
+            validate(m.topic, m.payload)
