@@ -39,13 +39,12 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
-
-from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
-from dsp import resample  # noqa: E402
-from dsp.windows import hop_frames, window_starts  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.dsp import resample  # noqa: E402
+from genrecast.dsp.windows import hop_frames, window_starts  # noqa: E402
 
 CHUNK = 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -157,8 +156,8 @@ def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list
 
 
 def classify_throughput(model_path: Path, tmp: Path, n_tracks: int) -> float:
-    from daemon.classify_cmd import classify_file
-    from daemon.model import load_model
+    from genrecast.daemon.classify_cmd import classify_file
+    from genrecast.daemon.model import load_model
 
     rate = model_rate(model_path)
     audio = music(30.0 * n_tracks, rate)

@@ -21,17 +21,16 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from dashboard_payloads import GENRES, encode, prediction, status  # noqa: E402
-
-from daemon.broker import BrokerConfig  # noqa: E402
-from dashboard import render  # noqa: E402
-from dashboard.app import create_app, make_server  # noqa: E402
-from dashboard.feed import Feed, FeedStatus  # noqa: E402
-from dashboard.history import History  # noqa: E402
-from dashboard.offline import OfflineClassifier  # noqa: E402
-from dashboard.parse import parse_message  # noqa: E402
+from genrecast.daemon.broker import BrokerConfig  # noqa: E402
+from genrecast.dashboard import render  # noqa: E402
+from genrecast.dashboard.app import create_app, make_server  # noqa: E402
+from genrecast.dashboard.feed import Feed, FeedStatus  # noqa: E402
+from genrecast.dashboard.history import History  # noqa: E402
+from genrecast.dashboard.offline import OfflineClassifier  # noqa: E402
+from genrecast.dashboard.parse import parse_message  # noqa: E402
 
 
 def fill(history: History, n: int, windows: int) -> None:

@@ -15,19 +15,17 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from daemon.decision import Decider, DecisionConfig  # noqa: E402
-from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
-from daemon.pipeline import Pipeline  # noqa: E402
-from dsp import read_audio  # noqa: E402
+from genrecast.daemon.decision import Decider, DecisionConfig  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.daemon.pipeline import Pipeline  # noqa: E402
+from genrecast.dsp import read_audio  # noqa: E402
 
 
 def long_excerpts(data: Path) -> list[tuple[str, Path]]:

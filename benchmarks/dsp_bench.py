@@ -17,8 +17,7 @@ from pathlib import Path  # noqa: E402
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
-
-from dsp import DEFAULT_DSP, LogMelStream, read_audio, resample  # noqa: E402
+from genrecast.dsp import DEFAULT_DSP, LogMelStream, read_audio, resample  # noqa: E402
 
 SECONDS = 30
 CHUNK = 1024

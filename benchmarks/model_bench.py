@@ -21,8 +21,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-
-from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
 
 FAST_MODEL = DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx")
 

@@ -36,13 +36,12 @@ import numpy as np  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
-
-from daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
-from daemon.pipeline import Pipeline  # noqa: E402
-from dsp import read_audio  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.daemon.pipeline import Pipeline  # noqa: E402
+from genrecast.dsp import read_audio  # noqa: E402
 
 MODELS = DEFAULT_MODEL.parent  # the shipped models, beside the default
 FAST_MODEL = MODELS / "genrecast-gtzan-fast.onnx"
@@ -206,7 +205,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, help="windows per model call (default: the daemon's)")
     p.add_argument("--batches", default="1,2,4,8,16,32,64,128", help="batch sizes for the model-only curve")
     a = p.parse_args()
-    from daemon.config import RunSettings
+    from genrecast.daemon.config import RunSettings
 
     batch = a.batch or RunSettings().batch
     main_model = a.model or (FAST_MODEL if FAST_MODEL.is_file() else DEFAULT_MODEL)

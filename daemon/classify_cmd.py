@@ -62,8 +62,8 @@ def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows
     The file is decoded block by block and windows are scored in batches, so memory does not grow with its length
     (beyond one row of probabilities per window).
     """
-    from dsp import AudioError
-    from dsp.windows import MIN_SECONDS
+    from genrecast.dsp import AudioError
+    from genrecast.dsp.windows import MIN_SECONDS
 
     from .pipeline import Pipeline
 
@@ -116,16 +116,17 @@ def track_json(result: TrackResult, model_id: str) -> dict:
 
 
 def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
-    from dsp import AudioFile
+    from genrecast.dsp import AudioFile
 
     with AudioFile(path) as audio:
         return track_result(model, path, classify_windows(model, audio, hop_seconds, path))
 
 
 def handler(args: argparse.Namespace) -> int:
-    from dsp import AudioError
+    from genrecast.dsp import AudioError
 
-    from .cli import UserError
+    from genrecast.errors import UserError
+
     from .config import valid_hop, valid_threads
     from .model import load_model
 

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from dsp.audio import PCM_FORMATS, RATE_RANGE
-from dsp.config import DEFAULT_DSP
+from genrecast.dsp.audio import PCM_FORMATS, RATE_RANGE
+from genrecast.dsp.config import DEFAULT_DSP
+
+from genrecast.errors import UserError
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
-from .cli import UserError
 from .decision import SMOOTHING, DecisionConfig
 from .sources import default_stream_id
 

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from dsp import AudioError
+from genrecast.dsp import AudioError
 
 from .sources import Chunk, Source
 

@@ -13,8 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
-from dsp import METADATA_KEY, ModelSpec, ModelSpecError
+from genrecast.dsp import METADATA_KEY, ModelSpec, ModelSpecError
 
 # Shipped inside this package (daemon/models links to the repository's models/, where the trainer writes), so a
 # wheel installed anywhere finds it; importlib.resources rather than a path built from the checkout's layout.

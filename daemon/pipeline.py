@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
+from genrecast.dsp.windows import WindowStream, hop_frames, pad_short_clip
 
-from daemon.cli import UserError
-from dsp import LogMelStream, ModelSpec, StreamResampler
-from dsp.windows import WindowStream, hop_frames, pad_short_clip
+from genrecast.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from dsp import AudioError
-from dsp.windows import MIN_SECONDS
+from genrecast.dsp import AudioError
+from genrecast.dsp.windows import MIN_SECONDS
 
 from .config import RunSettings, StreamSettings
 from .decision import Decider, State

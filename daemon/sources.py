@@ -24,9 +24,8 @@ from queue import Empty, Full, Queue
 from typing import BinaryIO, Protocol
 
 import numpy as np
-
-from dsp import AudioError, AudioFile, decode_pcm
-from dsp.audio import PCM_FORMATS, check_samples
+from genrecast.dsp import AudioError, AudioFile, decode_pcm
+from genrecast.dsp.audio import PCM_FORMATS, check_samples
 
 log = logging.getLogger("genrecast.source")
 

@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from flask import Blueprint, Flask, Response, jsonify, request
+from genrecast.daemon.config import ApiSettings
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-from daemon.config import ApiSettings
 
 from .feed import Feed
 from .history import History, StreamView
@@ -80,8 +79,8 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
 
     @route("/v1/classify", ("POST",))
     def classify():
-        from daemon.classify_cmd import track_json, track_result
-        from dsp import AudioError, ModelSpecError
+        from genrecast.daemon.classify_cmd import track_json, track_result
+        from genrecast.dsp import AudioError, ModelSpecError
 
         windows = flag("windows")
         name, data = read_upload(config)

@@ -12,10 +12,9 @@ import socket
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
+from genrecast.daemon.config import ApiSettings
 from werkzeug.serving import BaseWSGIServer
 from werkzeug.serving import make_server as werkzeug_server
-
-from daemon.config import ApiSettings
 
 from . import render
 from .api import install_api
@@ -195,7 +194,7 @@ def stream_outputs(history: History, selected: str | None, drawn: list | None) -
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:
     """Classify an upload (a ``data:...;base64,...`` URL from dcc.Upload); a problem is shown, never raised."""
-    from dsp import AudioError, ModelSpecError
+    from genrecast.dsp import AudioError, ModelSpecError
 
     try:
         data = base64.b64decode((contents or "").partition(",")[2], validate=True)

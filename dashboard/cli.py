@@ -9,9 +9,8 @@ import os
 import sys
 from dataclasses import replace
 
-from daemon.broker import BrokerConfig
-from daemon.cli import UserError
-from daemon.config import (
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.config import (
     PREFIX_RULE,
     TOKEN_RULE,
     ApiSettings,
@@ -21,6 +20,8 @@ from daemon.config import (
     valid_prefix,
     valid_token,
 )
+
+from genrecast.errors import UserError
 
 DEFAULT_PREFIX = "genrecast"
 

@@ -11,9 +11,8 @@ import threading
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from genrecast.daemon.broker import BrokerConfig, ConnectFailures, refusal
 from paho.mqtt.enums import CallbackAPIVersion
-
-from daemon.broker import BrokerConfig, ConnectFailures, refusal
 
 from .history import History
 from .parse import PayloadError, parse_message, topic_filters

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from .jobs import BoundedPool
 
 if TYPE_CHECKING:
-    from daemon.classify_cmd import FileWindows
-    from daemon.model import GenreModel
+    from genrecast.daemon.classify_cmd import FileWindows
+    from genrecast.daemon.model import GenreModel
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a few minutes of WAV; base64 in the browser makes it 4/3 larger
 # Bytes alone do not bound the work: 50 MiB of 8-bit 1 kHz audio is 14 hours. The header's length is checked
@@ -63,7 +63,7 @@ class OfflineClassifier:
 
     def classify(self, data: bytes, name: str) -> FileResult:
         """The page's view of an upload: the track-level answer and every window, for the timeline."""
-        from dsp import AudioError
+        from genrecast.dsp import AudioError
 
         if len(data) > MAX_UPLOAD_BYTES:
             raise AudioError(f"{name}: {len(data) // 2**20} MiB is over the {MAX_UPLOAD_BYTES // 2**20} MiB limit")
@@ -85,7 +85,7 @@ class OfflineClassifier:
         )
 
     def _load(self) -> GenreModel:
-        from daemon.model import load_model
+        from genrecast.daemon.model import load_model
 
         with self._lock:
             if self._model is None:
@@ -93,8 +93,8 @@ class OfflineClassifier:
             return self._model
 
     def _windows(self, data: bytes, name: str) -> tuple[GenreModel, FileWindows]:
-        from daemon.classify_cmd import classify_windows
-        from dsp import AudioError, AudioFile
+        from genrecast.daemon.classify_cmd import classify_windows
+        from genrecast.dsp import AudioError, AudioFile
 
         model = self._load()
         with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:

@@ -12,8 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from dash import html
-
-from dsp.modelspec import GTZAN_GENRES
+from genrecast.dsp.modelspec import GTZAN_GENRES
 
 from .feed import FeedStatus
 from .history import STALE_AFTER_S, Snapshot, StreamView

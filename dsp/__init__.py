@@ -34,4 +34,4 @@ def __getattr__(name: str):
         from . import melstream
 
         return getattr(melstream, name)
-    raise AttributeError(f"module 'dsp' has no attribute {name!r}")
+    raise AttributeError(f"module 'genrecast.dsp' has no attribute {name!r}")

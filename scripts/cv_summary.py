@@ -15,10 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from genrecast.training.evaluate import clopper_pearson  # noqa: E402
 from scipy.stats import binomtest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.evaluate import clopper_pearson  # noqa: E402
 
 
 def pooled(runs: list[Path]) -> tuple[dict[str, bool], int, int]:

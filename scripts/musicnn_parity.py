@@ -10,18 +10,14 @@ difference per layer and the port's top tags per file, and ``--fixture`` stores 
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dsp import read_audio  # noqa: E402
-from dsp.windows import hop_frames  # noqa: E402
-from training.corpus import clip_windows  # noqa: E402
-from training.musicnn import MUSICNN_DSP, N_FRAMES, TAGS, load_musicnn, musicnn_input  # noqa: E402
+from genrecast.dsp import read_audio  # noqa: E402
+from genrecast.dsp.windows import hop_frames  # noqa: E402
+from genrecast.training.corpus import clip_windows  # noqa: E402
+from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES, TAGS, load_musicnn, musicnn_input  # noqa: E402
 
 LAYERS = ("logits", "timbral", "temporal", "cnn1", "cnn2", "cnn3", "mean_pool", "max_pool", "penultimate")
 MAPS = ("timbral", "temporal", "cnn1", "cnn2", "cnn3")

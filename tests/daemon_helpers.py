@@ -15,9 +15,8 @@ import jsonschema
 import numpy as np
 import paho.mqtt.client as mqtt
 import soundfile as sf
+from genrecast.dsp import DEFAULT_DSP, DSPConfig
 from tiny_model import tone_hz
-
-from dsp import DEFAULT_DSP, DSPConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = {k: json.loads((ROOT / "daemon" / "schemas" / f"{k}.schema.json").read_text())

@@ -10,12 +10,11 @@ import time
 import pytest
 from conftest import free_port
 from daemon_helpers import WAIT, Daemon, genrecast, write_tones
+from genrecast.daemon.broker import BrokerConfig, diagnose
+from genrecast.daemon.config import ConfigError, load_settings
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
 from tiny_model import build_tiny_model
-
-from daemon.broker import BrokerConfig, diagnose
-from daemon.config import ConfigError, load_settings
-from dashboard.feed import Feed
-from dashboard.history import History
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +97,7 @@ def feed_problem(broker: BrokerConfig) -> str:
 
 
 def test_dashboard_names_tcp_and_tls_failures_and_logs_them(tls_broker, other_ca, caplog):
-    caplog.set_level("WARNING", logger="dashboard.feed")
+    caplog.set_level("WARNING", logger="genrecast.dashboard.feed")
     assert feed_problem(BrokerConfig(port=free_port())).startswith("connection refused")
     assert "not trusted" in feed_problem(BrokerConfig(port=tls_broker.port, tls=True, ca_file=str(other_ca)))
     assert "use mqtts://" in feed_problem(BrokerConfig(port=tls_broker.port))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from daemon_helpers import genrecast
-
-from daemon.config import ConfigError, load_broker_config, load_settings
-from daemon.sources import default_stream_id
+from genrecast.daemon.config import ConfigError, load_broker_config, load_settings
+from genrecast.daemon.sources import default_stream_id
 
 TOML = """
 source = "file:/music/a.wav"
@@ -75,7 +74,7 @@ def test_broker_table_is_reusable_alone(tmp_path):
 
 
 def test_api_table_is_the_dashboards_but_checked_by_the_daemon(tmp_path):
-    from daemon.config import load_api_settings
+    from genrecast.daemon.config import load_api_settings
 
     secret = "correct-horse-battery-staple"
     path = tmp_path / "c.toml"

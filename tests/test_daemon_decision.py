@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from daemon.decision import Decider, DecisionConfig, State, track_state
-from dsp import GTZAN_GENRES
+from genrecast.daemon.decision import Decider, DecisionConfig, State, track_state
+from genrecast.dsp import GTZAN_GENRES
 
 LOUD = 0.1  # an RMS above the silence level
 

@@ -7,10 +7,17 @@ import json
 import jsonschema
 import pytest
 from daemon_helpers import SCHEMAS, validate
-
-from daemon.decision import State
-from daemon.events import DaemonStatus, GenreChange, Prediction, Status, UnpublishableError, ha_discovery, utc_now
-from dsp import GTZAN_GENRES
+from genrecast.daemon.decision import State
+from genrecast.daemon.events import (
+    DaemonStatus,
+    GenreChange,
+    Prediction,
+    Status,
+    UnpublishableError,
+    ha_discovery,
+    utc_now,
+)
+from genrecast.dsp import GTZAN_GENRES
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -145,7 +145,7 @@ def test_log_lines_of_other_threads_survive_a_quiet_device_probe(capfd):
     """While PortAudio's C chatter is sent to /dev/null, another thread's log line still reaches stderr."""
     import logging
 
-    from daemon.sources import quiet_stderr
+    from genrecast.daemon.sources import quiet_stderr
 
     about_to_log = threading.Event()
 

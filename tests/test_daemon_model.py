@@ -10,11 +10,10 @@ import numpy as np
 import onnx
 import pytest
 from daemon_helpers import genrecast, write_tones
+from genrecast.daemon.model import DEFAULT_MODEL, load_model
+from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 from signals import sparse_wav
 from tiny_model import build_tiny_model, musicnn_like_spec, tiny_spec
-
-from daemon.model import DEFAULT_MODEL, load_model
-from dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 
 
 def respec(path, spec):
@@ -90,7 +89,7 @@ def test_malformed_spec_json_is_refused(tmp_path):
 
 
 def test_missing_default_model_names_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setattr("daemon.model.DEFAULT_MODEL", tmp_path / "models" / "genrecast-gtzan.onnx")
+    monkeypatch.setattr("genrecast.daemon.model.DEFAULT_MODEL", tmp_path / "models" / "genrecast-gtzan.onnx")
     with pytest.raises(ModelSpecError, match="no such file.*genrecast train"):
         load_model()
     assert DEFAULT_MODEL.name == "genrecast-gtzan.onnx" and DEFAULT_MODEL.parent.name == "models"
@@ -198,7 +197,7 @@ def test_run_refuses_a_corrupt_file_in_one_line(tmp_path, model_path, content):
 
 
 def _classify_peak(model, path) -> tuple[int, int]:
-    from daemon.classify_cmd import classify_file
+    from genrecast.daemon.classify_cmd import classify_file
 
     tracemalloc.start()
     try:
@@ -224,7 +223,7 @@ def test_a_file_source_decodes_as_it_goes(tmp_path):
     """Ten minutes of 44.1 kHz stereo: opening reads the header only, and replay holds a chunk at a time."""
     import threading
 
-    from daemon.sources import FileSource
+    from genrecast.daemon.sources import FileSource
 
     path = sparse_wav(tmp_path / "long.wav", 600, rate=44100)
     tracemalloc.start()
@@ -250,7 +249,7 @@ def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model_path, tmp_pat
 
 @pytest.mark.parametrize("speed", ["1e-9", "0.001", "-1", "1e6", "nan"])
 def test_absurd_speeds_are_refused(speed):
-    from daemon.config import ConfigError, load_settings
+    from genrecast.daemon.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="speed: bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000 times"):
         load_settings(flags={"speed": float(speed)}, environ={})

@@ -12,15 +12,15 @@ import time
 import numpy as np
 import pytest
 from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.config import ConfigError, load_settings
+from genrecast.daemon.pipeline import Pipeline
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dsp import ModelSpec
 from tiny_model import build_tiny_model
 
-from daemon.broker import BrokerConfig
-from daemon.cli import build_parser
-from daemon.config import ConfigError, load_settings
-from daemon.pipeline import Pipeline
-from dashboard.feed import Feed
-from dashboard.history import History
-from dsp import ModelSpec
+from genrecast.cli import build_parser
 
 
 @pytest.fixture(scope="module")

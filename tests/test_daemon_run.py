@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from conftest import MosquittoBroker
 from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.events import STALLED_IS_OFFLINE, Message
+from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
+from genrecast.daemon.service import END_FLUSH_SECONDS
+from genrecast.dsp import GTZAN_GENRES
 from tiny_model import build_tiny_model, musicnn_like_spec
-
-from daemon.broker import BrokerConfig
-from daemon.events import STALLED_IS_OFFLINE, Message
-from daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
-from daemon.service import END_FLUSH_SECONDS
-from dsp import GTZAN_GENRES
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from daemon_helpers import ROOT
-
-from daemon.config import load_settings
+from genrecast.daemon.config import load_settings
 
 UNIT = ROOT / "systemd" / "genrecast@.service"
 MULTI_UNIT = ROOT / "systemd" / "genrecast-streams.service"
@@ -66,7 +65,7 @@ def test_example_config_names_every_setting():
     """docs/daemon.md promises every key is in the example: set (or shown commented out) with a word about it."""
     from dataclasses import fields
 
-    from daemon.config import TABLES, RunSettings
+    from genrecast.daemon.config import TABLES, RunSettings
 
     text = (ROOT / "systemd" / "kitchen.toml.example").read_text()
     keys = {line.lstrip("# ").partition("=")[0].strip() for line in text.splitlines() if "=" in line}

@@ -22,18 +22,17 @@ import pytest
 import soundfile as sf
 from conftest import free_port, wait_for_port
 from dashboard_payloads import genre, prediction, status
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.classify_cmd import TrackResult, classify_file, track_json
+from genrecast.daemon.config import ApiSettings
+from genrecast.daemon.model import load_model
+from genrecast.dashboard.app import create_app, make_server
+from genrecast.dashboard.cli import loopback
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.jobs import BoundedPool
+from genrecast.dashboard.offline import OfflineClassifier
 from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
-
-from daemon.broker import BrokerConfig
-from daemon.classify_cmd import TrackResult, classify_file, track_json
-from daemon.config import ApiSettings
-from daemon.model import load_model
-from dashboard.app import create_app, make_server
-from dashboard.cli import loopback
-from dashboard.feed import Feed
-from dashboard.history import History
-from dashboard.jobs import BoundedPool
-from dashboard.offline import OfflineClassifier
 
 WAIT_S = 30
 TOKEN = "tok-" + uuid.uuid4().hex  # unique, so finding it in a log cannot be a coincidence

@@ -14,6 +14,11 @@ from types import SimpleNamespace
 import paho.mqtt.client as mqtt
 import pytest
 from dashboard_payloads import genre, prediction, status
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.app import create_app, make_server
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.offline import OfflineClassifier
 from paho.mqtt.enums import CallbackAPIVersion
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -21,12 +26,6 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-
-from daemon.broker import BrokerConfig
-from dashboard.app import create_app, make_server
-from dashboard.feed import Feed
-from dashboard.history import History
-from dashboard.offline import OfflineClassifier
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30

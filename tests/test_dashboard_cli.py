@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, wait_for_port
+from genrecast.dashboard.cli import broker_config, topic_prefix
 
-from daemon.cli import UserError
-from dashboard.cli import broker_config, topic_prefix
+from genrecast.errors import UserError
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from conftest import MosquittoBroker
-
-from daemon.broker import BrokerConfig
-from dashboard.feed import Feed
-from dashboard.history import History
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
 
 
 def test_refused_connection_is_explained(tmp_path):

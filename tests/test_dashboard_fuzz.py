@@ -10,12 +10,11 @@ import time
 
 import pytest
 from dashboard_payloads import encode, genre, prediction, status
-
-from daemon.broker import BrokerConfig
-from dashboard.app import overview_outputs, stream_outputs
-from dashboard.feed import Feed
-from dashboard.history import History
-from dashboard.parse import PayloadError, parse_message
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.app import overview_outputs, stream_outputs
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.parse import PayloadError, parse_message
 
 HOSTILE = [
     None, True, False, 0, -1, 1, 0.5, -0.0, 1e308, -1e308, 10**30, 2**63, "", "x" * 200, "x" * 201,
@@ -99,7 +98,7 @@ def test_times_outside_a_sane_range_are_refused(field, value):
 
 def test_a_stream_that_cannot_be_drawn_costs_its_card_only(monkeypatch):
     """Second line of defence: should the parser let through what rendering cannot take, the rest still shows."""
-    from dashboard import render
+    from genrecast.dashboard import render
 
     history = History(clock=lambda: 1000.0)
     feed = Feed(BrokerConfig(), "genrecast", history)

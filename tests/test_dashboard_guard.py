@@ -6,13 +6,12 @@ import http.client
 import threading
 
 import pytest
-
-from daemon.broker import BrokerConfig
-from dashboard.app import MAX_REQUEST_BYTES, create_app, make_server
-from dashboard.feed import Feed
-from dashboard.guard import Guard, HostAllowList, host_name
-from dashboard.history import History
-from dashboard.offline import OfflineClassifier
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.app import MAX_REQUEST_BYTES, create_app, make_server
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.guard import Guard, HostAllowList, host_name
+from genrecast.dashboard.history import History
+from genrecast.dashboard.offline import OfflineClassifier
 
 
 @pytest.fixture(scope="module")

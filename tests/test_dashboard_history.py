@@ -6,9 +6,8 @@ import threading
 import tracemalloc
 
 from dashboard_payloads import encode, genre, prediction, status
-
-from dashboard.history import History
-from dashboard.parse import parse_message
+from genrecast.dashboard.history import History
+from genrecast.dashboard.parse import parse_message
 
 
 def msg(kind: str, payload: dict):

@@ -9,14 +9,13 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
+from genrecast.dashboard import offline, render
+from genrecast.dashboard.app import file_result
+from genrecast.dashboard.jobs import BoundedPool
+from genrecast.dashboard.offline import OfflineClassifier
+from genrecast.dsp import AudioError
 from signals import sparse_wav
 from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
-
-from dashboard import offline, render
-from dashboard.app import file_result
-from dashboard.jobs import BoundedPool
-from dashboard.offline import OfflineClassifier
-from dsp import AudioError
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,8 @@ def test_classifies_like_the_daemon(model_path, tmp_path):
     assert len(result.starts) == len(result.probabilities) == 5  # 7 s, 3-s windows, 1-s hop
     assert all(len(row) == 10 for row in result.probabilities)
 
-    classify_cmd = pytest.importorskip("daemon.classify_cmd")
-    from daemon.model import load_model
+    classify_cmd = pytest.importorskip("genrecast.daemon.classify_cmd")
+    from genrecast.daemon.model import load_model
 
     (tmp_path / "tone.wav").write_bytes(data)
     track = classify_cmd.classify_file(load_model(model_path), str(tmp_path / "tone.wav"), 1.0)

@@ -6,11 +6,10 @@ import json
 
 import pytest
 from dashboard_payloads import encode, genre, prediction, status
-
-from daemon.broker import BrokerConfig
-from dashboard.feed import Feed
-from dashboard.history import History
-from dashboard.parse import GenreChange, PayloadError, Prediction, Status, parse_message
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.parse import GenreChange, PayloadError, Prediction, Status, parse_message
 
 P = "genrecast"
 
@@ -42,8 +41,8 @@ def test_multi_level_prefix():
 
 def test_the_daemons_own_messages_parse():
     """Cross-check against the publisher's code, so the two sides cannot drift apart unnoticed."""
-    events = pytest.importorskip("daemon.events")
-    decision = pytest.importorskip("daemon.decision")
+    events = pytest.importorskip("genrecast.daemon.events")
+    decision = pytest.importorskip("genrecast.daemon.decision")
     state = decision.State("genre", "rock", 0.7)
     probs = dict.fromkeys(("blues", "rock"), 0.5)
     messages = [
@@ -120,13 +119,13 @@ def test_nan_is_refused():
 
 
 def test_an_unexpected_parser_error_costs_one_message_not_the_feed(monkeypatch):
-    import dashboard.feed
+    import genrecast.dashboard.feed
 
     def broken(prefix, topic, payload):
         raise RuntimeError("a bug")
 
     feed = Feed(BrokerConfig(), P, History())
-    monkeypatch.setattr(dashboard.feed, "parse_message", broken)
+    monkeypatch.setattr(genrecast.dashboard.feed, "parse_message", broken)
     feed.handle("genrecast/kitchen/status", encode(status("kitchen")))  # must not raise
     assert feed.status().rejected == 1 and "RuntimeError" in feed.status().last_rejection
 
@@ -144,10 +143,10 @@ def test_feed_counts_bad_messages_and_keeps_good_ones():
 
 
 def test_a_process_status_parses_and_a_bad_one_is_refused():
-    from dashboard.parse import ProcessStatus, topic_filters
+    from genrecast.dashboard.parse import ProcessStatus, topic_filters
 
     assert "genrecast/_daemon/+/status" in topic_filters("genrecast")
-    events = pytest.importorskip("daemon.events")
+    events = pytest.importorskip("genrecast.daemon.events")
     will = events.DaemonStatus("offline", "genrecast-rack-h-0a1b2c", ("a",), "connection lost").message(P, "rack")
     assert parse_message(P, will.topic, will.payload.encode()) == ProcessStatus("rack", False, "connection lost")
     for payload in (b"[]", encode({"version": 1, "daemon": "other", "state": "offline"}),

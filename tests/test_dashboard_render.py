@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dashboard_payloads import encode, prediction, status
-
-from dashboard.history import History
-from dashboard.parse import parse_message
-from dashboard.render import (
+from genrecast.dashboard.history import History
+from genrecast.dashboard.parse import parse_message
+from genrecast.dashboard.render import (
     STALE_AFTER_S,
     decision_text,
     plot_text,

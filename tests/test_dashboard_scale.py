@@ -13,15 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 from dashboard_payloads import GENRES, prediction, status
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.app import create_app, make_server
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.offline import OfflineClassifier
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from test_dashboard_browser import Publisher, browser, tiny_model_path, wait_for  # noqa: F401 (fixtures)
-
-from daemon.broker import BrokerConfig
-from dashboard.app import create_app, make_server
-from dashboard.feed import Feed
-from dashboard.history import History
-from dashboard.offline import OfflineClassifier
 
 N = 200
 WAIT_S = 60

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from daemon_helpers import ROOT
-
-from daemon.model import DEFAULT_MODEL, load_model
+from genrecast.daemon.model import DEFAULT_MODEL, load_model
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from genrecast.dsp import AudioError, AudioFile, decode_pcm, read_audio
+from genrecast.dsp.audio import BLOCK_FRAMES, RATE_RANGE, check_samples
 from signals import sparse_wav, tone
-
-from dsp import AudioError, AudioFile, decode_pcm, read_audio
-from dsp.audio import BLOCK_FRAMES, RATE_RANGE, check_samples
 
 
 @pytest.mark.parametrize(("subtype", "tol"), [("PCM_16", 1e-4), ("PCM_24", 1e-6), ("PCM_32", 1e-8), ("FLOAT", 0)])

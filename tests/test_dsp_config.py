@@ -1,8 +1,7 @@
 import json
 
 import pytest
-
-from dsp import DEFAULT_DSP, DSPConfig, ModelSpec, ModelSpecError
+from genrecast.dsp import DEFAULT_DSP, DSPConfig, ModelSpec, ModelSpecError
 
 
 def test_defaults_are_the_documented_front_end():

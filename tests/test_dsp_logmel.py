@@ -5,11 +5,10 @@ import sys
 import librosa
 import numpy as np
 import pytest
+from genrecast.dsp import DEFAULT_DSP, DSPConfig, LogMelStream, logmel, mel_filterbank, read_audio, resample
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from signals import music_like
-
-from dsp import DEFAULT_DSP, DSPConfig, LogMelStream, logmel, mel_filterbank, read_audio, resample
 
 
 def librosa_logmel(x: np.ndarray, cfg: DSPConfig) -> np.ndarray:
@@ -112,7 +111,7 @@ import os, sys
 import numba, numba.core.caching, numba.misc.appdirs, numpy, rocket_fft, soundfile, soxr  # loaded as root
 os.seteuid(65534)  # now nothing is writable: not the source tree, not ~/.cache
 sys.dont_write_bytecode = True
-import dsp
+from genrecast import dsp
 print(dsp.logmel(numpy.ones(4096, "float32")).shape)
 """
 

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
+from genrecast.dsp import StreamResampler, resample
 from signals import tone
-
-from dsp import StreamResampler, resample
 
 
 def dominant_frequency(x: np.ndarray, rate: int) -> float:

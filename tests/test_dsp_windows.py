@@ -1,9 +1,8 @@
 import numpy as np
+from genrecast.dsp import DEFAULT_DSP
+from genrecast.dsp.windows import WindowStream, hop_frames, slice_windows, window_starts
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dsp import DEFAULT_DSP
-from dsp.windows import WindowStream, hop_frames, slice_windows, window_starts
 
 
 def test_hop_is_rounded_to_whole_frames():

@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from genrecast.daemon.pipeline import Pipeline
+from genrecast.dsp import DEFAULT_DSP, AudioError, ModelSpec, read_audio
+from genrecast.dsp.windows import hop_frames, slice_windows
+from genrecast.training.dataset import track_frames
 from signals import music_like
 from tiny_model import MUSICNN_DSP
-
-from daemon.pipeline import Pipeline
-from dsp import DEFAULT_DSP, AudioError, ModelSpec, read_audio
-from dsp.windows import hop_frames, slice_windows
-from training.dataset import track_frames
 
 
 def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):

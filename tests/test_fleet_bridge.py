@@ -9,11 +9,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from conftest import MosquittoBroker
 from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
 from tiny_model import build_tiny_model
-
-from daemon.broker import BrokerConfig
-from dashboard.feed import Feed
-from dashboard.history import History
 
 
 @pytest.fixture

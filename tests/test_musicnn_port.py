@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
-
-from training.musicnn import MSD_TAGS, load_musicnn, musicnn_input
-from training.tf_checkpoint import CheckpointError, parse_checkpoint, read_checkpoint
+from genrecast.training.musicnn import MSD_TAGS, load_musicnn, musicnn_input
+from genrecast.training.tf_checkpoint import CheckpointError, parse_checkpoint, read_checkpoint
 
 WHEEL = ROOT / ".cache" / "musicnn" / "musicnn-0.1.0-py3-none-any.whl"
 FIXTURE = ROOT / "tests" / "data" / "musicnn_msd_reference.npz"

@@ -28,7 +28,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 WAIT = 300  # building and installing; a hang guard, not a speed assertion
-PACKAGES = {"daemon", "dashboard", "dsp", "training"}  # after the move to genrecast.*: {"genrecast"}
+PACKAGES = {"genrecast"}  # daemon/, dsp/, training/ and dashboard/ install as genrecast.daemon and so on
 
 
 def run(*args, cwd: Path, env: dict | None = None) -> str:
@@ -124,9 +124,10 @@ def test_the_wheel_carries_the_model_schemas_and_assets(installed):
         names = set(zf.namelist())
     tops = {n.split("/")[0] for n in names}
     assert tops == PACKAGES | {next(t for t in tops if t.endswith(".dist-info"))}, "nothing else at the top level"
-    assert "daemon/models/genrecast-gtzan.onnx" in names
-    assert {f"daemon/schemas/{k}.schema.json" for k in ("status", "prediction", "genre")} <= names
-    assets = {f"dashboard/assets/{p.name}" for p in (ROOT / "dashboard" / "assets").iterdir()}
+    assert {"genrecast/daemon/models/genrecast-gtzan.onnx", "genrecast/daemon/models/genrecast-gtzan-fast.onnx",
+            "genrecast/__init__.py", "genrecast/cli.py"} <= names
+    assert {f"genrecast/daemon/schemas/{k}.schema.json" for k in ("status", "prediction", "genre")} <= names
+    assets = {f"genrecast/dashboard/assets/{p.name}" for p in (ROOT / "dashboard" / "assets").iterdir()}
     assert assets and assets <= names
     assert not {"torch", "onnx", "matplotlib", "pytest"} & set(closure), "the service must not need the extras"
 
@@ -137,8 +138,15 @@ def test_installed_classify_and_run_work_outside_the_checkout(installed, broker,
     clip = shutil.copy(ROOT / "examples" / "synth-groove.flac", tmp_path / "clip.flac")
     env = clean_env()
 
-    where = run(python, "-c", "import daemon, dashboard.app; print(daemon.__file__)", cwd=tmp_path, env=env)
+    where = run(python, "-c", "import genrecast.daemon, genrecast.dashboard.app; print(genrecast.daemon.__file__)",
+                cwd=tmp_path, env=env)
     assert Path(where).is_relative_to(python.parent.parent), where
+    for name in ("daemon", "dsp", "training", "dashboard"):  # no generic top-level names (python-daemon's `daemon`)
+        proc = subprocess.run([python, "-c", f"import {name}"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode != 0 and "No module named" in proc.stderr, name
+    version = run(python, "-m", "genrecast", "--version", cwd=tmp_path, env=env).strip()
+    assert version == f"genrecast {metadata.version('genrecast')}" == run(genrecast, "--version", cwd=tmp_path,
+                                                                               env=env).strip()
 
     answer = json.loads(run(genrecast, "classify", "--json", "clip.flac", cwd=tmp_path, env=env))
     assert answer["file"] == "clip.flac" and answer["model_id"].startswith("genrecast-gtzan")

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT  # noqa: I001
-
-from daemon.classify_cmd import classify_file
-from daemon.model import DEFAULT_MODEL, load_model
-from dsp import GTZAN_GENRES
-from training.musicnn import MUSICNN_DSP, N_FRAMES
+from genrecast.daemon.classify_cmd import classify_file
+from genrecast.daemon.model import DEFAULT_MODEL, load_model
+from genrecast.dsp import GTZAN_GENRES
+from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES
 
 FAST = DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx")
 CARD = (ROOT / "models" / "README.md").read_text()

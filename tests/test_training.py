@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from genrecast.daemon.model import load_model
+from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec
+from genrecast.dsp.windows import hop_frames, slice_windows
+from genrecast.training import augment
+from genrecast.training.augment import NONE, AugmentConfig
+from genrecast.training.calibrate import expected_calibration_error, fit_temperature, nll
+from genrecast.training.dataset import Dataset, Track, cache_dir_for, load
+from genrecast.training.evaluate import clopper_pearson, evaluate
+from genrecast.training.export import export_onnx
+from genrecast.training.models import build
+from genrecast.training.split import Split, SplitError, kfold_split, random_split, read_split, restrict
+from genrecast.training.train import TrainConfig, evaluate_loss, fixed_windows, train
 
-from daemon.cli import main
-from daemon.model import load_model
-from dsp import DEFAULT_DSP, GTZAN_GENRES, DSPConfig, ModelSpec
-from dsp.windows import hop_frames, slice_windows
-from training import augment
-from training.augment import NONE, AugmentConfig
-from training.calibrate import expected_calibration_error, fit_temperature, nll
-from training.dataset import Dataset, Track, cache_dir_for, load
-from training.evaluate import clopper_pearson, evaluate
-from training.export import export_onnx
-from training.models import build
-from training.split import Split, SplitError, kfold_split, random_split, read_split, restrict
-from training.train import TrainConfig, evaluate_loss, fixed_windows, train
+from genrecast.cli import main
 
 SPEC = ModelSpec(name="test", version="0")
 WIN = SPEC.n_frames

@@ -15,17 +15,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from genrecast.daemon.model import load_model
+from genrecast.dsp import GTZAN_GENRES
+from genrecast.dsp.windows import hop_frames
+from genrecast.training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
+from genrecast.training.embed import backbone_activations
+from genrecast.training.export import export_onnx
+from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
+from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
+from genrecast.training.transfer_cv import group_folds
 from test_musicnn_port import WHEEL
-
-from daemon.model import load_model
-from dsp import GTZAN_GENRES
-from dsp.windows import hop_frames
-from training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
-from training.embed import backbone_activations
-from training.export import export_onnx
-from training.musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
-from training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
-from training.transfer_cv import group_folds
 
 RATE = 16000
 
@@ -134,7 +133,7 @@ def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_pa
     """What the daemon runs (ONNX, raw log-mel in) equals the trainer's heads on the backbone's activations."""
     from dataclasses import replace
 
-    from dsp import ModelSpec
+    from genrecast.dsp import ModelSpec
 
     data, other = corpus_dirs
     clips = genre_clips(data, GTZAN_GENRES)[:3] + nonmusic_clips(other)[:2]
@@ -164,7 +163,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     data, other = corpus_dirs
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+        [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
@@ -189,7 +188,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
 def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
     data, other = corpus_dirs
     proc = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+        [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--backbone", str(tmp_path / "nope.whl"), "--out", str(tmp_path / "o")],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
@@ -197,7 +196,7 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
 
 
 def test_synthetic_noise_is_seeded_bounded_and_every_kind(tmp_path):
-    from training.synth_noise import KINDS, RATE, noise, write_synthetic
+    from genrecast.training.synth_noise import KINDS, RATE, noise, write_synthetic
 
     for kind in KINDS:
         a, b = noise(kind, np.random.default_rng(3)), noise(kind, np.random.default_rng(3))

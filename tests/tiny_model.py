@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, METADATA_KEY, DSPConfig, ModelSpec
+from genrecast.dsp.mel import hz_to_mel, mel_to_hz
 from onnx import TensorProto, helper, numpy_helper
-
-from dsp import DEFAULT_DSP, GTZAN_GENRES, METADATA_KEY, DSPConfig, ModelSpec
-from dsp.mel import hz_to_mel, mel_to_hz
 
 MUSICNN_DSP = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)  # the new model's front end
 MUSICNN_WINDOW_SECONDS = 3.008  # 187 frames

@@ -71,7 +71,7 @@ def _augment_config(text: str):
     names = set() if text == "none" else {n.strip() for n in text.split(",") if n.strip()}
     unknown = names - set(AUGMENTS)
     if unknown:
-        from daemon.cli import UserError
+        from genrecast.errors import UserError
 
         raise UserError(f"unknown augmentation {', '.join(sorted(unknown))} (choose from {', '.join(AUGMENTS)})")
     full = AugmentConfig(mixup_alpha=0.4)
@@ -85,7 +85,7 @@ def _augment_config(text: str):
 
 
 def _load(args, spec):
-    from daemon.cli import UserError
+    from genrecast.errors import UserError
 
     from .dataset import DEFAULT_CACHE, load
 
@@ -103,7 +103,7 @@ def _load(args, spec):
 
 
 def _split(args, ds, stored: dict | None = None):
-    from daemon.cli import UserError
+    from genrecast.errors import UserError
 
     from .split import Split, SplitError, kfold_split, random_split, read_split, restrict
 
@@ -131,10 +131,10 @@ def _split(args, ds, stored: dict | None = None):
 
 def _train(args) -> int:
     import torch
+    from genrecast.daemon.model import load_model
+    from genrecast.dsp import ModelSpec
 
-    from daemon.cli import UserError
-    from daemon.model import load_model
-    from dsp import ModelSpec
+    from genrecast.errors import UserError
 
     from .evaluate import evaluate
     from .export import export_onnx
@@ -231,13 +231,13 @@ def _calibrate(model, val_ds, spec, hop: int) -> dict:
 
 
 def _hop(spec) -> int:
-    from dsp.windows import hop_frames
+    from genrecast.dsp.windows import hop_frames
 
     return hop_frames(spec.dsp, spec.hop_seconds)
 
 
 def _evaluate(args) -> int:
-    from daemon.model import load_model
+    from genrecast.daemon.model import load_model
 
     from .evaluate import evaluate
     from .report import plot_confusion
@@ -248,7 +248,7 @@ def _evaluate(args) -> int:
     if args.part != "all":
         stored = spec.training.get("split")
         if not args.split and not stored:
-            from daemon.cli import UserError
+            from genrecast.errors import UserError
 
             raise UserError(f"{args.model} stores no split; give --split to score --part {args.part}")
         ds = ds.subset(_split(args, ds, stored).part(args.part))

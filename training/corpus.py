@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-from dsp import AudioError, DSPConfig, logmel, read_audio, resample
-from dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
+from genrecast.dsp import AudioError, DSPConfig, logmel, read_audio, resample
+from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .dataset import AUDIO_SUFFIXES
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from genrecast.dsp import AudioError, DSPConfig, logmel, read_audio, resample
+from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip
 
-import dsp
-from dsp import AudioError, DSPConfig, logmel, read_audio, resample
-from dsp.windows import MIN_SECONDS, pad_short_clip
+from genrecast import dsp
 
 AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genrecast" / "features"

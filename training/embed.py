@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from dsp import AudioError, DSPConfig
+from genrecast.dsp import AudioError, DSPConfig
 
 from .corpus import Clip, read_clip_windows
 from .musicnn import Musicnn, musicnn_input

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from genrecast.daemon.decision import track_probabilities
+from genrecast.dsp.windows import slice_windows
 from scipy.stats import beta
-
-from daemon.decision import track_probabilities
-from dsp.windows import slice_windows
 
 from .calibrate import expected_calibration_error
 from .dataset import Dataset

@@ -14,8 +14,7 @@ import warnings
 
 import onnx
 import torch
-
-from dsp import METADATA_KEY, ModelSpec
+from genrecast.dsp import METADATA_KEY, ModelSpec
 
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "probabilities"

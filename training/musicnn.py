@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from genrecast.dsp import DSPConfig
 from torch import nn
-
-from dsp import DSPConfig
 
 from .tf_checkpoint import read_checkpoint
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from dsp.windows import slice_windows
+from genrecast.dsp.windows import slice_windows
 
 from . import augment
 from .augment import AugmentConfig

@@ -56,11 +56,11 @@ def _train(args) -> int:
     import numpy as np
     import soundfile as sf
     import torch
+    from genrecast.daemon.model import load_model
+    from genrecast.dsp import GTZAN_GENRES
+    from genrecast.dsp.windows import hop_frames
 
-    from daemon.cli import UserError
-    from daemon.model import load_model
-    from dsp import GTZAN_GENRES
-    from dsp.windows import hop_frames
+    from genrecast.errors import UserError
 
     from .corpus import genre_clips, nonmusic_clips, short_crops
     from .dataset import DEFAULT_CACHE
@@ -146,7 +146,7 @@ def _transfer_net(backbone, heads):
 
 
 def _export(path: Path, net, args, labels, window_seconds: float, training: dict):
-    from dsp import ModelSpec
+    from genrecast.dsp import ModelSpec
 
     from .export import export_onnx
     from .musicnn import MUSICNN_DSP
@@ -194,8 +194,7 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache,
     import numpy as np
     import soundfile as sf
     import torch
-
-    from daemon.model import load_model
+    from genrecast.daemon.model import load_model
 
     from .corpus import read_clip_windows, short_crops
     from .distill import DistillConfig, predict, train_student

@@ -9,24 +9,24 @@ import argparse
 import importlib
 import sys
 
+from genrecast import __version__
+from genrecast.errors import UserError
+
 # Modules exposing ``register(subparsers)``. They import their heavy dependencies (onnxruntime, dash,
 # torch) inside the handlers, so `genrecast --help` is quick and the daemon never loads torch.
 COMMAND_MODULES = (
-    "daemon.run_cmd",  # run
-    "daemon.classify_cmd",  # classify
-    "daemon.devices_cmd",  # devices
-    "dashboard.cli",  # dashboard
-    "training.cli",  # train, evaluate
-    "training.transfer_cli",  # train-transfer
+    "genrecast.daemon.run_cmd",  # run
+    "genrecast.daemon.classify_cmd",  # classify
+    "genrecast.daemon.devices_cmd",  # devices
+    "genrecast.dashboard.cli",  # dashboard
+    "genrecast.training.cli",  # train, evaluate
+    "genrecast.training.transfer_cli",  # train-transfer
 )
-
-
-class UserError(Exception):
-    """A problem with the user's input: shown as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genrecast", description="Real-time music-genre classifier service.")
+    parser.add_argument("--version", action="version", version=f"genrecast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
+    from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
     try:
         return int(args.func(args) or 0)
@@ -45,9 +45,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    # Run the importable module's main: as __main__ this file's UserError would be a second, uncaught class.
-    from daemon.cli import main as package_main
-
-    sys.exit(package_main())

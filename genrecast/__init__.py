@@ -1,0 +1,8 @@
+"""genrecast: real-time music-genre classification as a Linux service.
+
+The parts live in subpackages: ``genrecast.dsp`` (decoding, resampling, streaming log-mel), ``genrecast.daemon``
+(sources, decisions, MQTT), ``genrecast.dashboard`` (live page and HTTP API) and ``genrecast.training`` (trainers
+and export). This core holds only what they all share: the version and the command-line error type.
+"""
+
+__version__ = "0.2.0"

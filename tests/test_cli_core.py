@@ -1,0 +1,36 @@
+"""The `genrecast` core: one version, one error type, one dispatcher, reachable as a script and as a module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+
+import genrecast
+from genrecast.cli import COMMAND_MODULES, build_parser
+from genrecast.errors import UserError
+
+
+def test_version_is_defined_once_and_shown_by_script_and_module():
+    assert metadata.version("genrecast") == genrecast.__version__  # pyproject reads it from genrecast/__init__.py
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "--version"], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, f"genrecast {genrecast.__version__}")
+
+
+def test_every_part_raises_the_one_user_error():
+    from genrecast.daemon import config, pipeline
+    from genrecast.dashboard import cli as dashboard_cli
+
+    assert config.UserError is dashboard_cli.UserError is pipeline.UserError is UserError
+
+
+def test_dispatcher_lists_every_command():
+    names = set(build_parser()._subparsers._group_actions[0].choices)
+    assert {"run", "classify", "devices", "dashboard", "train", "evaluate", "train-transfer"} <= names
+    assert all(m.startswith("genrecast.") for m in COMMAND_MODULES)
+
+
+def test_a_user_error_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(tmp_path / "missing.flac")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.flac" in proc.stderr
