@@ -3,6 +3,9 @@
 The stream keeps fewer than ``n_fft`` samples of state between calls; a frame is emitted as soon
 as its last sample arrives, so the output never depends on how the input was chunked. Frames
 follow librosa's ``center=False`` convention: frame ``k`` covers samples ``[k*hop, k*hop + n_fft)``.
+
+The kernel is compiled once and kept in numba's on-disk cache, which is keyed by this file's stamp and names
+this module (``genrecast.dsp.melstream``): a cache written under an older module name is never read.
 """
 
 from __future__ import annotations
