@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BATCH = 64  # windows per onnxruntime call: amortises call overhead, bounds memory for long files
+BATCH = 8  # windows per onnxruntime call: amortises call overhead; musicnn holds ~150 MB of activations per 8
 
 
 @dataclass(frozen=True)

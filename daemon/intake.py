@@ -26,8 +26,10 @@ REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed reopens
 
 class Intake:
     def __init__(self, stream_id: str, source: Source, opener: Callable[[], Source], backlog_seconds: float,
-                 drop_oldest: bool) -> None:
-        """``source`` is already open; ``opener`` makes a fresh one on :meth:`reopen`."""
+                 drop_oldest: bool, wake: threading.Event | None = None) -> None:
+        """``source`` is already open; ``opener`` makes a fresh one on :meth:`reopen`. ``wake`` is set once
+        :attr:`wake_at` samples are waiting (or the source ends), so the loop classifies a window as soon as its
+        last sample is in, instead of at its next tick."""
         self.stream_id = stream_id
         self.description, self.sample_rate = source.description, source.sample_rate
         self._source, self._opener = source, opener
@@ -42,6 +44,8 @@ class Intake:
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.end_reason: str | None = None  # set once the source is finished: "end of stream" or "error: ..."
         self._reopen = False
+        self._wake = wake
+        self.wake_at = 1  # samples waiting that are worth waking the loop for; the loop sets it to a window's need
         self._thread = threading.Thread(target=self._run, name=f"source-{stream_id}", daemon=True)
 
     def start(self) -> None:
@@ -102,10 +106,14 @@ class Intake:
                 self.dropped += old.samples.shape[0]
             self._backlog.append(chunk)
             self._held += n
+            if self._wake is not None and self._held >= self.wake_at:
+                self._wake.set()
 
     def _end(self, reason: str) -> None:
         with self._cond:
             self.end_reason = reason
+        if self._wake is not None:
+            self._wake.set()
 
     def _read(self, source: Source, source_stop: threading.Event) -> str | None:
         """Read ``source`` until it ends (its end reason), or until closed or replaced (None)."""

@@ -77,7 +77,7 @@ class StreamRun:
     """One stream's per-window work and its availability: pipeline, decider, status, stall and drop accounting."""
 
     def __init__(self, cfg: StreamSettings, source, settings: RunSettings, model: GenreModel, publisher: Publisher,
-                 daemon: str, instance: str, phase: float = 0.0) -> None:
+                 daemon: str, instance: str, phase: float = 0.0, wake: threading.Event | None = None) -> None:
         """``phase`` in [0, 1): a live stream skips that part of its first hop, so that the windows of streams
         started together are spread over the hop instead of all reaching the model in one tick."""
         self.cfg, self.id = cfg, cfg.stream_id
@@ -89,7 +89,7 @@ class StreamRun:
         self.reopenable = kind == "mic"
         opener = (lambda: MicSource(cfg.source.partition(":")[2] or None, rate=source.sample_rate)) if \
             self.reopenable else None
-        self.intake = Intake(self.id, source, opener, settings.backlog_seconds, drop_oldest=self.live)
+        self.intake = Intake(self.id, source, opener, settings.backlog_seconds, drop_oldest=self.live, wake=wake)
         self.pipeline = Pipeline(model.spec, cfg.hop_seconds, source.sample_rate,
                                  skip_seconds=phase * cfg.hop_seconds if self.live else 0.0)
         self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
@@ -208,6 +208,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     ids = tuple(c.stream_id for c in configs)
     broker = settings.broker.to_broker()
     runs: list[StreamRun] = []
+    wake = threading.Event()  # set by a stream's intake once it holds a whole window
     publisher = Publisher(
         broker, instance,
         hello=lambda: [DaemonStatus("online", instance, ids).message(prefix, name),
@@ -222,7 +223,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance)
                               .message(prefix, cfg.stream_id))
             continue
-        runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs)))
+        runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
+                              wake=wake))
     for run in runs:
         run.publish_status()
         if settings.ha_discovery:
@@ -242,7 +244,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        _loop(runs, model, settings, stop, notifier, multi=len(configs) > 1)
+        _loop(runs, model, settings, stop, notifier, multi=len(configs) > 1, wake=wake)
         if not stop.is_set():
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
             log.info("every source ended; %d messages still to deliver", publisher.undelivered)
@@ -271,10 +273,14 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
 
 def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop: threading.Event,
-          notifier: Notifier, multi: bool) -> None:
-    """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish."""
+          notifier: Notifier, multi: bool, wake: threading.Event) -> None:
+    """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
+
+    Between ticks the loop sleeps until a stream holds a whole window (its intake sets ``wake``), so a window is
+    classified when its last sample arrives, not up to a tick later; the tick bounds the sleep for the checks."""
     summary = ""
     while not stop.is_set():
+        wake.clear()
         started = time.monotonic()
         work: list[tuple[StreamRun, Window, float]] = []
         behind = False
@@ -282,7 +288,8 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
             if run.state == "offline":
                 continue
             waiting, need = run.intake.held, run.pipeline.samples_to_next_window()
-            if waiting < min(need, run.intake.limit // 2) and run.intake.end_reason is None:
+            run.intake.wake_at = min(need, run.intake.limit // 2)
+            if waiting < run.intake.wake_at and run.intake.end_reason is None:
                 continue  # not enough for a window yet: one push per window, not one per chunk
             chunks = run.intake.take(run.take_samples)
             if chunks:
@@ -316,8 +323,8 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
             notifier.status(text)
         if not stuck:
             notifier.watchdog()
-        if not behind:
-            stop.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))
+        if not behind and not stop.is_set():
+            wake.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))
 
 
 def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, batch: int) -> None:
