@@ -61,17 +61,29 @@ class Status:
         return _message(prefix, stream_id, "status", body, retain=True, qos=1)
 
 
+WILL_REASON = "connection lost"  # the reason in the will the broker publishes for us
+
+
 @dataclass(frozen=True)
 class DaemonStatus:
-    """The process's retained availability at ``<prefix>/_daemon/<name>/status``; its ``offline`` is the last will."""
+    """The process's retained availability at ``<prefix>/_daemon/<name>/status``; its ``offline`` is the last will.
+
+    A will's payload is fixed when its connection is made, so its ``time`` can only be that moment: ``since``
+    says so in every process status (when the connection it belongs to came up), and the will is renewed with
+    each connection.
+    """
 
     state: str  # "online" | "offline"
     instance: str
     streams: tuple[str, ...] = ()
     reason: str | None = None
+    since: str | None = None  # ISO 8601 time this status's connection to the broker was opened
 
     def message(self, prefix: str, name: str) -> Message:
-        body = {"version": VERSION, "daemon": name, "state": self.state, "time": utc_now(), "instance": self.instance}
+        time = self.since if self.since and self.reason == WILL_REASON else utc_now()  # a will: written at connect
+        body = {"version": VERSION, "daemon": name, "state": self.state, "time": time, "instance": self.instance}
+        if self.since:
+            body["since"] = self.since
         if self.streams:
             body["streams"] = list(self.streams)
         if self.reason:

@@ -5,7 +5,8 @@ dropped and counted in the log). On every (re)connect the ``online`` status goes
 retained message of each topic (genre, discovery), so a broker restarted without persistence learns the
 current state, then the buffer.
 The broker's last will marks the process ``offline`` (``<prefix>/_daemon/<name>/status``) if it dies without
-saying goodbye; one connection carries every stream of the process, and has only that one will.
+saying goodbye; one connection carries every stream of the process, and has only that one will. A will's payload
+is fixed when its connection is made, so it is written anew before every (re)connect, with that moment as ``since``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from .broker import BrokerConfig, ConnectFailures, refusal
-from .events import Message
+from .events import Message, utc_now
 
 log = logging.getLogger("genrecast.mqtt")
 
@@ -28,13 +29,14 @@ RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to thi
 
 
 class Publisher:
-    def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[], list[Message]], will: Message,
-                 qos: int = 1, buffer_messages: int = 1000) -> None:
-        """``hello`` makes the retained statuses (the process's first), sent first on every connect with a fresh time.
-
-        They replace any older retained message of the same topics.
+    def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[str], list[Message]],
+                 will: Callable[[str], Message], qos: int = 1, buffer_messages: int = 1000) -> None:
+        """``hello(since)`` makes the retained statuses (the process's first), sent first on every connect with a
+        fresh time; they replace any older retained message of the same topics. ``will(since)`` makes the last will
+        before every connection try. ``since`` is when that connection was opened (ISO 8601, UTC).
         """
-        self.broker, self.qos, self._hello = broker, qos, hello
+        self.broker, self.qos, self._hello, self._will = broker, qos, hello, will
+        self.since = utc_now()  # when the current (or next) connection was opened; renewed before every try
         self._buffer: deque[Message] = deque()
         self._limit = buffer_messages
         self._sticky: dict[str, Message] = {}
@@ -49,12 +51,12 @@ class Publisher:
         self.dropped = 0
         self._dropped_logged = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        client.will_set(will.topic, will.payload, qos=1, retain=True)
         if broker.username:
             client.username_pw_set(broker.username, broker.password)
         if broker.tls:
             client.tls_set(ca_certs=broker.ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_SECONDS)
+        client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -73,7 +75,7 @@ class Publisher:
 
     def resend(self, topic: str) -> None:
         """Publish the newest retained message of ``topic`` again (to win back a topic another client overwrote)."""
-        fresh = {m.topic: m for m in self._hello()}
+        fresh = {m.topic: m for m in self._hello(self.since)}
         with self._lock:
             msg = fresh.get(topic) or self._sticky.get(topic)
         if msg is not None:
@@ -155,13 +157,19 @@ class Publisher:
             self._unacked.append(info)
         return info
 
+    def _on_pre_connect(self, client, userdata) -> None:
+        """Before every connection try: the will goes in the CONNECT packet, so this is its last chance to be true."""
+        self.since = utc_now()
+        will = self._will(self.since)
+        client.will_set(will.topic, will.payload, qos=1, retain=True)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self._refused = True
             self._failures.failed(refusal(reason_code))
             return
         with self._lock:
-            hello = self._hello()
+            hello = self._hello(self.since)
             fresh = {m.topic for m in hello}
             for msg in [*hello, *(m for t, m in self._sticky.items() if t not in fresh)]:
                 self._send(msg)

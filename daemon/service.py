@@ -21,6 +21,7 @@ from genrecast.dsp.windows import MIN_SECONDS
 from .config import RunSettings, StreamSettings
 from .decision import Decider, State
 from .events import (
+    WILL_REASON,
     DaemonStatus,
     GenreChange,
     Prediction,
@@ -211,9 +212,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     wake = threading.Event()  # set by a stream's intake once it holds a whole window
     publisher = Publisher(
         broker, instance,
-        hello=lambda: [DaemonStatus("online", instance, ids).message(prefix, name),
-                       *(r.status().message(prefix, r.id) for r in runs)],
-        will=DaemonStatus("offline", instance, ids, reason="connection lost").message(prefix, name),
+        hello=lambda since: [DaemonStatus("online", instance, ids, since=since).message(prefix, name),
+                             *(r.status().message(prefix, r.id) for r in runs)],
+        will=lambda since: DaemonStatus("offline", instance, ids, WILL_REASON, since).message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
     for cfg in configs:
@@ -257,7 +258,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             if run.state != "offline":
                 run.end(reason)
         delivered = publisher.flush(flush_seconds)
-        publisher.close(DaemonStatus("offline", instance, ids, reason).message(prefix, name), GOODBYE_SECONDS)
+        publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
+                        GOODBYE_SECONDS)
     if not delivered:
         log.warning("%d messages not delivered to %s", publisher.undelivered, broker.url)
         if reason == "end of stream":

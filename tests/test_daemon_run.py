@@ -13,7 +13,7 @@ import pytest
 from conftest import MosquittoBroker
 from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
-from genrecast.daemon.events import STALLED_IS_OFFLINE, Message
+from genrecast.daemon.events import STALLED_IS_OFFLINE, WILL_REASON, DaemonStatus, Message
 from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
 from genrecast.daemon.service import END_FLUSH_SECONDS
 from genrecast.dsp import GTZAN_GENRES
@@ -232,7 +232,8 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
     # paho drops a QoS 0 message handed over just as the connection goes, and never reports it. Publishing from
     # paho's socket-close hook hits that window every time: the socket is gone, the publisher not yet told.
     publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos0",
-                          hello=lambda: [Message("t/status", "{}", True)], will=Message("t/status", "{}", True), qos=0)
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True), qos=0)
     publisher._client.on_socket_close = lambda client, userdata, sock: publisher.publish(Message("t/p", "{}", False))
     publisher.start()
     try:
@@ -251,7 +252,8 @@ def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flus
     sub = Subscriber(broker.url, topics=("t/#",), session="qos1-keeper")
     sub.close()
     publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos1",
-                          hello=lambda: [Message("t/status", "{}", True)], will=Message("t/status", "{}", True), qos=1)
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True), qos=1)
     sent = []
 
     def on_close(client, userdata, sock):
@@ -270,6 +272,36 @@ def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flus
     finally:
         publisher.close(Message("t/status", "{}", True))
     assert sent
+
+
+def test_the_will_says_when_its_connection_came_up_and_is_renewed_on_every_reconnect(broker):
+    # A will's payload is fixed when the connection is made. Each will must carry that connection's start as
+    # ``since`` (the same as the online status sent on it), not the process's start: a reconnect renews it.
+    sub = Subscriber(broker.url, topics=("genrecast/#",))
+    publisher = Publisher(
+        BrokerConfig.from_url(broker.url), "test-will",
+        hello=lambda since: [DaemonStatus("online", "test-will", ("a",), since=since).message("genrecast", "den")],
+        will=lambda since: DaemonStatus("offline", "test-will", ("a",), WILL_REASON, since).message("genrecast", "den"))
+
+    def nth_status(n: int) -> dict:
+        sub.wait_for(lambda m: len(sub.of("den/status")) >= n, f"process status #{n}")
+        return sub.of("den/status")[n - 1].payload
+
+    publisher.start()
+    try:
+        onlines = []
+        for n in (1, 2):
+            onlines.append(nth_status(2 * n - 1))
+            assert onlines[-1]["state"] == "online"
+            publisher._client.socket().shutdown(socket.SHUT_RDWR)  # the connection dies without a goodbye
+            will = nth_status(2 * n)
+            validate("genrecast/_daemon/den/status", will)
+            assert will["state"] == "offline" and will["reason"] == WILL_REASON
+            assert will["since"] == will["time"] == onlines[-1]["since"], (onlines, will)
+        assert onlines[1]["since"] > onlines[0]["since"]  # the second connection's will was written when it opened
+    finally:
+        publisher.close(Message("genrecast/_daemon/den/status", "{}", True))
+        sub.close()
 
 
 def test_mqtts_with_password_from_the_config_file(tls_broker, model, tmp_path):
