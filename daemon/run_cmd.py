@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 import threading
+
+from genrecast.logs import configure_logging
 
 
 def register(sub) -> None:
@@ -66,8 +66,7 @@ def handler(args: argparse.Namespace) -> int:
 
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
     settings = load_settings(args.config, flags)
-    logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level.upper())
     stop = threading.Event()
     install_signal_handlers(stop)
     return run_service(settings, stop)

@@ -6,7 +6,6 @@ import argparse
 import ipaddress
 import logging
 import os
-import sys
 from dataclasses import replace
 
 from genrecast.daemon.broker import BrokerConfig
@@ -22,6 +21,7 @@ from genrecast.daemon.config import (
 )
 
 from genrecast.errors import UserError
+from genrecast.logs import configure_logging
 
 DEFAULT_PREFIX = "genrecast"
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from .history import History
     from .offline import OfflineClassifier
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(logging.INFO)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per page poll
     broker = broker_config(args.broker, args.config)
     prefix = topic_prefix(args.prefix, args.config)

@@ -1,0 +1,84 @@
+"""Logging for the long-running commands: one format, and repeated lines rate-limited (the journal gets the first
+of a kind, then a count, not one line per chunk or per refused request).
+
+Shared by ``genrecast run`` and ``genrecast dashboard``. Lines are alike when they share logger, level and
+message template (the ``%s`` text before its arguments), so "stream a: ... 3.2 s" and "... 3.4 s" count as one
+kind. Only warnings and worse are limited; info lines are one-off events already.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+WINDOW_SECONDS = 60.0
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class _Kind:
+    start: float  # when the line shown for this window was logged
+    hidden: int = 0  # lines of this kind held back since
+    latest: logging.LogRecord | None = None  # the newest one held back, shown in the summary
+
+
+class RepeatFilter(logging.Filter):
+    """A handler filter: the first line of a kind passes; the rest within ``window`` seconds are counted, and when
+    the window has passed (checked on every line, and at exit) one summary names the latest and how many."""
+
+    def __init__(self, handler: logging.Handler, window: float = WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.handler, self.window, self.clock = handler, window, clock
+        self._kinds: dict[tuple, _Kind] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "repeat_summary", False):
+            return True
+        now = self.clock()
+        self._summarize(now)
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        with self._lock:
+            kind = self._kinds.get(key)
+            if kind is None:
+                self._kinds[key] = _Kind(now)
+                return True
+            kind.hidden += 1
+            kind.latest = record
+            return False
+
+    def flush(self) -> None:
+        """Say what is still held back (at exit)."""
+        self._summarize(None)
+
+    def _summarize(self, now: float | None) -> None:
+        """Close the windows that have passed (all when ``now`` is None): one summary line each that hid lines."""
+        with self._lock:
+            done = [k for k, kind in self._kinds.items() if now is None or now - kind.start >= self.window]
+            closed = [self._kinds.pop(k) for k in done]
+        end = self.clock() if now is None else now
+        for kind in closed:
+            if kind.hidden:
+                summary = logging.makeLogRecord(kind.latest.__dict__)
+                summary.msg = f"{kind.latest.getMessage()} ({kind.hidden} more like this in the last " \
+                              f"{end - kind.start:.0f} s)"
+                summary.args, summary.repeat_summary = None, True
+                self.handler.handle(summary)
+
+
+def configure_logging(level: int | str, window: float = WINDOW_SECONDS) -> None:
+    """Log to stderr (the journal under systemd), each root handler behind a :class:`RepeatFilter`."""
+    logging.basicConfig(stream=sys.stderr, level=level, format=FORMAT)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            repeat = RepeatFilter(handler, window)
+            handler.addFilter(repeat)
+            atexit.register(repeat.flush)  # registered after logging's own: runs before its shutdown

@@ -1,0 +1,59 @@
+"""The shared limit on repeated log lines (genrecast.logrepeat), with a real handler and a hand-moved clock."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from genrecast.logs import RepeatFilter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def logger_with_filter(name: str) -> tuple[logging.Logger, io.StringIO, Clock, RepeatFilter]:
+    out, clock = io.StringIO(), Clock()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    repeat = RepeatFilter(handler, window=60.0, clock=clock)
+    handler.addFilter(repeat)
+    log = logging.getLogger(name)
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log, out, clock, repeat
+
+
+def test_a_warning_per_chunk_gives_its_first_line_then_one_count_per_window():
+    log, out, clock, _ = logger_with_filter("test.repeat.chunks")
+    for i in range(136):
+        log.warning("stream a: chunk %d is late by %.1f s", i, 0.5)
+        clock.now += 0.1
+    log.warning("the broker refused the login")  # another kind: not held back
+    assert out.getvalue().splitlines() == ["WARNING stream a: chunk 0 is late by 0.5 s",
+                                           "WARNING the broker refused the login"]
+    clock.now += 60
+    log.info("an info line closes the passed windows too")
+    log.warning("stream a: chunk %d is late by %.1f s", 136, 0.5)
+    assert out.getvalue().splitlines()[2:] == [
+        "WARNING stream a: chunk 135 is late by 0.5 s (135 more like this in the last 74 s)",
+        "INFO an info line closes the passed windows too",
+        "WARNING stream a: chunk 136 is late by 0.5 s"]
+
+
+def test_info_lines_pass_and_what_is_held_back_is_said_at_flush():
+    log, out, clock, repeat = logger_with_filter("test.repeat.flush")
+    for _ in range(3):
+        log.info("connected")
+        log.error("auth failed from %s", "10.0.0.9")
+    clock.now += 5
+    repeat.flush()
+    assert out.getvalue().splitlines() == ["INFO connected", "ERROR auth failed from 10.0.0.9", "INFO connected",
+                                           "INFO connected", "ERROR auth failed from 10.0.0.9 (2 more like this in "
+                                           "the last 5 s)"]
+
