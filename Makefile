@@ -2,10 +2,14 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup setup-service test lint demo bench clean
 
 setup:
 	@bash scripts/setup.sh
+
+# A production host: only what `genrecast run` and `genrecast dashboard` need (no torch, test tools, chromium).
+setup-service:
+	@bash scripts/setup.sh --service
 
 lint: setup
 	$(VENV)/bin/ruff check .

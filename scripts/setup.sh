@@ -1,17 +1,48 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian 12 machine where we are root:
 # Debian packages (only when one is missing), a .venv, the package in editable mode.
+#   scripts/setup.sh                 everything: the service, training (torch) and the tests (chromium, pulseaudio, ...)
+#   scripts/setup.sh --service       only what `genrecast run` and `genrecast dashboard` need, for a production host
+#   ... --with-mqtt-clients          also mosquitto-clients (mosquitto_sub, to watch the topics by hand)
+#   ... --plan                       print what would be installed, and do nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins
-              chromium chromium-driver sox libsndfile1 systemd openssl)
+MODE=full; PLAN=0; MQTT_CLIENTS=0
+for arg in "$@"; do
+    case "$arg" in
+        --service) MODE=service ;;
+        --with-mqtt-clients) MQTT_CLIENTS=1 ;;
+        --plan) PLAN=1 ;;
+        *) echo "setup: unknown option $arg (use --service, --with-mqtt-clients, --plan)" >&2; exit 2 ;;
+    esac
+done
+
+# The service: PortAudio (PyAudio builds against its headers), libsndfile (soundfile), ALSA's PulseAudio plugin
+# (a microphone behind PulseAudio or PipeWire).
+APT_PACKAGES=(portaudio19-dev libsndfile1 libasound2-plugins)
+PIP_SPEC="."
+if [ "$MODE" = full ]; then
+    # Tests and demo: a real broker, PulseAudio pipe sources, headless chromium, sox, TLS certificates.
+    APT_PACKAGES+=(mosquitto pulseaudio pulseaudio-utils chromium chromium-driver sox systemd openssl)
+    PIP_SPEC=".[train,test]"  # torch is pinned in the train extra: that exact version installs the CPU build
+elif [ "$MQTT_CLIENTS" = 1 ]; then
+    APT_PACKAGES+=(mosquitto-clients)
+fi
 PYTHON=${PYTHON:-python3}
 # A bare Debian has no compiler (PyAudio builds from source) and, for its own python3, no venv module.
 command -v cc >/dev/null || APT_PACKAGES+=(gcc libc6-dev)
 command -v "$PYTHON" >/dev/null || APT_PACKAGES+=(python3)
 if ! "$PYTHON" -c "import ensurepip, sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" 2>/dev/null; then
     APT_PACKAGES+=(python3-venv python3-dev)
+fi
+
+if [ "$PLAN" = 1 ]; then
+    echo "mode: $MODE"
+    echo "apt: ${APT_PACKAGES[*]}"
+    echo "pip: -e $PIP_SPEC"
+    [ "$MODE" = full ] && echo "fetch: musicnn-0.1.0 wheel"
+    exit 0
 fi
 
 missing=()
@@ -30,13 +61,16 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.genrecast-installed
-want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+want="$MODE $(sha256sum < pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "setup: installing genrecast into .venv (editable, with train and test extras)"
+    echo "setup: installing genrecast into .venv (editable: $PIP_SPEC)"
     .venv/bin/python -m pip install -q --upgrade pip
-    # torch is pinned in the train extra: that exact version installs the CPU build.
-    .venv/bin/python -m pip install -q -e ".[train,test]"
+    .venv/bin/python -m pip install -q -e "$PIP_SPEC"
     echo "$want" > "$stamp"
+fi
+if [ "$MODE" = service ]; then
+    echo "setup: ready (service only)"
+    exit 0
 fi
 # musicnn's pretrained weights (ISC licence) for the transfer recipe and its tests: the wheel is read, never installed
 # (its pins are ancient). Checked against the hash of the release we ported.
