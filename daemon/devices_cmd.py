@@ -13,10 +13,10 @@ def register(sub) -> None:
 def handler(args: argparse.Namespace) -> int:
     import pyaudio
 
-    from .sources import input_devices, quiet_stderr
+    from .sources import divert_c_stderr, input_devices
 
-    with quiet_stderr():
-        pa = pyaudio.PyAudio()
+    divert_c_stderr()
+    pa = pyaudio.PyAudio()
     try:
         devices = input_devices(pa)
         try:

@@ -9,6 +9,7 @@ is where the daemon's latency is measured from.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -125,29 +126,46 @@ def _writes_to_fd2(handler: logging.Handler) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """ALSA and JACK print dozens of probe warnings from C while PortAudio starts; keep the log one line per event.
+_diverted = threading.Lock()  # held for good once fd 2 is diverted
 
-    fd 2 is process-wide, so meanwhile our own log handlers write to a copy of the real stderr: a line another
-    thread logs (a genre change, a lost broker) still reaches the journal, and nothing waits on a lock if
-    PortAudio hangs.
+
+def divert_c_stderr() -> None:
+    """Keep what C libraries print out of the log: PortAudio, ALSA and JACK write to fd 2 themselves (dozens of probe
+    warnings while PortAudio starts, assertion lines when a device vanishes mid-read), bypassing logging.
+
+    Once per process, before PortAudio is first used: fd 2 becomes a pipe whose lines are logged at debug level as
+    ``genrecast.portaudio`` (seen with ``--log-level debug``, never raw), while Python's own stderr (``sys.stderr``,
+    the log handlers writing to fd 2, tracebacks) moves to a copy of the real one. It lasts for the process's life:
+    reads run all the time on capture threads, and fd 2 is process-wide, so diverting it per call would race.
     """
+    if not _diverted.acquire(blocking=False):
+        return
     sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    handlers = [h for h in logging.getLogger().handlers if _writes_to_fd2(h)]
-    with open(saved, "w", closefd=False) as real_stderr:
-        previous = [h.setStream(real_stderr) for h in handlers]
-        try:
-            os.dup2(devnull, 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            for handler, stream in zip(handlers, previous, strict=True):
-                handler.setStream(stream)
-            os.close(saved)
-            os.close(devnull)
+    real = open(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")  # noqa: SIM115
+    for handler in logging.getLogger().handlers:
+        if _writes_to_fd2(handler):
+            handler.setStream(real)
+    sys.stderr = real
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    reader = threading.Thread(target=_log_c_lines, args=(read,), name="c-stderr", daemon=True)
+    reader.start()
+    atexit.register(_undivert, real, reader)
+
+
+def _undivert(real, reader: threading.Thread) -> None:
+    """At exit: fd 2 back to the real stderr, which ends the pipe, so the lines still in it are logged first."""
+    os.dup2(real.fileno(), 2)
+    reader.join(1.0)
+
+
+def _log_c_lines(fd: int) -> None:
+    c_log = logging.getLogger("genrecast.portaudio")
+    with open(fd, errors="replace") as lines:
+        for line in lines:
+            if line.strip():
+                c_log.debug("%s", line.rstrip())
 
 
 def input_devices(pa) -> list[dict]:
@@ -193,18 +211,18 @@ class MicSource:
     def _open(self, rate: int | None) -> dict:
         import pyaudio
 
-        with quiet_stderr():
-            self._pa = pyaudio.PyAudio()  # a fresh instance rescans devices (one may have come back)
-            try:
-                info = find_device(self._pa, self.wanted)
-                rate = rate or int(info["defaultSampleRate"])
-                self._stream = self._pa.open(
-                    format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
-                    input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
-                )
-            except Exception:
-                self._close()
-                raise
+        divert_c_stderr()
+        self._pa = pyaudio.PyAudio()  # a fresh instance rescans devices (one may have come back)
+        try:
+            info = find_device(self._pa, self.wanted)
+            rate = rate or int(info["defaultSampleRate"])
+            self._stream = self._pa.open(
+                format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
+                input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
+            )
+        except Exception:
+            self._close()
+            raise
         return info
 
     def _close(self) -> None:
