@@ -25,6 +25,7 @@ bench: setup
 	$(PY) benchmarks/dsp_bench.py
 	$(PY) benchmarks/daemon_bench.py
 	$(PY) benchmarks/scale_bench.py
+	$(PY) benchmarks/stop_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -103,18 +103,29 @@ class Publisher:
                                 self._limit, self.dropped)
             self._buffer.append(msg)
 
-    def flush(self, timeout: float) -> bool:
-        """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout."""
+    def flush(self, timeout: float, wait_for_broker: bool = True) -> bool:
+        """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout.
+
+        ``wait_for_broker=False``: give up at once while not connected (on SIGTERM: a reconnect waits at least a
+        second, which the 2-s stop cannot spend on the slim chance).
+        """
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
                 if not self._buffer and not self._count_unacked() and self._connected:
                     return True
+                if not self._connected and not wait_for_broker:
+                    return False
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             with self._acked:  # not holding _lock: paho may call _on_publish from inside publish()
                 self._acked.wait(min(left, 0.05))
+
+    @property
+    def connected(self) -> bool:
+        with self._lock:
+            return self._connected
 
     @property
     def undelivered(self) -> int:

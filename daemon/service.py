@@ -257,11 +257,13 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         for run in runs:
             if run.state != "offline":
                 run.end(reason)
-        delivered = publisher.flush(flush_seconds)
+        delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream")
+        reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
         publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
     if not delivered:
-        log.warning("%d messages not delivered to %s", publisher.undelivered, broker.url)
+        log.warning("%d messages%s not delivered to %s", publisher.undelivered,
+                    "" if reachable else " and the latest statuses", broker.url)
         if reason == "end of stream":
             return 1  # a finished file whose last windows never reached the broker has not done its job
     failed = [r.id for r in runs if (r.reason or "").startswith("error")] + \

@@ -274,6 +274,26 @@ def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flus
     assert sent
 
 
+def test_flush_on_stop_does_not_wait_for_a_broker_that_is_gone(broker):
+    # After SIGTERM the process has 2 s; a reconnect takes at least 1 s of paho's backoff, so waiting for one is
+    # a second spent for nothing. The end-of-stream flush (wait_for_broker=True) still waits, as its test shows.
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-stop-flush",
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True))
+    publisher.start()
+    try:
+        assert publisher.flush(WAIT)
+        broker.stop()
+        publisher.publish(Message("t/p", "{}", False))  # buffered or in flight: undelivered either way
+        result = []
+        flusher = threading.Thread(target=lambda: result.append(publisher.flush(3600, wait_for_broker=False)))
+        flusher.start()
+        flusher.join(WAIT)  # a hang guard: before the fix this waited for the whole hour
+        assert result == [False] and publisher.undelivered == 1
+    finally:
+        publisher.close(Message("t/status", "{}", True))
+
+
 def test_the_will_says_when_its_connection_came_up_and_is_renewed_on_every_reconnect(broker):
     # A will's payload is fixed when the connection is made. Each will must carry that connection's start as
     # ``since`` (the same as the online status sent on it), not the process's start: a reconnect renews it.
@@ -330,7 +350,7 @@ def test_sigterm_while_the_broker_is_down_still_exits_0(broker, model, tmp_path)
     daemon.signal(signal.SIGTERM)
     rc, err = daemon.finish()
     assert rc == 0, err
-    assert "messages not delivered to" in err and "stream alone: stopped" in err
+    assert "messages and the latest statuses not delivered to" in err and "stream alone: stopped" in err
 
 
 def test_a_model_for_the_16k_front_end_with_a_music_head_runs_end_to_end(broker, tmp_path):
