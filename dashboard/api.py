@@ -69,7 +69,8 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.
-            log.warning("refused an API request without the right token, from %s", request.remote_addr)
+            log.warning("refused an API request without the right token, from %s", request.remote_addr,
+                        extra={"repeat_key": "refused"})  # one kind whatever the address: a scanner may use many
             raise ApiError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
                            {"WWW-Authenticate": 'Bearer realm="genrecast"'})
 

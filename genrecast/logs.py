@@ -1,9 +1,11 @@
 """Logging for the long-running commands: one format, and repeated lines rate-limited (the journal gets the first
 of a kind, then a count, not one line per chunk or per refused request).
 
-Shared by ``genrecast run`` and ``genrecast dashboard``. Lines are alike when they share logger, level and
-message template (the ``%s`` text before its arguments), so "stream a: ... 3.2 s" and "... 3.4 s" count as one
-kind. Only warnings and worse are limited; info lines are one-off events already.
+Shared by ``genrecast run`` and ``genrecast dashboard``. Lines are alike when they share logger, level, message
+template (the ``%s`` text before its arguments) and the arguments that are text: the numbers are what change from
+chunk to chunk ("stream a: 3.2 s behind", "... 3.4 s"), the names say what a line is about (stream a is not
+stream b). A call may name its kind itself with ``extra={"repeat_key": ...}``. Only warnings and worse are limited;
+info lines are one-off events already.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class RepeatFilter(logging.Filter):
         self._summarize(now)
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
+        key = (record.name, record.levelno, str(record.msg), getattr(record, "repeat_key", None) or _names(record))
         with self._lock:
             kind = self._kinds.get(key)
             if kind is None:
@@ -72,6 +74,11 @@ class RepeatFilter(logging.Filter):
                               f"{end - kind.start:.0f} s)"
                 summary.args, summary.repeat_summary = None, True
                 self.handler.handle(summary)
+
+
+def _names(record: logging.LogRecord) -> tuple:
+    args = record.args if isinstance(record.args, tuple) else ()
+    return tuple(a for a in args if isinstance(a, str))
 
 
 def configure_logging(level: int | str, window: float = WINDOW_SECONDS) -> None:

@@ -32,16 +32,22 @@ def logger_with_filter(name: str) -> tuple[logging.Logger, io.StringIO, Clock, R
 def test_a_warning_per_chunk_gives_its_first_line_then_one_count_per_window():
     log, out, clock, _ = logger_with_filter("test.repeat.chunks")
     for i in range(136):
-        log.warning("stream a: chunk %d is late by %.1f s", i, 0.5)
+        log.warning("stream %s: chunk %d is late by %.1f s", "a", i, 0.5)
         clock.now += 0.1
     log.warning("the broker refused the login")  # another kind: not held back
+    log.warning("stream %s: chunk %d is late by %.1f s", "b", 7, 0.5)  # another stream: not held back either
+    log.warning("refused a request from %s", "10.0.0.1", extra={"repeat_key": "refused"})
+    log.warning("refused a request from %s", "10.0.0.2", extra={"repeat_key": "refused"})  # one kind by its key
     assert out.getvalue().splitlines() == ["WARNING stream a: chunk 0 is late by 0.5 s",
-                                           "WARNING the broker refused the login"]
+                                           "WARNING the broker refused the login",
+                                           "WARNING stream b: chunk 7 is late by 0.5 s",
+                                           "WARNING refused a request from 10.0.0.1"]
     clock.now += 60
     log.info("an info line closes the passed windows too")
-    log.warning("stream a: chunk %d is late by %.1f s", 136, 0.5)
-    assert out.getvalue().splitlines()[2:] == [
+    log.warning("stream %s: chunk %d is late by %.1f s", "a", 136, 0.5)
+    assert out.getvalue().splitlines()[4:] == [
         "WARNING stream a: chunk 135 is late by 0.5 s (135 more like this in the last 74 s)",
+        "WARNING refused a request from 10.0.0.2 (1 more like this in the last 60 s)",
         "INFO an info line closes the passed windows too",
         "WARNING stream a: chunk 136 is late by 0.5 s"]
 
