@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 
 from genrecast.logs import configure_logging
 
@@ -62,11 +61,11 @@ def register(sub) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from .config import load_settings
-    from .service import install_signal_handlers, run_service
+    from .service import StopRequest, install_signal_handlers, run_service
 
     flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
     settings = load_settings(args.config, flags)
     configure_logging(settings.log_level.upper())
-    stop = threading.Event()
+    stop = StopRequest()
     install_signal_handlers(stop)
     return run_service(settings, stop)

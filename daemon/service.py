@@ -51,9 +51,19 @@ DROP_STATUS_EVERY = 5.0  # seconds between status messages that report a growing
 GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop feeding systemd's watchdog
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
+class StopRequest(threading.Event):
+    """Set by SIGTERM or SIGINT, naming which for the log line written later by the main loop.
+
+    A signal handler must not log: it runs between two bytecodes of the main thread, possibly inside a write
+    to the very stream the log uses, and that buffer is not reentrant (RuntimeError, then a hang at exit).
+    """
+
+    signal_name: str | None = None
+
+
+def install_signal_handlers(stop: StopRequest) -> None:
     def handle(signum, frame):
-        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.signal_name = signal.Signals(signum).name
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
@@ -246,6 +256,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
         _loop(runs, model, settings, stop, notifier, multi=len(configs) > 1, wake=wake)
+        if stop.is_set():
+            log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
             log.info("every source ended; %d messages still to deliver", publisher.undelivered)

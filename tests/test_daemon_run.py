@@ -274,6 +274,38 @@ def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flus
     assert sent
 
 
+def test_the_signal_handler_never_logs_so_it_cannot_reenter_a_log_write():
+    # A signal lands between two bytecodes of the main thread, possibly inside a log write to stderr; logging
+    # from the handler then re-enters that buffered stream (RuntimeError, seen as a hang at SIGINT).
+    import logging
+
+    from genrecast.daemon.service import StopRequest, install_signal_handlers
+
+    stop, events = StopRequest(), []
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            events.append("enter")
+            if len(events) == 1:
+                signal.raise_signal(signal.SIGTERM)  # the handler runs now, inside this "write"
+            events.append("leave")
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    run_log = logging.getLogger("genrecast.run")
+    recorder, level = Recorder(), run_log.level
+    run_log.addHandler(recorder)
+    run_log.setLevel(logging.INFO)
+    try:
+        install_signal_handlers(stop)
+        run_log.info("a window")
+    finally:
+        run_log.removeHandler(recorder)
+        run_log.setLevel(level)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert events == ["enter", "leave"] and stop.is_set() and stop.signal_name == "SIGTERM"
+
+
 def test_flush_on_stop_does_not_wait_for_a_broker_that_is_gone(broker):
     # After SIGTERM the process has 2 s; a reconnect takes at least 1 s of paho's backoff, so waiting for one is
     # a second spent for nothing. The end-of-stream flush (wait_for_broker=True) still waits, as its test shows.
