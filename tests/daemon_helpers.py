@@ -31,6 +31,13 @@ def validate(topic: str, payload: dict) -> None:
     jsonschema.Draft202012Validator(SCHEMAS[kind], format_checker=jsonschema.FormatChecker()).validate(payload)
 
 
+def check_all(messages) -> None:
+    """Every genrecast message received matches its JSON Schema."""
+    for m in messages:
+        if m.topic.startswith("genrecast/"):
+            validate(m.topic, m.payload)
+
+
 @dataclass(frozen=True)
 class Received:
     topic: str

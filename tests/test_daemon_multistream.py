@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.pipeline import Pipeline
@@ -26,12 +26,6 @@ from genrecast.cli import build_parser
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-def check_all(messages) -> None:
-    for m in messages:
-        if m.topic.startswith("genrecast/"):
-            validate(m.topic, m.payload)
 
 
 def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model, tmp_path):

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import MosquittoBroker
-from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
+from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.events import STALLED_IS_OFFLINE, WILL_REASON, DaemonStatus, Message
 from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
@@ -23,12 +23,6 @@ from tiny_model import build_tiny_model, musicnn_like_spec
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-def check_all(messages) -> None:
-    for m in messages:
-        if m.topic.startswith("genrecast/"):
-            validate(m.topic, m.payload)
 
 
 def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):

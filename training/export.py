@@ -24,7 +24,7 @@ MUSIC_NAME = "music"
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
     """``model(logmel)`` returns the probabilities, or ``(probabilities, music)`` when ``spec`` has a music head."""
     model.eval()
-    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if getattr(spec, "music_threshold", None) is not None else [])
+    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else [])
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():

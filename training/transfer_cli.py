@@ -68,7 +68,7 @@ def _train(args) -> int:
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
     from .tf_checkpoint import CheckpointError
-    from .transfer import HeadConfig, WindowSet
+    from .transfer import HeadConfig, TransferNet, WindowSet
     from .transfer_cv import cross_validate, fit_calibrated
     from .transfer_report import summarise
 
@@ -123,7 +123,7 @@ def _train(args) -> int:
     data = {"genre_tracks": len(g), "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
                                                        ("speech", "noise", "synthetic", "music")},
             "skipped": [f"{c.path}: {why}" for c, why in g_skip + n_skip]}
-    spec = _export(out / "model.onnx", _transfer_net(backbone, final), args, labels, WINDOW_SECONDS, {
+    spec = _export(out / "model.onnx", TransferNet(backbone, final), args, labels, WINDOW_SECONDS, {
         "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
         "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
@@ -137,12 +137,6 @@ def _train(args) -> int:
     if args.fast:
         _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log)
     return 0
-
-
-def _transfer_net(backbone, heads):
-    from .transfer import TransferNet
-
-    return TransferNet(backbone, heads)
 
 
 def _export(path: Path, net, args, labels, window_seconds: float, training: dict):
