@@ -204,6 +204,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     notifier = notifier or Notifier()
     configs = settings.stream_settings()
     model = load_model(settings.model, settings.threads)
+    _warm_up(model)
     sources = {}
     for cfg in configs:
         try:
@@ -341,6 +342,15 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
             notifier.watchdog()
         if not behind and not stop.is_set():
             wake.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))
+
+
+def _warm_up(model: GenreModel) -> None:
+    """One window of silence through the front end and the model before any stream opens: otherwise the first
+    real window pays numba's cache load and onnxruntime's first-run allocations (about 250 ms here)."""
+    spec = model.spec
+    pipeline = Pipeline(spec, 1.0, spec.dsp.sample_rate)
+    windows = pipeline.push(np.zeros(pipeline.samples_to_next_window(), np.float32))
+    model.predict(np.stack([w.logmel for w in windows]))
 
 
 def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, batch: int) -> None:
