@@ -45,9 +45,9 @@ from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
 from genrecast.dsp import resample  # noqa: E402
 from genrecast.dsp.windows import hop_frames, window_starts  # noqa: E402
+from procstat import cpu_s, peak_rss_mb  # noqa: E402
 
 CHUNK = 1024
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def pick_model(tmp: Path) -> Path:
@@ -83,18 +83,6 @@ def music(seconds: float, rate: int) -> np.ndarray:
     return (0.2 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list[float], float, float, float]:
     """Latencies (ms), CPU per audio second, peak RSS (MB), SIGTERM-to-exit time (ms) of one paced stream."""
     rate = model_rate(model)
@@ -113,7 +101,7 @@ def live_run(model: Path, broker: MosquittoBroker, seconds: float) -> tuple[list
         if msg.topic.endswith("/status") and payload["state"] == "online":
             online.set()
         elif msg.topic.endswith("/prediction"):
-            received.append((now, payload, cpu_seconds(proc.pid)))
+            received.append((now, payload, cpu_s(proc.pid)))
 
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
     sub.on_message = on_message

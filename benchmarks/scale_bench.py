@@ -42,11 +42,11 @@ from conftest import SHARED_GTZAN, MosquittoBroker  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
+from procstat import cpu_s, rss_mb  # noqa: E402
 
 MODELS = DEFAULT_MODEL.parent  # the shipped models, beside the default
 FAST_MODEL = MODELS / "genrecast-gtzan-fast.onnx"
 GENRECAST = str(Path(sys.executable).parent / "genrecast")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 P99_LIMIT_MS = 200.0
 
 
@@ -110,18 +110,6 @@ class Recorder:
         self.client.disconnect()
 
 
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_n(model: Path, n: int, seconds: float, warmup: float, hop: float, batch: int, workdir: Path) -> dict:
     broker = MosquittoBroker(workdir)
     broker.conf.write_text(broker.conf.read_text() + "max_queued_messages 100000\n")
@@ -140,15 +128,15 @@ def run_n(model: Path, n: int, seconds: float, warmup: float, hop: float, batch:
                 raise SystemExit(f"scale_bench: only {len(rec.seen)} of {n} streams ever published")
             time.sleep(0.2)
         time.sleep(warmup)
-        cpu0, t0 = proc_cpu_s(proc.pid), time.monotonic()
+        cpu0, t0 = cpu_s(proc.pid), time.monotonic()
         with rec.lock:
             rec.recording = True
         time.sleep(seconds)
         with rec.lock:
             rec.recording = False
             got = list(rec.latencies)
-        cpu1, t1 = proc_cpu_s(proc.pid), time.monotonic()
-        rss = proc_rss_mb(proc.pid)
+        cpu1, t1 = cpu_s(proc.pid), time.monotonic()
+        rss = rss_mb(proc.pid)
         dropped = sum(rec.dropped.values())
     finally:
         proc.terminate()
