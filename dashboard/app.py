@@ -91,7 +91,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
             dcc.Store(id="liveness"),  # every stream's age line and status pill, written into the cards below
             dcc.Store(id="overview-key"),  # what the cards on the page show, but for liveness
             dcc.Store(id="liveness-done"),
-            dcc.Store(id="drawn"),  # [stream id, its last message time] of the figures now on the page
+            dcc.Store(id="drawn"),  # which stream's figures are on the page, as of when, and what its timeline holds
         ],
     )
 
@@ -183,13 +183,16 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
     )
 
 
-def stream_outputs(history: History, selected: str | None, drawn: list | None) -> tuple:
-    """The selected stream's figures and facts, or ``no_update`` when it has no news since they were drawn."""
+def stream_outputs(history: History, selected: str | None, drawn: dict | None) -> tuple:
+    """The selected stream's figures and facts, or ``no_update`` when it has no news since they were drawn; its
+    timeline only gets what it lacks (see :func:`render.timeline_update`)."""
     view = history.stream(selected)
-    key = [selected, view.last_message_at if view else None]
-    if drawn == key:  # the figures are heavy; resend only when this stream has news, not any of hundreds
+    at = view.last_message_at if view else None
+    same_stream = isinstance(drawn, dict) and drawn.get("stream") == selected
+    if same_stream and drawn.get("at") == at:  # resend only when this stream has news, not any of hundreds
         return no_update, no_update, no_update, no_update
-    return (*render.stream_panel(view), key)
+    bars, timeline, facts, held = render.stream_panel(view, drawn.get("timeline") if same_stream else None)
+    return bars, timeline, facts, {"stream": selected, "at": at, "timeline": held}
 
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:

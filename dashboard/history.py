@@ -32,7 +32,8 @@ class StreamView:
     since: datetime | None = None  # when ``decision`` started, if a genre message told us
     model_id: str | None = None
     latest: Prediction | None = None
-    timeline: tuple[Prediction, ...] = ()
+    timeline: tuple[Prediction, ...] = ()  # the latest windows, in arrival order
+    windows: int = 0  # windows ever received: the last ``windows - n`` of the timeline arrived after the n-th
     process_gone: str | None = None  # why the process publishing this stream is offline (its will), else None
 
     def liveness(self, now: float, connected: bool) -> str:
@@ -119,7 +120,8 @@ class History:
                         changes["model_id"] = message.model_id
                 case Prediction():
                     stream.timeline.append(message)
-                    changes.update(latest=message, decision=message.decision, model_id=message.model_id)
+                    changes.update(latest=message, decision=message.decision, model_id=message.model_id,
+                                   windows=view.windows + 1)
                     if not message.decision.same_state(view.decision):
                         changes["since"] = None  # the retained genre message for the new state follows
                 case GenreChange():

@@ -11,7 +11,7 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from dash import html
+from dash import Patch, html, no_update
 from genrecast.dsp.modelspec import GTZAN_GENRES
 
 from .feed import FeedStatus
@@ -22,6 +22,9 @@ from .parse import Prediction
 log = logging.getLogger(__name__)
 
 TIMELINE_SECONDS = 300.0
+# Windows appended to a drawn timeline before it is drawn afresh: an append is a few hundred bytes, a full timeline
+# about 150 kB, and the points that scrolled out of view stay in the page until the next full drawing.
+TIMELINE_REDRAW_AFTER = 300
 ORDERS = ("id", "genre", "state")  # the overview's sort orders; genre and state also group
 COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a screen
 # Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
@@ -191,14 +194,16 @@ def _safe_card(view: StreamView, now: float, selected: bool, connected: bool, co
         )
 
 
-def stream_panel(view: StreamView | None) -> tuple[dict, dict, list]:
-    """The selected stream's bar chart, timeline and facts; if its data cannot be drawn, the panel says so."""
+def stream_panel(view: StreamView | None, drawn_timeline: dict | None = None) -> tuple[dict, object, list, dict | None]:
+    """The selected stream's bar chart, timeline (whole, or what to append to ``drawn_timeline``, the page's),
+    facts, and what the page's timeline then holds; if its data cannot be drawn, the panel says so."""
     try:
-        return probability_figure(view), timeline_figure(view), stream_facts(view)
+        timeline, drawn = timeline_update(view, drawn_timeline)
+        return probability_figure(view), timeline, stream_facts(view), drawn
     except Exception as exc:
         log.exception("cannot draw the panel of stream %s", view.stream_id if view else None)
         why = f"cannot show this stream ({type(exc).__name__})"
-        return _empty(why), _empty(why), []
+        return _empty(why), _empty(why), [], None
 
 
 def stream_facts(view: StreamView | None) -> list:
@@ -252,9 +257,14 @@ def bar_figure(labels: tuple[str, ...], values: tuple[float, ...], title: str, r
     }
 
 
+def band_labels(rows) -> list[str]:
+    """The bands of a stacked figure, in order: every label of any row (a dict or a tuple of labels)."""
+    return ordered_labels(tuple(dict.fromkeys(label for row in rows for label in row)))
+
+
 def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dict, revision: str) -> dict:
     """Each label's probability stacked over ``x``, so the genre mix reads as coloured bands."""
-    labels = ordered_labels(tuple(dict.fromkeys(label for row in rows for label in row)))
+    labels = band_labels(rows)
     traces = [
         {
             "type": "scatter",
@@ -296,10 +306,44 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
     times = [_plot_time(p.time) for p in points]
     rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
     title = f"Last {round(seconds / 60)} minutes"
-    # a fixed span ending at the newest window: a strip chart that scrolls left as windows arrive
-    span = [_plot_time(points[-1].time - timedelta(seconds=seconds)), times[-1]]
-    xaxis = {"type": "date", "range": span, "tickformat": "%H:%M:%S", "nticks": 6}
+    xaxis = {"type": "date", "range": _span(points[-1], seconds), "tickformat": "%H:%M:%S", "nticks": 6}
     return stacked_figure(times, rows, title, xaxis, plot_text(points[-1].stream_id))
+
+
+def timeline_update(view: StreamView | None, drawn: dict | None,
+                    seconds: float = TIMELINE_SECONDS) -> tuple[object, dict | None]:
+    """The timeline for a page whose timeline holds ``drawn`` (None: nothing of this stream), and what it holds after.
+
+    Once a second the selected stream gains a window; resending the whole strip chart for it cost about 150-290 kB
+    a second. When the new windows all come after the drawn ones, with the same labels, only they are sent, as a
+    :class:`dash.Patch` that extends every band and moves the axis; anything else (another stream, windows delivered
+    late after a broker outage, a new model's labels, ``TIMELINE_REDRAW_AFTER`` appends) draws the whole figure.
+    """
+    if view is None or not view.timeline:
+        return timeline_figure(view, seconds), None
+    new = view.windows - drawn["windows"] if drawn else -1
+    if new == 0:
+        return no_update, drawn
+    if drawn and 0 < new <= len(view.timeline) and drawn["appended"] + new <= TIMELINE_REDRAW_AFTER:
+        points = sorted(view.timeline[-new:], key=lambda p: p.time)
+        labels = drawn["labels"]
+        if points[0].time.timestamp() > drawn["newest"] and all(sorted(p.labels) == sorted(labels) for p in points):
+            patch = Patch()
+            x = [_plot_time(p.time) for p in points]
+            for i, label in enumerate(labels):
+                patch["data"][i]["x"].extend(x)
+                patch["data"][i]["y"].extend([p.probabilities[p.labels.index(label)] for p in points])
+            patch["layout"]["xaxis"]["range"] = _span(points[-1], seconds)
+            return patch, {**drawn, "windows": view.windows, "newest": points[-1].time.timestamp(),
+                           "appended": drawn["appended"] + new}
+    shown = _recent(view.timeline, seconds)
+    return timeline_figure(view, seconds), {"windows": view.windows, "newest": shown[-1].time.timestamp(),
+                                            "appended": 0, "labels": band_labels([p.labels for p in shown])}
+
+
+def _span(newest: Prediction, seconds: float) -> list[str]:
+    """A fixed span ending at the newest window: a strip chart that scrolls left as windows arrive."""
+    return [_plot_time(newest.time - timedelta(seconds=seconds)), _plot_time(newest.time)]
 
 
 def _plot_time(t: datetime) -> str:

@@ -123,6 +123,13 @@ def count(driver, css: str) -> int:
     return len(driver.find_elements(By.CSS_SELECTOR, css))
 
 
+def band_lengths(driver) -> list[int]:
+    """How many windows each band of the page's timeline holds."""
+    return driver.execute_script(
+        "const g = document.querySelector('#timeline .js-plotly-plot');"
+        "return g && g.data ? g.data.map(t => t.x.length) : [];")
+
+
 def header_text(driver) -> str:
     try:
         return driver.find_element(By.ID, "header").text
@@ -153,6 +160,12 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
              and "top metal 90%" in d.find_element(By.ID, "facts").text)
     wait_for(browser, "ten probability bars", lambda d: count(d, "#probabilities .point") == 10)
     wait_for(browser, "ten timeline bands", lambda d: count(d, "#timeline .scatterlayer .trace") == 10)
+    # the selected stream's next windows reach its timeline (appended to the bands the page holds)
+    before = band_lengths(browser)
+    for t in range(8, 11):
+        publisher.send("prediction", prediction("kitchen", "metal", 0.9, t=float(t)))
+    wait_for(browser, "three more windows in every timeline band",
+             lambda d: band_lengths(d) == [before[0] + 3] * 10)
 
     # an offline status is shown as offline; the other stream is unaffected
     publisher.send("status", status("garage", "offline", reason="stopped"), retain=True)

@@ -112,7 +112,7 @@ def test_a_stream_that_cannot_be_drawn_costs_its_card_only(monkeypatch):
         return real(view, *args)
 
     monkeypatch.setattr(render, "stream_card", broken_for_a)
-    monkeypatch.setattr(render, "timeline_figure", lambda view: 1 / 0)
+    monkeypatch.setattr(render, "timeline_figure", lambda *args: 1 / 0)
     _, cards, *_ = overview_outputs(history, feed, "a", None)
     assert "cannot show this stream (OverflowError)" in str(cards[0]) and "rock" in str(cards[1])
     bars, timeline, facts, _ = stream_outputs(history, "a", None)

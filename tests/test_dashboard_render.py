@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+from dash import Patch, no_update
 from dashboard_payloads import encode, prediction, status
 from genrecast.dashboard.history import History
 from genrecast.dashboard.parse import parse_message
 from genrecast.dashboard.render import (
     STALE_AFTER_S,
+    TIMELINE_REDRAW_AFTER,
     decision_text,
     plot_text,
     probability_figure,
     status_pill,
     stream_facts,
     timeline_figure,
+    timeline_update,
 )
 
 
@@ -56,3 +61,74 @@ def test_a_no_music_stream_shows_no_music_and_its_music_probability():
     view = view_after(("prediction", prediction("kitchen", kind="no_music", confidence=0.9, music=0.1)))
     assert decision_text(view) == ("no_music", "state-no_music")
     assert "music 10%" in [span.children for span in stream_facts(view)]
+
+
+def _at(stream_id: str, second: int, genre: str = "rock") -> dict:
+    p = prediction(stream_id, genre, 0.5 + second % 5 / 10, t=float(second))
+    p["time"] = f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
+    return p
+
+
+def _apply(figure: dict, patch) -> dict:
+    """What the page does with a Patch's operations (those timeline_update sends: Extend and Assign)."""
+    figure = json.loads(json.dumps(figure))  # as the page holds it: every band with its own lists
+    for op in patch.to_plotly_json()["operations"]:
+        *path, last = op["location"]
+        target = figure
+        for key in path:
+            target = target[key]
+        if op["operation"] == "Extend":
+            target[last].extend(op["params"]["value"])
+        elif op["operation"] == "Assign":
+            target[last] = op["params"]["value"]
+        else:
+            raise AssertionError(f"unexpected patch operation {op['operation']}")
+    return figure
+
+
+def _visible(figure: dict) -> list:
+    """Each band's points inside the x range, which is what the page shows."""
+    lo, hi = figure["layout"]["xaxis"]["range"]
+    return [[(x, y) for x, y in zip(t["x"], t["y"], strict=True) if lo <= x <= hi] for t in figure["data"]]
+
+
+def test_the_timeline_gets_only_its_new_windows_and_then_shows_what_a_full_drawing_would():
+    h = History(clock=lambda: 0.0)
+
+    def add(*payloads):
+        for p in payloads:
+            h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(p)))
+        return h.stream("kitchen")
+
+    page, held = timeline_update(add(*(_at("kitchen", s) for s in range(400, 410))), None)
+    assert isinstance(page, dict) and held["windows"] == 10
+    assert timeline_update(h.stream("kitchen"), held)[0] is no_update  # no new window, nothing sent
+    for second in range(410, 700, 7):  # windows scroll the earliest out of the 300-s span
+        view = add(*(_at("kitchen", s, "jazz" if s > 600 else "rock") for s in range(second, second + 7)))
+        patch, held = timeline_update(view, held)
+        assert isinstance(patch, Patch) and len(json.dumps(patch.to_plotly_json())) < 1000 * 7  # per window
+        page = _apply(page, patch)
+        assert _visible(page) == _visible(timeline_figure(view))
+        assert page["layout"]["xaxis"]["range"] == timeline_figure(view)["layout"]["xaxis"]["range"]
+    one, _ = timeline_update(add(_at("kitchen", 704)), held)  # the daemon's usual news: one window a second
+    assert len(json.dumps(timeline_figure(h.stream("kitchen")))) > 50 * len(json.dumps(one.to_plotly_json()))
+
+
+def test_the_timeline_is_drawn_afresh_when_an_append_would_be_wrong_or_the_page_holds_too_much():
+    h = History(clock=lambda: 0.0)
+    for s in range(100, 110):
+        h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", s))))
+    _, held = timeline_update(h.stream("kitchen"), None)
+    late = _at("kitchen", 50)  # delivered after a broker outage: it belongs before what the page shows
+    h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(late)))
+    assert isinstance(timeline_update(h.stream("kitchen"), held)[0], dict)
+    other_labels = _at("kitchen", 200)
+    other_labels["probabilities"]["polka"] = other_labels["probabilities"].pop("rock")  # a model with other labels
+    h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(other_labels)))
+    _, held = timeline_update(h.stream("kitchen"), None)
+    h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", 201))))
+    assert isinstance(timeline_update(h.stream("kitchen"), held)[0], dict)  # back to the first model's labels
+    full = {**held, "appended": TIMELINE_REDRAW_AFTER}
+    hour_later = other_labels | {"time": "2026-01-01T01:00:00Z"}
+    h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(hour_later)))
+    assert isinstance(timeline_update(h.stream("kitchen"), full)[0], dict)
