@@ -44,12 +44,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-crops", type=int, default=4,
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
+    t.add_argument("--fast-widths", type=_widths, default=(16, 32, 64, 128),
+                   help="channels of the student's conv blocks, comma-separated (default 16,32,64,128)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
     t.add_argument("--version", default="0.2.0", help="model version stored in the metadata")
     t.set_defaults(func=_train)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive channel counts like 16,32,64,128, got {text!r}")
+    return widths
 
 
 def _train(args) -> int:
@@ -198,7 +210,7 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache,
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
-    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed)
+    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths)
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in g + n}
     feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
