@@ -2,9 +2,11 @@
 
 The processing loop takes audio from every stream's :class:`Intake` each tick. A live source that gets ahead of it
 loses its oldest audio (counted, for the stream's status) instead of growing memory or delaying other streams; a
-file read as fast as possible waits for room instead, since nothing is lost by waiting. A source that fails to
-open or dies ends its intake with the reason, and a source asked to reopen (a stalled microphone) is replaced by a
-fresh one on the same thread while the old one, perhaps stuck inside PortAudio, is abandoned to its stop event.
+file read as fast as possible waits for room instead, since nothing is lost by waiting. A source that dies ends
+its intake with the reason, and a source asked to reopen (a stalled microphone) is replaced by a fresh one on the same
+thread while the old one, perhaps stuck inside PortAudio, is abandoned to its stop event. An intake may also start
+with no source at all (a microphone not plugged in yet): its thread opens one with backoff, and only then are its
+rate and description known.
 """
 
 from __future__ import annotations
@@ -21,19 +23,20 @@ from .sources import Chunk, Source
 
 log = logging.getLogger("genrecast.source")
 
-REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed reopens
+REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed (re)opens
+
+Opener = Callable[[int | None], Source]  # a fresh source at this rate (None: its own)
 
 
 class Intake:
-    def __init__(self, stream_id: str, source: Source, opener: Callable[[], Source], backlog_seconds: float,
-                 drop_oldest: bool, wake: threading.Event | None = None) -> None:
-        """``source`` is already open; ``opener`` makes a fresh one on :meth:`reopen`. ``wake`` is set once
-        :attr:`wake_at` samples are waiting (or the source ends), so the loop classifies a window as soon as its
-        last sample is in, instead of at its next tick."""
+    def __init__(self, stream_id: str, source: Source | str, opener: Opener | None, backlog_seconds: float,
+                 drop_oldest: bool, wake: threading.Event | None = None, description: str = "") -> None:
+        """``source`` is already open, or why it could not be (then ``opener`` is retried with backoff, and
+        ``description`` stands for it until it opens); ``opener`` makes a fresh one on :meth:`reopen`, at the rate
+        given (None: any). ``wake`` is set once :attr:`wake_at` samples are waiting (or the source ends), so the
+        loop classifies a window as soon as its last sample is in, instead of at its next tick."""
         self.stream_id = stream_id
-        self.description, self.sample_rate = source.description, source.sample_rate
-        self._source, self._opener = source, opener
-        self._limit = max(1, round(backlog_seconds * source.sample_rate))
+        self._opener, self._backlog_seconds = opener, backlog_seconds
         self._drop_oldest = drop_oldest
         self._closed = threading.Event()
         self._source_stop = threading.Event()  # the current source's stop: set to close or replace it
@@ -42,6 +45,14 @@ class Intake:
         self._held = 0  # samples in the backlog
         self.dropped = 0  # samples dropped because the backlog was full
         self.last_audio = time.monotonic()  # when the source last handed over any samples
+        self.sample_rate: int | None = None  # known once a source is open
+        self.description, self._limit = description, 1
+        self.open_error: str | None = None  # why no source could be opened yet (None once one is)
+        self._source: Source | None = None
+        if isinstance(source, str):
+            self.open_error = source
+        else:
+            self._opened(source)
         self.end_reason: str | None = None  # set once the source is finished: "end of stream" or "error: ..."
         self._reopen = False
         self._wake = wake
@@ -57,6 +68,23 @@ class Intake:
         self._source_stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def _opened(self, source: Source) -> None:
+        """The first source is open: its rate sizes the backlog, and its silence counts from now."""
+        with self._cond:
+            self._source, self.description = source, source.description
+            self._limit = max(1, round(self._backlog_seconds * source.sample_rate))
+            self.last_audio = time.monotonic()
+            self.open_error = None
+            self.sample_rate = source.sample_rate  # last: the loop builds the stream's pipeline once it sees it
+
+    @property
+    def opened(self) -> bool:
+        return self.sample_rate is not None
+
+    @property
+    def dropped_seconds(self) -> float:
+        return round(self.dropped / self.sample_rate, 3) if self.sample_rate else 0.0
 
     @property
     def finished(self) -> bool:
@@ -133,18 +161,28 @@ class Intake:
     def _run(self) -> None:
         source: Source | None = self._source
         backoff = REOPEN_BACKOFF[0]
+        if source is None:  # the first open failed just now: wait before the next try
+            log.warning("stream %s: cannot open %s (%s); retrying in %.1f s", self.stream_id, self.description,
+                        self.open_error, backoff)
+            self._closed.wait(backoff)
+            backoff = min(backoff * 2, REOPEN_BACKOFF[1])
         while not self._closed.is_set():
             if source is None:
+                first = not self.opened
                 try:
-                    source = self._opener()
-                    log.info("stream %s: %s reopened", self.stream_id, source.description)
-                    backoff = REOPEN_BACKOFF[0]
+                    source = self._opener(self.sample_rate)
                 except (AudioError, OSError) as exc:
-                    log.warning("stream %s: cannot reopen %s (%s); retrying in %.1f s", self.stream_id,
-                                self.description, exc, backoff)
+                    if first:
+                        self.open_error = str(exc)  # the stream's status says it
+                    log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id,
+                                "open" if first else "reopen", self.description, exc, backoff)
                     self._closed.wait(backoff)
                     backoff = min(backoff * 2, REOPEN_BACKOFF[1])
                     continue
+                if first:
+                    self._opened(source)
+                log.info("stream %s: %s %s", self.stream_id, source.description, "opened" if first else "reopened")
+                backoff = REOPEN_BACKOFF[0]
             with self._cond:
                 source_stop = self._source_stop = threading.Event()
                 if self._closed.is_set():

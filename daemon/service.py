@@ -37,7 +37,7 @@ from .notify import Notifier
 from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
 from .publisher import RECONNECT_MAX_SECONDS, Publisher
-from .sources import MicSource, open_source
+from .sources import MicSource, Source, open_source
 
 log = logging.getLogger("genrecast.run")
 
@@ -87,32 +87,53 @@ class _Tracker:
 class StreamRun:
     """One stream's per-window work and its availability: pipeline, decider, status, stall and drop accounting."""
 
-    def __init__(self, cfg: StreamSettings, source, settings: RunSettings, model: GenreModel, publisher: Publisher,
-                 daemon: str, instance: str, phase: float = 0.0, wake: threading.Event | None = None) -> None:
-        """``phase`` in [0, 1): a live stream skips that part of its first hop, so that the windows of streams
-        started together are spread over the hop instead of all reaching the model in one tick."""
+    def __init__(self, cfg: StreamSettings, source: Source | AudioError, settings: RunSettings, model: GenreModel,
+                 publisher: Publisher, daemon: str, instance: str, phase: float = 0.0,
+                 wake: threading.Event | None = None) -> None:
+        """``source``: open, or why a microphone could not be opened yet (it is then retried with backoff, and the
+        pipeline, which needs the device's rate, is built once it opens). ``phase`` in [0, 1): a live stream skips
+        that part of its first hop, so that the windows of streams started together are spread over the hop
+        instead of all reaching the model in one tick."""
         self.cfg, self.id = cfg, cfg.stream_id
         self.model, self.publisher, self.prefix = model, publisher, settings.prefix
         self.daemon, self.instance = daemon, instance
-        kind = cfg.source.partition(":")[0]
+        kind, _, device = cfg.source.partition(":")
         # Live: a pause means something is wrong. A file read as fast as possible waits for us instead (no drops).
         self.live = kind in ("mic", "stdin") or cfg.speed > 0
         self.reopenable = kind == "mic"
-        opener = (lambda: MicSource(cfg.source.partition(":")[2] or None, rate=source.sample_rate)) if \
-            self.reopenable else None
-        self.intake = Intake(self.id, source, opener, settings.backlog_seconds, drop_oldest=self.live, wake=wake)
-        self.pipeline = Pipeline(model.spec, cfg.hop_seconds, source.sample_rate,
-                                 skip_seconds=phase * cfg.hop_seconds if self.live else 0.0)
+        opener = (lambda rate: MicSource(device or None, rate=rate)) if self.reopenable else None
+        self.intake = Intake(self.id, str(source) if isinstance(source, AudioError) else source, opener,
+                             settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
+        self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
+        self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
+        self.take_samples = 0
         self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
         self.tracker = _Tracker()
-        self.state = "online"
-        self.reason: str | None = None
+        self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
         self.dropped_reported, self.drop_status_at = 0, 0.0
-        self.take_samples = round(TAKE_SECONDS * source.sample_rate)
         self.consumed = 0  # input samples taken so far
         self.last_label = ""
+        if not self.ready():
+            self.state, self.stalled_since = "stalled", time.monotonic()
+            self.reason = self._waiting_reason()
+
+    def ready(self) -> bool:
+        """Whether the source is open, building the pipeline at its rate the first time it is."""
+        if self.pipeline is None and self.intake.opened:
+            rate = self.intake.sample_rate
+            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, skip_seconds=self.skip_seconds)
+            self.take_samples = round(TAKE_SECONDS * rate)
+        return self.pipeline is not None
+
+    def _waiting_reason(self) -> str:
+        return f"{self.intake.open_error}; retrying"
+
+    def started(self) -> None:
+        """The source is open and its reading thread running: say so in the log."""
+        log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#", self.id, self.intake.description,
+                 self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id)
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
@@ -126,13 +147,9 @@ class StreamRun:
             out.append((w, chunks[i].handed_at))
         return out
 
-    @property
-    def dropped_s(self) -> float:
-        return round(self.intake.dropped / self.intake.sample_rate, 3)
-
     def status(self) -> Status:
         return Status(self.state, self.model.model_id, self.intake.description, self.reason, self.daemon,
-                      self.instance, self.dropped_s)
+                      self.instance, self.intake.dropped_seconds)
 
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))
@@ -157,6 +174,9 @@ class StreamRun:
 
     def check(self, now: float) -> None:
         """Stall and drop accounting, once per tick: say it in the log and the status, reopen what can be."""
+        if self.pipeline is None:
+            self._check_waiting()
+            return
         silent = now - self.intake.last_audio
         if self.live and self.state == "online" and silent > self.stall_seconds:
             self.state, self.stalled_since = "stalled", now
@@ -173,8 +193,18 @@ class StreamRun:
             self._reopen(now)
         if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             log.warning("stream %s: processing fell behind; %.1f s of its oldest audio dropped so far", self.id,
-                        self.dropped_s)
+                        self.intake.dropped_seconds)
             self.dropped_reported, self.drop_status_at = self.intake.dropped, now
+            self.publish_status()
+
+    def _check_waiting(self) -> None:
+        """A microphone not opened yet: online once it opens, else a status whenever the reason changes."""
+        if self.ready():
+            self.state, self.reason = "online", None
+            self.started()
+            self.publish_status()
+        elif self._waiting_reason() != self.reason:
+            self.reason = self._waiting_reason()
             self.publish_status()
 
     def _reopen(self, now: float) -> None:
@@ -187,7 +217,7 @@ class StreamRun:
 
     def end(self, reason: str) -> None:
         self.state, self.reason = "offline", reason
-        if reason == "end of stream" and not self.pipeline.windows_out:
+        if reason == "end of stream" and self.pipeline is not None and not self.pipeline.windows_out:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
                         self.id, self.pipeline.seconds_in, MIN_SECONDS)
         self.intake.close()
@@ -195,7 +225,7 @@ class StreamRun:
         self.publish_status()
 
 
-def _open(cfg: StreamSettings):
+def _open(cfg: StreamSettings) -> Source:
     return open_source(cfg.source, cfg.speed, cfg.loop, cfg.format, cfg.rate, cfg.channels)
 
 
@@ -205,16 +235,20 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     configs = settings.stream_settings()
     model = load_model(settings.model, settings.threads)
     _warm_up(model)
-    sources = {}
+    sources: dict[str, Source | AudioError] = {}
     for cfg in configs:
         try:
             sources[cfg.stream_id] = _open(cfg)
         except AudioError as exc:
             if len(configs) == 1:
-                raise
+                raise  # the one-stream form keeps its contract: a source that cannot open is exit 2, at once
             sources[cfg.stream_id] = exc  # this stream reports it in its status; the others go on
-    if not any(not isinstance(s, Exception) for s in sources.values()):
-        raise AudioError("no stream's source could be opened: " + "; ".join(f"{k}: {v}" for k, v in sources.items()))
+    # A microphone that is not there yet (a USB one not plugged in, a PulseAudio source loaded later) is retried
+    # until it appears, like one that vanishes while running; any other source that cannot open is that stream's end.
+    unopened = {c.stream_id: sources[c.stream_id] for c in configs
+                if isinstance(sources[c.stream_id], AudioError) and c.source.partition(":")[0] != "mic"}
+    if len(unopened) == len(configs):
+        raise AudioError("no stream's source could be opened: " + "; ".join(f"{k}: {v}" for k, v in unopened.items()))
     name, prefix, model_id = settings.daemon_name(), settings.prefix, model.model_id
     instance = client_id(name)
     ids = tuple(c.stream_id for c in configs)
@@ -230,7 +264,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     )
     for cfg in configs:
         source = sources[cfg.stream_id]
-        if isinstance(source, Exception):
+        if cfg.stream_id in unopened:
             log.error("stream %s: %s", cfg.stream_id, source)
             publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance)
                               .message(prefix, cfg.stream_id))
@@ -247,8 +281,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     publisher.start()
     for run in runs:
         run.intake.start()
-        log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#", run.id, run.intake.description,
-                 run.intake.sample_rate, run.pipeline.hop_seconds, prefix, run.id)
+        if run.pipeline is not None:
+            run.started()
     log.info("process %s (client id %s): %d stream(s), model %s, broker %s", name, instance, len(runs), model_id,
              broker.url)
     notifier.ready(f"classifying {len(runs)} stream(s)" if len(configs) > 1 else
@@ -279,8 +313,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                     "" if reachable else " and the latest statuses", broker.url)
         if reason == "end of stream":
             return 1  # a finished file whose last windows never reached the broker has not done its job
-    failed = [r.id for r in runs if (r.reason or "").startswith("error")] + \
-        [i for i, s in sources.items() if isinstance(s, Exception)]
+    failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
     if len(configs) == 1 and failed and runs:  # the one-stream form keeps its contract: a bad source is exit 2
         raise AudioError(runs[0].reason.removeprefix("error: "))
     log.info("%s", reason if not failed else f"{reason}; failed: {', '.join(failed)}")
@@ -302,8 +335,8 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
         work: list[tuple[StreamRun, Window, float]] = []
         behind = False
         for run in runs:
-            if run.state == "offline":
-                continue
+            if run.state == "offline" or run.pipeline is None:
+                continue  # ended, or its microphone is not open yet (check() builds its pipeline once it is)
             waiting, need = run.intake.held, run.pipeline.samples_to_next_window()
             run.intake.wake_at = min(need, run.intake.limit // 2)
             if waiting < run.intake.wake_at and run.intake.end_reason is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, validate
+from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, validate, write_tones
 from tiny_model import build_tiny_model, tone_hz
 
 RATE = 22050
@@ -56,15 +56,29 @@ class Pulse:
             assert time.monotonic() < deadline, "pulseaudio did not come up"
             time.sleep(0.1)
 
-    def feed(self, label: int) -> None:
-        """Write a tone for the tiny model's ``label`` into the pipe at real-time pace until stopped."""
+    def alias(self, pcm: str, source: str) -> None:
+        """An ALSA device ``pcm`` (which PortAudio lists) for the PulseAudio source ``source``, there or not."""
+        with (self.root / ".asoundrc").open("a") as f:  # HOME is root for the server and its clients
+            f.write(f"pcm.{pcm} {{ type pulse device {source} }}\n")
+
+    def add_source(self, name: str) -> Path:
+        """Load one more pipe-source into the running server, like a microphone plugged in; returns its pipe."""
+        fifo = self.root / f"{name}.fifo"
+        subprocess.run(["pactl", "load-module", "module-pipe-source", f"source_name={name}", f"file={fifo}",
+                        "format=s16le", f"rate={RATE}", "channels=1"], env=self.env, check=True, capture_output=True)
+        return fifo
+
+    def feed(self, label: int, fifo: Path | None = None) -> None:
+        """Write a tone for the tiny model's ``label`` into the pipe (the default source's, else ``fifo``) at
+        real-time pace until stopped."""
         self.stop_feeding()
         self._stop_feed.clear()
+        fifo = fifo or self.fifo
         block = RATE // 10
         t = np.arange(block) / RATE
 
         def run() -> None:
-            fd = os.open(self.fifo, os.O_WRONLY)
+            fd = os.open(fifo, os.O_WRONLY)
             try:
                 start, n = time.monotonic(), 0
                 while not self._stop_feed.is_set():
@@ -137,6 +151,42 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
     assert rc == 0, err
     assert not foreign_lines(err), err  # PortAudio's own assertion lines stay out of the journal
     sub.close()
+    for m in sub.messages:
+        validate(m.topic, m.payload)
+
+
+def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_others_run(pulse, broker, tmp_path):
+    # A multi-stream process whose microphone is not plugged in yet: a PulseAudio source that does not exist, behind
+    # an ALSA device PortAudio lists but cannot open. The stream says it is retrying; the file stream runs anyway;
+    # once the source is loaded (at 22050 Hz, opened at the device's own 44100 Hz) the stream comes online alone.
+    model = build_tiny_model(tmp_path / "tiny.onnx")
+    pulse.alias("latemic", "late_mic")
+    radio = write_tones(tmp_path / "radio.wav", [6] * 4)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--stream", f"radio=file:{radio}", "--stream", "late=mic:latemic", "--loop",
+                    "--smoothing-windows", "2", "--model", str(model), "--broker", broker.url, env=pulse.env)
+    try:
+        waiting = sub.wait_for(lambda m: m.topic == "genrecast/late/status", "the missing microphone's status")
+        assert waiting.payload["state"] == "stalled" and waiting.payload["source"] == "mic:latemic"
+        assert re.fullmatch(r"mic:latemic: cannot open \(.+\); retrying", waiting.payload["reason"]), waiting.payload
+        daemon.wait_log("stream late: cannot open mic:latemic")  # the retries, with backoff
+        sub.wait_for(lambda m: len(sub.of("genrecast/radio/prediction")) >= 3, "the file stream running meanwhile")
+        assert not sub.of("genrecast/late/prediction")
+        pulse.feed(7, pulse.add_source("late_mic"))
+        online = sub.wait_for(lambda m: m.topic == "genrecast/late/status" and m.payload["state"] == "online",
+                              "the microphone online once it appears")
+        assert online.payload["source"] == "mic:latemic" and "reason" not in online.payload
+        sub.wait_for(lambda m: m.topic == "genrecast/late/genre" and m.payload["genre"] == "pop", "its music")
+        daemon.wait_log("stream late: mic:latemic at 44100 Hz")
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    sub.close()
+    assert rc == 0, err
+    assert not foreign_lines(err), err
+    radio_states = [m.payload["state"] for m in sub.of("genrecast/radio/status")]
+    assert radio_states == ["online", "offline"], radio_states  # never held up by the missing microphone
+    assert {m.payload["top"]["genre"] for m in sub.of("genrecast/radio/prediction")} == {"metal"}
     for m in sub.messages:
         validate(m.topic, m.payload)
 
