@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -155,12 +156,13 @@ class Daemon:
         with self._cond:
             return "".join(self.lines)
 
-    def wait_log(self, text: str, timeout: float = WAIT) -> str:
-        """Block until a stderr line contains ``text``; returns that line."""
+    def wait_log(self, text: str | re.Pattern, timeout: float = WAIT) -> str:
+        """Block until a stderr line contains ``text`` (or matches the pattern); returns that line."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                found = [line for line in self.lines if text in line]
+                found = [line for line in self.lines if (text.search(line) if isinstance(text, re.Pattern)
+                                                         else text in line)]
                 if found:
                     return found[0]
                 left = deadline - time.monotonic()
