@@ -111,11 +111,10 @@ def valid_token(token: str) -> bool:
 
 
 @dataclass(frozen=True)
-class StreamSettings:
-    """One stream's source and the settings that may differ per stream (a ``[streams.<id>]`` table's keys)."""
+class StreamDefaults:
+    """The settings that may differ per stream, with their defaults: the top-level keys of the TOML file (every
+    stream's defaults, :class:`RunSettings`) and the keys a ``[streams.<id>]`` table may override them with."""
 
-    stream_id: str
-    source: str
     speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
     loop: bool = False
     format: str = "s16le"  # stdin sources
@@ -128,6 +127,21 @@ class StreamSettings:
     min_confidence: float = DecisionConfig.min_confidence
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
+
+    def decision(self) -> DecisionConfig:
+        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
+                              self.leave_confidence, self.dwell_windows)
+
+
+PER_STREAM = tuple(f.name for f in fields(StreamDefaults))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSettings(StreamDefaults):
+    """One stream: its id and source, and its per-stream settings (the defaults, overridden by its table)."""
+
+    stream_id: str
+    source: str
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
@@ -159,20 +173,14 @@ class StreamSettings:
             if not ok:
                 raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
 
-    def decision(self) -> DecisionConfig:
-        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
-                              self.leave_confidence, self.dwell_windows)
-
-
-PER_STREAM = tuple(f.name for f in fields(StreamSettings) if f.name not in ("stream_id", "source"))
-
 
 @dataclass(frozen=True)
-class RunSettings:
+class RunSettings(StreamDefaults):
     """Top-level keys of the daemon's TOML file (env ``GENRECAST_<KEY>``, flag ``--<key>``).
 
-    The per-stream keys (:data:`PER_STREAM`) here are every stream's defaults; a ``[streams.<id>]`` table overrides
-    them for its stream. Without ``streams``, ``source`` and ``stream_id`` describe the one stream.
+    The per-stream keys (:class:`StreamDefaults`, :data:`PER_STREAM`) here are every stream's defaults; a
+    ``[streams.<id>]`` table overrides them for its stream. Without ``streams``, ``source`` and ``stream_id``
+    describe the one stream.
     """
 
     source: str | None = None  # the one-stream shorthand; "mic" when no stream is configured at all
@@ -181,18 +189,6 @@ class RunSettings:
     name: str | None = None  # the process's name in <prefix>/_daemon/<name>/status (default: see daemon_name)
     model: str | None = None  # the bundled default model when unset
     prefix: str = "genrecast"
-    speed: float = 1.0
-    loop: bool = False
-    format: str = "s16le"
-    rate: int = DEFAULT_DSP.sample_rate
-    channels: int = 1
-    hop_seconds: float = 1.0
-    smoothing: str = SMOOTHING[0]
-    smoothing_windows: int = DecisionConfig.windows
-    silence_rms: float = DecisionConfig.silence_rms
-    min_confidence: float = DecisionConfig.min_confidence
-    leave_confidence: float = DecisionConfig.leave_confidence
-    dwell_windows: int = DecisionConfig.dwell_windows
     qos: int = 1
     ha_discovery: bool = False
     buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
@@ -252,7 +248,7 @@ class RunSettings:
                 raise ConfigError(f"streams.{stream_id}: expected a table")
             if "source" not in table:
                 raise ConfigError(f"streams.{stream_id}: no source")
-            base = StreamSettings(str(stream_id), "mic", **defaults)
+            base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
             stream = _apply(base, {k: v for k, v in table.items() if k != "stream_id"}, "streams",
                             scope=f"streams.{stream_id}.")
             try:
