@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto broker on a free loopback port, paths to the shared real audio."""
+"""Shared fixtures: a real Mosquitto broker on a free loopback port, paths to the shared real audio, the tiny test
+model, a headless Chromium."""
 
 from __future__ import annotations
 
@@ -101,3 +102,21 @@ def tls_broker(tmp_path):
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory) -> Path:
+    """The tiny ONNX test model (tests/tiny_model.py), built once: tests only read it."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A real headless Chromium (tests/dashboard_page.py), shared by a module's tests."""
+    from dashboard_page import start_chromium
+
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()

@@ -14,12 +14,6 @@ from genrecast.daemon.broker import BrokerConfig, diagnose
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
-from tiny_model import build_tiny_model
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 @pytest.fixture

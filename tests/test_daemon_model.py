@@ -27,16 +27,11 @@ def relabel(path, labels):
     respec(path, tiny_spec(labels=labels))
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-def test_loads_spec_and_predicts_probabilities(model_path):
-    model = load_model(model_path)
-    assert model.spec.labels == GTZAN_GENRES and model.model_id == "tiny-test-1"
-    windows = np.random.default_rng(0).normal(-5, 3, (3, 128, model.spec.n_frames)).astype(np.float32)
-    out = model.predict(windows)
+def test_loads_spec_and_predicts_probabilities(model):
+    loaded = load_model(model)
+    assert loaded.spec.labels == GTZAN_GENRES and loaded.model_id == "tiny-test-1"
+    windows = np.random.default_rng(0).normal(-5, 3, (3, 128, loaded.spec.n_frames)).astype(np.float32)
+    out = loaded.predict(windows)
     assert out.genre.shape == (3, 10) and np.allclose(out.genre.sum(axis=1), 1, atol=1e-5)
     assert out.music.tolist() == [1.0, 1.0, 1.0]  # no music head: every window counts as music
 
@@ -95,12 +90,12 @@ def test_missing_default_model_names_the_fix(monkeypatch, tmp_path):
     assert DEFAULT_MODEL.name == "genrecast-gtzan.onnx" and DEFAULT_MODEL.parent.name == "models"
 
 
-def test_classify_json_text_and_bad_files(model_path, tmp_path):
+def test_classify_json_text_and_bad_files(model, tmp_path):
     rock = write_tones(tmp_path / "rock.wav", [9] * 6, rate=44100, subtype="FLOAT")
     tiny = write_tones(tmp_path / "tiny.wav", [9], seconds_each=0.9)
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF....WAVEfmt garbage")
-    proc = genrecast("classify", "--json", "--model", str(model_path), str(rock), str(tiny), str(junk),
+    proc = genrecast("classify", "--json", "--model", str(model), str(rock), str(tiny), str(junk),
                      str(tmp_path / "missing.wav"))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
@@ -114,16 +109,16 @@ def test_classify_json_text_and_bad_files(model_path, tmp_path):
     assert len(errors) == 3 and all(e.startswith("genrecast classify: error: ") for e in errors)
     assert "0.90 s is shorter than the 1 s minimum" in errors[0] and "missing.wav: no such file" in errors[2]
 
-    proc = genrecast("classify", "--model", str(model_path), str(rock))
+    proc = genrecast("classify", "--model", str(model), str(rock))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.split("\t")[:2] == [str(rock), "rock"]
 
 
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])
-def test_classify_repeats_a_short_clip_to_one_window(model_path, tmp_path, seconds):
+def test_classify_repeats_a_short_clip_to_one_window(model, tmp_path, seconds):
     clip = write_tones(tmp_path / "short.wav", [3], seconds_each=seconds, rate=44100)
-    proc = genrecast("classify", "--json", "--model", str(model_path), str(clip))
+    proc = genrecast("classify", "--json", "--model", str(model), str(clip))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     result = json.loads(out)
@@ -131,14 +126,14 @@ def test_classify_repeats_a_short_clip_to_one_window(model_path, tmp_path, secon
     assert result["seconds"] == pytest.approx(seconds, abs=1e-3)
 
 
-def test_classify_says_silence_for_an_all_silent_file(model_path, tmp_path):
+def test_classify_says_silence_for_an_all_silent_file(model, tmp_path):
     quiet = write_tones(tmp_path / "quiet.wav", [None] * 10)
-    proc = genrecast("classify", "--json", "--model", str(model_path), str(quiet))
+    proc = genrecast("classify", "--json", "--model", str(model), str(quiet))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     result = json.loads(out)
     assert (result["kind"], result["genre"], result["windows"]) == ("silence", None, 8)
-    proc = genrecast("classify", "--model", str(model_path), str(quiet))
+    proc = genrecast("classify", "--model", str(model), str(quiet))
     assert proc.communicate(timeout=60)[0].split("\t")[1] == "silence"
 
 
@@ -158,17 +153,17 @@ def test_classify_says_no_music_with_a_music_head(tmp_path):
 
 @pytest.mark.parametrize(("flag", "value"), [("--hop", "inf"), ("--hop", "nan"), ("--hop", "61"), ("--threads", "-1"),
                                              ("--threads", "0")])
-def test_classify_refuses_bad_hop_and_threads_in_one_line(model_path, tmp_path, flag, value):
+def test_classify_refuses_bad_hop_and_threads_in_one_line(model, tmp_path, flag, value):
     wav = write_tones(tmp_path / "rock.wav", [9] * 4)
-    proc = genrecast("classify", "--model", str(model_path), flag, value, str(wav))
+    proc = genrecast("classify", "--model", str(model), flag, value, str(wav))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and out == ""
     assert err.startswith(f"genrecast classify: error: {flag} must be ") and err.count("\n") == 1, err
 
 
-def test_classify_real_gtzan_excerpt_runs(model_path, gtzan_dir):
+def test_classify_real_gtzan_excerpt_runs(model, gtzan_dir):
     track = next(iter(sorted(gtzan_dir.rglob("*.flac"))), None) or pytest.skip("no FLAC under the GTZAN dir")
-    proc = genrecast("classify", "--json", "--model", str(model_path), str(track))
+    proc = genrecast("classify", "--json", "--model", str(model), str(track))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     result = json.loads(out)
@@ -187,10 +182,10 @@ def test_run_refuses_a_bad_model_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"\x00" * 1000],
                          ids=["empty", "riff", "zeros"])
-def test_run_refuses_a_corrupt_file_in_one_line(tmp_path, model_path, content):
+def test_run_refuses_a_corrupt_file_in_one_line(tmp_path, model, content):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(content)
-    proc = genrecast("run", "--source", f"file:{bad}", "--model", str(model_path), "--broker", "mqtt://127.0.0.1:9")
+    proc = genrecast("run", "--source", f"file:{bad}", "--model", str(model), "--broker", "mqtt://127.0.0.1:9")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.count("\n") == 1 and err.startswith(f"genrecast run: error: {bad}: ")
@@ -207,10 +202,10 @@ def _classify_peak(model, path) -> tuple[int, int]:
         tracemalloc.stop()
 
 
-def test_classify_memory_does_not_grow_with_file_length(model_path, tmp_path):
+def test_classify_memory_does_not_grow_with_file_length(model, tmp_path):
     """Decoded in blocks, scored in batches: ten times the audio, about the same peak (whole-file decoding and
     resampling took 273 MB for 30 s and 514 MB for 10 min)."""
-    model = load_model(str(model_path))
+    model = load_model(str(model))
     _classify_peak(model, sparse_wav(tmp_path / "warm.wav", 5))  # one-off allocations (caches) out of the way
     # both longer than one batch of windows, so both score full batches
     short_windows, short_peak = _classify_peak(model, sparse_wav(tmp_path / "short.wav", 90, rate=44100))
@@ -238,10 +233,10 @@ def test_a_file_source_decodes_as_it_goes(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["run", "classify"])
-def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model_path, tmp_path, command):
+def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model, tmp_path, command):
     wav = write_tones(tmp_path / "a.wav", [1] * 4)
     args = ("--source", f"file:{wav}", "--broker", "mqtt://127.0.0.1:9") if command == "run" else (str(wav),)
-    proc = genrecast(command, "--model", str(model_path), "--hop", "0.001", *args)
+    proc = genrecast(command, "--model", str(model), "--hop", "0.001", *args)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err == f"genrecast {command}: error: --hop 0.001 s is shorter than one frame of this model (23.2 ms)\n"

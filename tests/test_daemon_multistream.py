@@ -18,14 +18,8 @@ from genrecast.daemon.pipeline import Pipeline
 from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
 from genrecast.dsp import ModelSpec
-from tiny_model import build_tiny_model
 
 from genrecast.cli import build_parser
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model, tmp_path):

@@ -20,11 +20,6 @@ from genrecast.dsp import GTZAN_GENRES
 from tiny_model import build_tiny_model, musicnn_like_spec
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
 def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):
     # 8 s of the model's "rock" tone, 8 s of "blues", 4 s of silence
     wav = write_tones(tmp_path / "mix.wav", [9] * 8 + [0] * 8 + [None] * 4)

@@ -32,15 +32,16 @@ from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
 from genrecast.dashboard.jobs import BoundedPool
 from genrecast.dashboard.offline import OfflineClassifier
-from tiny_model import GTZAN_GENRES, build_tiny_model, tone_hz
+from tiny_model import GTZAN_GENRES, tone_hz
 
 WAIT_S = 30
 TOKEN = "tok-" + uuid.uuid4().hex  # unique, so finding it in a log cannot be a coincidence
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    return str(build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
+def model_path(model) -> str:
+    """The tiny model's path as the dashboard's settings hold it."""
+    return str(model)
 
 
 def tone(genre_name: str, seconds: float = 7.0, rate: int = 22050, fmt: str = "FLAC") -> bytes:

@@ -5,89 +5,19 @@ Waits are generous and assert what the page shows, never how fast it shows it.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from pathlib import Path
-from types import SimpleNamespace
-
-import paho.mqtt.client as mqtt
 import pytest
+from dashboard_page import Publisher, serve_dashboard, wait_for
 from dashboard_payloads import genre, prediction, status
-from genrecast.daemon.broker import BrokerConfig
-from genrecast.dashboard.app import create_app, make_server
-from genrecast.dashboard.feed import Feed
-from genrecast.dashboard.history import History
-from genrecast.dashboard.offline import OfflineClassifier
-from paho.mqtt.enums import CallbackAPIVersion
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT_S = 30
 HOSTILE = "<img src=x onerror=alert(1)>"  # a legal topic level; must show as text, never become an element
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("chromium and chromium-driver are not installed: run `make test`, which installs them")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory) -> Path:
-    from tiny_model import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
 @pytest.fixture
-def dashboard(broker, tiny_model_path):
-    """The page served from a thread on a free loopback port, its feed subscribed to the test broker."""
-    history = History()
-    feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed, OfflineClassifier(str(tiny_model_path))), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    feed.start()
-    deadline = time.monotonic() + WAIT_S
-    while not feed.status().connected:  # subscribed: messages published from now on reach the page
-        assert time.monotonic() < deadline, "the dashboard's feed never subscribed"
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", feed=feed)
-    feed.stop()
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
-
-
-class Publisher:
-    def __init__(self, broker) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def send(self, kind: str, payload: dict | bytes, retain: bool = False, stream_id: str | None = None) -> None:
-        stream_id = stream_id or payload["stream_id"]
-        data = payload if isinstance(payload, bytes) else json.dumps(payload)
-        self.client.publish(f"genrecast/{stream_id}/{kind}", data, qos=1, retain=retain).wait_for_publish(WAIT_S)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+def dashboard(broker, model):
+    with serve_dashboard(broker, model) as page:
+        yield page
 
 
 @pytest.fixture
@@ -105,13 +35,6 @@ def card_text(driver, stream_id: str) -> str:
         except StaleElementReferenceException:  # the page redraws its cards every tick
             return ""
     return ""
-
-
-def wait_for(driver, what: str, condition) -> None:
-    try:
-        WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(lambda d: condition(d))
-    except TimeoutException:
-        pytest.fail(f"the page never showed {what}")
 
 
 def wait_card(driver, stream_id: str, *words: str) -> None:

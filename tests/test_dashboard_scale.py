@@ -7,44 +7,25 @@ right for each stream. Waits assert what the page shows, never how fast (speed: 
 from __future__ import annotations
 
 import re
-import threading
 import time
-from types import SimpleNamespace
 
 import pytest
+from dashboard_page import WAIT_S, Publisher, serve_dashboard, wait_for
 from dashboard_payloads import GENRES, prediction, status
-from genrecast.daemon.broker import BrokerConfig
-from genrecast.dashboard.app import create_app, make_server
-from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
-from genrecast.dashboard.offline import OfflineClassifier
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from test_dashboard_browser import Publisher, browser, tiny_model_path, wait_for  # noqa: F401 (fixtures)
 
 N = 200
-WAIT_S = 60
 
 
 @pytest.fixture
-def dashboard(broker, tiny_model_path):  # noqa: F811
-    """The page on a free loopback port, on a clock the test can move forward (to make streams stale)."""
+def dashboard(broker, model):
+    """The page on a clock the test can move forward (to make streams stale)."""
     shift = [0.0]
-    history = History(clock=lambda: time.monotonic() + shift[0])
-    feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed, OfflineClassifier(str(tiny_model_path))), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    feed.start()
-    deadline = time.monotonic() + WAIT_S
-    while not feed.status().connected:
-        assert time.monotonic() < deadline, "the dashboard's feed never subscribed"
-        time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", history=history, shift=shift)
-    feed.stop()
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with serve_dashboard(broker, model, History(clock=lambda: time.monotonic() + shift[0])) as page:
+        page.shift = shift
+        yield page
 
 
 def cards(driver) -> dict[str, str]:
