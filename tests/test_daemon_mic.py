@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, validate, write_tones
-from tiny_model import build_tiny_model, tone_hz
+from tiny_model import tone_hz
 
 RATE = 22050
 LOG_LINE = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) genrecast[.\w]*: ")
@@ -126,8 +126,7 @@ def test_devices_lists_the_pulse_input(pulse):
     assert "pulse" in out and "ALSA lib" not in err
 
 
-def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, broker, tmp_path):
-    model = build_tiny_model(tmp_path / "tiny.onnx")
+def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, model, broker):
     pulse.feed(3)
     sub = Subscriber(broker.url)
     daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url,
@@ -157,11 +156,10 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, b
         validate(m.topic, m.payload)
 
 
-def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_others_run(pulse, broker, tmp_path):
+def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_others_run(pulse, model, broker, tmp_path):
     # A multi-stream process whose microphone is not plugged in yet: a PulseAudio source that does not exist, behind
     # an ALSA device PortAudio lists but cannot open. The stream says it is retrying; the file stream runs anyway;
     # once the source is loaded (at 22050 Hz, opened at the device's own 44100 Hz) the stream comes online alone.
-    model = build_tiny_model(tmp_path / "tiny.onnx")
     pulse.alias("latemic", "late_mic")
     radio = write_tones(tmp_path / "radio.wav", [6] * 4)
     sub = Subscriber(broker.url)
@@ -193,8 +191,7 @@ def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_oth
         validate(m.topic, m.payload)
 
 
-def test_unknown_device_is_one_line_naming_the_inputs(pulse, tmp_path):
-    model = build_tiny_model(tmp_path / "tiny.onnx")
+def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     rc, err = Daemon("--source", "mic:no-such-card", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
                      env=pulse.env).finish()
     assert rc == 2
@@ -228,10 +225,9 @@ def test_c_library_lines_on_fd2_become_debug_log_lines_and_python_stderr_stays(l
     assert said == (level == "debug"), proc.stderr
 
 
-def test_a_frozen_sound_server_is_noticed_reported_and_the_microphone_reopened(pulse, broker, tmp_path):
+def test_a_frozen_sound_server_is_noticed_reported_and_the_microphone_reopened(pulse, model, broker):
     # PulseAudio stopped dead (SIGSTOP): PortAudio's read just blocks, with no error to react to. Only the
     # absence of audio tells; the stream must say "stalled", try a fresh device, and be back once the server is.
-    model = build_tiny_model(tmp_path / "tiny.onnx")
     pulse.feed(3)
     sub = Subscriber(broker.url)
     daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url, "--stream-id", "den",

@@ -18,11 +18,6 @@ from signals import sparse_wav
 from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    return str(build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx"))
-
-
 def tone_wav(genre: str, seconds: float = 7.0, rate: int = 44100, amplitude: float = 0.3) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
@@ -36,9 +31,9 @@ def headline(result) -> str:
     return "".join(span.children for span in line.children)
 
 
-def test_classifies_like_the_daemon(model_path, tmp_path):
+def test_classifies_like_the_daemon(model, tmp_path):
     data = tone_wav("jazz")
-    result = OfflineClassifier(model_path).classify(data, "tone.wav")
+    result = OfflineClassifier(str(model)).classify(data, "tone.wav")
     assert result.genre == "jazz" and result.model_id == "tiny-test-1"
     assert len(result.starts) == len(result.probabilities) == 5  # 7 s, 3-s windows, 1-s hop
     assert all(len(row) == 10 for row in result.probabilities)
@@ -47,18 +42,18 @@ def test_classifies_like_the_daemon(model_path, tmp_path):
     from genrecast.daemon.model import load_model
 
     (tmp_path / "tone.wav").write_bytes(data)
-    track = classify_cmd.classify_file(load_model(model_path), str(tmp_path / "tone.wav"), 1.0)
+    track = classify_cmd.classify_file(load_model(model), str(tmp_path / "tone.wav"), 1.0)
     assert track.windows == len(result.starts)
     assert dict(zip(result.labels, result.mean, strict=True)) == pytest.approx(track.probabilities, abs=1e-4)
 
 
-def test_a_short_clip_is_one_window(model_path):
-    result = OfflineClassifier(model_path).classify(tone_wav("metal", seconds=1.5), "short.wav")
+def test_a_short_clip_is_one_window(model):
+    result = OfflineClassifier(str(model)).classify(tone_wav("metal", seconds=1.5), "short.wav")
     assert (result.kind, result.genre, len(result.starts)) == ("genre", "metal", 1)
 
 
-def test_silence_and_no_music_are_said_on_the_page(model_path, tmp_path):
-    silent = OfflineClassifier(model_path).classify(tone_wav("rock", amplitude=0.0), "quiet.wav")
+def test_silence_and_no_music_are_said_on_the_page(model, tmp_path):
+    silent = OfflineClassifier(str(model)).classify(tone_wav("rock", amplitude=0.0), "quiet.wav")
     assert (silent.kind, silent.genre) == ("silence", None)
     assert headline(silent) == "silence every window is silent"
     music_model = build_tiny_model(tmp_path / "music.onnx", tiny_spec(music_threshold=0.5))
@@ -71,25 +66,25 @@ def test_silence_and_no_music_are_said_on_the_page(model_path, tmp_path):
     assert (tone.kind, tone.genre) == ("genre", "jazz") and tone.music > 0.9
 
 
-def test_problems_are_messages_on_the_page(model_path, monkeypatch):
+def test_problems_are_messages_on_the_page(model, monkeypatch):
     def shown(classifier: OfflineClassifier, contents: str) -> str:
         children = file_result(classifier, contents, "x.wav")
         assert len(children) == 1 and children[0].className == "error"
         return children[0].children
 
     wav = "data:audio/wav;base64," + base64.b64encode(tone_wav("rock", seconds=0.5)).decode()
-    assert "0.50 s is shorter than the 1 s minimum" in shown(OfflineClassifier(model_path), wav)
+    assert "0.50 s is shorter than the 1 s minimum" in shown(OfflineClassifier(str(model)), wav)
     assert "no such file" in shown(OfflineClassifier("/nonexistent/model.onnx"), wav)
-    assert "garbled" in shown(OfflineClassifier(model_path), "data:audio/wav;base64,@@@")
+    assert "garbled" in shown(OfflineClassifier(str(model)), "data:audio/wav;base64,@@@")
     junk = "data:audio/wav;base64," + base64.b64encode(b"RIFF....WAVEjunk" * 10).decode()
-    assert shown(OfflineClassifier(model_path), junk) == "x.wav: truncated WAV: no audio data chunk"
+    assert shown(OfflineClassifier(str(model)), junk) == "x.wav: truncated WAV: no audio data chunk"
     monkeypatch.setattr(offline, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(AudioError, match="limit"):
-        OfflineClassifier(model_path).classify(b"\0" * 101, "big.wav")
+        OfflineClassifier(str(model)).classify(b"\0" * 101, "big.wav")
 
 
-def test_a_busy_pool_is_a_message_on_the_page(model_path):
-    classifier = OfflineClassifier(model_path, pool=BoundedPool(workers=1, backlog=0))
+def test_a_busy_pool_is_a_message_on_the_page(model):
+    classifier = OfflineClassifier(str(model), pool=BoundedPool(workers=1, backlog=0))
     started, release = threading.Event(), threading.Event()
     blocker = threading.Thread(target=classifier.pool.run, args=(lambda: (started.set(), release.wait(30)),))
     blocker.start()
@@ -104,15 +99,15 @@ def test_a_busy_pool_is_a_message_on_the_page(model_path):
     assert classifier.classify(tone_wav("rock"), "x.wav").genre == "rock"
 
 
-def test_errors_name_the_upload_not_the_servers_temporary_file(model_path):
+def test_errors_name_the_upload_not_the_servers_temporary_file(model):
     cut = tone_wav("rock", seconds=5.0)[:50_000]  # a truncated WAV: the check names the file
     with pytest.raises(AudioError) as err:
-        OfflineClassifier(model_path).classify(cut, "song.wav")
+        OfflineClassifier(str(model)).classify(cut, "song.wav")
     assert str(err.value).startswith("song.wav: truncated") and "genrecast-upload-" not in str(err.value)
 
 
-def test_the_work_an_upload_may_cause_is_bounded_by_its_header(model_path, tmp_path):
+def test_the_work_an_upload_may_cause_is_bounded_by_its_header(model, tmp_path):
     """A small file can declare hours of audio (a low rate or many frames); it is refused before decoding."""
     path = sparse_wav(tmp_path / "long.wav", offline.MAX_UPLOAD_SECONDS + 60, rate=1000, channels=1)
     with pytest.raises(AudioError, match="long.wav: 31 min of audio is over the 30 min limit"):
-        OfflineClassifier(model_path).classify(path.read_bytes(), "long.wav")
+        OfflineClassifier(str(model)).classify(path.read_bytes(), "long.wav")

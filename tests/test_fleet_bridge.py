@@ -12,7 +12,6 @@ from daemon_helpers import WAIT, Daemon, Subscriber, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
-from tiny_model import build_tiny_model
 
 
 @pytest.fixture
@@ -51,8 +50,7 @@ def wait_until(predicate, what: str) -> None:
         time.sleep(0.1)
 
 
-def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, tmp_path):
-    model = build_tiny_model(tmp_path / "tiny.onnx")
+def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, model, tmp_path):
     loop = write_tones(tmp_path / "loop.wav", [3] * 4)
     history = History()
     feed = Feed(BrokerConfig(host=central.host, port=central.port), "genrecast", history)
