@@ -26,6 +26,18 @@ GENRECAST = [str(Path(sys.executable).parent / "genrecast")]  # the installed co
 WAIT = 60.0  # hang guard for waits, never a speed assertion
 
 
+def wait_until(cond: threading.Condition, find, timeout: float, failure):
+    """What ``find()`` (called holding ``cond``) returns once it is not None, woken by ``cond``'s notifications;
+    ``timeout`` only guards against a hang, which fails with ``failure()``."""
+    deadline = time.monotonic() + timeout
+    with cond:
+        while (found := find()) is None:
+            left = deadline - time.monotonic()
+            assert left > 0, failure()
+            cond.wait(min(left, 0.2))
+        return found
+
+
 def validate(topic: str, payload: dict) -> None:
     """Check a genrecast payload against the JSON Schema its topic's last segment names."""
     kind = "daemon-status" if "/_daemon/" in topic else topic.rsplit("/", 1)[-1]
@@ -89,15 +101,8 @@ class Subscriber:
             return [m for m in self.messages if m.topic.endswith(suffix)]
 
     def wait_for(self, predicate, what: str, timeout: float = WAIT) -> Received:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for m in self.messages:
-                    if predicate(m):
-                        return m
-                left = deadline - time.monotonic()
-                assert left > 0, f"no message {what} within {timeout} s; got {[m.topic for m in self.messages][-10:]}"
-                self._cond.wait(min(left, 0.2))
+        return wait_until(self._cond, lambda: next((m for m in self.messages if predicate(m)), None), timeout,
+                          lambda: f"no message {what} within {timeout} s; got {[m.topic for m in self.messages][-10:]}")
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -158,16 +163,16 @@ class Daemon:
 
     def wait_log(self, text: str | re.Pattern, timeout: float = WAIT) -> str:
         """Block until a stderr line contains ``text`` (or matches the pattern); returns that line."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = [line for line in self.lines if (text.search(line) if isinstance(text, re.Pattern)
-                                                         else text in line)]
-                if found:
-                    return found[0]
-                left = deadline - time.monotonic()
-                assert left > 0 and self._pump.is_alive(), f"{text!r} never logged; stderr:\n{''.join(self.lines)}"
-                self._cond.wait(min(left, 0.2))
+        def find() -> str | None:
+            line = next((line for line in self.lines if (text.search(line) if isinstance(text, re.Pattern)
+                                                         else text in line)), None)
+            assert line is not None or self._pump.is_alive(), failure()  # it exited without saying it
+            return line
+
+        def failure() -> str:
+            return f"{text!r} never logged; stderr:\n{''.join(self.lines)}"
+
+        return wait_until(self._cond, find, timeout, failure)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, write_tones
+from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, wait_until, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.pipeline import Pipeline
@@ -147,15 +147,9 @@ class NotifyListener:
 
     def wait_for(self, predicate, what: str, start: int = 0) -> int:
         """Block until a field from index ``start`` on satisfies ``predicate``; returns its index."""
-        deadline = time.monotonic() + WAIT
-        with self._cond:
-            while True:
-                for i in range(start, len(self.fields)):
-                    if predicate(self.fields[i]):
-                        return i
-                left = deadline - time.monotonic()
-                assert left > 0, f"no {what} from the daemon; got {self.fields[-10:]}"
-                self._cond.wait(min(left, 0.2))
+        return wait_until(self._cond, lambda: next((i for i in range(start, len(self.fields))
+                                                     if predicate(self.fields[i])), None), WAIT,
+                          lambda: f"no {what} from the daemon; got {self.fields[-10:]}")
 
     def close(self) -> None:
         self._sock.close()
