@@ -28,6 +28,10 @@ log = logging.getLogger("genrecast.mqtt")
 RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to this
 
 
+def _no_hello(since: str) -> list[Message]:
+    return []
+
+
 class Publisher:
     def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[str], list[Message]],
                  will: Callable[[str], Message], qos: int = 1, buffer_messages: int = 1000) -> None:
@@ -158,6 +162,11 @@ class Publisher:
         self._client.disconnect()
         if connected:
             self._said_goodbye.wait(max(0.0, deadline - time.monotonic()))
+        # The network thread may outlive the caller (above), and through this callback it would keep everything
+        # the caller's statuses are made from, every stream's pipeline with it, until the interpreter's teardown
+        # (where a native object still held by a running thread is reported on stderr as leaked, under load).
+        # A closed publisher greets no broker again.
+        self._hello = _no_hello
 
     # -- paho callbacks (network thread) --
 

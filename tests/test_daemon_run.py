@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import threading
+import weakref
 
 import numpy as np
 import pytest
@@ -233,6 +234,26 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
         assert publisher.undelivered == 0
     finally:
         publisher.close(Message("t/status", "{}", True))
+
+
+def test_a_closed_publisher_lets_go_of_what_its_hello_reaches(broker):
+    # paho's thread is not joined on close and may outlive the daemon's loop; if the publisher still held the hello
+    # callback, it would keep every stream's pipeline (native resampler state) alive to the interpreter's teardown,
+    # which then prints leak reports into the journal.
+    class Streams:
+        pass
+
+    streams = Streams()
+    held = weakref.ref(streams)
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-closed",
+                          hello=lambda since, streams=streams: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True))
+    del streams
+    publisher.start()
+    assert publisher.flush(WAIT)  # connected, hello sent
+    assert held() is not None
+    publisher.close(Message("t/status", "{}", True))
+    assert held() is None, "the closed publisher still holds what its hello callback reaches"
 
 
 def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flush_does_not_raise(broker):
