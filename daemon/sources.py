@@ -212,7 +212,9 @@ class MicSource:
         import pyaudio
 
         divert_c_stderr()
-        self._pa = pyaudio.PyAudio()  # a fresh instance rescans devices (one may have come back)
+        # A fresh instance rescans devices (one may have come back), but only when no other is open in the process:
+        # PortAudio reads its device list once per initialisation (see docs/daemon.md on several microphones).
+        self._pa = pyaudio.PyAudio()
         try:
             info = find_device(self._pa, self.wanted)
             rate = rate or int(info["defaultSampleRate"])
