@@ -361,7 +361,9 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
         # The whole loop is healthy while it turns and some stream is not stuck; one stalled microphone among many
         # is that stream's business (status, reopen), but a process whose every source is dead needs a restart.
         give_up = GIVE_UP_STALLS * settings.stall_seconds
-        stuck = all(r.live and r.stalled_for(now) > give_up for r in live)
+        # A microphone still waiting for its device is left out: a restart cannot bring a device that is not there.
+        opened = [r for r in live if r.pipeline is not None]
+        stuck = bool(opened) and all(r.live and r.stalled_for(now) > give_up for r in opened)
         if stuck:
             text = f"every stream stalled for over {give_up:g} s: watchdog not fed"
             if text != summary:

@@ -33,6 +33,9 @@ log = logging.getLogger("genrecast.source")
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
+# PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
+# crashed the process (SIGSEGV). Every PyAudio() and terminate() in the process goes through this lock.
+PORTAUDIO_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -214,20 +217,25 @@ class MicSource:
         divert_c_stderr()
         # A fresh instance rescans devices (one may have come back), but only when no other is open in the process:
         # PortAudio reads its device list once per initialisation (see docs/daemon.md on several microphones).
-        self._pa = pyaudio.PyAudio()
-        try:
-            info = find_device(self._pa, self.wanted)
-            rate = rate or int(info["defaultSampleRate"])
-            self._stream = self._pa.open(
-                format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
-                input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
-            )
-        except Exception:
-            self._close()
-            raise
+        with PORTAUDIO_LOCK:
+            self._pa = pyaudio.PyAudio()
+            try:
+                info = find_device(self._pa, self.wanted)
+                rate = rate or int(info["defaultSampleRate"])
+                self._stream = self._pa.open(
+                    format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
+                    input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
+                )
+            except Exception:
+                self._close_locked()
+                raise
         return info
 
     def _close(self) -> None:
+        with PORTAUDIO_LOCK:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         with contextlib.suppress(Exception):
             if self._stream is not None:
                 self._stream.close()

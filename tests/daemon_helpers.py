@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -174,6 +175,7 @@ class Daemon:
 
         return wait_until(self._cond, find, timeout, failure)
 
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
@@ -187,3 +189,38 @@ class Daemon:
             raise AssertionError(f"daemon still running after {timeout} s; stderr:\n{self.log}") from None
         self._pump.join(timeout)
         return self.proc.returncode, self.log
+
+
+class NotifyListener:
+    """A systemd notify socket read on a thread (an unread datagram socket would block the daemon's sends)."""
+
+    def __init__(self, path) -> None:
+        self.fields: list[str] = []
+        self.arrived: list[float] = []  # when each field came (monotonic)
+        self._cond = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(4096)
+            except OSError:
+                return
+            with self._cond:
+                fields = data.decode().split("\n")
+                self.fields += fields
+                self.arrived += [time.monotonic()] * len(fields)
+                self._cond.notify_all()
+
+    def wait_for(self, predicate, what: str, start: int = 0, after: float = 0.0) -> int:
+        """Block until a field from index ``start`` on, arrived after monotonic time ``after``, satisfies
+        ``predicate``; returns its index."""
+        return wait_until(self._cond, lambda: next((i for i in range(start, len(self.fields))
+                                                     if self.arrived[i] > after and predicate(self.fields[i])), None),
+                          WAIT, lambda: f"no {what} from the daemon; got {self.fields[-10:]}")
+
+    def close(self) -> None:
+        self._sock.close()

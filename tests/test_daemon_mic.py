@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, validate, write_tones
+from daemon_helpers import WAIT, Daemon, NotifyListener, Subscriber, genrecast, validate, write_tones
 from tiny_model import tone_hz
 
 RATE = 22050
@@ -189,6 +189,40 @@ def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_oth
     assert {m.payload["top"]["genre"] for m in sub.of("genrecast/radio/prediction")} == {"metal"}
     for m in sub.messages:
         validate(m.topic, m.payload)
+
+
+def test_two_missing_microphones_wait_side_by_side_and_the_watchdog_stays_fed(pulse, model, broker, tmp_path):
+    # Two microphones not plugged in yet retry on their own threads at the same moments (PortAudio's initialise and
+    # terminate are not thread-safe: that crashed the process), and once the one other stream has ended, waiting
+    # for devices is no reason for systemd's watchdog to restart the service (it cannot bring them).
+    pulse.alias("mica", "missing_a")
+    pulse.alias("micb", "missing_b")
+    notify = NotifyListener(tmp_path / "notify.sock")
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--stream", f"radio=file:{write_tones(tmp_path / 'radio.wav', [6] * 2)}", "--stream",
+                    "a=mic:mica", "--stream", "b=mic:micb", "--stall", "1", "--model", str(model), "--broker",
+                    broker.url, env={**pulse.env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                                     "WATCHDOG_USEC": "200000"})
+    try:
+        for sid in ("a", "b"):
+            sub.wait_for(lambda m, sid=sid: m.topic == f"genrecast/{sid}/status" and m.payload["state"] == "stalled",
+                         f"microphone {sid} waiting")
+        waiting_since = time.monotonic()  # the daemon's stall clocks started before these statuses were sent
+        sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload.get("reason") == "end of stream",
+                     "the file stream's end")
+        # past three stall periods of waiting (the watchdog's give-up), with both still retrying side by side
+        notify.wait_for(lambda f: f == "WATCHDOG=1", "a watchdog ping with only waiting microphones left",
+                        after=waiting_since + 3 * 1 + 1)
+        assert daemon.proc.poll() is None
+        assert [m.payload["state"] for m in sub.messages if m.topic in ("genrecast/a/status", "genrecast/b/status")] \
+            == ["stalled", "stalled"]
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+        notify.close()
+        sub.close()
+    assert rc == 0, err
+    assert "every stream stalled" not in err and not foreign_lines(err), err
 
 
 def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):

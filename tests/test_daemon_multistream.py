@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, wait_until, write_tones
+from daemon_helpers import WAIT, Daemon, NotifyListener, Subscriber, check_all, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.pipeline import Pipeline
@@ -122,37 +120,6 @@ def test_kill_9_leaves_every_stream_unavailable_through_the_process_will(broker,
         assert not available and status.payload["daemon"] == "rack"
     late.close()
     sub.close()
-
-
-class NotifyListener:
-    """A systemd notify socket read on a thread (an unread datagram socket would block the daemon's sends)."""
-
-    def __init__(self, path) -> None:
-        self.fields: list[str] = []
-        self._cond = threading.Condition()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self._sock.recv(4096)
-            except OSError:
-                return
-            with self._cond:
-                self.fields += data.decode().split("\n")
-                self._cond.notify_all()
-
-    def wait_for(self, predicate, what: str, start: int = 0) -> int:
-        """Block until a field from index ``start`` on satisfies ``predicate``; returns its index."""
-        return wait_until(self._cond, lambda: next((i for i in range(start, len(self.fields))
-                                                     if predicate(self.fields[i])), None), WAIT,
-                          lambda: f"no {what} from the daemon; got {self.fields[-10:]}")
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def test_a_silent_live_source_is_stalled_and_the_watchdog_notices_when_all_are(broker, model, tmp_path):
