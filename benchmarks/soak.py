@@ -6,7 +6,8 @@ counts what arrives. Every minute it prints the process's RSS, its CPU seconds p
 threads, open file descriptors, the windows received in that minute against those due, and the audio dropped so far
 (from the streams' status). A leak shows as RSS, threads or descriptors that keep growing; a stall as a minute
 short of windows. RSS growth is the slope of a least-squares line through the minutes after the first, in MB per
-hour. The last line is:
+hour (none under three minutes). Windows due count the hop in whole frames, as the daemon cuts it. The daemon's log
+is a file in the run's folder. The last line is:
 ``soak: model=<id> streams=<N> minutes=<> rss_mb_first=<> rss_mb_last=<> rss_growth_mb_per_h=<> cpu_per_stream_s=<>
 windows=<received>/<due> dropped_s=<> threads=<first>-><last> fds=<first>-><last>`` (one line)
 """
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import MosquittoBroker  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from procstat import cpu_s, open_files, rss_mb, status_field  # noqa: E402
 from scale_bench import GENRECAST, tracks  # noqa: E402
 
@@ -45,6 +47,7 @@ class Counter:
     def __init__(self, broker: MosquittoBroker) -> None:
         self.lock = threading.Lock()
         self.windows = 0
+        self.seen: set[str] = set()  # streams that published a window
         self.status: dict[str, dict] = {}
         subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"soak-{os.getpid()}")
@@ -63,12 +66,13 @@ class Counter:
                 self.status[data["stream_id"]] = data
             else:
                 self.windows += 1
+                self.seen.add(data["stream_id"])
 
-    def snapshot(self) -> tuple[int, float, int]:
-        """Windows so far, audio dropped so far (s), streams whose status is online."""
+    def snapshot(self) -> tuple[int, float, int, int]:
+        """Windows so far, audio dropped so far (s), streams whose status is online, streams that published."""
         with self.lock:
             return (self.windows, sum(s.get("dropped_s", 0.0) for s in self.status.values()),
-                    sum(s["state"] == "online" for s in self.status.values()))
+                    sum(s["state"] == "online" for s in self.status.values()), len(self.seen))
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -82,25 +86,33 @@ def soak(model: Path, n: int, minutes: int, hop: float, workdir: Path) -> str:
     args = [GENRECAST, "run", "--model", str(model), "--broker", broker.url, "--speed", "1", "--loop",
             "--hop", str(hop), "--name", "soak", "--log-level", "warning",
             *[f"--stream=s{i}=file:{p}" for i, p in enumerate(tracks(n))]]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = workdir / "daemon.log"  # a file, not a pipe: a full pipe would block the daemon's every log line
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def died(when: str) -> SystemExit:
+        return SystemExit(f"soak: genrecast run exited {when}: {log.read_text()[-2000:]}")
+
     rows = []
+    real_hop = Pipeline(load_model(model).spec, hop, 44100).hop_seconds  # whole frames: 0.992 s for 1 s at 16 kHz
     try:
         deadline = time.monotonic() + 120 + n
-        while counter.snapshot()[2] < n or counter.snapshot()[0] < n:  # every stream online and classifying
+        while counter.snapshot()[2] < n or counter.snapshot()[3] < n:  # every stream online and classifying
             if proc.poll() is not None:
-                raise SystemExit(f"soak: genrecast run exited: {proc.stderr.read()[-2000:]}")
+                raise died("during start-up")
             if time.monotonic() > deadline:
                 raise SystemExit("soak: not every stream came online")
             time.sleep(0.5)
-        t_prev, cpu_prev, (win_prev, _, _) = time.monotonic(), cpu_s(proc.pid), counter.snapshot()
+        t_prev, cpu_prev, (win_prev, *_) = time.monotonic(), cpu_s(proc.pid), counter.snapshot()
         for minute in range(1, minutes + 1):
             time.sleep(max(0.0, t_prev + 60.0 - time.monotonic()))
             if proc.poll() is not None:
-                raise SystemExit(f"soak: genrecast run died in minute {minute}: {proc.stderr.read()[-2000:]}")
-            now, cpu, (win, dropped, online) = time.monotonic(), cpu_s(proc.pid), counter.snapshot()
+                raise died(f"in minute {minute}")
+            now, cpu, (win, dropped, online, _) = time.monotonic(), cpu_s(proc.pid), counter.snapshot()
             row = {"minute": minute, "rss": rss_mb(proc.pid), "cpu": (cpu - cpu_prev) / (n * (now - t_prev)),
                    "threads": status_field(proc.pid, "Threads"), "fds": open_files(proc.pid),
-                   "windows": win - win_prev, "due": n * (now - t_prev) / hop, "dropped": dropped, "online": online}
+                   "windows": win - win_prev, "due": n * (now - t_prev) / real_hop, "dropped": dropped,
+                   "online": online}
             rows.append(row)
             print(f"minute: {minute} rss_mb={row['rss']:.1f} cpu_per_stream_s={row['cpu']:.4f} "
                   f"threads={row['threads']} fds={row['fds']} windows={row['windows']}/{row['due']:.0f} "
@@ -115,7 +127,7 @@ def soak(model: Path, n: int, minutes: int, hop: float, workdir: Path) -> str:
             proc.wait()
         counter.close()
         broker.stop()
-    later = rows[1:] if len(rows) > 2 else rows
+    later = rows[1:]  # the first minute still holds start-up's growth
     hours = np.array([r["minute"] for r in later]) / 60.0
     slope = float(np.polyfit(hours, [r["rss"] for r in later], 1)[0]) if len(later) > 1 else float("nan")
     cpu = float(np.mean([r["cpu"] for r in rows]))

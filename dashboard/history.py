@@ -6,6 +6,8 @@ take one lock, held only to update or copy a few references.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -33,7 +35,8 @@ class StreamView:
     model_id: str | None = None
     latest: Prediction | None = None
     timeline: tuple[Prediction, ...] = ()  # the latest windows, in arrival order
-    windows: int = 0  # windows ever received: the last ``windows - n`` of the timeline arrived after the n-th
+    windows: int = 0  # windows received: the last ``windows - n`` of the timeline arrived after the n-th
+    incarnation: str = ""  # which life of this stream in which history ``windows`` counts (restarts at 0 in a new one)
     process_gone: str | None = None  # why the process publishing this stream is offline (its will), else None
 
     def liveness(self, now: float, connected: bool) -> str:
@@ -60,8 +63,8 @@ class Snapshot:
 class _Stream:
     """Mutable per-stream state, only touched under the history's lock."""
 
-    def __init__(self, stream_id: str, max_windows: int) -> None:
-        self.view = StreamView(stream_id=stream_id, last_message_at=0.0)
+    def __init__(self, stream_id: str, max_windows: int, incarnation: str) -> None:
+        self.view = StreamView(stream_id=stream_id, last_message_at=0.0, incarnation=incarnation)
         self.timeline: deque[Prediction] = deque(maxlen=max_windows)
 
 
@@ -90,6 +93,8 @@ class History:
         self._forgotten: OrderedDict[str, None] = OrderedDict()  # evicted ids, newest last, bounded
         self._gone: dict[str, str] = {}  # process name -> why it is offline, for processes whose status says so
         self._version = 0
+        self._token = secrets.token_hex(4)  # tells this history's stream incarnations from a restarted server's
+        self._born = itertools.count()
 
     def add(self, message: Message) -> bool:
         """Take one message; True when it brought back a forgotten stream without its retained state."""
@@ -109,7 +114,8 @@ class History:
                 if message.stream_id in self._forgotten:
                     del self._forgotten[message.stream_id]
                     came_back = not isinstance(message, Status)
-                stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows)
+                stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows,
+                                                                    f"{self._token}-{next(self._born)}")
             view = stream.view
             changes: dict = {"last_message_at": self.clock()}
             match message:

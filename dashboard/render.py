@@ -317,11 +317,12 @@ def timeline_update(view: StreamView | None, drawn: dict | None,
     Once a second the selected stream gains a window; resending the whole strip chart for it cost about 150-290 kB
     a second. When the new windows all come after the drawn ones, with the same labels, only they are sent, as a
     :class:`dash.Patch` that extends every band and moves the axis; anything else (another stream, windows delivered
-    late after a broker outage, a new model's labels, ``TIMELINE_REDRAW_AFTER`` appends) draws the whole figure.
+    late after a broker outage, a new model's labels, a stream forgotten and heard again or a restarted server, whose
+    window counts start again, ``TIMELINE_REDRAW_AFTER`` appends) draws the whole figure.
     """
     if view is None or not view.timeline:
         return timeline_figure(view, seconds), None
-    new = view.windows - drawn["windows"] if drawn else -1
+    new = view.windows - drawn["windows"] if drawn and drawn.get("incarnation") == view.incarnation else -1
     if new == 0:
         return no_update, drawn
     if drawn and 0 < new <= len(view.timeline) and drawn["appended"] + new <= TIMELINE_REDRAW_AFTER:
@@ -337,8 +338,9 @@ def timeline_update(view: StreamView | None, drawn: dict | None,
             return patch, {**drawn, "windows": view.windows, "newest": points[-1].time.timestamp(),
                            "appended": drawn["appended"] + new}
     shown = _recent(view.timeline, seconds)
-    return timeline_figure(view, seconds), {"windows": view.windows, "newest": shown[-1].time.timestamp(),
-                                            "appended": 0, "labels": band_labels([p.labels for p in shown])}
+    return timeline_figure(view, seconds), {"windows": view.windows, "incarnation": view.incarnation, "appended": 0,
+                                            "newest": shown[-1].time.timestamp(),
+                                            "labels": band_labels([p.labels for p in shown])}
 
 
 def _span(newest: Prediction, seconds: float) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import getpass
 import signal
 import socket
@@ -10,6 +11,7 @@ import threading
 import weakref
 
 import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
 from conftest import MosquittoBroker
 from daemon_helpers import WAIT, Daemon, Subscriber, check_all, validate, write_tones
@@ -234,6 +236,25 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
         assert publisher.undelivered == 0
     finally:
         publisher.close(Message("t/status", "{}", True))
+
+
+def test_acknowledged_messages_are_not_kept(broker):
+    # A daemon sends a QoS 1 message a second per stream for months: what the broker has acknowledged must not stay.
+    sub = Subscriber(broker.url, topics=("t/#",))
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-acked",
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True), qos=1)
+    publisher.start()
+    try:
+        for n in range(500):
+            publisher.publish(Message("t/p", f'{{"n": {n}}}', False))
+        sub.wait_for(lambda m: m.payload == {"n": 499}, "the last message")
+        publisher.publish(Message("t/p", '{"n": 500}', False))
+        held = [o for o in gc.get_objects() if isinstance(o, mqtt.MQTTMessageInfo)]
+        assert len(held) < 10, f"{len(held)} sent messages still held"
+    finally:
+        publisher.close(Message("t/status", "{}", True))
+        sub.close()
 
 
 def test_a_closed_publisher_lets_go_of_what_its_hello_reaches(broker):

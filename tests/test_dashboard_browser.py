@@ -5,6 +5,8 @@ Waits are generous and assert what the page shows, never how fast it shows it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from dashboard_page import Publisher, serve_dashboard, wait_for
 from dashboard_payloads import genre, prediction, status
@@ -85,8 +87,11 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
     wait_for(browser, "ten timeline bands", lambda d: count(d, "#timeline .scatterlayer .trace") == 10)
     # the selected stream's next windows reach its timeline (appended to the bands the page holds)
     before = band_lengths(browser)
-    for t in range(8, 11):
-        publisher.send("prediction", prediction("kitchen", "metal", 0.9, t=float(t)))
+    start = datetime.now(UTC)
+    for t in range(8, 11):  # a second apart and after every window before: an append, never a redraw
+        window = prediction("kitchen", "metal", 0.9, t=float(t))
+        window["time"] = (start + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
+        publisher.send("prediction", window)
     wait_for(browser, "three more windows in every timeline band",
              lambda d: band_lengths(d) == [before[0] + 3] * 10)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from dash import Patch, no_update
@@ -132,3 +133,39 @@ def test_the_timeline_is_drawn_afresh_when_an_append_would_be_wrong_or_the_page_
     hour_later = other_labels | {"time": "2026-01-01T01:00:00Z"}
     h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(hour_later)))
     assert isinstance(timeline_update(h.stream("kitchen"), full)[0], dict)
+
+
+def test_a_stream_heard_again_in_a_new_life_is_drawn_afresh():
+    """Window counts start again when a stream is forgotten and heard again, or the dashboard restarts while a page
+    stays open: a count that happens to be higher than the page's must not be taken for news since its drawing."""
+    first, second = History(clock=lambda: 0.0), History(clock=lambda: 0.0)  # the server before and after a restart
+    for s in range(100, 120):
+        first.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", s))))
+    _, held = timeline_update(first.stream("kitchen"), None)
+    for s in range(200, 260):
+        second.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", s))))
+    assert isinstance(timeline_update(second.stream("kitchen"), held)[0], dict)
+    first.add(parse_message("genrecast", "genrecast/kitchen/status", b""))  # its retained status cleared
+    for s in range(300, 330):
+        first.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", s))))
+    assert first.stream("kitchen").windows == 30 > held["windows"]
+    assert isinstance(timeline_update(first.stream("kitchen"), held)[0], dict)
+
+
+def test_the_detail_view_follows_the_selected_stream_and_sends_nothing_without_news():
+    from genrecast.dashboard.app import stream_outputs
+
+    ticks = itertools.count()
+    h = History(clock=lambda: float(next(ticks)))
+    for s in range(100, 110):
+        for sid in ("a", "b"):
+            h.add(parse_message("genrecast", f"genrecast/{sid}/prediction", encode(_at(sid, s))))
+    *_, drawn_a = stream_outputs(h, "a", None)
+    assert all(x is no_update for x in stream_outputs(h, "a", drawn_a))
+    h.add(parse_message("genrecast", "genrecast/a/prediction", encode(_at("a", 110))))
+    _, timeline, _, drawn_a = stream_outputs(h, "a", drawn_a)
+    assert isinstance(timeline, Patch)
+    _, timeline, _, drawn_b = stream_outputs(h, "b", drawn_a)  # another stream: its own figure, whole
+    assert isinstance(timeline, dict) and drawn_b["stream"] == "b"
+    _, timeline, _, _ = stream_outputs(h, "a", drawn_b)  # and back: the page holds b's timeline now
+    assert isinstance(timeline, dict)
