@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-service test lint demo bench clean
+.PHONY: setup setup-service test lint demo bench soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,10 @@ bench: setup
 	$(PY) benchmarks/daemon_bench.py
 	$(PY) benchmarks/scale_bench.py
 	$(PY) benchmarks/stop_bench.py
+
+# An hour of 8 real-time streams in one process: memory, threads and descriptors flat, nothing dropped.
+soak: setup
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
