@@ -142,7 +142,7 @@ class Publisher:
         return sum(_pending(info) for info in self._unacked)
 
     def _forget_acked(self) -> None:
-        """Drop the acknowledged messages at the head (the broker acknowledges in order), with ``_lock`` held;
+        """Drop the acknowledged messages at the head (acknowledged in order, per QoS level), with ``_lock`` held;
         kept until the next count, every message ever sent stayed in memory (about 1 kB each, 26 MB an hour
         for 8 streams)."""
         while self._unacked and not _pending(self._unacked[0]):
@@ -216,9 +216,10 @@ class Publisher:
         self._failures.failed()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        with self._lock:
-            was = self._connected
-            self._connected = False
+        # Not under _lock: paho can report a lost connection while holding its own message lock (resending after a
+        # reconnect), which a publish() holding _lock waits for. A publish that still sees "connected" is refused
+        # by paho (not connected) and kept for the next connection, as any send racing the drop is.
+        was, self._connected = self._connected, False  # only paho's thread changes it (here and in _on_connect)
         if self._closing:
             self._said_goodbye.set()
         elif was:

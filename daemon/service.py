@@ -365,7 +365,7 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
         opened = [r for r in live if r.pipeline is not None]
         stuck = bool(opened) and all(r.live and r.stalled_for(now) > give_up for r in opened)
         if stuck:
-            text = f"every stream stalled for over {give_up:g} s: watchdog not fed"
+            text = f"every open stream stalled for over {give_up:g} s: watchdog not fed"
             if text != summary:
                 log.error("%s; systemd's watchdog (if any) will restart the service", text)
         else:
@@ -398,5 +398,8 @@ def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, ba
 
 
 def _summary(live: list[StreamRun]) -> str:
-    stalled = sum(r.state == "stalled" for r in live)
-    return f"{len(live)} stream(s) running, {stalled} stalled" if stalled else f"{len(live)} stream(s) running"
+    waiting = sum(r.pipeline is None for r in live)  # microphones not there yet
+    stalled = sum(r.state == "stalled" for r in live) - waiting
+    text = f"{len(live) - waiting} stream(s) running"
+    return text + (f", {stalled} stalled" if stalled else "") + (f", {waiting} waiting for their device" if waiting
+                                                                 else "")

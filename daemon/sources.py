@@ -34,7 +34,8 @@ CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
 # PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
-# crashed the process (SIGSEGV). Every PyAudio() and terminate() in the process goes through this lock.
+# crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; the close
+# pyaudio makes by itself when a read fails is not covered (docs/daemon.md, several microphones).
 PORTAUDIO_LOCK = threading.Lock()
 
 

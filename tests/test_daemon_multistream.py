@@ -132,7 +132,7 @@ def test_a_silent_live_source_is_stalled_and_the_watchdog_notices_when_all_are(b
                            "stalled status")
     assert stalled.payload["reason"] == "no audio for 1 s"
     daemon.wait_log("stream radio: no audio from stdin")
-    give_up = notify.wait_for(lambda f: f.startswith("STATUS=every stream stalled"), "give-up status")
+    give_up = notify.wait_for(lambda f: f.startswith("STATUS=every open stream stalled"), "give-up status")
     daemon.proc.stdin.buffer.write(np.full(22050, 3000, np.int16).tobytes())  # audio again
     daemon.proc.stdin.buffer.flush()
     resumed = notify.wait_for(lambda f: f.startswith("STATUS="), "a status after the audio came back", give_up + 1)

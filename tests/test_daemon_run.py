@@ -251,10 +251,26 @@ def test_acknowledged_messages_are_not_kept(broker):
         sub.wait_for(lambda m: m.payload == {"n": 499}, "the last message")
         publisher.publish(Message("t/p", '{"n": 500}', False))
         held = [o for o in gc.get_objects() if type(o) is mqtt.MQTTMessageInfo]  # type(): no proxy lookups
-        assert len(held) < 10, f"{len(held)} sent messages still held"
+        # paho keeps up to 20 in flight, whose acknowledgements may still be on their way; all 501 were kept before
+        assert len(held) < 50, f"{len(held)} sent messages still held"
     finally:
         publisher.close(Message("t/status", "{}", True))
         sub.close()
+
+
+def test_a_lost_connection_is_taken_while_a_publish_holds_the_publishers_lock(broker):
+    # paho can report a lost connection from inside its own message lock (resending after a reconnect), which a
+    # publish() holding the publisher's lock is waiting for: needing that lock there would freeze both threads.
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-drop",
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True))
+    with publisher._lock:
+        told = threading.Thread(target=publisher._on_disconnect, args=(publisher._client, None, None, "lost", None),
+                                daemon=True)
+        told.start()
+        told.join(WAIT)
+        assert not told.is_alive(), "the disconnect callback waits for the lock a publish holds"
+    assert not publisher.connected
 
 
 def test_a_closed_publisher_lets_go_of_what_its_hello_reaches(broker):
