@@ -224,3 +224,16 @@ class NotifyListener:
 
     def close(self) -> None:
         self._sock.close()
+
+
+def state_runs(predictions: list[dict]) -> list[tuple[str, str | None]]:
+    """The decision states the predictions went through, each run of equal states once."""
+    states = [(p["state"]["kind"], p["state"]["genre"]) for p in predictions]
+    return [state for i, state in enumerate(states) if i == 0 or state != states[i - 1]]
+
+
+def assert_genre_messages(received: list, expected: list) -> None:
+    """Genre messages are retained state: those made before the daemon's connection was up are coalesced to the
+    newest (docs/mqtt.md), so what arrives is ``expected`` from some point on, depending on how soon it was up."""
+    changes = [(m.payload["kind"], m.payload["genre"]) for m in received]
+    assert any(changes == expected[k:] for k in range(len(expected))), (changes, expected)
