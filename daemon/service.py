@@ -313,6 +313,10 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
         publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
+        # Back in the collector's sight, so that what start-up made in cycles (the streams) and the native
+        # resamplers they reach are freed before the interpreter's teardown, which would report them as leaked.
+        gc.unfreeze()
+        gc.collect()
     if not delivered:
         log.warning("%d messages%s not delivered to %s", publisher.undelivered,
                     "" if reachable else " and the latest statuses", broker.url)
