@@ -94,7 +94,8 @@ def soak(model: Path, n: int, minutes: int, hop: float, workdir: Path) -> str:
         return SystemExit(f"soak: genrecast run exited {when}: {log.read_text()[-2000:]}")
 
     rows = []
-    real_hop = Pipeline(load_model(model).spec, hop, 44100).hop_seconds  # whole frames: 0.992 s for 1 s at 16 kHz
+    spec = load_model(model).spec
+    real_hop = Pipeline(spec, hop, 44100).hop_seconds  # whole frames: 0.992 s for 1 s at 16 kHz
     try:
         deadline = time.monotonic() + 120 + n
         while counter.snapshot()[2] < n or counter.snapshot()[3] < n:  # every stream online and classifying
@@ -132,7 +133,7 @@ def soak(model: Path, n: int, minutes: int, hop: float, workdir: Path) -> str:
     slope = float(np.polyfit(hours, [r["rss"] for r in later], 1)[0]) if len(later) > 1 else float("nan")
     cpu = float(np.mean([r["cpu"] for r in rows]))
     got, due = sum(r["windows"] for r in rows), sum(r["due"] for r in rows)
-    return (f"soak: model={load_model(model).model_id} streams={n} minutes={minutes} "
+    return (f"soak: model={spec.model_id} streams={n} minutes={minutes} "
             f"rss_mb_first={rows[0]['rss']:.1f} rss_mb_last={rows[-1]['rss']:.1f} rss_growth_mb_per_h={slope:.1f} "
             f"cpu_per_stream_s={cpu:.4f} windows={got}/{due:.0f} dropped_s={rows[-1]['dropped']:.1f} "
             f"threads={rows[0]['threads']}->{rows[-1]['threads']} fds={rows[0]['fds']}->{rows[-1]['fds']}")
