@@ -58,6 +58,24 @@ def test_port_matches_the_tensorflow_graph_layer_by_layer(msd):
     np.testing.assert_allclose(tags, 1 / (1 + np.exp(-ref["logits"])), atol=1e-5)
 
 
+def test_pruned_front_end_computes_the_same_activations(msd):
+    """The exported graph's front end convolves only the live filters: same maps, pooled vectors and tags."""
+    pruned = msd.pruned()
+    assert [b.conv.out_channels for b in (*pruned.timbral, *pruned.temporal)] == [23, 14, 3, 7, 17]
+    assert [b.conv.out_channels for b in msd.timbral] == [204, 204]  # the port itself is untouched
+    ref = np.load(FIXTURE)
+    x = torch.cat([torch.from_numpy(ref["x"].astype(np.float32)).unsqueeze(1),
+                   2 * torch.randn(2, 1, *ref["x"].shape[1:], generator=torch.Generator().manual_seed(0))])
+    with torch.no_grad():
+        ours, theirs = pruned.activations(x), msd.activations(x)
+        again = pruned.pruned().activations(x)
+    for name in (*MAPS, "mean_pool", "max_pool", "penultimate", "logits"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert a.shape == b.shape, name
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max()), name
+        assert torch.equal(getattr(again, name), a), name
+
+
 def test_synthetic_groove_is_tagged_electronic(msd):
     ref = np.load(FIXTURE)
     with torch.no_grad():

@@ -13,6 +13,7 @@ The weights are ISC-licensed (Copyright (c) 2019, Jordi Pons); the wheel is read
 
 from __future__ import annotations
 
+from copy import deepcopy as copy_module
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,47 @@ class _ConvReluBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(F.relu(self.conv(x)))
 
+    def max_over_freq(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T]``: the block's map max-pooled over frequency."""
+        return self(x).amax(dim=3)
+
+
+DEAD_WEIGHT = 1e-5  # a filter whose every weight is smaller is dead: the checkpoint's dead ones are all < 1e-6
+
+
+class _PrunedConvReluBN(nn.Module):
+    """The inference form of a front-end :class:`_ConvReluBN`, equal to it in eval mode but much cheaper.
+
+    Most of MSD_musicnn's front-end filters are dead (weights under 1e-6: 181 of 204 and 190 of 204 in the timbral
+    convolutions, 48, 44 and 34 of 51 in the temporal ones), so their pooled output is the constant
+    ``bn(relu(bias))``; only the live filters are convolved. Pooling then comes before the ReLU and batch norm,
+    which are monotonic per channel, so they touch one value per frame instead of one per band; a channel whose
+    batch norm scales by a negative factor needs the minimum, which is the maximum of its negated filter.
+    """
+
+    def __init__(self, block: _ConvReluBN) -> None:
+        super().__init__()
+        bn, weight, bias = block.bn, block.conv.weight.detach(), block.conv.bias.detach()
+        live = weight.flatten(1).abs().amax(dim=1) >= DEAD_WEIGHT
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        sign = torch.where(scale[live] >= 0, 1.0, -1.0)
+        self.conv = nn.Conv2d(weight.shape[1], int(live.sum()), tuple(weight.shape[2:]))
+        self.conv.weight.data = weight[live] * sign[:, None, None, None]
+        self.conv.bias.data = bias[live] * sign
+        self.register_buffer("sign", sign[:, None])
+        self.register_buffer("scale", scale[live][:, None])
+        self.register_buffer("shift", (bn.bias.detach() - bn.running_mean * scale)[live][:, None])
+        self.register_buffer("dead", (F.relu(bias) * scale + bn.bias.detach() - bn.running_mean * scale)[~live])
+        # cat([live, dead]) -> the original channel order
+        self.register_buffer("order", torch.argsort(torch.cat([live.nonzero()[:, 0], (~live).nonzero()[:, 0]])))
+
+    def max_over_freq(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T]``, as :meth:`_ConvReluBN.max_over_freq` gives in eval mode."""
+        pooled = self.conv(x).amax(dim=3) * self.sign
+        live = F.relu(pooled) * self.scale + self.shift
+        dead = self.dead[None, :, None].expand(live.shape[0], -1, live.shape[2])
+        return torch.cat([live, dead], 1).index_select(1, self.order)
+
 
 def _same_pad_time(x: torch.Tensor, k: int) -> torch.Tensor:
     """TensorFlow "same" padding along time (dim 2): the extra sample of an even kernel goes after."""
@@ -108,8 +150,8 @@ class Musicnn(nn.Module):
         """Timbral ``[B, T, 408]`` and temporal ``[B, T, 153]`` features, each max-pooled over frequency."""
         x = self.bn_input(x)
         padded = F.pad(x, (0, 0, 3, 3))
-        timbral = [block(padded).amax(dim=3) for block in self.timbral]
-        temporal = [block(_same_pad_time(x, block.conv.kernel_size[0])).amax(dim=3) for block in self.temporal]
+        timbral = [block.max_over_freq(padded) for block in self.timbral]
+        temporal = [block.max_over_freq(_same_pad_time(x, block.conv.kernel_size[0])) for block in self.temporal]
         return torch.cat(timbral, 1).transpose(1, 2), torch.cat(temporal, 1).transpose(1, 2)
 
     def activations(self, x: torch.Tensor) -> Activations:
@@ -131,6 +173,16 @@ class Musicnn(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Tag logits (``sigmoid`` gives musicnn's tag probabilities)."""
         return self.activations(x).logits
+
+    def pruned(self) -> Musicnn:
+        """A copy in eval mode whose front end convolves only the live filters (:class:`_PrunedConvReluBN`): the
+        same activations for about a sixth of the work; what the exported graph runs."""
+        copy = copy_module(self).eval()
+        for blocks in (copy.timbral, copy.temporal):
+            for i, block in enumerate(blocks):
+                if isinstance(block, _ConvReluBN):  # a pruned model prunes to itself
+                    blocks[i] = _PrunedConvReluBN(block)
+        return copy
 
 
 def _conv_weight(kernel: np.ndarray) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .corpus import Clip
-from .musicnn import musicnn_input
+from .musicnn import Musicnn, musicnn_input
 
 
 @dataclass(frozen=True)
@@ -162,9 +162,9 @@ class TransferNet(torch.nn.Module):
     ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B])``; the temperature is baked in.
     """
 
-    def __init__(self, backbone: torch.nn.Module, heads: Heads) -> None:
+    def __init__(self, backbone: Musicnn, heads: Heads) -> None:
         super().__init__()
-        self.backbone = backbone.eval()
+        self.backbone = backbone.pruned()
         self.parts = heads.parts
         f32 = torch.float32
         self.register_buffer("mean", torch.as_tensor(heads.mean, dtype=f32))

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
-    t.add_argument("--version", default="0.2.0", help="model version stored in the metadata")
+    t.add_argument("--version", default="0.2.1", help="model version stored in the metadata")
     t.set_defaults(func=_train)
 
 
