@@ -28,6 +28,9 @@ log = logging.getLogger("genrecast.mqtt")
 RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to this
 
 
+UNACKED_SWEEP = 1000  # sent messages held before the first sweep of the acknowledged ones behind the head
+
+
 def _no_hello(since: str) -> list[Message]:
     return []
 
@@ -50,6 +53,7 @@ class Publisher:
         self._closing = False
         self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()  # QoS 1/2 messages sent, oldest first
+        self._sweep_at = UNACKED_SWEEP
         self._refused = False  # the last try was turned down by the broker (a CONNACK failure)
         self._failures = ConnectFailures(broker, log, f", buffering up to {buffer_messages} messages")
         self.dropped = 0
@@ -144,9 +148,14 @@ class Publisher:
     def _forget_acked(self) -> None:
         """Drop the acknowledged messages at the head (acknowledged in order, per QoS level), with ``_lock`` held;
         kept until the next count, every message ever sent stayed in memory (about 1 kB each, 26 MB an hour
-        for 8 streams)."""
+        for 8 streams). A head that is never acknowledged would keep everything behind it, so once the queue
+        doubles past its last size it is swept whole (amortised: each message is looked at a bounded number of
+        times)."""
         while self._unacked and not _pending(self._unacked[0]):
             self._unacked.popleft()
+        if len(self._unacked) > self._sweep_at:
+            self._unacked = deque(info for info in self._unacked if _pending(info))
+            self._sweep_at = max(UNACKED_SWEEP, 2 * len(self._unacked))
 
     def close(self, goodbye: Message, timeout: float = 0.5) -> None:
         """Publish the final (retained offline) status if connected, then disconnect; returns within ``timeout``.

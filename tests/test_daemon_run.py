@@ -268,6 +268,37 @@ def test_acknowledged_messages_are_not_kept(broker):
         sub.close()
 
 
+class _NeverAcknowledged:
+    """Stands in for a sent message whose acknowledgement never comes (no real broker can be made to withhold one)."""
+
+    rc = 0
+
+    def is_published(self) -> bool:
+        return False
+
+
+def test_a_message_never_acknowledged_does_not_keep_those_behind_it(broker):
+    sub = Subscriber(broker.url, topics=("t/#",))
+    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-stuck",
+                          hello=lambda since: [Message("t/status", "{}", True)],
+                          will=lambda since: Message("t/status", "{}", True), qos=1)
+    publisher.start()
+    try:
+        assert publisher.flush(WAIT)
+        publisher._unacked.appendleft(_NeverAcknowledged())
+        for n in range(5000):
+            publisher.publish(Message("t/p", f'{{"n": {n}}}', False))
+            if n % 400 == 399 or n == 4999:  # the broker queues at most 1000 for a subscriber: keep it in step
+                sub.wait_for(lambda m, n=n: m.payload == {"n": n}, f"message {n}")
+        held = [o for o in gc.get_objects() if type(o) is mqtt.MQTTMessageInfo]
+        # at most the sweep's threshold (1000) plus what paho holds in flight; all 5000 were kept before
+        assert len(held) <= 1100, f"{len(held)} sent messages still held behind the stuck one"
+        assert not publisher.flush(0.2)  # the stuck one is still waited for
+    finally:
+        publisher.close(Message("t/status", "{}", True))
+        sub.close()
+
+
 def test_a_lost_connection_is_taken_while_a_publish_holds_the_publishers_lock(broker):
     # paho can report a lost connection from inside its own message lock (resending after a reconnect), which a
     # publish() holding the publisher's lock is waiting for: needing that lock there would freeze both threads.
