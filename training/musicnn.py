@@ -88,7 +88,8 @@ class _PrunedConvReluBN(nn.Module):
     def __init__(self, block: _ConvReluBN) -> None:
         super().__init__()
         bn, weight, bias = block.bn, block.conv.weight.detach(), block.conv.bias.detach()
-        live = weight.flatten(1).abs().amax(dim=1) >= DEAD_WEIGHT
+        largest = weight.flatten(1).abs().amax(dim=1)
+        live = (largest >= DEAD_WEIGHT) | (largest == largest.max())  # one convolution at least, even if all are dead
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         sign = torch.where(scale[live] >= 0, 1.0, -1.0)
         self.conv = nn.Conv2d(weight.shape[1], int(live.sum()), tuple(weight.shape[2:]))
