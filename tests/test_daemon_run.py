@@ -230,12 +230,22 @@ def test_watchdog_keeps_pinging_while_the_source_is_silent(broker, model, tmp_pa
     assert "READY=1" in fields and "stream stdin: end of stream" in err
 
 
+def _publisher(broker, client_id: str, qos: int = 1) -> Publisher:
+    """A publisher whose hello and will are one plain retained status."""
+    return Publisher(BrokerConfig.from_url(broker.url), client_id,
+                     hello=lambda since: [Message("t/status", "{}", True)],
+                     will=lambda since: Message("t/status", "{}", True), qos=qos)
+
+
+def _held_message_infos() -> int:
+    """Sent messages still referenced anywhere in the process."""
+    return sum(type(o) is mqtt.MQTTMessageInfo for o in gc.get_objects())  # type(): no proxy lookups
+
+
 def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
     # paho drops a QoS 0 message handed over just as the connection goes, and never reports it. Publishing from
     # paho's socket-close hook hits that window every time: the socket is gone, the publisher not yet told.
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos0",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True), qos=0)
+    publisher = _publisher(broker, "test-qos0", qos=0)
     publisher._client.on_socket_close = lambda client, userdata, sock: publisher.publish(Message("t/p", "{}", False))
     publisher.start()
     try:
@@ -251,18 +261,16 @@ def test_qos0_messages_lost_with_the_connection_do_not_block_flush(broker):
 def test_acknowledged_messages_are_not_kept(broker):
     # A daemon sends a QoS 1 message a second per stream for months: what the broker has acknowledged must not stay.
     sub = Subscriber(broker.url, topics=("t/#",))
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-acked",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True), qos=1)
+    publisher = _publisher(broker, "test-acked", qos=1)
     publisher.start()
     try:
         for n in range(500):
             publisher.publish(Message("t/p", f'{{"n": {n}}}', False))
         sub.wait_for(lambda m: m.payload == {"n": 499}, "the last message")
         publisher.publish(Message("t/p", '{"n": 500}', False))
-        held = [o for o in gc.get_objects() if type(o) is mqtt.MQTTMessageInfo]  # type(): no proxy lookups
+        held = _held_message_infos()
         # paho keeps up to 20 in flight, whose acknowledgements may still be on their way; all 501 were kept before
-        assert len(held) < 50, f"{len(held)} sent messages still held"
+        assert held < 50, f"{held} sent messages still held"
     finally:
         publisher.close(Message("t/status", "{}", True))
         sub.close()
@@ -279,9 +287,7 @@ class _NeverAcknowledged:
 
 def test_a_message_never_acknowledged_does_not_keep_those_behind_it(broker):
     sub = Subscriber(broker.url, topics=("t/#",))
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-stuck",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True), qos=1)
+    publisher = _publisher(broker, "test-stuck", qos=1)
     publisher.start()
     try:
         assert publisher.flush(WAIT)
@@ -290,9 +296,9 @@ def test_a_message_never_acknowledged_does_not_keep_those_behind_it(broker):
             publisher.publish(Message("t/p", f'{{"n": {n}}}', False))
             if n % 400 == 399 or n == 4999:  # the broker queues at most 1000 for a subscriber: keep it in step
                 sub.wait_for(lambda m, n=n: m.payload == {"n": n}, f"message {n}")
-        held = [o for o in gc.get_objects() if type(o) is mqtt.MQTTMessageInfo]
+        held = _held_message_infos()
         # at most the sweep's threshold (1000) plus what paho holds in flight; all 5000 were kept before
-        assert len(held) <= 1100, f"{len(held)} sent messages still held behind the stuck one"
+        assert held <= 1100, f"{held} sent messages still held behind the stuck one"
         assert not publisher.flush(0.2)  # the stuck one is still waited for
     finally:
         publisher.close(Message("t/status", "{}", True))
@@ -302,9 +308,7 @@ def test_a_message_never_acknowledged_does_not_keep_those_behind_it(broker):
 def test_a_lost_connection_is_taken_while_a_publish_holds_the_publishers_lock(broker):
     # paho can report a lost connection from inside its own message lock (resending after a reconnect), which a
     # publish() holding the publisher's lock is waiting for: needing that lock there would freeze both threads.
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-drop",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True))
+    publisher = _publisher(broker, "test-drop")
     with publisher._lock:
         told = threading.Thread(target=publisher._on_disconnect, args=(publisher._client, None, None, "lost", None),
                                 daemon=True)
@@ -339,9 +343,7 @@ def test_a_qos1_message_handed_over_as_the_connection_goes_is_delivered_and_flus
     # reconnecting. flush must wait for it, not fail on the refused send's error code.
     sub = Subscriber(broker.url, topics=("t/#",), session="qos1-keeper")
     sub.close()
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-qos1",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True), qos=1)
+    publisher = _publisher(broker, "test-qos1", qos=1)
     sent = []
 
     def on_close(client, userdata, sock):
@@ -397,9 +399,7 @@ def test_the_signal_handler_never_logs_so_it_cannot_reenter_a_log_write():
 def test_flush_on_stop_does_not_wait_for_a_broker_that_is_gone(broker):
     # After SIGTERM the process has 2 s; a reconnect takes at least 1 s of paho's backoff, so waiting for one is
     # a second spent for nothing. The end-of-stream flush (wait_for_broker=True) still waits, as its test shows.
-    publisher = Publisher(BrokerConfig.from_url(broker.url), "test-stop-flush",
-                          hello=lambda since: [Message("t/status", "{}", True)],
-                          will=lambda since: Message("t/status", "{}", True))
+    publisher = _publisher(broker, "test-stop-flush")
     publisher.start()
     try:
         assert publisher.flush(WAIT)
