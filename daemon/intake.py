@@ -48,7 +48,8 @@ class Intake:
         self.sample_rate: int | None = None  # known once a source is open
         self.description, self._limit = description, 1
         self.open_error: str | None = None  # why no source could be opened yet (None once one is)
-        self._source: Source | None = None
+        self._source: Source | None = None  # the one being read (a reopen replaces it)
+        self._reopen_failing = False  # the last try to reopen the source failed
         if isinstance(source, str):
             self.open_error = source
         else:
@@ -81,6 +82,14 @@ class Intake:
     @property
     def opened(self) -> bool:
         return self.sample_rate is not None
+
+    @property
+    def waiting_for_device(self) -> bool:
+        """Its device cannot be opened just now: missing since the start, or gone and being reopened (by us, or by
+        a microphone itself). No restart of the process can bring a device back, so this is waiting, not stuck."""
+        with self._cond:
+            source = self._source
+            return self.open_error is not None or self._reopen_failing or (source is not None and source.unavailable)
 
     @property
     def dropped_seconds(self) -> float:
@@ -172,6 +181,8 @@ class Intake:
                 try:
                     source = self._opener(self.sample_rate)
                 except (AudioError, OSError) as exc:
+                    with self._cond:
+                        self._reopen_failing = not first
                     if first:
                         self.open_error = str(exc)  # the stream's status says it
                     log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id,
@@ -181,6 +192,9 @@ class Intake:
                     continue
                 if first:
                     self._opened(source)
+                else:
+                    with self._cond:
+                        self._source, self._reopen_failing = source, False
                 log.info("stream %s: %s %s", self.stream_id, source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]
             with self._cond:

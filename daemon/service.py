@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 import threading
 import time
@@ -113,6 +114,7 @@ class StreamRun:
         self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
+        self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
         self.last_label = ""
@@ -370,8 +372,12 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
         # The whole loop is healthy while it turns and some stream is not stuck; one stalled microphone among many
         # is that stream's business (status, reopen), but a process whose every source is dead needs a restart.
         give_up = GIVE_UP_STALLS * settings.stall_seconds
-        # A microphone still waiting for its device is left out: a restart cannot bring a device that is not there.
-        opened = [r for r in live if r.pipeline is not None]
+        # A microphone waiting for its device (missing since the start, or gone since) is left out: a restart cannot
+        # bring a device that is not there. Once the device is back its stream has a whole give-up period to sound.
+        for r in live:
+            if r.pipeline is None or r.intake.waiting_for_device:
+                r.device_missing_at = now
+        opened = [r for r in live if now - r.device_missing_at > give_up]
         stuck = bool(opened) and all(r.live and r.stalled_for(now) > give_up for r in opened)
         if stuck:
             text = f"every open stream stalled for over {give_up:g} s: watchdog not fed"
@@ -407,8 +413,9 @@ def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, ba
 
 
 def _summary(live: list[StreamRun]) -> str:
-    waiting = sum(r.pipeline is None for r in live)  # microphones not there yet
-    stalled = sum(r.state == "stalled" for r in live) - waiting
+    absent = [r.pipeline is None or r.intake.waiting_for_device for r in live]  # microphones not there
+    waiting = sum(absent)
+    stalled = sum(r.state == "stalled" and not gone for r, gone in zip(live, absent, strict=True))
     text = f"{len(live) - waiting} stream(s) running"
     return text + (f", {stalled} stalled" if stalled else "") + (f", {waiting} waiting for their device" if waiting
                                                                  else "")

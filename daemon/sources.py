@@ -54,6 +54,7 @@ class Chunk:
 class Source(Protocol):
     description: str
     sample_rate: int
+    unavailable: bool  # its device is gone and the source itself is trying to reopen it
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]: ...
 
@@ -64,6 +65,8 @@ class FileSource:
     Only the header is read when it opens; the audio is decoded a chunk at a time as it is handed over, so a
     two-hour file starts at once, takes no more memory than a short one, and ``stop`` is seen between chunks.
     """
+
+    unavailable = False
 
     def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
         self._file = AudioFile(path)
@@ -98,6 +101,8 @@ class FileSource:
 
 class StdinSource:
     """Raw interleaved PCM from a pipe (``arecord``, ``ffmpeg -f s16le -``); ends at end of input."""
+
+    unavailable = False
 
     def __init__(self, fmt: str, rate: int, channels: int, stream: BinaryIO | None = None) -> None:
         if fmt not in PCM_FORMATS:
@@ -210,6 +215,7 @@ class MicSource:
         """``rate``: open at this rate (a reopened microphone keeps its stream's rate), else the device's own."""
         self.wanted = device
         self._pa = self._stream = None
+        self.unavailable = False
         try:
             info = self._open(rate=rate)  # fail fast on a wrong device at start-up
         except OSError as exc:
@@ -270,8 +276,9 @@ class MicSource:
                     try:
                         self._open(rate=self.sample_rate)
                         log.info("microphone %s reopened", self.description)
-                        backoff = MIC_BACKOFF[0]
+                        backoff, self.unavailable = MIC_BACKOFF[0], False
                     except (OSError, AudioError) as exc:
+                        self.unavailable = True
                         log.warning("microphone %s unavailable (%s); retrying in %.1f s",
                                     self.description, exc, backoff)
                         stop.wait(backoff)

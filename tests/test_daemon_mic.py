@@ -226,6 +226,35 @@ def test_two_missing_microphones_wait_side_by_side_and_the_watchdog_stays_fed(pu
     assert "every open stream stalled" not in err and not foreign_lines(err), err
 
 
+def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pulse, model, broker, tmp_path):
+    # The only stream's microphone vanishes (the sound server dies) and stays away for longer than the watchdog's
+    # give-up (three stall periods). A restart could not bring it back: it would fail to open the device and exit 2,
+    # so the service would end failed. The process waits instead, feeding the watchdog, and takes the device back.
+    pulse.feed(3)
+    notify = NotifyListener(tmp_path / "notify.sock")
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url, "--stream-id", "hall",
+                    "--stall", "1", env={**pulse.env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+                                         "WATCHDOG_USEC": "200000"})
+    try:
+        sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "disco", "disco")
+        gone = time.monotonic()
+        pulse.stop()
+        daemon.wait_log(re.compile(r"microphone mic:pulse unavailable|stream hall: cannot reopen"))
+        notify.wait_for(lambda f: f == "WATCHDOG=1", "a watchdog ping past the give-up, the device still gone",
+                        after=gone + 3 * 1 + 1)
+        pulse.start()
+        pulse.feed(7)
+        sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "pop", "pop once it is back")
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+        notify.close()
+        sub.close()
+    assert rc == 0, err
+    assert "every open stream stalled" not in err and not foreign_lines(err), err
+
+
 def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     rc, err = Daemon("--source", "mic:no-such-card", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
                      env=pulse.env).finish()
