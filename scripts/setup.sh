@@ -61,7 +61,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.genrecast-installed
-want="$MODE $(sha256sum < pyproject.toml | cut -d' ' -f1)"
+# the version lives in genrecast/__init__.py: an editable install's metadata is only renewed by reinstalling
+want="$MODE $(cat pyproject.toml genrecast/__init__.py | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing genrecast into .venv (editable: $PIP_SPEC)"
     .venv/bin/python -m pip install -q --upgrade pip
