@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -191,19 +192,34 @@ def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_oth
         validate(m.topic, m.payload)
 
 
+@contextlib.contextmanager
+def watched_daemon(tmp_path: Path, broker, env: dict, *args: str):
+    """A daemon under systemd's notify socket with a 200-ms watchdog, and a subscriber. After the block it is stopped
+    by SIGTERM and must have exited 0 without ever giving up on its streams or letting a C library print."""
+    notify = NotifyListener(tmp_path / "notify.sock")
+    sub = Subscriber(broker.url)
+    daemon = Daemon(*args, "--broker", broker.url,
+                    env={**env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"})
+    try:
+        yield daemon, notify, sub
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+        notify.close()
+        sub.close()
+    assert rc == 0, err
+    assert "every open stream stalled" not in err and not foreign_lines(err), err
+
+
 def test_two_missing_microphones_wait_side_by_side_and_the_watchdog_stays_fed(pulse, model, broker, tmp_path):
     # Two microphones not plugged in yet retry on their own threads at the same moments (PortAudio's initialise and
     # terminate are not thread-safe: that crashed the process), and once the one other stream has ended, waiting
     # for devices is no reason for systemd's watchdog to restart the service (it cannot bring them).
     pulse.alias("mica", "missing_a")
     pulse.alias("micb", "missing_b")
-    notify = NotifyListener(tmp_path / "notify.sock")
-    sub = Subscriber(broker.url)
-    daemon = Daemon("--stream", f"radio=file:{write_tones(tmp_path / 'radio.wav', [6] * 2)}", "--stream",
-                    "a=mic:mica", "--stream", "b=mic:micb", "--stall", "1", "--model", str(model), "--broker",
-                    broker.url, env={**pulse.env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-                                     "WATCHDOG_USEC": "200000"})
-    try:
+    radio = write_tones(tmp_path / "radio.wav", [6] * 2)
+    with watched_daemon(tmp_path, broker, pulse.env, "--stream", f"radio=file:{radio}", "--stream", "a=mic:mica",
+                        "--stream", "b=mic:micb", "--stall", "1", "--model", str(model)) as (daemon, notify, sub):
         for sid in ("a", "b"):
             sub.wait_for(lambda m, sid=sid: m.topic == f"genrecast/{sid}/status" and m.payload["state"] == "stalled",
                          f"microphone {sid} waiting")
@@ -217,13 +233,6 @@ def test_two_missing_microphones_wait_side_by_side_and_the_watchdog_stays_fed(pu
         assert daemon.proc.poll() is None
         assert [m.payload["state"] for m in sub.messages if m.topic in ("genrecast/a/status", "genrecast/b/status")] \
             == ["stalled", "stalled"]
-    finally:
-        daemon.signal(signal.SIGTERM)
-        rc, err = daemon.finish()
-        notify.close()
-        sub.close()
-    assert rc == 0, err
-    assert "every open stream stalled" not in err and not foreign_lines(err), err
 
 
 def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pulse, model, broker, tmp_path):
@@ -231,12 +240,8 @@ def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pul
     # give-up (three stall periods). A restart could not bring it back: it would fail to open the device and exit 2,
     # so the service would end failed. The process waits instead, feeding the watchdog, and takes the device back.
     pulse.feed(3)
-    notify = NotifyListener(tmp_path / "notify.sock")
-    sub = Subscriber(broker.url)
-    daemon = Daemon("--source", "mic:pulse", "--model", str(model), "--broker", broker.url, "--stream-id", "hall",
-                    "--stall", "1", env={**pulse.env, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-                                         "WATCHDOG_USEC": "200000"})
-    try:
+    with watched_daemon(tmp_path, broker, pulse.env, "--source", "mic:pulse", "--model", str(model),
+                        "--stream-id", "hall", "--stall", "1") as (daemon, notify, sub):
         sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "disco", "disco")
         gone = time.monotonic()
         pulse.stop()
@@ -246,13 +251,6 @@ def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pul
         pulse.start()
         pulse.feed(7)
         sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "pop", "pop once it is back")
-    finally:
-        daemon.signal(signal.SIGTERM)
-        rc, err = daemon.finish()
-        notify.close()
-        sub.close()
-    assert rc == 0, err
-    assert "every open stream stalled" not in err and not foreign_lines(err), err
 
 
 def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
