@@ -86,10 +86,12 @@ class Intake:
     @property
     def waiting_for_device(self) -> bool:
         """Its device cannot be opened just now: missing since the start, or gone and being reopened (by us, or by
-        a microphone itself). No restart of the process can bring a device back, so this is waiting, not stuck."""
-        with self._cond:
-            source = self._source
-            return self.open_error is not None or self._reopen_failing or (source is not None and source.unavailable)
+        a microphone itself). No restart of the process can bring a device back, so this is waiting, not stuck.
+
+        Read by the loop for every stream on every tick, so without the backlog's lock: each flag is one attribute
+        that its thread sets whole, and an answer a tick old is good enough."""
+        source = self._source
+        return self.open_error is not None or self._reopen_failing or (source is not None and source.unavailable)
 
     @property
     def dropped_seconds(self) -> float:
@@ -181,8 +183,7 @@ class Intake:
                 try:
                     source = self._opener(self.sample_rate)
                 except (AudioError, OSError) as exc:
-                    with self._cond:
-                        self._reopen_failing = not first
+                    self._reopen_failing = not first
                     if first:
                         self.open_error = str(exc)  # the stream's status says it
                     log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id,

@@ -384,7 +384,7 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
             if text != summary:
                 log.error("%s; systemd's watchdog (if any) will restart the service", text)
         else:
-            text = _summary(live) if multi else runs[0].last_label or f"classifying {runs[0].intake.description}"
+            text = _summary(live, now) if multi else runs[0].last_label or f"classifying {runs[0].intake.description}"
         if text != summary:
             summary = text
             notifier.status(text)
@@ -412,8 +412,8 @@ def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, ba
             run.classified(window, p, music, handed_at)
 
 
-def _summary(live: list[StreamRun]) -> str:
-    absent = [r.pipeline is None or r.intake.waiting_for_device for r in live]  # microphones not there
+def _summary(live: list[StreamRun], now: float) -> str:
+    absent = [r.device_missing_at == now for r in live]  # microphones not there, as the loop saw them this tick
     waiting = sum(absent)
     stalled = sum(r.state == "stalled" and not gone for r, gone in zip(live, absent, strict=True))
     text = f"{len(live) - waiting} stream(s) running"
