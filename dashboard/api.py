@@ -4,20 +4,22 @@ Everything under ``/api/`` answers JSON, errors included (``{"error": message}``
 branch on), never a traceback or an HTML page. Classifying runs on the :class:`OfflineClassifier`'s bounded
 pool, shared with the page's "check a file", so uploads cannot starve the live page.
 
-The body limit is the API's own (``[api] max_mb``, ``--api-max-mb``), enforced here on each request, whatever
-limit the server applies to the page's requests.
+The body limit is the API's own (``[api] max_mb``, ``--api-max-mb``): the server refuses a larger declared length
+before reading (:mod:`dashboard.server`), and here the body is copied to a temporary file, never held in memory,
+and cut one byte past the limit.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from flask import Blueprint, Flask, Response, jsonify, request
 from genrecast.daemon.config import ApiSettings
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .feed import Feed
 from .history import History, StreamView
@@ -31,6 +33,7 @@ MAX_NAME = 200  # longest file name echoed back
 # declared type, decides whether the bytes are audio, so a mislabelled FLAC still works.
 RAW_TYPES = ("application/octet-stream", "application/ogg")
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+COPY_BYTES = 2**20  # an upload is copied to its temporary file this much at a time
 
 
 class ApiError(Exception):
@@ -46,15 +49,21 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
                 config: ApiSettings) -> None:
     """Add ``/api/...`` to the dashboard's Flask server; ``config.token`` (if set) guards every route."""
     api = Blueprint("api", __name__, url_prefix="/api")
+    allowed: dict[str, tuple[str, ...]] = {}  # path -> its methods, for a 405 of a method Flask does not route
+
+    def not_allowed(methods: tuple[str, ...]) -> ApiError:
+        return ApiError(405, f"{request.method[:20]} is not allowed here; use {' or '.join(methods)}",
+                        {"Allow": ", ".join(methods)})
 
     def route(rule: str, methods: tuple[str, ...]):
         """Register for every method, so that a wrong one gets our JSON 405 (not the page's catch-all route)."""
 
         def register(view):
+            allowed[f"/api{rule}"] = methods
+
             def checked(**kwargs):
                 if request.method not in methods and not (request.method == "HEAD" and "GET" in methods):
-                    raise ApiError(405, f"{request.method} is not allowed here; use {' or '.join(methods)}",
-                                   {"Allow": ", ".join(methods)})
+                    raise not_allowed(methods)
                 return view(**kwargs)
 
             api.add_url_rule(rule, view.__name__, checked, methods=ANY_METHOD, provide_automatic_options=False)
@@ -80,15 +89,16 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         from genrecast.dsp import AudioError, ModelSpecError
 
         windows = flag("windows")
-        name, data = read_upload(config)
-        try:
-            model, result = offline.windows(data, name)
-        except Busy as exc:
-            raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
-        except AudioError as exc:
-            raise ApiError(400, str(exc)) from None
-        except ModelSpecError as exc:
-            raise ApiError(503, f"the model cannot be used: {exc}") from None
+        with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as spool:
+            name = spool_upload(config, spool)
+            try:
+                model, result = offline.windows(spool.name, name)
+            except Busy as exc:
+                raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+            except AudioError as exc:
+                raise ApiError(400, str(exc)) from None
+            except ModelSpecError as exc:
+                raise ApiError(503, f"the model cannot be used: {exc}") from None
         track = track_json(track_result(model, name, result), model.model_id)
         answer = {"name": track.pop("file"), **track}
         if windows:
@@ -115,6 +125,7 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
             "classify_capacity": load.capacity,
         })
 
+    @api.route("", methods=ANY_METHOD, provide_automatic_options=False)  # "/api" itself: no redirect to "/api/"
     @api.route("/", methods=ANY_METHOD, provide_automatic_options=False)
     @api.route("/<path:rest>", methods=ANY_METHOD, provide_automatic_options=False)
     def unknown(rest: str = ""):
@@ -135,6 +146,16 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
 
     server.register_blueprint(api)
 
+    @server.errorhandler(MethodNotAllowed)
+    def method_error(exc: MethodNotAllowed):
+        """A method no route takes (TRACE, PROPFIND, ...) is refused by Flask's routing, before any blueprint."""
+        if not request.path.startswith("/api/"):
+            return exc
+        methods = allowed.get(request.path)
+        if methods is None:
+            return error_response(404, f"no API endpoint {request.path[:MAX_NAME]!r}; see docs/api.md")
+        return api_error(not_allowed(methods))
+
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify({"error": message})
@@ -150,8 +171,9 @@ def flag(name: str) -> bool:
     return value in ("1", "true")
 
 
-def read_upload(config: ApiSettings) -> tuple[str, bytes]:
-    """The posted audio and its name: the raw body (``?name=`` names it) or multipart field ``file``."""
+def spool_upload(config: ApiSettings, into) -> str:
+    """Copy the posted audio into the file ``into`` and return its name: the raw body (``?name=`` names it) or
+    multipart field ``file``. Refuses a body over the limit, reading at most one byte past it."""
     mimetype = request.mimetype
     multipart = mimetype == "multipart/form-data"
     if not (multipart or not mimetype or mimetype.startswith("audio/") or mimetype in RAW_TYPES):
@@ -159,25 +181,33 @@ def read_upload(config: ApiSettings) -> tuple[str, bytes]:
                             "Content-Type audio/* or application/octet-stream, or as multipart/form-data field 'file'")
     max_bytes = int(config.max_mb * 10**6)
     too_large = ApiError(413, f"the body is over the API's {config.max_mb:g} MB limit")
-    if request.content_length is not None and request.content_length > max_bytes:
+    length = request.content_length
+    if length is not None and length > max_bytes + (2**16 if multipart else 0):  # multipart: room for its framing
         raise too_large  # before reading a byte of it
-    # Bodies sent without a length (chunked) are read to one byte past the limit, which tells "over" from "at".
-    request.max_content_length = max_bytes + 1
-    try:
-        if multipart:
-            upload = request.files.get("file")
-            if upload is None:
-                raise ApiError(400, "the multipart body has no field 'file'")
-            name, data = upload.filename or "upload", upload.read()
-        else:
-            name, data = request.args.get("name") or "upload", request.stream.read(max_bytes + 1)
-    except RequestEntityTooLarge:
-        raise too_large from None
-    if len(data) > max_bytes:
+    if multipart:
+        try:
+            upload = request.files.get("file")  # werkzeug spools a part over 500 kB to a temporary file
+        except RequestEntityTooLarge:  # werkzeug's limit on parts that are not files, held in memory
+            raise ApiError(400, "the multipart body has a part that is not a file over 500 kB: send the audio as a "
+                                "file part named 'file' (with a filename), and check the boundary") from None
+        if upload is None:
+            if "file" in request.form:
+                raise ApiError(400, "multipart field 'file' is not a file part: give it a filename "
+                                    "(Content-Disposition: form-data; name=\"file\"; filename=\"song.flac\")")
+            raise ApiError(400, "the multipart body has no field 'file'")
+        name, source = upload.filename or "upload", upload.stream
+    else:
+        name, source = request.args.get("name") or "upload", request.stream
+    copied = 0
+    while chunk := source.read(min(COPY_BYTES, max_bytes + 1 - copied)):
+        into.write(chunk)
+        copied += len(chunk)
+    if copied > max_bytes:
         raise too_large
-    if not data:
+    if not copied:
         raise ApiError(400, "empty body: send the audio as the body or as multipart/form-data field 'file'")
-    return name[:MAX_NAME], data
+    into.flush()
+    return name[:MAX_NAME]
 
 
 def window_json(model, result) -> list[dict]:

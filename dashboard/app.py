@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
+import tempfile
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from genrecast.daemon.config import ApiSettings
-from werkzeug.serving import BaseWSGIServer
-from werkzeug.serving import make_server as werkzeug_server
 
 from . import render
 from .api import install_api
@@ -23,20 +22,27 @@ from .guard import Guard, HostAllowList
 from .history import History
 from .jobs import Busy
 from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
+from .server import DashboardServer, Gate, Limits
 
 ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
 GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a narrow window
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
-# The largest upload, base64-encoded (4/3) inside Dash's JSON, with room for the rest of the request
+# The page's largest upload, base64-encoded (4/3) inside Dash's JSON, with room for the rest of the request
 MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20
+SERVER_SETTINGS = "genrecast.server"  # the app's Flask config key: the server's limits and gate, see make_server
 
 
 def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: ApiSettings | None = None,
                refresh_ms: int = REFRESH_MS) -> Dash:
     # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
-    install_api(app.server, history, feed, offline, api or ApiSettings())
+    api = api or ApiSettings()
+    install_api(app.server, history, feed, offline, api)
+    # what the server checks before the app sees a request: the API's limit (its multipart framing on top), the
+    # page's, and an upload slot per job the classifying pool can take
+    app.server.config[SERVER_SETTINGS] = (Limits(api_body=int(api.max_mb * 10**6) + 2**16,
+                                                 page_body=MAX_REQUEST_BYTES), Gate(offline.pool.capacity))
     app.layout = html.Div(
         className="page",
         children=[
@@ -199,14 +205,15 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
     """Classify an upload (a ``data:...;base64,...`` URL from dcc.Upload); a problem is shown, never raised."""
     from genrecast.dsp import AudioError, ModelSpecError
 
-    try:
-        data = base64.b64decode((contents or "").partition(",")[2], validate=True)
-    except binascii.Error:
-        return [html.Div(f"{filename}: the upload arrived garbled", className="error")]
-    try:
-        result = offline.classify(data, filename)
-    except (AudioError, ModelSpecError, Busy) as exc:
-        return [html.Div(str(exc), className="error")]
+    with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as spool:
+        try:
+            spool_base64(contents or "", spool)
+        except binascii.Error:
+            return [html.Div(f"{filename}: the upload arrived garbled", className="error")]
+        try:
+            result = offline.classify(spool.name, filename)
+        except (AudioError, ModelSpecError, Busy) as exc:
+            return [html.Div(str(exc), className="error")]
     bars, timeline = render.file_figures(result)
     return [
         *render.file_summary(result),
@@ -218,30 +225,35 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
     ]
 
 
-def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = (),
-                max_body: int = MAX_REQUEST_BYTES) -> BaseWSGIServer:
-    """A threaded WSGI server for ``app``; port 0 picks a free one (see ``server.port``).
+def spool_base64(data_url: str, into) -> None:
+    """Decode a ``data:...;base64,`` URL into a file a slice at a time: no second copy of the upload in memory."""
+    start, step = data_url.find(",") + 1, 4 * 2**20  # a multiple of 4: each slice decodes alone
+    for at in range(start, len(data_url), step):
+        into.write(base64.b64decode(data_url[at:at + step], validate=True))
+    into.flush()
 
-    It answers only to ``host``, localhost and ``allow_hosts`` by name, and refuses bodies over ``max_body`` bytes
-    before anything reads them (the API checks its own, lower or not, limit after).
+
+def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = ()) -> DashboardServer:
+    """The production server for ``app`` (see :mod:`dashboard.server`); port 0 picks a free one (``server.port``).
+
+    It answers only to ``host``, localhost and ``allow_hosts`` by name, and applies the limits :func:`create_app`
+    chose before the app reads anything.
     """
-    guarded = Guard(app.server, HostAllowList(host, allow_hosts), max_body)
-    with listen(host, port) as sock:  # werkzeug takes a copy of the socket
-        return werkzeug_server(host, port, guarded, threaded=True, fd=sock.fileno())
+    limits, gate = app.server.config[SERVER_SETTINGS]
+    guarded = Guard(app.server, HostAllowList(host, allow_hosts))
+    return DashboardServer(guarded, listen(host, port), limits, gate)
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, bound here because werkzeug answers a bind error by printing and exiting 1 itself.
-
-    Raises OSError (``socket.gaierror`` for a name that does not resolve) for the caller to word.
-    """
+    """A listening TCP socket, bound here so that a bind error reaches the caller as an OSError to word (a name
+    that does not resolve is a ``socket.gaierror``)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                         flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does: restart without waiting
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart without waiting for old connections
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(1024)
     except OSError:
         sock.close()
         raise

@@ -105,13 +105,13 @@ def loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import MAX_REQUEST_BYTES, create_app, make_server  # Dash is slow to import; only this command needs it
+    from .app import create_app, make_server  # Dash is slow to import; only this command needs it
     from .feed import Feed
     from .history import History
     from .offline import OfflineClassifier
 
     configure_logging(logging.INFO)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per page poll
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
     broker = broker_config(args.broker, args.config)
     prefix = topic_prefix(args.prefix, args.config)
     api = api_settings(args.api_token, args.api_max_mb, args.config)
@@ -120,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(history, feed, OfflineClassifier(args.model), api)
     host = f"[{args.host}]" if ":" in args.host else args.host
     try:
-        # the page's own limit, or the API's when it is set higher
-        max_body = max(MAX_REQUEST_BYTES, int(api.max_mb * 10**6) + 2**20)
-        server = make_server(app, args.host, args.port, tuple(args.allow_host), max_body)
+        server = make_server(app, args.host, args.port, tuple(args.allow_host))
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{args.port}: {exc.strerror or exc}") from None
     feed.start()
@@ -137,5 +135,4 @@ def run(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         feed.stop()
-        server.server_close()
     return 0

@@ -1,26 +1,34 @@
-"""The HTTP checks made before Dash sees a request: a Host allow-list and a request-size limit.
+"""The HTTP checks made before Dash sees a request: a Host allow-list and a same-origin rule for writes.
 
-The page has no login and trusts whoever can reach it, so it must not be reachable by name from elsewhere:
-a web page on ``attacker.example`` whose DNS name is rebound to 127.0.0.1 would otherwise read it with the
-victim's browser. The browser still sends ``Host: attacker.example``, which is refused here. The size limit
-refuses a body before anything reads it, so a huge POST costs nothing; a body sent chunked, with no length to
-check, is cut one byte past the limit.
+A web page on ``attacker.example`` whose DNS name is rebound to 127.0.0.1 would otherwise read the dashboard with
+the victim's browser. The browser still sends ``Host: attacker.example``, which is refused here. A page on another
+origin may still send a "simple" POST (a form, or fetch with ``no-cors``) without reading the answer; that alone
+could make the classifier work, so a request that changes or computes anything (every method but GET, HEAD and
+OPTIONS) is refused when the browser says it comes from another origin (``Sec-Fetch-Site``, else ``Origin``).
+Programs (curl, scripts) send neither header and are not affected. Body limits are the server's
+(:mod:`dashboard.server`), applied before anything reads a body.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+BRACKETED = re.compile(r"\[([^\]]*)\](?::\d*)?")  # [v6-address] with an optional port, nothing else
 
 
 def host_name(header: str) -> str:
     """``Host`` header -> the name alone: ``[::1]:8050`` -> ``::1``, ``Kitchen.local.:80`` -> ``kitchen.local``."""
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1:].partition("]")[0]
+        bracketed = BRACKETED.fullmatch(header)
+        return bracketed.group(1) if bracketed else ""  # "[::1]evil.example" names no host we serve
     if header.count(":") == 1:
         header = header.partition(":")[0]
     return header.rstrip(".")
@@ -47,48 +55,40 @@ class HostAllowList:
         return name in self.names or (self.any_ip and _is_ip(name))
 
 
-class Guard:
-    """WSGI middleware applying :class:`HostAllowList` and ``max_body`` bytes to every request."""
+def same_origin(environ: dict) -> bool:
+    """False when the browser says the request comes from a page of another origin."""
+    site = environ.get("HTTP_SEC_FETCH_SITE")
+    if site is not None:
+        return site in ("same-origin", "none")  # "none": typed by the user, a bookmark
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        return True  # not a browser, or one too old to say: a page of another origin could not read answers anyway
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == environ.get("HTTP_HOST", "").lower()
 
-    def __init__(self, app: Callable, hosts: HostAllowList, max_body: int) -> None:
-        self.app, self.hosts, self.max_body = app, hosts, max_body
+
+class Guard:
+    """WSGI middleware applying :class:`HostAllowList` and :func:`same_origin` to every request."""
+
+    def __init__(self, app: Callable, hosts: HostAllowList) -> None:
+        self.app, self.hosts = app, hosts
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
         if not self.hosts.allows(environ.get("HTTP_HOST", "")):
-            return _refuse(start_response, "421 Misdirected Request",
-                           "This dashboard does not answer to that host name (see --allow-host).")
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length and (not length.isdigit() or int(length) > self.max_body):
-            return _refuse(start_response, "413 Content Too Large",
-                           f"Requests are limited to {self.max_body // 2**20} MiB.")
-        if not length and "wsgi.input" in environ:  # sent chunked: whoever reads it gets at most one byte too many
-            environ["wsgi.input"] = CappedInput(environ["wsgi.input"], self.max_body + 1)
+            return refuse(start_response, path, "421 Misdirected Request",
+                          "This dashboard does not answer to that host name (see --allow-host).")
+        if environ.get("REQUEST_METHOD") not in SAFE_METHODS and not same_origin(environ):
+            return refuse(start_response, path, "403 Forbidden",
+                          "A page of another origin may not send requests to this dashboard.")
         return self.app(environ, start_response)
 
 
-class CappedInput:
-    """A request body that ends after ``limit`` bytes, so a chunked upload cannot be read without bound (the
-    reader sees more than it allows and refuses it, as the API does)."""
-
-    def __init__(self, stream, limit: int) -> None:
-        self._stream, self._left = stream, limit
-
-    def read(self, size: int = -1) -> bytes:
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._stream.read(size) if size else b""
-        self._left -= len(data)
-        return data
-
-    def readline(self, size: int = -1) -> bytes:
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._stream.readline(size) if size else b""
-        self._left -= len(data)
-        return data
-
-
-def _refuse(start_response: Callable, status: str, text: str) -> list[bytes]:
-    body = (text + "\n").encode()
-    # Connection: close, as the body we did not read must not be taken for the next request
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-                            ("Connection", "close")])
+def refuse(start_response: Callable, path: str, status: str, text: str) -> list[bytes]:
+    """The answer, JSON under ``/api/`` as every API answer is (the server has read any body already)."""
+    if path.startswith("/api/"):
+        body, kind = json.dumps({"error": text}).encode(), "application/json"
+    else:
+        body, kind = (text + "\n").encode(), "text/plain; charset=utf-8"
+    start_response(status, [("Content-Type", kind), ("Content-Length", str(len(body)))])
     return [body]

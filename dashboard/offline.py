@@ -7,6 +7,7 @@ probabilities, for the timeline.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from genrecast.daemon.classify_cmd import FileWindows
     from genrecast.daemon.model import GenreModel
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a few minutes of WAV; base64 in the browser makes it 4/3 larger
+# The page's "check a file" limit, its own (the API has [api] max_mb): the browser sends the file base64-encoded
+# (4/3) inside a JSON request that the server parses in memory, so this bounds what each page upload costs.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # Bytes alone do not bound the work: 50 MiB of 8-bit 1 kHz audio is 14 hours. The header's length is checked
 # before anything is decoded, so no upload costs more than this much audio's worth of CPU.
 MAX_UPLOAD_SECONDS = 30 * 60
@@ -53,21 +56,24 @@ class OfflineClassifier:
         self._model = None
         self._lock = threading.Lock()
 
-    def windows(self, data: bytes, name: str) -> tuple[GenreModel, FileWindows]:
-        """Decode ``data`` (any format the reader knows) and run every window through the model.
+    def windows(self, audio: bytes | str, name: str) -> tuple[GenreModel, FileWindows]:
+        """Decode ``audio`` (bytes, or a file's path; any format the reader knows) and run every window through the
+        model.
 
         Raises :class:`dashboard.jobs.Busy`, or :class:`dsp.AudioError` / :class:`dsp.ModelSpecError` with a
         one-line message that names ``name``, never the temporary file.
         """
-        return self.pool.run(self._windows, data, name)
+        return self.pool.run(self._windows, audio, name)
 
-    def classify(self, data: bytes, name: str) -> FileResult:
-        """The page's view of an upload: the track-level answer and every window, for the timeline."""
+    def classify(self, audio: bytes | str, name: str) -> FileResult:
+        """The page's view of an upload (bytes, or a file's path): the track-level answer and every window, for the
+        timeline."""
         from genrecast.dsp import AudioError
 
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise AudioError(f"{name}: {len(data) // 2**20} MiB is over the {MAX_UPLOAD_BYTES // 2**20} MiB limit")
-        model, result = self.windows(data, name)
+        size = len(audio) if isinstance(audio, bytes) else os.path.getsize(audio)
+        if size > MAX_UPLOAD_BYTES:
+            raise AudioError(f"{name}: {size // 2**20} MiB is over the page's {MAX_UPLOAD_BYTES // 2**20} MiB limit")
+        model, result = self.windows(audio, name)
         probs = result.probabilities
         track = result.track(model.spec)
         return FileResult(
@@ -92,16 +98,18 @@ class OfflineClassifier:
                 self._model = load_model(self.model_path)
             return self._model
 
-    def _windows(self, data: bytes, name: str) -> tuple[GenreModel, FileWindows]:
+    def _windows(self, audio: bytes | str, name: str) -> tuple[GenreModel, FileWindows]:
         from genrecast.daemon.classify_cmd import classify_windows
         from genrecast.dsp import AudioError, AudioFile
 
+        if isinstance(audio, bytes):
+            with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:
+                f.write(audio)
+                f.flush()
+                return self._windows(f.name, name)
         model = self._load()
-        with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:
-            f.write(data)
-            f.flush()
-            with AudioFile(f.name, name=name) as audio:  # errors name the user's file, not our temporary one
-                if audio.seconds > MAX_UPLOAD_SECONDS:
-                    raise AudioError(f"{name}: {audio.seconds / 60:.0f} min of audio is over the "
-                                     f"{MAX_UPLOAD_SECONDS // 60} min limit")
-                return model, classify_windows(model, audio, self.hop_seconds, name)
+        with AudioFile(audio, name=name) as decoded:  # errors name the user's file, not our temporary one
+            if decoded.seconds > MAX_UPLOAD_SECONDS:
+                raise AudioError(f"{name}: {decoded.seconds / 60:.0f} min of audio is over the "
+                                 f"{MAX_UPLOAD_SECONDS // 60} min limit")
+            return model, classify_windows(model, decoded, self.hop_seconds, name)

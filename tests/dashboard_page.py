@@ -59,7 +59,6 @@ def serve_dashboard(broker, model: Path, history: History | None = None) -> Iter
     finally:
         feed.stop()
         server.shutdown()
-        server.server_close()
         thread.join(10)
 
 

@@ -75,7 +75,6 @@ def serve(broker, model_path: str, api: ApiSettings, pool: BoundedPool | None = 
 def stop(running) -> None:
     running.feed.stop()
     running.server.shutdown()
-    running.server.server_close()
     running.thread.join(10)
 
 

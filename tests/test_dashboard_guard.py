@@ -9,7 +9,7 @@ import pytest
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.dashboard.app import MAX_REQUEST_BYTES, create_app, make_server
 from genrecast.dashboard.feed import Feed
-from genrecast.dashboard.guard import Guard, HostAllowList, host_name
+from genrecast.dashboard.guard import HostAllowList, host_name
 from genrecast.dashboard.history import History
 from genrecast.dashboard.offline import OfflineClassifier
 
@@ -23,7 +23,6 @@ def server():
     thread.start()
     yield srv
     srv.shutdown()
-    srv.server_close()
 
 
 def request(server, method: str, host: str, body: bytes = b"", headers: dict | None = None) -> int:
@@ -57,23 +56,6 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     status = request(server, "POST", f"127.0.0.1:{server.port}", b"{}",
                      {"Content-Length": str(200 * 2**20), "Content-Type": "application/json"})
     assert status == 413 and MAX_REQUEST_BYTES < 200 * 2**20
-
-
-def test_a_chunked_body_is_cut_one_byte_past_the_limit():
-    """No length to check: the application reads at most limit + 1 bytes, enough to tell it is over."""
-    import io
-
-    seen = []
-
-    def app(environ, start_response):
-        seen.append(environ["wsgi.input"].read())
-        start_response("200 OK", [])
-        return [b""]
-
-    guard = Guard(app, HostAllowList("127.0.0.1"), max_body=10)
-    environ = {"HTTP_HOST": "127.0.0.1", "wsgi.input": io.BytesIO(b"x" * 1000), "HTTP_TRANSFER_ENCODING": "chunked"}
-    guard(environ, lambda *a: None)
-    assert seen == [b"x" * 11]
 
 
 def test_host_rules():

@@ -1,0 +1,245 @@
+"""The dashboard's HTTP server: waitress (a maintained production WSGI server: a fixed thread pool, bodies over
+512 KiB spooled to a temporary file, chunked bodies decoded by itself), with the limits decided from each request's
+headers, before a byte of its body is read.
+
+- Each route has its own body limit (:class:`Limits`): a larger ``Content-Length`` gets 413 at once, a chunked
+  body 413 as soon as it (or a chunk it announces) would pass the limit.
+- A large body (an upload) needs one of the :class:`Gate`'s slots, as many as the classifying pool has room for
+  jobs, held from its headers until its answer is sent. Without a free slot the answer is 503 at once and nothing
+  of the body is read, so at most ``slots`` uploads exist at any time, whatever arrives.
+- A request must arrive in time: its headers within ``header_seconds``, its body at ``min_body_rate`` on average
+  after that. A slow sender gets 408 and the connection is closed, so trickling clients cannot hold the threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
+from waitress.utilities import Error
+
+from .jobs import DEFAULT_BACKLOG, DEFAULT_WORKERS
+
+log = logging.getLogger(__name__)
+
+API_CLASSIFY = "/api/v1/classify"
+PAGE_UPDATE = "/_dash-update-component"  # every page callback, the file check's upload among them
+MiB = 2**20
+THREADS = 8  # requests served at once; the page's polls are quick, uploads are bounded by the gate
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Body limits in bytes, per route, and how fast a request must arrive."""
+
+    api_body: int  # POST /api/v1/classify: the API's own limit ([api] max_mb)
+    page_body: int  # the page's callbacks: its upload, base64 inside JSON
+    other_body: int = MiB  # every other route: no route takes a large body
+    upload_from: int = MiB  # a body larger than this (or chunked) is an upload and needs a gate slot
+    header_seconds: float = 10.0  # from a request's first byte to the end of its headers
+    min_body_rate: float = 64 * 1024  # bytes a second, on average after header_seconds
+    idle_seconds: int = 30  # a kept-alive connection with no request this long is closed
+
+    def body_limit(self, path: str) -> int:
+        if path == API_CLASSIFY:
+            return self.api_body
+        if path == PAGE_UPDATE:
+            return self.page_body
+        return self.other_body
+
+
+class Gate:
+    """Counts the uploads being received or handled; refuses one more than ``slots``."""
+
+    def __init__(self, slots: int = DEFAULT_WORKERS + DEFAULT_BACKLOG) -> None:
+        self.slots = slots
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._held >= self.slots:
+                return False
+            self._held += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._held -= 1
+
+    @property
+    def held(self) -> int:
+        with self._lock:
+            return self._held
+
+
+class Refusal(Error):
+    """An answer given from the headers alone; JSON under ``/api/`` (as every API answer), plain text elsewhere."""
+
+    def __init__(self, code: int, reason: str, message: str, api: bool, headers: tuple = ()) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.api, self.extra = code, reason, api, headers
+
+    def to_response(self, ident=None):
+        if self.api:
+            body, kind = json.dumps({"error": self.body}).encode(), "application/json"
+        else:
+            body, kind = (self.body + "\n").encode(), "text/plain; charset=utf-8"
+        return f"{self.code} {self.reason}", [("Content-Type", kind), *self.extra], body
+
+
+class GuardedParser(HTTPRequestParser):
+    """waitress's request parser, with the per-route limit, the gate and the deadlines applied."""
+
+    limits: Limits
+    gate: Gate
+    started: float | None = None
+    holds_slot = False
+    limit = 0
+    path = ""  # until the headers are parsed
+
+    def received(self, data: bytes) -> int:
+        if self.started is None:
+            self.started = time.monotonic()
+        had_headers = self.headers_finished
+        consumed = super().received(data)
+        if self.error is not None:
+            return consumed
+        if self.headers_finished and not had_headers:
+            self._admit()
+        elif had_headers and not self.completed:
+            self._check_chunks()
+        return consumed
+
+    def _admit(self) -> None:
+        self.limit = self.limits.body_limit(self.path)
+        if self.content_length > self.limit:
+            self.refuse(413, "Content Too Large", self._too_large())
+        elif self.chunked or self.content_length > self.limits.upload_from:
+            if self.gate.enter():
+                self.holds_slot = True
+            else:
+                self.refuse(503, "Service Unavailable", f"busy: {self.gate.slots} uploads are being received or "
+                            "classified; try again shortly", (("Retry-After", "1"),))
+        if self.error is None and self.chunked:
+            self._check_chunks()
+
+    def _check_chunks(self) -> None:
+        """A chunked body: refused once what arrived, or what its current chunk announces, passes the limit
+        (a chunk of 0xFFFFFFFFFFFF bytes is refused from its size line)."""
+        announced = getattr(self.body_rcv, "chunk_remainder", 0)
+        if self.body_bytes_received + announced > self.limit + 64:  # 64: room for the chunks' size lines
+            self.refuse(413, "Content Too Large", self._too_large())
+
+    def _too_large(self) -> str:
+        where = "the API's" if self.path == API_CLASSIFY else "this route's"
+        return f"the body is over {where} limit of {self.limit:,} bytes"
+
+    def refuse(self, code: int, reason: str, message: str, headers: tuple = ()) -> None:
+        self.error = Refusal(code, reason, message, self.path.startswith("/api/"), headers)
+        self.completed = True
+        self.release()
+
+    def too_slow(self, now: float) -> bool:
+        if self.started is None or self.completed:
+            return False
+        elapsed = now - self.started
+        if not self.headers_finished:
+            return elapsed > self.limits.header_seconds
+        return self.body_bytes_received < (elapsed - self.limits.header_seconds) * self.limits.min_body_rate
+
+    def release(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            self.gate.leave()
+
+    def close(self) -> None:
+        self.release()
+        super().close()
+
+
+class GuardedChannel(HTTPChannel):
+    """A connection: frees the slot of a request it never finished, and answers a slow one with 408."""
+
+    def handle_close(self) -> None:
+        with self.requests_lock:
+            partial, self.request = self.request, None
+        if partial is not None:
+            partial.close()
+        super().handle_close()
+
+    def time_out(self, now: float) -> None:
+        with self.requests_lock:
+            request = self.request
+            if request is None or self.requests or self.will_close or not request.too_slow(now):
+                return
+            request.refuse(408, "Request Timeout", "the request arrived too slowly; the connection is closed")
+            self.requests.append(request)
+            self.request = None
+            self.server.add_task(self)
+
+
+class GuardedServer(TcpWSGIServer):
+    channel_class = GuardedChannel
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        mono = time.monotonic()
+        for channel in list(self.active_channels.values()):
+            channel.time_out(mono)
+
+
+class DashboardServer:
+    """One listening socket served by waitress until :meth:`shutdown`; ``port`` is the one bound (0 picks one)."""
+
+    def __init__(self, app, sock: socket.socket, limits: Limits, gate: Gate, threads: int = THREADS) -> None:
+        self.limits, self.gate = limits, gate
+        parser = type("Parser", (GuardedParser,), {"limits": limits, "gate": gate})
+        channel = type("Channel", (GuardedChannel,), {"parser_class": parser})
+        adj = Adjustments(
+            sockets=[sock], threads=threads, channel_timeout=limits.idle_seconds, cleanup_interval=1,
+            # our limits come first; this one only backs them up
+            max_request_body_size=max(limits.api_body, limits.page_body, limits.other_body) + MiB,
+            connection_limit=200, ident="genrecast", expose_tracebacks=False,
+        )
+        self._dispatcher = ThreadedTaskDispatcher()
+        self._dispatcher.set_thread_count(adj.threads)
+        self._map: dict = {}
+        self._server = GuardedServer(app, map=self._map, _sock=sock, dispatcher=self._dispatcher, adj=adj,
+                                     bind_socket=False, sockinfo=(sock.family, sock.type, sock.proto,
+                                                                  sock.getsockname()))
+        self._server.channel_class = channel
+        self.port = sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._serving = False
+
+    def serve_forever(self) -> None:
+        from waitress import wasyncore
+
+        self._serving = True
+        try:
+            while not self._stop.is_set():
+                wasyncore.loop(timeout=1.0, map=self._map, count=1)
+        finally:
+            self._dispatcher.shutdown(timeout=5)
+            wasyncore.close_all(self._map)
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop serving (from another thread) and wait until the loop has closed every connection."""
+        self._stop.set()
+        if self._serving:
+            self._server.pull_trigger()
+            self._stopped.wait(30)
+        else:
+            self._server.close()

@@ -1,0 +1,222 @@
+"""The dashboard's production server over real sockets: malformed chunked bodies, slow senders, the upload gate and
+the per-route limits, each answered from the headers before a body is read."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import free_port, wait_for_port
+from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.config import ApiSettings
+from genrecast.dashboard.app import SERVER_SETTINGS, create_app, make_server
+from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.history import History
+from genrecast.dashboard.jobs import BoundedPool
+from genrecast.dashboard.offline import OfflineClassifier
+
+WAIT_S = 30  # hang guard for every answer, never a speed check
+# The request that killed werkzeug's development server: a chunk announcing 281 TB, five bytes of it, then close.
+SEGFAULT = (b"POST /_dash-update-component HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFF\r\nhello")
+
+
+def flac(seconds: float = 4.0, rate: int = 22050) -> bytes:
+    buf = io.BytesIO()
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * 440 * t), rate, format="FLAC")
+    return buf.getvalue()
+
+
+def answer(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """Read one response until the server closes or its Content-Length is in."""
+    sock.settimeout(WAIT_S)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers.setdefault(key.strip().lower(), []).append(value.strip())
+    length = int(headers.get("content-length", ["0"])[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
+
+
+def request(port: int, raw: bytes) -> tuple[int, dict, bytes]:
+    with connect(port) as sock:
+        sock.sendall(raw)
+        return answer(sock)
+
+
+def post_head(path: str, length: int | None, kind: str = "audio/flac") -> bytes:
+    size = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    return f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\n{size}\r\n\r\n".encode()
+
+
+def get(port: int, path: str = "/_dash-layout") -> int:
+    return request(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())[0]
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def serve(model):
+    """Start a server in this process with its limits replaced as given; stopped after the test."""
+    running = []
+
+    def start(pool: BoundedPool | None = None, api: ApiSettings | None = None, **limits):
+        history = History()
+        app = create_app(history, Feed(BrokerConfig(), "genrecast", history), OfflineClassifier(str(model), pool=pool),
+                         api or ApiSettings(max_mb=1))
+        base, gate = app.server.config[SERVER_SETTINGS]
+        app.server.config[SERVER_SETTINGS] = (replace(base, **limits), gate)
+        server = make_server(app, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        server.gate = gate
+        return server
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        thread.join(WAIT_S)
+
+
+def test_the_segfault_request_leaves_the_real_command_serving(broker):
+    """Sent three times to `genrecast dashboard`, then closed each time: the process lives and still answers."""
+    port = free_port()
+    genrecast = Path(sys.executable).with_name("genrecast")
+    proc = subprocess.Popen([str(genrecast), "dashboard", "--broker", broker.url, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, timeout=60)
+        for _ in range(3):
+            with connect(port) as sock:
+                sock.sendall(SEGFAULT)
+            assert get(port) == 200
+        with connect(port) as sock:  # kept open: the chunk's size line alone is refused
+            sock.sendall(SEGFAULT)
+            status, _, body = answer(sock)
+        assert status == 413 and b"limit" in body
+        assert get(port) == 200 and proc.poll() is None
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=WAIT_S)[0]
+    assert "Traceback" not in output
+
+
+def test_a_chunked_upload_to_the_api_is_decoded(serve):
+    server = serve()
+    data = flac()
+    body = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 5000]), data[i:i + 5000]) for i in range(0, len(data), 5000))
+    status, _, raw = request(server.port, post_head("/api/v1/classify", None) + body + b"0\r\n\r\n")
+    assert status == 200 and json.loads(raw)["windows"] == 2
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_it_passes_it(serve):
+    server = serve()
+    with connect(server.port) as sock:
+        sock.sendall(post_head("/api/v1/classify", None))
+        for _ in range(40):  # 40 chunks of 50 kB: 2 MB against the 1 MB limit
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (50_000, b"\0" * 50_000))
+            except OSError:  # refused and closed while we were still sending
+                break
+        status, headers, body = answer(sock)
+    assert status == 413 and headers["content-type"] == ["application/json"]
+    assert "limit" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("path, length", [("/api/v1/classify", 1_000_000 + 2**16 + 1),
+                                          ("/_dash-update-component", 200 * 2**20), ("/", 2 * 2**20)])
+def test_each_route_has_its_limit_checked_from_the_header(serve, path, length):
+    server = serve()
+    with connect(server.port) as sock:
+        sock.sendall(post_head(path, length, "application/json"))  # no body follows: the header decides
+        assert answer(sock)[0] == 413
+
+
+def test_a_negative_content_length_is_a_bad_request(serve):
+    server = serve()
+    assert request(server.port, post_head("/api/v1/classify", -1))[0] == 400
+
+
+def test_a_full_gate_answers_503_before_reading_a_byte(serve):
+    server = serve(pool=BoundedPool(workers=1, backlog=0), upload_from=100_000)
+    holder = connect(server.port)
+    try:
+        holder.sendall(post_head("/api/v1/classify", 900_000) + b"\0" * 1000)  # an upload under way
+        wait_until(lambda: server.gate.held == 1, "the first upload to take the only slot")
+        with connect(server.port) as sock:
+            sock.sendall(post_head("/api/v1/classify", 900_000))  # headers only: the answer must not wait for more
+            status, headers, body = answer(sock)
+        assert status == 503 and headers["retry-after"] == ["1"] and json.loads(body)["error"].startswith("busy")
+        assert get(server.port) == 200  # the page is not an upload: never gated
+    finally:
+        holder.close()
+    wait_until(lambda: server.gate.held == 0, "the abandoned upload to free its slot")
+    data = flac()
+    status, _, raw = request(server.port, post_head("/api/v1/classify", len(data)) + data)
+    assert status == 200
+
+
+def test_slow_senders_get_408_and_do_not_hold_the_server(serve):
+    """Twenty sockets trickle their headers or body; each is answered 408 and closed, and the page is served
+    meanwhile."""
+    server = serve(header_seconds=0.5, min_body_rate=2000)
+    slow = [connect(server.port) for _ in range(20)]
+    results: list[int] = []
+
+    def trickle(sock: socket.socket, head: bytes) -> None:
+        try:
+            for byte in head:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.1)
+            while True:
+                sock.sendall(b"\0")
+                time.sleep(0.1)
+        except OSError:
+            pass  # closed by the server, as it should
+
+    heads = [post_head("/api/v1/classify", 500_000) if i % 2 else b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             for i in range(20)]
+    senders = [threading.Thread(target=trickle, args=(s, h), daemon=True) for s, h in zip(slow, heads, strict=True)]
+    for sender in senders:
+        sender.start()
+    assert get(server.port) == 200
+    for sock in slow:
+        results.append(answer(sock)[0])
+        sock.close()
+    for sender in senders:
+        sender.join(WAIT_S)
+    assert results == [408] * 20
