@@ -92,8 +92,9 @@ class BrokerSettings:
 class ApiSettings:
     """The ``[api]`` table (env ``GENRECAST_API_*``): the dashboard's HTTP API; the daemon only checks it."""
 
-    token: str | None = field(default=None, repr=False)  # bearer token; never logged, never repr'd
+    token: str | None = field(default=None, repr=False)  # the page's and the API's; never logged, never repr'd
     max_mb: float = 50.0  # largest request body for POST /api/v1/classify, in MB (10^6 bytes)
+    allow_open: bool = False  # serve beyond loopback without a token (the dashboard refuses to, otherwise)
 
     def check(self) -> None:
         if self.token is not None and not valid_token(self.token):
@@ -349,6 +350,8 @@ def env_values(environ: Mapping[str, str]) -> dict:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
+        if name == ENV_PREFIX + "API_TOKEN" and not value:  # a secret set empty is a mistake, not "no token"
+            raise ConfigError(f"api.token (from env): {name} is set but empty; unset it for no token")
         key = name[len(ENV_PREFIX) :].lower()
         table = next((t for t, cls in TABLES.items() if key.startswith(f"{t}_")
                       and key[len(t) + 1 :] in {f.name for f in fields(cls)}), None)
@@ -357,6 +360,15 @@ def env_values(environ: Mapping[str, str]) -> dict:
         else:
             out[key] = value
     return out
+
+
+def check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuse a ``GENRECAST_*`` variable that names no setting, as the daemon does: ``GENRECAST_API_TOKN`` must not
+    leave a service open in silence."""
+    known = {f.name for f in fields(RunSettings)}
+    for key in env_values(environ):
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r} (from env {ENV_PREFIX}{key.upper()})")
 
 
 def load_settings(

@@ -17,6 +17,7 @@ from genrecast.daemon.config import ApiSettings
 
 from . import render
 from .api import install_api
+from .auth import LOGOUT, install_login
 from .feed import Feed
 from .guard import Guard, HostAllowList
 from .history import History
@@ -39,6 +40,8 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
     api = api or ApiSettings()
     install_api(app.server, history, feed, offline, api)
+    if api.token:
+        install_login(app.server, api.token)
     # what the server checks before the app sees a request: the API's limit (its multipart framing on top), the
     # page's, and an upload slot per job the classifying pool can take
     app.server.config[SERVER_SETTINGS] = (Limits(api_body=int(api.max_mb * 10**6) + 2**16,
@@ -46,7 +49,15 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     app.layout = html.Div(
         className="page",
         children=[
-            html.Header([html.H1("genrecast"), html.Div(id="header", className="header-info")], className="top"),
+            html.Header(
+                [
+                    html.H1("genrecast"),
+                    html.Div(id="header", className="header-info"),
+                    *([html.Form(html.Button("Log out", type="submit", className="logout"), action=LOGOUT,
+                                 method="post")] if api.token else []),
+                ],
+                className="top",
+            ),
             html.Div(
                 [
                     dcc.Input(id="search", type="search", placeholder="filter streams: id, genre or state",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 from dataclasses import replace
@@ -13,6 +12,7 @@ from genrecast.daemon.config import (
     PREFIX_RULE,
     TOKEN_RULE,
     ApiSettings,
+    check_env_names,
     load_api_settings,
     load_broker_config,
     read_toml,
@@ -22,6 +22,8 @@ from genrecast.daemon.config import (
 
 from genrecast.errors import UserError
 from genrecast.logs import configure_logging
+
+from .guard import is_loopback
 
 DEFAULT_PREFIX = "genrecast"
 
@@ -41,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.add_argument("--api-token", metavar="TOKEN",
-                   help="bearer token the HTTP API requires (default: $GENRECAST_API_TOKEN, config [api] token, "
-                        "none); prefer those two: a flag shows in the process list")
+                   help="the token the page (a login form) and the HTTP API (a bearer token) require (default: "
+                        "$GENRECAST_API_TOKEN, config [api] token, none); prefer those two: a flag shows in the "
+                        "process list")
+    p.add_argument("--allow-open", action="store_true", default=None,
+                   help="serve on an address other than loopback without a token (default: config [api] "
+                        "allow_open, refused): anyone who can reach it may use the page and the API")
     p.add_argument("--api-max-mb", type=float, metavar="MB",
                    help="largest upload to POST /api/v1/classify (default: config [api] max_mb, 50)")
     p.set_defaults(func=run)
@@ -82,9 +88,13 @@ def topic_prefix(flag: str | None, config_path: str | None) -> str:
     return prefix
 
 
-def api_settings(token: str | None, max_mb: float | None, config_path: str | None) -> ApiSettings:
+def api_settings(token: str | None, max_mb: float | None, config_path: str | None,
+                 allow_open: bool | None = None) -> ApiSettings:
     """The config file's ``[api]`` table with ``GENRECAST_API_*`` applied, then the flags."""
+    check_env_names(os.environ)
     settings = load_api_settings(config_path)
+    if allow_open is not None:
+        settings = replace(settings, allow_open=allow_open)
     if token is not None:
         if not valid_token(token):
             raise UserError(f"--api-token: {TOKEN_RULE}")  # never echo the value: it is a secret
@@ -93,15 +103,6 @@ def api_settings(token: str | None, max_mb: float | None, config_path: str | Non
         settings = replace(settings, max_mb=max_mb)
         settings.check()
     return settings
-
-
-def loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
     broker = broker_config(args.broker, args.config)
     prefix = topic_prefix(args.prefix, args.config)
-    api = api_settings(args.api_token, args.api_max_mb, args.config)
+    api = api_settings(args.api_token, args.api_max_mb, args.config, args.allow_open)
+    if not api.token and not api.allow_open and not is_loopback(args.host):
+        raise UserError(f"serving on {args.host} without a token would let anyone who can reach it use the page and "
+                        "the API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")
     history = History()
     feed = Feed(broker, prefix, history)
     app = create_app(history, feed, OfflineClassifier(args.model), api)
@@ -124,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{args.port}: {exc.strerror or exc}") from None
     feed.start()
-    guard = "API needs a bearer token" if api.token else "API open, no token"
+    guard = "page and API need the token" if api.token else "open, no token"
     print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix}; {guard})",
           flush=True)
-    if not api.token and not loopback(args.host):
+    if not api.token and not is_loopback(args.host):
         logging.getLogger(__name__).warning(
-            "serving on %s without an API token: anyone who can reach it may use /api/v1 (set GENRECAST_API_TOKEN)",
+            "serving on %s without a token (--allow-open): anyone who can reach it may use the page and the API",
             args.host)
     try:
         server.serve_forever()

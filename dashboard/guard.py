@@ -34,6 +34,16 @@ def host_name(header: str) -> str:
     return header.rstrip(".")
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address; a host name may resolve to anything, so it is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)

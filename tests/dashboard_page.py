@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import paho.mqtt.client as mqtt
 import pytest
 from genrecast.daemon.broker import BrokerConfig
+from genrecast.daemon.config import ApiSettings
 from genrecast.dashboard.app import create_app, make_server
 from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
@@ -42,11 +43,12 @@ def start_chromium(profile: Path) -> webdriver.Chrome:
 
 
 @contextmanager
-def serve_dashboard(broker, model: Path, history: History | None = None) -> Iterator[SimpleNamespace]:
+def serve_dashboard(broker, model: Path, history: History | None = None,
+                    api: ApiSettings | None = None) -> Iterator[SimpleNamespace]:
     """The page served from a thread, its feed subscribed: messages published from then on reach the page."""
     history = history or History()
     feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed, OfflineClassifier(str(model))), "127.0.0.1", 0)
+    server = make_server(create_app(history, feed, OfflineClassifier(str(model)), api), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     feed.start()

@@ -27,8 +27,8 @@ from genrecast.daemon.classify_cmd import TrackResult, classify_file, track_json
 from genrecast.daemon.config import ApiSettings
 from genrecast.daemon.model import load_model
 from genrecast.dashboard.app import create_app, make_server
-from genrecast.dashboard.cli import loopback
 from genrecast.dashboard.feed import Feed
+from genrecast.dashboard.guard import is_loopback
 from genrecast.dashboard.history import History
 from genrecast.dashboard.jobs import BoundedPool
 from genrecast.dashboard.offline import OfflineClassifier
@@ -234,7 +234,7 @@ def test_missing_model_is_503_not_500(broker):
     assert code == 503 and "the model cannot be used" in answer["error"] and "no such file" in answer["error"]
 
 
-def test_token_guards_every_api_route_but_not_the_page(broker, model_path):
+def test_token_guards_every_api_route(broker, model_path):
     running = serve(broker, model_path, ApiSettings(token=TOKEN))
     try:
         for path in ("/api/v1/health", "/api/v1/streams", "/api/v1/classify", "/api/v2/x"):
@@ -248,8 +248,64 @@ def test_token_guards_every_api_route_but_not_the_page(broker, model_path):
         code, _, answer = call(f"{running.base}/api/v1/classify", tone("rock"),
                                {"Authorization": f"bearer {TOKEN}", "Content-Type": "audio/flac"})
         assert (code, answer["genre"]) == (200, "rock")
-        with urllib.request.urlopen(f"{running.base}/", timeout=WAIT_S) as page:
-            assert page.status == 200  # the page stays open (docs/api.md says so)
+    finally:
+        stop(running)
+
+
+def page_request(base: str, path: str, body: bytes | None = None, cookie: str | None = None,
+                 accept: str = "application/json") -> tuple[int, dict, bytes]:
+    """(status, headers, body) without following redirects."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=WAIT_S)
+    try:
+        headers = {"Accept": accept, **({"Cookie": cookie} if cookie else {})}
+        if body is not None:
+            headers["Content-Type"] = ("application/x-www-form-urlencoded" if path == "/login"
+                                       else "application/json")
+        conn.request("POST" if body is not None else "GET", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_the_token_guards_the_page_and_every_dash_route(broker, model_path):
+    """Without the session cookie nothing of the page answers: not the layout, not a callback (which returned
+    every stream's id, status and genre before), not the upload; the login form sets the cookie."""
+    from urllib.parse import urlencode
+
+    running = serve(broker, model_path, ApiSettings(token=TOKEN))
+    try:
+        callback = json.dumps({"output": "file-result.children", "outputs": {"id": "file-result",
+                               "property": "children"}, "inputs": [{"id": "upload", "property": "contents",
+                               "value": "data:audio/flac;base64,AAAA"}], "changedPropIds": ["upload.contents"],
+                               "state": [{"id": "upload", "property": "filename", "value": "x.flac"}]}).encode()
+        for path in ("/_dash-layout", "/_dash-dependencies", "/assets/style.css", "/_favicon.ico",
+                     "/_dash-component-suites/dash/dcc/dash_core_components.js"):
+            assert page_request(running.base, path)[0] == 401, path
+        assert page_request(running.base, "/_dash-update-component", callback)[0] == 401
+        status, headers, _ = page_request(running.base, "/", accept="text/html")
+        assert (status, headers["location"]) == (303, "/login")
+        status, _, form = page_request(running.base, "/login", accept="text/html")
+        assert status == 200 and b'name="token"' in form
+        status, headers, _ = page_request(running.base, "/login", urlencode({"token": "wrong-" + TOKEN}).encode())
+        assert status == 401 and "set-cookie" not in headers
+        status, headers, _ = page_request(running.base, "/login", urlencode({"token": TOKEN}).encode())
+        assert (status, headers["location"]) == (303, "/")
+        cookie = headers["set-cookie"]
+        assert all(flag in cookie for flag in ("HttpOnly", "SameSite=Lax", "Secure", "Path=/"))
+        assert TOKEN not in cookie
+        session = cookie.split(";")[0]
+        assert page_request(running.base, "/", cookie=session, accept="text/html")[0] == 200
+        assert page_request(running.base, "/_dash-layout", cookie=session)[0] == 200
+        status, _, body = page_request(running.base, "/_dash-update-component", callback, cookie=session)
+        assert status == 200 and b"file-result" in body
+        forged = session[:-4] + ("AAAA" if not session.endswith("AAAA") else "BBBB")
+        assert page_request(running.base, "/_dash-layout", cookie=forged)[0] == 401
+        # the API keeps its bearer token: the page's cookie is not one
+        assert call(f"{running.base}/api/v1/health", headers={"Cookie": session})[0] == 401
     finally:
         stop(running)
 
@@ -277,7 +333,7 @@ def test_the_command_requires_the_token_and_never_logs_it(broker, model_path, ho
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0]
-    assert "API needs a bearer token" in output  # the second refusal is held back by the repeat limit
+    assert "page and API need the token" in output  # the second refusal is held back by the repeat limit
     assert output.count("refused an API request without the right token, from 127.0.0.1") == 1, output
     assert TOKEN not in output and wrong not in output
 
@@ -293,5 +349,5 @@ def test_a_bad_token_is_refused_without_echoing_it(model_path):
 
 
 def test_loopback_hosts():
-    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and loopback("127.0.0.2")
-    assert not loopback("0.0.0.0") and not loopback("192.168.1.5") and not loopback("example.org")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")

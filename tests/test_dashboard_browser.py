@@ -166,3 +166,27 @@ def test_check_a_file(browser, dashboard, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.wav"))
     wait_for(browser, "an error for a file that is not audio",
              lambda d: "notes.wav: not a readable audio file" in result(d) and count(d, "#file-result .error") == 1)
+
+
+def test_with_a_token_the_page_asks_for_it_once(browser, broker, model, publisher):
+    """The login form in a real browser: a wrong token is refused, the right one sets the session cookie, and
+    every callback of the page works with it (the cards fill), until logging out."""
+    from genrecast.daemon.config import ApiSettings
+
+    token = "page-token-0123456789abcdef"
+    with serve_dashboard(broker, model, api=ApiSettings(token=token)) as page:
+        publisher.send("status", status("kitchen"), retain=True)
+        publisher.send("genre", genre("kitchen", "rock"), retain=True)
+        browser.get(page.url)
+        wait_for(browser, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+        browser.find_element(By.ID, "token").send_keys("wrong-" + token)
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait_for(browser, "the wrong token refused", lambda d: "wrong token" in d.page_source)
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait_card(browser, "kitchen", "rock", "online")
+        cookie = browser.get_cookie("genrecast_session")
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+        browser.find_element(By.CSS_SELECTOR, "button.logout").click()
+        wait_for(browser, "the login form again", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+        assert browser.get_cookie("genrecast_session") is None

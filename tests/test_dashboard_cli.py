@@ -92,10 +92,35 @@ def test_bind_errors_are_one_line_and_exit_2(where):
         taken.listen(1)
         host = {"in-use": "127.0.0.1", "not-here": "192.0.2.1", "unresolvable": "no-such-host.invalid"}[where]
         proc = subprocess.run([str(Path(sys.executable).parent / "genrecast"), "dashboard", "--host", host,
-                               "--port", str(port), "--broker", "mqtt://127.0.0.1:9"],
+                               "--port", str(port), "--broker", "mqtt://127.0.0.1:9", "--allow-open"],
                               capture_output=True, text=True, timeout=120)
     finally:
         taken.close()
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"genrecast dashboard: error: cannot serve on {host}:{port}: ")
     assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def dashboard_exit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "genrecast"), "dashboard", "--broker",
+                           "mqtt://127.0.0.1:9", "--port", "1", *args], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("GENRECAST_")} | (env or {}))
+
+
+def test_an_open_bind_beyond_loopback_needs_allow_open(tmp_path):
+    """No token and not loopback: refused before serving, unless --allow-open or [api] allow_open says so (then
+    the bind itself fails here: 192.0.2.1 is no address of this machine)."""
+    refused = dashboard_exit("--host", "192.0.2.1")
+    assert refused.returncode == 2 and "without a token" in refused.stderr and "--allow-open" in refused.stderr
+    config = tmp_path / "dashboard.toml"
+    config.write_text("[api]\nallow_open = true\n")
+    for allowed in (dashboard_exit("--host", "192.0.2.1", "--allow-open"),
+                    dashboard_exit("--host", "192.0.2.1", "--config", str(config))):
+        assert allowed.returncode == 2 and "cannot serve on 192.0.2.1" in allowed.stderr, allowed.stderr
+
+
+@pytest.mark.parametrize(("env", "problem"), [({"GENRECAST_API_TOKEN": ""}, "set but empty"),
+                                              ({"GENRECAST_API_TOKN": "x" * 20}, "unknown setting 'api_tokn'")])
+def test_a_token_typo_stops_the_dashboard(env, problem):
+    result = dashboard_exit(env=env)
+    assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -41,7 +41,8 @@ def request(server, method: str, host: str, body: bytes = b"", headers: dict | N
 
 
 @pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8050", "127.0.0.1.attacker.example",
-                                  "localhost.attacker.example", "", "192.168.1.20"])
+                                  "localhost.attacker.example", "", "192.168.1.20", "[::1]evil.example",
+                                  "[::1]:8050evil"])
 def test_foreign_host_names_are_refused(server, host):
     assert request(server, "GET", host) == 421
 
@@ -56,6 +57,27 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     status = request(server, "POST", f"127.0.0.1:{server.port}", b"{}",
                      {"Content-Length": str(200 * 2**20), "Content-Type": "application/json"})
     assert status == 413 and MAX_REQUEST_BYTES < 200 * 2**20
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"Origin": "http://attacker.example"}, 403),
+    ({"Origin": "null"}, 403),
+    ({"Sec-Fetch-Site": "cross-site", "Origin": "http://attacker.example"}, 403),
+    ({"Sec-Fetch-Site": "same-site"}, 403),  # another port of this machine, Home Assistant's say, is not this origin
+    ({"Sec-Fetch-Site": "same-origin"}, 415),  # let through: the API then refuses the type
+    ({"Origin": "http://127.0.0.1:{port}"}, 415),
+    ({}, 415),  # not a browser: curl, a script
+])
+def test_writes_from_another_origin_are_refused(server, headers, status):
+    """A page elsewhere could POST a form or a no-cors fetch here (no token set): it must not make us work."""
+    headers = {k: v.format(port=server.port) for k, v in headers.items()}
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("POST", "/api/v1/classify", b"", {"Content-Type": "text/plain", **headers})
+        response = conn.getresponse()
+        assert response.status == status and response.getheader("Content-Type") == "application/json"
+    finally:
+        conn.close()
 
 
 def test_host_rules():

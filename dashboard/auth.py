@@ -1,0 +1,103 @@
+"""One token for the whole dashboard: the API takes it as a bearer token (dashboard/api.py); the page asks for it once
+in a login form and then carries a session cookie.
+
+The cookie is the time of login signed with the token (itsdangerous), so it needs no server-side store, survives a
+restart, and every session ends when the token changes. It is HttpOnly (page scripts cannot read it), SameSite=Lax
+(another site's POST does not carry it) and Secure wherever the browser can still send it back: over HTTPS, behind
+a TLS proxy on this machine (``X-Forwarded-Proto: https`` from loopback) and on loopback, which browsers treat as
+secure. Over plain HTTP from another machine it cannot be Secure, and the token crossed the network readable: that
+is logged, and docs/deployment.md shows the TLS proxy to put in front.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from html import escape
+
+from flask import Flask, Response, redirect, request
+from itsdangerous import BadSignature, TimestampSigner
+
+from .guard import host_name, is_loopback
+
+log = logging.getLogger(__name__)
+
+COOKIE = "genrecast_session"
+SESSION_SECONDS = 30 * 24 * 3600
+LOGIN = "/login"
+LOGOUT = "/logout"
+
+
+def install_login(server: Flask, token: str) -> None:
+    """Every route but the API's and the login form's needs a valid session cookie."""
+    signer = TimestampSigner(token, salt="genrecast-session")
+
+    def has_session() -> bool:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return False
+        try:
+            signer.unsign(cookie, max_age=SESSION_SECONDS)
+        except BadSignature:  # SignatureExpired is one too
+            return False
+        return True
+
+    @server.before_request
+    def require_session():
+        path = request.path
+        if path in (LOGIN, "/api") or path.startswith("/api/") or has_session():
+            return None  # the API checks its bearer token itself
+        if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            return redirect(LOGIN, 303)
+        return Response(f"log in first: {LOGIN}\n", 401, content_type="text/plain; charset=utf-8")
+
+    @server.route(LOGIN, methods=["GET", "POST"])
+    def login():
+        if request.method == "GET":
+            return login_page()
+        given = request.form.get("token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("refused a login with a wrong token, from %s", request.remote_addr,
+                        extra={"repeat_key": "refused login"})
+            return login_page("wrong token"), 401
+        secure = sent_securely()
+        if not secure:
+            log.warning("a login over plain HTTP from %s: the token and the session cookie crossed the network "
+                        "readable; put a TLS proxy in front (docs/deployment.md)", request.remote_addr,
+                        extra={"repeat_key": "plain login"})
+        response = redirect("/", 303)
+        response.set_cookie(COOKIE, signer.sign(b"page").decode(), max_age=SESSION_SECONDS, path="/",
+                            httponly=True, samesite="Lax", secure=secure)
+        return response
+
+    @server.route(LOGOUT, methods=["POST"])
+    def logout():
+        response = redirect(LOGIN, 303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
+        return response
+
+
+def sent_securely() -> bool:
+    """Whether the browser reached us over TLS, or over loopback (a secure context for browsers)."""
+    if request.scheme == "https":
+        return True
+    peer_is_local = is_loopback(request.remote_addr or "")
+    if peer_is_local and request.headers.get("X-Forwarded-Proto", "").lower() == "https":
+        return True
+    return peer_is_local and is_loopback(host_name(request.host))
+
+
+def login_page(problem: str | None = None) -> Response:
+    note = f'<p class="error">{escape(problem)}</p>' if problem else ""
+    html = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>genrecast: log in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}
+input{{width:100%;padding:.5rem;margin:.5rem 0;box-sizing:border-box}}.error{{color:#b00020}}</style></head>
+<body><h1>genrecast</h1>{note}
+<form method="post" action="{LOGIN}"><label for="token">Token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" autofocus required>
+<input type="submit" value="Log in"></form>
+<p>The token is the dashboard's <code>GENRECAST_API_TOKEN</code> (or <code>[api] token</code>).</p></body></html>
+"""
+    return Response(html, content_type="text/html; charset=utf-8")
