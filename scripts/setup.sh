@@ -2,7 +2,8 @@
 # Idempotent set-up for a fresh Debian 12 machine where we are root:
 # Debian packages (only when one is missing), a .venv, the package in editable mode.
 #   scripts/setup.sh                 everything: the service, training (torch) and the tests (chromium, pulseaudio, ...)
-#   scripts/setup.sh --service       only what `genrecast run` and `genrecast dashboard` need, for a production host
+#   scripts/setup.sh --service       only what `genrecast run` and `genrecast dashboard` need, for a production host,
+#                                    and the systemd units (scripts/install_units.sh; enables none)
 #   ... --with-mqtt-clients          also mosquitto-clients (mosquitto_sub, to watch the topics by hand)
 #   ... --plan                       print what would be installed, and do nothing
 set -euo pipefail
@@ -42,6 +43,7 @@ if [ "$PLAN" = 1 ]; then
     echo "apt: ${APT_PACKAGES[*]}"
     echo "pip: -e $PIP_SPEC"
     [ "$MODE" = full ] && echo "fetch: musicnn-0.1.0 wheel"
+    [ "$MODE" = service ] && echo "units: $(cd systemd && echo *.service) -> ${UNIT_DIR:-/etc/systemd/system}"
     exit 0
 fi
 
@@ -70,6 +72,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 if [ "$MODE" = service ]; then
+    bash scripts/install_units.sh
     echo "setup: ready (service only)"
     exit 0
 fi
