@@ -161,28 +161,52 @@ def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_pa
 
 def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_dirs, tmp_path):
     data, other = corpus_dirs
+    ood, rir = tmp_path / "ood", tmp_path / "rir"
+    for g, genre in enumerate(("classical", "electronic")):  # a second collection, with a label GTZAN lacks
+        (ood / genre).mkdir(parents=True)
+        for i in range(2):
+            x = _music("classical" if genre == "classical" else "metal", 4.5, 70 + 10 * g + i)
+            sf.write(ood / genre / f"emotify_magnatune__{g}{i}.ogg", x, RATE)
+    rir.mkdir()
+    decay = np.exp(-np.arange(RATE // 2) / (0.05 * RATE)) * np.random.default_rng(0).standard_normal(RATE // 2)
+    sf.write(rir / "space.flac", decay.astype(np.float32), RATE)
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+         "--ood", str(ood), "--rir", str(rir), "--augment", "1",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "embedded 12 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
+    assert "embedded 16 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
     for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.9")):
         model = load_model(out / name)
         assert model.model_id == model_id and model.spec.dsp == MUSICNN_DSP and model.spec.music_threshold == 0.5
         assert model.spec.n_frames == N_FRAMES
     cv = json.loads((out / "cv.json").read_text())
     rows = cv["oof"]
-    assert sorted(r["clip"] for r in rows if r["genre"]) == sorted(c.clip_id for c in genre_clips(data, GTZAN_GENRES))
+    assert cv["spec"]["labels"] == [*GTZAN_GENRES, "electronic"]
+    assert sorted(r["clip"] for r in rows if r["genre"]) == sorted(
+        [c.clip_id for c in genre_clips(data, GTZAN_GENRES)] + [f"ood/{g}/emotify_magnatune__{i}{j}" for i, g in
+                                                                enumerate(("classical", "electronic")) for j in (0, 1)])
     assert {r["fold"] for r in rows} == {0, 1}
-    assert cv["cv"]["genre"]["all"]["n_tracks"] == 12 and cv["cv"]["music"]["speech"]["clips"] == 4
+    assert cv["cv"]["genre"]["all"]["n_tracks"] == 16 and cv["cv"]["music"]["speech"]["clips"] == 4
+    assert cv["cv"]["genre"]["gtzan"]["n_tracks"] == 12 and cv["cv"]["genre"]["ood"]["n_tracks"] == 4
+    # every clip once more through a held-out room, scored by the fold that held it out
+    assert cv["cv"]["room"]["genre"]["all"]["n_tracks"] == 16 and cv["cv"]["room"]["music"]["speech"]["clips"] == 4
+    across = cv["cv"]["cross_source"]
+    assert across["gtzan_to_ood"]["labels"] == ["blues", "classical", "metal"]
+    assert across["gtzan_to_ood"]["clean"]["n_tracks"] == 2  # only the genres GTZAN has: classical
+    assert across["ood_to_gtzan"]["labels"] == ["classical", "electronic"]
+    assert across["ood_to_gtzan"]["room"]["n_tracks"] == 4  # GTZAN's classical tracks
+    training = cv["spec"]["training"]
+    assert training["acoustic"]["copies"] == 1 and training["acoustic"]["train"]["name"] == "train"
+    assert "CC BY-NC-SA" in training["data"]["ood_licence"]
     assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
     assert (out / "synthetic-noise" / "synthetic" / "synthetic__brown_000.flac").is_file()
     assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")
     fast = json.loads((out / "fast_cv.json").read_text())
-    assert fast["cv"]["genre"]["all"]["n_tracks"] == 12
+    assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
 
 
 def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import soundfile as sf
 from genrecast.dsp import AudioError, DSPConfig, logmel, read_audio, resample
 from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
+from .acoustic import RATE, AcousticConfig, Chain
 from .dataset import AUDIO_SUFFIXES
 
 NONMUSIC_KINDS = ("speech", "noise", "music", "synthetic")  # synthetic: generated noise (training.synth_noise)
@@ -35,6 +36,8 @@ class Clip:
     group: str  # clips of one group always fall on the same side of a split
     path: Path
     crop: tuple[float, float] | None = None  # (start, seconds) of the file, for a crop made by augmentation
+    source: str = "gtzan"  # the collection it comes from: "gtzan", "ood" (Magnatune) or "nonmusic"
+    acoustic: tuple[str, int] | None = None  # (chain fingerprint, copy) when heard through training.acoustic
 
 
 SHORT_SECONDS = 5.0  # without a manifest, an excerpt shorter than this counts as a short clip
@@ -62,6 +65,17 @@ def genre_clips(root: str | Path, labels: Sequence[str]) -> list[Clip]:
             kind = kinds.get(path.stem) or _kind_by_length(path)
             clips.append(Clip(path.stem, genre, True, kind, path.stem, path))
     return clips
+
+
+def labelled_clips(root: str | Path, labels: Sequence[str], source: str) -> list[Clip]:
+    """Every ``<label>/<name>.<ext>`` file under ``root`` whose folder is one of ``labels``: a second collection
+    of genre music (the shared ``ood/`` Magnatune excerpts), one track per file, all of them long excerpts."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    return [Clip(f"{source}/{label}/{path.stem}", label, True, "long", f"{source}/{label}/{path.stem}", path,
+                 source=source)
+            for label in labels for path in sorted((root / label).glob("*")) if path.suffix.lower() in AUDIO_SUFFIXES]
 
 
 def _kind_by_length(path: Path) -> str:
@@ -98,7 +112,7 @@ def nonmusic_clips(root: str | Path) -> list[Clip]:
                 continue
             source, _, name = path.stem.partition("__")
             clips.append(Clip(f"{kind}/{path.stem}", None, kind == "music", kind,
-                              speaker_or_source(source, name or source), path))
+                              speaker_or_source(source, name or source), path, source="nonmusic"))
     return clips
 
 
@@ -134,10 +148,27 @@ def short_crops(clip: Clip, seconds: float, n: int, rng: np.random.Generator) ->
     return out
 
 
-def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max_windows: int = 0) -> np.ndarray:
+def heard_through(clip: Clip, cfg: AcousticConfig, copy: int) -> Clip:
+    """Copy ``copy`` of ``clip`` as a microphone in a room hears it through ``cfg``'s chain: same genre and group.
+    The copy's id seeds the chain's draws, so each copy is another room, noise and level."""
+    return replace(clip, clip_id=f"{clip.clip_id}@{cfg.name}{copy}", acoustic=(cfg.fingerprint(), copy))
+
+
+def base_id(clip: Clip) -> str:
+    """The clip a crop or a copy heard through a room was made from (its own id for a clip as recorded)."""
+    return re.split("[@#]", clip.clip_id, maxsplit=1)[0]
+
+
+def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max_windows: int = 0,
+                      chains: Mapping[str, Chain] | None = None) -> np.ndarray:
+    """A clip's windows; a clip made by :func:`heard_through` is first played through its chain."""
     audio = read_audio(clip.path)
-    samples = audio.samples
+    samples, rate = audio.samples, audio.sample_rate
     if clip.crop is not None:
-        start = round(clip.crop[0] * audio.sample_rate)
-        samples = samples[start : start + round(clip.crop[1] * audio.sample_rate)]
-    return clip_windows(samples, audio.sample_rate, cfg, win_frames, hop, max_windows)
+        start = round(clip.crop[0] * rate)
+        samples = samples[start : start + round(clip.crop[1] * rate)]
+    if clip.acoustic is not None:
+        if not chains or clip.acoustic[0] not in chains:
+            raise ValueError(f"{clip.clip_id}: its acoustic chain {clip.acoustic[0]} was not given")
+        samples, rate = chains[clip.acoustic[0]](resample(samples, rate, RATE), clip.clip_id), RATE
+    return clip_windows(samples, rate, cfg, win_frames, hop, max_windows)

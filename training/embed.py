@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from genrecast.dsp import AudioError, DSPConfig
 
+from .acoustic import Chain
 from .corpus import Clip, read_clip_windows
 from .musicnn import Musicnn, musicnn_input
 
@@ -37,6 +38,8 @@ def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -
 def _key(clip: Clip, tag: str) -> str:
     h = hashlib.sha256(clip.path.read_bytes())
     h.update(tag.encode() + (f":crop{clip.crop}".encode() if clip.crop else b""))
+    if clip.acoustic:  # the chain's whole configuration and the copy (each copy draws its own room and noise)
+        h.update(f":acoustic{clip.acoustic[0]}:{clip.acoustic[1]}:{clip.clip_id}".encode())
     return h.hexdigest()[:24]
 
 
@@ -50,8 +53,10 @@ def embed_clips(
     tag: str,
     max_windows: int = 0,
     log: Callable[[str], None] | None = None,
+    chains: Mapping[str, Chain] | None = None,
 ) -> tuple[list[Clip], list[dict[str, np.ndarray]], list[tuple[Clip, str]]]:
-    """Activations of every usable clip (cached under ``cache`` by content and ``tag``); unusable ones listed."""
+    """Activations of every usable clip (cached under ``cache`` by content, ``tag`` and, for a clip heard through a
+    room, the chain's configuration and copy); unusable ones listed. ``chains`` plays such clips (by fingerprint)."""
     cache.mkdir(parents=True, exist_ok=True)
     kept, acts, skipped = [], [], []
     for i, clip in enumerate(clips):
@@ -61,7 +66,8 @@ def embed_clips(
                 with np.load(path) as z:
                     a = {p: z[p] for p in PARTS}
             else:
-                a = backbone_activations(model, read_clip_windows(clip, cfg, win_frames, hop, max_windows))
+                a = backbone_activations(model, read_clip_windows(clip, cfg, win_frames, hop, max_windows,
+                                                                         chains))
                 tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
                 np.savez(tmp, **a)
                 tmp.replace(path)

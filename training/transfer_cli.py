@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 DEFAULT_WHEEL = Path(".cache/musicnn/musicnn-0.1.0-py3-none-any.whl")
+OOD_LICENCE = ("Magnatune excerpts of the Emotify set (Aljanaki et al. 2016), CC BY-NC-SA: the heads learned from "
+               "them")
 BACKBONE_LICENCE = ("musicnn 0.1.0 (https://github.com/jordipons/musicnn), ISC licence, Copyright (c) 2019 Jordi "
                     "Pons; weights trained on the Million Song Dataset's tags")
 
@@ -31,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--folds", type=int, default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
     t.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the heads (default 0.01)")
+    t.add_argument("--ood", type=Path,
+                   help="a second collection of genre music, <label>/<name>.<ext> (the shared ood/): trained on, "
+                        "its labels added to GTZAN's, and the other side of the cross-collection figures")
+    t.add_argument("--rir", type=Path, help="folder of real impulse responses (*.flac) the training chain may use")
+    t.add_argument("--augment", type=int, default=2,
+                   help="copies of every clip heard through the training chain of rooms, loudspeakers, noise and "
+                        "codecs (training.acoustic; default 2; 0: clean audio only)")
+    t.add_argument("--room-figures", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score every held-out clip through held-out rooms (default on)")
     t.add_argument("--crops", type=int, default=0,
                    help="2-3 s crops per long track added to training (default 0: not shown to help)")
     t.add_argument("--synthetic-noise", type=int, default=10,
@@ -74,14 +85,15 @@ def _train(args) -> int:
 
     from genrecast.errors import UserError
 
-    from .corpus import genre_clips, nonmusic_clips, short_crops
+    from .acoustic import BENCH, TRAIN
+    from .corpus import genre_clips, heard_through, labelled_clips, nonmusic_clips, short_crops
     from .dataset import DEFAULT_CACHE
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
     from .tf_checkpoint import CheckpointError
     from .transfer import HeadConfig, TransferNet, WindowSet
-    from .transfer_cv import cross_validate, fit_calibrated
+    from .transfer_cv import cross_validate, fit_calibrated, predict_held_out
     from .transfer_report import summarise
 
     if args.folds < 2 or not 0 < args.music_threshold < 1 or args.threads < 1:
@@ -91,12 +103,14 @@ def _train(args) -> int:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
     except CheckpointError as exc:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
-    labels = GTZAN_GENRES
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE.parent / "embeddings"
     tag = args.backbone_model
     try:
-        gclips, nclips = genre_clips(args.data, labels), nonmusic_clips(args.nonmusic)
+        gclips, nclips = genre_clips(args.data, GTZAN_GENRES), nonmusic_clips(args.nonmusic)
+        ood_labels = sorted(d.name for d in args.ood.iterdir() if d.is_dir()) if args.ood else []
+        labels = GTZAN_GENRES + tuple(x for x in ood_labels if x not in GTZAN_GENRES)
+        gclips += labelled_clips(args.ood, ood_labels, "ood") if args.ood else []
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
@@ -107,37 +121,63 @@ def _train(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    g, ga, g_skip = embed_clips(gclips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, 0, log)
-    n, na, n_skip = embed_clips(nclips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag,
-                                args.max_nonmusic_windows, log)
-    log(f"embedded {len(g)} genre tracks ({sum(len(a['logits']) for a in ga)} windows) and {len(n)} other clips "
-        f"({sum(len(a['logits']) for a in na)} windows); {len(g_skip) + len(n_skip)} skipped (under 1 s or unreadable)")
     cfg = HeadConfig(l2=args.l2, music_l2=args.l2)
-    gset, nset = WindowSet.build(g, ga, cfg.parts), WindowSet.build(n, na, cfg.parts)
-    crops = None
+
+    def embed(clips, max_windows, chains=None):
+        kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
+                                          chains)
+        return kept, WindowSet.build(kept, acts, cfg.parts), skipped
+
+    g, gset, g_skip = embed(gclips, 0)
+    n, nset, n_skip = embed(nclips, args.max_nonmusic_windows)
+    log(f"embedded {len(g)} genre tracks ({len(gset.x)} windows) and {len(n)} other clips ({len(nset.x)} windows); "
+        f"{len(g_skip) + len(n_skip)} skipped (under 1 s or unreadable)")
+    extra = []  # clips made from the recorded ones, trained on only in the folds that train on their originals
     if args.crops:
         rng = np.random.default_rng(args.seed)
-        cc = [c for clip in g if clip.kind == "long"
-              for c in short_crops(clip, sf.info(str(clip.path)).duration, args.crops, rng)]
-        cr, ca, _ = embed_clips(cc, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, 0, log)
-        crops = WindowSet.build(cr, ca, cfg.parts)
+        extra.append(embed([c for clip in g if clip.kind == "long"
+                            for c in short_crops(clip, sf.info(str(clip.path)).duration, args.crops, rng)], 0)[1])
+    chains = _chains(args, n, cache / "acoustic") if args.augment or args.room_figures else {}
+    if args.augment:
+        extra.append(embed([heard_through(c, TRAIN, i) for c in g for i in range(args.augment)], 0, chains)[1])
+        extra.append(embed([heard_through(c, TRAIN, i) for c in n for i in range(args.augment)],
+                           args.max_nonmusic_windows, chains)[1])
+        log(f"embedded {args.augment} copies of every clip through the training chain ({sum(len(e.x) for e in extra)} "
+            "windows)")
+    extra = _joined(extra)
 
-    oof = cross_validate(gset, nset, labels, cfg, args.folds, args.seed, crops)
+    oof = cross_validate(gset, nset, labels, cfg, args.folds, args.seed, extra)
     cv = summarise(oof.clips, oof.genre_probs, oof.music_probs, labels, args.music_threshold)
     cv["temperatures"] = [round(h.temperature, 4) for h in oof.heads]
     cv["folds"] = args.folds
     log(cv["text"])
+    room_set = None
+    if args.room_figures:  # every clip once through a held-out room, predicted by the fold that held it out
+        _, g_room, _ = embed([heard_through(c, BENCH, 0) for c in g], 0, chains)
+        _, n_room, _ = embed([heard_through(c, BENCH, 0) for c in n], args.max_nonmusic_windows, chains)
+        room_set = g_room.join(n_room)
+        gp, mp = predict_held_out(oof, room_set)
+        cv["room"] = summarise(room_set.clips, gp, mp, labels, args.music_threshold)
+        log("through held-out rooms:\n" + cv["room"]["text"])
+    if args.ood:
+        cv["cross_source"] = _cross_source(gset, nset, extra, room_set, cfg)
+        log("across collections: " + json.dumps({k: {t: round(v[t]["track_accuracy"], 3) for t in v if t != "labels"}
+                                                 for k, v in cv["cross_source"].items()}))
 
     # the shipped heads: every track and clip; the temperature is the folds' median (fitted on held-out tracks)
-    final = fit_calibrated(gset if crops is None else gset.join(crops),
-                           (gset if crops is None else gset.join(crops)).join(nset), labels, cfg, None)
+    g_all = gset if extra is None else gset.join(extra.where(lambda c: c.genre is not None))
+    n_all = nset if extra is None else nset.join(extra.where(lambda c: c.genre is None))
+    final = fit_calibrated(g_all, g_all.join(n_all), labels, cfg, None)
     final.temperature = float(np.median([h.temperature for h in oof.heads]))
-    data = {"genre_tracks": len(g), "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
+    data = {"genre_tracks": {src: sum(c.source == src for c in g) for src in ("gtzan", "ood")},
+            "ood_licence": OOD_LICENCE if args.ood else None, "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
                                                        ("speech", "noise", "synthetic", "music")},
             "skipped": [f"{c.path}: {why}" for c, why in g_skip + n_skip]}
     spec = _export(out / "model.onnx", TransferNet(backbone, final), args, labels, WINDOW_SECONDS, {
         "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
         "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
+        "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
+                     "real_impulse_responses": str(args.rir) if args.rir else None} if args.augment else None,
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
         "caveats": _caveats(cv, "transfer"),
     })
@@ -149,6 +189,41 @@ def _train(args) -> int:
     if args.fast:
         _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log)
     return 0
+
+
+def _chains(args, nonmusic, cache: Path) -> dict:
+    """The training and bench chains over banks drawn from the recorded noise and speech (each its own half)."""
+    from .acoustic import BENCH, TRAIN, Chain, build_banks
+
+    noise = [(c.path, c.group) for c in nonmusic if c.kind in ("noise", "synthetic")]
+    speech = [(c.path, c.group) for c in nonmusic if c.kind == "speech"]
+    return {cfg.fingerprint(): Chain(cfg, build_banks(cfg, cache, noise, speech, args.rir)) for cfg in (TRAIN, BENCH)}
+
+
+def _joined(sets):
+    if not sets:
+        return None
+    out = sets[0]
+    for s in sets[1:]:
+        out = out.join(s)
+    return out
+
+
+def _cross_source(gset, nset, extra, room_set, cfg) -> dict:
+    """Train on one collection, test on the other, both ways (clean, and through held-out rooms when measured)."""
+    from .transfer_cv import cross_source
+
+    music = nset if extra is None else nset.join(extra.where(lambda c: c.genre is None))
+    out = {}
+    for train_on, test_on in (("gtzan", "ood"), ("ood", "gtzan")):
+        train = gset.where(lambda c, s=train_on: c.source == s)
+        if extra is not None:
+            train = train.join(extra.where(lambda c, s=train_on: c.genre is not None and c.source == s))
+        tests = {"clean": gset.where(lambda c, s=test_on: c.source == s)}
+        if room_set is not None:
+            tests["room"] = room_set.where(lambda c, s=test_on: c.genre is not None and c.source == s)
+        out[f"{train_on}_to_{test_on}"] = cross_source(train, music, tests, cfg)
+    return out
 
 
 def _export(path: Path, net, args, labels, window_seconds: float, training: dict):

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibrate import fit_temperature
-from .corpus import Clip
+from .corpus import Clip, base_id
 from .dataset import Track
+from .evaluate import score
 from .split import kfold_split
 from .transfer import HeadConfig, Heads, WindowSet, fit_heads
 
@@ -72,9 +73,10 @@ def fold_parts(gset: WindowSet, nset: WindowSet, folds: int, k: int, seed: int) 
 
 
 def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg: HeadConfig, folds: int,
-                   seed: int = 0, crops: WindowSet | None = None) -> OutOfFold:
-    """``gset``: genre tracks; ``nset``: non-music clips and genre-less music; ``crops``: augmentation clips of
-    genre tracks, used for training only and only in the folds that train on the track they come from."""
+                   seed: int = 0, extra: WindowSet | None = None) -> OutOfFold:
+    """``gset``: genre tracks; ``nset``: non-music clips and genre-less music; ``extra``: clips made from them
+    (crops, copies heard through rooms), used for training only and only in the folds that train on the clip they
+    were made from."""
     genre_probs: dict[str, np.ndarray] = {}
     music_probs: dict[str, np.ndarray] = {}
     fold_of: dict[str, int] = {}
@@ -83,8 +85,9 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
         part = {p: {c.clip_id for c in clips} for p, clips in fold_parts(gset, nset, folds, k, seed).items()}
         g_train, g_val, g_test = (gset.where(lambda c, ids=part[p]: c.clip_id in ids) for p in ("train", "val", "test"))
         n_train, n_test = (nset.where(lambda c, ids=part[p]: c.clip_id in ids) for p in ("n_train", "n_test"))
-        if crops is not None:
-            g_train = g_train.join(crops.where(lambda c, ids=part["train"]: c.group in ids))
+        if extra is not None:
+            g_train = g_train.join(extra.where(lambda c, ids=part["train"]: base_id(c) in ids))
+            n_train = n_train.join(extra.where(lambda c, ids=part["n_train"]: base_id(c) in ids))
         heads = fit_calibrated(g_train, g_train.join(n_train), labels, cfg, g_val)
         fold_heads.append(heads)
         for test in (g_test, n_test):
@@ -96,3 +99,30 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
     clips = gset.clips + nset.clips
     return OutOfFold(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
                      [fold_of[c.clip_id] for c in clips], fold_heads)
+
+
+def predict_held_out(oof: OutOfFold, copies: WindowSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out."""
+    fold_of = {c.clip_id: f for c, f in zip(oof.clips, oof.fold, strict=True)}
+    genre, music = [], []
+    for i, clip in enumerate(copies.clips):
+        gp, mp = oof.heads[fold_of[base_id(clip)]].predict(copies.x[copies.clip_index == i])
+        genre.append(gp)
+        music.append(mp)
+    return genre, music
+
+
+def cross_source(train: WindowSet, music: WindowSet, tests: dict[str, WindowSet], cfg: HeadConfig) -> dict:
+    """Heads fitted on one collection's genre clips (``train``, with its room copies) and every non-music clip
+    (``music``), scored on another collection's clips of the genres the first one has: what predicts accuracy on
+    a user's music, which no collection we train on holds. ``tests`` names test sets (clean, through rooms)."""
+    labels = sorted({c.genre for c in train.clips})
+    heads = fit_calibrated(train, train.join(music), labels, cfg, None)
+    out = {"labels": labels}
+    for name, test in tests.items():
+        test = test.where(lambda c: c.genre in labels)
+        gp, _ = heads.predict(test.x)
+        ev = score([(c.clip_id, c.genre) for c in test.clips], [gp[test.clip_index == i] for i in
+                                                                  range(len(test.clips))], labels)
+        out[name] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
+    return out

@@ -14,9 +14,16 @@ import numpy as np
 from .corpus import Clip
 from .evaluate import score
 
-KINDS = ("speech", "noise", "synthetic", "music", "long", "short")  # not music, genre-less music, GTZAN excerpts
+KINDS = ("speech", "noise", "synthetic", "music", "long", "short", "ood")  # not music, genre-less music, genre music
 KIND_NAMES = {"speech": "speech", "noise": "noise", "synthetic": "synthetic noise", "music": "genre-less music",
-              "long": "GTZAN long excerpts", "short": "GTZAN 2-3 s clips"}
+              "long": "GTZAN long excerpts", "short": "GTZAN 2-3 s clips",
+              "ood": "Magnatune excerpts"}
+
+
+# genre scores over all tracks, GTZAN's long excerpts and 2-3 s clips apart, and each collection apart
+PARTS = {"all": lambda c: True, "long": lambda c: c.source == "gtzan" and c.kind == "long",
+         "short": lambda c: c.source == "gtzan" and c.kind == "short", "gtzan": lambda c: c.source == "gtzan",
+         "ood": lambda c: c.source == "ood"}
 
 
 def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_probs: Sequence[np.ndarray],
@@ -24,21 +31,21 @@ def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_pr
     """Held-out predictions of every clip -> a JSON-able summary plus a printable ``text``."""
     genre: dict[str, dict] = {}
     lines = []
-    for part in ("all", "long", "short"):
-        keep = [i for i, c in enumerate(clips) if c.genre is not None and (part == "all" or c.kind == part)]
+    for part, inside in PARTS.items():
+        keep = [i for i, c in enumerate(clips) if c.genre is not None and inside(c)]
         if not keep:
             continue
         ev = score([(clips[i].clip_id, clips[i].genre) for i in keep], [genre_probs[i] for i in keep], labels)
         genre[part] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
         lo, hi = ev.track_accuracy_ci95
-        lines.append(f"genre {part:5s}: track accuracy {ev.track_accuracy:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
+        lines.append(f"genre {part:6s}: track accuracy {ev.track_accuracy:.3f} (95% CI {lo:.3f}-{hi:.3f}, "
                      f"{ev.n_tracks} tracks), window accuracy {ev.window_accuracy:.3f}, mean confidence "
                      f"{ev.window_confidence:.3f}, ECE {ev.window_ece:.3f}")
         if part == "all":
             lines.append(ev.table())
     music: dict[str, dict] = {}
     for kind in KINDS:
-        keep = [i for i, c in enumerate(clips) if c.kind == kind]
+        keep = [i for i, c in enumerate(clips) if ("ood" if c.source == "ood" else c.kind) == kind]
         if not keep:
             continue
         clip_flag = np.array([music_probs[i].mean() < threshold for i in keep])
