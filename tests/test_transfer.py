@@ -173,7 +173,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
-         "--ood", str(ood), "--rir", str(rir), "--augment", "1",
+         "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
@@ -202,6 +202,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     training = cv["spec"]["training"]
     assert training["acoustic"]["copies"] == 1 and training["acoustic"]["train"]["name"] == "train"
     assert "CC BY-NC-SA" in training["data"]["ood_licence"]
+    assert training["held_out"] == {"fold": 2, "folds": 2, "seed": 0} and "never see fold 2/2" in proc.stdout
     assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
     assert (out / "synthetic-noise" / "synthetic" / "synthetic__brown_000.flac").is_file()
     assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")

@@ -162,6 +162,11 @@ def base_id(clip: Clip) -> str:
 def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max_windows: int = 0,
                       chains: Mapping[str, Chain] | None = None) -> np.ndarray:
     """A clip's windows; a clip made by :func:`heard_through` is first played through its chain."""
+    return clip_windows(*read_clip_audio(clip, chains), cfg, win_frames, hop, max_windows)
+
+
+def read_clip_audio(clip: Clip, chains: Mapping[str, Chain] | None = None) -> tuple[np.ndarray, int]:
+    """A clip's samples and rate: its crop of the file, played through its chain when it has one."""
     audio = read_audio(clip.path)
     samples, rate = audio.samples, audio.sample_rate
     if clip.crop is not None:
@@ -171,4 +176,4 @@ def read_clip_windows(clip: Clip, cfg: DSPConfig, win_frames: int, hop: int, max
         if not chains or clip.acoustic[0] not in chains:
             raise ValueError(f"{clip.clip_id}: its acoustic chain {clip.acoustic[0]} was not given")
         samples, rate = chains[clip.acoustic[0]](resample(samples, rate, RATE), clip.clip_id), RATE
-    return clip_windows(samples, rate, cfg, win_frames, hop, max_windows)
+    return samples, rate

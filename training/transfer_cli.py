@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "codecs (training.acoustic; default 2; 0: clean audio only)")
     t.add_argument("--room-figures", action=argparse.BooleanOptionalAction, default=True,
                    help="also score every held-out clip through held-out rooms (default on)")
+    t.add_argument("--hold-out", type=int, default=0, metavar="K",
+                   help="leave fold K (1..--folds) out of the exported model, so benchmarks/room_bench.py can score "
+                        "it on clips it never heard (default 0: train on everything)")
     t.add_argument("--crops", type=int, default=0,
                    help="2-3 s crops per long track added to training (default 0: not shown to help)")
     t.add_argument("--synthetic-noise", type=int, default=10,
@@ -86,18 +89,19 @@ def _train(args) -> int:
     from genrecast.errors import UserError
 
     from .acoustic import BENCH, TRAIN
-    from .corpus import genre_clips, heard_through, labelled_clips, nonmusic_clips, short_crops
+    from .corpus import base_id, genre_clips, heard_through, labelled_clips, nonmusic_clips, short_crops
     from .dataset import DEFAULT_CACHE
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
     from .tf_checkpoint import CheckpointError
     from .transfer import HeadConfig, TransferNet, WindowSet
-    from .transfer_cv import cross_validate, fit_calibrated, predict_held_out
+    from .transfer_cv import cross_validate, fit_calibrated, held_out, predict_held_out
     from .transfer_report import summarise
 
-    if args.folds < 2 or not 0 < args.music_threshold < 1 or args.threads < 1:
-        raise UserError("--folds must be >= 2, --music-threshold in (0, 1) and --threads >= 1")
+    if args.folds < 2 or not 0 < args.music_threshold < 1 or args.threads < 1 or not 0 <= args.hold_out <= args.folds:
+        raise UserError("--folds must be >= 2, --music-threshold in (0, 1), --threads >= 1 and --hold-out in "
+                        "0..--folds")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
@@ -164,9 +168,13 @@ def _train(args) -> int:
         log("across collections: " + json.dumps({k: {t: round(v[t]["track_accuracy"], 3) for t in v if t != "labels"}
                                                  for k, v in cv["cross_source"].items()}))
 
-    # the shipped heads: every track and clip; the temperature is the folds' median (fitted on held-out tracks)
+    # the shipped heads: every track and clip (but a --hold-out fold); the temperature is the folds' median
     g_all = gset if extra is None else gset.join(extra.where(lambda c: c.genre is not None))
     n_all = nset if extra is None else nset.join(extra.where(lambda c: c.genre is None))
+    if args.hold_out:
+        unseen = {c.clip_id for c in held_out(g, n, args.folds, args.hold_out - 1, args.seed)}
+        g_all, n_all = (s.where(lambda c: base_id(c) not in unseen) for s in (g_all, n_all))
+        log(f"the exported heads never see fold {args.hold_out}/{args.folds} ({len(unseen)} clips)")
     final = fit_calibrated(g_all, g_all.join(n_all), labels, cfg, None)
     final.temperature = float(np.median([h.temperature for h in oof.heads]))
     data = {"genre_tracks": {src: sum(c.source == src for c in g) for src in ("gtzan", "ood")},
@@ -179,6 +187,7 @@ def _train(args) -> int:
         "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
                      "real_impulse_responses": str(args.rir) if args.rir else None} if args.augment else None,
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
+        "held_out": {"fold": args.hold_out, "folds": args.folds, "seed": args.seed} if args.hold_out else None,
         "caveats": _caveats(cv, "transfer"),
     })
     load_model(out / "model.onnx")
@@ -187,7 +196,7 @@ def _train(args) -> int:
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log)
+        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, log)
     return 0
 
 
@@ -270,14 +279,15 @@ def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
     return rows
 
 
-def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache, log) -> None:
-    """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything."""
+def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, log) -> None:
+    """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything; its transfer set
+    is every clip, clean and heard through the training rooms, labelled by the teacher."""
     import numpy as np
     import soundfile as sf
     import torch
     from genrecast.daemon.model import load_model
 
-    from .corpus import read_clip_windows, short_crops
+    from .corpus import base_id, read_clip_windows, short_crops
     from .distill import DistillConfig, predict, train_student
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
@@ -297,10 +307,15 @@ def _fast(args, out, backbone, g, n, gset, nset, oof, final, labels, hop, cache,
     cset = WindowSet.build(crops, crop_acts, final.parts)
     feats |= {c.clip_id: cset.x[cset.clip_index == i] for i, c in enumerate(cset.clips)}
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop) for c in crops}
+    copies = [c for c in extra.clips if c.acoustic is not None] if extra is not None else []
+    feats |= {c.clip_id: extra.x[extra.clip_index == i] for i, c in enumerate(extra.clips) if c.acoustic is not None}
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, 0 if c.genre else args.max_nonmusic_windows,
+                                         chains) for c in copies}
 
     def student_for(clips, heads):
         tracks = {c.clip_id for c in clips}
-        clips = list(clips) + [c for c in crops if c.group in tracks]  # crops of the tracks it may learn from
+        # crops and room copies of the clips it may learn from
+        clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks]
         x = np.concatenate([raw[c.clip_id] for c in clips])
         gp, mp = heads.predict(np.concatenate([feats[c.clip_id] for c in clips]))
         return train_student(x, gp, mp, cfg, log)

@@ -72,6 +72,14 @@ def fold_parts(gset: WindowSet, nset: WindowSet, folds: int, k: int, seed: int) 
             "n_test": [c for c, f in zip(nset.clips, n_fold, strict=True) if f == k]}
 
 
+def held_out(genre: Sequence[Clip], other: Sequence[Clip], folds: int, k: int, seed: int) -> list[Clip]:
+    """The clips fold ``k`` tests, dealt as :func:`cross_validate` deals them (genre tracks by track, the rest by
+    group): what a model trained with ``--hold-out`` never saw, and what ``benchmarks/room_bench.py`` scores."""
+    test = set(kfold_split(_tracks(genre), folds, k, seed).test)
+    return [c for c in genre if c.clip_id in test] + [c for c, f in zip(other, group_folds(other, folds, seed),
+                                                                        strict=True) if f == k]
+
+
 def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg: HeadConfig, folds: int,
                    seed: int = 0, extra: WindowSet | None = None) -> OutOfFold:
     """``gset``: genre tracks; ``nset``: non-music clips and genre-less music; ``extra``: clips made from them
