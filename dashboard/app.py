@@ -6,7 +6,6 @@ a broker outage: the data simply stops changing and the header says why.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import socket
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from genrecast.daemon.config import ApiSettings
 
-from . import render
+from . import render, spool
 from .api import install_api
 from .auth import LOGOUT, install_login
 from .feed import Feed
@@ -213,16 +212,24 @@ def stream_outputs(history: History, selected: str | None, drawn: dict | None) -
 
 
 def file_result(offline: OfflineClassifier, contents: str | None, filename: str) -> list:
-    """Classify an upload (a ``data:...;base64,...`` URL from dcc.Upload); a problem is shown, never raised."""
+    """Classify an upload (a ``data:...;base64,...`` URL from dcc.Upload, or the reference to the file a large one
+    was spooled to, see :mod:`dashboard.spool`); a problem is shown, never raised."""
     from genrecast.dsp import AudioError, ModelSpecError
 
-    with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as spool:
+    garbled = [html.Div(f"{filename}: the upload arrived garbled", className="error")]
+    with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as decoded:
+        if contents == spool.REFERENCE:
+            path = spool.spooled_path()
+            if path is None:
+                return garbled
+        else:
+            try:
+                spool.decode_data_url(contents or "", decoded)
+            except binascii.Error:
+                return garbled
+            path = decoded.name
         try:
-            spool_base64(contents or "", spool)
-        except binascii.Error:
-            return [html.Div(f"{filename}: the upload arrived garbled", className="error")]
-        try:
-            result = offline.classify(spool.name, filename)
+            result = offline.classify(path, filename)
         except (AudioError, ModelSpecError, Busy) as exc:
             return [html.Div(str(exc), className="error")]
     bars, timeline = render.file_figures(result)
@@ -236,14 +243,6 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
     ]
 
 
-def spool_base64(data_url: str, into) -> None:
-    """Decode a ``data:...;base64,`` URL into a file a slice at a time: no second copy of the upload in memory."""
-    start, step = data_url.find(",") + 1, 4 * 2**20  # a multiple of 4: each slice decodes alone
-    for at in range(start, len(data_url), step):
-        into.write(base64.b64decode(data_url[at:at + step], validate=True))
-    into.flush()
-
-
 def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = ()) -> DashboardServer:
     """The production server for ``app`` (see :mod:`dashboard.server`); port 0 picks a free one (``server.port``).
 
@@ -251,7 +250,7 @@ def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = 
     chose before the app reads anything.
     """
     limits, gate = app.server.config[SERVER_SETTINGS]
-    guarded = Guard(app.server, HostAllowList(host, allow_hosts))
+    guarded = Guard(spool.SpoolUploads(app.server), HostAllowList(host, allow_hosts))
     return DashboardServer(guarded, listen(host, port), limits, gate)
 
 

@@ -31,10 +31,10 @@ SEGFAULT = (b"POST /_dash-update-component HTTP/1.1\r\nHost: 127.0.0.1\r\nConten
             b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFF\r\nhello")
 
 
-def flac(seconds: float = 4.0, rate: int = 22050) -> bytes:
+def flac(seconds: float = 4.0, rate: int = 22050, fmt: str = "FLAC") -> bytes:
     buf = io.BytesIO()
     t = np.arange(int(seconds * rate)) / rate
-    sf.write(buf, 0.3 * np.sin(2 * np.pi * 440 * t), rate, format="FLAC")
+    sf.write(buf, 0.3 * np.sin(2 * np.pi * 440 * t), rate, format=fmt)
     return buf.getvalue()
 
 
@@ -220,3 +220,29 @@ def test_slow_senders_get_408_and_do_not_hold_the_server(serve):
     for sender in senders:
         sender.join(WAIT_S)
     assert results == [408] * 20
+
+
+def page_upload(data_url: str) -> bytes:
+    return json.dumps({"output": "file-result.children", "outputs": {"id": "file-result", "property": "children"},
+                       "inputs": [{"id": "upload", "property": "contents", "value": data_url}],
+                       "changedPropIds": ["upload.contents"],
+                       "state": [{"id": "upload", "property": "filename", "value": "big.flac"}]}).encode()
+
+
+@pytest.mark.parametrize("seconds", [4.0, 60.0])  # under and over the 1 MiB from which the upload is spooled
+def test_the_pages_upload_is_classified_small_or_spooled(serve, seconds):
+    import base64
+
+    server = serve()
+    data = flac(seconds, fmt="WAV")
+    body = page_upload("data:audio/wav;base64," + base64.b64encode(data).decode())
+    assert (len(body) > 2**20) == (seconds > 10)
+    status, _, raw = request(server.port, post_head("/_dash-update-component", len(body), "application/json") + body)
+    assert status == 200 and b"big.flac" in raw and f"{seconds:.1f} s".encode() in raw, raw[:500]
+
+
+def test_a_garbled_spooled_upload_is_a_message(serve):
+    server = serve()
+    body = page_upload("data:audio/flac;base64," + "@" * 2_000_000)
+    status, _, raw = request(server.port, post_head("/_dash-update-component", len(body), "application/json") + body)
+    assert status == 200 and b"big.flac: the upload arrived garbled" in raw
