@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -148,10 +149,18 @@ def short_crops(clip: Clip, seconds: float, n: int, rng: np.random.Generator) ->
     return out
 
 
-def heard_through(clip: Clip, cfg: AcousticConfig, copy: int) -> Clip:
+def heard_through(clip: Clip, cfg: AcousticConfig, copy: int, max_seconds: float = 0.0) -> Clip:
     """Copy ``copy`` of ``clip`` as a microphone in a room hears it through ``cfg``'s chain: same genre and group.
-    The copy's id seeds the chain's draws, so each copy is another room, noise and level."""
-    return replace(clip, clip_id=f"{clip.clip_id}@{cfg.name}{copy}", acoustic=(cfg.fingerprint(), copy))
+    The copy's id seeds the chain's draws, so each copy is another room, noise and level. ``max_seconds`` > 0 takes
+    a seeded excerpt of a longer clip (a few windows of a long recording are all the trainer keeps of it anyway)."""
+    clip_id = f"{clip.clip_id}@{cfg.name}{copy}"
+    crop = clip.crop
+    if max_seconds and crop is None:
+        seconds = sf.info(str(clip.path)).duration
+        if seconds > max_seconds:
+            start = np.random.default_rng(zlib.crc32(clip_id.encode())).uniform(0.0, seconds - max_seconds)
+            crop = (round(float(start), 3), max_seconds)
+    return replace(clip, clip_id=clip_id, crop=crop, acoustic=(cfg.fingerprint(), copy))
 
 
 def base_id(clip: Clip) -> str:

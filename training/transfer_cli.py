@@ -14,6 +14,7 @@ from pathlib import Path
 DEFAULT_WHEEL = Path(".cache/musicnn/musicnn-0.1.0-py3-none-any.whl")
 OOD_LICENCE = ("Magnatune excerpts of the Emotify set (Aljanaki et al. 2016), CC BY-NC-SA: the heads learned from "
                "them")
+NONMUSIC_COPY_SECONDS = 8.0  # a non-music recording is heard through a room as an excerpt this long (6 windows)
 BACKBONE_LICENCE = ("musicnn 0.1.0 (https://github.com/jordipons/musicnn), ISC licence, Copyright (c) 2019 Jordi "
                     "Pons; weights trained on the Million Song Dataset's tags")
 
@@ -144,7 +145,7 @@ def _train(args) -> int:
     chains = _chains(args, n, cache / "acoustic") if args.augment or args.room_figures else {}
     if args.augment:
         extra.append(embed([heard_through(c, TRAIN, i) for c in g for i in range(args.augment)], 0, chains)[1])
-        extra.append(embed([heard_through(c, TRAIN, i) for c in n for i in range(args.augment)],
+        extra.append(embed([heard_through(c, TRAIN, i, NONMUSIC_COPY_SECONDS) for c in n for i in range(args.augment)],
                            args.max_nonmusic_windows, chains)[1])
         log(f"embedded {args.augment} copies of every clip through the training chain ({sum(len(e.x) for e in extra)} "
             "windows)")
@@ -158,7 +159,8 @@ def _train(args) -> int:
     room_set = None
     if args.room_figures:  # every clip once through a held-out room, predicted by the fold that held it out
         _, g_room, _ = embed([heard_through(c, BENCH, 0) for c in g], 0, chains)
-        _, n_room, _ = embed([heard_through(c, BENCH, 0) for c in n], args.max_nonmusic_windows, chains)
+        _, n_room, _ = embed([heard_through(c, BENCH, 0, NONMUSIC_COPY_SECONDS) for c in n], args.max_nonmusic_windows,
+                             chains)
         room_set = g_room.join(n_room)
         gp, mp = predict_held_out(oof, room_set)
         cv["room"] = summarise(room_set.clips, gp, mp, labels, args.music_threshold)
