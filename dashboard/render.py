@@ -27,8 +27,11 @@ TIMELINE_SECONDS = 300.0
 TIMELINE_REDRAW_AFTER = 300
 ORDERS = ("id", "genre", "state")  # the overview's sort orders; genre and state also group
 COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a screen
-# Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre
+# Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre; labels beyond
+# GTZAN's (a model's `electronic`) take the darker shades of Tableau 20, so no two labels of a model share a colour
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+EXTRA_PALETTE = ("#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#9467bd", "#2ca02c", "#e377c2",
+                 "#ff7f0e")
 
 
 def plot_text(text: str) -> str:
@@ -43,8 +46,10 @@ def ordered_labels(labels: tuple[str, ...]) -> list[str]:
 
 
 def colour(label: str, labels: list[str]) -> str:
-    index = GTZAN_GENRES.index(label) if label in GTZAN_GENRES else labels.index(label)
-    return PALETTE[index % len(PALETTE)]
+    if label in GTZAN_GENRES:
+        return PALETTE[GTZAN_GENRES.index(label)]
+    others = [x for x in labels if x not in GTZAN_GENRES]
+    return EXTRA_PALETTE[others.index(label) % len(EXTRA_PALETTE)]
 
 
 def age_text(seconds: float) -> str:

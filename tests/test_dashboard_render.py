@@ -169,3 +169,14 @@ def test_the_detail_view_follows_the_selected_stream_and_sends_nothing_without_n
     assert isinstance(timeline, dict) and drawn_b["stream"] == "b"
     _, timeline, _, _ = stream_outputs(h, "a", drawn_b)  # and back: the page holds b's timeline now
     assert isinstance(timeline, dict)
+
+
+def test_a_model_with_labels_beyond_gtzan_gives_every_label_its_own_colour():
+    p = prediction("kitchen")
+    p["probabilities"]["electronic"] = 0.0  # an 11-label model: GTZAN's ten and electronic
+    view = view_after(("prediction", p))
+    bars = probability_figure(view)["data"][0]
+    assert bars["x"][-1] == "electronic"
+    assert len(set(bars["marker"]["color"])) == len(bars["x"]) == 11
+    lines = {t["name"]: t["line"]["color"] for t in timeline_figure(view)["data"]}
+    assert len(set(lines.values())) == 11 and lines["electronic"] != lines["blues"]
