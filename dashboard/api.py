@@ -188,8 +188,9 @@ def spool_upload(config: ApiSettings, into) -> str:
         try:
             upload = request.files.get("file")  # werkzeug spools a part over 500 kB to a temporary file
         except RequestEntityTooLarge:  # werkzeug's limit on parts that are not files, held in memory
-            raise ApiError(400, "the multipart body has a part that is not a file over 500 kB: send the audio as a "
-                                "file part named 'file' (with a filename), and check the boundary") from None
+            raise ApiError(400, "the multipart body cannot be read: a part that is not a file is over 500 kB, or "
+                                "Content-Type names another boundary than the body's; send the audio as a file "
+                                "part named 'file', with a filename") from None
         if upload is None:
             if "file" in request.form:
                 raise ApiError(400, "multipart field 'file' is not a file part: give it a filename "

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash.exceptions import DependencyException
 from genrecast.daemon.config import ApiSettings
 
 from . import render, spool
@@ -41,6 +42,10 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     install_api(app.server, history, feed, offline, api)
     if api.token:
         install_login(app.server, api.token)
+    # A script path Dash does not serve raised, and logged a 2.8 kB traceback per request (a new kind of log line
+    # for each path, so the repeat limit did not group them): it is just not here.
+    app.server.register_error_handler(DependencyException, lambda _exc: ("no such script\n", 404,
+                                                                        {"Content-Type": "text/plain"}))
     # what the server checks before the app sees a request: the API's limit (its multipart framing on top), the
     # page's, and an upload slot per job the classifying pool can take
     app.server.config[SERVER_SETTINGS] = (Limits(api_body=int(api.max_mb * 10**6) + 2**16,

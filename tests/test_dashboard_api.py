@@ -130,6 +130,18 @@ def test_multipart_upload_and_per_window_results(api):
     assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
 
 
+def odd_multipart(shape: str) -> tuple[bytes, dict]:
+    """NO_FILENAME_<size>: field 'file' without a filename; WRONG_BOUNDARY_<size>: the header names another boundary."""
+    size = int(shape.rsplit("_", 1)[1].rstrip("K")) * 1000
+    if shape.startswith("WRONG_BOUNDARY"):
+        body, _ = multipart("file", "x.wav", b"\0" * size)
+        return body, {"Content-Type": "multipart/form-data; boundary=not-the-one-used"}
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n").encode() + b"a" * size \
+        + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
 @pytest.mark.parametrize(("method", "path", "body", "headers", "code", "message"), [
     ("POST", "/api/v1/classify", b"not audio at all" * 100, {"Content-Type": "application/octet-stream"}, 400,
      "upload: not a readable audio file"),
@@ -144,12 +156,24 @@ def test_multipart_upload_and_per_window_results(api):
     ("GET", "/api/v1/classify", None, {}, 405, "GET is not allowed here; use POST"),
     ("DELETE", "/api/v1/streams", None, {}, 405, "use GET"),
     ("GET", "/api/v2/anything", None, {}, 404, "no API endpoint '/api/v2/anything'"),
+    # methods no route takes are refused by Flask's routing before the API sees them: JSON still, the right Allow
+    ("TRACE", "/api/v1/streams", None, {}, 405, "TRACE is not allowed here; use GET"),
+    ("PROPFIND", "/api/v1/classify", None, {}, 405, "PROPFIND is not allowed here; use POST"),
+    ("TRACE", "/api/v2/anything", None, {}, 404, "no API endpoint '/api/v2/anything'"),
+    ("GET", "/api", None, {}, 404, "no API endpoint '/api'"),  # was an HTML redirect to /api/
+    # multipart bodies that trip werkzeug's 500 kB limit on parts that are not files: not "over the 0.6 MB limit"
+    ("POST", "/api/v1/classify", "NO_FILENAME_550K", {}, 400, "a part that is not a file is over 500 kB"),
+    ("POST", "/api/v1/classify", "NO_FILENAME_400K", {}, 400, "multipart field 'file' is not a file part"),
+    ("POST", "/api/v1/classify", "WRONG_BOUNDARY_550K", {}, 400, "names another boundary than the body's"),
+    ("POST", "/api/v1/classify", "WRONG_BOUNDARY_50K", {}, 400, "the multipart body has no field 'file'"),
 ])
 def test_errors_are_json_with_the_right_status(broker, model_path, method, path, body, headers, code, message):
     running = serve(broker, model_path, ApiSettings(max_mb=0.6))
     try:
         if body == "SHORT":
             body = tone("jazz", seconds=0.5)
+        elif isinstance(body, str):  # a multipart body of a given shape
+            body, headers = odd_multipart(body)
         got, got_headers, answer = call(running.base + path, body, headers, method)
     finally:
         stop(running)
@@ -158,6 +182,7 @@ def test_errors_are_json_with_the_right_status(broker, model_path, method, path,
     assert "genrecast-upload-" not in answer["error"]  # the temporary file is ours, not the caller's business
     if code == 405:
         assert got_headers["Allow"] in ("POST", "GET")
+    assert got_headers.get_content_type() == "application/json"
 
 
 def test_a_chunked_body_is_held_to_the_same_limit(api):
