@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -28,12 +29,12 @@ from .decision import SMOOTHING, DecisionConfig
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
-STREAM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
 DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's availability, so no stream may be called so
-SOURCE_RE = re.compile(r"^(file:.+|mic(:.*)?|stdin)$")
+SOURCE_RE = re.compile(r"file:.+|mic(:.*)?|stdin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
-PREFIX_RULE = "non-empty, no + or #, no trailing /"
+PREFIX_RULE = "non-empty, no + or #, no control characters, not starting with $ (the broker's), no trailing /"
 
 
 class ConfigError(UserError):
@@ -46,8 +47,12 @@ def valid_hop(seconds: float) -> bool:
 
 
 def valid_prefix(prefix: object) -> bool:
-    """A topic prefix both the daemon and the dashboard accept (MQTT wildcards would break subscriptions)."""
-    return isinstance(prefix, str) and bool(prefix) and not any(c in prefix for c in "+#") and not prefix.endswith("/")
+    """A topic prefix both the daemon and the dashboard accept: MQTT wildcards would break subscriptions, a control
+    character makes the broker drop the whole connection as malformed, and topics under $ (such as $SYS) are the
+    broker's own, where what we publish is lost."""
+    return (isinstance(prefix, str) and bool(prefix) and not any(c in prefix for c in "+#")
+            and not prefix.endswith("/") and not prefix.startswith("$")
+            and not any(unicodedata.category(c) == "Cc" for c in prefix))
 
 
 def valid_threads(n: int) -> bool:
@@ -147,8 +152,8 @@ class StreamSettings(StreamDefaults):
     def check(self) -> None:
         """Range checks the types alone cannot express."""
         rules = {
-            "stream_id": STREAM_ID_RE.match(self.stream_id) is not None and self.stream_id != DAEMON_TOPIC,
-            "source": SOURCE_RE.match(self.source) is not None,
+            "stream_id": STREAM_ID_RE.fullmatch(self.stream_id) is not None and self.stream_id != DAEMON_TOPIC,
+            "source": SOURCE_RE.fullmatch(self.source) is not None,
             "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
             "format": self.format in PCM_FORMATS,
             "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
@@ -205,9 +210,9 @@ class RunSettings(StreamDefaults):
     def check(self) -> None:
         """Range checks the types alone cannot express."""
         rules = {
-            "source": self.source is None or SOURCE_RE.match(self.source) is not None,
-            "stream_id": self.stream_id is None or STREAM_ID_RE.match(self.stream_id) is not None,
-            "name": self.name is None or STREAM_ID_RE.match(self.name) is not None,
+            "source": self.source is None or SOURCE_RE.fullmatch(self.source) is not None,
+            "stream_id": self.stream_id is None or STREAM_ID_RE.fullmatch(self.stream_id) is not None,
+            "name": self.name is None or STREAM_ID_RE.fullmatch(self.name) is not None,
             "prefix": valid_prefix(self.prefix),
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
@@ -249,9 +254,11 @@ class RunSettings(StreamDefaults):
                 raise ConfigError(f"streams.{stream_id}: expected a table")
             if "source" not in table:
                 raise ConfigError(f"streams.{stream_id}: no source")
+            if "stream_id" in table:  # it used to be dropped in silence
+                raise ConfigError(f"streams.{stream_id}.stream_id: not a per-stream setting (the table's name, "
+                                  f"{stream_id!r}, is the stream's id)")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
-            stream = _apply(base, {k: v for k, v in table.items() if k != "stream_id"}, "streams",
-                            scope=f"streams.{stream_id}.")
+            stream = _apply(base, table, "streams", scope=f"streams.{stream_id}.")
             try:
                 stream.check()
             except ConfigError as exc:
@@ -315,6 +322,8 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
         if key == "streams":
             if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
                 raise ConfigError(f"{name} (from {origin}): expected tables [streams.<id>]")
+            if not value:  # an empty [streams] used to fall back to the microphone
+                raise ConfigError(f"{name} (from {origin}): no [streams.<id>] table in it; give one per stream")
             changes[key] = {**settings.streams, **{str(k): dict(t) for k, t in value.items()}}
         elif hints[key] in TABLES.values():
             if not isinstance(value, Mapping):

@@ -55,6 +55,16 @@ def test_file_then_env_then_flags(tmp_path):
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
+        # control characters: the broker drops the whole connection for a malformed topic
+        ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id: bad value 'kitchen\\n'"),
+        ('name = "hub\\n"\n', {}, {}, "name: bad value 'hub\\n'"),
+        ('source = "stdin\\n"\n', {}, {}, "source: bad value 'stdin\\n'"),
+        ('[streams."a\\n"]\nsource = "mic"\n', {}, {}, "stream_id: bad value 'a\\n'"),
+        ('prefix = "genre\\u0000cast"\n', {}, {}, "prefix: bad value 'genre\\x00cast'"),
+        ("", {"GENRECAST_PREFIX": "home\x1b[2J"}, {}, "no control characters"),
+        ("prefix = '$SYS'\n", {}, {}, "not starting with $"),  # the broker's: everything published there is lost
+        ("[streams]\n", {}, {}, "streams (from file"),  # empty: it used to fall back to the microphone
+        ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id: not a per-stream setting"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, message):

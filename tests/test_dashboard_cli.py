@@ -124,3 +124,9 @@ def test_an_open_bind_beyond_loopback_needs_allow_open(tmp_path):
 def test_a_token_typo_stops_the_dashboard(env, problem):
     result = dashboard_exit(env=env)
     assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("prefix", ["$SYS", "genre\x00cast", "home\n"])
+def test_the_dashboard_refuses_the_prefixes_the_daemon_refuses(prefix):
+    with pytest.raises(UserError, match="prefix: bad value"):
+        topic_prefix(prefix, None)
