@@ -19,6 +19,9 @@ from .parse import Decision, GenreChange, Message, Prediction, ProcessStatus, Re
 
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
 DEFAULT_MAX_STREAMS = 1000  # a fleet's worth (one dashboard for many multi-stream daemons); memory: docs/dashboard.md
+DEFAULT_MAX_BYTES = 256 * 2**20  # all timelines together, estimated by window_bytes
+WINDOW_BYTES = 700  # a window's fixed cost: the Prediction, its decision, time and numbers
+LABEL_BYTES = 32  # and per label: its probability (a float in a tuple)
 STALE_AFTER_S = 10.0  # an online stream this quiet is "stalled"; the daemon sends a window per second
 FORGOTTEN_IDS = 1024  # evicted stream ids remembered, to fetch their retained state if they speak again
 
@@ -60,16 +63,42 @@ class Snapshot:
         return next((s for s in self.streams if s.stream_id == stream_id), None)
 
 
+def window_bytes(p: Prediction) -> int:
+    """About what one window held in a timeline costs; its labels are shared (see History._shared_labels)."""
+    return WINDOW_BYTES + LABEL_BYTES * len(p.probabilities)
+
+
 class _Stream:
     """Mutable per-stream state, only touched under the history's lock."""
 
     def __init__(self, stream_id: str, max_windows: int, incarnation: str) -> None:
         self.view = StreamView(stream_id=stream_id, last_message_at=0.0, incarnation=incarnation)
-        self.timeline: deque[Prediction] = deque(maxlen=max_windows)
+        self.timeline: deque[Prediction] = deque()
+        self.max_windows = max_windows
+        self.bytes = 0  # window_bytes of the timeline
+
+    def append(self, p: Prediction) -> int:
+        """Add a window, dropping the oldest beyond max_windows; the change in bytes."""
+        self.timeline.append(p)
+        change = window_bytes(p)
+        if len(self.timeline) > self.max_windows:
+            change -= window_bytes(self.timeline.popleft())
+        self.bytes += change
+        return change
+
+    def drop_oldest(self) -> int:
+        gone = window_bytes(self.timeline.popleft())
+        self.bytes -= gone
+        return gone
 
 
 class History:
     """Latest status, decision and a bounded window timeline per stream, for at most ``max_streams`` streams.
+
+    Timelines hold at most ``max_windows`` windows each and ``max_bytes`` together: a count alone let 50 streams of
+    64 labels of 200 characters take 580 MB. Windows repeat their labels, so one copy of each label tuple is kept
+    and shared. Over the byte budget, the stream being added to drops its oldest window if it holds at least its
+    share, else the stream holding most does.
 
     When a new stream would exceed ``max_streams``, one is forgotten, so a publisher inventing stream ids cannot
     grow memory without bound: first the streams with no status (every daemon sends one, a flood of made-up ids
@@ -82,11 +111,15 @@ class History:
         max_windows: int = DEFAULT_MAX_WINDOWS,
         max_streams: int = DEFAULT_MAX_STREAMS,
         clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        if max_windows < 1 or max_streams < 1:
-            raise ValueError("max_windows and max_streams must be at least 1")
+        if max_windows < 1 or max_streams < 1 or max_bytes < 1:
+            raise ValueError("max_windows, max_streams and max_bytes must be at least 1")
         self.max_windows = max_windows
         self.max_streams = max_streams
+        self.max_bytes = max_bytes
+        self._bytes = 0  # window_bytes of every timeline
+        self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each label tuple, bounded
         self.clock = clock  # public: readers compare last_message_at with it
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
@@ -104,7 +137,8 @@ class History:
                 self._process(message)
                 return
             if isinstance(message, Retired):
-                self._streams.pop(message.stream_id, None)
+                gone = self._streams.pop(message.stream_id, None)
+                self._bytes -= gone.bytes if gone else 0
                 return False
             stream = self._streams.get(message.stream_id)
             came_back = False
@@ -125,7 +159,9 @@ class History:
                     if message.model_id:
                         changes["model_id"] = message.model_id
                 case Prediction():
-                    stream.timeline.append(message)
+                    message = replace(message, labels=self._shared_labels(message.labels))
+                    self._bytes += stream.append(message)
+                    self._trim(stream)
                     changes.update(latest=message, decision=message.decision, model_id=message.model_id,
                                    windows=view.windows + 1)
                     if not message.decision.same_state(view.decision):
@@ -135,8 +171,26 @@ class History:
             stream.view = replace(view, **changes)
             return came_back
 
+    def _shared_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        shared = self._labels.get(labels)
+        if shared is None:
+            if len(self._labels) >= 4 * self.max_streams:  # made-up label sets must not grow it without bound
+                self._labels.clear()
+            shared = self._labels[labels] = labels
+        return shared
+
+    def _trim(self, stream: _Stream) -> None:
+        """Drop oldest windows until the timelines fit ``max_bytes`` (each stream keeps its newest window)."""
+        while self._bytes > self.max_bytes:
+            fair = self._bytes / len(self._streams)
+            victim = stream if stream.bytes >= fair else max(self._streams.values(), key=lambda s: s.bytes)
+            if len(victim.timeline) <= 1:
+                return
+            self._bytes -= victim.drop_oldest()
+
     def _evict(self) -> None:
         victim = min(self._streams.values(), key=lambda s: (s.view.status is not None, s.view.last_message_at))
+        self._bytes -= victim.bytes
         del self._streams[victim.view.stream_id]
         self._forgotten[victim.view.stream_id] = None
         while len(self._forgotten) > FORGOTTEN_IDS:

@@ -171,15 +171,15 @@ def _prediction(stream_id: str, d: dict) -> Prediction:
         stream_id=stream_id,
         model_id=_text(d.get("model_id"), "model_id"),
         time=_time(d.get("time"), "time"),
-        window_start_s=_number(d.get("window_start_s"), "window_start_s"),
-        window_end_s=_number(d.get("window_end_s"), "window_end_s"),
+        window_start_s=_measure(d.get("window_start_s"), "window_start_s"),
+        window_end_s=_measure(d.get("window_end_s"), "window_end_s"),
         labels=labels,
         probabilities=values,
         top_genre=_text(top.get("genre"), "top.genre"),
         top_confidence=_probability(top.get("confidence"), "top.confidence"),
         decision=_decision(d.get("state"), "state"),
-        rms=_number(d.get("rms"), "rms"),
-        latency_ms=_number(d.get("latency_ms"), "latency_ms"),
+        rms=_measure(d.get("rms"), "rms"),
+        latency_ms=_measure(d.get("latency_ms"), "latency_ms"),
         music=None if d.get("music") is None else _probability(d.get("music"), "music"),
     )
 
@@ -226,6 +226,14 @@ def _number(value: object, name: str) -> float:
         number = math.inf
     if not math.isfinite(number):
         raise PayloadError(f"{name} must be a finite number")
+    return number
+
+
+def _measure(value: object, name: str) -> float:
+    """An offset, a level or a delay: never negative (the contract's ``minimum: 0``)."""
+    number = _number(value, name)
+    if number < 0:
+        raise PayloadError(f"{name} must not be negative, got {number:g}")
     return number
 
 

@@ -190,3 +190,22 @@ def test_with_a_token_the_page_asks_for_it_once(browser, broker, model, publishe
         browser.find_element(By.CSS_SELECTOR, "button.logout").click()
         wait_for(browser, "the login form again", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
         assert browser.get_cookie("genrecast_session") is None
+
+
+def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):
+    """A publisher's 200-character labels stretched a card to 15 lines; now it is as tall as any other."""
+    long_genre = "a" * 200
+    publisher.send("status", status("short"), retain=True)
+    publisher.send("prediction", prediction("short", "jazz", 0.8))
+    publisher.send("status", status("long"), retain=True)
+    payload = prediction("long", "jazz", 0.8)
+    payload["probabilities"] = {long_genre: 0.8, "b" * 200: 0.2}
+    payload["top"]["genre"] = payload["state"]["genre"] = long_genre
+    publisher.send("prediction", payload)
+    browser.get(dashboard.url)
+    wait_card(browser, "short", "jazz")
+    wait_card(browser, "long", "aaaa")
+    heights = browser.execute_script(  # the content's height: cards in one grid row are stretched alike
+        "const h = {}; document.querySelectorAll('#overview .card').forEach(c => h[c.dataset.stream] = "
+        "Array.from(c.children).reduce((sum, e) => sum + e.offsetHeight, 0)); return h;")
+    assert heights["long"] <= heights["short"] + 2, heights

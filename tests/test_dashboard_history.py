@@ -6,8 +6,8 @@ import threading
 import tracemalloc
 
 from dashboard_payloads import encode, genre, prediction, status
-from genrecast.dashboard.history import History
-from genrecast.dashboard.parse import parse_message
+from genrecast.dashboard.history import History, window_bytes
+from genrecast.dashboard.parse import Prediction, parse_message
 
 
 def msg(kind: str, payload: dict):
@@ -167,3 +167,35 @@ def test_a_stream_is_offline_while_the_process_publishing_it_is():
     assert h.snapshot().stream("c").liveness(1.0, True) == "offline"
     add("genrecast/_daemon/rack/status", process("online"))  # restarted
     assert [v.liveness(1.0, True) for v in h.snapshot().streams] == ["online", "online", "online"]
+
+
+def long_labelled(stream_id: str, t: float) -> Prediction:
+    """A window of 64 labels of 200 characters, parsed from JSON as the feed does (new strings every message)."""
+    p = prediction(stream_id)
+    p["probabilities"] = {f"{i:02d}" + "x" * 198: 1 / 64 for i in range(64)}
+    p["top"]["genre"], p["state"]["genre"] = "00" + "x" * 198, "00" + "x" * 198
+    p["window_start_s"], p["window_end_s"] = t, t + 3
+    return msg("prediction", p)
+
+
+def test_long_labels_share_one_copy_and_timelines_keep_to_a_byte_budget():
+    """20 streams of 200 such windows took 68 MB when each window kept its own labels."""
+    h = History()
+    tracemalloc.start()
+    try:
+        for t in range(200):
+            for s in range(20):
+                h.add(long_labelled(f"s{s}", float(t)))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 20 * 2**20, f"{held / 2**20:.0f} MB held"
+    budget = 200_000
+    small = History(max_bytes=budget)
+    for t in range(100):
+        for s in range(10):
+            small.add(long_labelled(f"s{s}", float(t)))
+    lengths = [len(v.timeline) for v in small.snapshot().streams]
+    per_window = window_bytes(small.snapshot().streams[0].timeline[0])
+    assert sum(lengths) * per_window <= budget and max(lengths) - min(lengths) <= 1  # shared fairly
+    assert all(v.timeline[-1].window_start_s == 99.0 for v in small.snapshot().streams)  # the newest kept

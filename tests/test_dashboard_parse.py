@@ -99,6 +99,10 @@ BAD = [
     _mutated("prediction", lambda d: d.update(state={"kind": "no_music", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(rms=10**400)),  # valid JSON, too big for a float
     _mutated("prediction", lambda d: d.pop("window_end_s")),
+    # the contract's minimum 0 (they were accepted before)
+    _mutated("prediction", lambda d: d.update(window_start_s=-1e300)),
+    _mutated("prediction", lambda d: d.update(rms=-5)),
+    _mutated("prediction", lambda d: d.update(latency_ms=-1e300)),
     _mutated("genre", lambda d: d.update(kind="loud")),
     _mutated("genre", lambda d: d.update(confidence=-0.1)),
     _mutated("genre", lambda d: d.pop("since")),
