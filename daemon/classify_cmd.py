@@ -26,12 +26,24 @@ class FileWindows:
     probabilities: np.ndarray  # [n_windows, n_labels]
     music: np.ndarray  # [n_windows] music probability (ones for a model without a music head)
     rms: np.ndarray  # [n_windows]
+    tags: np.ndarray | None = None  # [n_windows, n_tags] tag probabilities; None for a model without tags
 
     def track(self, spec):
         """The file's answer, by the one track-level rule."""
         from .decision import track_state
 
         return track_state(self.probabilities, self.music, self.rms, spec.labels, spec.music_threshold)
+
+    def window_tags(self, spec) -> list[dict[str, float]] | None:
+        """Each window's announced tags (none for a silent window, or one whose music probability is below the
+        model's threshold); None for a model without tags."""
+        from .decision import DecisionConfig, announces_tags
+
+        if self.tags is None:
+            return None
+        kinds = np.where(self.rms < DecisionConfig.silence_rms, "silence", "genre")
+        return [spec.announced_tags(row) if announces_tags(kind, music, spec.music_threshold) else {}
+                for row, kind, music in zip(self.tags, kinds, self.music, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class TrackResult:
     music: float | None  # mean music probability; null for a model without a music head
     windows: int
     seconds: float
+    tags: dict[str, float] | None = None  # announced style tags, likeliest first; null for a model without tags
 
 
 def register(sub) -> None:
@@ -72,11 +85,14 @@ def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows
     rms: list[float] = []
     genre: list[np.ndarray] = []
     music: list[np.ndarray] = []
+    tags: list[np.ndarray] = []
 
     def score(batch: list) -> None:
         out = model.predict(np.stack([w.logmel for w in batch]))
         genre.append(out.genre)
         music.append(out.music)
+        if out.tags is not None:
+            tags.append(out.tags)
         starts.extend(w.start_s for w in batch)
         rms.extend(w.rms for w in batch)
 
@@ -95,17 +111,27 @@ def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows
         score(pending)
     if not starts:
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
-    return FileWindows(audio.seconds, starts, np.concatenate(genre), np.concatenate(music), np.array(rms))
+    return FileWindows(audio.seconds, starts, np.concatenate(genre), np.concatenate(music), np.array(rms),
+                       np.concatenate(tags) if tags else None)
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
     """The track-level answer from every window's: what ``classify`` prints and the HTTP API returns."""
-    track = result.track(model.spec)
-    labels = model.spec.labels
+    spec = model.spec
+    track = result.track(spec)
     return TrackResult(name, track.kind, track.genre, round(track.confidence, 5),
-                       {k: round(float(v), 5) for k, v in zip(labels, track.probabilities, strict=True)},
-                       round(track.music, 5) if model.spec.has_music_head else None,
-                       len(result.starts), round(result.seconds, 3))
+                       {k: round(float(v), 5) for k, v in zip(spec.labels, track.probabilities, strict=True)},
+                       round(track.music, 5) if spec.has_music_head else None,
+                       len(result.starts), round(result.seconds, 3),
+                       track_tags(spec, result.tags, track) if spec.has_tags else None)
+
+
+def track_tags(spec, window_tags: np.ndarray, track) -> dict[str, float]:
+    """A file's announced tags: those of the mean over its windows, for a file whose answer is a genre."""
+    from .decision import announces_tags
+
+    return spec.announced_tags(window_tags.mean(axis=0)) if announces_tags(track.kind, track.music,
+                                                                           spec.music_threshold) else {}
 
 
 def track_json(result: TrackResult, model_id: str) -> dict:

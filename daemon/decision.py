@@ -17,7 +17,8 @@ message, a journal line and a Home Assistant state change. So:
   stream is ``uncertain``.
 
 Track-level answers (``classify``, the dashboard's file check, the trainer's accuracy) use
-:func:`track_probabilities` and :func:`track_state`, here beside the streaming rule.
+:func:`track_probabilities` and :func:`track_state`, here beside the streaming rule; :func:`announces_tags` says
+when style tags are announced, for windows and tracks alike.
 """
 
 from __future__ import annotations
@@ -171,3 +172,10 @@ def track_state(window_probabilities: np.ndarray, window_music: np.ndarray, wind
         return TrackState("no_music", None, 1.0 - music, probs, music)
     best = int(np.argmax(probs))
     return TrackState("genre", labels[best], float(probs[best]), probs, music)
+
+
+def announces_tags(kind: str, music: float, music_threshold: float | None) -> bool:
+    """Style tags describe music: a window or track says none when its state is ``no_music`` or ``silence``, or when
+    its own music probability is below the model's threshold (a window of speech while the smoothed state still
+    holds the genre)."""
+    return kind in ("genre", "uncertain") and (music_threshold is None or music >= music_threshold)

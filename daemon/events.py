@@ -105,6 +105,7 @@ class Prediction:
     rms: float
     latency_ms: float
     music: float | None = None  # the window's music probability, from a model with a music head
+    tags: dict[str, float] | None = None  # the window's announced style tags (likeliest first), from a model with tags
 
     def message(self, prefix: str, stream_id: str) -> Message:
         top = max(self.probabilities, key=self.probabilities.get)
@@ -122,6 +123,8 @@ class Prediction:
         }
         if self.music is not None:
             body["music"] = round(self.music, 5)
+        if self.tags is not None:
+            body["tags"] = self.tags
         return _message(prefix, stream_id, "prediction", body, retain=False)
 
 
@@ -130,6 +133,7 @@ class GenreChange:
     model_id: str
     state: State
     since: str  # ISO 8601 time the state began
+    tags: dict[str, float] | None = None  # announced style tags of the window that brought it (a model with tags)
 
     def message(self, prefix: str, stream_id: str) -> Message:
         body = {
@@ -140,6 +144,8 @@ class GenreChange:
             "confidence": round(self.state.confidence, 5),
             "since": self.since,
         }
+        if self.tags is not None:
+            body["tags"] = self.tags
         return _message(prefix, stream_id, "genre", body, retain=True)
 
 

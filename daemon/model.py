@@ -1,8 +1,8 @@
 """Loading a genre model: an ONNX graph plus the :class:`dsp.ModelSpec` in its metadata.
 
 The daemon computes whatever front end the metadata names. Everything that could make a model silently wrong
-(a window length, mel count or label count the graph was not built for, a promised music head that is missing) is
-checked once at load time and refused with one line.
+(a window length, mel count or label count the graph was not built for, a promised music head or tags output that is
+missing) is checked once at load time and refused with one line.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gt
 
 GENRE_OUTPUT = "probabilities"
 MUSIC_OUTPUT = "music"
+TAGS_OUTPUT = "tags"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Output:
 
     genre: np.ndarray  # [batch, n_labels] probabilities
     music: np.ndarray  # [batch] probability that the window holds music; ones for a model without a music head
+    tags: np.ndarray | None = None  # [batch, n_tags] style tag probabilities; None for a model without tags
 
 
 @dataclass
@@ -38,18 +40,19 @@ class GenreModel:
     path: Path
     _session: object
     _input: str
-    _outputs: list[str]  # the genre output, then the music output when the model has one
+    _outputs: list[str]  # the genre output, then the music and tags outputs the model has
 
     @property
     def model_id(self) -> str:
         return self.spec.model_id
 
     def predict(self, windows: np.ndarray) -> Output:
-        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities and music probability per window."""
-        results = self._session.run(self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)})
-        genre = results[0]
-        music = results[1].reshape(-1) if len(results) > 1 else np.ones(genre.shape[0], np.float32)
-        return Output(genre, music)
+        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities, music probability and tags per window."""
+        results = dict(zip(self._outputs, self._session.run(
+            self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)}), strict=True))
+        genre = results[GENRE_OUTPUT]
+        music = results[MUSIC_OUTPUT].reshape(-1) if MUSIC_OUTPUT in results else np.ones(genre.shape[0], np.float32)
+        return Output(genre, music, results.get(TAGS_OUTPUT))
 
 
 def _check_dims(what: str, dims: list, expected: list) -> str | None:
@@ -103,6 +106,12 @@ def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> Genre
         else:
             problem = _check_dims(f"{MUSIC_OUTPUT!r} output", outputs[MUSIC_OUTPUT].shape, [None])
             names.append(MUSIC_OUTPUT)
+    if spec.has_tags and not problem:  # a graph's tags output that its metadata does not name is not read
+        if TAGS_OUTPUT not in outputs:
+            problem = f"its metadata names {len(spec.tags)} tags but the graph has no {TAGS_OUTPUT!r} output"
+        else:
+            problem = _check_dims(f"{TAGS_OUTPUT!r} output", outputs[TAGS_OUTPUT].shape, [None, len(spec.tags)])
+            names.append(TAGS_OUTPUT)
     if problem:
         raise ModelSpecError(f"model {path}: {problem} (from its metadata)")
     return GenreModel(spec, path, session, inputs[0].name, names)

@@ -21,7 +21,7 @@ from genrecast.dsp import AudioError
 from genrecast.dsp.windows import MIN_SECONDS
 
 from .config import RunSettings, StreamSettings
-from .decision import Decider, State
+from .decision import Decider, State, announces_tags
 from .events import (
     WILL_REASON,
     DaemonStatus,
@@ -157,21 +157,27 @@ class StreamRun:
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))
 
-    def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float) -> None:
+    def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float,
+                   tags: np.ndarray | None = None) -> None:
+        """One window's model outputs (``tags``: its tag probabilities, from a model with tags)."""
         state = self.decider.update(p, music, window.rms)
         spec = self.model.spec
+        announced = None
+        if spec.has_tags:
+            announced = spec.announced_tags(tags) if announces_tags(state.kind, float(music), spec.music_threshold) \
+                else {}
         try:
             self.publisher.publish(Prediction(
                 self.model.model_id, window.start_s, window.end_s, dict(zip(spec.labels, map(float, p), strict=True)),
                 state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                float(music) if spec.has_music_head else None,
+                float(music) if spec.has_music_head else None, announced,
             ).message(self.prefix, self.id))
         except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
         if self.tracker.changed(state):
-            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since).message(self.prefix,
-                                                                                                       self.id))
+            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since,
+                                               announced).message(self.prefix, self.id))
             self.last_label = f"{state.genre or state.kind} ({state.confidence:.2f})"
             log.info("stream %s: %s from %.1f s", self.id, self.last_label, window.start_s)
 
@@ -408,8 +414,9 @@ def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, ba
     for i in range(0, len(work), batch):
         part = work[i : i + batch]
         out = model.predict(np.stack([w.logmel for _, w, _ in part]))
-        for (run, window, handed_at), p, music in zip(part, out.genre, out.music, strict=True):
-            run.classified(window, p, music, handed_at)
+        tags = out.tags if out.tags is not None else [None] * len(part)
+        for (run, window, handed_at), p, music, t in zip(part, out.genre, out.music, tags, strict=True):
+            run.classified(window, p, music, handed_at, t)
 
 
 def _summary(live: list[StreamRun], now: float) -> str:

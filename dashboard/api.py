@@ -49,6 +49,7 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
                 config: ApiSettings) -> None:
     """Add ``/api/...`` to the dashboard's Flask server; ``config.token`` (if set) guards every route."""
     api = Blueprint("api", __name__, url_prefix="/api")
+    server.json.sort_keys = False  # keep the order we build: tags likeliest first, labels in the model's order
     allowed: dict[str, tuple[str, ...]] = {}  # path -> its methods, for a 405 of a method Flask does not route
 
     def not_allowed(methods: tuple[str, ...]) -> ApiError:
@@ -214,6 +215,7 @@ def spool_upload(config: ApiSettings, into) -> str:
 def window_json(model, result) -> list[dict]:
     """Every window the track's answer is the mean of: where it lies in the file and its probabilities."""
     labels, length = model.spec.labels, model.spec.window_seconds
+    tags = result.window_tags(model.spec) or [None] * len(result.starts)
     return [
         {
             "start_s": round(start, 3),
@@ -221,8 +223,9 @@ def window_json(model, result) -> list[dict]:
             "genre": labels[int(np.argmax(row))],
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
             "music": round(float(music), 5) if model.spec.has_music_head else None,
+            "tags": t,
         }
-        for start, row, music in zip(result.starts, result.probabilities, result.music, strict=True)
+        for start, row, music, t in zip(result.starts, result.probabilities, result.music, tags, strict=True)
     ]
 
 
@@ -238,6 +241,7 @@ def stream_json(view: StreamView, wall: datetime, now: float, connected: bool) -
         "confidence": decision.confidence if decision else None,
         "since": view.since.astimezone(UTC).isoformat() if view.since else None,
         "model_id": view.model_id,
+        "tags": dict(view.latest.tags) if view.latest else {},
         "last_message_at": (wall - timedelta(seconds=age)).isoformat(),
         "last_message_age_s": round(age, 3),
     }

@@ -77,6 +77,7 @@ class Prediction:
     rms: float
     latency_ms: float
     music: float | None = None  # the window's music probability, sent by models with a music head
+    tags: tuple[tuple[str, float], ...] = ()  # announced style tags and their probabilities, likeliest first
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,18 @@ def _prediction(stream_id: str, d: dict) -> Prediction:
         rms=_measure(d.get("rms"), "rms"),
         latency_ms=_measure(d.get("latency_ms"), "latency_ms"),
         music=None if d.get("music") is None else _probability(d.get("music"), "music"),
+        tags=_tags(d.get("tags")),
     )
+
+
+def _tags(value: object) -> tuple[tuple[str, float], ...]:
+    """A window's announced tags, likeliest first whatever order they came in; none when absent."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or len(value) > MAX_LABELS:
+        raise PayloadError(f"tags must be an object of at most {MAX_LABELS} tags")
+    tags = [(_text(name, "tag"), _probability(p, f"tags.{name}")) for name, p in value.items()]
+    return tuple(sorted(tags, key=lambda kv: -kv[1]))
 
 
 def _genre(stream_id: str, d: dict) -> GenreChange:

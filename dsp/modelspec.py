@@ -3,7 +3,7 @@
 The trainer writes a :class:`ModelSpec` into the model's ``metadata_props`` under
 :data:`METADATA_KEY`; the daemon reads it back and computes exactly the front end it names, so a model
 trained on other features (another rate, FFT, hop or mel count) runs as trained. Labels, window length, input
-normalisation and the music threshold live here only.
+normalisation, the music threshold and the style tags' names live here only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "hop_seconds": (int, float), "input_norm": dict, "training": dict,
 }
 # Fields added after SPEC_FORMAT 1 shipped: a file written before them lacks the key and reads the default.
-_OPTIONAL_FIELDS = ("music_threshold",)
+_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold")
+TOP_TAGS = 5  # at most this many tags are announced per window or file, the likeliest first
 
 
 class ModelSpecError(ValueError):
@@ -42,7 +43,10 @@ class ModelSpec:
     :class:`dsp.LogMelStream` produces them (for ``dsp``, whatever front end that names) and applies
     ``input_norm`` itself; it outputs ``probabilities`` ``[batch, len(labels)]``. A model with a music head
     (``music_threshold`` set) also outputs ``music`` ``[batch]``, the probability that a window holds music;
-    the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``.
+    the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``. A model with style
+    tags (``tags`` non-empty) also outputs ``tags`` ``[batch, len(tags)]``, each tag's probability (independent
+    sigmoids, not a distribution); ``tag_origin`` says where the names come from, and a tag is announced at
+    ``tag_threshold`` or more (:meth:`announced_tags`).
     """
 
     name: str
@@ -55,6 +59,9 @@ class ModelSpec:
     training: dict = field(default_factory=dict)  # data fingerprint, split, tracks used, caveats
     format: int = SPEC_FORMAT
     music_threshold: float | None = None  # None: no music head, every window counts as music
+    tags: tuple[str, ...] = ()  # names of the ``tags`` output, in its order; empty: no tags output
+    tag_origin: str | None = None  # where the tag names and their meaning come from
+    tag_threshold: float | None = None  # a tag is announced at this probability or more
 
     def __post_init__(self) -> None:
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -65,10 +72,27 @@ class ModelSpec:
             raise ModelSpecError(f"a {self.window_seconds}s window holds no full {self.dsp.n_fft}-sample frame")
         if self.music_threshold is not None and not 0 < self.music_threshold < 1:
             raise ModelSpecError(f"music_threshold must lie strictly between 0 and 1, got {self.music_threshold}")
+        if len(set(self.tags)) != len(self.tags) or not all(isinstance(t, str) and t for t in self.tags):
+            raise ModelSpecError("tags must be unique non-empty names")
+        if self.tags and (self.tag_threshold is None or not 0 < self.tag_threshold < 1 or not self.tag_origin):
+            raise ModelSpecError(f"a model with tags needs their origin and a tag_threshold strictly between 0 and 1, "
+                                 f"got {self.tag_origin!r} and {self.tag_threshold}")
 
     @property
     def has_music_head(self) -> bool:
         return self.music_threshold is not None
+
+    @property
+    def has_tags(self) -> bool:
+        return bool(self.tags)
+
+    def announced_tags(self, probabilities) -> dict[str, float]:
+        """One window's (or a file's mean) tag probabilities -> the announced tags: at most :data:`TOP_TAGS` of
+        those at ``tag_threshold`` or more, the likeliest first, each with its probability (5 decimals)."""
+        if not self.tags:
+            return {}
+        ranked = sorted(zip(self.tags, map(float, probabilities), strict=True), key=lambda kv: -kv[1])
+        return {name: round(p, 5) for name, p in ranked[:TOP_TAGS] if p >= self.tag_threshold}
 
     @property
     def model_id(self) -> str:
@@ -82,6 +106,7 @@ class ModelSpec:
     def to_json(self) -> str:
         data = asdict(self)
         data["labels"] = list(self.labels)
+        data["tags"] = list(self.tags)
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -103,7 +128,15 @@ class ModelSpec:
                 raise ModelSpecError(f"malformed model spec: music_threshold has the wrong type ({threshold!r:.60})")
             if not all(isinstance(label, str) for label in data["labels"]):
                 raise ModelSpecError("malformed model spec: labels must be strings")
-            data["labels"] = tuple(data["labels"])
+            tags, tag_threshold = data.get("tags", []), data.get("tag_threshold")
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ModelSpecError("malformed model spec: tags must be a list of strings")
+            if tag_threshold is not None and (isinstance(tag_threshold, bool) or not isinstance(tag_threshold,
+                                                                                                int | float)):
+                raise ModelSpecError(f"malformed model spec: tag_threshold has the wrong type ({tag_threshold!r:.60})")
+            if not isinstance(data.get("tag_origin", ""), str | None):
+                raise ModelSpecError("malformed model spec: tag_origin must be a string")
+            data["labels"], data["tags"] = tuple(data["labels"]), tuple(tags)
             data["dsp"] = DSPConfig.from_dict(data["dsp"])
             return cls(**data)
         except ModelSpecError:

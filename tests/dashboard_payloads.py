@@ -18,7 +18,7 @@ def status(stream_id: str, state: str = "online", **extra) -> dict:
 
 
 def prediction(stream_id: str, genre: str = "rock", confidence: float = 0.62, kind: str = "genre", t: float = 0.0,
-               music: float | None = None) -> dict:
+               music: float | None = None, tags: dict[str, float] | None = None) -> dict:
     rest = (1.0 - confidence) / (len(GENRES) - 1)
     probs = {g: (confidence if g == genre else rest) for g in GENRES}
     return {
@@ -27,6 +27,7 @@ def prediction(stream_id: str, genre: str = "rock", confidence: float = 0.62, ki
         "top": {"genre": genre, "confidence": confidence},
         "state": {"kind": kind, "genre": genre if kind == "genre" else None, "confidence": confidence},
         "rms": 0.1, "latency_ms": 4.2, **({} if music is None else {"music": music}),
+        **({} if tags is None else {"tags": tags}),
     }
 
 

@@ -38,6 +38,17 @@ def messages():
     yield GenreChange("m-1", State("no_music", None, 0.8), utc_now()).message("genrecast", "kitchen")
     yield Status("stalled", "m-1", "mic:USB", "no audio for 10 s", "den", "genrecast-den-h-0a1b2c", 1.5).message(
         "genrecast", "kitchen")
+    yield Prediction("m-1", 0.0, 3.0, probs, State("genre", "rock", 0.8), 0.2, 1.5, music=0.9,
+                     tags={"rock": 0.61, "80s": 0.32}).message("genrecast", "kitchen")
+    yield GenreChange("m-1", State("genre", "rock", 0.8), utc_now(), {"rock": 0.61}).message("genrecast", "kitchen")
+
+
+def test_tags_are_sent_only_by_a_model_with_tags():
+    all_ = list(messages())
+    assert json.loads(all_[8].payload)["tags"] == {"rock": 0.61, "80s": 0.32}
+    assert list(json.loads(all_[8].payload)["tags"]) == ["rock", "80s"]  # the likeliest first, as given
+    assert json.loads(all_[9].payload)["tags"] == {"rock": 0.61}
+    assert "tags" not in json.loads(all_[5].payload) and "tags" not in json.loads(all_[3].payload)
 
 
 def test_music_is_sent_only_by_a_model_with_a_music_head():
@@ -75,6 +86,10 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/prediction", lambda p: p.update(music=1.5)),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
         ("p/s/genre", lambda p: p.update(since="yesterday")),
+        ("p/s/prediction", lambda p: p.update(tags={"rock": 1.5})),
+        ("p/s/prediction", lambda p: p.update(tags=["rock"])),
+        ("p/s/prediction", lambda p: p.update(tags={f"t{i}": 0.5 for i in range(6)})),
+        ("p/s/genre", lambda p: p.update(tags={"rock": "high"})),
     ],
 )
 def test_schemas_reject_broken_payloads(topic, change):
@@ -130,6 +145,7 @@ def test_the_dashboard_tests_payloads_follow_the_same_schemas():
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "silence", 1.0))
     validate("g/kitchen/genre", dashboard_payloads.genre("kitchen", None, "no_music", 0.9))
     validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", kind="no_music", music=0.1))
+    validate("g/kitchen/prediction", dashboard_payloads.prediction("kitchen", music=0.9, tags={"rock": 0.5}))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

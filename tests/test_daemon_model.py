@@ -13,7 +13,7 @@ from daemon_helpers import genrecast, write_tones
 from genrecast.daemon.model import DEFAULT_MODEL, load_model
 from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 from signals import sparse_wav
-from tiny_model import build_tiny_model, musicnn_like_spec, tiny_spec
+from tiny_model import TINY_TAGS, build_tiny_model, musicnn_like_spec, tagged_spec, tiny_spec
 
 
 def respec(path, spec):
@@ -46,6 +46,17 @@ def test_music_head_is_read_when_the_spec_sets_a_threshold(tmp_path):
     assert out.music[0] > 0.99 and out.music[1] < 0.05
 
 
+def test_tags_are_read_when_the_spec_names_them(tmp_path):
+    model = load_model(build_tiny_model(tmp_path / "m.onnx", tagged_spec()))
+    assert model.spec.tags == TINY_TAGS
+    peaked = np.full((1, 128, model.spec.n_frames), -20.0, np.float32)
+    peaked[0, 12 * 6 + 6] = 5.0  # the middle band of metal's group
+    out = model.predict(peaked)
+    assert out.tags.shape == (1, 10) and out.tags[0].argmax() == TINY_TAGS.index("heavy metal")
+    assert list(model.spec.announced_tags(out.tags[0])) == ["heavy metal"]
+    assert load_model(build_tiny_model(tmp_path / "plain.onnx")).predict(peaked).tags is None
+
+
 def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
     model = load_model(build_tiny_model(tmp_path / "m.onnx", musicnn_like_spec()))
     assert (model.spec.dsp.sample_rate, model.spec.dsp.n_mels, model.spec.n_frames) == (16000, 96, 187)
@@ -63,8 +74,13 @@ def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
         (lambda p: p.write_bytes(b"not an onnx file"), "not a loadable ONNX model"),
         (lambda p: build_tiny_model(p, tiny_spec(music_threshold=0.5), music_head=False),
          "sets music_threshold but the graph has no 'music' output"),
+        (lambda p: respec(build_tiny_model(p, tiny_spec(music_threshold=0.5)), tagged_spec()),
+         "names 10 tags but the graph has no 'tags' output"),
+        (lambda p: respec(build_tiny_model(p, tagged_spec()), tagged_spec(tags=TINY_TAGS[:9])),
+         "'tags' output shape ['batch', 10] does not fit [None, 9]"),
     ],
-    ids=["no-metadata", "mel-count", "window-length", "label-count", "garbage", "no-music-head"],
+    ids=["no-metadata", "mel-count", "window-length", "label-count", "garbage", "no-music-head", "no-tags",
+         "tag-count"],
 )
 def test_refuses_models_that_break_the_contract(tmp_path, build, message):
     path = tmp_path / "bad.onnx"
@@ -103,6 +119,7 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
     result = json.loads(line)
     assert result["file"] == str(rock) and result["genre"] == "rock" and result["probability"] > 0.9
     assert result["kind"] == "genre" and result["music"] is None  # this model has no music head
+    assert result["tags"] is None  # nor tags
     assert set(result["probabilities"]) == set(GTZAN_GENRES) and result["windows"] == 4
     assert result["model_id"] == "tiny-test-1"
     errors = err.strip().splitlines()
@@ -137,8 +154,8 @@ def test_classify_says_silence_for_an_all_silent_file(model, tmp_path):
     assert proc.communicate(timeout=60)[0].split("\t")[1] == "silence"
 
 
-def test_classify_says_no_music_with_a_music_head(tmp_path):
-    model = build_tiny_model(tmp_path / "m.onnx", tiny_spec(music_threshold=0.5))
+def test_classify_says_no_music_with_a_music_head_and_tags_music_only(tmp_path):
+    model = build_tiny_model(tmp_path / "m.onnx", tagged_spec())
     tone = write_tones(tmp_path / "tone.wav", [2] * 5)
     noise = write_tones(tmp_path / "noise.wav", ["noise"] * 5)
     proc = genrecast("classify", "--json", "--model", str(model), str(tone), str(noise))
@@ -146,9 +163,11 @@ def test_classify_says_no_music_with_a_music_head(tmp_path):
     assert proc.returncode == 0, err
     music, other = map(json.loads, out.splitlines())
     assert (music["kind"], music["genre"]) == ("genre", "country") and music["music"] > 0.9
+    assert list(music["tags"])[0] == "country" and music["tags"]["country"] > 0.9  # likeliest first
     assert (other["kind"], other["genre"]) == ("no_music", None) and other["music"] < 0.1
     assert other["probability"] == pytest.approx(1 - other["music"], abs=1e-4)
     assert set(other["probabilities"]) == set(GTZAN_GENRES)
+    assert other["tags"] == {}  # tags heard in noise are not announced
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--hop", "inf"), ("--hop", "nan"), ("--hop", "61"), ("--threads", "-1"),

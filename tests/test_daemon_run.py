@@ -29,7 +29,7 @@ from genrecast.daemon.events import STALLED_IS_OFFLINE, WILL_REASON, DaemonStatu
 from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
 from genrecast.daemon.service import END_FLUSH_SECONDS
 from genrecast.dsp import GTZAN_GENRES
-from tiny_model import build_tiny_model, musicnn_like_spec
+from tiny_model import MUSICNN_DSP, MUSICNN_WINDOW_SECONDS, build_tiny_model, tagged_spec
 
 
 def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):
@@ -473,9 +473,10 @@ def test_sigterm_while_the_broker_is_down_still_exits_0(broker, model, tmp_path)
     assert "messages and the latest statuses not delivered to" in err and "stream alone: stopped" in err
 
 
-def test_a_model_for_the_16k_front_end_with_a_music_head_runs_end_to_end(broker, tmp_path):
-    """The daemon computes the front end the model names (16 kHz / 512 / 256 / 96, 187 frames) and says no_music."""
-    spec = musicnn_like_spec(music_threshold=0.5)
+def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_end(broker, tmp_path):
+    """The daemon computes the front end the model names (16 kHz / 512 / 256 / 96, 187 frames), says no_music, and
+    announces tags for music only."""
+    spec = tagged_spec(dsp=MUSICNN_DSP, window_seconds=MUSICNN_WINDOW_SECONDS)
     model = build_tiny_model(tmp_path / "musicnn-like.onnx", spec)
     wav = write_tones(tmp_path / "mix.wav", [6] * 9 + ["noise"] * 9, rate=44100, cfg=spec.dsp)
     sub = Subscriber(broker.url)
@@ -494,6 +495,10 @@ def test_a_model_for_the_16k_front_end_with_a_music_head_runs_end_to_end(broker,
     expected = [("uncertain", None), ("genre", "metal"), ("no_music", None)]
     assert state_runs(predictions) == expected
     assert_genre_messages(sub.of("radio/genre"), expected)
+    assert list(predictions[0]["tags"])[0] == "heavy metal" and predictions[0]["tags"]["heavy metal"] > 0.9
+    assert all(p["tags"] == {} for p in predictions if p["music"] < 0.5 or p["state"]["kind"] == "no_music")
+    genres = [m.payload for m in sub.of("radio/genre")]
+    assert list(genres[1]["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
 
 
 def test_run_classifies_a_short_file_as_one_window_and_warns_under_a_second(broker, model, tmp_path):

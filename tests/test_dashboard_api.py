@@ -126,8 +126,22 @@ def test_multipart_upload_and_per_window_results(api):
     assert [r["start_s"] for r in rows] == pytest.approx([0, 1, 2, 3, 4], abs=0.01)  # 1-s hop, in the file's time
     assert all(r["end_s"] - r["start_s"] == pytest.approx(3.0) for r in rows)
     assert all(r["genre"] == "rock" and set(r["probabilities"]) == set(GTZAN_GENRES) for r in rows)
+    assert answer["tags"] is None and all(r["tags"] is None for r in rows)  # a model without tags
     mean = {g: np.mean([r["probabilities"][g] for r in rows]) for g in GTZAN_GENRES}
     assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
+
+
+def test_a_model_with_tags_answers_them_for_the_file_and_each_window(broker, tmp_path):
+    from tiny_model import build_tiny_model, tagged_spec
+
+    running = serve(broker, str(build_tiny_model(tmp_path / "tagged.onnx", tagged_spec())), ApiSettings())
+    try:
+        code, _, answer = call(f"{running.base}/api/v1/classify?windows=1&name=metal.flac", tone("metal"),
+                               {"Content-Type": "audio/flac"})
+    finally:
+        stop(running)
+    assert code == 200 and answer["genre"] == "metal" and list(answer["tags"])[0] == "heavy metal"
+    assert all(list(r["tags"])[0] == "heavy metal" for r in answer["window_results"])
 
 
 def odd_multipart(shape: str) -> tuple[bytes, dict]:
@@ -210,7 +224,8 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     assert code == 200 and answer == {"mqtt_connected": True, "streams": []}
     messages = [
         ("genrecast/kitchen/status", json.dumps(status("kitchen")), True),
-        ("genrecast/kitchen/prediction", json.dumps(prediction("kitchen", "jazz", 0.8)), False),
+        ("genrecast/kitchen/prediction", json.dumps(prediction("kitchen", "jazz", 0.8, music=0.9,
+                                                              tags={"jazz": 0.7, "blues": 0.4})), False),
         ("genrecast/kitchen/genre", json.dumps(genre("kitchen", "jazz", confidence=0.75)), True),
     ]
     mqtt_publish.multiple([{"topic": t, "payload": p, "retain": r, "qos": 1} for t, p, r in messages],
@@ -221,6 +236,7 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     assert {k: kitchen[k] for k in ("stream_id", "status", "kind", "genre", "confidence", "model_id")} == {
         "stream_id": "kitchen", "status": "online", "kind": "genre", "genre": "jazz", "confidence": 0.75,
         "model_id": "gtzan-cnn-1"}
+    assert list(kitchen["tags"].items()) == [("jazz", 0.7), ("blues", 0.4)]  # the latest window's, as the card
     assert kitchen["since"].endswith("+00:00") and kitchen["last_message_at"].endswith("+00:00")
     assert 0 <= kitchen["last_message_age_s"] < WAIT_S
     code, _, health = call(f"{api.base}/api/v1/health")

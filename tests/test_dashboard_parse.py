@@ -34,6 +34,13 @@ def test_no_music_and_the_music_probability_parse():
     assert (g.decision.kind, g.decision.genre) == ("no_music", None)
 
 
+def test_tags_parse_likeliest_first_and_are_none_when_absent():
+    p = parse_message(P, "genrecast/kitchen/prediction",
+                      encode(prediction("kitchen", music=0.9, tags={"80s": 0.31, "rock": 0.62})))
+    assert p.tags == (("rock", 0.62), ("80s", 0.31))
+    assert parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen"))).tags == ()
+
+
 def test_multi_level_prefix():
     msg = parse_message("home/music", "home/music/den/status", encode(status("den")))
     assert msg.stream_id == "den"
@@ -56,6 +63,8 @@ def test_the_daemons_own_messages_parse():
         events.GenreChange("m-1", decision.State("no_music", None, 0.9), events.utc_now()).message(P, "den"),
         events.Prediction("m-1", 0.0, 3.0, probs, decision.State("no_music", None, 0.9), 0.2, 3.5, 0.1).message(
             P, "den"),
+        events.Prediction("m-1", 0.0, 3.0, probs, state, 0.2, 3.5, 0.9, {"rock": 0.6}).message(P, "den"),
+        events.GenreChange("m-1", state, events.utc_now(), {"rock": 0.6}).message(P, "den"),
     ]
     for m in messages:
         assert parse_message(P, m.topic, m.payload.encode()).stream_id == "den"
@@ -96,6 +105,10 @@ BAD = [
     _mutated("prediction", lambda d: d.update(latency_ms=None)),
     _mutated("prediction", lambda d: d.update(music=1.5)),
     _mutated("prediction", lambda d: d.update(music="high")),
+    _mutated("prediction", lambda d: d.update(tags=["rock"])),
+    _mutated("prediction", lambda d: d.update(tags={"rock": 2.0})),
+    _mutated("prediction", lambda d: d.update(tags={"x" * 201: 0.5})),
+    _mutated("prediction", lambda d: d.update(tags={f"t{i}": 0.5 for i in range(65)})),
     _mutated("prediction", lambda d: d.update(state={"kind": "no_music", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(rms=10**400)),  # valid JSON, too big for a float
     _mutated("prediction", lambda d: d.pop("window_end_s")),

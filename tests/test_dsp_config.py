@@ -44,6 +44,34 @@ def test_model_spec_music_threshold_round_trips_and_old_specs_lack_it():
     assert ModelSpec.from_json(json.dumps(old)).music_threshold is None
 
 
+def test_model_spec_tags_round_trip_and_old_specs_lack_them():
+    spec = ModelSpec(name="m", version="3", tags=("rock", "jazz", "80s"), tag_origin="MSD", tag_threshold=0.3)
+    assert ModelSpec.from_json(spec.to_json()) == spec and spec.has_tags
+    old = json.loads(ModelSpec(name="m", version="1").to_json())
+    for key in ("tags", "tag_origin", "tag_threshold"):  # as 0.2.1's metadata, written before the fields existed
+        del old[key]
+    back = ModelSpec.from_json(json.dumps(old))
+    assert back.tags == () and not back.has_tags and back.announced_tags([]) == {}
+
+
+def test_announced_tags_are_the_likeliest_few_at_the_threshold_or_more():
+    names = tuple(f"t{i}" for i in range(8))
+    spec = ModelSpec(name="m", version="1", tags=names, tag_origin="test", tag_threshold=0.3)
+    assert spec.announced_tags([0.1, 0.3, 0.9, 0.29999, 0.5, 0.0, 0.0, 0.0]) == {"t2": 0.9, "t4": 0.5, "t1": 0.3}
+    assert list(spec.announced_tags([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.95, 0.31])) == ["t6", "t0", "t1", "t2", "t3"]
+    assert spec.announced_tags([0.2] * 8) == {}
+
+
+@pytest.mark.parametrize("changes", [{"tags": ("a", "a"), "tag_origin": "x", "tag_threshold": 0.3},
+                                     {"tags": ("a", ""), "tag_origin": "x", "tag_threshold": 0.3},
+                                     {"tags": ("a",), "tag_origin": "x"},
+                                     {"tags": ("a",), "tag_threshold": 0.3},
+                                     {"tags": ("a",), "tag_origin": "x", "tag_threshold": 1.0}])
+def test_a_spec_with_bad_tags_is_refused(changes):
+    with pytest.raises(ModelSpecError):
+        ModelSpec(name="m", version="1", **changes)
+
+
 def test_musicnn_front_end_spec_has_187_frames():
     cfg = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)
     assert ModelSpec(name="m", version="1", dsp=cfg, window_seconds=3.008).n_frames == 187
@@ -69,6 +97,10 @@ def _spec_with(change) -> str:
     _spec_with(lambda d: d.update(music_threshold=1.0)),
     _spec_with(lambda d: d.update(music_threshold=0)),
     _spec_with(lambda d: d.update(music_head=True)),
+    _spec_with(lambda d: d.update(tags="rock")),
+    _spec_with(lambda d: d.update(tags=[1], tag_origin="x", tag_threshold=0.3)),
+    _spec_with(lambda d: d.update(tags=["rock"], tag_origin="x", tag_threshold="0.3")),
+    _spec_with(lambda d: d.update(tags=["rock"], tag_origin=3, tag_threshold=0.3)),
 ])
 def test_malformed_model_spec_is_refused(text):
     with pytest.raises(ModelSpecError):

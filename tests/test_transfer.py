@@ -21,7 +21,7 @@ from genrecast.dsp.windows import hop_frames
 from genrecast.training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
 from genrecast.training.embed import backbone_activations
 from genrecast.training.export import export_onnx
-from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
+from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
 from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
 from genrecast.training.transfer_cv import group_folds
 from test_musicnn_port import WHEEL
@@ -145,7 +145,7 @@ def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_pa
     heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, GTZAN_GENRES, cfg)
     heads.temperature = 1.7
     spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
-                   music_threshold=0.5)
+                   music_threshold=0.5, tags=MSD_TAGS, tag_origin=TAG_ORIGIN["MSD_musicnn"], tag_threshold=0.3)
     path = tmp_path / "m.onnx"
     export_onnx(TransferNet(backbone, heads), spec, path)
     model = load_model(path)
@@ -154,9 +154,14 @@ def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_pa
     want_g, want_m = heads.predict(np.concatenate([features(a, cfg.parts) for a in acts]))
     np.testing.assert_allclose(out.genre, want_g, atol=2e-4)
     np.testing.assert_allclose(out.music, want_m, atol=2e-4)
+    # the tags are the backbone's own: musicnn's tag probabilities, as its tagger computes them
+    want_tags = 1 / (1 + np.exp(-np.concatenate([a["logits"] for a in acts])))
+    assert out.tags.shape == (len(x), 50)
+    np.testing.assert_allclose(out.tags, want_tags, atol=2e-4)
     with torch.no_grad():
-        g, m = TransferNet(backbone, heads)(torch.from_numpy(x))
+        g, m, t = TransferNet(backbone, heads)(torch.from_numpy(x))
     np.testing.assert_allclose(out.genre, g.numpy(), atol=2e-4)
+    np.testing.assert_allclose(out.tags, t.numpy(), atol=2e-4)
 
 
 def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_dirs, tmp_path):
@@ -183,6 +188,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         model = load_model(out / name)
         assert model.model_id == model_id and model.spec.dsp == MUSICNN_DSP and model.spec.music_threshold == 0.5
         assert model.spec.n_frames == N_FRAMES
+        # the transfer graph carries the backbone's tags; the distilled student has none
+        assert model.spec.tags == (MSD_TAGS if name == "model.onnx" else ())
     cv = json.loads((out / "cv.json").read_text())
     rows = cv["oof"]
     assert cv["spec"]["labels"] == [*GTZAN_GENRES, "electronic"]

@@ -7,6 +7,10 @@ soft-maxes. So a pure tone at :func:`tone_hz` ``(i)`` is classified as label ``i
 With ``music_threshold`` set in its spec it also has the ``music`` output: a sigmoid of how peaked the window's
 spectrum is (loudest band minus the mean band, in log units). A pure tone is peaked, so "music" (close to 1);
 white noise is flat, so "not music" (close to 0).
+
+With ``tags`` named in its spec (one per label, e.g. :data:`TINY_TAGS`) it also has the ``tags`` output: tag ``i``
+is ``sigmoid(2 * score_i - 2)`` of label ``i``'s score, so a tone at :func:`tone_hz` ``(i)`` carries tag ``i``
+alone.
 """
 
 from __future__ import annotations
@@ -22,12 +26,21 @@ from onnx import TensorProto, helper, numpy_helper
 
 MUSICNN_DSP = DSPConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96)  # the new model's front end
 MUSICNN_WINDOW_SECONDS = 3.008  # 187 frames
+# A tag per GTZAN genre, as MSD names its nearest tag: what a tone of that genre's bands is tagged
+TINY_TAGS = ("blues", "instrumental", "country", "dance", "Hip-Hop", "jazz", "heavy metal", "pop", "soul", "rock")
 MUSIC_SLOPE, MUSIC_PEAK = 0.5, 8.0  # music = sigmoid(slope * (peak - mean - MUSIC_PEAK)): tone ~1, white noise ~0
 
 
 def tiny_spec(**changes) -> ModelSpec:
     base = ModelSpec(name="tiny-test", version="1", training={"note": "fixed weights, for tests only"})
     return replace(base, **changes)
+
+
+def tagged_spec(**changes) -> ModelSpec:
+    """A tiny model's spec with a music head and :data:`TINY_TAGS`."""
+    tags = {"music_threshold": 0.5, "tags": TINY_TAGS, "tag_origin": "tests/tiny_model.py: one tag per label",
+            "tag_threshold": 0.3}
+    return tiny_spec(**(tags | changes))
 
 
 def musicnn_like_spec(**changes) -> ModelSpec:
@@ -49,7 +62,8 @@ def tone_hz(label_index: int, cfg: DSPConfig = DEFAULT_DSP, n_labels: int = len(
 
 def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | None = None,
                      with_metadata: bool = True, music_head: bool | None = None) -> Path:
-    """``music_head`` (default: whether the spec sets a music threshold) adds the ``music`` output."""
+    """``music_head`` (default: whether the spec sets a music threshold) adds the ``music`` output; tags named in
+    the spec add the ``tags`` output."""
     spec = spec or tiny_spec()
     music_head = spec.has_music_head if music_head is None else music_head
     n_labels, n_mels = len(spec.labels), spec.dsp.n_mels
@@ -79,6 +93,14 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
         outputs.append(helper.make_tensor_value_info("music", TensorProto.FLOAT, ["batch"]))
         initializers += [numpy_helper.from_array(np.float32(MUSIC_PEAK), "music_peak"),
                          numpy_helper.from_array(np.float32(MUSIC_SLOPE), "music_slope")]
+    if spec.has_tags:
+        if len(spec.tags) != n_labels:
+            raise ValueError("the tiny model has one tag per label")
+        nodes += [helper.make_node("Mul", ["scores", "two"], ["scaled"]),
+                  helper.make_node("Sub", ["scaled", "two"], ["tag_logits"]),
+                  helper.make_node("Sigmoid", ["tag_logits"], ["tags"])]
+        initializers.append(numpy_helper.from_array(np.float32(2.0), "two"))
+        outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", n_labels]))
     graph = helper.make_graph(
         nodes, "tiny_genre",
         [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", n_mels, frames])],
@@ -92,4 +114,5 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
     return path
 
 
-__all__ = ["GTZAN_GENRES", "MUSICNN_DSP", "build_tiny_model", "musicnn_like_spec", "tiny_spec", "tone_hz"]
+__all__ = ["GTZAN_GENRES", "MUSICNN_DSP", "TINY_TAGS", "build_tiny_model", "musicnn_like_spec", "tagged_spec",
+           "tiny_spec", "tone_hz"]

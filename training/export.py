@@ -3,7 +3,8 @@
 Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_frames]`` float32, raw natural-log
 mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]`` and,
 for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the probability that the
-window holds music at all.
+window holds music at all; for a model with style tags (``spec.tags`` named), ``tags`` ``[batch, n_tags]``, each tag's
+probability.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from genrecast.dsp import METADATA_KEY, ModelSpec
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "probabilities"
 MUSIC_NAME = "music"
+TAGS_NAME = "tags"
 
 
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
-    """``model(logmel)`` returns the probabilities, or ``(probabilities, music)`` when ``spec`` has a music head."""
+    """``model(logmel)`` returns the probabilities, or a tuple of them, then ``music`` when ``spec`` has a music head
+    and ``tags`` when it names tags, in that order."""
     model.eval()
-    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else [])
+    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else []) + ([TAGS_NAME] if spec.has_tags else [])
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():

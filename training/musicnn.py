@@ -46,6 +46,16 @@ MTT_TAGS: tuple[str, ...] = (
     "no voice", "weird", "country", "metal", "female voice", "choral",
 )
 TAGS = {"MSD_musicnn": MSD_TAGS, "MTT_musicnn": MTT_TAGS}
+# Where each backbone's tag names come from: the wheel's musicnn/configuration.py (MSD_LABELS, MTT_LABELS), in the
+# order of its output layer. What the exported graph's metadata says about them.
+TAG_ORIGIN = {
+    "MSD_musicnn": "musicnn 0.1.0's MSD_musicnn output layer: the 50 most frequent Last.fm tags of the Million Song "
+                   "Dataset (user tags: genres, eras, moods, vocals), names and order as its configuration.py "
+                   "MSD_LABELS gives them",
+    "MTT_musicnn": "musicnn 0.1.0's MTT_musicnn output layer: the 50 most frequent MagnaTagATune tags (listener "
+                   "tags: genres, instruments, moods, vocals), names and order as its configuration.py MTT_LABELS "
+                   "gives them",
+}
 
 
 def musicnn_input(logmel: torch.Tensor) -> torch.Tensor:

@@ -157,9 +157,11 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
 
 
 class TransferNet(torch.nn.Module):
-    """The exported graph: raw log-mel -> musicnn (frozen) -> standardised activations -> both heads.
+    """The exported graph: raw log-mel -> musicnn (frozen) -> standardised activations -> both heads, plus the
+    backbone's own tag probabilities (its pretrained output layer, which costs a 200x50 product).
 
-    ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B])``; the temperature is baked in.
+    ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B], tag probabilities [B, n_tags])``;
+    the temperature is baked in.
     """
 
     def __init__(self, backbone: Musicnn, heads: Heads) -> None:
@@ -176,7 +178,7 @@ class TransferNet(torch.nn.Module):
         self.music.weight.data = torch.as_tensor(heads.music_w[None], dtype=f32)
         self.music.bias.data = torch.tensor([heads.music_b], dtype=f32)
 
-    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         acts = self.backbone.activations(musicnn_input(logmel))
         z = (torch.cat([getattr(acts, p) for p in self.parts], 1) - self.mean) * self.inv_std
-        return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0])
+        return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(acts.logits)

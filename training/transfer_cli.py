@@ -19,6 +19,9 @@ BACKBONE_LICENCE = ("musicnn 0.1.0 (https://github.com/jordipons/musicnn), ISC l
                     "Pons; weights trained on the Million Song Dataset's tags")
 
 
+TAG_THRESHOLD = 0.3  # models/README.md, "Style tags": where tags that name a genre mostly agree with the label
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train-transfer", help="train the shipped recipe: pretrained musicnn + genre and music heads",
@@ -54,6 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-nonmusic-windows", type=int, default=6, help="windows kept per non-music clip")
     t.add_argument("--music-threshold", type=float, default=0.5,
                    help="mean music probability below which a window or file is no_music (default 0.5)")
+    t.add_argument("--tag-threshold", type=float, default=TAG_THRESHOLD,
+                   help="probability from which a window's or file's style tag is announced (default "
+                        f"{TAG_THRESHOLD}; models/README.md measures it)")
     t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
     t.add_argument("--fast-epochs", type=int, default=16)
     t.add_argument("--fast-crops", type=int, default=4,
@@ -65,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
-    t.add_argument("--version", default="0.2.1", help="model version stored in the metadata")
+    t.add_argument("--version", default="0.2.2", help="model version stored in the metadata")
     t.set_defaults(func=_train)
 
 
@@ -100,9 +106,10 @@ def _train(args) -> int:
     from .transfer_cv import cross_validate, fit_calibrated, held_out, predict_held_out
     from .transfer_report import summarise
 
-    if args.folds < 2 or not 0 < args.music_threshold < 1 or args.threads < 1 or not 0 <= args.hold_out <= args.folds:
-        raise UserError("--folds must be >= 2, --music-threshold in (0, 1), --threads >= 1 and --hold-out in "
-                        "0..--folds")
+    if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1 or args.threads < 1
+            or not 0 <= args.hold_out <= args.folds):
+        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1 and "
+                        "--hold-out in 0..--folds")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
@@ -191,7 +198,7 @@ def _train(args) -> int:
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
         "held_out": {"fold": args.hold_out, "folds": args.folds, "seed": args.seed} if args.hold_out else None,
         "caveats": _caveats(cv, "transfer"),
-    })
+    }, tags=True)
     load_model(out / "model.onnx")
     (out / "cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv,
                                              "oof": _oof_rows(oof.clips, oof.genre_probs, oof.music_probs, oof.fold,
@@ -237,18 +244,22 @@ def _cross_source(gset, nset, extra, room_set, cfg) -> dict:
     return out
 
 
-def _export(path: Path, net, args, labels, window_seconds: float, training: dict):
+def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: bool = False):
+    """``tags``: ``net`` also returns the backbone's tag probabilities (a :class:`TransferNet`), named in the spec."""
     from genrecast.dsp import ModelSpec
 
     from .export import export_onnx
-    from .musicnn import MUSICNN_DSP
+    from .musicnn import MUSICNN_DSP, TAG_ORIGIN, TAGS
 
     spec = ModelSpec(name=args.name if path.name == "model.onnx" else f"{args.name}-fast", version=args.version,
                      labels=labels, dsp=MUSICNN_DSP, window_seconds=window_seconds, hop_seconds=1.0,
                      input_norm={"kind": "inside the graph: " + ("musicnn's log10(1 + 10000 * mel power), then its "
                                  "input batch norm" if training["recipe"] == "transfer" else
                                  "per-mel-band standardisation")},
-                     training=training, music_threshold=args.music_threshold)
+                     training=training, music_threshold=args.music_threshold,
+                     tags=TAGS[args.backbone_model] if tags else (),
+                     tag_origin=TAG_ORIGIN[args.backbone_model] if tags else None,
+                     tag_threshold=args.tag_threshold if tags else None)
     export_onnx(net, spec, path)
     return spec
 
