@@ -14,7 +14,7 @@ from conftest import ROOT  # noqa: I001
 from genrecast.daemon.classify_cmd import classify_file
 from genrecast.daemon.model import DEFAULT_MODEL, load_model
 from genrecast.dsp import GTZAN_GENRES
-from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES
+from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN
 
 FAST = DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx")
 CARD = (ROOT / "models" / "README.md").read_text()
@@ -35,6 +35,14 @@ def test_shipped_model_keeps_its_contract(path):
     assert spec.model_id in CARD
     caveats = " ".join(spec.training["caveats"])
     assert "optimistic for unseen artists" in caveats and "no_music was learned from" in caveats
+
+
+def test_the_default_model_carries_musicnns_tags_and_the_fast_one_none():
+    spec = load_model(DEFAULT_MODEL).spec
+    assert spec.tags == MSD_TAGS and spec.tag_origin == TAG_ORIGIN["MSD_musicnn"]
+    assert "Million Song Dataset" in spec.tag_origin and "Last.fm" in spec.tag_origin
+    assert f"`tag_threshold` {spec.tag_threshold:g}" in CARD  # the card documents the threshold the file holds
+    assert not load_model(FAST).spec.has_tags
 
 
 @pytest.mark.parametrize("path", [DEFAULT_MODEL, FAST], ids=["default", "fast"])
@@ -59,6 +67,7 @@ def test_card_states_the_cross_validated_figures_stored_in_the_file(path):
 def test_default_model_hears_the_example_loop_as_music():
     result = classify_file(load_model(DEFAULT_MODEL), str(ROOT / "examples" / "synth-groove.flac"), 1.0)
     assert result.kind == "genre" and result.music > 0.5
+    assert "electronic" in result.tags  # a synthesised loop: the backbone tags it electronic
 
 
 def test_real_speech_is_no_music_and_real_metal_is_metal(gtzan_dir):
@@ -66,7 +75,9 @@ def test_real_speech_is_no_music_and_real_metal_is_metal(gtzan_dir):
     speech = sorted((NONMUSIC / "speech").glob("librispeech*.flac"))[:2]
     for path in (DEFAULT_MODEL, FAST):
         model = load_model(path)
-        assert [classify_file(model, str(p), 1.0).kind for p in speech] == ["no_music", "no_music"]
+        results = [classify_file(model, str(p), 1.0) for p in speech]
+        assert [r.kind for r in results] == ["no_music", "no_music"]
+        assert [r.tags for r in results] == ([{}, {}] if path == DEFAULT_MODEL else [None, None])  # none for speech
         metal = classify_file(model, str(gtzan_dir / "metal" / "metal.00003.flac"), 1.0)
         assert (metal.kind, metal.genre) == ("genre", "metal")
 

@@ -1,0 +1,90 @@
+"""Re-export a transfer model through today's export code with its heads unchanged: how 0.2.1 became 0.2.2, which
+adds the backbone's style ``tags`` output (same heads, so the same genre and music outputs).
+
+    .venv/bin/python scripts/reexport_transfer.py OLD.onnx NEW.onnx --version 0.2.2 [--wheel WHEEL] [--check FILE...]
+
+The heads are read back from the old graph's named initializers (``mean``, ``inv_std``, ``genre.*``, ``music.*``,
+written by :class:`training.transfer.TransferNet`); the backbone comes from the musicnn wheel, as in training. The
+metadata is the old one with the new version and the tags (names, origin, threshold). ``--check`` runs every window
+of the given files through both graphs and prints the largest differences of the shared outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from genrecast.daemon.classify_cmd import classify_windows
+from genrecast.daemon.model import load_model
+from genrecast.dsp import METADATA_KEY, AudioFile, ModelSpec
+from genrecast.training.export import export_onnx
+from genrecast.training.musicnn import TAG_ORIGIN, TAGS, load_musicnn
+from genrecast.training.transfer import Heads, TransferNet
+from genrecast.training.transfer_cli import DEFAULT_WHEEL, TAG_THRESHOLD
+
+HEAD_TENSORS = ("mean", "inv_std", "genre.weight", "genre.bias", "music.weight", "music.bias")
+
+
+def read_heads(path: Path) -> tuple[ModelSpec, dict[str, np.ndarray]]:
+    proto = onnx.load(str(path))
+    spec = ModelSpec.from_json({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])
+    found = {t.name: onnx.numpy_helper.to_array(t).copy() for t in proto.graph.initializer if t.name in HEAD_TENSORS}
+    if set(found) != set(HEAD_TENSORS):
+        raise SystemExit(f"{path}: not a transfer graph (lacks {sorted(set(HEAD_TENSORS) - set(found))})")
+    return spec, found
+
+
+def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) -> ModelSpec:
+    spec, t = read_heads(old)
+    backbone_name = spec.training["backbone"].split()[0]  # "MSD_musicnn (frozen)"
+    # The stored weights already hold the temperature, so it is 1 here; the buffers are then set to the stored
+    # values exactly (1 / (1 / x) need not round-trip in float32).
+    heads = Heads(tuple(spec.training["heads"]["parts"]), t["mean"], 1.0 / t["inv_std"], t["genre.weight"],
+                  t["genre.bias"], t["music.weight"][0], float(t["music.bias"][0]))
+    net = TransferNet(load_musicnn(wheel, backbone_name), heads)
+    net.inv_std.copy_(torch.from_numpy(t["inv_std"]))
+    new_spec = replace(spec, version=version, tags=TAGS[backbone_name], tag_origin=TAG_ORIGIN[backbone_name],
+                       tag_threshold=threshold)
+    export_onnx(net, new_spec, new)
+    return new_spec
+
+
+def check(old: Path, new: Path, files: list[str]) -> None:
+    a, b = load_model(old), load_model(new)
+    worst = {"probabilities": 0.0, "music": 0.0}
+    windows = changed = 0
+    for f in files:
+        with AudioFile(f) as audio:
+            ra = classify_windows(a, audio, 1.0, f)
+        with AudioFile(f) as audio:
+            rb = classify_windows(b, audio, 1.0, f)
+        worst["probabilities"] = max(worst["probabilities"], float(np.abs(ra.probabilities - rb.probabilities).max()))
+        worst["music"] = max(worst["music"], float(np.abs(ra.music - rb.music).max()))
+        windows += len(ra.starts)
+        changed += int((ra.probabilities.argmax(1) != rb.probabilities.argmax(1)).sum())
+    print(json.dumps({"files": len(files), "windows": windows, "top_genre_changed": changed,
+                      "max_abs_diff": worst}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    p.add_argument("--version", required=True)
+    p.add_argument("--wheel", type=Path, default=DEFAULT_WHEEL)
+    p.add_argument("--tag-threshold", type=float, default=TAG_THRESHOLD)
+    p.add_argument("--check", nargs="*", default=[], metavar="FILE")
+    args = p.parse_args()
+    spec = reexport(args.old, args.new, args.version, args.wheel, args.tag_threshold)
+    print(f"{args.new}: {spec.model_id}, outputs probabilities, music and {len(spec.tags)} tags")
+    if args.check:
+        check(args.old, args.new, args.check)
+
+
+if __name__ == "__main__":
+    main()
