@@ -24,6 +24,9 @@ from .sources import Chunk, Source
 log = logging.getLogger("genrecast.source")
 
 REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed (re)opens
+# Most samples one stream's backlog holds (float32: 64 MiB), whatever backlog_seconds says: 3,600 s at 384 kHz
+# would be 5.5 GB. 760 s at 22,050 Hz, 350 s at 48 kHz.
+MAX_BACKLOG_SAMPLES = 2**24
 
 Opener = Callable[[int | None], Source]  # a fresh source at this rate (None: its own)
 
@@ -74,7 +77,12 @@ class Intake:
         """The first source is open: its rate sizes the backlog, and its silence counts from now."""
         with self._cond:
             self._source, self.description = source, source.description
-            self._limit = max(1, round(self._backlog_seconds * source.sample_rate))
+            wanted = round(self._backlog_seconds * source.sample_rate)
+            if wanted > MAX_BACKLOG_SAMPLES and self._limit != MAX_BACKLOG_SAMPLES:
+                log.warning("stream %s: backlog_seconds %g at %d Hz would hold %.1f GB; holding %.0f s (%d MiB)",
+                            self.stream_id, self._backlog_seconds, source.sample_rate, wanted * 4 / 1e9,
+                            MAX_BACKLOG_SAMPLES / source.sample_rate, MAX_BACKLOG_SAMPLES * 4 // 2**20)
+            self._limit = max(1, min(wanted, MAX_BACKLOG_SAMPLES))
             self.last_audio = time.monotonic()
             self.open_error = None
             self.sample_rate = source.sample_rate  # last: the loop builds the stream's pipeline once it sees it

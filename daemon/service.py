@@ -230,6 +230,9 @@ class StreamRun:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
                         self.id, self.pipeline.seconds_in, MIN_SECONDS)
         self.intake.close()
+        if self.intake.dropped:  # the warnings along the way are rate-limited: say the total the status has
+            log.info("stream %s: %.1f s of its oldest audio dropped in all (processing fell behind)", self.id,
+                     self.intake.dropped_seconds)
         (log.error if reason.startswith("error") else log.info)("stream %s: %s", self.id, reason)
         self.publish_status()
 

@@ -237,3 +237,16 @@ def test_the_pipeline_says_how_much_audio_completes_its_next_window(skip):
         assert p.push(x[pos : pos + need - 1]) == []
         assert len(p.push(x[pos + need - 1 : pos + need])) == 1
         pos += need
+
+
+def test_a_long_backlog_at_a_high_rate_is_held_to_its_memory_cap(broker, model):
+    """backlog_seconds 3600 at 384 kHz would let one stream hold 5.5 GB: it is capped, and the log says so."""
+    daemon = Daemon("--stream", "hifi=stdin", "--rate", "384000", "--model", str(model), "--broker", broker.url,
+                    env={"GENRECAST_BACKLOG_SECONDS": "3600"}, stdin=subprocess.PIPE)
+    try:
+        line = daemon.wait_log("backlog_seconds 3600 at 384000 Hz")
+        assert "would hold 5.5 GB; holding 44 s (64 MiB)" in line
+    finally:
+        daemon.proc.stdin.close()
+        rc, err = daemon.finish()
+    assert rc == 0, err
