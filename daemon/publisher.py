@@ -72,12 +72,13 @@ class Publisher:
         client.on_message = self._on_message
         self._client = client
         self._watched: list[str] = []
-        self._on_watched: Callable[[str, bytes], None] | None = None
+        self._on_watched: Callable[[str, bytes, bool], None] | None = None
 
-    def watch(self, topics: list[str], handler: Callable[[str, bytes], None]) -> None:
+    def watch(self, topics: list[str], handler: Callable[[str, bytes, bool], None]) -> None:
         """Subscribe to ``topics`` on every connect, after our own retained messages went out; call before start.
 
-        ``handler(topic, payload)`` runs on paho's thread; an exception in it is logged, never fatal.
+        ``handler(topic, payload, retained)`` runs on paho's thread (``retained``: sent for the new subscription
+        from what the broker held); an exception in it is logged, never fatal.
         """
         self._watched, self._on_watched = list(topics), handler
 
@@ -243,7 +244,7 @@ class Publisher:
         if self._on_watched is None:
             return
         try:
-            self._on_watched(msg.topic, msg.payload)
+            self._on_watched(msg.topic, msg.payload, bool(msg.retain))
         except Exception:  # an exception escaping a paho callback would stop the network thread
             log.exception("handling a message on %s failed", msg.topic[:200])
 

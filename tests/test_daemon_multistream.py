@@ -250,3 +250,39 @@ def test_a_long_backlog_at_a_high_rate_is_held_to_its_memory_cap(broker, model):
         daemon.proc.stdin.close()
         rc, err = daemon.finish()
     assert rc == 0, err
+
+
+def test_a_predecessors_retained_offline_statuses_are_replaced_without_a_line_each(broker, model, tmp_path):
+    """A restarted many-stream process finds its predecessor's offline statuses retained; the broker may send them
+    for our subscription before our own statuses reach it (a 100-stream restart logged 81 lines 'an offline status
+    from ... replaced ours'). They are older than ours: no line, no resend, and ours is what the broker keeps."""
+    import paho.mqtt.publish as publish
+
+    n = 40
+    loop = write_tones(tmp_path / "loop.wav", [1] * 4)
+    config = tmp_path / "many.toml"
+    config.write_text('name = "den"\nloop = true\n' + "".join(
+        f'[streams.s{i}]\nsource = "file:{loop}"\n' for i in range(n)))
+    old = {"version": 1, "state": "offline", "time": "2026-01-01T00:00:00+00:00", "instance": "previous-run",
+           "reason": "connection lost"}
+    host, port = broker.url.split("://")[1].split(":")
+    publish.multiple([{"topic": f"genrecast/s{i}/status", "payload": json.dumps({**old, "stream_id": f"s{i}"}),
+                       "qos": 1, "retain": True} for i in range(n)]
+                     + [{"topic": "genrecast/_daemon/den/status", "qos": 1, "retain": True,
+                         "payload": json.dumps({**old, "daemon": "den"})}], hostname=host, port=int(port))
+    daemon = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url)
+    try:
+        live = Subscriber(broker.url)
+        live.wait_for(lambda m: len({x.topic for x in live.messages if x.topic.endswith("/prediction")}) == n,
+                      "a window from every stream")
+        live.close()
+        retained = Subscriber(broker.url, topics=("genrecast/+/status",))  # what the broker keeps now
+        retained.wait_for(lambda m: len(retained.of("/status")) == n, "every stream's retained status")
+        retained.close()
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    assert rc == 0, err
+    kept = {m.topic: m.payload for m in retained.of("/status")}
+    assert all(p["state"] == "online" and p["instance"] != "previous-run" for p in kept.values()), kept
+    assert "replaced ours" not in err
