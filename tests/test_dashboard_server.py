@@ -256,3 +256,10 @@ def test_unknown_script_paths_are_404_without_a_traceback(serve, caplog):
         statuses.add(get(server.port, "/_dash-component-suites/nosuchpackage/x.js"))
     assert statuses == {404}
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")], caplog.text[:500]
+
+
+def test_a_refusal_sends_its_headers_once(serve):
+    """The host guard's 421 went out with Connection: close twice under the development server."""
+    server = serve()
+    status, headers, _ = request(server.port, b"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n")
+    assert status == 421 and all(len(values) == 1 for values in headers.values()), headers
