@@ -71,7 +71,7 @@ def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> Genre
 
     path = Path(path) if path is not None else DEFAULT_MODEL
     if not path.is_file():
-        hint = " (train one with `genrecast train`, or pass --model)" if path == DEFAULT_MODEL else ""
+        hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else ""
         raise ModelSpecError(f"model {path}: no such file{hint}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

@@ -1,12 +1,13 @@
 """Signal processing shared by training and the daemon: decoding, resampling, streaming log-mel."""
 
-from .audio import Audio, AudioError, AudioFile, decode_pcm, downmix, read_audio
+from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
 from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
 from .resample import StreamResampler, resample
 
 __all__ = [
+    "AUDIO_SUFFIXES",
     "DEFAULT_DSP",
     "Audio",
     "AudioError",

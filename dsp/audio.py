@@ -20,6 +20,9 @@ RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config
 BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
 MAX_AMPLITUDE = 1000.0  # float audio may overshoot 1.0 a little; 60 dB over full scale is not audio
 TRUNCATION_TOLERANCE = 0.01  # MP3 headers without a frame index estimate the length; a true cut is far larger
+# file names taken for audio when a folder is scanned (the trainer's corpus, `genrecast evaluate`): formats
+# libsndfile decodes, GTZAN's original Sun .au included
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 
 class AudioError(ValueError):

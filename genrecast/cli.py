@@ -19,8 +19,8 @@ COMMAND_MODULES = (
     "genrecast.daemon.classify_cmd",  # classify
     "genrecast.daemon.devices_cmd",  # devices
     "genrecast.dashboard.cli",  # dashboard
-    "genrecast.training.cli",  # train, evaluate
     "genrecast.training.transfer_cli",  # train-transfer
+    "genrecast.training.evaluate_cmd",  # evaluate
 )
 
 

@@ -13,7 +13,7 @@ DASH_PORT=${DEMO_PORT:-8050}
 GENRECAST=.venv/bin/genrecast
 
 for f in "$CLIP" "$MODEL"; do
-    [ -f "$f" ] || { echo "demo: $f is missing (the model comes from \`genrecast train\`, see README.md)" >&2; exit 1; }
+    [ -f "$f" ] || { echo "demo: $f is missing (the model comes from \`genrecast train-transfer\`, see README.md)" >&2; exit 1; }
 done
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

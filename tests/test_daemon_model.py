@@ -101,7 +101,7 @@ def test_malformed_spec_json_is_refused(tmp_path):
 
 def test_missing_default_model_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setattr("genrecast.daemon.model.DEFAULT_MODEL", tmp_path / "models" / "genrecast-gtzan.onnx")
-    with pytest.raises(ModelSpecError, match="no such file.*genrecast train"):
+    with pytest.raises(ModelSpecError, match="no such file.*genrecast train-transfer"):
         load_model()
     assert DEFAULT_MODEL.name == "genrecast-gtzan.onnx" and DEFAULT_MODEL.parent.name == "models"
 

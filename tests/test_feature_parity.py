@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 from genrecast.daemon.pipeline import Pipeline
-from genrecast.dsp import DEFAULT_DSP, AudioError, ModelSpec, read_audio
-from genrecast.dsp.windows import hop_frames, slice_windows
-from genrecast.training.dataset import track_frames
+from genrecast.dsp import AudioError, ModelSpec, read_audio
+from genrecast.dsp.windows import hop_frames
+from genrecast.training.corpus import Clip, read_clip_windows
 from signals import music_like
 from tiny_model import MUSICNN_DSP
+
+
+def trained(spec: ModelSpec, path) -> np.ndarray:
+    """The windows the trainer cuts from a file (:mod:`training.corpus`, what the backbone embeds)."""
+    clip = Clip(path.stem, None, True, "long", path.stem, path)
+    return read_clip_windows(clip, spec.dsp, spec.n_frames, hop_frames(spec.dsp, 1.0))
 
 
 def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):
@@ -17,7 +23,7 @@ def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):
     sf.write(path, stereo, 44100, subtype="FLOAT")
     spec = ModelSpec(name="parity", version="1")
 
-    trained = slice_windows(track_frames(path, DEFAULT_DSP, spec.n_frames), spec.n_frames, hop_frames(DEFAULT_DSP, 1.0))
+    windows = trained(spec, path)
 
     audio = read_audio(path)
     pipeline = Pipeline(spec, 1.0, audio.sample_rate)
@@ -28,8 +34,8 @@ def test_trainer_windows_equal_the_daemons_streamed_windows(tmp_path):
         live += pipeline.push(audio.samples[pos : pos + n], last=pos + n >= audio.samples.size)
         pos += n
 
-    assert len(live) == trained.shape[0] == 5
-    np.testing.assert_array_equal(np.stack([w.logmel for w in live]), trained)
+    assert len(live) == windows.shape[0] == 5
+    np.testing.assert_array_equal(np.stack([w.logmel for w in live]), windows)
 
 
 def streamed(spec: ModelSpec, path) -> list:
@@ -48,10 +54,10 @@ def streamed(spec: ModelSpec, path) -> list:
 def test_a_short_clip_gives_the_trainer_the_daemons_one_padded_window(tmp_path, spec, seconds):
     path = tmp_path / "short.wav"
     sf.write(path, music_like(seconds, 44100, seed=4), 44100, subtype="FLOAT")
-    trained = slice_windows(track_frames(path, spec.dsp, spec.n_frames), spec.n_frames, hop_frames(spec.dsp, 1.0))
+    windows = trained(spec, path)
     live = streamed(spec, path)
-    assert len(live) == trained.shape[0] == 1
-    np.testing.assert_array_equal(live[0].logmel, trained[0])
+    assert len(live) == windows.shape[0] == 1
+    np.testing.assert_array_equal(live[0].logmel, windows[0])
     assert live[0].end_s == pytest.approx(seconds, abs=1e-3)
 
 
@@ -60,5 +66,5 @@ def test_under_a_second_is_refused_by_the_trainer_and_gives_the_daemon_no_window
     sf.write(path, music_like(0.9, 22050, seed=5), 22050)
     spec = ModelSpec(name="parity", version="1")
     with pytest.raises(AudioError, match="0.90 s is shorter than the 1 s minimum"):
-        track_frames(path, DEFAULT_DSP, spec.n_frames)
+        trained(spec, path)
     assert streamed(spec, path) == []

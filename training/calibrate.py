@@ -1,7 +1,7 @@
 """Temperature scaling (Guo et al., 2017): one scalar T, fitted on the validation windows, so that
 ``softmax(logits / T)`` says about as often as it is right how sure the model is.
 
-A CNN trained on few tracks tends to be surer than it is right on music like its training data. The daemon's
+A classifier trained on few tracks tends to be surer than it is right on music like its training data. The daemon's
 "uncertain" state and every probability published over MQTT mean something only if the probabilities are
 calibrated. Dividing logits by T > 0 never changes a window's top genre. It cannot make a model doubt sounds of no
 genre at all, and one T fitted on a handful of validation tracks is mostly noise (see models/README.md).

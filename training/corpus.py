@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from genrecast.dsp import AudioError, DSPConfig, logmel, read_audio, resample
+from genrecast.dsp import AUDIO_SUFFIXES, AudioError, DSPConfig, logmel, read_audio, resample
 from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .acoustic import RATE, AcousticConfig, Chain
-from .dataset import AUDIO_SUFFIXES
 
 NONMUSIC_KINDS = ("speech", "noise", "music", "synthetic")  # synthetic: generated noise (training.synth_noise)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -17,7 +17,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import Normalise, default
+
+class Normalise(nn.Module):
+    """Per-mel-band standardisation with statistics of the training windows, baked into the exported graph, so the
+    daemon feeds windows exactly as ``dsp.LogMelStream`` makes them and cannot forget or mis-apply it."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1))
+        self.register_buffer("inv_std", 1.0 / torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_std
+
+
+class _MeanMaxOverTime(nn.Module):
+    """``[B, C, F, T]`` -> ``[B, 2C]``: average over frequency, then mean and max over time.
+
+    Max over time lets a short characteristic event (a drum fill, a distorted chord) decide; mean keeps the
+    overall texture.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(dim=2)
+        return torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+
+
+def conv_body(n_out: int, widths: tuple[int, ...]) -> nn.Module:
+    """Small conv blocks with batch norm (which little data need far more than width), then mean and max over
+    time, 30 % dropout and one linear layer: ~100 k parameters with the default widths."""
+    layers: list[nn.Module] = []
+    c_in = 1
+    for c_out in widths:
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in = c_out
+    return nn.Sequential(*layers, _MeanMaxOverTime(), nn.Dropout(0.3), nn.Linear(2 * c_in, n_out))
 
 
 @dataclass(frozen=True)
@@ -38,14 +72,15 @@ class DistillConfig:
 
 
 class FastNet(nn.Module):
-    """Raw log-mel ``[B, n_mels, T]`` -> ``(genre probabilities [B, n_labels], music probability [B])``."""
+    """Raw log-mel ``[B, n_mels, T]`` -> ``(genre probabilities [B, n_labels], music probability [B])``: the input
+    standardised, average-pooled by ``stem_pool``, then :func:`conv_body` with one output per genre plus music."""
 
     def __init__(self, n_labels: int, mean: np.ndarray, std: np.ndarray, widths: tuple[int, ...],
                  stem_pool: int) -> None:
         super().__init__()
         self.n_labels = n_labels
         self.normalise = Normalise(mean, std)
-        self.body = nn.Sequential(nn.AvgPool2d(stem_pool), default(n_labels + 1, widths))
+        self.body = nn.Sequential(nn.AvgPool2d(stem_pool), conv_body(n_labels + 1, widths))
 
     def logits(self, normalised: torch.Tensor) -> torch.Tensor:
         return self.body(normalised.unsqueeze(1))

@@ -1,25 +1,23 @@
-"""Window- and track-level scores of a model on a set of tracks.
+"""Window- and track-level scores of a model on labelled tracks, from each track's window probabilities.
 
-A track's decision is the mean of its window probabilities, as the daemon would decide over a whole song. Track
-accuracy comes with a 95 % Clopper-Pearson interval: with a few dozen test tracks that interval is the honest
-headline, not the point estimate. Mean window confidence beside window accuracy (and their binned gap, the ECE)
-says whether the probabilities the daemon publishes can be taken at their word.
+A track's genre is the top of its mean window probabilities (:func:`daemon.decision.track_probabilities`), as the
+daemon decides over a whole song. Track accuracy comes with a 95 % Clopper-Pearson interval: with a few dozen test
+tracks that interval is the honest headline, not the point estimate. Mean window confidence beside window accuracy
+(and their binned gap, the ECE) says whether the probabilities the daemon publishes can be taken at their word.
+Used by the cross-validation (:mod:`training.transfer_cv`, :mod:`training.transfer_report`) and by
+``genrecast evaluate`` (:mod:`training.evaluate_cmd`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from genrecast.daemon.decision import track_probabilities
-from genrecast.dsp.windows import slice_windows
 from scipy.stats import beta
 
 from .calibrate import expected_calibration_error
-from .dataset import Dataset
-
-Predict = Callable[[np.ndarray], np.ndarray]  # [batch, n_mels, n_frames] raw log-mel -> [batch, n_labels]
 
 
 @dataclass
@@ -91,14 +89,6 @@ def _per_genre(conf: np.ndarray, labels: list[str]) -> dict[str, GenreScores]:
         f1 = 2 * p * r / (p + r) if p + r else 0.0
         out[label] = GenreScores(float(p), float(r), float(f1), int(actual))
     return out
-
-
-def evaluate(predict: Predict, ds: Dataset, labels: tuple[str, ...], win: int, hop: int, batch: int = 64) -> Evaluation:
-    probs = []
-    for frames in ds.frames:
-        windows = slice_windows(frames, win, hop)
-        probs.append(np.concatenate([predict(windows[i : i + batch]) for i in range(0, len(windows), batch)]))
-    return score([(t.track_id, t.genre) for t in ds.tracks], probs, labels)
 
 
 def score(tracks: Sequence[tuple[str, str]], window_probs: Sequence[np.ndarray], labels: Sequence[str]) -> Evaluation:

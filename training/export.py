@@ -31,7 +31,7 @@ def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        # the TorchScript exporter is deprecated but needs no onnxscript; it handles this plain CNN exactly
+        # the TorchScript exporter is deprecated but needs no onnxscript; it handles these plain graphs exactly
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         torch.onnx.export(

@@ -95,9 +95,9 @@ def _train(args) -> int:
 
     from genrecast.errors import UserError
 
+    from . import DEFAULT_CACHE
     from .acoustic import BENCH, TRAIN
     from .corpus import base_id, genre_clips, heard_through, labelled_clips, nonmusic_clips, short_crops
-    from .dataset import DEFAULT_CACHE
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic

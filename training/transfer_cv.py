@@ -16,9 +16,8 @@ import numpy as np
 
 from .calibrate import fit_temperature
 from .corpus import Clip, base_id
-from .dataset import Track
 from .evaluate import score
-from .split import kfold_split
+from .split import Track, kfold_split
 from .transfer import HeadConfig, Heads, WindowSet, fit_heads
 
 

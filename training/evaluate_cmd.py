@@ -1,0 +1,105 @@
+"""``genrecast evaluate``: how well a model names the genres of a folder of labelled music it never heard.
+
+Every file is classified exactly as ``genrecast classify`` classifies it (decoded block by block, cut into the
+daemon's windows, one track answer by :func:`daemon.decision.track_state`), so the headline is what a user of the
+model would see on that music: a genre track answered ``no_music`` or ``silence`` counts as wrong. Beside it,
+:func:`training.evaluate.score` gives the same figures the cross-validation reports (genre by the top mean
+probability, the music head aside; window accuracy, calibration, per genre, confusion). This is the cross-collection
+figure for any collection: the shared ``ood/`` for a model trained on GTZAN alone, or a user's own music.
+
+Labels come from the layout: a folder named after the label (``<label>/<name>.<ext>``, ``<label>/<album>/...``) or
+GTZAN's ``<label>.<n>.<ext>``, for the labels the model has; audio files with no such label are counted and left
+out, unreadable or too short ones listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+HOP_SECONDS = 1.0  # classify's default hop
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("evaluate", help="score a model on a folder of labelled music, as classify answers it",
+                       description="Classify every labelled file as `genrecast classify` does and score the answers: "
+                                   "track accuracy with a 95% interval, per-genre precision/recall/F1, confusion.")
+    e.add_argument("--data", required=True, type=Path,
+                   help="folder of labelled audio: <label>/<name>.<ext> or <label>.<n>.<ext>")
+    e.add_argument("--model", type=Path, help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
+    e.add_argument("--json", type=Path, help="also write the evaluation, with every track's answer, as JSON here")
+    e.set_defaults(func=handler)
+
+
+def labelled_files(root: Path, labels: tuple[str, ...]) -> tuple[dict[Path, str], Counter]:
+    """Each audio file under ``root`` with one of ``labels``: the nearest enclosing folder named after a label, else
+    the part of its name before the first dot; and how many audio files per top-level folder have neither."""
+    from genrecast.dsp import AUDIO_SUFFIXES
+
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    found: dict[Path, str] = {}
+    unlabelled: Counter = Counter()
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+        parts = path.relative_to(root).parts
+        label = next((x for x in (*reversed(parts[:-1]), path.name.split(".", 1)[0]) if x in labels), None)
+        if label is None:
+            unlabelled[parts[0] if len(parts) > 1 else "."] += 1
+        else:
+            found[path] = label
+    return found, unlabelled
+
+
+def handler(args: argparse.Namespace) -> int:
+    from genrecast.daemon.classify_cmd import classify_windows, track_result
+    from genrecast.daemon.model import load_model
+    from genrecast.dsp import AudioError, AudioFile
+
+    from genrecast.errors import UserError
+
+    from .evaluate import clopper_pearson, score
+
+    model = load_model(args.model)
+    labels = model.spec.labels
+    try:
+        files, unlabelled = labelled_files(args.data, labels)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if unlabelled:
+        print(f"left out {sum(unlabelled.values())} audio files with no label the model has: "
+              + ", ".join(f"{folder} ({n})" for folder, n in sorted(unlabelled.items())))
+    tracks, probs, answers, skipped = [], [], [], []
+    for path, genre in files.items():
+        try:
+            with AudioFile(path) as audio:
+                windows = classify_windows(model, audio, HOP_SECONDS, str(path))
+        except AudioError as exc:
+            skipped.append(str(exc))
+            print(f"skipped {exc}")
+            continue
+        tracks.append((str(path.relative_to(args.data)), genre))
+        probs.append(windows.probabilities)
+        answers.append(track_result(model, str(path), windows))
+    if not tracks:
+        raise UserError(f"{args.data}: no usable audio labelled with one of the model's labels ({', '.join(labels)})")
+
+    right = sum(a.genre == genre for a, (_, genre) in zip(answers, tracks, strict=True))
+    kinds = Counter(a.kind for a in answers)
+    lo, hi = clopper_pearson(right, len(tracks))
+    ev = score(tracks, probs, labels)
+    print(f"model {model.model_id} on {args.data}: {len(tracks)} tracks")
+    print(f"classify's answer right {right}/{len(tracks)} = {right / len(tracks):.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+          f"answered no_music {kinds['no_music']}, silence {kinds['silence']}")
+    print("\ngenre by the top mean probability (the music head aside):")
+    print(ev.table())
+    if args.json:
+        genre = ev.to_dict()
+        for row, answer in zip(genre["tracks"], answers, strict=True):
+            row["answer"] = answer.genre or answer.kind
+        args.json.write_text(json.dumps({
+            "model_id": model.model_id, "data": str(args.data), "tracks": len(tracks),
+            "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
+            "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2))
+    return 0
