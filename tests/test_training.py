@@ -18,6 +18,7 @@ from genrecast.training.calibrate import expected_calibration_error, fit_tempera
 from genrecast.training.corpus import genre_clips, read_clip_windows
 from genrecast.training.distill import FastNet
 from genrecast.training.evaluate import clopper_pearson, score
+from genrecast.training.evaluate_cmd import labelled_files
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
 from genrecast.training.split import Split, SplitError, Track, kfold_split
@@ -197,6 +198,14 @@ def test_evaluate_scores_labelled_music_as_classify_answers_it(labelled, tmp_pat
     for track_id, (_, answer) in answers.items():  # the very answers `genrecast classify` gives
         result = classify_file(tiny, str(labelled / track_id), 1.0)
         assert (result.genre or result.kind) == answer, track_id
+
+
+def test_labels_come_from_the_nearest_label_folder_then_the_name(labelled):
+    found, unlabelled = labelled_files(labelled / "rock", GTZAN_GENRES)  # the folder given is a label too
+    assert {p.relative_to(labelled).as_posix(): g for p, g in found.items()} == {
+        "rock/d.wav": "rock", "rock/e.wav": "rock", "rock/live/g.wav": "rock"} and not unlabelled
+    (labelled / "rock" / "jazz.00002.wav").write_bytes(b"")  # a GTZAN name inside a label folder: the folder wins
+    assert labelled_files(labelled / "rock", GTZAN_GENRES)[0][labelled / "rock" / "jazz.00002.wav"] == "rock"
 
 
 def test_evaluate_refuses_a_folder_with_nothing_to_score_in_one_line(labelled, tmp_path, capsys):

@@ -7,9 +7,9 @@ model would see on that music: a genre track answered ``no_music`` or ``silence`
 probability, the music head aside; window accuracy, calibration, per genre, confusion). This is the cross-collection
 figure for any collection: the shared ``ood/`` for a model trained on GTZAN alone, or a user's own music.
 
-Labels come from the layout: a folder named after the label (``<label>/<name>.<ext>``, ``<label>/<album>/...``) or
-GTZAN's ``<label>.<n>.<ext>``, for the labels the model has; audio files with no such label are counted and left
-out, unreadable or too short ones listed.
+Labels come from the layout: a folder named after the label (``<label>/<name>.<ext>``, ``<label>/<album>/...``,
+``--data`` itself) or GTZAN's ``<label>.<n>.<ext>``, for the labels the model has; audio files with no such label
+are counted and left out, unreadable or too short ones listed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def labelled_files(root: Path, labels: tuple[str, ...]) -> tuple[dict[Path, str], Counter]:
-    """Each audio file under ``root`` with one of ``labels``: the nearest enclosing folder named after a label, else
-    the part of its name before the first dot; and how many audio files per top-level folder have neither."""
+    """Each audio file under ``root`` with one of ``labels``: the nearest enclosing folder named after a label (``root``
+    itself included), else the part of its name before the first dot; and how many audio files per top-level folder
+    have neither."""
     from genrecast.dsp import AUDIO_SUFFIXES
 
     if not root.is_dir():
@@ -44,7 +45,8 @@ def labelled_files(root: Path, labels: tuple[str, ...]) -> tuple[dict[Path, str]
     unlabelled: Counter = Counter()
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
         parts = path.relative_to(root).parts
-        label = next((x for x in (*reversed(parts[:-1]), path.name.split(".", 1)[0]) if x in labels), None)
+        folders = (root.resolve().name, *parts[:-1])
+        label = next((x for x in (*reversed(folders), path.name.split(".", 1)[0]) if x in labels), None)
         if label is None:
             unlabelled[parts[0] if len(parts) > 1 else "."] += 1
         else:
