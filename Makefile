@@ -26,6 +26,7 @@ bench: setup
 	$(PY) benchmarks/daemon_bench.py
 	$(PY) benchmarks/scale_bench.py
 	$(PY) benchmarks/stop_bench.py
+	$(PY) benchmarks/upload_bench.py
 
 # An hour of 8 real-time streams in one process: memory, threads and descriptors flat, nothing dropped.
 soak: setup

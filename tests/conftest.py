@@ -33,6 +33,21 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def start_dashboard(broker_url: str) -> tuple[subprocess.Popen, int]:
+    """`genrecast dashboard` as a child process on a free loopback port, listening; stdout and stderr in one pipe."""
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("genrecast")), "dashboard", "--broker", broker_url,
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, timeout=60)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc, port
+
+
 class MosquittoBroker:
     """A real ``mosquitto`` on 127.0.0.1 that tests may stop and start again on the same port."""
 

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for_port
+from conftest import free_port, start_dashboard
 from genrecast.dashboard.cli import broker_config, topic_prefix
 
 from genrecast.errors import UserError
@@ -64,12 +64,8 @@ def listening_addresses(port: int) -> set[str]:
 
 
 def test_command_serves_the_page_on_loopback_only(broker):
-    port = free_port()
-    genrecast = Path(sys.executable).with_name("genrecast")
-    proc = subprocess.Popen([str(genrecast), "dashboard", "--broker", broker.url, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, port = start_dashboard(broker.url)
     try:
-        wait_for_port(port, timeout=60)
         assert listening_addresses(port) == {"0100007F"}, "the dashboard must bind 127.0.0.1 unless told otherwise"
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
         assert "<title>genrecast</title>" in page

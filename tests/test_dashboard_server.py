@@ -6,17 +6,14 @@ from __future__ import annotations
 import io
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import free_port, wait_for_port
+from conftest import start_dashboard
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import ApiSettings
 from genrecast.dashboard.app import SERVER_SETTINGS, create_app, make_server
@@ -114,12 +111,8 @@ def serve(model):
 
 def test_the_segfault_request_leaves_the_real_command_serving(broker):
     """Sent three times to `genrecast dashboard`, then closed each time: the process lives and still answers."""
-    port = free_port()
-    genrecast = Path(sys.executable).with_name("genrecast")
-    proc = subprocess.Popen([str(genrecast), "dashboard", "--broker", broker.url, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, port = start_dashboard(broker.url)
     try:
-        wait_for_port(port, timeout=60)
         for _ in range(3):
             with connect(port) as sock:
                 sock.sendall(SEGFAULT)
