@@ -40,6 +40,7 @@ class FileResult:
     genre: str | None  # a label exactly when kind is "genre"
     confidence: float  # of that answer
     music: float | None  # mean music probability; None for a model without a music head
+    states: tuple[str, ...] = ()  # per window, the stream state the daemon would have said (daemon.decision.Decider)
 
 
 class OfflineClassifier:
@@ -88,6 +89,7 @@ class OfflineClassifier:
             genre=track.genre,
             confidence=track.confidence,
             music=track.music if model.spec.has_music_head else None,
+            states=stream_states(model.spec, result),
         )
 
     def _load(self) -> GenreModel:
@@ -113,3 +115,13 @@ class OfflineClassifier:
                 raise AudioError(f"{name}: {decoded.seconds / 60:.0f} min of audio is over the "
                                  f"{MAX_UPLOAD_SECONDS // 60} min limit")
             return model, classify_windows(model, decoded, self.hop_seconds, name)
+
+
+def stream_states(spec, result: FileWindows) -> tuple[str, ...]:
+    """The state after each window, as a daemon with the default decision settings would have said it while the
+    file played: the page shades the periods without a genre on the file's timeline as on a stream's."""
+    from genrecast.daemon.decision import Decider, DecisionConfig
+
+    decider = Decider(spec.labels, DecisionConfig(), spec.music_threshold)
+    return tuple(decider.update(p, m, r).kind for p, m, r in zip(result.probabilities, result.music, result.rms,
+                                                                  strict=True))

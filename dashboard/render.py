@@ -32,6 +32,15 @@ COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a s
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 EXTRA_PALETTE = ("#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#9467bd", "#2ca02c", "#e377c2",
                  "#ff7f0e")
+# The states without a genre, shaded over the timeline's bands (full height, each with its legend entry): the
+# probabilities of a no_music or silent period mean nothing, and an uncertain one's are split.
+SHADES = {
+    "uncertain": {"fillcolor": "rgba(255, 255, 255, 0.35)",
+                  "fillpattern": {"shape": ".", "fgcolor": "#616e7c", "size": 6, "solidity": 0.25}},
+    "no_music": {"fillcolor": "rgba(255, 255, 255, 0.55)",
+                 "fillpattern": {"shape": "/", "fgcolor": "#1f2933", "size": 8, "solidity": 0.3}},
+    "silence": {"fillcolor": "rgba(31, 41, 51, 0.6)"},
+}
 
 
 def plot_text(text: str) -> str:
@@ -116,9 +125,19 @@ def stream_card(view: StreamView, now: float, selected: bool, connected: bool, c
         if view.since:
             details.append(f"since {clock_text(view.since)}")
         children = [top, html.Div(headline, className=f"headline {css}"), html.Div(" · ".join(details),
-                    className="detail"), age, html.Div(f"model {view.model_id or 'unknown'}", className="detail model")]
+                    className="detail"), *tag_chips(view), age,
+                    html.Div(f"model {view.model_id or 'unknown'}", className="detail model")]
     return html.Div(className=f"card{' selected' if selected else ''}", **{"data-stream": view.stream_id},
                     children=children)
+
+
+def tag_chips(view: StreamView) -> list:
+    """The latest window's style tags as chips (none while the stream is not music: the daemon sends none then)."""
+    tags = view.latest.tags if view.latest else ()
+    if not tags:
+        return []
+    return [html.Div([html.Span(name, className="chip", title=f"{name}: {p:.0%}") for name, p in tags],
+                     className="chips")]
 
 
 def age_line(view: StreamView, now: float) -> str:
@@ -143,7 +162,8 @@ def overview_key(snapshot: Snapshot, now: float, selected: str | None, connected
         row = [v.stream_id, v.liveness(now, connected), *decision_text(v)]
         if not compact:
             d = v.decision
-            row += [f"{d.confidence:.0%}" if d else "", str(v.since), v.model_id]
+            row += [f"{d.confidence:.0%}" if d else "", str(v.since), v.model_id,
+                    [name for name, _ in v.latest.tags] if v.latest else []]
         rows.append(row)
     return json.dumps([rows, selected, query, order, compact])
 
@@ -267,8 +287,10 @@ def band_labels(rows) -> list[str]:
     return ordered_labels(tuple(dict.fromkeys(label for row in rows for label in row)))
 
 
-def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dict, revision: str) -> dict:
-    """Each label's probability stacked over ``x``, so the genre mix reads as coloured bands."""
+def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dict, revision: str,
+                   kinds: list[str] | None = None) -> dict:
+    """Each label's probability stacked over ``x``, so the genre mix reads as coloured bands; with each point's
+    state ``kinds``, the periods in a state of :data:`SHADES` are shaded over them (the traces after the bands)."""
     labels = band_labels(rows)
     traces = [
         {
@@ -283,6 +305,22 @@ def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dic
         }
         for label in labels
     ]
+    if kinds is not None:
+        traces += [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": kind,
+                "x": x,
+                "y": shade(kinds, kind),
+                "fill": "tozeroy",
+                "line": {"width": 0, "shape": "hv"},  # a state holds from its window until the next one
+                "hoverinfo": "skip",
+                "legendgroup": "states",
+                **style,
+            }
+            for kind, style in SHADES.items()
+        ]
     return {
         "data": traces,
         "layout": _layout(
@@ -293,6 +331,11 @@ def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dic
             uirevision=revision,
         ),
     }
+
+
+def shade(kinds: list[str], kind: str) -> list[float]:
+    """The height of ``kind``'s shading at each point: full while the state is ``kind``, none otherwise."""
+    return [1.0 if k == kind else 0.0 for k in kinds]
 
 
 def probability_figure(view: StreamView | None) -> dict:
@@ -312,7 +355,8 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
     rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
     title = f"Last {round(seconds / 60)} minutes"
     xaxis = {"type": "date", "range": _span(points[-1], seconds), "tickformat": "%H:%M:%S", "nticks": 6}
-    return stacked_figure(times, rows, title, xaxis, plot_text(points[-1].stream_id))
+    return stacked_figure(times, rows, title, xaxis, plot_text(points[-1].stream_id),
+                          [p.decision.kind for p in points])
 
 
 def timeline_update(view: StreamView | None, drawn: dict | None,
@@ -339,6 +383,9 @@ def timeline_update(view: StreamView | None, drawn: dict | None,
             for i, label in enumerate(labels):
                 patch["data"][i]["x"].extend(x)
                 patch["data"][i]["y"].extend([p.probabilities[p.labels.index(label)] for p in points])
+            for i, kind in enumerate(SHADES, start=len(labels)):
+                patch["data"][i]["x"].extend(x)
+                patch["data"][i]["y"].extend(shade([p.decision.kind for p in points], kind))
             patch["layout"]["xaxis"]["range"] = _span(points[-1], seconds)
             return patch, {**drawn, "windows": view.windows, "newest": points[-1].time.timestamp(),
                            "appended": drawn["appended"] + new}
@@ -379,7 +426,7 @@ def file_figures(result: FileResult) -> tuple[dict, dict]:
     return (
         bar_figure(result.labels, result.mean, "Mean over the file", name),
         stacked_figure(list(result.starts), rows, "Windows through the file",
-                       {"ticksuffix": " s"}, name),
+                       {"ticksuffix": " s"}, name, list(result.states)),
     )
 
 

@@ -55,6 +55,20 @@ def band_lengths(driver) -> list[int]:
         "return g && g.data ? g.data.map(t => t.x.length) : [];")
 
 
+def chips(driver, stream_id: str) -> list[str]:
+    return driver.execute_script(
+        "const card = [...document.querySelectorAll('#overview .card')].find(c => c.dataset.stream === arguments[0]);"
+        "return card ? [...card.querySelectorAll('.chip')].map(c => c.textContent) : null;", stream_id)
+
+
+def shaded(driver) -> dict[str, int]:
+    """How many windows of the page's timeline each shaded state covers."""
+    return driver.execute_script(
+        "const g = document.querySelector('#timeline .js-plotly-plot');"
+        "const out = {}; (g && g.data ? g.data : []).filter(t => t.fill === 'tozeroy')"
+        ".forEach(t => { out[t.name] = t.y.filter(y => y === 1).length; }); return out;")
+
+
 def header_text(driver) -> str:
     try:
         return driver.find_element(By.ID, "header").text
@@ -84,7 +98,8 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
              lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text
              and "top metal 90%" in d.find_element(By.ID, "facts").text)
     wait_for(browser, "ten probability bars", lambda d: count(d, "#probabilities .point") == 10)
-    wait_for(browser, "ten timeline bands", lambda d: count(d, "#timeline .scatterlayer .trace") == 10)
+    wait_for(browser, "ten timeline bands and the three shaded states",
+             lambda d: count(d, "#timeline .scatterlayer .trace") == 13)
     # the selected stream's next windows reach its timeline (appended to the bands the page holds)
     before = band_lengths(browser)
     start = datetime.now(UTC)
@@ -93,7 +108,24 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
         window["time"] = (start + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
         publisher.send("prediction", window)
     wait_for(browser, "three more windows in every timeline band",
-             lambda d: band_lengths(d) == [before[0] + 3] * 10)
+             lambda d: band_lengths(d) == [before[0] + 3] * 13)
+
+    # the card shows the latest window's tags as chips; periods without a genre are shaded on the timeline
+    window = prediction("kitchen", "metal", 0.9, t=11.0, music=0.95, tags={"heavy metal": 0.8, "80s": 0.35})
+    window["time"] = (start + timedelta(seconds=11)).isoformat().replace("+00:00", "Z")
+    publisher.send("prediction", window)
+    wait_for(browser, "the tags as chips on kitchen's card, likeliest first",
+             lambda d: chips(d, "kitchen") == ["heavy metal", "80s"])
+    for t, kind in ((12, "no_music"), (13, "no_music"), (14, "silence"), (15, "uncertain")):
+        window = prediction("kitchen", "metal", 0.3, kind=kind, t=float(t), music=0.1 if kind == "no_music" else 0.9)
+        window["time"] = (start + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
+        publisher.send("prediction", window)
+    wait_for(browser, "the no_music, silent and uncertain windows shaded",
+             lambda d: shaded(d) == {"no_music": 2, "silence": 1, "uncertain": 1})
+    wait_for(browser, "a legend naming the shaded states", lambda d: {"no_music", "silence", "uncertain"} <= set(
+        e.text for e in d.find_elements(By.CSS_SELECTOR, "#timeline .legendtext")))
+    wait_card(browser, "kitchen", "uncertain")
+    assert chips(browser, "kitchen") == []  # that window came without tags: no chips
 
     # an offline status is shown as offline; the other stream is unaffected
     publisher.send("status", status("garage", "offline", reason="stopped"), retain=True)
@@ -160,7 +192,7 @@ def test_check_a_file(browser, dashboard, tmp_path):
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "tone.wav"))
     result = lambda d: d.find_element(By.ID, "file-result").text  # noqa: E731
     wait_for(browser, "the file's genre", lambda d: "metal" in result(d) and "tone.wav" in result(d))
-    wait_for(browser, "the file's timeline", lambda d: count(d, "#file-result .scatterlayer .trace") == 10)
+    wait_for(browser, "the file's timeline", lambda d: count(d, "#file-result .scatterlayer .trace") == 13)
     browser.save_screenshot(str(tmp_path / "dashboard-file.png"))
 
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.wav"))

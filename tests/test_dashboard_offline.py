@@ -66,6 +66,20 @@ def test_silence_and_no_music_are_said_on_the_page(model, tmp_path):
     assert (tone.kind, tone.genre) == ("genre", "jazz") and tone.music > 0.9
 
 
+def test_the_files_timeline_shades_what_the_daemon_would_have_said_without_a_genre(tmp_path):
+    from daemon_helpers import write_tones
+    from tiny_model import tagged_spec
+
+    tagged = str(build_tiny_model(tmp_path / "tagged.onnx", tagged_spec()))
+    wav = write_tones(tmp_path / "mix.wav", [6] * 8 + ["noise"] * 8 + [None] * 4)
+    result = OfflineClassifier(tagged).classify(wav.read_bytes(), "mix.wav")
+    assert result.states[0] == "uncertain" and "genre" in result.states  # as a stream starts: no state yet
+    assert result.states[-1] == "silence" and "no_music" in result.states
+    _, timeline = render.file_figures(result)
+    no_music = next(t for t in timeline["data"] if t["name"] == "no_music")
+    assert no_music["y"] == [1.0 if s == "no_music" else 0.0 for s in result.states]
+
+
 def test_problems_are_messages_on_the_page(model, monkeypatch):
     def shown(classifier: OfflineClassifier, contents: str) -> str:
         children = file_result(classifier, contents, "x.wav")

@@ -64,8 +64,45 @@ def test_a_no_music_stream_shows_no_music_and_its_music_probability():
     assert "music 10%" in [span.children for span in stream_facts(view)]
 
 
-def _at(stream_id: str, second: int, genre: str = "rock") -> dict:
-    p = prediction(stream_id, genre, 0.5 + second % 5 / 10, t=float(second))
+def test_the_card_shows_the_latest_windows_tags_as_chips_likeliest_first():
+    from dataclasses import replace
+
+    from genrecast.dashboard.history import Snapshot
+    from genrecast.dashboard.render import overview_key, stream_card
+
+    view = view_after(("status", status("kitchen")),
+                      ("prediction", prediction("kitchen", music=0.9, tags={"80s": 0.35, "rock": 0.61})))
+    chips = [c for c in stream_card(view, 0.0, False, True).children if getattr(c, "className", "") == "chips"]
+    assert [(c.children, c.title) for c in chips[0].children] == [("rock", "rock: 61%"), ("80s", "80s: 35%")]
+    quiet = view_after(("status", status("kitchen")), ("prediction", prediction("kitchen", kind="no_music",
+                                                                                  music=0.1, tags={})))
+    assert not any(getattr(c, "className", "") == "chips" for c in stream_card(quiet, 0.0, False, True).children)
+    def key(v):
+        return overview_key(Snapshot(streams=(v,), version=0), 0.0, None, True, "", "id", False)
+
+    assert key(view) != key(replace(view, latest=replace(view.latest, tags=(("rock", 0.61),))))  # redrawn on news
+    assert stream_card(view, 0.0, False, True, compact=True).children[-1].className == "detail age"  # no chips
+
+
+def test_the_timeline_shades_uncertain_no_music_and_silent_periods():
+    from genrecast.dashboard.render import SHADES
+
+    kinds = ["genre", "no_music", "no_music", "silence", "uncertain", "genre"]
+    h = History(clock=lambda: 0.0)
+    for s, kind in enumerate(kinds):
+        p = _at("kitchen", 100 + s, kind=kind)
+        h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(p)))
+    figure = timeline_figure(h.stream("kitchen"))
+    shaded = {t["name"]: t for t in figure["data"] if t.get("fill") == "tozeroy"}
+    assert list(shaded) == list(SHADES) == ["uncertain", "no_music", "silence"]  # each with its legend entry
+    assert shaded["no_music"]["y"] == [0, 1, 1, 0, 0, 0] and shaded["silence"]["y"] == [0, 0, 0, 1, 0, 0]
+    assert shaded["uncertain"]["y"] == [0, 0, 0, 0, 1, 0]
+    assert all(t["line"]["shape"] == "hv" and t["hoverinfo"] == "skip" for t in shaded.values())
+    assert [t["name"] for t in figure["data"][:10]][:2] == ["blues", "classical"]  # the bands come first
+
+
+def _at(stream_id: str, second: int, genre: str = "rock", kind: str = "genre") -> dict:
+    p = prediction(stream_id, genre, 0.5 + second % 5 / 10, t=float(second), kind=kind)
     p["time"] = f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}Z"
     return p
 
@@ -105,7 +142,8 @@ def test_the_timeline_gets_only_its_new_windows_and_then_shows_what_a_full_drawi
     assert isinstance(page, dict) and held["windows"] == 10
     assert timeline_update(h.stream("kitchen"), held)[0] is no_update  # no new window, nothing sent
     for second in range(410, 700, 7):  # windows scroll the earliest out of the 300-s span
-        view = add(*(_at("kitchen", s, "jazz" if s > 600 else "rock") for s in range(second, second + 7)))
+        view = add(*(_at("kitchen", s, "jazz" if s > 600 else "rock", ("genre", "no_music", "silence")[s // 40 % 3])
+                     for s in range(second, second + 7)))
         patch, held = timeline_update(view, held)
         assert isinstance(patch, Patch) and len(json.dumps(patch.to_plotly_json())) < 1000 * 7  # per window
         page = _apply(page, patch)
@@ -178,5 +216,5 @@ def test_a_model_with_labels_beyond_gtzan_gives_every_label_its_own_colour():
     bars = probability_figure(view)["data"][0]
     assert bars["x"][-1] == "electronic"
     assert len(set(bars["marker"]["color"])) == len(bars["x"]) == 11
-    lines = {t["name"]: t["line"]["color"] for t in timeline_figure(view)["data"]}
+    lines = {t["name"]: t["line"]["color"] for t in timeline_figure(view)["data"] if t.get("stackgroup")}  # not shades
     assert len(set(lines.values())) == 11 and lines["electronic"] != lines["blues"]
