@@ -34,16 +34,23 @@ class FileWindows:
 
         return track_state(self.probabilities, self.music, self.rms, spec.labels, spec.music_threshold)
 
+    def window_state(self, spec, i: int):
+        """Window ``i`` alone, by the track rule: its top genre, or ``no_music`` or ``silence``."""
+        from .decision import track_state
+
+        return track_state(self.probabilities[i:i + 1], self.music[i:i + 1], self.rms[i:i + 1], spec.labels,
+                           spec.music_threshold)
+
     def window_tags(self, spec) -> list[dict[str, float]] | None:
         """Each window's announced tags (none for a silent window, or one whose music probability is below the
         model's threshold); None for a model without tags."""
-        from .decision import DecisionConfig, announces_tags
+        from .decision import announces_tags
 
         if self.tags is None:
             return None
-        kinds = np.where(self.rms < DecisionConfig.silence_rms, "silence", "genre")
-        return [spec.announced_tags(row) if announces_tags(kind, music, spec.music_threshold) else {}
-                for row, kind, music in zip(self.tags, kinds, self.music, strict=True)]
+        return [spec.announced_tags(row) if announces_tags(self.window_state(spec, i).kind, self.music[i],
+                                                           spec.music_threshold) else {}
+                for i, row in enumerate(self.tags)]
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,12 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
                         max_size=MAX_UPLOAD_BYTES,
                         className="upload",
                     ),
+                    # The checked file plays here (in the browser, from the upload it already holds); its
+                    # position drives the timeline's cursor and the readout of the window under it (player.js)
+                    html.Div(id="file-player-box", className="player", hidden=True, children=[
+                        html.Audio(id="file-player", controls=True, preload="auto"),
+                        html.Div(id="file-cursor", className="cursor-readout"),
+                    ]),
                     dcc.Loading(html.Div(id="file-result"), type="dot"),
                 ],
             ),
@@ -174,6 +180,25 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     def check_file(contents, filename):
         return file_result(offline, contents, filename or "upload")
 
+    # The player takes the upload the browser already holds: nothing is sent back for it, nor while it plays.
+    app.clientside_callback(
+        "function(contents) { return contents || window.dash_clientside.no_update; }",
+        Output("file-player", "src"),
+        Input("upload", "contents"),
+    )
+    # A result with windows shows the player (and its first window); an error hides it.
+    app.clientside_callback(
+        """
+        function(children) {
+            const played = (children || []).some(c => c && c.props && c.props.id === 'file-windows');
+            if (played && window.genrecastPlayer) { window.requestAnimationFrame(window.genrecastPlayer.refresh); }
+            return !played;
+        }
+        """,
+        Output("file-player-box", "hidden"),
+        Input("file-result", "children"),
+    )
+
     return app
 
 
@@ -242,9 +267,10 @@ def file_result(offline: OfflineClassifier, contents: str | None, filename: str)
         *render.file_summary(result),
         html.Div(
             [dcc.Graph(figure=bars, config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE),
-             dcc.Graph(figure=timeline, config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE)],
+             dcc.Graph(id="file-timeline", figure=timeline, config=GRAPH_CONFIG, responsive=True, style=GRAPH_STYLE)],
             className="graphs",
         ),
+        html.Div(id="file-windows", hidden=True, **{"data-windows": render.player_windows(result)}),
     ]
 
 

@@ -420,14 +420,29 @@ def file_summary(result: FileResult) -> list:
 
 
 def file_figures(result: FileResult) -> tuple[dict, dict]:
-    """The file's mean probabilities and its windows over the file's own time axis."""
+    """The file's mean probabilities and its windows over the file's own time axis, with the player's cursor (a
+    line the page's player.js moves; :func:`player_windows` says what it reads)."""
     rows = [dict(zip(result.labels, row, strict=True)) for row in result.probabilities]
     name = plot_text(result.name)
-    return (
-        bar_figure(result.labels, result.mean, "Mean over the file", name),
-        stacked_figure(list(result.starts), rows, "Windows through the file",
-                       {"ticksuffix": " s"}, name, list(result.states)),
-    )
+    timeline = stacked_figure(list(result.starts), rows, "Windows through the file", {"ticksuffix": " s"}, name,
+                              list(result.states))
+    timeline["layout"]["shapes"] = [{"type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0, "y0": 0,
+                                     "y1": 1, "line": {"color": "#1f2933", "width": 2}}]
+    return bar_figure(result.labels, result.mean, "Mean over the file", name), timeline
+
+
+def player_windows(result: FileResult) -> str:
+    """Every window of a checked file as the player reads it in the page (JSON, in time order): where it lies, its
+    own answer (top genre with its probability, or no_music / silence), its tags and the stream state then."""
+    rows = []
+    for i, (start, probs) in enumerate(zip(result.starts, result.probabilities, strict=True)):
+        best = max(range(len(probs)), key=probs.__getitem__)
+        kind = result.window_kinds[i]
+        rows.append({"start": round(start, 3), "end": round(start + result.window_seconds, 3), "kind": kind,
+                     "answer": result.labels[best] if kind == "genre" else kind,
+                     "probability": round(probs[best], 4), "tags": list(result.window_tags[i]),
+                     "state": result.states[i]})
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def _recent(timeline: tuple[Prediction, ...], seconds: float) -> list[Prediction]:

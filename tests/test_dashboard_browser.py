@@ -11,6 +11,7 @@ import pytest
 from dashboard_page import Publisher, serve_dashboard, wait_for
 from dashboard_payloads import genre, prediction, status
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver import ActionChains
 from selenium.webdriver.common.by import By
 
 HOSTILE = "<img src=x onerror=alert(1)>"  # a legal topic level; must show as text, never become an element
@@ -193,11 +194,13 @@ def test_check_a_file(browser, dashboard, tmp_path):
     result = lambda d: d.find_element(By.ID, "file-result").text  # noqa: E731
     wait_for(browser, "the file's genre", lambda d: "metal" in result(d) and "tone.wav" in result(d))
     wait_for(browser, "the file's timeline", lambda d: count(d, "#file-result .scatterlayer .trace") == 13)
+    assert browser.find_element(By.ID, "file-player-box").is_displayed()  # and its player
     browser.save_screenshot(str(tmp_path / "dashboard-file.png"))
 
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(tmp_path / "notes.wav"))
     wait_for(browser, "an error for a file that is not audio",
              lambda d: "notes.wav: not a readable audio file" in result(d) and count(d, "#file-result .error") == 1)
+    assert not browser.find_element(By.ID, "file-player-box").is_displayed()  # nothing to play
 
 
 def test_with_a_token_the_page_asks_for_it_once(browser, broker, model, publisher):
@@ -241,3 +244,65 @@ def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):
         "const h = {}; document.querySelectorAll('#overview .card').forEach(c => h[c.dataset.stream] = "
         "Array.from(c.children).reduce((sum, e) => sum + e.offsetHeight, 0)); return h;")
     assert heights["long"] <= heights["short"] + 2, heights
+
+
+def test_the_checked_file_plays_and_the_readout_follows_the_window_under_the_cursor(browser, broker, tmp_path):
+    """Metal for 6 s, then jazz: play it, seek in it, and the genre and tags shown are the window's under the cursor
+    (the newest window started by then: window k of a 1-s hop starts at k s)."""
+    from daemon_helpers import write_tones
+    from tiny_model import build_tiny_model, tagged_spec
+
+    tagged = build_tiny_model(tmp_path / "tagged.onnx", tagged_spec())
+    wav = write_tones(tmp_path / "metal-then-jazz.wav", [6] * 6 + [5] * 6)
+    with serve_dashboard(broker, tagged) as page:
+        browser.set_window_size(1280, 1400)
+        browser.get(page.url)
+        wait_for(browser, "the upload field", lambda d: count(d, "#upload input[type=file]") == 1)
+        browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(wav))
+        wait_for(browser, "the player with the file loaded", lambda d: d.execute_script(
+            "const a = document.getElementById('file-player');"
+            "return a && !document.getElementById('file-player-box').hidden && a.readyState >= 1;"))
+        wait_for(browser, "the first window in the readout", lambda d: readout(d)["window"] == "0")
+
+        for at, window, genre, tag in ((1.5, "1", "metal", "heavy metal"), (8.2, "8", "jazz", "jazz"),
+                                       (3.5, "3", "metal", "heavy metal")):
+            browser.execute_script("document.getElementById('file-player').currentTime = arguments[0];", at)
+            wait_for(browser, f"window {window} ({genre}) under the cursor at {at} s",
+                     lambda d, at=at, window=window: readout(d)["window"] == window
+                     and abs(readout(d)["time"] - at) < 0.01)
+            shown = readout(browser)
+            assert shown["genre"] == genre and shown["chips"][0] == tag, shown
+            assert f"window {int(window)}.0–{int(window) + 3}.0 s" in shown["text"]  # starts 0.998 s apart
+            assert cursor(browser) == pytest.approx(at, abs=1e-3)  # the timeline's cursor moved there too
+
+        # back to the start, then play as a user does, with the player's own play button (a page may not start
+        # playing without a gesture), and watch the readout move on by itself
+        browser.execute_script("const a = document.getElementById('file-player'); a.muted = true; a.currentTime = 0;")
+        wait_for(browser, "the readout back at the start", lambda d: readout(d)["window"] == "0")
+        player = browser.find_element(By.ID, "file-player")
+        ActionChains(browser).move_to_element_with_offset(player, -player.size["width"] // 2 + 16, 0).click().perform()
+        wait_for(browser, "the readout following the playing file past 2 s",
+                 lambda d: readout(d)["time"] >= 2.0 and readout(d)["window"] in ("2", "3", "4"))
+        browser.execute_script("document.getElementById('file-player').pause();")
+        shown = readout(browser)
+        starts = [w["start"] for w in browser.execute_script(
+            "return JSON.parse(document.getElementById('file-windows').dataset.windows);")]
+        under = max(i for i, s in enumerate(starts) if s <= shown["time"])
+        assert shown["window"] == str(under)  # the window under the cursor, not another
+        assert shown["genre"] == "metal" and cursor(browser) == pytest.approx(shown["time"], abs=1e-3)
+        browser.save_screenshot(str(tmp_path / "dashboard-player.png"))
+
+
+def readout(driver) -> dict:
+    return driver.execute_script(
+        "const r = document.getElementById('file-cursor'); if (!r) { return {}; }"
+        "const g = r.querySelector('.cursor-genre');"
+        "return {window: r.dataset.window, time: r.dataset.time === undefined ? -1 : parseFloat(r.dataset.time),"
+        " genre: g ? g.textContent : null, text: r.textContent,"
+        " chips: [...r.querySelectorAll('.chip')].map(c => c.textContent)};")
+
+
+def cursor(driver) -> float | None:
+    return driver.execute_script(
+        "const g = document.querySelector('#file-timeline .js-plotly-plot');"
+        "return g && g.layout.shapes ? g.layout.shapes[0].x0 : null;")

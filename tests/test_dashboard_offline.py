@@ -80,6 +80,41 @@ def test_the_files_timeline_shades_what_the_daemon_would_have_said_without_a_gen
     assert no_music["y"] == [1.0 if s == "no_music" else 0.0 for s in result.states]
 
 
+def test_the_player_reads_each_windows_own_answer_tags_and_the_stream_state(tmp_path):
+    import json
+
+    from daemon_helpers import write_tones
+    from tiny_model import tagged_spec
+
+    tagged = str(build_tiny_model(tmp_path / "tagged.onnx", tagged_spec()))
+    wav = write_tones(tmp_path / "mix.wav", [6] * 6 + ["noise"] * 6)
+    result = OfflineClassifier(tagged).classify(wav.read_bytes(), "mix.wav")
+    rows = json.loads(render.player_windows(result))
+    assert [r["start"] for r in rows] == pytest.approx(list(result.starts), abs=1e-3)
+    assert all(r["end"] - r["start"] == pytest.approx(3.0) for r in rows)
+    first, last = rows[0], rows[-1]
+    assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "uncertain")
+    assert first["tags"][0] == "heavy metal" and first["probability"] > 0.9
+    assert (last["kind"], last["answer"], last["tags"]) == ("no_music", "no_music", [])  # noise: no tags
+    _, timeline = render.file_figures(result)
+    assert timeline["layout"]["shapes"][0]["x0"] == 0  # the cursor, which the page moves
+
+
+def test_the_player_never_asks_the_server():
+    """Playing and seeking are handled in the page: no server callback listens to the player or the cursor."""
+    from genrecast.daemon.broker import BrokerConfig
+    from genrecast.dashboard.app import create_app
+    from genrecast.dashboard.feed import Feed
+    from genrecast.dashboard.history import History
+
+    history = History()
+    app = create_app(history, Feed(BrokerConfig.from_url("mqtt://127.0.0.1:1"), "genrecast", history),
+                     OfflineClassifier(None))
+    ids = {dep["id"] for cb in app.callback_map.values() for dep in cb["inputs"] + cb.get("state", [])}
+    assert not ids & {"file-player", "file-cursor", "file-windows"}, ids
+    assert any("file-player" in str(cb.get("output")) for cb in app._callback_list if cb.get("clientside_function"))
+
+
 def test_problems_are_messages_on_the_page(model, monkeypatch):
     def shown(classifier: OfflineClassifier, contents: str) -> str:
         children = file_result(classifier, contents, "x.wav")
