@@ -22,6 +22,7 @@ DEFAULT_MAX_STREAMS = 1000  # a fleet's worth (one dashboard for many multi-stre
 DEFAULT_MAX_BYTES = 256 * 2**20  # all timelines together, estimated by window_bytes
 WINDOW_BYTES = 700  # a window's fixed cost: the Prediction, its decision, time and numbers
 LABEL_BYTES = 32  # and per label: its probability (a float in a tuple)
+TAG_BYTES = 200  # and per style tag, besides its name's characters: the pair, the string and the float (not shared)
 STALE_AFTER_S = 10.0  # an online stream this quiet is "stalled"; the daemon sends a window per second
 FORGOTTEN_IDS = 1024  # evicted stream ids remembered, to fetch their retained state if they speak again
 
@@ -64,8 +65,9 @@ class Snapshot:
 
 
 def window_bytes(p: Prediction) -> int:
-    """About what one window held in a timeline costs; its labels are shared (see History._shared_labels)."""
-    return WINDOW_BYTES + LABEL_BYTES * len(p.probabilities)
+    """About what one window held in a timeline costs; its labels are shared (see History._shared_labels), its tags
+    are its own."""
+    return WINDOW_BYTES + LABEL_BYTES * len(p.probabilities) + sum(TAG_BYTES + len(name) for name, _ in p.tags)
 
 
 class _Stream:

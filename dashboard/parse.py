@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from genrecast.dsp.modelspec import TOP_TAGS
+
 PAYLOAD_VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
@@ -190,8 +192,8 @@ def _tags(value: object) -> tuple[tuple[str, float], ...]:
     """A window's announced tags, likeliest first whatever order they came in; none when absent."""
     if value is None:
         return ()
-    if not isinstance(value, dict) or len(value) > MAX_LABELS:
-        raise PayloadError(f"tags must be an object of at most {MAX_LABELS} tags")
+    if not isinstance(value, dict) or len(value) > TOP_TAGS:  # the contract's bound, which the memory budget counts on
+        raise PayloadError(f"tags must be an object of at most {TOP_TAGS} tags")
     tags = [(_text(name, "tag"), _probability(p, f"tags.{name}")) for name, p in value.items()]
     return tuple(sorted(tags, key=lambda kv: -kv[1]))
 

@@ -199,3 +199,27 @@ def test_long_labels_share_one_copy_and_timelines_keep_to_a_byte_budget():
     per_window = window_bytes(small.snapshot().streams[0].timeline[0])
     assert sum(lengths) * per_window <= budget and max(lengths) - min(lengths) <= 1  # shared fairly
     assert all(v.timeline[-1].window_start_s == 99.0 for v in small.snapshot().streams)  # the newest kept
+
+
+def test_style_tags_count_in_the_byte_budget():
+    """A window's tags are its own (at most 5 names of up to 200 characters): the budget's estimate covers them."""
+    def window(stream_id: str, t: float, tags: dict | None) -> Prediction:
+        p = prediction(stream_id, music=0.9, tags=tags)
+        p["window_start_s"], p["window_end_s"] = t, t + 3
+        return msg("prediction", p)
+
+    def held_per_window(tags: dict | None) -> float:
+        h = History()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for t in range(300):
+                for s in range(4):
+                    h.add(window(f"s{s}", float(t), tags))
+            return (tracemalloc.get_traced_memory()[0] - before) / 1200
+        finally:
+            tracemalloc.stop()
+
+    longest = {f"{i}" + "t" * 199: 0.5 for i in range(5)}
+    estimated = window_bytes(window("s", 0.0, longest)) - window_bytes(window("s", 0.0, None))
+    assert held_per_window(longest) - held_per_window(None) <= estimated, estimated
