@@ -112,7 +112,8 @@ class GuardedParser(HTTPRequestParser):
             self.started = time.monotonic()
         had_headers = self.headers_finished
         consumed = super().received(data)
-        if self.error is not None:
+        if self.error is not None:  # waitress's own refusals too: no "100 Continue" for them (see refuse)
+            self.expect_continue = False
             return consumed
         if self.headers_finished and not had_headers:
             self._admit()
@@ -147,6 +148,7 @@ class GuardedParser(HTTPRequestParser):
     def refuse(self, code: int, reason: str, message: str, headers: tuple = ()) -> None:
         self.error = Refusal(code, reason, message, self.path.startswith("/api/"), headers)
         self.completed = True
+        self.expect_continue = False  # else waitress answers "100 Continue", reopens the request and reads the body
         self.release()
 
     def too_slow(self, now: float) -> bool:
