@@ -11,7 +11,6 @@ and cut one byte past the limit.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import tempfile
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from genrecast.daemon.config import ApiSettings
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from .auth import Credentials
 from .feed import Feed
 from .history import History, StreamView
 from .jobs import Busy
@@ -46,8 +46,8 @@ class ApiError(Exception):
 
 
 def install_api(server: Flask, history: History, feed: Feed, offline: OfflineClassifier,
-                config: ApiSettings) -> None:
-    """Add ``/api/...`` to the dashboard's Flask server; ``config.token`` (if set) guards every route."""
+                config: ApiSettings, credentials: Credentials | None = None) -> None:
+    """Add ``/api/...`` to the dashboard's Flask server; ``credentials`` (the token, if set) guard every route."""
     api = Blueprint("api", __name__, url_prefix="/api")
     server.json.sort_keys = False  # keep the order we build: tags likeliest first, labels in the model's order
     allowed: dict[str, tuple[str, ...]] = {}  # path -> its methods, for a 405 of a method Flask does not route
@@ -74,10 +74,9 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
 
     @api.before_request
     def authorize():
-        if config.token is None:
+        if credentials is None:
             return
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+        if not credentials.bearer(request.headers.get("Authorization", "")):
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.
             log.warning("refused an API request without the right token, from %s", request.remote_addr,
                         extra={"repeat_key": "refused"})  # one kind whatever the address: a scanner may use many

@@ -17,7 +17,7 @@ from genrecast.daemon.config import ApiSettings
 
 from . import render, spool
 from .api import install_api
-from .auth import LOGOUT, install_login
+from .auth import LOGOUT, Credentials, install_login
 from .feed import Feed
 from .guard import Guard, HostAllowList
 from .history import History
@@ -39,17 +39,19 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
     api = api or ApiSettings()
-    install_api(app.server, history, feed, offline, api)
-    if api.token:
-        install_login(app.server, api.token)
+    credentials = Credentials(api.token) if api.token else None
+    install_api(app.server, history, feed, offline, api, credentials)
+    if credentials:
+        install_login(app.server, credentials)
     # A script path Dash does not serve raised, and logged a 2.8 kB traceback per request (a new kind of log line
     # for each path, so the repeat limit did not group them): it is just not here.
     app.server.register_error_handler(DependencyException, lambda _exc: ("no such script\n", 404,
                                                                         {"Content-Type": "text/plain"}))
     # what the server checks before the app sees a request: the API's limit (its multipart framing on top), the
-    # page's, and an upload slot per job the classifying pool can take
+    # page's, an upload slot per job the classifying pool can take, and an upload's credentials
     app.server.config[SERVER_SETTINGS] = (Limits(api_body=int(api.max_mb * 10**6) + 2**16,
-                                                 page_body=MAX_REQUEST_BYTES), Gate(offline.pool.capacity))
+                                                 page_body=MAX_REQUEST_BYTES), Gate(offline.pool.capacity),
+                                          credentials.allow if credentials else None)
     app.layout = html.Div(
         className="page",
         children=[
@@ -280,9 +282,9 @@ def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = 
     It answers only to ``host``, localhost and ``allow_hosts`` by name, and applies the limits :func:`create_app`
     chose before the app reads anything.
     """
-    limits, gate = app.server.config[SERVER_SETTINGS]
+    limits, gate, allow = app.server.config[SERVER_SETTINGS]
     guarded = Guard(spool.SpoolUploads(app.server), HostAllowList(host, allow_hosts))
-    return DashboardServer(guarded, listen(host, port), limits, gate)
+    return DashboardServer(guarded, listen(host, port), limits, gate, allow)
 
 
 def listen(host: str, port: int) -> socket.socket:

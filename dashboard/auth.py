@@ -17,6 +17,7 @@ from html import escape
 
 from flask import Flask, Response, redirect, request
 from itsdangerous import BadSignature, TimestampSigner
+from werkzeug.http import parse_cookie
 
 from .guard import host_name, is_loopback
 
@@ -28,24 +29,45 @@ LOGIN = "/login"
 LOGOUT = "/logout"
 
 
-def install_login(server: Flask, token: str) -> None:
-    """Every route but the API's and the login form's needs a valid session cookie."""
-    signer = TimestampSigner(token, salt="genrecast-session")
+class Credentials:
+    """The token's two forms: the API's bearer header and the page's session cookie. Also checked by the server
+    from an upload's headers, so one without them is refused before its body is read (dashboard/server.py)."""
 
-    def has_session() -> bool:
-        cookie = request.cookies.get(COOKIE)
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self._signer = TimestampSigner(token, salt="genrecast-session")
+
+    def bearer(self, authorization: str) -> bool:
+        scheme, _, given = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    def session(self, cookie: str | None) -> bool:
         if not cookie:
             return False
         try:
-            signer.unsign(cookie, max_age=SESSION_SECONDS)
+            self._signer.unsign(cookie, max_age=SESSION_SECONDS)
         except BadSignature:  # SignatureExpired is one too
             return False
         return True
 
+    def new_session(self) -> str:
+        return self._signer.sign(b"page").decode()
+
+    def allow(self, path: str, authorization: str, cookie_header: str) -> bool:
+        """From raw headers: the bearer token under /api/, the session cookie elsewhere."""
+        if path.startswith("/api/"):
+            return self.bearer(authorization)
+        return self.session(parse_cookie(cookie_header).get(COOKIE))
+
+
+def install_login(server: Flask, credentials: Credentials) -> None:
+    """Every route but the API's and the login form's needs a valid session cookie."""
+    token = credentials.token
+
     @server.before_request
     def require_session():
         path = request.path
-        if path in (LOGIN, "/api") or path.startswith("/api/") or has_session():
+        if path in (LOGIN, "/api") or path.startswith("/api/") or credentials.session(request.cookies.get(COOKIE)):
             return None  # the API checks its bearer token itself
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
             return redirect(LOGIN, 303)
@@ -66,7 +88,7 @@ def install_login(server: Flask, token: str) -> None:
                         "readable; put a TLS proxy in front (docs/deployment.md)", request.remote_addr,
                         extra={"repeat_key": "plain login"})
         response = redirect("/", 303)
-        response.set_cookie(COOKIE, signer.sign(b"page").decode(), max_age=SESSION_SECONDS, path="/",
+        response.set_cookie(COOKIE, credentials.new_session(), max_age=SESSION_SECONDS, path="/",
                             httponly=True, samesite="Lax", secure=secure)
         return response
 

@@ -4,6 +4,8 @@ headers, before a byte of its body is read.
 
 - Each route has its own body limit (:class:`Limits`): a larger ``Content-Length`` gets 413 at once, a chunked
   body 413 as soon as it (or a chunk it announces) would pass the limit.
+- With a token set, an upload without the token's credentials (the API's bearer, the page's session cookie) gets
+  401 from its headers.
 - A large body (an upload) needs one of the :class:`Gate`'s slots, as many as the classifying pool has room for
   jobs, held from its headers until its answer is sent. Without a free slot the answer is 503 at once and nothing
   of the body is read, so at most ``slots`` uploads exist at any time, whatever arrives.
@@ -18,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from waitress.adjustments import Adjustments
@@ -102,6 +105,7 @@ class GuardedParser(HTTPRequestParser):
 
     limits: Limits
     gate: Gate
+    allow: Callable[[str, str, str], bool] | None  # (path, Authorization, Cookie) -> may upload; None: no token
     started: float | None = None
     holds_slot = False
     limit = 0
@@ -126,7 +130,13 @@ class GuardedParser(HTTPRequestParser):
         if self.content_length > self.limit:
             self.refuse(413, "Content Too Large", self._too_large())
         elif self.chunked or self.content_length > self.limits.upload_from:
-            if self.gate.enter():
+            if self.allow and not self.allow(self.path, self.headers.get("AUTHORIZATION", ""),
+                                             self.headers.get("COOKIE", "")):
+                api = self.path.startswith("/api/")
+                self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
+                            if api else "log in first: /login",
+                            (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
+            elif self.gate.enter():
                 self.holds_slot = True
             else:
                 self.refuse(503, "Service Unavailable", f"busy: {self.gate.slots} uploads are being received or "
@@ -203,9 +213,11 @@ class GuardedServer(TcpWSGIServer):
 class DashboardServer:
     """One listening socket served by waitress until :meth:`shutdown`; ``port`` is the one bound (0 picks one)."""
 
-    def __init__(self, app, sock: socket.socket, limits: Limits, gate: Gate, threads: int = THREADS) -> None:
+    def __init__(self, app, sock: socket.socket, limits: Limits, gate: Gate,
+                 allow: Callable[[str, str, str], bool] | None = None, threads: int = THREADS) -> None:
         self.limits, self.gate = limits, gate
-        parser = type("Parser", (GuardedParser,), {"limits": limits, "gate": gate})
+        parser = type("Parser", (GuardedParser,), {"limits": limits, "gate": gate, "allow": staticmethod(allow)
+                                                   if allow else None})
         channel = type("Channel", (GuardedChannel,), {"parser_class": parser})
         adj = Adjustments(
             sockets=[sock], threads=threads, channel_timeout=limits.idle_seconds, cleanup_interval=1,

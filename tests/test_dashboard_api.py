@@ -319,9 +319,8 @@ def test_the_token_guards_the_page_and_every_dash_route(broker, model_path):
 
     running = serve(broker, model_path, ApiSettings(token=TOKEN))
     try:
-        callback = json.dumps({"output": "..file-result.children...file-player-box.hidden..",
-                               "outputs": [{"id": "file-result", "property": "children"},
-                                           {"id": "file-player-box", "property": "hidden"}],
+        callback = json.dumps({"output": "file-result.children",
+                               "outputs": {"id": "file-result", "property": "children"},
                                "inputs": [{"id": "upload", "property": "contents",
                                "value": "data:audio/flac;base64,AAAA"}], "changedPropIds": ["upload.contents"],
                                "state": [{"id": "upload", "property": "filename", "value": "x.flac"}]}).encode()

@@ -95,8 +95,8 @@ def serve(model):
         history = History()
         app = create_app(history, Feed(BrokerConfig(), "genrecast", history), OfflineClassifier(str(model), pool=pool),
                          api or ApiSettings(max_mb=1))
-        base, gate = app.server.config[SERVER_SETTINGS]
-        app.server.config[SERVER_SETTINGS] = (replace(base, **limits), gate)
+        base, gate, allow = app.server.config[SERVER_SETTINGS]
+        app.server.config[SERVER_SETTINGS] = (replace(base, **limits), gate, allow)
         server = make_server(app, "127.0.0.1", 0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -259,3 +259,20 @@ def test_a_refusal_sends_its_headers_once(serve):
     server = serve()
     status, headers, _ = request(server.port, b"GET / HTTP/1.1\r\nHost: attacker.example\r\n\r\n")
     assert status == 421 and all(len(values) == 1 for values in headers.values()), headers
+
+
+def test_with_a_token_an_upload_without_it_is_refused_from_its_headers(serve):
+    """No body is read, and no upload slot taken, for a client that does not hold the token."""
+    token = "upload-token-0123456789"
+    server = serve(api=ApiSettings(token=token, max_mb=5), upload_from=100_000)
+    for path, kind in (("/api/v1/classify", "application/json"), ("/_dash-update-component", "text/plain")):
+        with connect(server.port) as sock:
+            sock.sendall(post_head(path, 2_000_000, "application/json", expect=True))  # headers only
+            status, headers, body = answer(sock)
+        assert status == 401 and headers["content-type"][0].startswith(kind) and server.gate.held == 0
+    data = flac(40.0, fmt="WAV")
+    assert len(data) > 100_000
+    head = post_head("/api/v1/classify", len(data), "audio/wav").replace(
+        b"\r\n\r\n", f"\r\nAuthorization: Bearer {token}\r\n\r\n".encode(), 1)
+    status, _, raw = request(server.port, head + data)
+    assert status == 200 and json.loads(raw)["seconds"] == pytest.approx(40.0)
