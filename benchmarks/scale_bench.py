@@ -12,8 +12,10 @@
     delivered at least 90 % of the windows due, less one for the span's edges, and the median latency of the last
     quarter is within 100 ms of the first quarter's).
 Every model shipped beside the default is measured; the one a large deployment would use (the fast variant when it
-ships, else the default, or ``--model``) comes last. The last line is:
-``scale: model=<id> max_realtime_streams=<N> cpu_per_stream_s=<> rss_mb_at_100=<> batch=<>``
+ships, else the default, or ``--model``) comes last. ``--threads 1,2`` ramps each N once per setting of ``threads``
+(model calls at once), one right after the other, so that before and after are measured side by side on a shared
+machine. The last lines are, per model and setting:
+``scale: model=<id> threads=<T> max_realtime_streams=<N> cpu_per_stream_s=<> rss_mb_at_100=<> batch=<>``
 """
 
 from __future__ import annotations
@@ -110,13 +112,15 @@ class Recorder:
         self.client.disconnect()
 
 
-def run_n(model: Path, n: int, seconds: float, warmup: float, hop: float, batch: int, workdir: Path) -> dict:
+def run_n(model: Path, n: int, seconds: float, warmup: float, hop: float, batch: int, threads: int,
+          workdir: Path) -> dict:
     broker = MosquittoBroker(workdir)
     broker.conf.write_text(broker.conf.read_text() + "max_queued_messages 100000\n")
     broker.start()
     rec = Recorder(broker.url)
     args = [GENRECAST, "run", "--model", str(model), "--broker", broker.url, "--speed", "1", "--loop",
-            "--hop", str(hop), "--batch", str(batch), "--name", "bench", "--log-level", "warning",
+            "--hop", str(hop), "--batch", str(batch), "--threads", str(threads), "--name", "bench",
+            "--log-level", "warning",
             *[f"--stream=s{i}=file:{p}" for i, p in enumerate(tracks(n))]]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -161,29 +165,40 @@ def run_n(model: Path, n: int, seconds: float, warmup: float, hop: float, batch:
     # A stream's count of windows in the span is whole: one fewer than due is the span's edges, not a backlog.
     result["ok"] = (result["p99"] <= P99_LIMIT_MS and dropped == 0 and per_stream.min() >= 0.9 * due - 1
                     and growth <= 100)
-    print(f"ramp: N={n} p50_ms={result['p50']:.1f} p99_ms={result['p99']:.1f} "
+    print(f"ramp: threads={threads} N={n} p50_ms={result['p50']:.1f} p99_ms={result['p99']:.1f} "
           f"cpu_per_stream_s={result['cpu_per_stream_s']:.4f} rss_mb={rss:.0f} dropped_s={dropped:.1f} "
           f"windows_share_min={result['min_share']:.2f} latency_growth_ms={growth:.0f} "
           f"load_avg={os.getloadavg()[0]:.1f} {'ok' if result['ok'] else 'FAIL'}", flush=True)
     return result
 
 
-def ramp(model: Path, ns: list[int], seconds: float, warmup: float, hop: float, batch: int) -> dict:
-    results = {}
+def ramp(model: Path, ns: list[int], seconds: float, warmup: float, hop: float, batch: int,
+         settings: list[int]) -> dict[int, dict]:
+    """Per setting of ``threads``: the most streams that passed, with their CPU per stream, and the RSS at 100."""
+    results: dict[int, dict[int, dict]] = {t: {} for t in settings}
     with tempfile.TemporaryDirectory() as tmp:
         for n in ns:
-            d = Path(tmp) / f"n{n}"
-            d.mkdir()
-            results[n] = run_n(model, n, seconds, warmup, hop, batch, d)
-            fails = [m for m in results if m <= n and not results[m]["ok"]]
-            if len(fails) >= 2 and n >= 100:
-                break  # two failures: past the limit, not a noisy run (100 is always measured, for the RSS figure)
-    passing = [n for n, r in results.items() if r["ok"]]
-    best = max(passing) if passing else 0
-    ref = results.get(best) or results[min(results)]
-    at_100 = results.get(100, {}).get("rss_mb", float("nan"))
+            going = [t for t in settings if not _past_limit(results[t], n)]
+            if not going:
+                break
+            for t in going:  # side by side: each setting at this N before the next N
+                d = Path(tmp) / f"n{n}-t{t}"
+                d.mkdir()
+                results[t][n] = run_n(model, n, seconds, warmup, hop, batch, t, d)
     model_id = load_model(model).model_id
-    return {"model": model_id, "max": best, "cpu": ref["cpu_per_stream_s"], "rss100": at_100}
+    out = {}
+    for t, rs in results.items():
+        passing = [n for n, r in rs.items() if r["ok"]]
+        best = max(passing) if passing else 0
+        ref = rs.get(best) or rs[min(rs)]
+        at_100 = rs.get(100, {}).get("rss_mb", float("nan"))
+        out[t] = {"model": model_id, "max": best, "cpu": ref["cpu_per_stream_s"], "rss100": at_100}
+    return out
+
+
+def _past_limit(results: dict[int, dict], n: int) -> bool:
+    """Two failures below ``n``: past the limit, not a noisy run (100 is always measured, for the RSS figure)."""
+    return n > 100 and sum(not r["ok"] for r in results.values()) >= 2
 
 
 def main() -> None:
@@ -196,20 +211,23 @@ def main() -> None:
     p.add_argument("--hop", type=float, default=1.0)
     p.add_argument("--batch", type=int, help="windows per model call (default: the daemon's)")
     p.add_argument("--batches", default="1,2,4,8,16,32,64,128", help="batch sizes for the model-only curve")
+    p.add_argument("--threads", help="settings of threads to ramp side by side, e.g. 1,2 (default: the daemon's)")
+    p.add_argument("--only", help="measure only this model file (the others shipped are skipped)", type=Path)
     a = p.parse_args()
     from genrecast.daemon.config import RunSettings
 
     batch = a.batch or RunSettings().batch
+    settings = [int(x) for x in a.threads.split(",")] if a.threads else [RunSettings().threads]
     main_model = a.model or (FAST_MODEL if FAST_MODEL.is_file() else DEFAULT_MODEL)
     others = [m for m in sorted(MODELS.glob("*.onnx")) if m.resolve() != main_model.resolve()]
     ns = [int(x) for x in a.ns.split(",")]
     sizes = [int(x) for x in a.batches.split(",")]
     lines = []
-    for model in [*others, main_model]:
+    for model in [a.only] if a.only else [*others, main_model]:
         batch_curve(model, sizes, repeats=20)
-        r = ramp(model, ns, a.seconds, a.warmup, a.hop, batch)
-        lines.append(f"scale: model={r['model']} max_realtime_streams={r['max']} cpu_per_stream_s={r['cpu']:.4f} "
-                     f"rss_mb_at_100={r['rss100']:.0f} batch={batch}")
+        for t, r in ramp(model, ns, a.seconds, a.warmup, a.hop, batch, settings).items():
+            lines.append(f"scale: model={r['model']} threads={t} max_realtime_streams={r['max']} "
+                         f"cpu_per_stream_s={r['cpu']:.4f} rss_mb_at_100={r['rss100']:.0f} batch={batch}")
     print("\n".join(lines))
 
 

@@ -10,6 +10,7 @@ classified; the exit status is 2 if any failed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from dataclasses import dataclass
@@ -71,55 +72,49 @@ def register(sub) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--threads", type=int, help="model calls at once (default: every core this process may use)")
     p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     p.set_defaults(func=handler)
 
 
-def classify_windows(model, audio, hop_seconds: float, name: str) -> FileWindows:
+def classify_windows(model, audio, hop_seconds: float, name: str, inference=None) -> FileWindows:
     """Every window's probabilities for an opened :class:`dsp.AudioFile`, cut exactly as the daemon cuts a stream.
 
     The file is decoded block by block and windows are scored in batches, so memory does not grow with its length
-    (beyond one row of probabilities per window).
+    (beyond one row of probabilities per window). With an :class:`~daemon.inference.Inference` of several threads,
+    batches are scored on them while this thread decodes and cuts the next ones.
     """
     from genrecast.dsp import AudioError
     from genrecast.dsp.windows import MIN_SECONDS
 
+    from .inference import Inference
     from .pipeline import Pipeline
 
     pipeline = Pipeline(model.spec, hop_seconds, audio.sample_rate)
-    starts: list[float] = []
-    rms: list[float] = []
+    inference = inference or Inference(model, 1)
+
+    def batches():
+        pending: list = []
+        for block in itertools.chain(audio.blocks(), [None]):  # None: the end, which a short file's window needs
+            pending += pipeline.push(np.zeros(0, np.float32), last=True) if block is None else pipeline.push(block)
+            while len(pending) >= BATCH or (block is None and pending):
+                part, pending = pending[:BATCH], pending[BATCH:]
+                yield np.stack([w.logmel for w in part]), [(w.start_s, w.rms) for w in part]
+
     genre: list[np.ndarray] = []
     music: list[np.ndarray] = []
     tags: list[np.ndarray] = []
-
-    def score(batch: list) -> None:
-        out = model.predict(np.stack([w.logmel for w in batch]))
+    meta: list[tuple[float, float]] = []
+    for out, part in inference.ordered(batches()):
         genre.append(out.genre)
         music.append(out.music)
         if out.tags is not None:
             tags.append(out.tags)
-        starts.extend(w.start_s for w in batch)
-        rms.extend(w.rms for w in batch)
-
-    def pushes():
-        for block in audio.blocks():
-            yield pipeline.push(block)
-        yield pipeline.push(np.zeros(0, np.float32), last=True)
-
-    pending: list = []
-    for windows in pushes():
-        pending += windows
-        while len(pending) >= BATCH:
-            score(pending[:BATCH])
-            del pending[:BATCH]
-    if pending:
-        score(pending)
-    if not starts:
+        meta += part
+    if not meta:
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
-    return FileWindows(audio.seconds, starts, np.concatenate(genre), np.concatenate(music), np.array(rms),
-                       np.concatenate(tags) if tags else None)
+    return FileWindows(audio.seconds, [s for s, _ in meta], np.concatenate(genre), np.concatenate(music),
+                       np.array([r for _, r in meta]), np.concatenate(tags) if tags else None)
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
@@ -148,11 +143,11 @@ def track_json(result: TrackResult, model_id: str) -> dict:
     return {**asdict(result), "model_id": model_id}
 
 
-def classify_file(model, path: str, hop_seconds: float) -> TrackResult:
+def classify_file(model, path: str, hop_seconds: float, inference=None) -> TrackResult:
     from genrecast.dsp import AudioFile
 
     with AudioFile(path) as audio:
-        return track_result(model, path, classify_windows(model, audio, hop_seconds, path))
+        return track_result(model, path, classify_windows(model, audio, hop_seconds, path, inference))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -160,24 +155,30 @@ def handler(args: argparse.Namespace) -> int:
 
     from genrecast.errors import UserError
 
-    from .config import valid_hop, valid_threads
+    from .config import usable_cores, valid_hop, valid_threads
+    from .inference import Inference
     from .model import load_model
 
     if not valid_hop(args.hop):
         raise UserError(f"--hop must be more than 0 and at most 60 seconds, got {args.hop}")
-    if not valid_threads(args.threads):
-        raise UserError(f"--threads must be 1 to 64, got {args.threads}")
-    model = load_model(args.model, args.threads)
+    threads = usable_cores() if args.threads is None else args.threads
+    if not valid_threads(threads):
+        raise UserError(f"--threads must be 1 to 64, got {threads}")
+    model = load_model(args.model)
+    inference = Inference(model, threads)
     failed = 0
-    for path in args.files:
-        try:
-            result = classify_file(model, path, args.hop)
-        except AudioError as exc:
-            print(f"genrecast classify: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        if args.json:
-            print(json.dumps(track_json(result, model.model_id)), flush=True)
-        else:
-            print(f"{path}\t{result.genre or result.kind}\t{result.probability:.3f}", flush=True)
+    try:
+        for path in args.files:
+            try:
+                result = classify_file(model, path, args.hop, inference)
+            except AudioError as exc:
+                print(f"genrecast classify: error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            if args.json:
+                print(json.dumps(track_json(result, model.model_id)), flush=True)
+            else:
+                print(f"{path}\t{result.genre or result.kind}\t{result.probability:.3f}", flush=True)
+    finally:
+        inference.close()
     return 2 if failed else 0

@@ -56,8 +56,14 @@ def valid_prefix(prefix: object) -> bool:
 
 
 def valid_threads(n: int) -> bool:
-    """onnxruntime intra-op threads, for ``run`` and ``classify`` alike."""
+    """Model calls at once (:mod:`daemon.inference`), for ``run`` and ``classify`` alike."""
     return 1 <= n <= 64
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or systemd's CPUAffinity= narrows it), at
+    most 64: the default for ``threads``."""
+    return min(64, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,7 @@ class RunSettings(StreamDefaults):
     tick_seconds: float = 0.05  # windows of all streams ready within a tick share one model call
     backlog_seconds: float = 10.0  # audio a stream may hold unprocessed; its oldest is dropped beyond this
     stall_seconds: float = 10.0  # a live source silent (no audio at all) this long is marked stalled and reopened
-    threads: int = 1  # onnxruntime intra-op threads
+    threads: int = field(default_factory=usable_cores)  # model calls at once (default: every usable core)
     log_level: str = "info"
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings

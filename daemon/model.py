@@ -65,8 +65,9 @@ def _check_dims(what: str, dims: list, expected: list) -> str | None:
     return None
 
 
-def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> GenreModel:
-    """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded by default."""
+def load_model(path: str | os.PathLike | None = None) -> GenreModel:
+    """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded: several cores are
+    used by running whole calls on several threads at once (:mod:`daemon.inference`)."""
     import onnxruntime as ort
 
     path = Path(path) if path is not None else DEFAULT_MODEL
@@ -74,7 +75,7 @@ def load_model(path: str | os.PathLike | None = None, threads: int = 1) -> Genre
         hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else ""
         raise ModelSpecError(f"model {path}: no such file{hint}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3

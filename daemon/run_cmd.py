@@ -54,7 +54,7 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, help=f"most windows per model call (default {defaults.batch})")
     p.add_argument("--stall", dest="stall_seconds", type=float,
                    help=f"a live source with no audio this long is stalled and reopened ({defaults.stall_seconds:g} s)")
-    p.add_argument("--threads", type=int, help="onnxruntime threads (1)")
+    p.add_argument("--threads", type=int, help="model calls at once (default: every usable core)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
     p.set_defaults(func=handler)
 

@@ -9,6 +9,7 @@ call, and publishes each stream's messages on its own topics over the process's 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
 import signal
@@ -33,6 +34,7 @@ from .events import (
     ha_discovery,
     utc_now,
 )
+from .inference import Inference
 from .intake import Intake
 from .model import GenreModel, load_model
 from .notify import Notifier
@@ -245,7 +247,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     """Classify every configured stream until all end (exit 0 once everything is delivered) or ``stop`` is set."""
     notifier = notifier or Notifier()
     configs = settings.stream_settings()
-    model = load_model(settings.model, settings.threads)
+    model = load_model(settings.model)
+    inference = Inference(model, settings.threads)
     _warm_up(model)
     sources: dict[str, Source | AudioError] = {}
     for cfg in configs:
@@ -306,7 +309,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     gc.freeze()
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        _loop(runs, model, settings, stop, notifier, multi=len(configs) > 1, wake=wake)
+        _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake)
         if stop.is_set():
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
@@ -324,6 +327,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
         publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
+        inference.close()
         # Back in the collector's sight, so that what start-up made in cycles (the streams) and the native
         # resamplers they reach are freed before the interpreter's teardown, which would report them as leaked.
         gc.unfreeze()
@@ -342,7 +346,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     return 1 if failed and reason != "stopped" else 0
 
 
-def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop: threading.Event,
+def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, stop: threading.Event,
           notifier: Notifier, multi: bool, wake: threading.Event) -> None:
     """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
 
@@ -368,7 +372,7 @@ def _loop(runs: list[StreamRun], model: GenreModel, settings: RunSettings, stop:
                 work += [(run, w, time.monotonic()) for w in run.pipeline.push(np.zeros(0, np.float32), last=True)]
             else:
                 behind = behind or run.intake.held >= run.pipeline.samples_to_next_window()
-        _classify(work, model, settings.batch)
+        _classify(work, inference, settings.batch)
         now = time.monotonic()
         for run in runs:
             if run.state != "offline" and run.intake.finished:
@@ -412,11 +416,15 @@ def _warm_up(model: GenreModel) -> None:
     model.predict(np.stack([w.logmel for w in windows]))
 
 
-def _classify(work: list[tuple[StreamRun, Window, float]], model: GenreModel, batch: int) -> None:
-    """One model call per ``batch`` windows, whichever streams they come from."""
-    for i in range(0, len(work), batch):
-        part = work[i : i + batch]
-        out = model.predict(np.stack([w.logmel for _, w, _ in part]))
+def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference, batch: int) -> None:
+    """Model calls of at most ``batch`` windows, whichever streams they come from, run on every core: the windows
+    are shared out over at least as many calls as there are threads (two windows: two calls at once, not one call
+    of two). Then every window's decision and messages, in order."""
+    n = max(-(-len(work) // batch), min(inference.threads, len(work)))
+    cuts = [len(work) * k // n for k in range(n + 1)] if work else [0]
+    parts = [work[a:b] for a, b in itertools.pairwise(cuts)]
+    outputs = inference.predict([np.stack([w.logmel for _, w, _ in part]) for part in parts])
+    for part, out in zip(parts, outputs, strict=True):
         tags = out.tags if out.tags is not None else [None] * len(part)
         for (run, window, handed_at), p, music, t in zip(part, out.genre, out.music, tags, strict=True):
             run.classified(window, p, music, handed_at, t)
