@@ -2,10 +2,15 @@
 
 Each long GTZAN excerpt (15-20 s) in ``--data`` is looped to ``--seconds`` of audio, as a radio playing one
 style for a while, and classified window by window (hop 1 s) by the model, exactly as ``genrecast run`` cuts
-windows. Every decision setting in the grid then replays the same windows through :class:`daemon.decision.Decider`.
-Printed per setting: state changes per hour of audio (each one a retained message, a journal line and a Home
-Assistant state change), the share of windows whose state names the track's true genre, and the share uncertain.
-The last line sums up the shipped defaults.
+windows of a live stream: the provisional windows of its first seconds (the audio so far repeated to one window),
+then the full ones. Every decision setting in the grid then replays the same windows through
+:class:`daemon.decision.Decider`; the hysteresis/dwell grid replays the full windows only, without the confident
+first answer (``first_confidence`` None), as the daemon decided before issue 19. Printed per setting: state
+changes per hour of audio (each one a retained message, a journal line and a Home Assistant state change), the
+share of windows whose state names the track's true genre, and the share uncertain; for the first-answer grid also
+the median audio seconds to the first genre named and to the first correct one (a window counts at its end, so
+this is the audio the answer needed; ``benchmarks/daemon_bench.py`` measures the same on the daemon's clock).
+The last line sums up the shipped defaults, before (full windows, full dwell) and after.
 
     .venv/bin/python benchmarks/decision_flips.py --data ../shared/data/gtzan
 """
@@ -15,7 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
@@ -34,30 +40,61 @@ def long_excerpts(data: Path) -> list[tuple[str, Path]]:
     return [(r["genre"], next(data.glob(f"{r['genre']}/{r['track']}.*"))) for r in rows]
 
 
-def windows_of(model, path: Path, seconds: float):
+@dataclass(frozen=True)
+class Windows:
+    probs: np.ndarray
+    music: np.ndarray
+    rms: np.ndarray
+    end_s: np.ndarray
+    provisional: np.ndarray  # bool
+
+
+def windows_of(model, path: Path, seconds: float) -> Windows:
     audio = read_audio(path)
     looped = np.tile(audio.samples, -(-round(seconds * audio.sample_rate) // audio.samples.shape[0]))
-    windows = Pipeline(model.spec, 1.0, audio.sample_rate).push(looped[: round(seconds * audio.sample_rate)], True)
+    pipeline = Pipeline(model.spec, 1.0, audio.sample_rate, provisional=True)
+    windows = pipeline.push(looped[: round(seconds * audio.sample_rate)], True)
     out = model.predict(np.stack([w.logmel for w in windows]))
-    return out.genre, out.music, np.array([w.rms for w in windows])
+    return Windows(out.genre, out.music, np.array([w.rms for w in windows]), np.array([w.end_s for w in windows]),
+                   np.array([w.provisional for w in windows]))
 
 
-def replay(model, tracks, cfg: DecisionConfig) -> tuple[int, float, float, int]:
-    """State changes, share of windows on the true genre, share uncertain, windows.
+@dataclass(frozen=True)
+class Replay:
+    changes_per_hour: float
+    on_genre: float  # share of windows whose state names the true genre
+    uncertain: float
+    first_answer_s: float  # median over the excerpts: audio until a genre is first named
+    first_correct_s: float  # ... until the true genre is first named (excerpts never right count as infinite)
 
-    A stream's first decision (from the ``uncertain`` every stream starts in) is not counted as a change."""
+
+def replay(model, tracks, cfg: DecisionConfig, provisional: bool) -> Replay:
+    """Every excerpt as one stream's windows (its provisional ones only when ``provisional``).
+
+    A stream's first decision (from the ``uncertain`` every stream starts in) is not counted as a change; a wrong
+    first answer corrected later is one change."""
     changes = right = uncertain = total = 0
-    for genre, (probs, music, rms) in tracks:
+    firsts, corrects = [], []
+    for genre, w in tracks:
         decider, last, settled = Decider(model.spec.labels, cfg, model.spec.music_threshold), None, False
-        for p, m, r in zip(probs, music, rms, strict=True):
+        first = correct = np.inf
+        for p, m, r, end, prov in zip(w.probs, w.music, w.rms, w.end_s, w.provisional, strict=True):
+            if prov and not provisional:
+                continue
             state = decider.update(p, m, r)
             changes += settled and not state.same_as(last)
             settled = settled or state.kind != "uncertain"
             last = state
             right += state.genre == genre
             uncertain += state.kind == "uncertain"
-        total += len(probs)
-    return changes, right / total, uncertain / total, total
+            total += 1
+            first = min(first, end) if state.kind == "genre" else first
+            correct = min(correct, end) if state.genre == genre else correct
+        firsts.append(first)
+        corrects.append(correct)
+    audio_s = sum(float(w.end_s[-1]) for _, w in tracks)
+    return Replay(changes * 3600 / audio_s, right / total, uncertain / total, float(np.median(firsts)),
+                  float(np.median(corrects)))
 
 
 def main() -> None:
@@ -65,26 +102,50 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gtzan")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
+    parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
+                                                   "model, data and seconds are up to you), else written")
     args = parser.parse_args()
     model = load_model(args.model)
-    tracks = [(genre, windows_of(model, path, args.seconds)) for genre, path in long_excerpts(args.data)]
-    base = DecisionConfig()
+    names = [f.name for f in dataclass_fields(Windows)]
+    if args.cache and args.cache.is_file():  # the same model's windows, saved by an earlier run
+        with np.load(args.cache) as saved:
+            tracks = [(str(g), Windows(*(saved[f"{i}_{f}"] for f in names)))
+                      for i, g in enumerate(saved["genres"])]
+    else:
+        tracks = [(genre, windows_of(model, path, args.seconds)) for genre, path in long_excerpts(args.data)]
+        if args.cache:
+            np.savez(args.cache, genres=np.array([g for g, _ in tracks]),
+                     **{f"{i}_{f}": getattr(w, f) for i, (_, w) in enumerate(tracks) for f in names})
+    shipped = DecisionConfig()
+    base = replace(shipped, first_confidence=None)  # before issue 19: full windows only, always the dwell
     grid = [replace(base, leave_confidence=leave, dwell_windows=dwell, min_confidence=enter)
             for enter, leave, dwell in itertools.product((0.4, 0.5), (0.2, 0.3, 0.4), (1, 3, 5, 8))
             if leave <= enter]
-    before = replace(base, leave_confidence=base.min_confidence, dwell_windows=1)  # no hysteresis, no dwell
+    no_hysteresis = replace(base, leave_confidence=base.min_confidence, dwell_windows=1)
     print(f"model {model.model_id}; {len(tracks)} excerpts looped to {args.seconds:g} s, hop 1 s; "
           f"smoothing {base.smoothing} over {base.windows}")
+    print("full windows, no first answer:")
     print(f"{'enter':>5} {'leave':>5} {'dwell':>5} {'changes/h':>9} {'on genre':>8} {'uncertain':>9}")
     rows = {}
-    for cfg in [*grid, before, base]:
-        changes, right, uncertain, total = replay(model, tracks, cfg)
-        rows[cfg] = (changes * 3600 / total, right, uncertain)
+    for cfg in [*grid, no_hysteresis, base]:
+        r = rows[cfg] = replay(model, tracks, cfg, provisional=False)
         print(f"{cfg.min_confidence:5.2f} {cfg.leave_confidence:5.2f} {cfg.dwell_windows:5d} "
-              f"{rows[cfg][0]:9.0f} {right:8.1%} {uncertain:9.1%}")
-    per_hour, right, uncertain = rows[base]
-    print(f"decision: changes_per_hour={per_hour:.0f} without_hysteresis={rows[before][0]:.0f} "
-          f"on_genre={right:.3f} uncertain={uncertain:.3f}")
+              f"{r.changes_per_hour:9.0f} {r.on_genre:8.1%} {r.uncertain:9.1%}")
+    print("provisional windows, then full ones; the first answer taken without the dwell at first_confidence:")
+    print(f"{'first':>5} {'changes/h':>9} {'on genre':>8} {'uncertain':>9} {'first s':>7} {'correct s':>9}")
+    before = rows[base]
+    for first in (None, 0.5, 0.6, 0.7, 0.8, 0.9):
+        cfg = replace(shipped, first_confidence=first)
+        r = replay(model, tracks, cfg, provisional=True)
+        rows[cfg] = r
+        print(f"{first if first is not None else '-':>5} {r.changes_per_hour:9.0f} {r.on_genre:8.1%} "
+              f"{r.uncertain:9.1%} {r.first_answer_s:7.2f} {r.first_correct_s:9.2f}")
+    after = rows[shipped]
+    print(f"decision: changes_per_hour={after.changes_per_hour:.0f} before={before.changes_per_hour:.0f} "
+          f"without_hysteresis={rows[no_hysteresis].changes_per_hour:.0f} on_genre={after.on_genre:.3f} "
+          f"(before {before.on_genre:.3f}) uncertain={after.uncertain:.3f} (before {before.uncertain:.3f}) "
+          f"first_answer_audio_s={after.first_answer_s:.2f} (before {before.first_answer_s:.2f}) "
+          f"first_correct_audio_s={after.first_correct_s:.2f} (before {before.first_correct_s:.2f})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ message, a journal line and a Home Assistant state change. So:
 - **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
   sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the
   stream is ``uncertain``.
+- **A confident first answer**: until the stream (or the sound after a silence) has its first state, a window
+  that alone would make a state with at least ``first_confidence`` (its top genre's probability, or one minus its
+  music probability for ``no_music``) makes that state at once, without the dwell. Its confidence is still the
+  smoothed one (one window is never certain), and later changes still need the hysteresis and the dwell, so a
+  wrong first answer costs one change more, not a flapping (``benchmarks/decision_flips.py``).
 
 Track-level answers (``classify``, the dashboard's file check, the trainer's accuracy) use
 :func:`track_probabilities` and :func:`track_state`, here beside the streaming rule; :func:`announces_tags` says
@@ -52,6 +57,7 @@ class DecisionConfig:
     min_confidence: float = 0.4  # enter a genre at this smoothed probability
     leave_confidence: float = 0.3  # a genre once entered holds down to this
     dwell_windows: int = 5  # windows a new state must be the candidate in a row before it is taken
+    first_confidence: float | None = 0.7  # a first window this sure of itself needs no dwell (None: always dwell)
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:
@@ -61,6 +67,9 @@ class DecisionConfig:
                              f"and {self.min_confidence}")
         if self.windows < 1 or self.dwell_windows < 1:
             raise ValueError("windows and dwell_windows must be at least 1")
+        if self.first_confidence is not None and not self.min_confidence <= self.first_confidence <= 1:
+            raise ValueError(f"need min_confidence <= first_confidence <= 1, got {self.min_confidence} and "
+                             f"{self.first_confidence}")
 
 
 class Decider:
@@ -79,6 +88,7 @@ class Decider:
         self._recent: deque[tuple[np.ndarray, float]] = deque(maxlen=self.cfg.windows)
         self._pending: tuple[str, str | None] | None = None
         self._pending_count = 0
+        self._first = True  # no state taken since the start or the last silence
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
@@ -86,7 +96,12 @@ class Decider:
             self._restart()
             self._state = State("silence", None, 1.0)
             return self._state
-        smoothed, best, m = self._smooth(np.asarray(probabilities, np.float64), float(music))
+        p, music = np.asarray(probabilities, np.float64), float(music)
+        smoothed, best, m = self._smooth(p, music)
+        if self._first and self._confident(p, music):
+            self._pending, self._pending_count, self._first = None, 0, False
+            self._state = self._restate(self._candidate(p, int(np.argmax(p)), music, None), smoothed, best, m)
+            return self._state
         held = self._state if self._state is not None and self._state.kind != "silence" else None
         candidate = self._candidate(smoothed, best, m, held)
         if candidate.same_as(held):
@@ -99,9 +114,17 @@ class Decider:
         if self._pending_count >= self.cfg.dwell_windows:
             self._pending, self._pending_count = None, 0
             self._state = candidate
+            self._first = self._first and candidate.kind == "uncertain"
         else:
             self._state = self._restate(held, smoothed, best, m)
         return self._state
+
+    def _confident(self, p: np.ndarray, music: float) -> bool:
+        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure."""
+        if self.cfg.first_confidence is None:
+            return False
+        state = self._candidate(p, int(np.argmax(p)), music, None)
+        return state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence
 
     def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:
         """The smoothed probabilities, the winning label and the smoothed music probability."""

@@ -106,6 +106,7 @@ class Prediction:
     latency_ms: float
     music: float | None = None  # the window's music probability, from a model with a music head
     tags: dict[str, float] | None = None  # the window's announced style tags (likeliest first), from a model with tags
+    provisional: bool = False  # the audio so far repeated to one window, before the stream's first full window
 
     def message(self, prefix: str, stream_id: str) -> Message:
         top = max(self.probabilities, key=self.probabilities.get)
@@ -125,6 +126,8 @@ class Prediction:
             body["music"] = round(self.music, 5)
         if self.tags is not None:
             body["tags"] = self.tags
+        if self.provisional:
+            body["provisional"] = True
         return _message(prefix, stream_id, "prediction", body, retain=False)
 
 
@@ -134,6 +137,7 @@ class GenreChange:
     state: State
     since: str  # ISO 8601 time the state began
     tags: dict[str, float] | None = None  # announced style tags of the window that brought it (a model with tags)
+    provisional: bool = False  # decided before the stream's first full window; sent again without it once one came
 
     def message(self, prefix: str, stream_id: str) -> Message:
         body = {
@@ -146,6 +150,8 @@ class GenreChange:
         }
         if self.tags is not None:
             body["tags"] = self.tags
+        if self.provisional:
+            body["provisional"] = True
         return _message(prefix, stream_id, "genre", body, retain=True)
 
 

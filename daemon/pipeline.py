@@ -3,6 +3,11 @@
 Shared by ``run`` (streaming) and ``classify`` (whole files) so both cut windows the same way. An input that
 ends before its first window is complete, but lasted at least ``dsp.windows.MIN_SECONDS``, is repeated to one
 window (:func:`dsp.windows.pad_short_clip`, as the trainer does), so a 2-s clip still gets an answer.
+
+A live stream also wants an answer before its first window is complete: with ``provisional``, the audio so far is
+repeated to one window by the same rule at each hop before the first window's end, from ``MIN_SECONDS`` on (at 1.02
+and 2.02 s for the default model, whose first window ends at 3.01 s). These windows are marked ``provisional``; they
+come at the same points whatever the sizes of the pushes, like the full windows.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
-from genrecast.dsp.windows import WindowStream, hop_frames, pad_short_clip
+from genrecast.dsp.windows import MIN_SECONDS, WindowStream, hop_frames, pad_short_clip, window_samples
 
 from genrecast.errors import UserError
 
@@ -22,6 +27,7 @@ class Window:
     end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
     logmel: np.ndarray  # [n_mels, n_frames] float32, raw (the graph normalises)
     rms: float  # root mean square of the window's samples, full scale = 1
+    provisional: bool = False  # the audio so far repeated to one window, before the first full window
 
 
 def _rms(samples: np.ndarray) -> float:
@@ -31,9 +37,11 @@ def _rms(samples: np.ndarray) -> float:
 class Pipeline:
     """Resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence gate."""
 
-    def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0) -> None:
+    def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
+                 provisional: bool = False) -> None:
         """``skip_seconds``: audio discarded at the start (offsets still count from the source's start), so
-        streams opened together do not all complete their windows in the same instant."""
+        streams opened together do not all complete their windows in the same instant. ``provisional``: windows
+        of the audio so far before the first full one (see the module's docstring)."""
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
         frame_s = cfg.hop_length / cfg.sample_rate
@@ -44,12 +52,16 @@ class Pipeline:
         self._resampler = StreamResampler(input_rate, cfg.sample_rate)
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
-        self._span = (spec.n_frames - 1) * cfg.hop_length + cfg.n_fft  # samples one window covers
+        self._span = window_samples(cfg, spec.n_frames)  # samples one window covers
+        # Where provisional windows end (samples at the model's rate): whole hops before the first window's end.
+        hop = hop_frames(cfg, hop_seconds) * cfg.hop_length
+        self._provisional = sorted(end for end in range(self._span - hop, 0, -hop)
+                                   if end >= MIN_SECONDS * cfg.sample_rate) if provisional else []
         # The last ``span`` samples: every window still to come ends after them, so none starts earlier.
         # Until the first window, that is the whole input, which a short input's padding needs.
         self._recent = np.zeros(0, np.float32)
         self._recent_base = 0  # stream index of self._recent[0]
-        self.windows_out = 0
+        self.windows_out = 0  # full windows (not provisional ones)
         self._in_rate = input_rate
         self._fed = 0  # samples at the model's rate given to the log-mel stream so far
         self._skip = round(skip_seconds * input_rate)  # input samples still to discard
@@ -62,7 +74,7 @@ class Pipeline:
         """
         cfg = self.cfg
         last_frame = self._windows.next_start + self._windows.win_frames - 1
-        need = last_frame * cfg.hop_length + cfg.n_fft - self._fed
+        need = (self._provisional[0] if self._provisional else last_frame * cfg.hop_length + cfg.n_fft) - self._fed
         return self._skip + max(0, -(-need * self._in_rate // cfg.sample_rate))
 
     @property
@@ -78,26 +90,30 @@ class Pipeline:
         self._fed += x.shape[0]
         self._recent = np.concatenate([self._recent, x])
         out = []
+        while self._provisional and self._provisional[0] <= self._fed:  # before any trimming: _recent is all input
+            out.append(self._repeated(self._recent[: self._provisional.pop(0)], provisional=True))
         rate = self.cfg.sample_rate
         for first, window in self._windows.push(self._logmel.push(x)):
             start = first * self.cfg.hop_length
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
             out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate, window,
                               _rms(seg)))
-        if last and not out and self.windows_out == 0:
-            out = self._short_input()
+        full = len(out) - sum(w.provisional for w in out)
+        if last and not full and self.windows_out == 0 and self._recent.shape[0] >= MIN_SECONDS * rate:
+            out.append(self._repeated(self._recent, provisional=False))  # the input, shorter than a window
+            full = 1
         drop = self._recent.shape[0] - self._span
         if drop > 0:
             self._recent = self._recent[drop:]
             self._recent_base += drop
-        self.windows_out += len(out)
+        self.windows_out += full
         return out
 
-    def _short_input(self) -> list[Window]:
-        """The one window of an input shorter than a window (none under the minimum length)."""
-        padded = pad_short_clip(self._recent, self.cfg, self.n_frames)
-        if padded.shape[0] < self._span:
-            return []
+    def _repeated(self, samples: np.ndarray, provisional: bool) -> Window:
+        """The window of ``samples`` (the input from its start, at least the minimum, shorter than a window)
+        repeated to one window."""
+        padded = pad_short_clip(samples, self.cfg, self.n_frames)
         frames = LogMelStream(self.cfg).push(padded)
         window = np.ascontiguousarray(frames[: self.n_frames].T)
-        return [Window(0.0, self._recent.shape[0] / self.cfg.sample_rate, window, _rms(padded))]
+        return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, window, _rms(padded),
+                      provisional)

@@ -76,15 +76,19 @@ def install_signal_handlers(stop: StopRequest) -> None:
 
 @dataclass
 class _Tracker:
-    """The current smoothed state and when it began."""
+    """The current smoothed state, when it began, and whether it was decided from provisional windows only."""
 
     state: State | None = None
     since: str = ""
+    provisional: bool = False
 
-    def changed(self, state: State) -> bool:
+    def changed(self, state: State, provisional: bool) -> bool:
+        """Whether the state is new, or the same state confirmed by the first full window (``since`` kept)."""
         if state.same_as(self.state):
-            return False
-        self.state, self.since = state, utc_now()
+            confirmed = self.provisional and not provisional
+            self.provisional = self.provisional and provisional
+            return confirmed
+        self.state, self.since, self.provisional = state, utc_now(), provisional
         return True
 
 
@@ -128,7 +132,10 @@ class StreamRun:
         """Whether the source is open, building the pipeline at its rate the first time it is."""
         if self.pipeline is None and self.intake.opened:
             rate = self.intake.sample_rate
-            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, skip_seconds=self.skip_seconds)
+            # A live stream answers from 1 s of audio on, provisionally; a file read as fast as possible has its first
+            # full window a moment later anyway.
+            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, skip_seconds=self.skip_seconds,
+                                     provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
         return self.pipeline is not None
 
@@ -172,16 +179,18 @@ class StreamRun:
             self.publisher.publish(Prediction(
                 self.model.model_id, window.start_s, window.end_s, dict(zip(spec.labels, map(float, p), strict=True)),
                 state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                float(music) if spec.has_music_head else None, announced,
+                float(music) if spec.has_music_head else None, announced, window.provisional,
             ).message(self.prefix, self.id))
         except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
-        if self.tracker.changed(state):
-            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since,
-                                               announced).message(self.prefix, self.id))
+        confirmed = state.same_as(self.tracker.state)
+        if self.tracker.changed(state, window.provisional):
+            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since, announced,
+                                               window.provisional).message(self.prefix, self.id))
             self.last_label = f"{state.genre or state.kind} ({state.confidence:.2f})"
-            log.info("stream %s: %s from %.1f s", self.id, self.last_label, window.start_s)
+            log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
+                     window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
 
     def check(self, now: float) -> None:
         """Stall and drop accounting, once per tick: say it in the log and the status, reopen what can be."""

@@ -21,7 +21,7 @@ def feed(d: Decider, windows: list[tuple[np.ndarray, float]], rms: float = LOUD)
 
 
 def test_ema_smoothing_needs_several_windows_to_switch():
-    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=5, dwell_windows=1))
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=5, dwell_windows=1, first_confidence=None))
     states = feed(d, [(onehot(9), 1.0)] * 5 + [(onehot(0), 1.0)] * 5)
     genres = [s.genre for s in states]
     assert genres[0] is None  # one window is not enough to leave "no information" (0.37 < 0.4)
@@ -30,7 +30,8 @@ def test_ema_smoothing_needs_several_windows_to_switch():
 
 
 def test_majority_vote_and_uncertain_and_silence():
-    cfg = DecisionConfig("majority", windows=3, min_confidence=0.5, leave_confidence=0.5, dwell_windows=1)
+    cfg = DecisionConfig("majority", windows=3, min_confidence=0.5, leave_confidence=0.5, dwell_windows=1,
+                         first_confidence=None)
     d = Decider(GTZAN_GENRES, cfg)
     feed(d, [(onehot(3), 1.0)] * 3)
     assert d.update(onehot(3), 1.0, LOUD) == State("genre", "disco", pytest.approx(0.9))
@@ -66,7 +67,7 @@ def test_hysteresis_enters_at_min_and_leaves_below_leave_confidence():
 
 
 def test_a_new_state_must_hold_for_the_dwell():
-    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=3))
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=3, first_confidence=None))
     states = feed(d, [(onehot(9), 1.0)] * 4 + [(onehot(0), 1.0)] + [(onehot(9), 1.0)] + [(onehot(0), 1.0)] * 4)
     kinds = [s.genre or s.kind for s in states]
     # uncertain until rock has been the candidate 3 windows; a lone blues window never shows; blues after 3
@@ -75,7 +76,8 @@ def test_a_new_state_must_hold_for_the_dwell():
 
 
 def test_no_music_below_the_models_threshold():
-    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=2), music_threshold=0.5)
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=2, first_confidence=None),
+                music_threshold=0.5)
     states = feed(d, [(onehot(9), 0.9)] * 3 + [(onehot(9), 0.2)] * 3 + [(onehot(9), 0.9)] * 3)
     assert [s.genre or s.kind for s in states] == ["uncertain", "rock", "rock", "rock", "no_music", "no_music",
                                                    "no_music", "rock", "rock"]
@@ -86,10 +88,37 @@ def test_no_music_below_the_models_threshold():
 
 
 def test_majority_smooths_music_too():
-    d = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, dwell_windows=1), music_threshold=0.5)
+    d = Decider(GTZAN_GENRES, DecisionConfig("majority", windows=3, dwell_windows=1, first_confidence=None),
+                music_threshold=0.5)
     # music over the last 3 windows, unheard ones at the threshold: 0.67, 0.5, 0.33, 0
     states = feed(d, [(onehot(1), 1.0)] + [(onehot(1), 0.0)] * 3)
     assert [s.kind for s in states] == ["uncertain", "genre", "no_music", "no_music"]
+
+
+def test_a_confident_first_window_is_taken_without_the_dwell():
+    """Issue 19: a stream that starts (or sounds again after a silence) says something within its first window when
+    that window is sure of itself; one window is still never certain, and later changes keep the dwell."""
+    cfg = DecisionConfig("ema", windows=5, dwell_windows=5, first_confidence=0.7)
+    d = Decider(GTZAN_GENRES, cfg)
+    first = d.update(onehot(9, 0.8), 1.0, LOUD)
+    assert first == State("genre", "rock", pytest.approx(0.8 / 3 + 2 / 30))  # smoothed from no information
+    # a different genre now needs the smoothing and the full dwell: blues is the candidate from its second window
+    # (0.59 >= 0.4; the first left rock below 0.3 with blues at 0.39, so uncertain was) and taken five windows on
+    assert [s.genre for s in feed(d, [(onehot(0), 1.0)] * 6)] == ["rock"] * 5 + ["blues"]
+    # after a silence, the first window is again taken at once when sure enough, and not when it is not
+    assert d.update(onehot(0), 1.0, 0.0).kind == "silence"
+    assert d.update(onehot(3, 0.75), 1.0, LOUD).genre == "disco"
+    assert d.update(onehot(3), 1.0, 0.0).kind == "silence"
+    assert d.update(onehot(3, 0.6), 1.0, LOUD).kind == "uncertain"  # below first_confidence: the dwell as before
+    # while nothing has been decided, the first confident window still goes through
+    assert d.update(onehot(6, 0.9), 1.0, LOUD).genre == "metal"
+
+
+def test_a_confident_first_window_can_say_no_music():
+    d = Decider(GTZAN_GENRES, DecisionConfig(first_confidence=0.7), music_threshold=0.5)
+    assert d.update(onehot(9), 0.1, LOUD).kind == "no_music"  # 1 - 0.1 >= 0.7 and the smoothed music < 0.5
+    unsure = Decider(GTZAN_GENRES, DecisionConfig(first_confidence=0.7), music_threshold=0.5)
+    assert unsure.update(onehot(9), 0.4, LOUD).kind == "uncertain"  # no_music, but only 0.6 sure
 
 
 def test_bad_decision_configs_are_refused():
@@ -97,6 +126,8 @@ def test_bad_decision_configs_are_refused():
         DecisionConfig(min_confidence=0.3, leave_confidence=0.4)
     with pytest.raises(ValueError, match="smoothing"):
         DecisionConfig(smoothing="median")
+    with pytest.raises(ValueError, match="first_confidence"):
+        DecisionConfig(min_confidence=0.5, first_confidence=0.45)
 
 
 def test_track_state_silence_no_music_and_genre():

@@ -15,7 +15,9 @@ from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.pipeline import Pipeline
 from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
-from genrecast.dsp import ModelSpec
+from genrecast.dsp import LogMelStream, ModelSpec
+from genrecast.dsp.windows import pad_short_clip
+from tiny_model import musicnn_like_spec
 
 from genrecast.cli import build_parser
 
@@ -286,3 +288,44 @@ def test_a_predecessors_retained_offline_statuses_are_replaced_without_a_line_ea
     kept = {m.topic: m.payload for m in retained.of("/status")}
     assert all(p["state"] == "online" and p["instance"] != "previous-run" for p in kept.values()), kept
     assert "replaced ours" not in err
+
+
+@pytest.mark.parametrize("skip", [0.0, 0.3])
+def test_provisional_windows_are_the_audio_so_far_repeated_whatever_the_pushes(skip):
+    """Issue 19: from 1 s on, at each hop before the first window's end, the audio so far repeated to one window by
+    the short-clip rule (one function for both); the same windows however the audio is pushed, and the loop is told
+    when the next one is complete."""
+    spec = musicnn_like_spec()
+    rate = spec.dsp.sample_rate
+    x = (0.1 * np.sin(np.arange(6 * rate) * 0.05) * np.linspace(0.5, 1, 6 * rate)).astype(np.float32)
+    whole = Pipeline(spec, 1.0, rate, skip_seconds=skip, provisional=True).push(x, last=True)
+    step = Pipeline(spec, 1.0, rate, skip_seconds=skip, provisional=True)
+    stepped, pos = [], 0
+    while len(stepped) < 3:
+        need = step.samples_to_next_window()
+        assert step.push(x[pos : pos + need - 1]) == []  # one sample short: nothing yet
+        stepped += step.push(x[pos + need - 1 : pos + need])
+        pos += need
+    stepped += step.push(x[pos:], last=True)
+    assert [w.provisional for w in whole] == [True, True] + [False] * (len(whole) - 2)
+    assert [(w.start_s, w.end_s) for w in whole[:2]] == [(skip, skip + 1.024), (skip, skip + 2.016)]
+    assert [(w.start_s, w.end_s, w.provisional) for w in stepped] == [(w.start_s, w.end_s, w.provisional)
+                                                                    for w in whole]
+    assert all(np.array_equal(a.logmel, b.logmel) for a, b in zip(stepped, whole, strict=True))
+    kept = x[round(skip * rate) :]
+    padded = pad_short_clip(kept[:16384], spec.dsp, spec.n_frames)  # the first 1.024 s repeated, as classify would
+    assert np.array_equal(whole[0].logmel, LogMelStream(spec.dsp).push(padded)[: spec.n_frames].T)
+    # the full windows are those of a pipeline without provisional ones
+    plain = Pipeline(spec, 1.0, rate, skip_seconds=skip).push(x, last=True)
+    assert all(np.array_equal(a.logmel, b.logmel) for a, b in zip(whole[2:], plain, strict=True))
+    assert len(whole) - 2 == len(plain)
+
+
+def test_a_provisional_stream_that_ends_before_its_first_window_still_gets_its_short_clip_window():
+    spec = musicnn_like_spec()
+    rate = spec.dsp.sample_rate
+    x = (0.1 * np.sin(np.arange(round(2.5 * rate)) * 0.05)).astype(np.float32)
+    p = Pipeline(spec, 1.0, rate, provisional=True)
+    windows = p.push(x, last=True)
+    assert [(w.end_s, w.provisional) for w in windows] == [(1.024, True), (2.016, True), (2.5, False)]
+    assert p.windows_out == 1  # the input's own window counts; the provisional ones do not

@@ -29,7 +29,7 @@ from genrecast.daemon.events import STALLED_IS_OFFLINE, WILL_REASON, DaemonStatu
 from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
 from genrecast.daemon.service import END_FLUSH_SECONDS
 from genrecast.dsp import GTZAN_GENRES
-from tiny_model import MUSICNN_DSP, MUSICNN_WINDOW_SECONDS, build_tiny_model, tagged_spec
+from tiny_model import MUSICNN_DSP, MUSICNN_WINDOW_SECONDS, build_tiny_model, musicnn_like_spec, tagged_spec
 
 
 def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):
@@ -55,11 +55,14 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     assert np.allclose(np.diff(starts), 43 * 512 / 22050, atol=1e-3)
     assert all(set(p["probabilities"]) == set(GTZAN_GENRES) for p in predictions)
     assert "music" not in predictions[0]  # a model without a music head
-    assert predictions[0]["top"]["genre"] == "rock" and predictions[0]["state"]["kind"] == "uncertain"
+    assert not any("provisional" in p for p in predictions)  # a file read as fast as possible: full windows only
+    # the tone's first window is sure of itself (0.9 >= first_confidence): rock at once, at its smoothed 0.37
+    assert predictions[0]["top"]["genre"] == "rock" and predictions[0]["state"]["genre"] == "rock"
+    assert predictions[0]["state"]["confidence"] < 0.4
     assert predictions[-1]["state"] == {"kind": "silence", "genre": None, "confidence": 1.0}
     assert predictions[-1]["rms"] < 1e-3 < predictions[0]["rms"]
 
-    expected = [("uncertain", None), ("genre", "rock"), ("genre", "blues"), ("silence", None)]
+    expected = [("genre", "rock"), ("genre", "blues"), ("silence", None)]
     assert state_runs(predictions) == expected
     assert_genre_messages(sub.of("kitchen/genre"), expected)
 
@@ -96,7 +99,10 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     sub.close()
     check_all(sub.messages)
     predictions = sub.of("stdin/prediction")
-    assert len(predictions) == 3  # 5 s -> windows at 0, 1, 2 s
+    # 5 s -> full windows at 0, 1, 2 s; before them a live stream's provisional one: its first 2.0 s repeated (the
+    # hop before the first window's end; the one before that would hold under the 1-s minimum)
+    assert [p.payload.get("provisional", False) for p in predictions] == [True, False, False, False]
+    assert predictions[0].payload["window_end_s"] == pytest.approx(2 * 43 * 512 / 22050, abs=1e-4)
     assert {p.payload["top"]["genre"] for p in predictions} == {"disco"}
     assert sub.of("genrecast/stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
 
@@ -208,8 +214,8 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     assert fields.index("READY=1") < fields.index("WATCHDOG=1")
     assert f"MAINPID={daemon.pid}" in fields
     statuses = [f for f in fields if f.startswith("STATUS=") and not f.startswith("STATUS=classifying")]
-    # the first window alone is never sure (issue 10 item 16); classical once it held 5 windows: 1 - 0.9 (2/3)^5
-    assert statuses == ["STATUS=uncertain (0.40)", "STATUS=classical (0.88)"]
+    # the first window alone is never sure (issue 10 item 16: 0.40), but sure enough to be taken at once (issue 19)
+    assert statuses == ["STATUS=classical (0.40)"]
 
 
 def test_watchdog_keeps_pinging_while_the_source_is_silent(broker, model, tmp_path):
@@ -492,13 +498,47 @@ def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_en
     assert np.allclose(np.diff([p["window_start_s"] for p in predictions]), 62 * 256 / 16000, atol=1e-3)
     assert predictions[0]["top"]["genre"] == "metal" and predictions[0]["music"] > 0.9
     assert predictions[-1]["music"] < 0.1
-    expected = [("uncertain", None), ("genre", "metal"), ("no_music", None)]
+    expected = [("genre", "metal"), ("no_music", None)]  # the tone's first window is sure enough to be taken
     assert state_runs(predictions) == expected
     assert_genre_messages(sub.of("radio/genre"), expected)
     assert list(predictions[0]["tags"])[0] == "heavy metal" and predictions[0]["tags"]["heavy metal"] > 0.9
     assert all(p["tags"] == {} for p in predictions if p["music"] < 0.5 or p["state"]["kind"] == "no_music")
     genres = [m.payload for m in sub.of("radio/genre")]
-    assert list(genres[1]["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
+    assert list(genres[-2]["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
+
+
+def test_a_live_stream_answers_provisionally_from_its_first_second(broker, tmp_path):
+    """Issue 19: a live stream publishes the audio so far repeated to one window, marked provisional, at each hop
+    from 1 s on until its first full window; a sure first answer is taken at once, and sent again without the mark
+    (same ``since``) once the first full window agrees."""
+    spec = musicnn_like_spec()  # the default model's front end: 3.008-s windows every 0.992 s
+    model = build_tiny_model(tmp_path / "musicnn-like.onnx", spec)
+    wav = write_tones(tmp_path / "metal.wav", [6] * 5, rate=16000, cfg=spec.dsp)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", "stdin", "--format", "s16le", "--rate", "16000", "--model", str(model),
+                    "--broker", broker.url, "--stream-id", "kitchen", stdin=subprocess.PIPE)
+    # connected before any audio: every genre message goes out as made (none is coalesced while offline)
+    sub.wait_for(lambda m: m.topic == "genrecast/kitchen/status" and m.payload["state"] == "online", "online")
+    import soundfile as sf
+
+    daemon.proc.stdin.buffer.write(sf.read(str(wav), dtype="int16")[0].tobytes())  # text-mode pipe: its bytes
+    daemon.proc.stdin.close()
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/kitchen/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    check_all(sub.messages)
+    predictions = [m.payload for m in sub.of("kitchen/prediction")]
+    assert [p.get("provisional", False) for p in predictions] == [True, True, False, False, False]
+    ends = [p["window_end_s"] for p in predictions]
+    assert ends[:3] == pytest.approx([1.024, 2.016, 3.008], abs=1e-4)  # whole hops before the first full window
+    assert [p["window_start_s"] for p in predictions[:3]] == [0.0, 0.0, 0.0]
+    assert all(p["state"]["genre"] == "metal" for p in predictions)  # the first window's answer, then held
+    genre = [m.payload for m in sub.of("kitchen/genre")]
+    assert [(g["kind"], g["genre"], g.get("provisional", False)) for g in genre] == [("genre", "metal", True),
+                                                                                      ("genre", "metal", False)]
+    assert genre[0]["since"] == genre[1]["since"]
+    assert "kitchen: metal (0.40) from 0.0 s (provisional)" in err and "kitchen: metal (0.73) confirmed at 3.0 s" in err
 
 
 def test_run_classifies_a_short_file_as_one_window_and_warns_under_a_second(broker, model, tmp_path):

@@ -73,7 +73,7 @@ def test_the_files_timeline_shades_what_the_daemon_would_have_said_without_a_gen
     tagged = str(build_tiny_model(tmp_path / "tagged.onnx", tagged_spec()))
     wav = write_tones(tmp_path / "mix.wav", [6] * 8 + ["noise"] * 8 + [None] * 4)
     result = OfflineClassifier(tagged).classify(wav.read_bytes(), "mix.wav")
-    assert result.states[0] == "uncertain" and "genre" in result.states  # as a stream starts: no state yet
+    assert result.states[0] == "genre"  # as a stream starts: a window this sure of itself is taken at once
     assert result.states[-1] == "silence" and "no_music" in result.states
     _, timeline = render.file_figures(result)
     no_music = next(t for t in timeline["data"] if t["name"] == "no_music")
@@ -93,7 +93,7 @@ def test_the_player_reads_each_windows_own_answer_tags_and_the_stream_state(tmp_
     assert [r["start"] for r in rows] == pytest.approx(list(result.starts), abs=1e-3)
     assert all(r["end"] - r["start"] == pytest.approx(3.0) for r in rows)
     first, last = rows[0], rows[-1]
-    assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "uncertain")
+    assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "genre")  # a sure first window
     assert first["tags"][0] == "heavy metal" and first["probability"] > 0.9
     assert (last["kind"], last["answer"], last["tags"]) == ("no_music", "no_music", [])  # noise: no tags
     _, timeline = render.file_figures(result)
