@@ -59,10 +59,14 @@ def test_port_matches_the_tensorflow_graph_layer_by_layer(msd):
 
 
 def test_pruned_front_end_computes_the_same_activations(msd):
-    """The exported graph's front end convolves only the live filters: same maps, pooled vectors and tags."""
+    """The exported graph's front end convolves only the live filters, and its mid end only their channels: same
+    maps, pooled vectors and tags, layer by layer."""
     pruned = msd.pruned()
     assert [b.conv.out_channels for b in (*pruned.timbral, *pruned.temporal)] == [23, 14, 3, 7, 17]
     assert [b.conv.out_channels for b in msd.timbral] == [204, 204]  # the port itself is untouched
+    # the mid end's first convolution sees only the live filters' 64 channels; the 497 constant ones are a bias map
+    assert pruned.midend[0].conv.in_channels == 1 and pruned.midend[0].conv.kernel_size == (7, 64)
+    assert msd.midend[0].conv.kernel_size == (7, 561)
     ref = np.load(FIXTURE)
     x = torch.cat([torch.from_numpy(ref["x"].astype(np.float32)).unsqueeze(1),
                    2 * torch.randn(2, 1, *ref["x"].shape[1:], generator=torch.Generator().manual_seed(0))])
