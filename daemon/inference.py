@@ -30,40 +30,54 @@ class Inference:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="inference") if threads > 1 else None
 
     def predict(self, batches: list[np.ndarray]) -> list[Output]:
-        """Every batch's outputs, in order. The calling thread runs one share itself, so one batch (or one thread)
-        runs here with no hand-over to a worker."""
+        """Every batch's outputs, in order. The calling thread takes batches too, so one batch (or one thread) runs
+        here with no hand-over, and a worker that the machine has not given a core yet is not waited for: it finds
+        nothing left, or its turn is cancelled before it starts."""
         if self._pool is None or len(batches) < 2:
             return [self.model.predict(b) for b in batches]
-        n = min(self.threads, len(batches))
-        # batch i goes to share i % n: consecutive batches of the same size land on different threads
-        futures = [self._pool.submit(self._run, batches[k::n]) for k in range(1, n)]
-        shares = [self._run(batches[0::n]), *(f.result() for f in futures)]
-        return [shares[i % n][i // n] for i in range(len(batches))]
+        out: list[Output | None] = [None] * len(batches)
+        todo = deque(range(len(batches)))
 
-    def _run(self, batches: list[np.ndarray]) -> list[Output]:
-        return [self.model.predict(b) for b in batches]
+        def take() -> None:
+            while True:
+                try:
+                    i = todo.popleft()  # atomic: each batch is taken once
+                except IndexError:
+                    return
+                out[i] = self.model.predict(batches[i])
+
+        helpers = [self._pool.submit(take) for _ in range(min(self.threads, len(batches)) - 1)]
+        take()
+        for helper in helpers:
+            if not helper.cancel():  # started: it may be running a batch
+                helper.result()
+        return out
 
     def ordered(self, batches: Iterable[tuple[np.ndarray, T]]) -> Iterator[tuple[Output, T]]:
         """Outputs of a stream of ``(batch, tag)`` pairs, in order, each with its tag, while the caller goes on
-        making the next batches; at most ``2 * threads`` batches are waiting or running, so memory stays flat."""
+        making the next batches; at most ``2 * threads`` batches are waiting or running, so memory stays flat. A batch
+        the caller needs that no worker has started yet is run by the caller."""
         if self._pool is None:
             for batch, tag in batches:
                 yield self.model.predict(batch), tag
             return
-        pending: deque[tuple[Future, T]] = deque()
+        pending: deque[tuple[Future, np.ndarray, T]] = deque()
+
+        def first() -> tuple[Output, T]:
+            future, batch, tag = pending.popleft()
+            return (self.model.predict(batch) if future.cancel() else future.result()), tag
+
         try:
             for batch, tag in batches:
-                pending.append((self._pool.submit(self.model.predict, batch), tag))
+                pending.append((self._pool.submit(self.model.predict, batch), batch, tag))
                 while len(pending) >= 2 * self.threads:
-                    future, done = pending.popleft()
-                    yield future.result(), done
+                    yield first()
             while pending:
-                future, done = pending.popleft()
-                yield future.result(), done
+                yield first()
         finally:  # the caller stopped early (an error): nothing of ours keeps running
-            for future, _ in pending:
+            for future, _, _ in pending:
                 future.cancel()
-            for future, _ in pending:
+            for future, _, _ in pending:
                 if not future.cancelled():
                     future.exception()
 
