@@ -31,9 +31,11 @@ class HeadConfig:
     l2: float = 1e-2  # penalty on the weights (mean loss + l2 * |W|^2 / 2)
     music_l2: float = 1e-2
     max_iter: int = 200
+    copy_weight: float = 1.0  # what a copy heard through a room weighs against a recorded clip of its class
 
     def to_dict(self) -> dict:
-        return {"parts": list(self.parts), "l2": self.l2, "music_l2": self.music_l2, "max_iter": self.max_iter}
+        return {"parts": list(self.parts), "l2": self.l2, "music_l2": self.music_l2, "max_iter": self.max_iter,
+                "copy_weight": self.copy_weight}
 
 
 @dataclass
@@ -96,15 +98,21 @@ class WindowSet:
                          np.array([remap[i] for i in self.clip_index[mask]], dtype=int))
 
 
-def _balanced_weights(classes: Sequence[str], clip_of_window: np.ndarray) -> np.ndarray:
-    """Per-window weights: each class sums to 1, and within a class each clip counts the same."""
+def _balanced_weights(classes: Sequence[str], clip_of_window: np.ndarray,
+                      clip_weight: np.ndarray | None = None) -> np.ndarray:
+    """Per-window weights: each class sums to 1, and within a class each clip counts the same, or as much as
+    ``clip_weight`` (per clip) says against the others."""
     windows_per_clip = np.bincount(clip_of_window)
-    clips_per_class: dict[str, set[int]] = defaultdict(set)
+    cw = np.ones(len(windows_per_clip)) if clip_weight is None else clip_weight
+    weight_per_class: dict[str, float] = defaultdict(float)
+    seen: set[int] = set()
     for c, k in zip(clip_of_window, classes, strict=True):
-        clips_per_class[k].add(int(c))
-    w = np.array([1.0 / (windows_per_clip[c] * len(clips_per_class[k]))
+        if int(c) not in seen:
+            seen.add(int(c))
+            weight_per_class[k] += cw[c]
+    w = np.array([cw[c] / (windows_per_clip[c] * weight_per_class[k])
                   for c, k in zip(clip_of_window, classes, strict=True)])
-    return w / w.sum() * len(clips_per_class)
+    return w / w.sum() * len(weight_per_class)
 
 
 def _fit_linear(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, n_out: int, l2: float, max_iter: int,
@@ -139,14 +147,17 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     def z(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy((x.astype(np.float64) - mean) / std)
 
+    def copies_weigh(clips: Sequence[Clip]) -> np.ndarray:
+        return np.array([cfg.copy_weight if c.acoustic else 1.0 for c in clips])
+
     g_classes = [genre.clips[c].genre for c in genre.clip_index]
     gw, gb = _fit_linear(z(genre.x), torch.tensor([labels.index(g) for g in g_classes]),
-                         torch.from_numpy(_balanced_weights(g_classes, genre.clip_index)), len(labels), cfg.l2,
-                         cfg.max_iter, binary=False)
+                         torch.from_numpy(_balanced_weights(g_classes, genre.clip_index, copies_weigh(genre.clips))),
+                         len(labels), cfg.l2, cfg.max_iter, binary=False)
     # music vs not, and within each side its kinds (genre tracks / genre-less music; speech / noise) balanced
     m_classes = [("music:" if music.clips[c].is_music else "not:") + ("genre" if music.clips[c].genre else
                  music.clips[c].kind) for c in music.clip_index]
-    kind_w = _balanced_weights(m_classes, music.clip_index)
+    kind_w = _balanced_weights(m_classes, music.clip_index, copies_weigh(music.clips))
     side = np.array([k.startswith("music:") for k in m_classes])
     for s in (True, False):  # each side sums to the same total, whatever number of kinds it holds
         kind_w[side == s] /= kind_w[side == s].sum()

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--augment", type=int, default=2,
                    help="copies of every clip heard through the training chain of rooms, loudspeakers, noise and "
                         "codecs (training.acoustic; default 2; 0: clean audio only)")
+    t.add_argument("--copy-weight", type=float, default=1.0,
+                   help="what a room copy weighs against a recorded clip of its class in the heads' loss (default 1)")
     t.add_argument("--room-figures", action=argparse.BooleanOptionalAction, default=True,
                    help="also score every held-out clip through held-out rooms (default on)")
     t.add_argument("--hold-out", type=int, default=0, metavar="K",
@@ -133,7 +135,7 @@ def _train(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    cfg = HeadConfig(l2=args.l2, music_l2=args.l2)
+    cfg = HeadConfig(l2=args.l2, music_l2=args.l2, copy_weight=args.copy_weight)
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
