@@ -118,7 +118,7 @@ def _train(args) -> int:
     except CheckpointError as exc:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
-    cache = args.cache or DEFAULT_CACHE.parent / "embeddings"
+    cache = args.cache or DEFAULT_CACHE
     tag = args.backbone_model
     try:
         gclips, nclips = genre_clips(args.data, GTZAN_GENRES), nonmusic_clips(args.nonmusic)

@@ -1,9 +1,10 @@
 """K-fold cross-validation of the transfer heads, by track for genres and by speaker or source for non-music.
 
-Every genre track is tested exactly once, in the fold :func:`training.split.kfold_split` gives it (the same folds
-the from-scratch recipe uses with ``--fold I/K``, so the two can be compared track by track); every non-music
-group (a speaker, a contributor, a machine) falls wholly in one fold. Each fold fits the heads on its training
-part, the temperature on its validation part, and predicts its test part.
+Every genre track is tested exactly once, in the fold :func:`training.split.kfold_split` gives it (stratified by
+genre, so both collections and every label are in every fold); every non-music group (a speaker, a contributor, a
+machine) falls wholly in one fold. Each fold fits the heads on its training part (with the room copies of those
+clips only), the temperature on its validation part, and predicts its test part, as recorded and through held-out
+rooms. :func:`cross_source` trains on one collection and tests on the other.
 """
 
 from __future__ import annotations
