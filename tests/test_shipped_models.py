@@ -25,11 +25,16 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+# the default model learned GTZAN's ten genres and the Magnatune excerpts' electronic; the fast one GTZAN's only
+LABELS = {DEFAULT_MODEL: (*GTZAN_GENRES, "electronic"), FAST: GTZAN_GENRES}
+TRACKS = {DEFAULT_MODEL: 589, FAST: 388}
+
+
 @pytest.mark.parametrize("path", [DEFAULT_MODEL, FAST], ids=["default", "fast"])
 def test_shipped_model_keeps_its_contract(path):
     model = load_model(path)
     spec = model.spec
-    assert spec.dsp == MUSICNN_DSP and spec.n_frames == N_FRAMES and spec.labels == GTZAN_GENRES
+    assert spec.dsp == MUSICNN_DSP and spec.n_frames == N_FRAMES and spec.labels == LABELS[path]
     assert spec.music_threshold == 0.5 and spec.has_music_head
     assert path.stat().st_size <= 4 * 2**20
     assert spec.model_id in CARD
@@ -61,7 +66,23 @@ def test_card_states_the_cross_validated_figures_stored_in_the_file(path):
     for kind in ("speech", "noise", "music"):
         m = music[kind]
         assert f"{m['no_music_clips']} ({pct(m['no_music_rate'])})" in CARD, kind
-    assert cv["folds"] == 5 and n == 388
+    assert cv["folds"] == 5 and n == TRACKS[path]
+
+
+def test_card_states_the_room_and_cross_collection_figures_stored_in_the_default_model():
+    training = load_model(DEFAULT_MODEL).spec.training
+    cv = training["cv"]
+    for part in ("gtzan", "ood"):
+        assert f"{pct(cv['genre'][part]['track_accuracy'])} (" in CARD, part
+    room = cv["room"]["genre"]
+    assert f"{pct(room['all']['track_accuracy'])} ({round(room['all']['track_accuracy'] * 589)}/589)" in CARD
+    for way in ("gtzan_to_ood", "ood_to_gtzan"):
+        for where in ("clean", "room"):
+            x = cv["cross_source"][way][where]
+            assert f"{pct(x['track_accuracy'])} ({round(x['track_accuracy'] * x['n_tracks'])}/{x['n_tracks']})" \
+                in CARD, (way, where)
+    assert training["acoustic"]["copies"] == 2 and "CC BY-NC-SA" in training["data"]["ood_licence"]
+    assert "CC BY-NC-SA" in CARD and "Magnatune" in CARD
 
 
 def test_default_model_hears_the_example_loop_as_music():
