@@ -98,6 +98,12 @@ def summary(model, res: dict[str, list]) -> str:
         c, n = _accuracy([x for x in res["clean"] if x[0].source == source], labels)
         r, _ = _accuracy([x for x in res["room"] if x[0].source == source], labels)
         lines.append(f"{'all ' + source:<11}{n:>7}{c:>8.3f}{r:>8.3f}")
+    for kind in ("speech", "noise", "music"):  # non-music kinds, then genre-less music
+        rows = {where: [r.kind == "no_music" for c, r in res[where] if c.genre is None and c.kind == kind]
+                for where in ("clean", "room")}
+        if rows["clean"]:
+            lines.append(f"no_music {kind:<7}{len(rows['clean']):>5} clean {np.mean(rows['clean']):.3f} "
+                         f"room {np.mean(rows['room']):.3f}")
     clean, _ = _accuracy(res["clean"], labels)
     room, _ = _accuracy(res["room"], labels)
     not_music = [r.kind == "no_music" for c, r in res["room"] if not c.is_music]
