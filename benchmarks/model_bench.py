@@ -39,7 +39,7 @@ def main() -> None:
 
 def measure(path: Path, reps: int) -> str:
     """Print one model's latency percentiles; return its summary fields."""
-    model = load_model(path, threads=1)
+    model = load_model(path)  # single-threaded, as the daemon opens it
     spec = model.spec
     rng = np.random.default_rng(0)
     window = rng.normal(-6.0, 3.0, size=(1, spec.dsp.n_mels, spec.n_frames)).astype(np.float32)
