@@ -10,8 +10,9 @@ seed and sizes (2.2-9 m, RT60 0.25-1.2 s), loudspeaker and microphone band limit
 at 5-25 dB SNR, and a codec, drawn from the half of the noise and speech sources that training never uses.
 
 Genre accuracy counts the clips whose genre the model has (a ten-genre model is not asked about electronic).
-``no_music_in_room``: speech and noise clips called no_music through the room; ``music_kept_in_room``: music clips
-(genre tracks and genre-less music, talk over some of them) not called no_music through the room.
+``no_music_in_room``: speech and noise clips given no genre through the room (``no_music``, or ``silence`` for a
+clip too quiet to hear); ``music_kept_in_room``: music clips (genre tracks and genre-less music, talk over some of
+them) given a genre through the room.
 The last line is, for the last ``--model`` given:
 ``room: model=<id> clean_acc=<> room_acc=<> ratio=<> no_music_in_room=<> music_kept_in_room=<>``
 """
@@ -99,15 +100,16 @@ def summary(model, res: dict[str, list]) -> str:
         r, _ = _accuracy([x for x in res["room"] if x[0].source == source], labels)
         lines.append(f"{'all ' + source:<11}{n:>7}{c:>8.3f}{r:>8.3f}")
     for kind in ("speech", "noise", "music"):  # non-music kinds, then genre-less music
-        rows = {where: [r.kind == "no_music" for c, r in res[where] if c.genre is None and c.kind == kind]
+        rows = {where: [r.kind != "genre" for c, r in res[where] if c.genre is None and c.kind == kind]
                 for where in ("clean", "room")}
         if rows["clean"]:
             lines.append(f"no_music {kind:<7}{len(rows['clean']):>5} clean {np.mean(rows['clean']):.3f} "
                          f"room {np.mean(rows['room']):.3f}")
     clean, _ = _accuracy(res["clean"], labels)
     room, _ = _accuracy(res["room"], labels)
-    not_music = [r.kind == "no_music" for c, r in res["room"] if not c.is_music]
-    music = [r.kind != "no_music" for c, r in res["room"] if c.is_music]
+    # what a user sees: a genre announced or not (no_music, and silence for a clip too quiet to hear at all)
+    not_music = [r.kind != "genre" for c, r in res["room"] if not c.is_music]
+    music = [r.kind == "genre" for c, r in res["room"] if c.is_music]
     lines.append(f"room: model={model.model_id} clean_acc={clean:.3f} room_acc={room:.3f} ratio={room / clean:.3f} "
                  f"no_music_in_room={np.mean(not_music):.3f} music_kept_in_room={np.mean(music):.3f}")
     return "\n".join(lines)
