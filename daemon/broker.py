@@ -57,6 +57,18 @@ class BrokerConfig:
         return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
 
+def mqtt_client(broker: BrokerConfig, client_id: str = ""):
+    """A paho client (MQTT 3.1.1, callback API 2) with ``broker``'s login and TLS settings, not yet connected."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(ca_certs=broker.ca_file)
+    return client
+
+
 def redact_url(url: str) -> str:
     """``mqtt://user:secret@host`` -> ``mqtt://user:***@host``: for every message that repeats a URL the user gave.
 

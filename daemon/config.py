@@ -30,7 +30,9 @@ from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
-DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's availability, so no stream may be called so
+# <prefix>/_daemon/<name>/status: the process's availability, and HA's process device _daemon_<name>: so no stream id
+# may start with it
+DAEMON_TOPIC = "_daemon"
 SOURCE_RE = re.compile(r"file:.+|mic(:.*)?|stdin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
@@ -139,6 +141,7 @@ class StreamDefaults:
     min_confidence: float = DecisionConfig.min_confidence
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
+    area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
 
     def decision(self) -> DecisionConfig:
         return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
@@ -158,7 +161,8 @@ class StreamSettings(StreamDefaults):
     def check(self) -> None:
         """Range checks the types alone cannot express."""
         rules = {
-            "stream_id": STREAM_ID_RE.fullmatch(self.stream_id) is not None and self.stream_id != DAEMON_TOPIC,
+            "stream_id": STREAM_ID_RE.fullmatch(self.stream_id) is not None
+            and not self.stream_id.startswith(DAEMON_TOPIC),
             "source": SOURCE_RE.fullmatch(self.source) is not None,
             "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
             "format": self.format in PCM_FORMATS,
@@ -171,15 +175,17 @@ class StreamSettings(StreamDefaults):
             "min_confidence": 0 <= self.min_confidence <= 1,
             "leave_confidence": 0 <= self.leave_confidence <= self.min_confidence,
             "dwell_windows": 1 <= self.dwell_windows <= 1000,
+            "area": self.area is None or 0 < len(self.area.strip()) <= 100,
         }
         hints = {
-            "stream_id": f"1-64 of A-Z a-z 0-9 _ -, not {DAEMON_TOPIC}",
+            "stream_id": f"1-64 of A-Z a-z 0-9 _ -, not starting {DAEMON_TOPIC}",
             "source": "file:PATH, mic, mic:DEVICE or stdin",
             "format": " or ".join(PCM_FORMATS),
             "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
             "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
             "smoothing": " or ".join(SMOOTHING),
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
+            "area": "1-100 characters",
         }
         for key, ok in rules.items():
             if not ok:
@@ -203,6 +209,9 @@ class RunSettings(StreamDefaults):
     prefix: str = "genrecast"
     qos: int = 1
     ha_discovery: bool = False
+    discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery prefix (its MQTT settings)
+    refresh_seconds: float = 10.0  # retained states republished this often; HA expires them after 3 periods
+    dashboard_url: str | None = None  # the dashboard's address, as Home Assistant's link to configure the devices
     buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
     batch: int = 2  # most windows per model call: larger batches cost more per window (docs/daemon.md, Scale)
     tick_seconds: float = 0.05  # windows of all streams ready within a tick share one model call
@@ -220,6 +229,10 @@ class RunSettings(StreamDefaults):
             "stream_id": self.stream_id is None or STREAM_ID_RE.fullmatch(self.stream_id) is not None,
             "name": self.name is None or STREAM_ID_RE.fullmatch(self.name) is not None,
             "prefix": valid_prefix(self.prefix),
+            "discovery_prefix": valid_prefix(self.discovery_prefix),
+            "refresh_seconds": 1 <= self.refresh_seconds <= 3600,
+            "dashboard_url": self.dashboard_url is None or re.match(r"^https?://[^\s/]+(/\S*)?$", self.dashboard_url)
+            is not None,
             "qos": self.qos in (0, 1, 2),
             "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
             "batch": 1 <= self.batch <= 4096,
@@ -234,6 +247,9 @@ class RunSettings(StreamDefaults):
             "stream_id": "1-64 of A-Z a-z 0-9 _ -",
             "name": "1-64 of A-Z a-z 0-9 _ -",
             "prefix": PREFIX_RULE,
+            "discovery_prefix": PREFIX_RULE,
+            "refresh_seconds": "1 to 3600 seconds",
+            "dashboard_url": "http://host[:port][/path] or https://...",
             "qos": "0, 1 or 2",
             "log_level": " or ".join(LOG_LEVELS),
         }

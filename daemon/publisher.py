@@ -1,9 +1,9 @@
 """MQTT delivery that survives the broker going away (paho-mqtt 2.x, network loop in its own thread).
 
 While connected, messages go straight to paho. While not, they wait in a bounded buffer (the oldest
-dropped and counted in the log). On every (re)connect the ``online`` status goes first, then the newest
-retained message of each topic (genre, discovery), so a broker restarted without persistence learns the
-current state, then the buffer.
+dropped and counted in the log). On every (re)connect the newest retained message of each topic
+(discovery, genre) goes first, then the statuses saying ``online``, then the buffer: a broker restarted without
+persistence learns the current state, and a consumer never sees a stream come online over its old genre.
 The broker's last will marks the process ``offline`` (``<prefix>/_daemon/<name>/status``) if it dies without
 saying goodbye; one connection carries every stream of the process, and has only that one will. A will's payload
 is fixed when its connection is made, so it is written anew before every (re)connect, with that moment as ``since``.
@@ -20,12 +20,14 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from .broker import BrokerConfig, ConnectFailures, refusal
+from .broker import BrokerConfig, ConnectFailures, mqtt_client, refusal
 from .events import Message, utc_now
 
 log = logging.getLogger("genrecast.mqtt")
 
-RECONNECT_MAX_SECONDS = 30  # paho's backoff between tries grows from 1 s to this
+# paho's backoff between tries grows from 1 s to this: back within 5 s of the broker's return (a cap of 30 s kept
+# Home Assistant's entities unavailable up to 15 s longer than the outage), one try every 5 s while it stays down
+RECONNECT_MAX_SECONDS = 5
 
 
 UNACKED_SWEEP = 1000  # sent messages held before the first sweep of the acknowledged ones behind the head
@@ -38,9 +40,10 @@ def _no_hello(since: str) -> list[Message]:
 class Publisher:
     def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[str], list[Message]],
                  will: Callable[[str], Message], qos: int = 1, buffer_messages: int = 1000) -> None:
-        """``hello(since)`` makes the retained statuses (the process's first), sent first on every connect with a
-        fresh time; they replace any older retained message of the same topics. ``will(since)`` makes the last will
-        before every connection try. ``since`` is when that connection was opened (ISO 8601, UTC).
+        """``hello(since)`` makes the retained statuses (the process's first), sent on every connect with a fresh
+        time, after the other retained messages (discovery, the current genres); they replace any older retained
+        message of the same topics. ``will(since)`` makes the last will before every connection try. ``since`` is
+        when that connection was opened (ISO 8601, UTC).
         """
         self.broker, self.qos, self._hello, self._will = broker, qos, hello, will
         self.since = utc_now()  # when the current (or next) connection was opened; renewed before every try
@@ -58,11 +61,7 @@ class Publisher:
         self._failures = ConnectFailures(broker, log, f", buffering up to {buffer_messages} messages")
         self.dropped = 0
         self._dropped_logged = 0
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-        if broker.username:
-            client.username_pw_set(broker.username, broker.password)
-        if broker.tls:
-            client.tls_set(ca_certs=broker.ca_file)
+        client = mqtt_client(broker, client_id)
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_SECONDS)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
@@ -88,6 +87,11 @@ class Publisher:
         with self._lock:
             msg = fresh.get(topic) or self._sticky.get(topic)
         if msg is not None:
+            self.publish(msg)
+
+    def refresh(self) -> None:
+        """Publish the statuses again, with a fresh time: a heartbeat for consumers that expire silent states."""
+        for msg in self._hello(self.since):
             self.publish(msg)
 
     def start(self) -> None:
@@ -208,7 +212,7 @@ class Publisher:
         with self._lock:
             hello = self._hello(self.since)
             fresh = {m.topic for m in hello}
-            for msg in [*hello, *(m for t, m in self._sticky.items() if t not in fresh)]:
+            for msg in [*(m for t, m in self._sticky.items() if t not in fresh), *hello]:
                 self._send(msg)
             waiting = len(self._buffer)
             while self._buffer:

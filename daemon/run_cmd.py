@@ -16,20 +16,8 @@ def register(sub) -> None:
     p = sub.add_parser("run", allow_abbrev=False, help="classify a live source and publish genre events over MQTT",
                        description="Classify audio continuously and publish genre events over MQTT. "
                                    "Settings: TOML file < GENRECAST_* environment < flags.")
-    p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
-                   help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
-    p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
-    p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
-    p.add_argument("--stream", dest="streams", action="append", metavar="ID=SOURCE",
-                   help="one of several streams in this process (repeat it; per-stream settings: [streams.ID])")
-    p.add_argument("--name", help="this process's name in <prefix>/_daemon/NAME/status (default: the stream id "
-                                  "with one stream, else the host name)")
+    add_identity(p)
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
-    p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
-    p.add_argument("--username", dest="broker_username")
-    p.add_argument("--password", dest="broker_password")
-    p.add_argument("--ca-file", dest="broker_ca_file", help="CA certificate for mqtts://")
-    p.add_argument("--prefix", help="topic prefix (default genrecast)")
     p.add_argument("--qos", type=int, choices=(0, 1, 2))
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
@@ -48,7 +36,12 @@ def register(sub) -> None:
     p.add_argument("--dwell-windows", dest="dwell_windows", type=int,
                    help=f"windows a new state must hold before it is announced (default {defaults.dwell_windows})")
     p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
-                   help="announce the stream to Home Assistant (MQTT discovery)")
+                   help="announce the process and its streams to Home Assistant (MQTT discovery)")
+    p.add_argument("--refresh", dest="refresh_seconds", type=float,
+                   help=f"retained states are republished this often; Home Assistant expires them after 3 periods "
+                        f"(default {defaults.refresh_seconds:g} s)")
+    p.add_argument("--dashboard-url", dest="dashboard_url", metavar="URL",
+                   help="the dashboard's address, linked from the Home Assistant devices")
     p.add_argument("--buffer-messages", dest="buffer_messages", type=int,
                    help="messages kept while the broker is unreachable (1000)")
     p.add_argument("--batch", type=int, help=f"most windows per model call (default {defaults.batch})")
@@ -57,6 +50,25 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, help="model calls at once (default: every usable core)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
     p.set_defaults(func=handler)
+
+
+def add_identity(p: argparse.ArgumentParser) -> None:
+    """What names the process, its streams and their topics, and where the broker is: ``run`` and ``ha-cleanup``."""
+    p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
+                   help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
+    p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
+    p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
+    p.add_argument("--stream", dest="streams", action="append", metavar="ID=SOURCE",
+                   help="one of several streams in this process (repeat it; per-stream settings: [streams.ID])")
+    p.add_argument("--name", help="this process's name in <prefix>/_daemon/NAME/status (default: the stream id "
+                                  "with one stream, else the host name)")
+    p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--username", dest="broker_username")
+    p.add_argument("--password", dest="broker_password")
+    p.add_argument("--ca-file", dest="broker_ca_file", help="CA certificate for mqtts://")
+    p.add_argument("--prefix", help="topic prefix (default genrecast)")
+    p.add_argument("--discovery-prefix", dest="discovery_prefix",
+                   help="Home Assistant's MQTT discovery prefix (default homeassistant)")
 
 
 def handler(args: argparse.Namespace) -> int:

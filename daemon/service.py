@@ -15,6 +15,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +32,9 @@ from .events import (
     Status,
     UnpublishableError,
     daemon_status_topic,
-    ha_discovery,
     utc_now,
 )
+from .ha_discovery import Discovery
 from .inference import Inference
 from .intake import Intake
 from .model import GenreModel, load_model
@@ -74,9 +75,13 @@ def install_signal_handlers(stop: StopRequest) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+NOT_YET_KNOWN = State("uncertain", None, 0.0)  # a stream's state before its first window: no information yet
+
+
 @dataclass
 class _Tracker:
-    """The current smoothed state, when it began, and whether it was decided from provisional windows only."""
+    """The current smoothed state, when it began (at first: when the stream started), and whether it was decided
+    from provisional windows only."""
 
     state: State | None = None
     since: str = ""
@@ -116,7 +121,9 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
-        self.tracker = _Tracker()
+        self.tracker = _Tracker(since=utc_now())
+        self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
+        self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
         self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
@@ -166,10 +173,16 @@ class StreamRun:
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))
 
+    def publish_genre(self) -> None:
+        """The current state, retained: on a change, at the start (not yet known: no old genre may stand as
+        current), and every ``refresh_seconds`` (HA's expire_after, and a live confidence)."""
+        self.publisher.publish(GenreChange(self.model.model_id, self.current, self.tracker.since, self.announced,
+                                           self.tracker.provisional).message(self.prefix, self.id))
+
     def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float,
                    tags: np.ndarray | None = None) -> None:
         """One window's model outputs (``tags``: its tag probabilities, from a model with tags)."""
-        state = self.decider.update(p, music, window.rms)
+        state = self.current = self.decider.update(p, music, window.rms)
         spec = self.model.spec
         announced = None
         if spec.has_tags:
@@ -186,8 +199,8 @@ class StreamRun:
             return
         confirmed = state.same_as(self.tracker.state)
         if self.tracker.changed(state, window.provisional):
-            self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since, announced,
-                                               window.provisional).message(self.prefix, self.id))
+            self.announced = announced
+            self.publish_genre()
             self.last_label = f"{state.genre or state.kind} ({state.confidence:.2f})"
             log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
                      window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
@@ -282,7 +295,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     publisher = Publisher(
         broker, instance,
         hello=lambda since: [DaemonStatus("online", instance, ids, since=since).message(prefix, name),
-                             *(r.status().message(prefix, r.id) for r in runs)],
+                             *(r.status().message(prefix, r.id) for r in runs)],  # after the genres (Publisher)
         will=lambda since: DaemonStatus("offline", instance, ids, WILL_REASON, since).message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
@@ -295,10 +308,21 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))
+    if settings.ha_discovery:
+        discovery = Discovery(prefix, name, model_id, model.spec.labels, settings.refresh_seconds,
+                              settings.discovery_prefix, settings.dashboard_url)
+        publisher.publish(discovery.process())
+        for run in runs:
+            publisher.publish(discovery.stream(run.id, run.cfg.area))
     for run in runs:
+        run.publish_genre()  # "not yet known" before the status says online: the last run's genre is not current
         run.publish_status()
-        if settings.ha_discovery:
-            publisher.publish(ha_discovery(prefix, run.id, model_id, name))
+
+    def refresh() -> None:
+        for run in runs:
+            if run.state != "offline":
+                run.publish_genre()
+        publisher.refresh()
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
                                  **{f"{prefix}/{i}/status": f"stream {i}" for i in ids}}, publisher.resend)
     publisher.watch(list(peers.topics), peers.on_message)
@@ -318,7 +342,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     gc.freeze()
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake)
+        _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake, refresh=refresh)
         if stop.is_set():
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
@@ -356,12 +380,14 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
 
 def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, stop: threading.Event,
-          notifier: Notifier, multi: bool, wake: threading.Event) -> None:
+          notifier: Notifier, multi: bool, wake: threading.Event, refresh: Callable[[], None]) -> None:
     """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
 
     Between ticks the loop sleeps until a stream holds a whole window (its intake sets ``wake``), so a window is
-    classified when its last sample arrives, not up to a tick later; the tick bounds the sleep for the checks."""
+    classified when its last sample arrives, not up to a tick later; the tick bounds the sleep for the checks.
+    ``refresh()`` republishes the retained states every ``refresh_seconds``."""
     summary = ""
+    refresh_at = time.monotonic() + settings.refresh_seconds
     while not stop.is_set():
         wake.clear()
         started = time.monotonic()
@@ -391,6 +417,9 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         live = [r for r in runs if r.state != "offline"]
         if not live:
             return
+        if now >= refresh_at:
+            refresh_at = now + settings.refresh_seconds
+            refresh()
         # The whole loop is healthy while it turns and some stream is not stuck; one stalled microphone among many
         # is that stream's business (status, reopen), but a process whose every source is dead needs a restart.
         give_up = GIVE_UP_STALLS * settings.stall_seconds

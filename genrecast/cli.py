@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "genrecast.daemon.run_cmd",  # run
     "genrecast.daemon.classify_cmd",  # classify
     "genrecast.daemon.devices_cmd",  # devices
+    "genrecast.daemon.ha_cleanup_cmd",  # ha-cleanup
     "genrecast.dashboard.cli",  # dashboard
     "genrecast.training.transfer_cli",  # train-transfer
     "genrecast.training.evaluate_cmd",  # evaluate

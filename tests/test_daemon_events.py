@@ -14,7 +14,6 @@ from genrecast.daemon.events import (
     Prediction,
     Status,
     UnpublishableError,
-    ha_discovery,
     utc_now,
 )
 from genrecast.dsp import GTZAN_GENRES
@@ -100,29 +99,6 @@ def test_schemas_reject_broken_payloads(topic, change):
     change(payload)
     with pytest.raises(jsonschema.ValidationError):
         validate(topic, payload)
-
-
-def test_ha_discovery_points_at_the_stream_topics():
-    msg = ha_discovery("genrecast", "kitchen", "m-1", "den")
-    config = json.loads(msg.payload)
-    assert msg.topic == "homeassistant/sensor/genrecast_kitchen/config" and msg.retain
-    assert config["state_topic"] == config["json_attributes_topic"] == "genrecast/kitchen/genre"
-    # Available only while the stream and the process that publishes it both say so: the will covers the process.
-    assert [a["topic"] for a in config["availability"]] == ["genrecast/kitchen/status", "genrecast/_daemon/den/status"]
-    assert config["availability_mode"] == "all"
-    assert config["unique_id"] == "genrecast_kitchen_genre"
-
-
-@pytest.mark.parametrize(("state", "shown"), [(State("genre", "jazz", 0.7), "jazz"),
-                                              (State("no_music", None, 0.9), "no_music"),
-                                              (State("silence", None, 1.0), "silence"),
-                                              (State("uncertain", None, 0.3), "uncertain")])
-def test_ha_sensor_state_names_the_genre_or_the_kind(state, shown):
-    """Home Assistant renders value_template with Jinja2 over the genre payload as value_json."""
-    jinja2 = pytest.importorskip("jinja2")
-    template = json.loads(ha_discovery("genrecast", "kitchen", "m-1", "den").payload)["value_template"]
-    payload = json.loads(GenreChange("m-1", state, utc_now()).message("genrecast", "kitchen").payload)
-    assert jinja2.Template(template).render(value_json=payload) == shown
 
 
 @pytest.mark.parametrize("msg", [DaemonStatus("online", "genrecast-den-h-0a1b2c", ("a", "b")).message("g", "den"),

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from daemon_helpers import WAIT, Daemon, NotifyListener, Subscriber, check_all, validate, write_tones
+from daemon_helpers import WAIT, Daemon, NotifyListener, Subscriber, check_all, status_runs, validate, write_tones
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.pipeline import Pipeline
@@ -45,13 +45,14 @@ def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model,
         starts = [p["window_start_s"] for p in predictions]
         assert len(starts) == (2 if name == "d" else 4)  # 6 s: windows at 0-3 s every 1 s, or 0 and 2 s for d
         status = [m.payload for m in sub.of(f"genrecast/{name}/status")]
-        assert [s["state"] for s in status] == ["online", "offline"] and status[-1]["reason"] == "end of stream"
+        assert status_runs(status) == ["online", "offline"] and status[-1]["reason"] == "end of stream"
         assert status[0]["daemon"] == "den" and status[0]["dropped_s"] == 0  # a file read as fast as possible waits
-        (ha,) = sub.of(f"homeassistant/sensor/genrecast_{name}/config")
-        assert [a["topic"] for a in ha.payload["availability"]] == [f"genrecast/{name}/status",
-                                                                   "genrecast/_daemon/den/status"]
+        (ha,) = sub.of(f"homeassistant/device/genrecast/{name}/config")
+        assert [a["topic"] for a in ha.payload["components"]["genre"]["availability"]] == [
+            f"genrecast/{name}/status", "genrecast/_daemon/den/status"]
+        assert ha.payload["device"]["via_device"] == "genrecast/genrecast/_daemon/den"
     daemon = [m.payload for m in sub.of("genrecast/_daemon/den/status")]
-    assert [d["state"] for d in daemon] == ["online", "offline"] and daemon[0]["streams"] == ["d", "a", "b", "c"]
+    assert status_runs(daemon) == ["online", "offline"] and daemon[0]["streams"] == ["d", "a", "b", "c"]
     assert len({s.payload["instance"] for s in sub.messages if s.topic.endswith("status")}) == 1
     assert "4 stream(s)" in err
 
@@ -113,12 +114,13 @@ def test_kill_9_leaves_every_stream_unavailable_through_the_process_will(broker,
     assert will.payload["state"] == "offline" and will.payload["reason"] == "connection lost"
     validate(will.topic, will.payload)
     for i in range(3):
-        ha = late.wait_for(lambda m, i=i: m.topic == f"homeassistant/sensor/genrecast_s{i}/config", "discovery")
+        ha = late.wait_for(lambda m, i=i: m.topic == f"homeassistant/device/genrecast/s{i}/config", "discovery")
         status = late.wait_for(lambda m, i=i: m.topic == f"genrecast/s{i}/status" and m.retain, "stream status")
-        assert ha.payload["availability_mode"] == "all"
+        genre = ha.payload["components"]["genre"]
+        assert genre["availability_mode"] == "all"
         # Home Assistant's rule with availability_mode all: available only if every listed topic says so.
         retained = {m.topic: m.payload for m in late.messages if m.retain}
-        available = all(retained[a["topic"]]["state"] == a["payload_available"] for a in ha.payload["availability"])
+        available = all(retained[a["topic"]]["state"] == a["payload_available"] for a in genre["availability"])
         assert not available and status.payload["daemon"] == "rack"
     late.close()
     sub.close()

@@ -21,14 +21,17 @@ from daemon_helpers import (
     assert_genre_messages,
     check_all,
     state_runs,
+    status_runs,
     validate,
     write_tones,
 )
 from genrecast.daemon.broker import BrokerConfig
-from genrecast.daemon.events import STALLED_IS_OFFLINE, WILL_REASON, DaemonStatus, Message
+from genrecast.daemon.events import WILL_REASON, DaemonStatus, Message
+from genrecast.daemon.ha_discovery import STALLED_IS_OFFLINE
 from genrecast.daemon.publisher import RECONNECT_MAX_SECONDS, Publisher
 from genrecast.daemon.service import END_FLUSH_SECONDS
 from genrecast.dsp import GTZAN_GENRES
+from tcp_relay import TcpRelay
 from tiny_model import MUSICNN_DSP, MUSICNN_WINDOW_SECONDS, build_tiny_model, musicnn_like_spec, tagged_spec
 
 
@@ -44,9 +47,9 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     check_all(sub.messages)
 
     status = [m.payload for m in sub.of("genrecast/kitchen/status")]
-    assert [s["state"] for s in status] == ["online", "offline"]
+    assert status_runs(status) == ["online", "offline"]
     assert status[0]["model_id"] == "tiny-test-1" and status[0]["source"] == f"file:{wav.resolve()}"
-    assert status[1]["reason"] == "end of stream"
+    assert status[-1]["reason"] == "end of stream"
 
     predictions = [m.payload for m in sub.of("kitchen/prediction")]
     starts = np.array([p["window_start_s"] for p in predictions])
@@ -66,9 +69,10 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     assert state_runs(predictions) == expected
     assert_genre_messages(sub.of("kitchen/genre"), expected)
 
-    (ha,) = sub.of("homeassistant/sensor/genrecast_kitchen/config")
-    assert ha.payload["state_topic"] == "genrecast/kitchen/genre"
-    assert ha.payload["availability"][0] == {"topic": "genrecast/kitchen/status", "payload_available": "online",
+    (ha,) = sub.of("homeassistant/device/genrecast/kitchen/config")
+    genre = ha.payload["components"]["genre"]
+    assert genre["state_topic"] == "genrecast/kitchen/genre"
+    assert genre["availability"][0] == {"topic": "genrecast/kitchen/status", "payload_available": "online",
                                              "payload_not_available": "offline",
                                              "value_template": STALLED_IS_OFFLINE}
 
@@ -194,8 +198,9 @@ def test_broker_down_at_start_buffers_newest_and_drops_oldest(persistent_broker,
     check_all(sub.messages)
     starts = [round(m.payload["window_start_s"]) for m in sub.of("late/prediction")]
     assert starts == [6, 7, 8, 9]  # the newest four of ten windows
-    # Queued live (one genre change), plus the retained copy replayed when the subscriber resubscribed.
-    assert [(m.payload["genre"], m.retain) for m in sub.of("late/genre")] == [("pop", False), ("pop", True)]
+    # Queued live (one genre change, perhaps republished), plus the retained copy replayed on resubscribing.
+    genres = [(m.payload["genre"], m.retain) for m in sub.of("late/genre")]
+    assert [g for i, g in enumerate(genres) if i == 0 or g != genres[i - 1]] == [("pop", False), ("pop", True)]
 
 
 def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
@@ -504,7 +509,8 @@ def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_en
     assert list(predictions[0]["tags"])[0] == "heavy metal" and predictions[0]["tags"]["heavy metal"] > 0.9
     assert all(p["tags"] == {} for p in predictions if p["music"] < 0.5 or p["state"]["kind"] == "no_music")
     genres = [m.payload for m in sub.of("radio/genre")]
-    assert list(genres[-2]["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
+    metal = next(g for g in genres if g["kind"] == "genre")  # after the start's "uncertain" and the first window's
+    assert list(metal["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
 
 
 def test_a_live_stream_answers_provisionally_from_its_first_second(broker, tmp_path):
@@ -535,6 +541,8 @@ def test_a_live_stream_answers_provisionally_from_its_first_second(broker, tmp_p
     assert [p["window_start_s"] for p in predictions[:3]] == [0.0, 0.0, 0.0]
     assert all(p["state"]["genre"] == "metal" for p in predictions)  # the first window's answer, then held
     genre = [m.payload for m in sub.of("kitchen/genre")]
+    assert (genre[0]["kind"], genre[0]["confidence"]) == ("uncertain", 0)  # not yet known, sent before online
+    genre = genre[1:]
     assert [(g["kind"], g["genre"], g.get("provisional", False)) for g in genre] == [("genre", "metal", True),
                                                                                       ("genre", "metal", False)]
     assert genre[0]["since"] == genre[1]["since"]
@@ -605,3 +613,32 @@ def test_status_is_qos1_even_when_predictions_are_qos0(broker, model, tmp_path):
     sub.disconnect()
     assert {q for kind, q in got if kind == "status"} == {1}
     assert {q for kind, q in got if kind == "prediction"} == {0}
+
+
+def test_retained_state_goes_before_the_statuses_on_every_connect(broker):
+    """Home Assistant shows a stream as it is once its status says online: the genre must be there first, or the
+    previous run's genre (or the one from before an outage) is shown as current (issue 18)."""
+    relay = TcpRelay(broker.port)  # the publisher's own link, cut while the broker and the subscriber stay up
+    relay.start()
+    publisher = Publisher(BrokerConfig.from_url(f"mqtt://127.0.0.1:{relay.port}"), "test-order",
+                          hello=lambda since: [Message("t/_daemon/p/status", '{"state": "online"}', True),
+                                               Message("t/s/status", '{"state": "online"}', True)],
+                          will=lambda since: Message("t/_daemon/p/status", '{"state": "offline"}', True))
+    publisher.publish(Message("t/s/genre", '{"kind": "uncertain"}', True))  # before the first connection
+    sub = Subscriber(broker.url, topics=("t/#",))
+    publisher.start()
+    try:
+        sub.wait_for(lambda m: m.topic == "t/s/status", "the stream's status")
+        assert [m.topic for m in sub.messages] == ["t/s/genre", "t/_daemon/p/status", "t/s/status"]
+        relay.cut()
+        sub.wait_for(lambda m: m.payload == {"state": "offline"}, "the will")
+        publisher.publish(Message("t/s/genre", '{"kind": "genre"}', True))  # changed while away
+        n = len(sub.messages)
+        relay.start()
+        sub.wait_for(lambda m: len(sub.of("t/s/status")) >= 2, "the status again")
+        assert [(m.topic, m.payload) for m in sub.messages[n:n + 2]] == [
+            ("t/s/genre", {"kind": "genre"}), ("t/_daemon/p/status", {"state": "online"})]
+    finally:
+        publisher.close(Message("t/_daemon/p/status", '{"state": "offline"}', True))
+        relay.cut()
+        sub.close()

@@ -1,0 +1,141 @@
+"""``genrecast ha-cleanup``: retract the Home Assistant discovery of streams this process's config no longer has.
+
+Discovery configs are retained, so a stream removed from the config stays a device in HA (unavailable) until its
+config is replaced by an empty one. This reads the retained configs under the discovery prefix and empties those
+that belong to this process (by ``via_device``) but name a stream it does not have, and the single-sensor configs
+of versions up to 0.3.0 (``<discovery_prefix>/sensor/genrecast_<id>/config``) that name this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import threading
+
+from genrecast.errors import UserError
+
+WAIT_SECONDS = 10.0
+
+
+def register(sub) -> None:
+    from .run_cmd import add_identity
+
+    p = sub.add_parser("ha-cleanup", allow_abbrev=False,
+                       help="remove Home Assistant devices of streams no longer configured",
+                       description="Retract (empty, retained) the Home Assistant discovery configs of this process's "
+                                   "streams that its settings no longer have, and of the old single-sensor form. "
+                                   "Give the settings `run` is given.")
+    add_identity(p)
+    p.add_argument("--dry-run", action="store_true", help="only list what would be retracted")
+    p.set_defaults(func=handler)
+
+
+def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
+    """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
+    from .events import daemon_status_topic
+    from .ha_discovery import DAEMON_OBJECT, Discovery
+
+    discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+                          settings.discovery_prefix)
+    keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
+    ours = daemon_status_topic(settings.prefix, settings.daemon_name())
+    stale = []
+    for topic, payload in sorted(retained.items()):
+        try:
+            config = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(config, dict) or topic in keep:
+            continue
+        device = config.get("device") if isinstance(config.get("device"), dict) else {}
+        if "/device/" in topic and not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT):
+            if device.get("via_device") == discovery.process_device_id:
+                stale.append(topic)
+        elif "/sensor/" in topic and any(isinstance(a, dict) and a.get("topic") == ours
+                                         for a in config.get("availability") or ()):
+            stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
+    return stale
+
+
+class RetainedReader:
+    """A short MQTT session that reads every retained message under some topics and can empty them."""
+
+    def __init__(self, broker) -> None:
+        from .broker import mqtt_client
+
+        self.broker = broker
+        self.client = mqtt_client(broker, f"genrecast-ha-cleanup-{secrets.token_hex(3)}")
+        self.retained: dict[str, bytes] = {}
+        self._marker = ""
+        self._done = threading.Event()
+        self._failure: list[str] = []
+
+    def read(self, topics: list[str], marker: str) -> dict[str, bytes]:
+        """Subscribe, then publish ``marker`` (not retained) and wait for it to come back: the broker delivers in
+        order, so every retained message under ``topics`` has arrived by then."""
+        from .broker import diagnose, refusal
+
+        self._marker = marker
+
+        def on_connect(c, userdata, flags, reason_code, properties):
+            if reason_code.is_failure:
+                self._failure.append(refusal(reason_code))
+                self._done.set()
+            else:
+                c.subscribe([(t, 1) for t in [*topics, marker]])
+
+        def on_subscribe(c, userdata, mid, reason_codes, properties):
+            c.publish(marker, b"1", qos=1)
+
+        def on_message(c, userdata, msg):
+            if msg.topic == self._marker:
+                self._done.set()
+            elif msg.retain and msg.payload:
+                self.retained[msg.topic] = msg.payload
+
+        self.client.on_connect, self.client.on_subscribe = on_connect, on_subscribe
+        self.client.on_message = on_message
+        try:
+            self.client.connect(self.broker.host, self.broker.port, keepalive=self.broker.keepalive)
+        except OSError:
+            raise UserError(f"cannot reach broker {self.broker.url}: {diagnose(self.broker)}") from None
+        self.client.loop_start()
+        if not self._done.wait(WAIT_SECONDS) or self._failure:
+            raise UserError(f"broker {self.broker.url}: {self._failure[0] if self._failure else 'no answer'}")
+        return self.retained
+
+    def retract(self, topics: list[str]) -> None:
+        """An empty retained message on each topic, acknowledged by the broker."""
+        sent = [self.client.publish(t, b"", qos=1, retain=True) for t in topics]
+        for info in sent:
+            info.wait_for_publish(WAIT_SECONDS)
+            if not info.is_published():
+                raise UserError(f"broker {self.broker.url} did not acknowledge the retractions")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def handler(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .ha_discovery import node_id
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "dry_run")}
+    settings = load_settings(args.config, flags)
+    dp, prefix = settings.discovery_prefix, settings.prefix
+    reader = RetainedReader(settings.broker.to_broker())
+    try:
+        retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config"],
+                               f"{prefix}/_daemon/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
+        stale = stale_configs(retained, settings)
+        if not args.dry_run:
+            reader.retract(stale)
+        for topic in stale:
+            print(f"{'would retract' if args.dry_run else 'retracted'} {topic}")
+    finally:
+        reader.close()
+    if not stale:
+        print("nothing to retract")
+    return 0

@@ -1,0 +1,152 @@
+"""Home Assistant MQTT discovery: a device for the process and one per stream (HA's device-based discovery).
+
+One retained config message per device at ``<discovery_prefix>/device/<node>/<object>/config`` names its entities
+(components). The node is the topic prefix (made topic-safe), so two installations with different prefixes never
+share a discovery topic, ``unique_id`` or device; unique ids and device identifiers spell out the topics they read.
+
+- The process device (object ``_daemon_<name>``) has one diagnostic ``Status`` entity: online or offline, with the
+  reason (``stopped``, ``connection lost``, ...) as an attribute.
+- Each stream's device (object ``<stream_id>``, ``via_device`` the process's) has ``Genre`` (an enum: the model's
+  labels and ``uncertain``, ``no_music``, ``silence``), ``Confidence`` (%), ``Music`` (a sound binary sensor) and a
+  diagnostic ``Status`` (online, stalled, offline).
+
+Genre, confidence and music read the retained ``genre`` topic, which the daemon republishes every
+``refresh_seconds``; each sets ``expire_after`` to :data:`EXPIRE_PERIODS` of them, so a daemon that died while
+the broker was down (no last will reaches anyone then) does not leave its last genre standing in HA for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from genrecast import __version__
+
+from .decision import KINDS
+from .events import Message, daemon_status_topic
+
+DEFAULT_DISCOVERY_PREFIX = "homeassistant"
+EXPIRE_PERIODS = 3  # refresh periods without a message before HA shows genre and confidence as unavailable
+STREAM_STATES = ("online", "stalled", "offline")
+PROCESS_STATES = ("online", "offline")
+DAEMON_OBJECT = "_daemon_"  # the process device's object id is this + its name (no stream id may start _daemon)
+
+STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
+GENRE_STATE = "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}"
+# A sound heard but not yet judged (uncertain) is neither music nor no music: HA shows "unknown" ("None").
+MUSIC_STATE = ("{{ 'ON' if value_json.kind == 'genre' else 'OFF' if value_json.kind in ('no_music', 'silence') "
+               "else 'None' }}")
+CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(1) }}"
+# when the state began, and a tagging model's tags of the window that brought it (no version, time or repeated state)
+GENRE_ATTRIBUTES = ("{{ ({'since': value_json.since, 'tags': value_json.tags} if 'tags' in value_json "
+                    "else {'since': value_json.since}) | tojson }}")
+REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # online: no reason (null)
+ORIGIN = {"name": "genrecast", "sw_version": __version__}
+
+
+def node_id(prefix: str) -> str:
+    """The discovery topic's node: the topic prefix with every character HA does not allow there as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
+
+
+def display_name(text: str) -> str:
+    """``living_room`` -> ``Living Room``: HA shows device names beside entity names ("Living Room Genre")."""
+    return " ".join(w[:1].upper() + w[1:] for w in re.split(r"[-_ ]+", text) if w) or text
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What every discovery message of one process shares."""
+
+    prefix: str  # the topic prefix
+    daemon: str  # the process's name
+    model_id: str
+    labels: tuple[str, ...]
+    refresh_seconds: float
+    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+    configuration_url: str | None = None  # the dashboard's URL, when one is configured
+
+    @property
+    def expire_after(self) -> int:
+        return math.ceil(EXPIRE_PERIODS * self.refresh_seconds)
+
+    def topic(self, object_id: str) -> str:
+        return f"{self.discovery_prefix}/device/{node_id(self.prefix)}/{object_id}/config"
+
+    @property
+    def process_topic(self) -> str:
+        return self.topic(DAEMON_OBJECT + self.daemon)
+
+    @property
+    def process_device_id(self) -> str:
+        return f"genrecast/{daemon_status_topic(self.prefix, self.daemon).removesuffix('/status')}"
+
+    def _device(self, identifier: str, name: str, model: str, **extra) -> dict:
+        device = {"identifiers": [identifier], "name": name, "manufacturer": "genrecast", "model": model,
+                  "sw_version": __version__, **{k: v for k, v in extra.items() if v is not None}}
+        if self.configuration_url:
+            device["configuration_url"] = self.configuration_url
+        return device
+
+    def _daemon_availability(self) -> dict:
+        return {"topic": daemon_status_topic(self.prefix, self.daemon), "value_template": "{{ value_json.state }}",
+                "payload_available": "online", "payload_not_available": "offline"}
+
+    def process(self) -> Message:
+        """The process's device and its ``Status`` entity (no availability of its own: offline is its news)."""
+        status = {
+            "platform": "sensor", "name": "Status", "unique_id": f"{self.process_device_id}/status",
+            "entity_category": "diagnostic", "device_class": "enum", "options": list(PROCESS_STATES),
+            "state_topic": daemon_status_topic(self.prefix, self.daemon), "value_template": "{{ value_json.state }}",
+            "json_attributes_topic": daemon_status_topic(self.prefix, self.daemon),
+            "json_attributes_template": REASON_ATTRIBUTE, "expire_after": self.expire_after, "qos": 1,
+        }
+        config = {"device": self._device(self.process_device_id, f"Genrecast {display_name(self.daemon)} daemon",
+                                         "genrecast daemon"),
+                  "origin": ORIGIN, "components": {"status": status}, "qos": 1}
+        return Message(self.process_topic, json.dumps(config), retain=True, qos=1)
+
+    def stream(self, stream_id: str, area: str | None = None) -> Message:
+        """A stream's device and its four entities.
+
+        Genre, confidence and music are available only while both the stream's status and its process's status
+        say online (``availability_mode: all``): a process killed outright leaves its streams' retained
+        ``online``, but the broker publishes the process's will. The stream's ``Status`` follows the process's
+        availability alone, so that a stream that ended or stalled shows why.
+        """
+        base = f"{self.prefix}/{stream_id}"
+        uid = f"genrecast/{base}"
+        both = {"availability": [{"topic": f"{base}/status", "value_template": STALLED_IS_OFFLINE,
+                                  "payload_available": "online", "payload_not_available": "offline"},
+                                 self._daemon_availability()],
+                "availability_mode": "all", "expire_after": self.expire_after, "qos": 1,
+                "state_topic": f"{base}/genre"}
+        components = {
+            "genre": {"platform": "sensor", "name": "Genre", "unique_id": f"{uid}/genre", "device_class": "enum",
+                      "options": [*self.labels, *(k for k in KINDS if k != "genre")], "icon": "mdi:music",
+                      "value_template": GENRE_STATE, "json_attributes_topic": f"{base}/genre",
+                      "json_attributes_template": GENRE_ATTRIBUTES, **both},
+            "confidence": {"platform": "sensor", "name": "Confidence", "unique_id": f"{uid}/confidence",
+                           "unit_of_measurement": "%", "state_class": "measurement",
+                           "suggested_display_precision": 0, "icon": "mdi:gauge",
+                           "value_template": CONFIDENCE_PERCENT, **both},
+            "music": {"platform": "binary_sensor", "name": "Music", "unique_id": f"{uid}/music",
+                      "device_class": "sound", "value_template": MUSIC_STATE, **both},
+            "status": {"platform": "sensor", "name": "Status", "unique_id": f"{uid}/status",
+                       "entity_category": "diagnostic", "device_class": "enum", "options": list(STREAM_STATES),
+                       "state_topic": f"{base}/status", "value_template": "{{ value_json.state }}",
+                       "json_attributes_topic": f"{base}/status", "json_attributes_template": REASON_ATTRIBUTE,
+                       "availability": [self._daemon_availability()], "expire_after": self.expire_after,
+                       "qos": 1},
+        }
+        config = {"device": self._device(uid, f"Genrecast {display_name(stream_id)}", self.model_id,
+                                         via_device=self.process_device_id, suggested_area=area),
+                  "origin": ORIGIN, "components": components, "qos": 1}
+        return Message(self.topic(stream_id), json.dumps(config), retain=True, qos=1)
+
+
+def retraction(topic: str) -> Message:
+    """An empty retained config: HA removes the device (or entity) and the broker forgets the config."""
+    return Message(topic, "", retain=True, qos=1)

@@ -1,0 +1,177 @@
+"""Home Assistant discovery messages: devices, entities, namespacing, and what their templates make of our payloads.
+
+The real Home Assistant core reads them in tests/test_home_assistant.py; these check the messages themselves."""
+
+from __future__ import annotations
+
+import json
+
+import jinja2
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import free_port
+from daemon_helpers import WAIT, Subscriber, genrecast
+from genrecast.daemon.config import ConfigError, load_settings
+from genrecast.daemon.decision import State
+from genrecast.daemon.events import GenreChange, Status
+from genrecast.daemon.ha_cleanup_cmd import stale_configs
+from genrecast.daemon.ha_discovery import Discovery, node_id, retraction
+from genrecast.dsp import GTZAN_GENRES
+
+from genrecast import __version__
+
+LABELS = tuple(GTZAN_GENRES)
+
+
+def discovery(prefix="genrecast", **kw) -> Discovery:
+    return Discovery(prefix, "den", "m-1", LABELS, 10.0, **kw)
+
+
+def config(msg) -> dict:
+    return json.loads(msg.payload)
+
+
+def render(template: str, payload: dict) -> str:
+    """Home Assistant renders value templates with Jinja2 over the payload as ``value_json``."""
+    return jinja2.Environment().from_string(template).render(value_json=payload)
+
+
+def test_a_stream_is_a_device_via_its_process_with_four_entities_at_qos_1():
+    d = discovery(configuration_url="http://dash.local:8050/")
+    msg = d.stream("living_room", area="Living room")
+    c = config(msg)
+    assert msg.topic == "homeassistant/device/genrecast/living_room/config" and msg.retain and msg.qos == 1
+    assert c["device"] == {"identifiers": ["genrecast/genrecast/living_room"], "name": "Genrecast Living Room",
+                           "manufacturer": "genrecast", "model": "m-1", "sw_version": __version__,
+                           "via_device": "genrecast/genrecast/_daemon/den", "suggested_area": "Living room",
+                           "configuration_url": "http://dash.local:8050/"}
+    assert c["origin"] == {"name": "genrecast", "sw_version": __version__}
+    parts = c["components"]
+    assert {k: v["platform"] for k, v in parts.items()} == {"genre": "sensor", "confidence": "sensor",
+                                                           "music": "binary_sensor", "status": "sensor"}
+    assert all(p["qos"] == 1 for p in parts.values()) and c["qos"] == 1
+    assert parts["genre"]["device_class"] == "enum"
+    assert parts["genre"]["options"] == [*LABELS, "uncertain", "no_music", "silence"]
+    assert (parts["confidence"]["unit_of_measurement"], parts["confidence"]["state_class"]) == ("%", "measurement")
+    assert parts["music"]["device_class"] == "sound"
+    assert parts["status"]["entity_category"] == "diagnostic"
+    assert parts["status"]["options"] == ["online", "stalled", "offline"]
+    # expire_after: a few refresh periods, on everything a dead daemon could leave standing
+    assert {p["expire_after"] for p in parts.values()} == {30}
+    assert len({p["unique_id"] for p in parts.values()}) == 4
+
+
+def test_the_process_is_a_device_with_a_diagnostic_status():
+    msg = discovery().process()
+    c = config(msg)
+    assert msg.topic == "homeassistant/device/genrecast/_daemon_den/config" and msg.retain
+    assert c["device"]["identifiers"] == ["genrecast/genrecast/_daemon/den"]
+    (status,) = c["components"].values()
+    assert status["state_topic"] == "genrecast/_daemon/den/status" and status["entity_category"] == "diagnostic"
+    assert status["options"] == ["online", "offline"] and status["qos"] == 1
+    assert "configuration_url" not in c["device"]  # none configured
+
+
+def test_two_prefixes_share_no_topic_unique_id_or_device():
+    a, b = discovery("genrecast").stream("kitchen"), discovery("home/other").stream("kitchen")
+    assert a.topic != b.topic and b.topic == "homeassistant/device/home_other/kitchen/config"
+    ids = [{p["unique_id"] for p in config(m)["components"].values()} | set(config(m)["device"]["identifiers"])
+           for m in (a, b)]
+    assert not ids[0] & ids[1]
+    assert node_id("a/b+c") == "a_b_c"
+
+
+def test_the_discovery_prefix_is_configurable():
+    assert discovery(discovery_prefix="ha").stream("k").topic == "ha/device/genrecast/k/config"
+
+
+@pytest.mark.parametrize(("state", "genre", "music", "confidence"), [
+    (State("genre", "jazz", 0.734), "jazz", "ON", "73.4"),
+    (State("no_music", None, 0.9), "no_music", "OFF", "90.0"),
+    (State("silence", None, 1.0), "silence", "OFF", "100.0"),
+    (State("uncertain", None, 0.0), "uncertain", "None", "0.0"),  # HA reads "None" as unknown
+])
+def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, confidence):
+    parts = config(discovery().stream("kitchen"))["components"]
+    payload = json.loads(GenreChange("m-1", state, "2026-11-25T00:40:00.000Z").message("genrecast", "kitchen").payload)
+    assert render(parts["genre"]["value_template"], payload) == genre
+    assert genre in parts["genre"]["options"]
+    assert render(parts["music"]["value_template"], payload) == music
+    assert render(parts["confidence"]["value_template"], payload) == confidence
+    # lean attributes: when the state began, not the version, the time or the state again
+    assert json.loads(render(parts["genre"]["json_attributes_template"], payload)) == {
+        "since": "2026-11-25T00:40:00.000Z"}
+    tagged = json.loads(GenreChange("m-1", state, "2026-11-25T00:40:00.000Z", {"rock": 0.6}).message("g", "k").payload)
+    assert json.loads(render(parts["genre"]["json_attributes_template"], tagged))["tags"] == {"rock": 0.6}
+
+
+def test_the_status_entity_names_the_reason():
+    parts = config(discovery().stream("kitchen"))["components"]
+    payload = json.loads(Status("stalled", "m-1", "mic", "no audio for 10 s", "den", "i").message("g", "k").payload)
+    assert render(parts["status"]["value_template"], payload) == "stalled"
+    assert json.loads(render(parts["status"]["json_attributes_template"], payload)) == {"reason": "no audio for 10 s"}
+    online = json.loads(Status("online", "m-1", "mic", None, "den", "i").message("g", "k").payload)
+    assert json.loads(render(parts["status"]["json_attributes_template"], online)) == {"reason": None}
+
+
+def test_discovery_settings_are_checked(tmp_path):
+    s = load_settings(None, {"discovery_prefix": "ha", "refresh_seconds": 2.0,
+                             "dashboard_url": "http://127.0.0.1:8050/"}, environ={})
+    assert (s.discovery_prefix, s.refresh_seconds, s.dashboard_url) == ("ha", 2.0, "http://127.0.0.1:8050/")
+    toml = tmp_path / "g.toml"
+    toml.write_text('[streams.kitchen]\nsource = "mic"\narea = "Kitchen"\n')
+    assert load_settings(toml, environ={}).stream_settings()[0].area == "Kitchen"
+    for bad, key in [({"discovery_prefix": "ha/#"}, "discovery_prefix"), ({"refresh_seconds": 0.5}, "refresh_seconds"),
+                     ({"dashboard_url": "ftp://x"}, "dashboard_url"), ({"stream_id": "_daemon_x"}, "stream_id")]:
+        with pytest.raises(ConfigError, match=key):
+            load_settings(None, bad, environ={})
+
+
+def test_cleanup_picks_this_process_removed_streams_and_its_old_single_sensors():
+    settings = load_settings(None, {"streams": ["kitchen=mic"], "name": "den"}, environ={})
+    d = discovery()
+    other = Discovery("genrecast", "hall", "m-1", LABELS, 10.0)
+    old = {"availability": [{"topic": "genrecast/kitchen/status"}, {"topic": "genrecast/_daemon/den/status"}]}
+    retained = {m.topic: m.payload.encode() for m in (d.process(), d.stream("kitchen"), d.stream("gone"),
+                                                       other.stream("hall1"))}
+    retained["homeassistant/sensor/genrecast_kitchen/config"] = json.dumps(old).encode()
+    retained["homeassistant/sensor/someone_else/config"] = b'{"name": "x"}'
+    assert stale_configs(retained, settings) == ["homeassistant/device/genrecast/gone/config",
+                                                 "homeassistant/sensor/genrecast_kitchen/config"]
+    assert retraction("t").payload == "" and retraction("t").retain
+
+
+def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
+    d = discovery()
+    old = {"name": "Genre", "availability": [{"topic": "genrecast/_daemon/den/status"}]}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for topic, payload in [(m.topic, m.payload) for m in (d.process(), d.stream("kitchen"), d.stream("gone"))] + [
+            ("homeassistant/sensor/genrecast_kitchen/config", json.dumps(old))]:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(WAIT)
+    client.loop_stop()
+    client.disconnect()
+    args = ("ha-cleanup", "--stream", "kitchen=mic", "--name", "den", "--broker", broker.url)
+    proc = genrecast(*args, "--dry-run")
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["would retract homeassistant/device/genrecast/gone/config",
+                                "would retract homeassistant/sensor/genrecast_kitchen/config"]
+    proc = genrecast(*args)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0 and out.count("retracted") == 2, (out, err)
+    late = Subscriber(broker.url, topics=("homeassistant/#",))
+    late.wait_for(lambda m: m.topic == d.stream("kitchen").topic, "the kept stream's config")
+    late.wait_for(lambda m: m.topic == d.process_topic, "the process's config")
+    assert not [m.topic for m in late.messages if "gone" in m.topic or "/sensor/" in m.topic]
+    late.close()
+    proc = genrecast(*args)
+    assert proc.communicate(timeout=WAIT)[0] == "nothing to retract\n"
+
+
+def test_ha_cleanup_says_plainly_when_the_broker_is_not_there():
+    proc = genrecast("ha-cleanup", "--stream", "kitchen=mic", "--broker", f"mqtt://127.0.0.1:{free_port()}")
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 2 and err.startswith("genrecast ha-cleanup: error: cannot reach broker") \
+        and err.count("\n") == 1, err
