@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-service test lint demo bench soak clean
+.PHONY: setup setup-service setup-ha test lint demo bench soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,7 +14,11 @@ setup-service:
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup
+# The Home Assistant the tests run against, in its own venv under .cache/ha/ (installed once).
+setup-ha:
+	@bash scripts/setup_ha.sh >/dev/null
+
+test: setup setup-ha
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

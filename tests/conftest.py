@@ -70,14 +70,19 @@ class MosquittoBroker:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 5)
         self.proc = None
+
+
+def terminate(proc: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM a child still running, and SIGKILL it if it has not exited within ``timeout``."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture

@@ -1,0 +1,320 @@
+"""genrecast as Home Assistant users see it: a real HA core (2025.4.4), a real Mosquitto, the daemon's discovery.
+
+One Home Assistant for the module, onboarded through its REST API and given the MQTT integration through its
+config-flow API, as a new user would. Each test drives daemons with their own stream ids and reads the result
+through ``/api/states``, the registries, the ``state_changed`` events Home Assistant sends and its log.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import MosquittoBroker
+from daemon_helpers import WAIT, Daemon, write_tones
+from genrecast.dsp import GTZAN_GENRES
+from ha_harness import HomeAssistant, ha_venv
+from tcp_relay import TcpRelay
+from tiny_model import build_tiny_model, tiny_spec
+
+from genrecast import __version__
+
+HIPHOP, JAZZ = GTZAN_GENRES.index("hiphop"), GTZAN_GENRES.index("jazz")
+REFRESH = 2  # seconds between republished states: Home Assistant expires them after 3 (6 s)
+OPTIONS = [*GTZAN_GENRES, "uncertain", "no_music", "silence"]
+OUTAGE_SECONDS = 16  # long enough for the old 30-s backoff to show (its tries: 1, 3, 7, 15, 31 s after the loss)
+BACK_WITHIN = 10  # seconds after the network's return: the 5-s backoff cap and slack for a loaded machine (15 before)
+
+
+@pytest.fixture(scope="module")
+def ha_broker(tmp_path_factory):
+    b = MosquittoBroker(tmp_path_factory.mktemp("ha-broker"))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def ha(ha_broker, tmp_path_factory):
+    home = HomeAssistant(ha_venv(), tmp_path_factory.mktemp("ha"))
+    home.start()
+    try:
+        home.onboard()
+        home.add_mqtt(ha_broker.host, ha_broker.port)
+        yield home
+    finally:
+        home.stop()
+    assert not our_warnings(home.log)
+
+
+@pytest.fixture(scope="module")
+def music_model(tmp_path_factory):
+    """The tiny test model with a music head: a tone is music (its label), white noise is not."""
+    return build_tiny_model(tmp_path_factory.mktemp("music-model") / "music.onnx", tiny_spec(music_threshold=0.5))
+
+
+def our_warnings(log: str) -> list[str]:
+    """Home Assistant's warnings and errors that mention our topics, devices or payloads."""
+    lines = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)]
+    return [line for line in lines if re.search(r"genrecast|homeassistant/device|_daemon", line, re.I)]
+
+
+STARTED: list[Daemon] = []
+
+
+@pytest.fixture(autouse=True)
+def no_daemon_left():
+    """A test that failed half-way leaves no daemon behind to publish into the next one."""
+    yield
+    while STARTED:
+        d = STARTED.pop()
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.finish()
+
+
+def daemon(broker_url: str, model, *args: str, stdin=subprocess.DEVNULL, refresh: float = REFRESH) -> Daemon:
+    d = Daemon(*args, "--model", str(model), "--broker", broker_url, "--ha-discovery", "--refresh", str(refresh),
+               stdin=stdin)
+    STARTED.append(d)
+    return d
+
+
+def stop(d: Daemon, how: int = signal.SIGTERM) -> None:
+    d.signal(how)
+    d.finish()
+
+
+def entity(ha: HomeAssistant, unique_id: str) -> str:
+    """The entity id Home Assistant gave the entity with ``unique_id``, once it has it."""
+    return ha.entity(unique_id)
+
+
+def showing(ha: HomeAssistant, entity_id: str, state: str, since: int = 0):
+    return ha.wait_for(lambda c: c.entity_id == entity_id and c.state == state, f"{entity_id} = {state}", since)
+
+
+def pcm(labels, seconds_each: float = 1.0) -> bytes:
+    """Raw s16le mono 22050 Hz: a tone per label (``"noise"``: white noise), as ``write_tones`` makes them."""
+    import soundfile as sf
+
+    path = write_tones(_scratch(), labels, seconds_each)
+    return (sf.read(str(path), dtype="float32")[0] * 32767).astype(np.int16).tobytes()
+
+
+def _scratch():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp()) / "pcm.wav"
+
+
+def test_devices_entities_options_values_and_availability(ha, ha_broker, music_model, tmp_path):
+    # hiphop with a second of jazz every 4: the state stays hiphop, its confidence moves with every window
+    kitchen = write_tones(tmp_path / "kitchen.wav", [HIPHOP, HIPHOP, HIPHOP, JAZZ] * 8)
+    hall = write_tones(tmp_path / "hall.wav", ["noise"] * 30)
+    config = tmp_path / "den.toml"
+    config.write_text(f'name = "den"\nloop = true\ndashboard_url = "http://127.0.0.1:8050/"\n\n'
+                      f'[streams.kitchen]\nsource = "file:{kitchen}"\narea = "Kitchen"\n\n'
+                      f'[streams.hall]\nsource = "file:{hall}"\n')
+    d = daemon(ha_broker.url, music_model, "--config", str(config))
+    try:
+        uid = "genrecast/genrecast/{}/{}".format
+        genre, hall_genre = entity(ha, uid("kitchen", "genre")), entity(ha, uid("hall", "genre"))
+        showing(ha, genre, "hiphop")
+        showing(ha, hall_genre, "no_music")
+        ids = ha.entity_ids()
+        g = ha.state(genre)
+        assert g["attributes"]["device_class"] == "enum" and g["attributes"]["options"] == OPTIONS
+        # lean attributes: when the state began; no version, time, kind or genre repeating the state
+        assert set(g["attributes"]) - {"options", "device_class", "friendly_name", "icon"} == {"since"}
+        assert g["attributes"]["friendly_name"] == "Genrecast Kitchen Genre"
+        music = {s: ha.state(ids[uid(s, "music")]) for s in ("kitchen", "hall")}
+        assert {s: m["state"] for s, m in music.items()} == {"kitchen": "on", "hall": "off"}
+        assert music["kitchen"]["attributes"]["device_class"] == "sound"
+        status = ha.state(ids[uid("kitchen", "status")])
+        assert status["state"] == "online" and status["attributes"]["options"] == ["online", "stalled", "offline"]
+        assert status["attributes"]["reason"] is None
+        process = ha.state(ids["genrecast/genrecast/_daemon/den/status"])
+        assert process["state"] == "online"
+
+        # Confidence is live: it moves on after the genre was announced (the old attribute stayed at that value).
+        confidence = ids[uid("kitchen", "confidence")]
+        c = ha.state(confidence)
+        assert (c["attributes"]["unit_of_measurement"], c["attributes"]["state_class"]) == ("%", "measurement")
+        at_change = ha.mark()
+        first = ha.state(confidence)["state"]
+        assert 0 < float(first) <= 100
+        ha.wait_for(lambda ch: ch.entity_id == confidence and re.fullmatch(r"[\d.]+", ch.state or "")
+                    and ch.state != first, "a new confidence", at_change)
+        assert ha.state(genre)["state"] == "hiphop"
+
+        # Devices: one for the process, one per stream via it, with versions, area and the dashboard's address.
+        devices = {tuple(i) for dev in ha.devices() for i in dev["identifiers"]}
+        assert ("mqtt", "genrecast/genrecast/_daemon/den") in devices
+        by_id = {dev["identifiers"][0][1]: dev for dev in ha.devices() if dev["identifiers"][0][0] == "mqtt"}
+        proc_dev, kitchen_dev = by_id["genrecast/genrecast/_daemon/den"], by_id["genrecast/genrecast/kitchen"]
+        assert kitchen_dev["via_device_id"] == proc_dev["id"] == by_id["genrecast/genrecast/hall"]["via_device_id"]
+        assert kitchen_dev["area_id"] == "kitchen" and kitchen_dev["name"] == "Genrecast Kitchen"
+        assert kitchen_dev["sw_version"] == __version__ and kitchen_dev["model"].startswith("tiny-test")
+        assert kitchen_dev["configuration_url"] == "http://127.0.0.1:8050/"
+        # QoS 1 end to end: Home Assistant subscribed at 1, so what it received came at 1 (at 0 before)
+        info = ha.ws("mqtt/device/debug_info", device_id=kitchen_dev["id"])
+        received = [m for e in info["entities"] for sub in e["subscriptions"] for m in sub["messages"]]
+        assert received and {m["qos"] for m in received} == {1}
+
+        mark = ha.mark()
+    finally:
+        stop(d)
+    # A clean stop: the process's status says why; the streams' entities are unavailable.
+    showing(ha, genre, "unavailable", mark)
+    reason = ha.wait_for(lambda ch: ch.entity_id == ids["genrecast/genrecast/_daemon/den/status"]
+                         and ch.state == "offline", "the process offline", mark)
+    assert reason.attributes["reason"] == "stopped"
+    assert not our_warnings(ha.log)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "kill-9"])
+def test_a_new_process_never_shows_the_old_genre_as_current(ha, ha_broker, model, tmp_path, how):
+    """Before: the new process's ``online`` came with the old retained genre, shown as current for seconds."""
+    name = f"radio{how}"
+    first = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'a.wav', [HIPHOP] * 8)}",
+                   "--loop", "--stream-id", name)
+    genre = entity(ha, f"genrecast/genrecast/{name}/genre")
+    showing(ha, genre, "hiphop")
+    mark = ha.mark()
+    stop(first, how)
+    showing(ha, genre, "unavailable", mark)  # a clean goodbye, or the broker's will after kill -9
+    second = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'b.wav', [JAZZ] * 8)}",
+                    "--loop", "--stream-id", name)
+    try:
+        showing(ha, genre, "jazz", mark)
+    finally:
+        stop(second)
+    shown = ha.history(genre, mark)
+    assert "hiphop" not in shown, shown
+    assert shown[shown.index("jazz") - 1] == "uncertain"  # "not yet known" until the first decision
+    assert not our_warnings(ha.log)
+
+
+def test_status_entities_tell_a_stall_an_ended_source_and_a_crash_apart(ha, ha_broker, model, tmp_path):
+    """Before, all three were just "unavailable"."""
+    d = daemon(ha_broker.url, model, "--stream", "pipe=stdin", "--stream",
+               f"short=file:{write_tones(tmp_path / 's.wav', [JAZZ] * 4)}", "--stall", "1", "--name", "trio",
+               stdin=subprocess.PIPE)  # the pipe stays open and silent
+    ids = {name: entity(ha, f"genrecast/genrecast/{name}/status") for name in ("pipe", "short")}
+    process = entity(ha, "genrecast/genrecast/_daemon/trio/status")
+    try:
+        stalled = showing(ha, ids["pipe"], "stalled")
+        assert stalled.attributes["reason"] == "no audio for 1 s"
+        ended = showing(ha, ids["short"], "offline")
+        assert ended.attributes["reason"] == "end of stream"
+        assert ha.state(process)["state"] == "online"
+        mark = ha.mark()
+    finally:
+        stop(d, signal.SIGKILL)
+    crashed = showing(ha, process, "offline", mark)
+    assert crashed.attributes["reason"] == "connection lost"
+    assert not our_warnings(ha.log)
+
+
+def test_two_prefixes_do_not_collide(ha, ha_broker, model, tmp_path):
+    """Before: the second installation took over the first one's entity, then left it unavailable."""
+    ours = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'a.wav', [HIPHOP] * 8)}",
+                  "--loop", "--stream-id", "shared", "--name", "ours")
+    theirs = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'b.wav', [JAZZ] * 8)}",
+                    "--loop", "--stream-id", "shared", "--name", "theirs", "--prefix", "other")
+    try:
+        def shared(genre):
+            return lambda c: c.state == genre and c.attributes.get("friendly_name") == "Genrecast Shared Genre"
+
+        mine, other = ha.wait_for(shared("hiphop"), "our hiphop").entity_id, ha.wait_for(shared("jazz"), "their jazz")
+        assert mine != other.entity_id, "one entity for both installations"
+        mark = ha.mark()
+        stop(theirs)
+        showing(ha, other.entity_id, "unavailable", mark)
+        assert ha.state(mine)["state"] == "hiphop"
+        assert mine not in {c.entity_id for c in ha.changes[mark:]}
+    finally:
+        stop(ours)
+    assert not our_warnings(ha.log)
+
+
+def test_after_a_network_outage_the_current_genre_comes_first_and_quickly(ha, ha_broker, music_model):
+    """The daemon's link to the broker is cut (the broker and Home Assistant stay up); the music changes meanwhile.
+
+    Before: back 15 s after the network was (backoff up to 30 s), its ``online`` first: the old genre shown as
+    current. Now: back within the 5-s backoff cap, the new genre first."""
+    relay = TcpRelay(ha_broker.port)
+    relay.start()
+    # States expire after 30 s here, longer than the outage: what Home Assistant shows on the return is the
+    # order the daemon sends in, not an expiry.
+    d = daemon(f"mqtt://127.0.0.1:{relay.port}", music_model, "--source", "stdin", "--stream-id", "live",
+               "--stall", "600", stdin=subprocess.PIPE, refresh=10)
+    try:
+        genre = entity(ha, "genrecast/genrecast/live/genre")
+        d.proc.stdin.buffer.write(pcm([HIPHOP] * 10))
+        d.proc.stdin.flush()
+        showing(ha, genre, "hiphop")
+        mark = ha.mark()
+        relay.cut()
+        showing(ha, genre, "unavailable", mark)  # the broker published the process's will
+        d.wait_log("lost connection")
+        d.proc.stdin.buffer.write(pcm(["noise"] * 10))
+        d.proc.stdin.flush()
+        d.wait_log("stream live: no_music")
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - ha.changes[mark].at)))  # the outage's length
+        back = time.monotonic()
+        relay.start()
+        delay = relay.wait_connection(back, WAIT) - back
+        showing(ha, genre, "no_music", mark)
+        print(f"\ndaemon reconnected {delay:.2f} s after the network came back")
+        assert delay < BACK_WITHIN, delay
+    finally:
+        d.proc.stdin.close()
+        d.finish()
+        relay.cut()
+    shown = ha.history(genre, mark)
+    assert "hiphop" not in shown, shown  # before: unavailable -> hiphop -> no_music
+    assert not our_warnings(ha.log)
+
+
+def probe(ha: HomeAssistant, broker: MosquittoBroker, value: str) -> None:
+    """A plain MQTT sensor of the test's own: once HA shows ``value``, it is connected and has read what came."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.publish("homeassistant/sensor/genrecast_test_probe/config",
+                   '{"name": "probe", "unique_id": "test-probe", "state_topic": "test/probe"}', qos=1,
+                   retain=True).wait_for_publish(WAIT)
+    client.publish("test/probe", value, qos=1, retain=True).wait_for_publish(WAIT)
+    client.loop_stop()
+    client.disconnect()
+    showing(ha, entity(ha, "test-probe"), value)
+
+
+def test_a_daemon_that_died_behind_a_crashed_broker_expires(ha, ha_broker, model, tmp_path):
+    """The broker is killed, the daemon too while it is down (no will reaches anyone), the broker comes back empty.
+
+    Before: Home Assistant showed the last genre, available, for ever. Now it expires after 3 refresh periods."""
+    d = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'a.wav', [JAZZ] * 8)}", "--loop",
+               "--stream-id", "attic")
+    genre = entity(ha, "genrecast/genrecast/attic/genre")
+    showing(ha, genre, "jazz")
+    ha_broker.proc.kill()
+    ha_broker.proc.wait()
+    d.proc.kill()
+    d.finish()
+    ha_broker.start()
+    probe(ha, ha_broker, f"back-{time.monotonic():.0f}")  # Home Assistant is connected again
+    mark = ha.mark()
+    state = ha.state(genre)["state"]
+    if state != "unavailable":  # not yet expired: it must within expire_after, and nothing may bring it back
+        showing(ha, genre, "unavailable", mark)
+    assert ha.state(genre)["state"] == "unavailable"
+    assert not our_warnings(ha.log)
