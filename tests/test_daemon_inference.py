@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -22,6 +23,16 @@ class Meeting:
         return self.model.predict(windows)
 
 
+@contextmanager
+def running(model, threads: int):
+    """An :class:`Inference` closed however the test ends."""
+    inference = Inference(model, threads)
+    try:
+        yield inference
+    finally:
+        inference.close()
+
+
 def batches(model, n: int, size: int = 2) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     return [rng.normal(-5, 3, (size, model.spec.dsp.n_mels, model.spec.n_frames)).astype(np.float32)
@@ -33,42 +44,33 @@ def test_every_batch_comes_back_in_order(model, threads):
     loaded = load_model(model)
     xs = batches(loaded, 7)
     want = [loaded.predict(x).genre for x in xs]
-    inference = Inference(loaded, threads)
-    try:
+    with running(loaded, threads) as inference:
         got = inference.predict(xs)
         assert [g.genre.shape for g in got] == [(2, 10)] * 7
         assert all(np.array_equal(g.genre, w) for g, w in zip(got, want, strict=True))
         ordered = list(inference.ordered((x, i) for i, x in enumerate(xs)))
         assert [tag for _, tag in ordered] == list(range(7))
         assert all(np.array_equal(o.genre, w) for (o, _), w in zip(ordered, want, strict=True))
-    finally:
-        inference.close()
 
 
 def test_two_threads_run_two_calls_at_once(model):
     """The tick's batches are shared: the calling thread runs one while a worker runs the other."""
     meeting = Meeting(load_model(model), 2)
-    inference = Inference(meeting, 2)
-    try:
+    with running(meeting, 2) as inference:
         assert len(inference.predict(batches(meeting.model, 2))) == 2
         assert len(meeting.threads) == 2 and threading.get_ident() in meeting.threads
         # and a file's batches while the caller cuts the next ones (two calls at once, or the barrier would break)
         meeting.threads.clear()
         assert len(list(inference.ordered((x, None) for x in batches(meeting.model, 4)))) == 4
         assert len(meeting.threads) >= 2
-    finally:
-        inference.close()
 
 
 def test_one_batch_runs_on_the_calling_thread(model):
     """One window a tick (one stream) pays no hand-over to a worker."""
     meeting = Meeting(load_model(model), 1)
-    inference = Inference(meeting, 2)
-    try:
+    with running(meeting, 2) as inference:
         inference.predict(batches(meeting.model, 1))
         assert meeting.threads == {threading.get_ident()}
-    finally:
-        inference.close()
 
 
 def test_busy_workers_are_not_waited_for(model):
