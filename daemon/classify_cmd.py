@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BATCH = 8  # windows per onnxruntime call: amortises call overhead; musicnn holds ~150 MB of activations per 8
-
 
 @dataclass(frozen=True)
 class FileWindows:
@@ -87,6 +85,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     from genrecast.dsp import AudioError
     from genrecast.dsp.windows import MIN_SECONDS
 
+    from .config import MODEL_BATCH
     from .inference import Inference
     from .pipeline import Pipeline
 
@@ -97,8 +96,8 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
         pending: list = []
         for block in itertools.chain(audio.blocks(), [None]):  # None: the end, which a short file's window needs
             pending += pipeline.push(np.zeros(0, np.float32), last=True) if block is None else pipeline.push(block)
-            while len(pending) >= BATCH or (block is None and pending):
-                part, pending = pending[:BATCH], pending[BATCH:]
+            while len(pending) >= MODEL_BATCH or (block is None and pending):
+                part, pending = pending[:MODEL_BATCH], pending[MODEL_BATCH:]
                 yield np.stack([w.logmel for w in part]), [(w.start_s, w.rms) for w in part]
 
     genre: list[np.ndarray] = []

@@ -35,6 +35,9 @@ STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would
 DAEMON_TOPIC = "_daemon"
 SOURCE_RE = re.compile(r"file:.+|mic(:.*)?|stdin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# most windows per model call, daemon and classify alike: musicnn's big activations make larger batches cost more per
+# window (docs/daemon.md, *Scale*); with two threads classify ran 371 audio-s per s at 2, 323 at 8 (issue 19)
+MODEL_BATCH = 2
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
 PREFIX_RULE = "non-empty, no + or #, no control characters, not starting with $ (the broker's), no trailing /"
 
@@ -213,7 +216,7 @@ class RunSettings(StreamDefaults):
     refresh_seconds: float = 10.0  # retained states republished this often; HA expires them after 3 periods
     dashboard_url: str | None = None  # the dashboard's address, as Home Assistant's link to configure the devices
     buffer_messages: int = 1000  # kept while the broker is unreachable; oldest dropped beyond this
-    batch: int = 2  # most windows per model call: larger batches cost more per window (docs/daemon.md, Scale)
+    batch: int = MODEL_BATCH
     tick_seconds: float = 0.05  # windows of all streams ready within a tick share one model call
     backlog_seconds: float = 10.0  # audio a stream may hold unprocessed; its oldest is dropped beyond this
     stall_seconds: float = 10.0  # a live source silent (no audio at all) this long is marked stalled and reopened
