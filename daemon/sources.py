@@ -140,7 +140,8 @@ def _writes_to_fd2(handler: logging.Handler) -> bool:
         return False
 
 
-_diverted = threading.Lock()  # held for good once fd 2 is diverted
+_divert_lock = threading.Lock()
+_diverted = threading.Event()  # set once fd 2 is diverted, for good
 
 
 def divert_c_stderr() -> None:
@@ -150,27 +151,36 @@ def divert_c_stderr() -> None:
     Once per process, before PortAudio is first used: fd 2 becomes a pipe whose lines are logged at debug level as
     ``genrecast.portaudio`` (seen with ``--log-level debug``, never raw), while Python's own stderr (``sys.stderr``,
     the log handlers writing to fd 2, tracebacks) moves to a copy of the real one. It lasts for the process's life:
-    reads run all the time on capture threads, and fd 2 is process-wide, so diverting it per call would race.
+    reads run all the time on capture threads, and fd 2 is process-wide, so diverting it per call would race. A
+    second thread that asks while the first is diverting waits for it: returning early let its PortAudio start print
+    to the real stderr (two microphones opening at once, under load).
     """
-    if not _diverted.acquire(blocking=False):
+    if _diverted.is_set():
         return
-    sys.stderr.flush()
-    real = open(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")  # noqa: SIM115
-    for handler in logging.getLogger().handlers:
-        if _writes_to_fd2(handler):
-            handler.setStream(real)
-    sys.stderr = real
-    read, write = os.pipe()
-    os.dup2(write, 2)
-    os.close(write)
-    reader = threading.Thread(target=_log_c_lines, args=(read,), name="c-stderr", daemon=True)
-    reader.start()
-    atexit.register(_undivert, real, reader)
+    with _divert_lock:
+        if _diverted.is_set():
+            return
+        sys.stderr.flush()
+        real = open(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")  # noqa: SIM115
+        for handler in logging.getLogger().handlers:
+            if _writes_to_fd2(handler):
+                handler.setStream(real)
+        sys.stderr = real
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        reader = threading.Thread(target=_log_c_lines, args=(read,), name="c-stderr", daemon=True)
+        reader.start()
+        atexit.register(_undivert, reader)
+        _diverted.set()
 
 
-def _undivert(real, reader: threading.Thread) -> None:
-    """At exit: fd 2 back to the real stderr, which ends the pipe, so the lines still in it are logged first."""
-    os.dup2(real.fileno(), 2)
+def _undivert(reader: threading.Thread) -> None:
+    """At exit: fd 2 to /dev/null, which ends the pipe, so the lines still in it are logged first. Not back to the real
+    stderr: a capture or retry thread still inside PortAudio while the interpreter shuts down would print there."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
     reader.join(1.0)
 
 
