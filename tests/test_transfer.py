@@ -179,7 +179,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
-         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--synthetic-noise", "1",
+         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--fast-stride", "2",
+         "--synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -215,6 +216,11 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")
     fast = json.loads((out / "fast_cv.json").read_text())
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
+    assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
+    assert fast["spec"]["training"]["config"]["window_stride"] == 2
+    for k in (1, 2):  # each fold's student, for benches on the fold it never heard
+        held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]
+        assert held == {"fold": k, "folds": 2, "seed": 0}
 
 
 def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):

@@ -66,6 +66,7 @@ class DistillConfig:
     time_mask: int = 24  # widest time mask (frames)
     seed: int = 0
     threads: int = 1
+    window_stride: int = 1  # every Nth window of each clip in the transfer set (neighbours overlap by 2/3)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}

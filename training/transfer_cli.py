@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{TAG_THRESHOLD}; models/README.md measures it)")
     t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
     t.add_argument("--fast-epochs", type=int, default=16)
+    t.add_argument("--fast-stride", type=int, default=1,
+                   help="the student learns from every Nth window of each clip (windows a second apart overlap by "
+                        "two thirds; default 1: all)")
     t.add_argument("--fast-crops", type=int, default=4,
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
@@ -109,9 +112,9 @@ def _train(args) -> int:
     from .transfer_report import summarise
 
     if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1 or args.threads < 1
-            or not 0 <= args.hold_out <= args.folds):
-        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1 and "
-                        "--hold-out in 0..--folds")
+            or not 0 <= args.hold_out <= args.folds or args.fast_stride < 1):
+        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1, "
+                        "--hold-out in 0..--folds and --fast-stride >= 1")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
@@ -207,7 +210,7 @@ def _train(args) -> int:
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, log)
+        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, log)
     return 0
 
 
@@ -306,9 +309,11 @@ def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
     return rows
 
 
-def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, log) -> None:
+def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, log) -> None:
     """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything; its transfer set
-    is every clip, clean and heard through the training rooms, labelled by the teacher."""
+    is every clip, clean and heard through the training rooms, labelled by the teacher. Each fold's student is
+    exported too (``fast-fold<k>.onnx``: ``benchmarks/room_bench.py`` scores it on the fold it never heard) and, with
+    ``room_set``, scored on its fold's clips through the held-out rooms, as the teacher's heads are."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -319,10 +324,11 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
     from .transfer import WindowSet
-    from .transfer_cv import fold_parts
+    from .transfer_cv import fold_parts, held_out
     from .transfer_report import summarise
 
-    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths)
+    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths,
+                        window_stride=args.fast_stride)
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in g + n}
     feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
@@ -341,26 +347,41 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
 
     def student_for(clips, heads):
         tracks = {c.clip_id for c in clips}
-        # crops and room copies of the clips it may learn from
+        # crops and room copies of the clips it may learn from; every window_stride-th window of each
         clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks]
-        x = np.concatenate([raw[c.clip_id] for c in clips])
-        gp, mp = heads.predict(np.concatenate([feats[c.clip_id] for c in clips]))
+        x = np.concatenate([raw[c.clip_id][:: cfg.window_stride] for c in clips])
+        gp, mp = heads.predict(np.concatenate([feats[c.clip_id][:: cfg.window_stride] for c in clips]))
         return train_student(x, gp, mp, cfg, log)
 
+    rooms = list(room_set.clips) if room_set is not None else []
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, 0 if c.genre else args.max_nonmusic_windows,
+                                         chains) for c in rooms}
     genre_probs, music_probs, fold_of = {}, {}, {}
     for k, heads in enumerate(oof.heads):
         parts = fold_parts(gset, nset, args.folds, k, args.seed)
         log(f"fast variant, fold {k + 1}/{args.folds}")
         student = student_for(parts["train"] + parts["val"] + parts["n_train"], heads)
-        for c in parts["test"] + parts["n_test"]:
+        tested = {c.clip_id for c in parts["test"] + parts["n_test"]}
+        for c in parts["test"] + parts["n_test"] + [c for c in rooms if base_id(c) in tested]:
             genre_probs[c.clip_id], music_probs[c.clip_id] = predict(student, raw[c.clip_id])
             fold_of[c.clip_id] = k
+        _export(out / f"fast-fold{k + 1}.onnx", student, args, labels, WINDOW_SECONDS, {
+            "recipe": "distilled", "teacher": f"{args.name}-{args.version}, fold {k + 1}'s heads",
+            "config": cfg.to_dict(), "held_out": {"fold": k + 1, "folds": args.folds, "seed": args.seed}})
     clips = g + n
     cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips], labels,
                    args.music_threshold)
     cv["folds"] = args.folds
     log("fast variant:\n" + cv["text"])
-    student = student_for(clips, final)
+    if rooms:
+        cv["room"] = summarise(rooms, [genre_probs[c.clip_id] for c in rooms], [music_probs[c.clip_id] for c in rooms],
+                               labels, args.music_threshold)
+        log("fast variant through held-out rooms:\n" + cv["room"]["text"])
+    if args.hold_out:  # the exported student, like the exported heads, never hears that fold
+        unseen = {c.clip_id for c in held_out(g, n, args.folds, args.hold_out - 1, args.seed)}
+        student = student_for([c for c in clips if c.clip_id not in unseen], final)
+    else:
+        student = student_for(clips, final)
     torch.save(student.state_dict(), out / "fast.pt")
     spec = _export(out / "fast.onnx", student, args, labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
