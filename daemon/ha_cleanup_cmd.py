@@ -3,7 +3,9 @@
 Discovery configs are retained, so a stream removed from the config stays a device in HA (unavailable) until its
 config is replaced by an empty one. This reads the retained configs under the discovery prefix and empties those
 that belong to this process (by ``via_device``) but name a stream it does not have, and the single-sensor configs
-of versions up to 0.3.0 (``<discovery_prefix>/sensor/genrecast_<id>/config``) that name this process.
+of versions up to 0.3.0 (``<discovery_prefix>/sensor/genrecast_<id>/config``) that name this process. Such a stream's
+own retained state (``<prefix>/<id>/status`` and ``genre``, found by the status's ``daemon``) goes too: scripts and
+the dashboard would otherwise list a stream that no longer exists, offline, for good.
 """
 
 from __future__ import annotations
@@ -56,6 +58,31 @@ def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
                                          for a in config.get("availability") or ()):
             stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
     return stale
+
+
+STATE_KINDS = ("status", "genre")  # a stream's retained topics
+
+
+def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
+    """The retained state topics among ``retained`` of streams this process published (their status names it as
+    ``daemon``) that ``settings`` no longer has."""
+    from .config import DAEMON_TOPIC
+
+    have = {s.stream_id for s in settings.stream_settings()}
+    gone = set()
+    for topic, payload in retained.items():
+        head, _, kind = topic.rpartition("/")
+        sid = head.removeprefix(f"{settings.prefix}/")
+        if kind != "status" or "/" in sid or sid == DAEMON_TOPIC or sid in have:
+            continue
+        try:
+            status = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(status, dict) and status.get("daemon") == settings.daemon_name():
+            gone.add(sid)
+    return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
+                  and t.rpartition("/")[2] in STATE_KINDS)
 
 
 class RetainedReader:
@@ -127,9 +154,11 @@ def handler(args: argparse.Namespace) -> int:
     dp, prefix = settings.discovery_prefix, settings.prefix
     reader = RetainedReader(settings.broker.to_broker())
     try:
-        retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config"],
+        retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config",
+                                *(f"{prefix}/+/{kind}" for kind in STATE_KINDS)],
                                f"{prefix}/_daemon/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
-        stale = stale_configs(retained, settings)
+        stale = stale_configs({t: p for t, p in retained.items() if t.startswith(f"{dp}/")}, settings)
+        stale += stale_streams(retained, settings)
         if not args.dry_run:
             reader.retract(stale)
         for topic in stale:

@@ -147,8 +147,11 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(broker.host, broker.port)
     client.loop_start()
+    states = [Status("offline", "m-1", "mic", "stopped", daemon).message("genrecast", sid) for sid, daemon in
+              (("kitchen", "den"), ("gone", "den"), ("theirs", "attic"))]  # "theirs": another process's stream
     for topic, payload in [(m.topic, m.payload) for m in (d.process(), d.stream("kitchen"), d.stream("gone"))] + [
-            ("homeassistant/sensor/genrecast_kitchen/config", json.dumps(old))]:
+            ("homeassistant/sensor/genrecast_kitchen/config", json.dumps(old)),
+            ("genrecast/gone/genre", json.dumps({"genre": "jazz"}))] + [(m.topic, m.payload) for m in states]:
         client.publish(topic, payload, qos=1, retain=True).wait_for_publish(WAIT)
     client.loop_stop()
     client.disconnect()
@@ -157,13 +160,16 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err
     assert out.splitlines() == ["would retract homeassistant/device/genrecast/gone/config",
-                                "would retract homeassistant/sensor/genrecast_kitchen/config"]
+                                "would retract homeassistant/sensor/genrecast_kitchen/config",
+                                "would retract genrecast/gone/genre", "would retract genrecast/gone/status"]
     proc = genrecast(*args)
     out, err = proc.communicate(timeout=WAIT)
-    assert proc.returncode == 0 and out.count("retracted") == 2, (out, err)
-    late = Subscriber(broker.url, topics=("homeassistant/#",))
+    assert proc.returncode == 0 and out.count("retracted") == 4, (out, err)
+    late = Subscriber(broker.url, topics=("homeassistant/#", "genrecast/#"))
     late.wait_for(lambda m: m.topic == d.stream("kitchen").topic, "the kept stream's config")
     late.wait_for(lambda m: m.topic == d.process_topic, "the process's config")
+    late.wait_for(lambda m: m.topic == "genrecast/kitchen/status", "the kept stream's status")
+    late.wait_for(lambda m: m.topic == "genrecast/theirs/status", "another process's stream, untouched")
     assert not [m.topic for m in late.messages if "gone" in m.topic or "/sensor/" in m.topic]
     late.close()
     proc = genrecast(*args)
