@@ -144,11 +144,12 @@ class StreamDefaults:
     min_confidence: float = DecisionConfig.min_confidence
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
+    first_confidence: float = DecisionConfig.first_confidence  # a first window this sure skips the dwell; 0: never
     area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
 
     def decision(self) -> DecisionConfig:
         return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
-                              self.leave_confidence, self.dwell_windows)
+                              self.leave_confidence, self.dwell_windows, self.first_confidence or None)
 
 
 PER_STREAM = tuple(f.name for f in fields(StreamDefaults))
@@ -178,6 +179,7 @@ class StreamSettings(StreamDefaults):
             "min_confidence": 0 <= self.min_confidence <= 1,
             "leave_confidence": 0 <= self.leave_confidence <= self.min_confidence,
             "dwell_windows": 1 <= self.dwell_windows <= 1000,
+            "first_confidence": self.first_confidence == 0 or self.min_confidence <= self.first_confidence <= 1,
             "area": self.area is None or 0 < len(self.area.strip()) <= 100,
         }
         hints = {
@@ -188,6 +190,7 @@ class StreamSettings(StreamDefaults):
             "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
             "smoothing": " or ".join(SMOOTHING),
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
+            "first_confidence": f"0 (off) or min_confidence ({self.min_confidence}) to 1",
             "area": "1-100 characters",
         }
         for key, ok in rules.items():

@@ -35,6 +35,9 @@ def register(sub) -> None:
                         f"(default {defaults.leave_confidence})")
     p.add_argument("--dwell-windows", dest="dwell_windows", type=int,
                    help=f"windows a new state must hold before it is announced (default {defaults.dwell_windows})")
+    p.add_argument("--first-confidence", dest="first_confidence", type=float,
+                   help=f"a stream's first window at least this sure is announced without the dwell (default "
+                        f"{defaults.first_confidence}; 0: the first answer waits the dwell too)")
     p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
                    help="announce the process and its streams to Home Assistant (MQTT discovery)")
     p.add_argument("--refresh", dest="refresh_seconds", type=float,

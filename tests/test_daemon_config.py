@@ -55,6 +55,7 @@ def test_file_then_env_then_flags(tmp_path):
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
+        ("first_confidence = 0.3\n", {}, {}, "first_confidence: bad value 0.3 (0 (off) or min_confidence (0.4) to 1)"),
         # control characters: the broker drops the whole connection for a malformed topic
         ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id: bad value 'kitchen\\n'"),
         ('name = "hub\\n"\n', {}, {}, "name: bad value 'hub\\n'"),

@@ -88,6 +88,20 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     ha_late.close()
 
 
+def test_first_confidence_0_makes_the_first_answer_wait_for_the_dwell(broker, model, tmp_path):
+    # the same sure tone as above, with the confident first answer turned off: uncertain until the dwell has passed
+    wav = write_tones(tmp_path / "tone.wav", [9] * 10)
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "hall", "--first-confidence", "0").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/hall/status" and m.payload["state"] == "offline", "the end")
+    sub.close()
+    states = [p["state"]["genre"] for p in (m.payload for m in sub.of("hall/prediction"))]
+    assert states[0] is None and "rock" in states
+    assert states.index("rock") >= 4  # dwell_windows (5) in a row as the candidate
+
+
 def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     import soundfile as sf
 
