@@ -80,6 +80,7 @@ class Prediction:
     latency_ms: float
     music: float | None = None  # the window's music probability, sent by models with a music head
     tags: tuple[tuple[str, float], ...] = ()  # announced style tags and their probabilities, likeliest first
+    provisional: bool = False  # a stream's first second or two: the audio so far repeated to one window
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,14 @@ def _prediction(stream_id: str, d: dict) -> Prediction:
         latency_ms=_measure(d.get("latency_ms"), "latency_ms"),
         music=None if d.get("music") is None else _probability(d.get("music"), "music"),
         tags=_tags(d.get("tags")),
+        provisional=_flag(d.get("provisional", False), "provisional"),
     )
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise PayloadError(f"{name} must be true or false")
+    return value
 
 
 def _tags(value: object) -> tuple[tuple[str, float], ...]:

@@ -122,6 +122,8 @@ def stream_card(view: StreamView, now: float, selected: bool, connected: bool, c
     else:
         d = view.decision
         details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
+        if view.latest and view.latest.provisional:
+            details.append("provisional")  # decided on the audio so far, until the first full window
         if view.since:
             details.append(f"since {clock_text(view.since)}")
         children = [top, html.Div(headline, className=f"headline {css}"), html.Div(" · ".join(details),
@@ -163,7 +165,7 @@ def overview_key(snapshot: Snapshot, now: float, selected: str | None, connected
         if not compact:
             d = v.decision
             row += [f"{d.confidence:.0%}" if d else "", str(v.since), v.model_id,
-                    [name for name, _ in v.latest.tags] if v.latest else []]
+                    [name for name, _ in v.latest.tags] if v.latest else [], bool(v.latest and v.latest.provisional)]
         rows.append(row)
     return json.dumps([rows, selected, query, order, compact])
 

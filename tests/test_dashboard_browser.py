@@ -87,12 +87,16 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
     browser.get(dashboard.url)
     wait_card(browser, "kitchen", "rock", "online", "model gtzan-cnn-1")
     wait_card(browser, "garage", "jazz", "online", "81%")
+    assert "provisional" not in card_text(browser, "garage")
+    publisher.send("prediction", {**prediction("kitchen", "rock", 0.9), "provisional": True})
+    wait_card(browser, "kitchen", "rock", "provisional")  # a first guess on the audio so far
     wait_for(browser, "broker connected", lambda d: "broker connected" in header_text(d))
 
     # a new window changes what is shown, in the card and in the selected stream's bar chart
     for t in range(8):
         publisher.send("prediction", prediction("kitchen", "metal", 0.55 + 0.05 * t, t=float(t)))
     wait_card(browser, "kitchen", "metal", "90%")
+    assert "provisional" not in card_text(browser, "kitchen")  # full windows since
     browser.find_element(By.CSS_SELECTOR, "#stream-select").click()
     browser.find_element(By.XPATH, "//*[@role='option' and normalize-space()='kitchen']").click()
     wait_for(browser, "kitchen's latest window in the facts line",

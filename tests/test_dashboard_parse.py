@@ -41,6 +41,12 @@ def test_tags_parse_likeliest_first_and_are_none_when_absent():
     assert parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen"))).tags == ()
 
 
+def test_a_provisional_window_says_so_and_a_full_one_does_not():
+    window = {**prediction("kitchen"), "provisional": True}
+    assert parse_message(P, "genrecast/kitchen/prediction", encode(window)).provisional
+    assert not parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen"))).provisional
+
+
 def test_multi_level_prefix():
     msg = parse_message("home/music", "home/music/den/status", encode(status("den")))
     assert msg.stream_id == "den"
@@ -109,6 +115,7 @@ BAD = [
     _mutated("prediction", lambda d: d.update(tags={"rock": 2.0})),
     _mutated("prediction", lambda d: d.update(tags={"x" * 201: 0.5})),
     _mutated("prediction", lambda d: d.update(tags={f"t{i}": 0.5 for i in range(6)})),  # the contract says 5
+    _mutated("prediction", lambda d: d.update(provisional="yes")),
     _mutated("prediction", lambda d: d.update(state={"kind": "no_music", "genre": "rock", "confidence": 0.5})),
     _mutated("prediction", lambda d: d.update(rms=10**400)),  # valid JSON, too big for a float
     _mutated("prediction", lambda d: d.pop("window_end_s")),

@@ -84,6 +84,18 @@ def test_the_card_shows_the_latest_windows_tags_as_chips_likeliest_first():
     assert stream_card(view, 0.0, False, True, compact=True).children[-1].className == "detail age"  # no chips
 
 
+def test_the_card_says_provisional_until_the_first_full_window():
+    from genrecast.dashboard.render import stream_card
+
+    def details(*windows):
+        card = stream_card(view_after(("status", status("kitchen")), *windows), 0.0, False, True)
+        return [c.children for c in card.children if getattr(c, "className", "") == "detail"][0]
+
+    first = ("prediction", {**prediction("kitchen", "rock", 0.9), "provisional": True})
+    assert "provisional" in details(first)
+    assert "provisional" not in details(first, ("prediction", prediction("kitchen", "rock", 0.9, t=1.0)))
+
+
 def test_the_timeline_shades_uncertain_no_music_and_silent_periods():
     from genrecast.dashboard.render import SHADES
 
