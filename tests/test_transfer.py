@@ -233,6 +233,21 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
     assert proc.stderr.count("\n") == 1 and "nope.whl" in proc.stderr and "make setup" in proc.stderr
 
 
+def test_a_file_repeated_under_another_name_is_left_out_once(tmp_path):
+    # one recording in two folds would be tested on what the heads trained on
+    from genrecast.training.corpus import genre_clips, without_repeats
+
+    (tmp_path / "rock").mkdir()
+    x = _music("metal", 2.5, 1)
+    sf.write(tmp_path / "rock" / "rock.00001.flac", x, RATE)
+    (tmp_path / "rock" / "rock.00007.flac").write_bytes((tmp_path / "rock" / "rock.00001.flac").read_bytes())
+    sf.write(tmp_path / "rock" / "rock.00002.flac", _music("metal", 2.5, 2), RATE)
+    kept, repeats = without_repeats(genre_clips(tmp_path, ("rock",)))
+    assert [c.clip_id for c in kept] == ["rock.00001", "rock.00002"]
+    assert [(c.clip_id, why) for c, why in repeats] == [
+        ("rock.00007", f"the same file as {tmp_path / 'rock' / 'rock.00001.flac'}")]
+
+
 def test_synthetic_noise_is_seeded_bounded_and_every_kind(tmp_path):
     from genrecast.training.synth_noise import KINDS, RATE, noise, write_synthetic
 

@@ -10,6 +10,7 @@ dishwasher it was trained on.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import zlib
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,25 @@ def labelled_clips(root: str | Path, labels: Sequence[str], source: str) -> list
     return [Clip(f"{source}/{label}/{path.stem}", label, True, "long", f"{source}/{label}/{path.stem}", path,
                  source=source)
             for label in labels for path in sorted((root / label).glob("*")) if path.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def without_repeats(clips: Sequence[Clip]) -> tuple[list[Clip], list[tuple[Clip, str]]]:
+    """The clips whose file's bytes were not seen earlier in ``clips``, and each repeat with what it repeats: one
+    recording under two names could land in two folds and be tested on what the heads trained on."""
+    first: dict[str, Clip] = {}
+    kept, repeats = [], []
+    for clip in clips:
+        try:
+            digest = hashlib.sha256(clip.path.read_bytes()).hexdigest()
+        except OSError:  # unreadable: the embedding step skips and lists it
+            kept.append(clip)
+            continue
+        if digest in first:
+            repeats.append((clip, f"the same file as {first[digest].path}"))
+        else:
+            first[digest] = clip
+            kept.append(clip)
+    return kept, repeats
 
 
 def _kind_by_length(path: Path) -> str:

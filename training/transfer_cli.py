@@ -102,7 +102,15 @@ def _train(args) -> int:
 
     from . import DEFAULT_CACHE
     from .acoustic import BENCH, TRAIN
-    from .corpus import base_id, genre_clips, heard_through, labelled_clips, nonmusic_clips, short_crops
+    from .corpus import (
+        base_id,
+        genre_clips,
+        heard_through,
+        labelled_clips,
+        nonmusic_clips,
+        short_crops,
+        without_repeats,
+    )
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
@@ -134,6 +142,11 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.synthetic_noise:
         nclips += nonmusic_clips(write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed))
+    kept, repeats = without_repeats(gclips + nclips)
+    gclips, nclips = [c for c in kept if c.genre is not None], [c for c in kept if c.genre is None]
+    if repeats:
+        print(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})",
+              flush=True)
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -194,7 +207,7 @@ def _train(args) -> int:
     data = {"genre_tracks": {src: sum(c.source == src for c in g) for src in ("gtzan", "ood")},
             "ood_licence": OOD_LICENCE if args.ood else None, "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
                                                        ("speech", "noise", "synthetic", "music")},
-            "skipped": [f"{c.path}: {why}" for c, why in g_skip + n_skip]}
+            "skipped": [f"{c.path}: {why}" for c, why in repeats + g_skip + n_skip]}
     spec = _export(out / "model.onnx", TransferNet(backbone, final), args, labels, WINDOW_SECONDS, {
         "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
         "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
