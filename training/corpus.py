@@ -10,6 +10,7 @@ dishwasher it was trained on.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import re
 import zlib
@@ -79,6 +80,17 @@ def labelled_clips(root: str | Path, labels: Sequence[str], source: str) -> list
             for label in labels for path in sorted((root / label).glob("*")) if path.suffix.lower() in AUDIO_SUFFIXES]
 
 
+def file_hash(path: Path):
+    """A sha256 of the file's bytes, ready to extend (a fresh copy each call). Each file is read once per process:
+    the repeat check and every embedding cache key hash it, and each room copy and crop names its original's file."""
+    return _file_hash(path).copy()
+
+
+@functools.cache
+def _file_hash(path: Path):
+    return hashlib.sha256(path.read_bytes())
+
+
 def without_repeats(clips: Sequence[Clip]) -> tuple[list[Clip], list[tuple[Clip, str]]]:
     """The clips whose file's bytes were not seen earlier in ``clips``, and each repeat with what it repeats: one
     recording under two names could land in two folds and be tested on what the heads trained on."""
@@ -86,7 +98,7 @@ def without_repeats(clips: Sequence[Clip]) -> tuple[list[Clip], list[tuple[Clip,
     kept, repeats = [], []
     for clip in clips:
         try:
-            digest = hashlib.sha256(clip.path.read_bytes()).hexdigest()
+            digest = file_hash(clip.path).hexdigest()
         except OSError:  # unreadable: the embedding step skips and lists it
             kept.append(clip)
             continue

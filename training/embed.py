@@ -7,7 +7,6 @@ reused by every fold, recipe and ablation.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from genrecast.dsp import AudioError, DSPConfig
 
 from .acoustic import Chain
-from .corpus import Clip, read_clip_windows
+from .corpus import Clip, file_hash, read_clip_windows
 from .musicnn import Musicnn, musicnn_input
 
 # What is kept per window: musicnn's pooled vectors, the penultimate layer and the 50 tag logits.
@@ -36,7 +35,7 @@ def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -
 
 
 def _key(clip: Clip, tag: str) -> str:
-    h = hashlib.sha256(clip.path.read_bytes())
+    h = file_hash(clip.path)
     h.update(tag.encode() + (f":crop{clip.crop}".encode() if clip.crop else b""))
     if clip.acoustic:  # the chain's whole configuration and the copy (each copy draws its own room and noise)
         h.update(f":acoustic{clip.acoustic[0]}:{clip.acoustic[1]}:{clip.clip_id}".encode())

@@ -142,14 +142,14 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.synthetic_noise:
         nclips += nonmusic_clips(write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed))
-    kept, repeats = without_repeats(gclips + nclips)
-    gclips, nclips = [c for c in kept if c.genre is not None], [c for c in kept if c.genre is None]
-    if repeats:
-        print(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})",
-              flush=True)
 
     def log(msg: str) -> None:
         print(msg, flush=True)
+
+    kept, repeats = without_repeats(gclips + nclips)
+    gclips, nclips = [c for c in kept if c.genre is not None], [c for c in kept if c.genre is None]
+    if repeats:
+        log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
     cfg = HeadConfig(l2=args.l2, music_l2=args.l2, copy_weight=args.copy_weight)
 
@@ -198,8 +198,8 @@ def _train(args) -> int:
     # the shipped heads: every track and clip (but a --hold-out fold); the temperature is the folds' median
     g_all = gset if extra is None else gset.join(extra.where(lambda c: c.genre is not None))
     n_all = nset if extra is None else nset.join(extra.where(lambda c: c.genre is None))
-    if args.hold_out:
-        unseen = {c.clip_id for c in held_out(g, n, args.folds, args.hold_out - 1, args.seed)}
+    unseen = {c.clip_id for c in held_out(g, n, args.folds, args.hold_out - 1, args.seed)} if args.hold_out else set()
+    if unseen:
         g_all, n_all = (s.where(lambda c: base_id(c) not in unseen) for s in (g_all, n_all))
         log(f"the exported heads never see fold {args.hold_out}/{args.folds} ({len(unseen)} clips)")
     final = fit_calibrated(g_all, g_all.join(n_all), labels, cfg, None)
@@ -223,7 +223,8 @@ def _train(args) -> int:
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, log)
+        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, unseen,
+              log)
     return 0
 
 
@@ -322,11 +323,13 @@ def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
     return rows
 
 
-def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, log) -> None:
+def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, unseen,
+          log) -> None:
     """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything; its transfer set
     is every clip, clean and heard through the training rooms, labelled by the teacher. Each fold's student is
     exported too (``fast-fold<k>.onnx``: ``benchmarks/room_bench.py`` scores it on the fold it never heard) and, with
-    ``room_set``, scored on its fold's clips through the held-out rooms, as the teacher's heads are."""
+    ``room_set``, scored on its fold's clips through the held-out rooms, as the teacher's heads are. The exported
+    student, like the exported heads, never hears the ``unseen`` clips (a ``--hold-out`` fold)."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -337,7 +340,7 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
     from .transfer import WindowSet
-    from .transfer_cv import fold_parts, held_out
+    from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
     cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths,
@@ -390,11 +393,7 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
         cv["room"] = summarise(rooms, [genre_probs[c.clip_id] for c in rooms], [music_probs[c.clip_id] for c in rooms],
                                labels, args.music_threshold)
         log("fast variant through held-out rooms:\n" + cv["room"]["text"])
-    if args.hold_out:  # the exported student, like the exported heads, never hears that fold
-        unseen = {c.clip_id for c in held_out(g, n, args.folds, args.hold_out - 1, args.seed)}
-        student = student_for([c for c in clips if c.clip_id not in unseen], final)
-    else:
-        student = student_for(clips, final)
+    student = student_for([c for c in clips if c.clip_id not in unseen], final)
     torch.save(student.state_dict(), out / "fast.pt")
     spec = _export(out / "fast.onnx", student, args, labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
