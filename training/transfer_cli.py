@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .corpus import Clip
+    from .musicnn import Musicnn
+    from .transfer import Heads, WindowSet
+    from .transfer_cv import OutOfFold
 
 DEFAULT_WHEEL = Path(".cache/musicnn/musicnn-0.1.0-py3-none-any.whl")
 OOD_LICENCE = ("Magnatune excerpts of the Emotify set (Aljanaki et al. 2016), CC BY-NC-SA: the heads learned from "
@@ -78,6 +87,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
     t.add_argument("--version", default="0.3.0", help="model version stored in the metadata")
     t.set_defaults(func=_train)
+
+
+@dataclass
+class TeacherRun:
+    """What the default model's run made and the fast variant learns from: the clips and their embeddings (recorded,
+    room copies, held-out room copies), each fold's heads and the shipped ones, and the clips the export never
+    hears (a ``--hold-out`` fold)."""
+
+    out: Path
+    backbone: Musicnn
+    labels: tuple[str, ...]
+    hop: int  # frames between windows
+    cache: Path
+    chains: dict
+    g: list[Clip]  # genre tracks
+    n: list[Clip]  # non-music clips and genre-less music
+    gset: WindowSet
+    nset: WindowSet
+    extra: WindowSet | None  # crops and copies through the training rooms
+    room_set: WindowSet | None  # every clip once through a held-out room
+    oof: OutOfFold
+    final: Heads
+    unseen: set[str]
+    log: Callable[[str], None]
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -223,8 +256,8 @@ def _train(args) -> int:
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, unseen,
-              log)
+        _fast(args, TeacherRun(out, backbone, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof, final,
+                               unseen, log))
     return 0
 
 
@@ -323,8 +356,7 @@ def _oof_rows(clips, genre_probs, music_probs, folds, labels) -> list[dict]:
     return rows
 
 
-def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labels, hop, cache, room_set, unseen,
-          log) -> None:
+def _fast(args, run: TeacherRun) -> None:
     """Distil the fast variant in every fold (teacher = that fold's heads) and once on everything; its transfer set
     is every clip, clean and heard through the training rooms, labelled by the teacher. Each fold's student is
     exported too (``fast-fold<k>.onnx``: ``benchmarks/room_bench.py`` scores it on the fold it never heard) and, with
@@ -345,21 +377,23 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
 
     cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths,
                         window_stride=args.fast_stride)
-    raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop,
-                                        args.max_nonmusic_windows if c.genre is None else 0) for c in g + n}
-    feats = {c.clip_id: gset.x[gset.clip_index == i] for i, c in enumerate(gset.clips)}
-    feats |= {c.clip_id: nset.x[nset.clip_index == i] for i, c in enumerate(nset.clips)}
+    raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
+                                        args.max_nonmusic_windows if c.genre is None else 0) for c in run.g + run.n}
+    feats = {c.clip_id: run.gset.x[run.gset.clip_index == i] for i, c in enumerate(run.gset.clips)}
+    feats |= {c.clip_id: run.nset.x[run.nset.clip_index == i] for i, c in enumerate(run.nset.clips)}
     rng = np.random.default_rng(args.seed)  # the same crops as --crops draws, so their embeddings are cached
-    crops = [c for clip in g if clip.kind == "long"
+    crops = [c for clip in run.g if clip.kind == "long"
              for c in short_crops(clip, sf.info(str(clip.path)).duration, args.fast_crops, rng)]
-    crops, crop_acts, _ = embed_clips(crops, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, args.backbone_model, 0, log)
-    cset = WindowSet.build(crops, crop_acts, final.parts)
+    crops, crop_acts, _ = embed_clips(crops, run.backbone, MUSICNN_DSP, N_FRAMES, run.hop, run.cache,
+                                      args.backbone_model, 0, run.log)
+    cset = WindowSet.build(crops, crop_acts, run.final.parts)
     feats |= {c.clip_id: cset.x[cset.clip_index == i] for i, c in enumerate(cset.clips)}
-    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop) for c in crops}
-    copies = [c for c in extra.clips if c.acoustic is not None] if extra is not None else []
-    feats |= {c.clip_id: extra.x[extra.clip_index == i] for i, c in enumerate(extra.clips) if c.acoustic is not None}
-    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, 0 if c.genre else args.max_nonmusic_windows,
-                                         chains) for c in copies}
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop) for c in crops}
+    copies = [c for c in run.extra.clips if c.acoustic is not None] if run.extra is not None else []
+    feats |= {c.clip_id: run.extra.x[run.extra.clip_index == i] for i, c in enumerate(run.extra.clips)
+              if c.acoustic is not None}
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
+                                         0 if c.genre else args.max_nonmusic_windows, run.chains) for c in copies}
 
     def student_for(clips, heads):
         tracks = {c.clip_id for c in clips}
@@ -367,43 +401,44 @@ def _fast(args, out, backbone, g, n, gset, nset, extra, chains, oof, final, labe
         clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks]
         x = np.concatenate([raw[c.clip_id][:: cfg.window_stride] for c in clips])
         gp, mp = heads.predict(np.concatenate([feats[c.clip_id][:: cfg.window_stride] for c in clips]))
-        return train_student(x, gp, mp, cfg, log)
+        return train_student(x, gp, mp, cfg, run.log)
 
-    rooms = list(room_set.clips) if room_set is not None else []
-    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop, 0 if c.genre else args.max_nonmusic_windows,
-                                         chains) for c in rooms}
+    rooms = list(run.room_set.clips) if run.room_set is not None else []
+    raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
+                                         0 if c.genre else args.max_nonmusic_windows, run.chains) for c in rooms}
     genre_probs, music_probs, fold_of = {}, {}, {}
-    for k, heads in enumerate(oof.heads):
-        parts = fold_parts(gset, nset, args.folds, k, args.seed)
-        log(f"fast variant, fold {k + 1}/{args.folds}")
+    for k, heads in enumerate(run.oof.heads):
+        parts = fold_parts(run.gset, run.nset, args.folds, k, args.seed)
+        run.log(f"fast variant, fold {k + 1}/{args.folds}")
         student = student_for(parts["train"] + parts["val"] + parts["n_train"], heads)
         tested = {c.clip_id for c in parts["test"] + parts["n_test"]}
         for c in parts["test"] + parts["n_test"] + [c for c in rooms if base_id(c) in tested]:
             genre_probs[c.clip_id], music_probs[c.clip_id] = predict(student, raw[c.clip_id])
             fold_of[c.clip_id] = k
-        _export(out / f"fast-fold{k + 1}.onnx", student, args, labels, WINDOW_SECONDS, {
+        _export(run.out / f"fast-fold{k + 1}.onnx", student, args, run.labels, WINDOW_SECONDS, {
             "recipe": "distilled", "teacher": f"{args.name}-{args.version}, fold {k + 1}'s heads",
             "config": cfg.to_dict(), "held_out": {"fold": k + 1, "folds": args.folds, "seed": args.seed}})
-    clips = g + n
-    cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips], labels,
-                   args.music_threshold)
+    clips = run.g + run.n
+    cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
+                   run.labels, args.music_threshold)
     cv["folds"] = args.folds
-    log("fast variant:\n" + cv["text"])
+    run.log("fast variant:\n" + cv["text"])
     if rooms:
         cv["room"] = summarise(rooms, [genre_probs[c.clip_id] for c in rooms], [music_probs[c.clip_id] for c in rooms],
-                               labels, args.music_threshold)
-        log("fast variant through held-out rooms:\n" + cv["room"]["text"])
-    student = student_for([c for c in clips if c.clip_id not in unseen], final)
-    torch.save(student.state_dict(), out / "fast.pt")
-    spec = _export(out / "fast.onnx", student, args, labels, WINDOW_SECONDS, {
+                               run.labels, args.music_threshold)
+        run.log("fast variant through held-out rooms:\n" + cv["room"]["text"])
+    student = student_for([c for c in clips if c.clip_id not in run.unseen], run.final)
+    torch.save(student.state_dict(), run.out / "fast.pt")
+    spec = _export(run.out / "fast.onnx", student, args, run.labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
         "teacher_labelled_crops_per_long_track": args.fast_crops,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
         "caveats": _caveats(cv, "fast variant"),
     })
-    load_model(out / "fast.onnx")
-    (out / "fast_cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv, "oof": _oof_rows(
+    load_model(run.out / "fast.onnx")
+    (run.out / "fast_cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv, "oof": _oof_rows(
         clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
-        [fold_of[c.clip_id] for c in clips], labels)}, indent=1))
-    log(f"fast variant: {out / 'fast.onnx'} ({(out / 'fast.onnx').stat().st_size / 1024:.0f} kB), fast_cv.json")
+        [fold_of[c.clip_id] for c in clips], run.labels)}, indent=1))
+    size_kb = (run.out / "fast.onnx").stat().st_size / 1024
+    run.log(f"fast variant: {run.out / 'fast.onnx'} ({size_kb:.0f} kB), fast_cv.json")
