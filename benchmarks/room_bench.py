@@ -61,7 +61,8 @@ def main() -> int:
     print(f"room bench: fold {fold}/{args.folds} (seed {args.seed}): {sum(c.genre is not None for c in clips)} genre "
           f"tracks, {sum(c.genre is None for c in clips)} other clips; chain {BENCH.name} {BENCH.fingerprint()}",
           flush=True)
-    results: dict[str, dict[str, list]] = {m.model_id: defaultdict(list) for m in models}
+    # per model as given: two candidates may share a model_id (fold students of two runs)
+    results: list[dict[str, list]] = [defaultdict(list) for _ in models]
     short = [c for c in clips if sf.info(str(c.path)).duration < MIN_SECONDS]  # classify refuses them
     clips = [c for c in clips if c not in short]
     print(f"  {len(short)} clips under {MIN_SECONDS:g} s left out ({', '.join(sorted({c.kind for c in short}))})")
@@ -69,16 +70,16 @@ def main() -> int:
         for i, clip in enumerate(clips):
             room = Path(tmp) / "room.wav"
             sf.write(room, read_clip_audio(heard_through(clip, BENCH, 0), chains)[0], RATE, subtype="FLOAT")
-            for m in models:
+            for m, res in zip(models, results, strict=True):
                 for where, path in (("clean", str(clip.path)), ("room", str(room))):
-                    results[m.model_id][where].append((clip, classify_file(m, path, 1.0)))
+                    res[where].append((clip, classify_file(m, path, 1.0)))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{len(clips)} clips", flush=True)
-    for m, h in zip(models, held, strict=True):
+    for m, h, res, path in zip(models, held, results, args.model or [DEFAULT_MODEL], strict=True):
         note = (f"never heard fold {h['fold']}" if h and h["fold"] == fold and h["folds"] == args.folds else
                 "trained on this fold's clean clips: clean figures in-sample, rooms unseen")
-        print(f"\n{m.model_id} ({note})")
-        print(summary(m, results[m.model_id]))
+        print(f"\n{m.model_id}, {path} ({note})")
+        print(summary(m, res))
     return 0
 
 
