@@ -181,11 +181,11 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--fast-stride", "2",
          "--synthetic-noise", "1",
-         "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9"],
+         "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "embedded 16 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
-    for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.9")):
+    for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.10")):
         model = load_model(out / name)
         assert model.model_id == model_id and model.spec.dsp == MUSICNN_DSP and model.spec.music_threshold == 0.5
         assert model.spec.n_frames == N_FRAMES
@@ -218,6 +218,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
     assert fast["spec"]["training"]["config"]["window_stride"] == 2
+    assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
     for k in (1, 2):  # each fold's student, for benches on the fold it never heard
         held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]
         assert held == {"fold": k, "folds": 2, "seed": 0}

@@ -86,6 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
     t.add_argument("--version", default="0.3.0", help="model version stored in the metadata")
+    t.add_argument("--fast-version",
+                   help="the fast variant's version (default --version): a new student of an unchanged teacher needs "
+                        "its own model_id")
     t.set_defaults(func=_train)
 
 
@@ -303,7 +306,9 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
     from .export import export_onnx
     from .musicnn import MUSICNN_DSP, TAG_ORIGIN, TAGS
 
-    spec = ModelSpec(name=args.name if path.name == "model.onnx" else f"{args.name}-fast", version=args.version,
+    fast = path.name != "model.onnx"
+    spec = ModelSpec(name=f"{args.name}-fast" if fast else args.name,
+                     version=(args.fast_version or args.version) if fast else args.version,
                      labels=labels, dsp=MUSICNN_DSP, window_seconds=window_seconds, hop_seconds=1.0,
                      input_norm={"kind": "inside the graph: " + ("musicnn's log10(1 + 10000 * mel power), then its "
                                  "input batch norm" if training["recipe"] == "transfer" else
