@@ -47,7 +47,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench")
     args = ap.parse_args()
-    models = [load_model(p) for p in (args.model or [DEFAULT_MODEL])]
+    paths = args.model or [DEFAULT_MODEL]
+    models = [load_model(p) for p in paths]
     held = [m.spec.training.get("held_out") for m in models]
     fold = args.fold or next((h["fold"] for h in held if h), 1)
     labels = GTZAN_GENRES + ("electronic",)
@@ -75,7 +76,7 @@ def main() -> int:
                     res[where].append((clip, classify_file(m, path, 1.0)))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{len(clips)} clips", flush=True)
-    for m, h, res, path in zip(models, held, results, args.model or [DEFAULT_MODEL], strict=True):
+    for m, h, res, path in zip(models, held, results, paths, strict=True):
         note = (f"never heard fold {h['fold']}" if h and h["fold"] == fold and h["folds"] == args.folds else
                 "trained on this fold's clean clips: clean figures in-sample, rooms unseen")
         print(f"\n{m.model_id}, {path} ({note})")
