@@ -179,7 +179,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
-         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2", "--fast-stride", "2",
+         "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
          "--synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
@@ -209,6 +209,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert across["ood_to_gtzan"]["room"]["n_tracks"] == 4  # GTZAN's classical tracks
     training = cv["spec"]["training"]
     assert training["acoustic"]["copies"] == 1 and training["acoustic"]["train"]["name"] == "train"
+    assert (training["heads"]["l2"], training["heads"]["music_l2"]) == (0.1, 0.01)  # each head its own penalty
     assert "CC BY-NC-SA" in training["data"]["ood_licence"]
     assert training["held_out"] == {"fold": 2, "folds": 2, "seed": 0} and "never see fold 2/2" in proc.stdout
     assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
@@ -217,7 +218,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     fast = json.loads((out / "fast_cv.json").read_text())
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
-    assert fast["spec"]["training"]["config"]["window_stride"] == 2
+    assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
+    assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
     for k in (1, 2):  # each fold's student, for benches on the fold it never heard
         held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]

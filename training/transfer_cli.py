@@ -45,7 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backbone-model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
     t.add_argument("--folds", type=int, default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
-    t.add_argument("--l2", type=float, default=0.1, help="L2 penalty of the heads (default 0.1)")
+    t.add_argument("--l2", type=float, default=0.1, help="L2 penalty of the genre head (default 0.1)")
+    t.add_argument("--music-l2", type=float, default=0.01,
+                   help="L2 penalty of the music / no-music head (default 0.01: more speech and noise in rooms flagged "
+                        "and more music kept than at 0.1, model card)")
     t.add_argument("--ood", type=Path,
                    help="a second collection of genre music, <label>/<name>.<ext> (the shared ood/): trained on, "
                         "its labels added to GTZAN's, and the other side of the cross-collection figures")
@@ -72,20 +75,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="probability from which a window's or file's style tag is announced (default "
                         f"{TAG_THRESHOLD}; models/README.md measures it)")
     t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
-    t.add_argument("--fast-epochs", type=int, default=16)
-    t.add_argument("--fast-stride", type=int, default=1,
+    t.add_argument("--fast-epochs", type=_positive,
+                   help="the student's epochs (default: training.distill.DistillConfig's)")
+    t.add_argument("--fast-stride", type=_positive,
                    help="the student learns from every Nth window of each clip (windows a second apart overlap by "
-                        "two thirds; default 1: all)")
+                        "two thirds; 1: all; default: DistillConfig's)")
     t.add_argument("--fast-crops", type=int, default=4,
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
-    t.add_argument("--fast-widths", type=_widths, default=(16, 32, 64, 128),
-                   help="channels of the student's conv blocks, comma-separated (default 16,32,64,128)")
+    t.add_argument("--fast-widths", type=_widths,
+                   help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
-    t.add_argument("--version", default="0.3.0", help="model version stored in the metadata")
+    t.add_argument("--version", default="0.3.1", help="model version stored in the metadata")
     t.add_argument("--fast-version",
                    help="the fast variant's version (default --version): a new student of an unchanged teacher needs "
                         "its own model_id")
@@ -114,6 +118,16 @@ class TeacherRun:
     final: Heads
     unseen: set[str]
     log: Callable[[str], None]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -156,9 +170,9 @@ def _train(args) -> int:
     from .transfer_report import summarise
 
     if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1 or args.threads < 1
-            or not 0 <= args.hold_out <= args.folds or args.fast_stride < 1):
-        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1, "
-                        "--hold-out in 0..--folds and --fast-stride >= 1")
+            or not 0 <= args.hold_out <= args.folds):
+        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1 and "
+                        "--hold-out in 0..--folds")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
@@ -187,7 +201,7 @@ def _train(args) -> int:
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
-    cfg = HeadConfig(l2=args.l2, music_l2=args.l2, copy_weight=args.copy_weight)
+    cfg = HeadConfig(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight)
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
@@ -380,8 +394,8 @@ def _fast(args, run: TeacherRun) -> None:
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
-    cfg = DistillConfig(epochs=args.fast_epochs, threads=args.threads, seed=args.seed, widths=args.fast_widths,
-                        window_stride=args.fast_stride)
+    given = {"epochs": args.fast_epochs, "widths": args.fast_widths, "window_stride": args.fast_stride}
+    cfg = DistillConfig(threads=args.threads, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in run.g + run.n}
     feats = {c.clip_id: run.gset.x[run.gset.clip_index == i] for i, c in enumerate(run.gset.clips)}
