@@ -45,10 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backbone-model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
     t.add_argument("--folds", type=int, default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
-    t.add_argument("--l2", type=float, default=0.1, help="L2 penalty of the genre head (default 0.1)")
-    t.add_argument("--music-l2", type=float, default=0.01,
-                   help="L2 penalty of the music / no-music head (default 0.01: more speech and noise in rooms flagged "
-                        "and more music kept than at 0.1, model card)")
+    t.add_argument("--l2", type=float, help="L2 penalty of the genre head (default: training.transfer.HeadConfig's)")
+    t.add_argument("--music-l2", type=float,
+                   help="L2 penalty of the music / no-music head (default: HeadConfig's; the model card measures both)")
     t.add_argument("--ood", type=Path,
                    help="a second collection of genre music, <label>/<name>.<ext> (the shared ood/): trained on, "
                         "its labels added to GTZAN's, and the other side of the cross-collection figures")
@@ -85,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
@@ -169,10 +168,10 @@ def _train(args) -> int:
     from .transfer_cv import cross_validate, fit_calibrated, held_out, predict_held_out
     from .transfer_report import summarise
 
-    if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1 or args.threads < 1
+    if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1
             or not 0 <= args.hold_out <= args.folds):
-        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1), --threads >= 1 and "
-                        "--hold-out in 0..--folds")
+        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1) and --hold-out in "
+                        "0..--folds")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
@@ -201,7 +200,8 @@ def _train(args) -> int:
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
-    cfg = HeadConfig(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight)
+    given = {"l2": args.l2, "music_l2": args.music_l2}
+    cfg = HeadConfig(copy_weight=args.copy_weight, **{k: v for k, v in given.items() if v is not None})
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
