@@ -55,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--augment", type=int, default=2,
                    help="copies of every clip heard through the training chain of rooms, loudspeakers, noise and "
                         "codecs (training.acoustic; default 2; 0: clean audio only)")
-    t.add_argument("--copy-weight", type=float, default=1.0,
-                   help="what a room copy weighs against a recorded clip of its class in the heads' loss (default 1)")
+    t.add_argument("--copy-weight", type=float,
+                   help="what a room copy weighs against a recorded clip of its class in the heads' loss (default: "
+                        "HeadConfig's, 1)")
     t.add_argument("--room-figures", action=argparse.BooleanOptionalAction, default=True,
                    help="also score every held-out clip through held-out rooms (default on)")
     t.add_argument("--hold-out", type=int, default=0, metavar="K",
@@ -200,8 +201,8 @@ def _train(args) -> int:
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
-    given = {"l2": args.l2, "music_l2": args.music_l2}
-    cfg = HeadConfig(copy_weight=args.copy_weight, **{k: v for k, v in given.items() if v is not None})
+    given = {"l2": args.l2, "music_l2": args.music_l2, "copy_weight": args.copy_weight}
+    cfg = HeadConfig(**{k: v for k, v in given.items() if v is not None})
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
