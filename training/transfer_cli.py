@@ -120,6 +120,11 @@ class TeacherRun:
     log: Callable[[str], None]
 
 
+def _given(**options) -> dict:
+    """The options the user set (argparse leaves the rest None), so a recipe's dataclass supplies its own defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -201,8 +206,7 @@ def _train(args) -> int:
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
-    given = {"l2": args.l2, "music_l2": args.music_l2, "copy_weight": args.copy_weight}
-    cfg = HeadConfig(**{k: v for k, v in given.items() if v is not None})
+    cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight))
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
@@ -395,8 +399,8 @@ def _fast(args, run: TeacherRun) -> None:
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
-    given = {"epochs": args.fast_epochs, "widths": args.fast_widths, "window_stride": args.fast_stride}
-    cfg = DistillConfig(threads=args.threads, seed=args.seed, **{k: v for k, v in given.items() if v is not None})
+    cfg = DistillConfig(threads=args.threads, seed=args.seed,
+                        **_given(epochs=args.fast_epochs, widths=args.fast_widths, window_stride=args.fast_stride))
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in run.g + run.n}
     feats = {c.clip_id: run.gset.x[run.gset.clip_index == i] for i, c in enumerate(run.gset.clips)}
