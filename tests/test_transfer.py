@@ -26,6 +26,8 @@ from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, feat
 from genrecast.training.transfer_cv import group_folds
 from test_musicnn_port import WHEEL
 
+from genrecast.cli import main
+
 RATE = 16000
 
 
@@ -234,6 +236,34 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "nope.whl" in proc.stderr and "make setup" in proc.stderr
+
+
+@pytest.mark.parametrize(("option", "value", "wanted"), [
+    ("--folds", "1", "a whole number >= 2"), ("--folds", "five", "a whole number >= 2"),
+    ("--augment", "-1", "a whole number >= 0"), ("--threads", "0", "a whole number >= 1"),
+    ("--l2", "-0.1", "a finite number >= 0"), ("--copy-weight", "nan", "a finite number >= 0"),
+    ("--music-threshold", "1", "a number strictly between 0 and 1"),
+    ("--tag-threshold", "0", "a number strictly between 0 and 1"),
+])
+def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value, wanted, tmp_path, capsys):
+    # checked before any audio is read or any run folder made, so nothing is half-written
+    with pytest.raises(SystemExit) as exit_:
+        main(["train-transfer", "--data", str(tmp_path), "--nonmusic", str(tmp_path), option, value,
+              "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and f"argument {option}: expected {wanted}, got '{value}'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_transfer_names_a_hold_out_fold_that_does_not_exist(corpus_dirs, tmp_path):
+    data, other = corpus_dirs
+    proc = subprocess.run(
+        [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+         "--folds", "3", "--hold-out", "4", "--backbone", str(WHEEL), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "--hold-out 4 names no fold: there are 3 (--folds)" in proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_file_repeated_under_another_name_is_left_out_once(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,35 +44,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backbone", type=Path, default=DEFAULT_WHEEL,
                    help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
     t.add_argument("--backbone-model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
-    t.add_argument("--folds", type=int, default=5, help="K of the cross-validation (default 5)")
+    t.add_argument("--folds", type=_whole(2), default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
-    t.add_argument("--l2", type=float, help="L2 penalty of the genre head (default: training.transfer.HeadConfig's)")
-    t.add_argument("--music-l2", type=float,
+    t.add_argument("--l2", type=_non_negative,
+                   help="L2 penalty of the genre head (default: training.transfer.HeadConfig's)")
+    t.add_argument("--music-l2", type=_non_negative,
                    help="L2 penalty of the music / no-music head (default: HeadConfig's; the model card measures both)")
     t.add_argument("--ood", type=Path,
                    help="a second collection of genre music, <label>/<name>.<ext> (the shared ood/): trained on, "
                         "its labels added to GTZAN's, and the other side of the cross-collection figures")
     t.add_argument("--rir", type=Path, help="folder of real impulse responses (*.flac) the training chain may use")
-    t.add_argument("--augment", type=int, default=2,
+    t.add_argument("--augment", type=_whole(0), default=2,
                    help="copies of every clip heard through the training chain of rooms, loudspeakers, noise and "
                         "codecs (training.acoustic; default 2; 0: clean audio only)")
-    t.add_argument("--copy-weight", type=float,
+    t.add_argument("--copy-weight", type=_non_negative,
                    help="what a room copy weighs against a recorded clip of its class in the heads' loss (default: "
                         "HeadConfig's, 1)")
     t.add_argument("--room-figures", action=argparse.BooleanOptionalAction, default=True,
                    help="also score every held-out clip through held-out rooms (default on)")
-    t.add_argument("--hold-out", type=int, default=0, metavar="K",
+    t.add_argument("--hold-out", type=_whole(0), default=0, metavar="K",
                    help="leave fold K (1..--folds) out of the exported model, so benchmarks/room_bench.py can score "
                         "it on clips it never heard (default 0: train on everything)")
-    t.add_argument("--crops", type=int, default=0,
+    t.add_argument("--crops", type=_whole(0), default=0,
                    help="2-3 s crops per long track added to training (default 0: not shown to help)")
-    t.add_argument("--synthetic-noise", type=int, default=10,
+    t.add_argument("--synthetic-noise", type=_whole(0), default=10,
                    help="generated noise clips per kind (white, pink, brown, hum, clicks, fan) added to the "
                         "not-music side (default 10; 0: none)")
-    t.add_argument("--max-nonmusic-windows", type=int, default=6, help="windows kept per non-music clip")
-    t.add_argument("--music-threshold", type=float, default=0.5,
+    t.add_argument("--max-nonmusic-windows", type=_whole(0), default=6,
+                   help="windows kept per non-music clip (default 6; 0: all)")
+    t.add_argument("--music-threshold", type=_probability, default=0.5,
                    help="mean music probability below which a window or file is no_music (default 0.5)")
-    t.add_argument("--tag-threshold", type=float, default=TAG_THRESHOLD,
+    t.add_argument("--tag-threshold", type=_probability, default=TAG_THRESHOLD,
                    help="probability from which a window's or file's style tag is announced (default "
                         f"{TAG_THRESHOLD}; models/README.md measures it)")
     t.add_argument("--fast", action="store_true", help="also distil and cross-validate the fast variant")
@@ -80,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-stride", type=_positive,
                    help="the student learns from every Nth window of each clip (windows a second apart overlap by "
                         "two thirds; 1: all; default: DistillConfig's)")
-    t.add_argument("--fast-crops", type=int, default=4,
+    t.add_argument("--fast-crops", type=_whole(0), default=4,
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
     t.add_argument("--fast-widths", type=_widths,
@@ -125,14 +128,35 @@ def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type for a whole number >= ``minimum``, so a bad value's one-line error names its option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _real(accept: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    """An argparse type for a number that ``accept`` takes (NaN never passes), described as ``wanted``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isnan(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+    return parse
+
+
+_positive = _whole(1)
+_non_negative = _real(lambda v: 0 <= v < math.inf, "a finite number >= 0")
+_probability = _real(lambda v: 0 < v < 1, "a number strictly between 0 and 1")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -174,10 +198,8 @@ def _train(args) -> int:
     from .transfer_cv import cross_validate, fit_calibrated, held_out, predict_held_out
     from .transfer_report import summarise
 
-    if (args.folds < 2 or not 0 < args.music_threshold < 1 or not 0 < args.tag_threshold < 1
-            or not 0 <= args.hold_out <= args.folds):
-        raise UserError("--folds must be >= 2, --music-threshold and --tag-threshold in (0, 1) and --hold-out in "
-                        "0..--folds")
+    if args.hold_out > args.folds:
+        raise UserError(f"--hold-out {args.hold_out} names no fold: there are {args.folds} (--folds)")
     torch.set_num_threads(args.threads)
     try:
         backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
