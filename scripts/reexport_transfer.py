@@ -41,14 +41,15 @@ def read_heads(path: Path) -> tuple[ModelSpec, dict[str, np.ndarray]]:
 
 def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) -> ModelSpec:
     spec, t = read_heads(old)
-    backbone_name = spec.training["backbone"].split()[0]  # "MSD_musicnn (frozen)"
+    names = spec.training["backbone"].removesuffix(" (frozen)").split(" + ")  # "MSD_musicnn + MTT_musicnn (frozen)"
+    keys = tuple(f"{b}:{p}" for b in names for p in spec.training["heads"]["parts"])
     # The stored weights already hold the temperature, so it is 1 here; the buffers are then set to the stored
     # values exactly (1 / (1 / x) need not round-trip in float32).
-    heads = Heads(tuple(spec.training["heads"]["parts"]), t["mean"], 1.0 / t["inv_std"], t["genre.weight"],
-                  t["genre.bias"], t["music.weight"][0], float(t["music.bias"][0]))
-    net = TransferNet(load_musicnn(wheel, backbone_name), heads)
+    heads = Heads(keys, t["mean"], 1.0 / t["inv_std"], t["genre.weight"], t["genre.bias"], t["music.weight"][0],
+                  float(t["music.bias"][0]))
+    net = TransferNet({name: load_musicnn(wheel, name) for name in names}, heads)
     net.inv_std.copy_(torch.from_numpy(t["inv_std"]))
-    new_spec = replace(spec, version=version, tags=TAGS[backbone_name], tag_origin=TAG_ORIGIN[backbone_name],
+    new_spec = replace(spec, version=version, tags=TAGS[names[0]], tag_origin=TAG_ORIGIN[names[0]],
                        tag_threshold=threshold)
     export_onnx(net, new_spec, new)
     return new_spec

@@ -19,7 +19,7 @@ from genrecast.daemon.model import load_model
 from genrecast.dsp import GTZAN_GENRES
 from genrecast.dsp.windows import hop_frames
 from genrecast.training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
-from genrecast.training.embed import backbone_activations
+from genrecast.training.embed import PARTS, backbone_activations, embed_clips
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
 from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
@@ -73,8 +73,8 @@ def corpus_dirs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def backbone():
-    return load_musicnn(WHEEL, "MSD_musicnn")
+def backbones():
+    return {name: load_musicnn(WHEEL, name) for name in HeadConfig().backbones}
 
 
 def test_groups_keep_a_speaker_or_a_machine_together():
@@ -119,9 +119,9 @@ def test_heads_learn_separable_genres_and_music():
         k = i % 4  # 0..2 genres, 3 not music
         clips.append(Clip(f"x{i}", labels[k] if k < 3 else None, k < 3, "long" if k < 3 else "noise", f"x{i}",
                           Path("x")))
-        acts.append({"p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
-    cfg = HeadConfig(parts=("p",))
-    everything = WindowSet.build(clips, acts, cfg.parts)
+        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
+    cfg = HeadConfig(backbones=("b",), parts=("p",))
+    everything = WindowSet.build(clips, acts, cfg.keys)
     genre = everything.where(lambda c: c.genre is not None)
     heads = fit_heads(genre, everything, labels, cfg)
     gp, mp = heads.predict(everything.x)
@@ -131,8 +131,28 @@ def test_heads_learn_separable_genres_and_music():
     assert (mp[has] > 0.5).all() and (mp[~has] < 0.5).all()
 
 
-def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_path):
-    """What the daemon runs (ONNX, raw log-mel in) equals the trainer's heads on the backbone's activations."""
+def test_the_shipped_recipe_reads_both_of_the_wheels_networks():
+    # the card's Choices: the MagnaTagATune network beside the Million Song one; the first names the style tags
+    assert HeadConfig().backbones == ("MSD_musicnn", "MTT_musicnn")
+    assert HeadConfig().keys[:3] == ("MSD_musicnn:mean_pool", "MSD_musicnn:max_pool", "MSD_musicnn:penultimate")
+
+
+def test_embeddings_are_cached_per_backbone_so_adding_one_reuses_the_other(backbones, corpus_dirs, tmp_path):
+    data, _ = corpus_dirs
+    clips = genre_clips(data, GTZAN_GENRES)[:2]
+    hop, cache = hop_frames(MUSICNN_DSP, 1.0), tmp_path / "cache"
+    _, one, _ = embed_clips(clips, {"MSD_musicnn": backbones["MSD_musicnn"]}, MUSICNN_DSP, N_FRAMES, hop, cache)
+    assert len(list(cache.glob("*.npz"))) == 2
+    _, both, _ = embed_clips(clips, backbones, MUSICNN_DSP, N_FRAMES, hop, cache)
+    assert len(list(cache.glob("*.npz"))) == 4  # only the new backbone's were computed
+    for a, b in zip(one, both, strict=True):
+        assert set(b) == {f"{n}:{p}" for n in backbones for p in PARTS}
+        np.testing.assert_array_equal(a["MSD_musicnn:penultimate"], b["MSD_musicnn:penultimate"])
+        assert not np.allclose(b["MSD_musicnn:penultimate"], b["MTT_musicnn:penultimate"])  # two networks
+
+
+def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_path):
+    """What the daemon runs (ONNX, raw log-mel in) equals the trainer's heads on both backbones' activations."""
     from dataclasses import replace
 
     from genrecast.dsp import ModelSpec
@@ -141,27 +161,28 @@ def test_exported_graph_equals_backbone_plus_heads(backbone, corpus_dirs, tmp_pa
     clips = genre_clips(data, GTZAN_GENRES)[:3] + nonmusic_clips(other)[:2]
     hop = hop_frames(MUSICNN_DSP, 1.0)
     windows = [read_clip_windows(c, MUSICNN_DSP, N_FRAMES, hop) for c in clips]
-    acts = [backbone_activations(backbone, w) for w in windows]
+    acts = [{f"{name}:{p}": v for name, b in backbones.items() for p, v in backbone_activations(b, w).items()}
+            for w in windows]
     cfg = HeadConfig()
-    everything = WindowSet.build(clips, acts, cfg.parts)
+    everything = WindowSet.build(clips, acts, cfg.keys)
     heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, GTZAN_GENRES, cfg)
     heads.temperature = 1.7
     spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
                    music_threshold=0.5, tags=MSD_TAGS, tag_origin=TAG_ORIGIN["MSD_musicnn"], tag_threshold=0.3)
     path = tmp_path / "m.onnx"
-    export_onnx(TransferNet(backbone, heads), spec, path)
+    export_onnx(TransferNet(backbones, heads), spec, path)
     model = load_model(path)
     x = np.concatenate(windows)
     out = model.predict(x)
-    want_g, want_m = heads.predict(np.concatenate([features(a, cfg.parts) for a in acts]))
+    want_g, want_m = heads.predict(np.concatenate([features(a, cfg.keys) for a in acts]))
     np.testing.assert_allclose(out.genre, want_g, atol=2e-4)
     np.testing.assert_allclose(out.music, want_m, atol=2e-4)
-    # the tags are the backbone's own: musicnn's tag probabilities, as its tagger computes them
-    want_tags = 1 / (1 + np.exp(-np.concatenate([a["logits"] for a in acts])))
+    # the tags are the first backbone's own: MSD_musicnn's tag probabilities, as its tagger computes them
+    want_tags = 1 / (1 + np.exp(-np.concatenate([a["MSD_musicnn:logits"] for a in acts])))
     assert out.tags.shape == (len(x), 50)
     np.testing.assert_allclose(out.tags, want_tags, atol=2e-4)
     with torch.no_grad():
-        g, m, t = TransferNet(backbone, heads)(torch.from_numpy(x))
+        g, m, t = TransferNet(backbones, heads)(torch.from_numpy(x))
     np.testing.assert_allclose(out.genre, g.numpy(), atol=2e-4)
     np.testing.assert_allclose(out.tags, t.numpy(), atol=2e-4)
 
@@ -216,7 +237,10 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert training["held_out"] == {"fold": 2, "folds": 2, "seed": 0} and "never see fold 2/2" in proc.stdout
     assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
     assert (out / "synthetic-noise" / "synthetic" / "synthetic__brown_000.flac").is_file()
-    assert cv["spec"]["training"]["backbone_licence"].startswith("musicnn 0.1.0")
+    assert training["backbone"] == "MSD_musicnn + MTT_musicnn (frozen)"
+    assert training["heads"]["backbones"] == ["MSD_musicnn", "MTT_musicnn"]
+    licence = training["backbone_licence"]
+    assert licence.startswith("musicnn 0.1.0") and "Million Song" in licence and "MagnaTagATune" in licence
     fast = json.loads((out / "fast_cv.json").read_text())
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too

@@ -44,37 +44,43 @@ def _key(clip: Clip, tag: str) -> str:
 
 def embed_clips(
     clips: Sequence[Clip],
-    model: Musicnn,
+    models: Mapping[str, Musicnn],
     cfg: DSPConfig,
     win_frames: int,
     hop: int,
     cache: Path,
-    tag: str,
     max_windows: int = 0,
     log: Callable[[str], None] | None = None,
     chains: Mapping[str, Chain] | None = None,
 ) -> tuple[list[Clip], list[dict[str, np.ndarray]], list[tuple[Clip, str]]]:
-    """Activations of every usable clip (cached under ``cache`` by content, ``tag`` and, for a clip heard through a
-    room, the chain's configuration and copy); unusable ones listed. ``chains`` plays such clips (by fingerprint)."""
+    """Activations of every usable clip by every named backbone, keyed ``name:part``; unusable clips listed. Each
+    backbone's are cached apart under ``cache`` by content, backbone name, front end and, for a clip heard through a
+    room, the chain's configuration and copy (so adding a backbone reuses the others'). ``chains`` plays such clips
+    (by fingerprint); a clip's windows are read once for all the backbones that miss it."""
     cache.mkdir(parents=True, exist_ok=True)
     kept, acts, skipped = [], [], []
     for i, clip in enumerate(clips):
-        path = cache / f"{_key(clip, f'{tag}:{cfg.fingerprint()}:{win_frames}:{hop}:{max_windows}')}.npz"
+        merged: dict[str, np.ndarray] = {}
+        windows = None
         try:
-            if path.exists():
-                with np.load(path) as z:
-                    a = {p: z[p] for p in PARTS}
-            else:
-                a = backbone_activations(model, read_clip_windows(clip, cfg, win_frames, hop, max_windows,
-                                                                         chains))
-                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-                np.savez(tmp, **a)
-                tmp.replace(path)
+            for name, model in models.items():
+                path = cache / f"{_key(clip, f'{name}:{cfg.fingerprint()}:{win_frames}:{hop}:{max_windows}')}.npz"
+                if path.exists():
+                    with np.load(path) as z:
+                        a = {p: z[p] for p in PARTS}
+                else:
+                    if windows is None:
+                        windows = read_clip_windows(clip, cfg, win_frames, hop, max_windows, chains)
+                    a = backbone_activations(model, windows)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+                    np.savez(tmp, **a)
+                    tmp.replace(path)
+                merged |= {f"{name}:{p}": v for p, v in a.items()}
         except (AudioError, OSError) as exc:
             skipped.append((clip, str(exc)))
             continue
         kept.append(clip)
-        acts.append(a)
+        acts.append(merged)
         if log and (i + 1) % 100 == 0:
             log(f"embedded {i + 1}/{len(clips)} clips")
     return kept, acts, skipped

@@ -27,14 +27,23 @@ from .musicnn import Musicnn, musicnn_input
 
 @dataclass(frozen=True)
 class HeadConfig:
+    # the frozen networks read, each with the same parts; the first's tags are the model's (the card's *Choices*:
+    # the MagnaTagATune network beside the Million Song one buys 4 points through rooms)
+    backbones: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
     parts: tuple[str, ...] = ("mean_pool", "max_pool", "penultimate")  # which activations feed the heads
     l2: float = 0.1  # the genre head's penalty (mean loss + l2 * |W|^2 / 2); the card's *Choices* measure it
     music_l2: float = 1e-2  # the music head's: more speech and noise flagged in rooms, more music kept than at 0.1
     max_iter: int = 200
     copy_weight: float = 1.0  # what a copy heard through a room weighs against a recorded clip of its class
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The features in the heads' order: ``backbone:part`` (as :func:`embed.embed_clips` names them)."""
+        return tuple(f"{b}:{p}" for b in self.backbones for p in self.parts)
+
     def to_dict(self) -> dict:
-        return {"parts": list(self.parts), "l2": self.l2, "music_l2": self.music_l2, "max_iter": self.max_iter,
+        return {"backbones": list(self.backbones), "parts": list(self.parts), "l2": self.l2, "music_l2": self.music_l2,
+                "max_iter": self.max_iter,
                 "copy_weight": self.copy_weight}
 
 
@@ -42,7 +51,7 @@ class HeadConfig:
 class Heads:
     """Standardisation and the two linear heads, as numpy arrays (what the exported graph bakes in)."""
 
-    parts: tuple[str, ...]
+    keys: tuple[str, ...]  # the features, ``backbone:part`` (HeadConfig.keys)
     mean: np.ndarray  # [d]
     std: np.ndarray  # [d]
     genre_w: np.ndarray  # [n_labels, d]
@@ -64,8 +73,8 @@ class Heads:
         return g / g.sum(axis=1, keepdims=True), 1.0 / (1.0 + np.exp(-m))
 
 
-def features(acts: dict[str, np.ndarray], parts: Sequence[str]) -> np.ndarray:
-    return np.concatenate([acts[p] for p in parts], axis=1).astype(np.float32)
+def features(acts: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
+    return np.concatenate([acts[k] for k in keys], axis=1).astype(np.float32)
 
 
 @dataclass
@@ -77,8 +86,8 @@ class WindowSet:
     clip_index: np.ndarray  # [n] index into clips
 
     @classmethod
-    def build(cls, clips: Sequence[Clip], acts: Sequence[dict[str, np.ndarray]], parts: Sequence[str]) -> WindowSet:
-        xs = [features(a, parts) for a in acts]
+    def build(cls, clips: Sequence[Clip], acts: Sequence[dict[str, np.ndarray]], keys: Sequence[str]) -> WindowSet:
+        xs = [features(a, keys) for a in acts]
         idx = np.concatenate([np.full(len(x), i) for i, x in enumerate(xs)]) if xs else np.zeros(0, int)
         return cls(list(clips), np.concatenate(xs) if xs else np.zeros((0, 0), np.float32), idx)
 
@@ -163,22 +172,22 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
         kind_w[side == s] /= kind_w[side == s].sum()
     mw, mb = _fit_linear(z(music.x), torch.from_numpy(side.astype(np.float64)), torch.from_numpy(kind_w), 1,
                          cfg.music_l2, cfg.max_iter, binary=True)
-    return Heads(tuple(cfg.parts), mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
+    return Heads(cfg.keys, mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
                  gb.astype(np.float32), mw[0].astype(np.float32), float(mb[0]))
 
 
 class TransferNet(torch.nn.Module):
-    """The exported graph: raw log-mel -> musicnn (frozen) -> standardised activations -> both heads, plus the
-    backbone's own tag probabilities (its pretrained output layer, which costs a 200x50 product).
+    """The exported graph: raw log-mel -> each frozen musicnn -> standardised activations -> both heads, plus the
+    first backbone's own tag probabilities (its pretrained output layer, which costs a 200x50 product).
 
     ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B], tag probabilities [B, n_tags])``;
     the temperature is baked in.
     """
 
-    def __init__(self, backbone: Musicnn, heads: Heads) -> None:
+    def __init__(self, backbones: dict[str, Musicnn], heads: Heads) -> None:
         super().__init__()
-        self.backbone = backbone.pruned()
-        self.parts = heads.parts
+        self.backbones = torch.nn.ModuleDict({name: b.pruned() for name, b in backbones.items()})
+        self.keys = heads.keys
         f32 = torch.float32
         self.register_buffer("mean", torch.as_tensor(heads.mean, dtype=f32))
         self.register_buffer("inv_std", 1.0 / torch.as_tensor(heads.std, dtype=f32))
@@ -190,6 +199,9 @@ class TransferNet(torch.nn.Module):
         self.music.bias.data = torch.tensor([heads.music_b], dtype=f32)
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        acts = self.backbone.activations(musicnn_input(logmel))
-        z = (torch.cat([getattr(acts, p) for p in self.parts], 1) - self.mean) * self.inv_std
-        return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(acts.logits)
+        x = musicnn_input(logmel)
+        acts = {name: b.activations(x) for name, b in self.backbones.items()}
+        z = torch.cat([getattr(acts[k.split(":")[0]], k.split(":")[1]) for k in self.keys], 1)
+        z = (z - self.mean) * self.inv_std
+        tags = acts[next(iter(self.backbones))].logits
+        return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)

@@ -26,7 +26,10 @@ OOD_LICENCE = ("Magnatune excerpts of the Emotify set (Aljanaki et al. 2016), CC
                "them")
 NONMUSIC_COPY_SECONDS = 8.0  # a non-music recording is heard through a room as an excerpt this long (6 windows)
 BACKBONE_LICENCE = ("musicnn 0.1.0 (https://github.com/jordipons/musicnn), ISC licence, Copyright (c) 2019 Jordi "
-                    "Pons; weights trained on the Million Song Dataset's tags")
+                    "Pons")
+# what each backbone's weights learned from (the model card's Data says what that means for the figures)
+BACKBONE_DATA = {"MSD_musicnn": "the Million Song Dataset's Last.fm tags",
+                 "MTT_musicnn": "MagnaTagATune's listener tags of Magnatune tracks"}
 
 
 TAG_THRESHOLD = 0.3  # models/README.md, "Style tags": where tags that name a genre mostly agree with the label
@@ -43,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with speech/, noise/ and music/ (genre-less music) clips")
     t.add_argument("--backbone", type=Path, default=DEFAULT_WHEEL,
                    help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
-    t.add_argument("--backbone-model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
+    t.add_argument("--backbone-model", nargs="+", choices=("MSD_musicnn", "MTT_musicnn"),
+                   help="the wheel's frozen networks the heads read, the first naming the style tags (default: "
+                        "HeadConfig's, MSD_musicnn MTT_musicnn)")
     t.add_argument("--folds", type=_whole(2), default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
     t.add_argument("--l2", type=_non_negative,
@@ -92,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
-    t.add_argument("--version", default="0.3.1", help="model version stored in the metadata")
+    t.add_argument("--version", default="0.4.0", help="model version stored in the metadata")
     t.add_argument("--fast-version",
                    help="the fast variant's version (default --version): a new student of an unchanged teacher needs "
                         "its own model_id")
@@ -106,7 +111,7 @@ class TeacherRun:
     hears (a ``--hold-out`` fold)."""
 
     out: Path
-    backbone: Musicnn
+    backbones: dict[str, Musicnn]
     labels: tuple[str, ...]
     hop: int  # frames between windows
     cache: Path
@@ -201,13 +206,14 @@ def _train(args) -> int:
     if args.hold_out > args.folds:
         raise UserError(f"--hold-out {args.hold_out} names no fold: there are {args.folds} (--folds)")
     torch.set_num_threads(args.threads)
-    try:
-        backbone = load_musicnn(args.backbone, args.backbone_model).pruned()  # same activations, 3x faster
+    cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight,
+                              backbones=tuple(dict.fromkeys(args.backbone_model or ())) or None))
+    try:  # pruned: the same activations, 3x faster
+        backbones = {name: load_musicnn(args.backbone, name).pruned() for name in cfg.backbones}
     except CheckpointError as exc:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
-    tag = args.backbone_model
     try:
         gclips, nclips = genre_clips(args.data, GTZAN_GENRES), nonmusic_clips(args.nonmusic)
         ood_labels = sorted(d.name for d in args.ood.iterdir() if d.is_dir()) if args.ood else []
@@ -228,12 +234,9 @@ def _train(args) -> int:
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
-    cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight))
-
     def embed(clips, max_windows, chains=None):
-        kept, acts, skipped = embed_clips(clips, backbone, MUSICNN_DSP, N_FRAMES, hop, cache, tag, max_windows, log,
-                                          chains)
-        return kept, WindowSet.build(kept, acts, cfg.parts), skipped
+        kept, acts, skipped = embed_clips(clips, backbones, MUSICNN_DSP, N_FRAMES, hop, cache, max_windows, log, chains)
+        return kept, WindowSet.build(kept, acts, cfg.keys), skipped
 
     g, gset, g_skip = embed(gclips, 0)
     n, nset, n_skip = embed(nclips, args.max_nonmusic_windows)
@@ -285,23 +288,25 @@ def _train(args) -> int:
             "ood_licence": OOD_LICENCE if args.ood else None, "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
                                                        ("speech", "noise", "synthetic", "music")},
             "skipped": [f"{c.path}: {why}" for c, why in repeats + g_skip + n_skip]}
-    spec = _export(out / "model.onnx", TransferNet(backbone, final), args, labels, WINDOW_SECONDS, {
-        "recipe": "transfer", "backbone": f"{args.backbone_model} (frozen)", "backbone_licence": BACKBONE_LICENCE,
+    spec = _export(out / "model.onnx", TransferNet(backbones, final), args, labels, WINDOW_SECONDS, {
+        "recipe": "transfer", "backbone": f"{' + '.join(backbones)} (frozen)",
+        "backbone_licence": f"{BACKBONE_LICENCE}; weights trained on "
+                            + ", ".join(f"{name}: {BACKBONE_DATA[name]}" for name in backbones),
         "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
         "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
                      "real_impulse_responses": str(args.rir) if args.rir else None} if args.augment else None,
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
         "held_out": {"fold": args.hold_out, "folds": args.folds, "seed": args.seed} if args.hold_out else None,
         "caveats": _caveats(cv, "transfer"),
-    }, tags=True)
+    }, tags=cfg.backbones[0])
     load_model(out / "model.onnx")
     (out / "cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv,
                                              "oof": _oof_rows(oof.clips, oof.genre_probs, oof.music_probs, oof.fold,
                                                               labels)}, indent=1))
     log(f"run folder {out}: model.onnx ({(out / 'model.onnx').stat().st_size / 1024:.0f} kB), cv.json")
     if args.fast:
-        _fast(args, TeacherRun(out, backbone, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof, final,
-                               unseen, log))
+        _fast(args, TeacherRun(out, backbones, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof,
+                               final, unseen, log))
     return 0
 
 
@@ -340,8 +345,9 @@ def _cross_source(gset, nset, extra, room_set, cfg) -> dict:
     return out
 
 
-def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: bool = False):
-    """``tags``: ``net`` also returns the backbone's tag probabilities (a :class:`TransferNet`), named in the spec."""
+def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: str | None = None):
+    """``tags``: the backbone whose tag probabilities ``net`` also returns (a :class:`TransferNet`), named in the
+    spec."""
     from genrecast.dsp import ModelSpec
 
     from .export import export_onnx
@@ -355,8 +361,8 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
                                  "input batch norm" if training["recipe"] == "transfer" else
                                  "per-mel-band standardisation")},
                      training=training, music_threshold=args.music_threshold,
-                     tags=TAGS[args.backbone_model] if tags else (),
-                     tag_origin=TAG_ORIGIN[args.backbone_model] if tags else None,
+                     tags=TAGS[tags] if tags else (),
+                     tag_origin=TAG_ORIGIN[tags] if tags else None,
                      tag_threshold=args.tag_threshold if tags else None)
     export_onnx(net, spec, path)
     return spec
@@ -430,9 +436,8 @@ def _fast(args, run: TeacherRun) -> None:
     rng = np.random.default_rng(args.seed)  # the same crops as --crops draws, so their embeddings are cached
     crops = [c for clip in run.g if clip.kind == "long"
              for c in short_crops(clip, sf.info(str(clip.path)).duration, args.fast_crops, rng)]
-    crops, crop_acts, _ = embed_clips(crops, run.backbone, MUSICNN_DSP, N_FRAMES, run.hop, run.cache,
-                                      args.backbone_model, 0, run.log)
-    cset = WindowSet.build(crops, crop_acts, run.final.parts)
+    crops, crop_acts, _ = embed_clips(crops, run.backbones, MUSICNN_DSP, N_FRAMES, run.hop, run.cache, 0, run.log)
+    cset = WindowSet.build(crops, crop_acts, run.final.keys)
     feats |= {c.clip_id: cset.x[cset.clip_index == i] for i, c in enumerate(cset.clips)}
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop) for c in crops}
     copies = [c for c in run.extra.clips if c.acoustic is not None] if run.extra is not None else []
