@@ -1,8 +1,9 @@
 """The PyTorch port of musicnn against the original TensorFlow graph, and the checkpoint reader.
 
-``tests/data/musicnn_msd_reference.npz`` holds three input patches (cut from the generated example clip by our own
-front end) and what the ORIGINAL MSD_musicnn graph computed for them under TensorFlow 2.15 (every 8th frame of each
-feature map, the pooled vectors, the penultimate layer and the tag logits); ``scripts/musicnn_parity.py`` made it.
+``tests/data/musicnn_msd_reference.npz`` and ``musicnn_mtt_reference.npz`` hold three input patches (cut from the
+generated example clip by our own front end) and what the ORIGINAL MSD_musicnn and MTT_musicnn graphs computed for them
+under TensorFlow 2.15 (every 8th frame of each feature map, the pooled vectors, the penultimate layer and the tag
+logits); ``scripts/musicnn_parity.py`` made them.
 The wheel itself is fetched by ``scripts/setup.sh``.
 """
 
@@ -18,7 +19,9 @@ from genrecast.training.musicnn import MSD_TAGS, load_musicnn, musicnn_input
 from genrecast.training.tf_checkpoint import CheckpointError, parse_checkpoint, read_checkpoint
 
 WHEEL = ROOT / ".cache" / "musicnn" / "musicnn-0.1.0-py3-none-any.whl"
-FIXTURE = ROOT / "tests" / "data" / "musicnn_msd_reference.npz"
+FIXTURES = {"MSD_musicnn": ROOT / "tests" / "data" / "musicnn_msd_reference.npz",
+            "MTT_musicnn": ROOT / "tests" / "data" / "musicnn_mtt_reference.npz"}
+FIXTURE = FIXTURES["MSD_musicnn"]
 MAPS = ("timbral", "temporal", "cnn1", "cnn2", "cnn3")
 
 
@@ -42,11 +45,12 @@ def test_every_checkpoint_tensor_is_used(model):
                                                            if "num_batches" not in n) == 792_079
 
 
-def test_port_matches_the_tensorflow_graph_layer_by_layer(msd):
-    ref = np.load(FIXTURE)
+@pytest.mark.parametrize("model", FIXTURES)
+def test_port_matches_the_tensorflow_graph_layer_by_layer(model):
+    ref = np.load(FIXTURES[model])
     x = torch.from_numpy(ref["x"].astype(np.float32)).unsqueeze(1)
     with torch.no_grad():
-        acts = msd.activations(x)
+        acts = load_musicnn(WHEEL, model).activations(x)
     for name in (*MAPS, "mean_pool", "max_pool", "penultimate", "logits"):
         ours = getattr(acts, name).numpy()
         ours = ours[:, ::8] if name in MAPS else ours
@@ -78,6 +82,20 @@ def test_pruned_front_end_computes_the_same_activations(msd):
         assert a.shape == b.shape, name
         assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max()), name
         assert torch.equal(getattr(again, name), a), name
+
+
+def test_pruned_mtt_network_computes_the_same_activations():
+    """MagnaTagATune's network has more live filters (the heads read it beside the Million Song one), pruned alike."""
+    net = load_musicnn(WHEEL, "MTT_musicnn")
+    pruned = net.pruned()
+    assert [b.conv.out_channels for b in (*pruned.timbral, *pruned.temporal)] == [112, 80, 38, 37, 47]
+    assert pruned.midend[0].conv.kernel_size == (7, 314)
+    x = 2 * torch.randn(3, 1, 187, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours, theirs = pruned.activations(x), net.activations(x)
+    for name in (*MAPS, "mean_pool", "max_pool", "penultimate", "logits"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max()), name
 
 
 def test_synthetic_groove_is_tagged_electronic(msd):
