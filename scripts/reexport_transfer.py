@@ -41,11 +41,13 @@ def read_heads(path: Path) -> tuple[ModelSpec, dict[str, np.ndarray]]:
 
 def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) -> ModelSpec:
     spec, t = read_heads(old)
-    names = spec.training["backbone"].removesuffix(" (frozen)").split(" + ")  # "MSD_musicnn + MTT_musicnn (frozen)"
-    keys = tuple(f"{b}:{p}" for b in names for p in spec.training["heads"]["parts"])
+    heads_cfg = spec.training["heads"]  # "features" (backbone:part) since 0.4.0; one backbone's "parts" before
+    first = spec.training["backbone"].split()[0]
+    features = tuple(heads_cfg.get("features") or (f"{first}:{p}" for p in heads_cfg["parts"]))
+    names = list(dict.fromkeys(k.split(":")[0] for k in features))
     # The stored weights already hold the temperature, so it is 1 here; the buffers are then set to the stored
     # values exactly (1 / (1 / x) need not round-trip in float32).
-    heads = Heads(keys, t["mean"], 1.0 / t["inv_std"], t["genre.weight"], t["genre.bias"], t["music.weight"][0],
+    heads = Heads(features, t["mean"], 1.0 / t["inv_std"], t["genre.weight"], t["genre.bias"], t["music.weight"][0],
                   float(t["music.bias"][0]))
     net = TransferNet({name: load_musicnn(wheel, name) for name in names}, heads)
     net.inv_std.copy_(torch.from_numpy(t["inv_std"]))

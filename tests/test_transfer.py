@@ -119,9 +119,10 @@ def test_heads_learn_separable_genres_and_music():
         k = i % 4  # 0..2 genres, 3 not music
         clips.append(Clip(f"x{i}", labels[k] if k < 3 else None, k < 3, "long" if k < 3 else "noise", f"x{i}",
                           Path("x")))
-        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
-    cfg = HeadConfig(backbones=("b",), parts=("p",))
-    everything = WindowSet.build(clips, acts, cfg.keys)
+        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32),
+                     "c:q": rng.normal(0, 1, size=(3, 2)).astype(np.float32)})
+    cfg = HeadConfig(features=("b:p", "c:q"), music_features=("b:p",))
+    everything = WindowSet.build(clips, acts, cfg.features)
     genre = everything.where(lambda c: c.genre is not None)
     heads = fit_heads(genre, everything, labels, cfg)
     gp, mp = heads.predict(everything.x)
@@ -129,12 +130,17 @@ def test_heads_learn_separable_genres_and_music():
     has = truth != None  # noqa: E711 (element-wise)
     assert (np.array(labels)[gp[has].argmax(1)] == truth[has]).all()
     assert (mp[has] > 0.5).all() and (mp[~has] < 0.5).all()
+    # the music head reads only its own features: the others' weights are exactly 0, its own are not
+    assert (heads.music_w[8:] == 0).all() and (heads.music_w[:8] != 0).all() and (heads.genre_w[:, 8:] != 0).any()
+    with pytest.raises(ValueError, match="must be some of"):
+        HeadConfig(features=("b:p",), music_features=("c:q",))
 
 
 def test_the_shipped_recipe_reads_both_of_the_wheels_networks():
-    # the card's Choices: the MagnaTagATune network beside the Million Song one; the first names the style tags
+    # the card's Choices: the MagnaTagATune network's pools beside the Million Song one's; the first names the tags
     assert HeadConfig().backbones == ("MSD_musicnn", "MTT_musicnn")
-    assert HeadConfig().keys[:3] == ("MSD_musicnn:mean_pool", "MSD_musicnn:max_pool", "MSD_musicnn:penultimate")
+    assert HeadConfig().features == ("MSD_musicnn:mean_pool", "MSD_musicnn:max_pool", "MSD_musicnn:penultimate",
+                                     "MTT_musicnn:mean_pool", "MTT_musicnn:max_pool")
 
 
 def test_embeddings_are_cached_per_backbone_so_adding_one_reuses_the_other(backbones, corpus_dirs, tmp_path):
@@ -164,7 +170,7 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     acts = [{f"{name}:{p}": v for name, b in backbones.items() for p, v in backbone_activations(b, w).items()}
             for w in windows]
     cfg = HeadConfig()
-    everything = WindowSet.build(clips, acts, cfg.keys)
+    everything = WindowSet.build(clips, acts, cfg.features)
     heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, GTZAN_GENRES, cfg)
     heads.temperature = 1.7
     spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
@@ -174,7 +180,7 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     model = load_model(path)
     x = np.concatenate(windows)
     out = model.predict(x)
-    want_g, want_m = heads.predict(np.concatenate([features(a, cfg.keys) for a in acts]))
+    want_g, want_m = heads.predict(np.concatenate([features(a, cfg.features) for a in acts]))
     np.testing.assert_allclose(out.genre, want_g, atol=2e-4)
     np.testing.assert_allclose(out.music, want_m, atol=2e-4)
     # the tags are the first backbone's own: MSD_musicnn's tag probabilities, as its tagger computes them
@@ -238,7 +244,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert cv["cv"]["music"]["synthetic"]["clips"] == 6  # one generated clip per noise kind
     assert (out / "synthetic-noise" / "synthetic" / "synthetic__brown_000.flac").is_file()
     assert training["backbone"] == "MSD_musicnn + MTT_musicnn (frozen)"
-    assert training["heads"]["backbones"] == ["MSD_musicnn", "MTT_musicnn"]
+    assert training["heads"]["features"][-1] == "MTT_musicnn:max_pool"
     licence = training["backbone_licence"]
     assert licence.startswith("musicnn 0.1.0") and "Million Song" in licence and "MagnaTagATune" in licence
     fast = json.loads((out / "fast_cv.json").read_text())
@@ -267,6 +273,8 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
     ("--augment", "-1", "a whole number >= 0"), ("--threads", "0", "a whole number >= 1"),
     ("--l2", "-0.1", "a finite number >= 0"), ("--copy-weight", "nan", "a finite number >= 0"),
     ("--music-threshold", "1", "a number strictly between 0 and 1"),
+    ("--features", "MSD_musicnn:mean", "backbone:part (MSD_musicnn, MTT_musicnn; mean_pool, max_pool, penultimate, "
+                                       "logits)"),
     ("--tag-threshold", "0", "a number strictly between 0 and 1"),
 ])
 def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value, wanted, tmp_path, capsys):

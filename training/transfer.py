@@ -27,31 +27,39 @@ from .musicnn import Musicnn, musicnn_input
 
 @dataclass(frozen=True)
 class HeadConfig:
-    # the frozen networks read, each with the same parts; the first's tags are the model's (the card's *Choices*:
-    # the MagnaTagATune network beside the Million Song one buys 4 points through rooms)
-    backbones: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
-    parts: tuple[str, ...] = ("mean_pool", "max_pool", "penultimate")  # which activations feed the heads
+    # which frozen activations feed the heads, ``backbone:part``: the Million Song network's pools and penultimate
+    # layer, and the MagnaTagATune network's pools (the card's *Choices*: 4 points more through rooms; its dense layer
+    # would add 1.2 MB for nothing measurable); the first backbone's tags are the model's
+    features: tuple[str, ...] = ("MSD_musicnn:mean_pool", "MSD_musicnn:max_pool", "MSD_musicnn:penultimate",
+                                 "MTT_musicnn:mean_pool", "MTT_musicnn:max_pool")
+    # the music head reads only these of them (the Million Song network's, as in 0.3.x: with the other network's
+    # pools too it flagged 54 of 60 generated noises in rooms, under the issue's 95 %); its other weights are 0
+    music_features: tuple[str, ...] = ("MSD_musicnn:mean_pool", "MSD_musicnn:max_pool", "MSD_musicnn:penultimate")
     l2: float = 0.1  # the genre head's penalty (mean loss + l2 * |W|^2 / 2); the card's *Choices* measure it
     music_l2: float = 1e-2  # the music head's: more speech and noise flagged in rooms, more music kept than at 0.1
     max_iter: int = 200
     copy_weight: float = 1.0  # what a copy heard through a room weighs against a recorded clip of its class
 
+    def __post_init__(self) -> None:
+        if not self.music_features or not set(self.music_features) <= set(self.features):
+            raise ValueError(f"the music head's features {list(self.music_features)} must be some of the heads' "
+                             f"{list(self.features)}")
+
     @property
-    def keys(self) -> tuple[str, ...]:
-        """The features in the heads' order: ``backbone:part`` (as :func:`embed.embed_clips` names them)."""
-        return tuple(f"{b}:{p}" for b in self.backbones for p in self.parts)
+    def backbones(self) -> tuple[str, ...]:
+        """The networks the features come from, in order (as :func:`embed.embed_clips` names them)."""
+        return tuple(dict.fromkeys(f.split(":")[0] for f in self.features))
 
     def to_dict(self) -> dict:
-        return {"backbones": list(self.backbones), "parts": list(self.parts), "l2": self.l2, "music_l2": self.music_l2,
-                "max_iter": self.max_iter,
-                "copy_weight": self.copy_weight}
+        return {"features": list(self.features), "music_features": list(self.music_features), "l2": self.l2,
+                "music_l2": self.music_l2, "max_iter": self.max_iter, "copy_weight": self.copy_weight}
 
 
 @dataclass
 class Heads:
     """Standardisation and the two linear heads, as numpy arrays (what the exported graph bakes in)."""
 
-    keys: tuple[str, ...]  # the features, ``backbone:part`` (HeadConfig.keys)
+    features: tuple[str, ...]  # ``backbone:part`` (HeadConfig.features)
     mean: np.ndarray  # [d]
     std: np.ndarray  # [d]
     genre_w: np.ndarray  # [n_labels, d]
@@ -84,16 +92,23 @@ class WindowSet:
     clips: list[Clip]
     x: np.ndarray  # [n, d]
     clip_index: np.ndarray  # [n] index into clips
+    widths: dict[str, int] = field(default_factory=dict)  # each feature's columns of x, in order
 
     @classmethod
     def build(cls, clips: Sequence[Clip], acts: Sequence[dict[str, np.ndarray]], keys: Sequence[str]) -> WindowSet:
         xs = [features(a, keys) for a in acts]
         idx = np.concatenate([np.full(len(x), i) for i, x in enumerate(xs)]) if xs else np.zeros(0, int)
-        return cls(list(clips), np.concatenate(xs) if xs else np.zeros((0, 0), np.float32), idx)
+        widths = {k: acts[0][k].shape[1] for k in keys} if acts else {}
+        return cls(list(clips), np.concatenate(xs) if xs else np.zeros((0, 0), np.float32), idx, widths)
+
+    def columns(self, keys: Sequence[str]) -> np.ndarray:
+        """Whether each column of ``x`` belongs to one of ``keys``."""
+        return np.concatenate([np.full(w, k in keys) for k, w in self.widths.items()])
 
     def join(self, other: WindowSet) -> WindowSet:
         return WindowSet(self.clips + other.clips, np.concatenate([self.x, other.x]),
-                         np.concatenate([self.clip_index, other.clip_index + len(self.clips)]))
+                         np.concatenate([self.clip_index, other.clip_index + len(self.clips)]),
+                         self.widths or other.widths)
 
     def where(self, keep) -> WindowSet:
         """The clips for which ``keep(clip)`` holds."""
@@ -104,7 +119,7 @@ class WindowSet:
         remap = {old: new for new, old in enumerate(keep)}
         mask = np.isin(self.clip_index, keep)
         return WindowSet([self.clips[i] for i in keep], self.x[mask],
-                         np.array([remap[i] for i in self.clip_index[mask]], dtype=int))
+                         np.array([remap[i] for i in self.clip_index[mask]], dtype=int), self.widths)
 
 
 def _balanced_weights(classes: Sequence[str], clip_of_window: np.ndarray,
@@ -170,9 +185,11 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     side = np.array([k.startswith("music:") for k in m_classes])
     for s in (True, False):  # each side sums to the same total, whatever number of kinds it holds
         kind_w[side == s] /= kind_w[side == s].sum()
-    mw, mb = _fit_linear(z(music.x), torch.from_numpy(side.astype(np.float64)), torch.from_numpy(kind_w), 1,
-                         cfg.music_l2, cfg.max_iter, binary=True)
-    return Heads(cfg.keys, mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
+    cols = music.columns(cfg.music_features)
+    mw, mb = np.zeros((1, len(cols))), np.zeros(1)
+    mw[:, cols], mb = _fit_linear(z(music.x)[:, torch.from_numpy(cols)], torch.from_numpy(side.astype(np.float64)),
+                                  torch.from_numpy(kind_w), 1, cfg.music_l2, cfg.max_iter, binary=True)
+    return Heads(cfg.features, mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
                  gb.astype(np.float32), mw[0].astype(np.float32), float(mb[0]))
 
 
@@ -187,7 +204,7 @@ class TransferNet(torch.nn.Module):
     def __init__(self, backbones: dict[str, Musicnn], heads: Heads) -> None:
         super().__init__()
         self.backbones = torch.nn.ModuleDict({name: b.pruned() for name, b in backbones.items()})
-        self.keys = heads.keys
+        self.features = heads.features
         f32 = torch.float32
         self.register_buffer("mean", torch.as_tensor(heads.mean, dtype=f32))
         self.register_buffer("inv_std", 1.0 / torch.as_tensor(heads.std, dtype=f32))
@@ -201,7 +218,7 @@ class TransferNet(torch.nn.Module):
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = musicnn_input(logmel)
         acts = {name: b.activations(x) for name, b in self.backbones.items()}
-        z = torch.cat([getattr(acts[k.split(":")[0]], k.split(":")[1]) for k in self.keys], 1)
+        z = torch.cat([getattr(acts[f.split(":")[0]], f.split(":")[1]) for f in self.features], 1)
         z = (z - self.mean) * self.inv_std
         tags = acts[next(iter(self.backbones))].logits
         return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)

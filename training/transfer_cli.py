@@ -46,9 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with speech/, noise/ and music/ (genre-less music) clips")
     t.add_argument("--backbone", type=Path, default=DEFAULT_WHEEL,
                    help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
-    t.add_argument("--backbone-model", nargs="+", choices=("MSD_musicnn", "MTT_musicnn"),
-                   help="the wheel's frozen networks the heads read, the first naming the style tags (default: "
-                        "HeadConfig's, MSD_musicnn MTT_musicnn)")
+    t.add_argument("--features", type=_features,
+                   help="the frozen activations the heads read, comma-separated backbone:part, e.g. "
+                        "MSD_musicnn:mean_pool,MTT_musicnn:max_pool; the first backbone's tags are the model's "
+                        "(default: training.transfer.HeadConfig's)")
+    t.add_argument("--music-features", type=_features,
+                   help="those of --features the music / no-music head reads (default: HeadConfig's, the Million "
+                        "Song network's)")
     t.add_argument("--folds", type=_whole(2), default=5, help="K of the cross-validation (default 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the folds")
     t.add_argument("--l2", type=_non_negative,
@@ -164,6 +168,18 @@ _non_negative = _real(lambda v: 0 <= v < math.inf, "a finite number >= 0")
 _probability = _real(lambda v: 0 < v < 1, "a number strictly between 0 and 1")
 
 
+def _features(text: str) -> tuple[str, ...]:
+    from .embed import PARTS
+
+    features = tuple(dict.fromkeys(f.strip() for f in text.split(",")))
+    for f in features:
+        backbone, _, part = f.partition(":")
+        if backbone not in BACKBONE_DATA or part not in PARTS:
+            raise argparse.ArgumentTypeError(f"expected backbone:part ({', '.join(BACKBONE_DATA)}; "
+                                             f"{', '.join(PARTS)}), got {f!r}")
+    return features
+
+
 def _widths(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(x) for x in text.split(","))
@@ -206,8 +222,11 @@ def _train(args) -> int:
     if args.hold_out > args.folds:
         raise UserError(f"--hold-out {args.hold_out} names no fold: there are {args.folds} (--folds)")
     torch.set_num_threads(args.threads)
-    cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight,
-                              backbones=tuple(dict.fromkeys(args.backbone_model or ())) or None))
+    try:
+        cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight,
+                                  features=args.features, music_features=args.music_features))
+    except ValueError as exc:
+        raise UserError(f"{exc} (--features, --music-features)") from None
     try:  # pruned: the same activations, 3x faster
         backbones = {name: load_musicnn(args.backbone, name).pruned() for name in cfg.backbones}
     except CheckpointError as exc:
@@ -236,7 +255,7 @@ def _train(args) -> int:
 
     def embed(clips, max_windows, chains=None):
         kept, acts, skipped = embed_clips(clips, backbones, MUSICNN_DSP, N_FRAMES, hop, cache, max_windows, log, chains)
-        return kept, WindowSet.build(kept, acts, cfg.keys), skipped
+        return kept, WindowSet.build(kept, acts, cfg.features), skipped
 
     g, gset, g_skip = embed(gclips, 0)
     n, nset, n_skip = embed(nclips, args.max_nonmusic_windows)
@@ -437,7 +456,7 @@ def _fast(args, run: TeacherRun) -> None:
     crops = [c for clip in run.g if clip.kind == "long"
              for c in short_crops(clip, sf.info(str(clip.path)).duration, args.fast_crops, rng)]
     crops, crop_acts, _ = embed_clips(crops, run.backbones, MUSICNN_DSP, N_FRAMES, run.hop, run.cache, 0, run.log)
-    cset = WindowSet.build(crops, crop_acts, run.final.keys)
+    cset = WindowSet.build(crops, crop_acts, run.final.features)
     feats |= {c.clip_id: cset.x[cset.clip_index == i] for i, c in enumerate(cset.clips)}
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop) for c in crops}
     copies = [c for c in run.extra.clips if c.acoustic is not None] if run.extra is not None else []
