@@ -5,8 +5,9 @@
    keeps whole (a track, a speaker, a machine); :mod:`.synth_noise` adds generated noise to the not-music side.
 2. **Augmentation** (:mod:`.acoustic`): copies of every clip as a microphone in a home hears it (room, loudspeaker
    and microphone, speech and noise, codec), seeded per clip and copy; its bench chain is never trained on.
-3. **Backbone embeddings** (:mod:`.embed`): every window through the frozen pretrained musicnn (:mod:`.musicnn`,
-   its weights read from the musicnn wheel by :mod:`.tf_checkpoint`), cached on disk by content and chain.
+3. **Backbone embeddings** (:mod:`.embed`): every window through each frozen pretrained musicnn the heads read
+   (:mod:`.musicnn`, the weights read from the musicnn wheel by :mod:`.tf_checkpoint`), cached on disk by content,
+   backbone and chain.
 4. **Heads** (:mod:`.transfer`): linear genre and music/not-music heads on those embeddings, and the exported
    graph (:class:`.transfer.TransferNet`: raw log-mel in, both probabilities out).
 5. **Calibration** (:mod:`.calibrate`): one temperature fitted on validation tracks.
