@@ -83,8 +83,9 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     # default model) for a cost of about 1 % per window, measured.
     options.enable_cpu_mem_arena = False
     # No memory pattern either: it holds one block the size of every intermediate of a call for the session's life
-    # (0.4.0, batch 2: 124 MB resident against 78 without, 91 against 82 for 0.3.1) for no measurable speed
-    # (42.0 against 42.5 CPU-ms a call, side by side).
+    # (0.4.0, batch 2: 124 MB resident against 78 without; daemon_bench 262 MB against 231, over the 250 MB budget).
+    # It costs CPU: benchmarks/model_bench.py 26.1 against 20.4 ms a window for 0.4.0, side by side; the daemon's
+    # CPU budget has room for that, its memory budget had none.
     options.enable_mem_pattern = False
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
