@@ -84,8 +84,8 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     options.enable_cpu_mem_arena = False
     # No memory pattern either: it holds one block the size of every intermediate of a call for the session's life
     # (0.4.0, batch 2: 124 MB resident against 78 without; daemon_bench 262 MB against 231, over the 250 MB budget).
-    # It costs CPU: benchmarks/model_bench.py 26.1 against 20.4 ms a window for 0.4.0, side by side; the daemon's
-    # CPU budget has room for that, its memory budget had none.
+    # It costs 1-3 % CPU (0.4.0, calls interleaved with a session that has it: 21.1 against 20.8 ms a window, 41.7
+    # against 41.4 for two).
     options.enable_mem_pattern = False
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
