@@ -11,10 +11,11 @@
     (digital silence in a sparse file: the work is the same as for music, the disk holds nothing); files are
     decoded in blocks, so the two should be about equal.
 (5) first answer: ``genrecast run`` on a file paced at real time (``--speed 1``), the first ``--first-seconds`` of
-    one long GTZAN excerpt per genre, one process each; on the daemon's own clock, from the stream's first sample to
-    the first message naming a genre (``first_answer_s``) and to the first naming the excerpt's own genre
-    (``first_correct_s``; an excerpt never right counts as infinite), medians over the excerpts. A paced file hands
-    over a chunk (0.05 s) once its last sample would have been captured, so a window's message is published
+    ``--first-tracks`` long GTZAN excerpts (genres in turn; default one per genre), one process each; on the daemon's
+    own clock, from the stream's first sample to the first message naming a genre (``first_answer_s``) and to the
+    first naming the excerpt's own genre (``first_correct_s``; an excerpt never right counts as infinite), medians
+    over the excerpts. A paced file hands over a chunk (0.05 s) once its last sample would have been captured, so a
+    window's message is published
     ``chunk end + latency_ms`` after the first sample: the end of the chunk holding the window's last sample, on the
     source's schedule, plus the daemon's own latency from that hand-over (the source thread's wake-up delay, under
     a millisecond, is not counted). ``--compare PATH`` measures another ``genrecast`` executable (an older checkout)
@@ -37,6 +38,7 @@ for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import signal  # noqa: E402
@@ -190,14 +192,15 @@ def classify_throughput(model_path: Path, tmp: Path, n_tracks: int, settings: li
 
 
 def first_excerpts(n: int) -> list[tuple[str, Path]]:
-    """One long GTZAN excerpt per genre (the first of each in the manifest), up to ``n``."""
+    """``n`` long GTZAN excerpts, genre by genre in turn: the first of each genre in the manifest, then the second of
+    each, and so on (the default 10 is one per genre; a median over ten moves with a single excerpt)."""
     with open(SHARED_GTZAN / "manifest.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["excerpt"].startswith("start of track")]
-    picked: dict[str, Path] = {}
+    by_genre: dict[str, list[Path]] = {}
     for r in rows:
-        if r["genre"] not in picked:
-            picked[r["genre"]] = next(SHARED_GTZAN.glob(f"{r['genre']}/{r['track']}.*"))
-    return list(picked.items())[:n]
+        by_genre.setdefault(r["genre"], []).append(next(SHARED_GTZAN.glob(f"{r['genre']}/{r['track']}.*")))
+    turns = itertools.zip_longest(*by_genre.values())
+    return [(path.parent.name, path) for turn in turns for path in turn if path is not None][:n]
 
 
 def first_answer(genrecast: str, model: Path, broker: MosquittoBroker, wav: Path, genre: str) -> tuple[float, float]:
@@ -236,12 +239,12 @@ def first_answers(executables: list[str], model: Path, broker: MosquittoBroker, 
     out: dict[str, list[tuple[float, float]]] = {e: [] for e in executables}
     for genre, path in first_excerpts(n):
         audio = read_audio(str(path))
-        wav = tmp / f"first-{genre}.wav"
+        wav = tmp / f"first-{path.stem}.wav"
         sf.write(str(wav), resample(audio.samples, audio.sample_rate, rate)[: round(seconds * rate)], rate,
                  subtype="PCM_16")
         for e in executables:
             out[e].append(first_answer(e, model, broker, wav, genre))
-            print(f"first: {Path(e).parent.parent.parent.name}/{Path(e).name} {genre} "
+            print(f"first: {Path(e).parent.parent.parent.name}/{Path(e).name} {path.stem} "
                   f"answer_s={out[e][-1][0]:.2f} correct_s={out[e][-1][1]:.2f}", flush=True)
     return {e: (float(np.median([a for a, _ in r])), float(np.median([c for _, c in r]))) for e, r in out.items()}
 
@@ -270,7 +273,8 @@ def main() -> None:
     parser.add_argument("--classify-hours", type=float, default=1.0, help="long file for classify RSS (default 1)")
     parser.add_argument("--threads", help="settings of threads to measure side by side, e.g. 1,2 (default: the "
                                           "daemon's)")
-    parser.add_argument("--first-tracks", type=int, default=10, help="excerpts for the first answer (default 10)")
+    parser.add_argument("--first-tracks", type=int, default=10,
+                        help="excerpts for the first answer, genres in turn (default 10: one per genre)")
     parser.add_argument("--first-seconds", type=float, default=12.0,
                         help="of each excerpt (default 12: before issue 19 the first window and the dwell took 8 s)")
     parser.add_argument("--compare", help="another genrecast executable to measure the first answer of, alternately")
