@@ -15,11 +15,10 @@
     own clock, from the stream's first sample to the first message naming a genre (``first_answer_s``) and to the
     first naming the excerpt's own genre (``first_correct_s``; an excerpt never right counts as infinite), medians
     over the excerpts. A paced file hands over a chunk (0.05 s) once its last sample would have been captured, so a
-    window's message is published
-    ``chunk end + latency_ms`` after the first sample: the end of the chunk holding the window's last sample, on the
-    source's schedule, plus the daemon's own latency from that hand-over (the source thread's wake-up delay, under
-    a millisecond, is not counted). ``--compare PATH`` measures another ``genrecast`` executable (an older checkout)
-    on the same excerpts, alternately.
+    window's message is published ``chunk end + latency_ms`` after the first sample: the end of the chunk holding the
+    window's last sample, on the source's schedule, plus the daemon's own latency from that hand-over (the source
+    thread's wake-up delay, under a millisecond, is not counted). ``--compare PATH`` measures another ``genrecast``
+    executable (an older checkout) on the same excerpts, alternately.
 ``--threads 1,2`` measures (1)-(3) once per setting of ``threads``, (3) alternately, so that before and after are
 measured side by side; the last line is the last setting's.
 RSS is the daemon's peak resident memory (VmHWM). Uses models/genrecast-gtzan.onnx when present, otherwise the
