@@ -5,4 +5,4 @@ The parts live in subpackages: ``genrecast.dsp`` (decoding, resampling, streamin
 and export). This core holds only what they all share: the version and the command-line error type.
 """
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
