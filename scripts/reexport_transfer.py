@@ -24,7 +24,7 @@ from genrecast.daemon.model import load_model
 from genrecast.dsp import METADATA_KEY, AudioFile, ModelSpec
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import TAG_ORIGIN, TAGS, load_musicnn
-from genrecast.training.transfer import Heads, TransferNet
+from genrecast.training.transfer import Heads, TransferNet, backbones_of
 from genrecast.training.transfer_cli import DEFAULT_WHEEL, TAG_THRESHOLD
 
 HEAD_TENSORS = ("mean", "inv_std", "genre.weight", "genre.bias", "music.weight", "music.bias")
@@ -44,7 +44,7 @@ def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) 
     heads_cfg = spec.training["heads"]  # "features" (backbone:part) since 0.4.0; one backbone's "parts" before
     first = spec.training["backbone"].split()[0]
     features = tuple(heads_cfg.get("features") or (f"{first}:{p}" for p in heads_cfg["parts"]))
-    names = list(dict.fromkeys(k.split(":")[0] for k in features))
+    names = backbones_of(features)
     # The stored weights already hold the temperature, so it is 1 here; the buffers are then set to the stored
     # values exactly (1 / (1 / x) need not round-trip in float32).
     heads = Heads(features, t["mean"], 1.0 / t["inv_std"], t["genre.weight"], t["genre.bias"], t["music.weight"][0],

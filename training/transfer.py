@@ -25,6 +25,11 @@ from .corpus import Clip
 from .musicnn import Musicnn, musicnn_input
 
 
+def backbones_of(features: Sequence[str]) -> tuple[str, ...]:
+    """The networks ``backbone:part`` features come from, in order of first use."""
+    return tuple(dict.fromkeys(f.partition(":")[0] for f in features))
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     # which frozen activations feed the heads, ``backbone:part``: the Million Song network's pools and penultimate
@@ -48,7 +53,7 @@ class HeadConfig:
     @property
     def backbones(self) -> tuple[str, ...]:
         """The networks the features come from, in order (as :func:`embed.embed_clips` names them)."""
-        return tuple(dict.fromkeys(f.split(":")[0] for f in self.features))
+        return backbones_of(self.features)
 
     def to_dict(self) -> dict:
         return {"features": list(self.features), "music_features": list(self.music_features), "l2": self.l2,
@@ -205,6 +210,7 @@ class TransferNet(torch.nn.Module):
         super().__init__()
         self.backbones = torch.nn.ModuleDict({name: b.pruned() for name, b in backbones.items()})
         self.features = heads.features
+        self._parts = [f.partition(":")[::2] for f in heads.features]  # (backbone, part), split once
         f32 = torch.float32
         self.register_buffer("mean", torch.as_tensor(heads.mean, dtype=f32))
         self.register_buffer("inv_std", 1.0 / torch.as_tensor(heads.std, dtype=f32))
@@ -218,7 +224,7 @@ class TransferNet(torch.nn.Module):
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = musicnn_input(logmel)
         acts = {name: b.activations(x) for name, b in self.backbones.items()}
-        z = torch.cat([getattr(acts[f.split(":")[0]], f.split(":")[1]) for f in self.features], 1)
+        z = torch.cat([getattr(acts[backbone], part) for backbone, part in self._parts], 1)
         z = (z - self.mean) * self.inv_std
         tags = acts[next(iter(self.backbones))].logits
         return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)
