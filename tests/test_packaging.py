@@ -162,3 +162,11 @@ def test_installed_classify_and_run_work_outside_the_checkout(installed, broker,
         sub.close()
     assert final.payload["reason"] == "end of stream"
     assert [m.payload["model_id"] for m in sub.of("wheel/prediction")][:1] == [answer["model_id"]]
+
+
+def test_training_without_its_extras_says_what_to_install_in_one_line(installed, tmp_path):
+    python, _, _ = installed  # the wheel as the daemon's hosts install it: no torch, no augmentation libraries
+    proc = subprocess.run([python.parent / "genrecast", "train-transfer", "--data", tmp_path, "--nonmusic", tmp_path],
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=WAIT)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is not installed" in proc.stderr and "pip install 'genrecast[train]'" in proc.stderr

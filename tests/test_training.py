@@ -216,3 +216,12 @@ def test_evaluate_refuses_a_folder_with_nothing_to_score_in_one_line(labelled, t
     assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "absent")]) == 2
     assert "no such data folder" in capsys.readouterr().err
 
+
+
+def test_evaluate_refuses_a_report_it_could_not_write_before_it_classifies(labelled, tmp_path, capsys):
+    model = build_tiny_model(tmp_path / "tiny.onnx", tiny_spec())
+    for where, why in ((tmp_path, "is a folder, not a file"), (tmp_path / "absent" / "eval.json", "no such folder")):
+        assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(where)]) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and why in err and "Traceback" not in err
+        assert "classify's answer" not in out  # refused before any track was classified

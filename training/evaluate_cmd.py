@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def handler(args: argparse.Namespace) -> int:
 
     from .evaluate import clopper_pearson, score
 
+    if args.json is not None:  # before minutes of classifying, not after
+        if args.json.is_dir():
+            raise UserError(f"--json {args.json}: is a folder, not a file")
+        if not args.json.parent.is_dir():
+            raise UserError(f"--json {args.json}: no such folder {args.json.parent}")
+        if not os.access(args.json.parent, os.W_OK) or (args.json.exists() and not os.access(args.json, os.W_OK)):
+            raise UserError(f"--json {args.json}: not writable")
     model = load_model(args.model)
     labels = model.spec.labels
     try:

@@ -193,15 +193,21 @@ def _widths(text: str) -> tuple[int, ...]:
 def _train(args) -> int:
     import numpy as np
     import soundfile as sf
-    import torch
     from genrecast.daemon.model import load_model
     from genrecast.dsp import GTZAN_GENRES
     from genrecast.dsp.windows import hop_frames
 
     from genrecast.errors import UserError
 
+    try:  # the [train] extras: a wheel installed for the daemon alone has none of them
+        import torch
+
+        from .acoustic import BENCH, TRAIN
+    except ModuleNotFoundError as exc:
+        raise UserError(f"train-transfer needs the training extras ({exc.name} is not installed): "
+                        "pip install 'genrecast[train]'") from None
+
     from . import DEFAULT_CACHE
-    from .acoustic import BENCH, TRAIN
     from .corpus import (
         base_id,
         genre_clips,
