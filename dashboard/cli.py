@@ -16,6 +16,7 @@ from genrecast.daemon.config import (
     check_env_names,
     load_api_settings,
     load_broker_config,
+    load_settings,
     read_toml,
     valid_prefix,
     valid_token,
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(logging.INFO)
     return_freed_memory()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
+    if args.config is not None:  # the daemon's file: a key it would refuse (a typo'd table) must stop both, not one
+        load_settings(args.config)
     broker = broker_config(args.broker, args.config)
     prefix = topic_prefix(args.prefix, args.config)
     api = api_settings(args.api_token, args.api_max_mb, args.config, args.allow_open)

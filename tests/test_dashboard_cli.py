@@ -126,3 +126,13 @@ def test_a_token_typo_stops_the_dashboard(env, problem):
 def test_the_dashboard_refuses_the_prefixes_the_daemon_refuses(prefix):
     with pytest.raises(UserError, match="prefix: bad value"):
         topic_prefix(prefix, None)
+
+
+@pytest.mark.parametrize("text, named", [('[brokers]\nurl = "mqtt://127.0.0.1:1883"\n', "'brokers'"),
+                                         ('speed = "fast"\n', "speed"),
+                                         ('[api]\nmax_mb = 50\ntokn = "x"\n', "api.tokn")])
+def test_a_config_the_daemon_would_refuse_stops_the_dashboard_too(tmp_path, text, named):
+    path = tmp_path / "kitchen.toml"
+    path.write_text(text)
+    proc = dashboard_exit("--config", str(path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
