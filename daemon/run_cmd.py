@@ -19,7 +19,8 @@ def register(sub) -> None:
     add_identity(p)
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--qos", type=int, choices=(0, 1, 2))
-    p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1)")
+    p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1); "
+                   "stdin: 0 = a recording, waited for and never dropped (a file redirected to stdin always is)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
     p.add_argument("--format", choices=tuple(PCM_FORMATS), help=f"stdin: sample format (default {defaults.format})")
     p.add_argument("--rate", type=int, help=f"stdin: sample rate in Hz (default {defaults.rate})")

@@ -111,8 +111,8 @@ class StreamRun:
         self.model, self.publisher, self.prefix = model, publisher, settings.prefix
         self.daemon, self.instance = daemon, instance
         kind, _, device = cfg.source.partition(":")
-        # Live: a pause means something is wrong. A file read as fast as possible waits for us instead (no drops).
-        self.live = kind in ("mic", "stdin") or cfg.speed > 0
+        # Live: a pause means something is wrong. A recording read as fast as possible waits for us (no drops).
+        self.live = kind == "mic" if isinstance(source, AudioError) else source.live
         self.reopenable = kind == "mic"
         opener = (lambda rate: MicSource(device or None, rate=rate)) if self.reopenable else None
         self.intake = Intake(self.id, str(source) if isinstance(source, AudioError) else source, opener,
@@ -225,8 +225,10 @@ class StreamRun:
         elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
             self._reopen(now)
         if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
-            log.warning("stream %s: processing fell behind; %.1f s of its oldest audio dropped so far", self.id,
-                        self.intake.dropped_seconds)
+            hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
+                if self.cfg.source == "stdin" and not self.dropped_reported else ""
+            log.warning("stream %s: processing fell behind; %.1f s of its oldest audio dropped so far%s", self.id,
+                        self.intake.dropped_seconds, hint)
             self.dropped_reported, self.drop_status_at = self.intake.dropped, now
             self.publish_status()
 

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import select
+import stat
 import sys
 import threading
 import time
@@ -55,6 +56,7 @@ class Source(Protocol):
     description: str
     sample_rate: int
     unavailable: bool  # its device is gone and the source itself is trying to reopen it
+    live: bool  # paced by the world: audio that waits too long is dropped; else it waits for us and none is lost
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]: ...
 
@@ -73,6 +75,7 @@ class FileSource:
         self.description = f"file:{Path(path).resolve()}"
         self.sample_rate, self.seconds = self._file.sample_rate, self._file.seconds
         self.speed, self.loop = speed, loop
+        self.live = speed > 0
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         step = max(1, round(self.sample_rate * (CHUNK_SECONDS if self.speed else 1.0)))
@@ -104,12 +107,16 @@ class StdinSource:
 
     unavailable = False
 
-    def __init__(self, fmt: str, rate: int, channels: int, stream: BinaryIO | None = None) -> None:
+    def __init__(self, fmt: str, rate: int, channels: int, stream: BinaryIO | None = None,
+                 speed: float = 1.0) -> None:
+        """``speed`` 0: a recording, never dropped. A file redirected to stdin is one whatever the speed; a pipe
+        is live (``arecord``, a radio through ffmpeg) unless ``speed`` is 0."""
         if fmt not in PCM_FORMATS:
             raise AudioError(f"stdin: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
         self.description = f"stdin:{fmt}/{rate}/{channels}"
         self.sample_rate, self.fmt, self.channels = rate, fmt, channels
         self._fd = (stream or sys.stdin.buffer).fileno()
+        self.live = speed > 0 and not stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
@@ -226,6 +233,7 @@ class MicSource:
         self.wanted = device
         self._pa = self._stream = None
         self.unavailable = False
+        self.live = True
         try:
             info = self._open(rate=rate)  # fail fast on a wrong device at start-up
         except OSError as exc:
@@ -317,7 +325,7 @@ def open_source(spec: str, speed: float, loop: bool, fmt: str, rate: int, channe
     if kind == "file":
         return FileSource(arg, speed, loop)
     if kind == "stdin":
-        return StdinSource(fmt, rate, channels)
+        return StdinSource(fmt, rate, channels, speed=speed)
     if kind == "mic":
         return MicSource(arg or None)
     raise AudioError(f"unknown source {spec!r} (use file:PATH, mic[:DEVICE] or stdin)")

@@ -109,9 +109,11 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     raw = tmp_path / "stereo.raw"
     raw.write_bytes(sf.read(str(wav), dtype="int16")[0].tobytes())
     sub = Subscriber(broker.url)
-    with raw.open("rb") as pcm:
-        rc, err = Daemon("--source", "stdin", "--format", "s16le", "--rate", "44100", "--channels", "2",
-                         "--model", str(model), "--broker", broker.url, stdin=pcm).finish()
+    daemon = Daemon("--source", "stdin", "--format", "s16le", "--rate", "44100", "--channels", "2",
+                    "--model", str(model), "--broker", broker.url, stdin=subprocess.PIPE)
+    daemon.proc.stdin.buffer.write(raw.read_bytes())  # a pipe, as from arecord: a live stream
+    daemon.proc.stdin.close()
+    rc, err = daemon.finish()
     assert rc == 0, err
     sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
     sub.close()
@@ -123,6 +125,37 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     assert predictions[0].payload["window_end_s"] == pytest.approx(2 * 43 * 512 / 22050, abs=1e-4)
     assert {p.payload["top"]["genre"] for p in predictions} == {"disco"}
     assert sub.of("genrecast/stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
+
+
+@pytest.mark.parametrize("how", ["redirected file", "pipe at --speed 0"])
+def test_a_recording_on_stdin_waits_for_the_model_and_loses_nothing(broker, model, tmp_path, how):
+    """A pipe is read live (audio that waits past the backlog is dropped, to stay current); a recording fed faster
+    than real time must not be: a file redirected to stdin, or any stdin at --speed 0, waits for the model."""
+    import soundfile as sf
+
+    wav = write_tones(tmp_path / "long.wav", [3] * 40)
+    raw = tmp_path / "long.raw"
+    raw.write_bytes(sf.read(str(wav), dtype="int16")[0].tobytes())
+    sub = Subscriber(broker.url)
+    args = ("--source", "stdin", "--model", str(model), "--broker", broker.url)
+    env = {"GENRECAST_BACKLOG_SECONDS": "1"}  # read live, 40 s arriving at once could not fit: most would be dropped
+    if how == "redirected file":
+        with raw.open("rb") as pcm:
+            rc, err = Daemon(*args, env=env, stdin=pcm).finish()
+    else:
+        daemon = Daemon(*args, "--speed", "0", env=env, stdin=subprocess.PIPE)
+        daemon.proc.stdin.buffer.write(raw.read_bytes())
+        daemon.proc.stdin.close()
+        rc, err = daemon.finish()
+    assert rc == 0 and "oldest audio dropped" not in err, err
+    sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    predictions = [m.payload for m in sub.of("stdin/prediction")]
+    starts = [p["window_start_s"] for p in predictions]
+    hop = starts[1] - starts[0]
+    assert not any(p.get("provisional") for p in predictions)  # a recording has no first seconds to hurry
+    assert all(abs(b - a - hop) < 3e-4 for a, b in zip(starts[:-1], starts[1:], strict=True))  # no gap
+    assert len(starts) == 38 and 40 - 2 * hop < predictions[-1]["window_end_s"] <= 40  # 3-s windows, 1-s hop
 
 
 def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
