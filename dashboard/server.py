@@ -28,7 +28,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
-from waitress.utilities import Error
+from waitress.utilities import Error, RequestEntityTooLarge
 
 from .jobs import DEFAULT_BACKLOG, DEFAULT_WORKERS
 
@@ -117,6 +117,8 @@ class GuardedParser(HTTPRequestParser):
         had_headers = self.headers_finished
         consumed = super().received(data)
         if self.error is not None:  # waitress's own refusals too: no "100 Continue" for them (see refuse)
+            if not isinstance(self.error, Refusal):
+                self._answer_as_ours()
             self.expect_continue = False
             return consumed
         if self.headers_finished and not had_headers:
@@ -143,6 +145,15 @@ class GuardedParser(HTTPRequestParser):
                             "classified; try again shortly", (("Retry-After", "1"),))
         if self.error is None and self.chunked:
             self._check_chunks()
+
+    def _answer_as_ours(self) -> None:
+        """waitress refused first (its body-size backstop, a malformed request): the same answer in our form, so
+        the API's is JSON like every other, and a body over the backstop names the route's limit."""
+        error = self.error
+        if isinstance(error, RequestEntityTooLarge) and self.headers_finished:
+            self.limit = self.limits.body_limit(self.path)
+            error = Refusal(413, "Content Too Large", self._too_large(), False)
+        self.error = Refusal(error.code, error.reason, error.body, self.path.startswith("/api/"))
 
     def _check_chunks(self) -> None:
         """A chunked body: refused once what arrived, or what its current chunk announces, passes the limit

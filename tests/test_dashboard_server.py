@@ -161,9 +161,20 @@ def test_each_route_has_its_limit_checked_from_the_header(serve, path, length):
             assert answer(sock)[0] == 413
 
 
+def test_a_body_over_waitress_own_ceiling_gets_the_apis_json_answer(serve):
+    """Past the backstop under our limits (the largest + 1 MiB) waitress refuses first; the answer is still ours."""
+    server = serve()
+    with connect(server.port) as sock:
+        sock.sendall(post_head("/api/v1/classify", 10**12))
+        status, headers, body = answer(sock)
+    assert status == 413 and headers["content-type"] == ["application/json"]
+    assert json.loads(body)["error"] == "the body is over the API's limit of 1,065,536 bytes"
+
+
 def test_a_negative_content_length_is_a_bad_request(serve):
     server = serve()
-    assert request(server.port, post_head("/api/v1/classify", -1))[0] == 400
+    status, headers, body = request(server.port, post_head("/api/v1/classify", -1))
+    assert status == 400 and headers["content-type"] == ["application/json"] and json.loads(body)["error"]
 
 
 def test_a_full_gate_answers_503_before_reading_a_byte(serve):
