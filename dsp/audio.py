@@ -101,6 +101,32 @@ def _check_wav_length(path: Path, name: str) -> None:
     raise AudioError(f"{name}: truncated WAV: no audio data chunk")
 
 
+OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, segment table, 255 segments of 255 bytes
+
+
+def _check_ogg_end(path: Path, name: str) -> None:
+    """libsndfile reads a cut-off Ogg file to its last whole page, and takes its length from that page, so the
+    decoded length matches and nothing looks wrong. A whole stream ends in a complete page marked end-of-stream."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if f.read(4) != b"OggS":
+            return
+        start = max(0, size - OGG_MAX_PAGE)
+        f.seek(start)
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    while at >= 0:  # the last page that ends exactly at the end of the file ("OggS" may also occur inside data)
+        head = tail[at : at + 27]
+        if len(head) == 27 and at + 27 + head[26] <= len(tail):
+            length = 27 + head[26] + sum(tail[at + 27 : at + 27 + head[26]])
+            if at + length == len(tail):
+                if head[5] & 0x04:  # the end-of-stream flag
+                    return
+                break
+        at = tail.rfind(b"OggS", 0, at)
+    raise AudioError(f"{name}: truncated Ogg stream: it ends without its last page")
+
+
 class AudioFile:
     """An audio file opened for reading in blocks, so memory stays flat however long the file is.
 
@@ -170,6 +196,7 @@ def _open_checked(path: Path, name: str) -> sf.SoundFile:
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: empty file")
         _check_wav_length(path, name)
+        _check_ogg_end(path, name)
         f = sf.SoundFile(str(path))
     except OSError as exc:  # e.g. a service user without read permission
         raise AudioError(f"{name}: cannot read ({exc.strerror or exc})") from None

@@ -171,12 +171,20 @@ def test_a_truncated_mp3_is_refused_not_classified_in_part(tmp_path):
         read_audio(tmp_path / "cut.mp3")
 
 
-def test_a_truncated_ogg_is_refused(tmp_path):
-    sf.write(tmp_path / "a.ogg", tone(440, 10.0, 22050), 22050, format="OGG")
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_a_truncated_ogg_is_refused_wherever_it_is_cut(tmp_path, subtype):
+    """libsndfile decodes a cut Ogg file to its last whole page and reports that length, so only the container says
+    it was cut: at a page boundary (no end-of-stream page) or inside a page."""
+    rng = np.random.default_rng(0)
+    music = tone(440, 20.0, 48000) + 0.3 * rng.standard_normal(20 * 48000).astype(np.float32)  # many pages
+    sf.write(tmp_path / "a.ogg", 0.5 * music, 48000, format="OGG", subtype=subtype)
     data = (tmp_path / "a.ogg").read_bytes()
-    (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
-    with pytest.raises(AudioError, match="cut.ogg: "):
-        read_audio(tmp_path / "cut.ogg")
+    assert read_audio(tmp_path / "a.ogg").seconds == pytest.approx(20.0, abs=0.05)
+    pages = [i for i in range(len(data)) if data.startswith(b"OggS", i)]
+    for cut in (len(data) // 2, len(data) // 5 * 4, pages[-1], len(data) - 1):  # inside pages, at the last page
+        (tmp_path / "cut.ogg").write_bytes(data[:cut])
+        with pytest.raises(AudioError, match="cut.ogg: truncated"):
+            read_audio(tmp_path / "cut.ogg")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e30, -2000.0])
