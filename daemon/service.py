@@ -121,7 +121,7 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
-        self.tracker = _Tracker(since=utc_now())
+        self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
         self.state, self.reason = "online", None

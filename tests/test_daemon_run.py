@@ -158,6 +158,22 @@ def test_a_recording_on_stdin_waits_for_the_model_and_loses_nothing(broker, mode
     assert len(starts) == 38 and 40 - 2 * hop < predictions[-1]["window_end_s"] <= 40  # 3-s windows, 1-s hop
 
 
+def test_an_unsure_first_window_is_not_announced_again_as_a_new_uncertain_state(broker, model, tmp_path):
+    """The start publishes `uncertain` (not yet known); a first window as unsure is the same state, not a change
+    with a new `since` and a log line. (Messages queued before the broker took them keep only a topic's latest
+    retained state, so the start's may not arrive at all; every `uncertain` that does has the start's `since`.)"""
+    wav = write_tones(tmp_path / "clip.wav", [3] * 10)
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--first-confidence", "0", "--model", str(model),
+                     "--broker", broker.url, "--stream-id", "unsure").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/unsure/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    genres = [m.payload for m in sub.of("unsure/genre")]
+    assert len({g["since"] for g in genres if g["kind"] == "uncertain"}) <= 1
+    assert genres[-1]["genre"] == "disco" and "stream unsure: uncertain" not in err, err
+
+
 def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
     wav = write_tones(tmp_path / "loop.wav", [5] * 4)
     sub = Subscriber(broker.url)
