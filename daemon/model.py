@@ -65,14 +65,32 @@ def _check_dims(what: str, dims: list, expected: list) -> str | None:
     return None
 
 
+def shipped_models() -> list[str]:
+    return sorted(p.name for p in DEFAULT_MODEL.parent.glob("*.onnx"))
+
+
+def model_path(given: str | os.PathLike | None) -> Path:
+    """The file ``--model`` names: a path, or the bare name of a model the package ships
+    (``genrecast-gtzan-fast.onnx`` works from an installed wheel as well as in a checkout)."""
+    if given is None:
+        return DEFAULT_MODEL
+    path = Path(given)
+    if not path.exists() and path.name == str(given) and path.name in shipped_models():
+        return DEFAULT_MODEL.parent / path.name
+    return path
+
+
 def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded: several cores are
     used by running whole calls on several threads at once (:mod:`daemon.inference`)."""
     import onnxruntime as ort
 
-    path = Path(path) if path is not None else DEFAULT_MODEL
+    path = model_path(path)
+    if path.is_dir():
+        raise ModelSpecError(f"model {path}: is a folder, not an ONNX file")
     if not path.is_file():
-        hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else ""
+        hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
+            f" (the package ships {', '.join(shipped_models())})"
         raise ModelSpecError(f"model {path}: no such file{hint}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -95,7 +113,10 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     meta = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in meta:
         raise ModelSpecError(f"model {path}: no {METADATA_KEY!r} metadata, so its labels and features are unknown")
-    spec = ModelSpec.from_json(meta[METADATA_KEY])
+    try:
+        spec = ModelSpec.from_json(meta[METADATA_KEY])
+    except ModelSpecError as exc:
+        raise ModelSpecError(f"model {path}: {exc}") from None
     inputs, outputs = session.get_inputs(), {o.name: o for o in session.get_outputs()}
     if len(inputs) != 1 or not outputs:
         raise ModelSpecError(f"model {path}: expected one input and an output, got {len(inputs)} and {len(outputs)}")

@@ -95,8 +95,23 @@ def test_malformed_spec_json_is_refused(tmp_path):
     model = onnx.load(str(path))
     model.metadata_props[0].value = '{"format": 1, "name": "x"}'
     onnx.save(model, str(path))
-    with pytest.raises(ModelSpecError, match="malformed model spec"):
+    with pytest.raises(ModelSpecError, match=f"^model {path}: malformed model spec"):  # which file, too
         load_model(path)
+
+
+def test_a_shipped_model_is_found_by_its_bare_name_from_anywhere(tmp_path, monkeypatch):
+    """An installed wheel has no models/ folder beside the user: `--model genrecast-gtzan-fast.onnx` must still work."""
+    monkeypatch.chdir(tmp_path)
+    fast = load_model("genrecast-gtzan-fast.onnx")
+    assert fast.path == DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx") and "fast" in fast.model_id
+    with pytest.raises(ModelSpecError, match="no such file .the package ships genrecast-gtzan-fast.onnx, "
+                                             "genrecast-gtzan.onnx"):
+        load_model("genrecast-gtzan-fats.onnx")
+    with pytest.raises(ModelSpecError, match="is a folder, not an ONNX file"):
+        load_model(tmp_path)
+    (tmp_path / "genrecast-gtzan-fast.onnx").write_bytes(b"mine")  # a file of that name here is the one meant
+    with pytest.raises(ModelSpecError, match="not a loadable ONNX model"):
+        load_model("genrecast-gtzan-fast.onnx")
 
 
 def test_missing_default_model_names_the_fix(monkeypatch, tmp_path):

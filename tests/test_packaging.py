@@ -151,6 +151,9 @@ def test_installed_classify_and_run_work_outside_the_checkout(installed, broker,
     answer = json.loads(run(genrecast, "classify", "--json", "clip.flac", cwd=tmp_path, env=env))
     assert answer["file"] == "clip.flac" and answer["model_id"].startswith("genrecast-gtzan")
     assert answer["windows"] > 0 and answer["genre"] in answer["probabilities"]
+    fast = json.loads(run(genrecast, "classify", "--json", "--model", "genrecast-gtzan-fast.onnx", "clip.flac",
+                          cwd=tmp_path, env=env))  # the shipped fast variant, by name, with no models/ folder here
+    assert fast["model_id"].startswith("genrecast-gtzan-fast") and fast["windows"] == answer["windows"]
 
     sub = Subscriber(broker.url)
     try:
