@@ -130,6 +130,9 @@ def test_the_wheel_carries_the_model_schemas_and_assets(installed):
     assets = {f"genrecast/dashboard/assets/{p.name}" for p in (ROOT / "dashboard" / "assets").iterdir()}
     assert assets and assets <= names
     assert not {"torch", "onnx", "pyroomacoustics", "pytest"} & set(closure), "the service must not need the extras"
+    licence = next(n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read(licence).decode().startswith("MIT License")  # what the metadata's "MIT" refers to
 
 
 def test_installed_classify_and_run_work_outside_the_checkout(installed, broker, tmp_path):
