@@ -136,3 +136,10 @@ def test_a_config_the_daemon_would_refuse_stops_the_dashboard_too(tmp_path, text
     path.write_text(text)
     proc = dashboard_exit("--config", str(path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
+
+
+def test_a_model_that_will_not_load_stops_the_dashboard_at_start(tmp_path):
+    (tmp_path / "song.wav").write_bytes(b"RIFF not a model")
+    for model, why in ((tmp_path / "song.wav", "not a loadable ONNX model"), (tmp_path / "gone.onnx", "no such file")):
+        proc = dashboard_exit("--model", str(model))
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and why in proc.stderr, proc.stderr
