@@ -25,17 +25,28 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genrecast", description="Real-time music-genre classifier service.")
+class OneLineParser(argparse.ArgumentParser):
+    """A bad flag is one line too, like every other error: the problem and where the help is, not the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="genrecast", description="Real-time music-genre classifier service.")
     parser.add_argument("--version", action="version", version=f"genrecast {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # its parsers: OneLineParser too
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
+    parser.commands = sub.choices  # name -> its parser
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, so the message names `genrecast run`, not `genrecast`
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
     try:

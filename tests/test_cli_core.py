@@ -6,6 +6,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+import pytest
+
 import genrecast
 from genrecast.cli import COMMAND_MODULES, build_parser
 from genrecast.errors import UserError
@@ -25,7 +27,7 @@ def test_every_part_raises_the_one_user_error():
 
 
 def test_dispatcher_lists_every_command():
-    names = set(build_parser()._subparsers._group_actions[0].choices)
+    names = set(build_parser().commands)
     assert {"run", "classify", "devices", "dashboard", "evaluate", "train-transfer"} <= names
     assert "train" not in names  # the from-scratch recipe is retired (issue 17)
     assert all(m.startswith("genrecast.") for m in COMMAND_MODULES)
@@ -35,3 +37,14 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(tmp_path / "missing.flac")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.flac" in proc.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run", "--speed", "abc"], "genrecast run: error: argument --speed: invalid float value: 'abc'"),
+    (["run", "--stream-i", "x"], "genrecast run: error: unrecognized arguments: --stream-i x"),
+    (["frobnicate"], "genrecast: error: argument COMMAND: invalid choice: 'frobnicate'"),
+])
+def test_a_bad_flag_is_one_line_naming_the_command_and_its_help(args, says):
+    proc = subprocess.run([sys.executable, "-m", "genrecast", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith(says), proc.stderr
+    assert proc.stderr.rstrip().endswith(f"(see genrecast{' ' + args[0] if args[0] != 'frobnicate' else ''} --help)")
