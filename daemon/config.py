@@ -192,6 +192,12 @@ class StreamSettings(StreamDefaults):
             "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
             "first_confidence": f"0 (off) or min_confidence ({self.min_confidence}) to 1",
             "area": "1-100 characters",
+            "channels": "1 to 32",
+            "hop_seconds": "more than 0, at most 60 seconds",
+            "smoothing_windows": "1 to 1000",
+            "silence_rms": "0 to less than 1",
+            "min_confidence": "0 to 1",
+            "dwell_windows": "1 to 1000",
         }
         for key, ok in rules.items():
             if not ok:
@@ -258,6 +264,12 @@ class RunSettings(StreamDefaults):
             "dashboard_url": "http://host[:port][/path] or https://...",
             "qos": "0, 1 or 2",
             "log_level": " or ".join(LOG_LEVELS),
+            "buffer_messages": "1 to 1000000",
+            "batch": "1 to 4096 windows",
+            "tick_seconds": "0.001 to 1 seconds",
+            "backlog_seconds": "1 to 3600 seconds",
+            "stall_seconds": "1 to 3600 seconds",
+            "threads": "1 to 64",
         }
         for key, ok in rules.items():
             if not ok:
@@ -285,6 +297,10 @@ class RunSettings(StreamDefaults):
             if "stream_id" in table:  # it used to be dropped in silence
                 raise ConfigError(f"streams.{stream_id}.stream_id: not a per-stream setting (the table's name, "
                                   f"{stream_id!r}, is the stream's id)")
+            process_wide = sorted(set(table) & {f.name for f in fields(RunSettings)} - set(PER_STREAM) - {"source"})
+            if process_wide:
+                raise ConfigError(f"streams.{stream_id}.{process_wide[0]}: not a per-stream setting (it is the "
+                                  "process's: set it at the top level)")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
             stream = _apply(base, table, "streams", scope=f"streams.{stream_id}.")
             try:

@@ -66,6 +66,10 @@ def test_file_then_env_then_flags(tmp_path):
         ("prefix = '$SYS'\n", {}, {}, "not starting with $"),  # the broker's: everything published there is lost
         ("[streams]\n", {}, {}, "streams (from file"),  # empty: it used to fall back to the microphone
         ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id: not a per-stream setting"),
+        ("[streams.a]\nsource = 'mic'\nqos = 1\n", {}, {}, "streams.a.qos: not a per-stream setting (it is the "
+                                                           "process's: set it at the top level)"),
+        ("batch = 0\n", {}, {}, "batch: bad value 0 (1 to 4096 windows)"),  # the range, not just "out of range"
+        ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels: bad value 0 (1 to 32)"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, message):
