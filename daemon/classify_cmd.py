@@ -71,7 +71,8 @@ def register(sub) -> None:
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every core this process may use)")
-    p.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per file, one per line (for a file that failed: file and error)")
     p.set_defaults(func=handler)
 
 
@@ -172,6 +173,8 @@ def handler(args: argparse.Namespace) -> int:
                 result = classify_file(model, path, args.hop, inference)
             except AudioError as exc:
                 print(f"genrecast classify: error: {exc}", file=sys.stderr)
+                if args.json:  # one object per file given, so a reader can pair every input with its answer
+                    print(json.dumps({"file": path, "error": str(exc)}), flush=True)
                 failed += 1
                 continue
             if args.json:

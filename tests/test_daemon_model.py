@@ -130,8 +130,10 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
                      str(tmp_path / "missing.wav"))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    (line,) = out.splitlines()
+    line, *failed = out.splitlines()
     result = json.loads(line)
+    assert [json.loads(f)["file"] for f in failed] == [str(tiny), str(junk), str(tmp_path / "missing.wav")]
+    assert all(json.loads(f).keys() == {"file", "error"} for f in failed)
     assert result["file"] == str(rock) and result["genre"] == "rock" and result["probability"] > 0.9
     assert result["kind"] == "genre" and result["music"] is None  # this model has no music head
     assert result["tags"] is None  # nor tags
