@@ -188,7 +188,7 @@ def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
     ("", {"streams": ["a=mic", "a=stdin"]}, "the same stream id given twice"),
     ("", {"streams": ["nosource"]}, "--stream: expected ID=SOURCE"),
     ("[streams.a]\nsource = 'mic'\nhop_seconds = 0\n", {}, "streams.a.hop_seconds: bad value 0"),
-    ("[streams.a]\nsource = 'mic'\nqos = 0\n", {}, "unknown setting 'streams.a.qos'"),
+    ("[streams.a]\nsource = 'mic'\nqos = 0\n", {}, "streams.a.qos: not a per-stream setting"),
     ("[streams.a]\nspeed = 2\n", {}, "streams.a: no source"),
     ("[streams._daemon]\nsource = 'mic'\n", {}, "stream_id: bad value '_daemon'"),
     ("streams = 3\n", {}, "expected tables"),
