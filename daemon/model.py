@@ -80,18 +80,25 @@ def model_path(given: str | os.PathLike | None) -> Path:
     return path
 
 
-def load_model(path: str | os.PathLike | None = None) -> GenreModel:
-    """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded: several cores are
-    used by running whole calls on several threads at once (:mod:`daemon.inference`)."""
-    import onnxruntime as ort
-
-    path = model_path(path)
+def model_file(given: str | os.PathLike | None) -> Path:
+    """The file ``--model`` names, refused in one line if there is none: cheap enough to check at start where the
+    model itself is loaded only on first use."""
+    path = model_path(given)
     if path.is_dir():
         raise ModelSpecError(f"model {path}: is a folder, not an ONNX file")
     if not path.is_file():
         hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
             f" (the package ships {', '.join(shipped_models())})"
         raise ModelSpecError(f"model {path}: no such file{hint}")
+    return path
+
+
+def load_model(path: str | os.PathLike | None = None) -> GenreModel:
+    """Open ``path`` (default :data:`DEFAULT_MODEL`) with onnxruntime on the CPU, single-threaded: several cores are
+    used by running whole calls on several threads at once (:mod:`daemon.inference`)."""
+    import onnxruntime as ort
+
+    path = model_file(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

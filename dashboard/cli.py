@@ -126,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
     from .offline import OfflineClassifier
 
     configure_logging(logging.INFO)
-    if args.model is not None:  # a bad --model is said now, not as a 503 on the first upload; loaded again then
-        from genrecast.daemon.model import load_model
+    if args.model is not None:  # a wrong path is said now; the model is loaded on first use (onnxruntime: 35 MB)
+        from genrecast.daemon.model import model_file
 
-        load_model(args.model)
+        model_file(args.model)
     return_freed_memory()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
     if args.config is not None:  # the daemon's file: a key it would refuse (a typo'd table) must stop both, not one

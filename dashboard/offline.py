@@ -7,6 +7,7 @@ probabilities, for the timeline.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .jobs import BoundedPool
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from genrecast.daemon.classify_cmd import FileWindows
@@ -58,6 +61,7 @@ class OfflineClassifier:
         self.hop_seconds = hop_seconds
         self.pool = pool or BoundedPool()
         self._model = None
+        self._load_failed = False
         self._lock = threading.Lock()
 
     def windows(self, audio: bytes | str, name: str) -> tuple[GenreModel, FileWindows]:
@@ -100,10 +104,17 @@ class OfflineClassifier:
 
     def _load(self) -> GenreModel:
         from genrecast.daemon.model import load_model
+        from genrecast.dsp import ModelSpecError
 
         with self._lock:
             if self._model is None:
-                self._model = load_model(self.model_path)
+                try:
+                    self._model = load_model(self.model_path)
+                except ModelSpecError as exc:  # every upload will get this 503: say why once, where admins look
+                    if not self._load_failed:
+                        log.error("cannot check files: %s", exc)
+                    self._load_failed = True
+                    raise
             return self._model
 
     def _windows(self, audio: bytes | str, name: str) -> tuple[GenreModel, FileWindows]:

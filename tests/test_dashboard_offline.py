@@ -13,7 +13,7 @@ from genrecast.dashboard import offline, render
 from genrecast.dashboard.app import file_result
 from genrecast.dashboard.jobs import BoundedPool
 from genrecast.dashboard.offline import OfflineClassifier
-from genrecast.dsp import AudioError
+from genrecast.dsp import AudioError, ModelSpecError
 from signals import sparse_wav
 from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
 
@@ -160,3 +160,13 @@ def test_the_work_an_upload_may_cause_is_bounded_by_its_header(model, tmp_path):
     path = sparse_wav(tmp_path / "long.wav", offline.MAX_UPLOAD_SECONDS + 60, rate=1000, channels=1)
     with pytest.raises(AudioError, match="long.wav: 31 min of audio is over the 30 min limit"):
         OfflineClassifier(str(model)).classify(path.read_bytes(), "long.wav")
+
+
+def test_a_model_that_will_not_load_is_logged_once_however_many_files_it_refuses(tmp_path, caplog):
+    (tmp_path / "song.onnx").write_bytes(b"RIFF not a model")
+    offline = OfflineClassifier(str(tmp_path / "song.onnx"))
+    for _ in range(3):
+        with pytest.raises(ModelSpecError, match="not a loadable ONNX model"):
+            offline.classify(tone_wav("jazz"), "tone.wav")
+    logged = [r for r in caplog.records if r.name == "genrecast.dashboard.offline"]
+    assert len(logged) == 1 and "cannot check files: model" in logged[0].getMessage()
