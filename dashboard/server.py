@@ -149,11 +149,11 @@ class GuardedParser(HTTPRequestParser):
     def _answer_as_ours(self) -> None:
         """waitress refused first (its body-size backstop, a malformed request): the same answer in our form, so
         the API's is JSON like every other, and a body over the backstop names the route's limit."""
-        error = self.error
-        if isinstance(error, RequestEntityTooLarge) and self.headers_finished:
+        if isinstance(self.error, RequestEntityTooLarge) and self.headers_finished:
             self.limit = self.limits.body_limit(self.path)
-            error = Refusal(413, "Content Too Large", self._too_large(), False)
-        self.error = Refusal(error.code, error.reason, error.body, self.path.startswith("/api/"))
+            self.refuse(413, "Content Too Large", self._too_large())
+        else:
+            self.refuse(self.error.code, self.error.reason, self.error.body)
 
     def _check_chunks(self) -> None:
         """A chunked body: refused once what arrived, or what its current chunk announces, passes the limit

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -78,42 +79,43 @@ def decode_pcm(data: bytes, fmt: str, channels: int) -> np.ndarray:
     return downmix(pcm.reshape(-1, channels))
 
 
-def _check_wav_length(path: Path, name: str) -> None:
-    """libsndfile quietly reads a cut-off WAV; compare the data chunk's declared size to the file."""
+def _check_complete(path: Path, name: str) -> None:
+    """A cut-off WAV or Ogg file decodes without a word from libsndfile; its container says it was cut."""
     size = path.stat().st_size
     with path.open("rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            _check_wav_length(f, size, name)
+        elif head[:4] == b"OggS":
+            f.seek(max(0, size - OGG_MAX_PAGE))
+            _check_ogg_end(f.read(), name)
+
+
+def _check_wav_length(f: BinaryIO, size: int, name: str) -> None:
+    """libsndfile quietly reads a cut-off WAV; compare the data chunk's declared size to the file."""
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+        if chunk_id == b"data":
+            available = size - pos - 8
+            # 0 and 0xFFFFFFFF mark a stream written without a known length (arecord to a pipe).
+            if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                raise AudioError(
+                    f"{name}: truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}"
+                )
             return
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
-            if chunk_id == b"data":
-                available = size - pos - 8
-                # 0 and 0xFFFFFFFF mark a stream written without a known length (arecord to a pipe).
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
-                    raise AudioError(
-                        f"{name}: truncated WAV: header declares {chunk_size} bytes of audio, file holds {available}"
-                    )
-                return
-            pos += 8 + chunk_size + (chunk_size & 1)
+        pos += 8 + chunk_size + (chunk_size & 1)
     raise AudioError(f"{name}: truncated WAV: no audio data chunk")
 
 
 OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header, segment table, 255 segments of 255 bytes
 
 
-def _check_ogg_end(path: Path, name: str) -> None:
+def _check_ogg_end(tail: bytes, name: str) -> None:
     """libsndfile reads a cut-off Ogg file to its last whole page, and takes its length from that page, so the
-    decoded length matches and nothing looks wrong. A whole stream ends in a complete page marked end-of-stream."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if f.read(4) != b"OggS":
-            return
-        start = max(0, size - OGG_MAX_PAGE)
-        f.seek(start)
-        tail = f.read()
+    decoded length matches and nothing looks wrong. A whole stream ends in a complete page marked end-of-stream;
+    ``tail``: the file's last :data:`OGG_MAX_PAGE` bytes, which hold its last page."""
     at = tail.rfind(b"OggS")
     while at >= 0:  # the last page that ends exactly at the end of the file ("OggS" may also occur inside data)
         head = tail[at : at + 27]
@@ -195,8 +197,7 @@ def _open_checked(path: Path, name: str) -> sf.SoundFile:
             raise AudioError(f"{name}: is a directory, not an audio file")
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: empty file")
-        _check_wav_length(path, name)
-        _check_ogg_end(path, name)
+        _check_complete(path, name)
         f = sf.SoundFile(str(path))
     except OSError as exc:  # e.g. a service user without read permission
         raise AudioError(f"{name}: cannot read ({exc.strerror or exc})") from None
