@@ -2,9 +2,9 @@
 
 Every key is a typed dataclass field; an unknown key or a value of the wrong type or range is refused
 with the key named, so a typo in ``/etc/genrecast/kitchen.toml`` stops the service instead of being
-silently ignored. The ``[broker]`` table is shared with the dashboard through :func:`load_broker_config`; the
-``[api]`` table is the dashboard's alone (:func:`load_api_settings`), but the daemon checks it too, so one file
-(and one set of ``GENRECAST_*`` variables) can serve both.
+silently ignored. The dashboard reads the same settings with :func:`load_settings` (its ``[broker]``, ``prefix``
+and ``[api]``); the ``[api]`` table is the dashboard's alone, but the daemon checks it too, so one file (and one set
+of ``GENRECAST_*`` variables) serves both and a mistake in it stops both.
 """
 
 from __future__ import annotations
@@ -39,11 +39,20 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # window (docs/daemon.md, *Scale*); with two threads classify ran 371 audio-s per s at 2, 323 at 8 (issue 19)
 MODEL_BATCH = 2
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
+SOURCE_HINT = "file:PATH, mic, mic:DEVICE or stdin"
+ID_HINT = "1-64 of A-Z a-z 0-9 _ -"
 PREFIX_RULE = "non-empty, no + or #, no control characters, not starting with $ (the broker's), no trailing /"
 
 
 class ConfigError(UserError):
     """A setting that cannot be used; the message names the key and where it came from."""
+
+
+def _refuse_bad(settings: object, checks: Mapping[str, tuple[bool, str]]) -> None:
+    """``checks``: key -> (its value is good, what is allowed); the first bad key is refused with both named."""
+    for key, (ok, allowed) in checks.items():
+        if not ok:
+            raise ConfigError(f"{key}: bad value {getattr(settings, key)!r} ({allowed})")
 
 
 def valid_hop(seconds: float) -> bool:
@@ -164,44 +173,27 @@ class StreamSettings(StreamDefaults):
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
-        rules = {
-            "stream_id": STREAM_ID_RE.fullmatch(self.stream_id) is not None
-            and not self.stream_id.startswith(DAEMON_TOPIC),
-            "source": SOURCE_RE.fullmatch(self.source) is not None,
-            "speed": self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
-            "format": self.format in PCM_FORMATS,
-            "rate": RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
-            "channels": 1 <= self.channels <= 32,
-            "hop_seconds": valid_hop(self.hop_seconds),
-            "smoothing": self.smoothing in SMOOTHING,
-            "smoothing_windows": 1 <= self.smoothing_windows <= 1000,
-            "silence_rms": 0 <= self.silence_rms < 1,
-            "min_confidence": 0 <= self.min_confidence <= 1,
-            "leave_confidence": 0 <= self.leave_confidence <= self.min_confidence,
-            "dwell_windows": 1 <= self.dwell_windows <= 1000,
-            "first_confidence": self.first_confidence == 0 or self.min_confidence <= self.first_confidence <= 1,
-            "area": self.area is None or 0 < len(self.area.strip()) <= 100,
-        }
-        hints = {
-            "stream_id": f"1-64 of A-Z a-z 0-9 _ -, not starting {DAEMON_TOPIC}",
-            "source": "file:PATH, mic, mic:DEVICE or stdin",
-            "format": " or ".join(PCM_FORMATS),
-            "rate": f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz",
-            "speed": f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time",
-            "smoothing": " or ".join(SMOOTHING),
-            "leave_confidence": f"0 to min_confidence ({self.min_confidence})",
-            "first_confidence": f"0 (off) or min_confidence ({self.min_confidence}) to 1",
-            "area": "1-100 characters",
-            "channels": "1 to 32",
-            "hop_seconds": "more than 0, at most 60 seconds",
-            "smoothing_windows": "1 to 1000",
-            "silence_rms": "0 to less than 1",
-            "min_confidence": "0 to 1",
-            "dwell_windows": "1 to 1000",
-        }
-        for key, ok in rules.items():
-            if not ok:
-                raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
+        _refuse_bad(self, {
+            "stream_id": (STREAM_ID_RE.fullmatch(self.stream_id) is not None
+                          and not self.stream_id.startswith(DAEMON_TOPIC), f"{ID_HINT}, not starting {DAEMON_TOPIC}"),
+            "source": (SOURCE_RE.fullmatch(self.source) is not None, SOURCE_HINT),
+            "speed": (self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
+                      f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time"),
+            "format": (self.format in PCM_FORMATS, " or ".join(PCM_FORMATS)),
+            "rate": (RATE_RANGE[0] <= self.rate <= RATE_RANGE[1], f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz"),
+            "channels": (1 <= self.channels <= 32, "1 to 32"),
+            "hop_seconds": (valid_hop(self.hop_seconds), "more than 0, at most 60 seconds"),
+            "smoothing": (self.smoothing in SMOOTHING, " or ".join(SMOOTHING)),
+            "smoothing_windows": (1 <= self.smoothing_windows <= 1000, "1 to 1000"),
+            "silence_rms": (0 <= self.silence_rms < 1, "0 to less than 1"),
+            "min_confidence": (0 <= self.min_confidence <= 1, "0 to 1"),
+            "leave_confidence": (0 <= self.leave_confidence <= self.min_confidence,
+                                 f"0 to min_confidence ({self.min_confidence})"),
+            "dwell_windows": (1 <= self.dwell_windows <= 1000, "1 to 1000"),
+            "first_confidence": (self.first_confidence == 0 or self.min_confidence <= self.first_confidence <= 1,
+                                 f"0 (off) or min_confidence ({self.min_confidence}) to 1"),
+            "area": (self.area is None or 0 < len(self.area.strip()) <= 100, "1-100 characters"),
+        })
 
 
 @dataclass(frozen=True)
@@ -236,44 +228,25 @@ class RunSettings(StreamDefaults):
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
-        rules = {
-            "source": self.source is None or SOURCE_RE.fullmatch(self.source) is not None,
-            "stream_id": self.stream_id is None or STREAM_ID_RE.fullmatch(self.stream_id) is not None,
-            "name": self.name is None or STREAM_ID_RE.fullmatch(self.name) is not None,
-            "prefix": valid_prefix(self.prefix),
-            "discovery_prefix": valid_prefix(self.discovery_prefix),
-            "refresh_seconds": 1 <= self.refresh_seconds <= 3600,
-            "dashboard_url": self.dashboard_url is None or re.match(r"^https?://[^\s/]+(/\S*)?$", self.dashboard_url)
-            is not None,
-            "qos": self.qos in (0, 1, 2),
-            "buffer_messages": 1 <= self.buffer_messages <= 1_000_000,
-            "batch": 1 <= self.batch <= 4096,
-            "tick_seconds": 0.001 <= self.tick_seconds <= 1,
-            "backlog_seconds": 1 <= self.backlog_seconds <= 3600,
-            "stall_seconds": 1 <= self.stall_seconds <= 3600,
-            "threads": valid_threads(self.threads),
-            "log_level": self.log_level in LOG_LEVELS,
-        }
-        hints = {
-            "source": "file:PATH, mic, mic:DEVICE or stdin",
-            "stream_id": "1-64 of A-Z a-z 0-9 _ -",
-            "name": "1-64 of A-Z a-z 0-9 _ -",
-            "prefix": PREFIX_RULE,
-            "discovery_prefix": PREFIX_RULE,
-            "refresh_seconds": "1 to 3600 seconds",
-            "dashboard_url": "http://host[:port][/path] or https://...",
-            "qos": "0, 1 or 2",
-            "log_level": " or ".join(LOG_LEVELS),
-            "buffer_messages": "1 to 1000000",
-            "batch": "1 to 4096 windows",
-            "tick_seconds": "0.001 to 1 seconds",
-            "backlog_seconds": "1 to 3600 seconds",
-            "stall_seconds": "1 to 3600 seconds",
-            "threads": "1 to 64",
-        }
-        for key, ok in rules.items():
-            if not ok:
-                raise ConfigError(f"{key}: bad value {getattr(self, key)!r} ({hints.get(key, 'out of range')})")
+        _refuse_bad(self, {
+            "source": (self.source is None or SOURCE_RE.fullmatch(self.source) is not None, SOURCE_HINT),
+            "stream_id": (self.stream_id is None or STREAM_ID_RE.fullmatch(self.stream_id) is not None, ID_HINT),
+            "name": (self.name is None or STREAM_ID_RE.fullmatch(self.name) is not None, ID_HINT),
+            "prefix": (valid_prefix(self.prefix), PREFIX_RULE),
+            "discovery_prefix": (valid_prefix(self.discovery_prefix), PREFIX_RULE),
+            "refresh_seconds": (1 <= self.refresh_seconds <= 3600, "1 to 3600 seconds"),
+            "dashboard_url": (self.dashboard_url is None
+                              or re.match(r"^https?://[^\s/]+(/\S*)?$", self.dashboard_url) is not None,
+                              "http://host[:port][/path] or https://..."),
+            "qos": (self.qos in (0, 1, 2), "0, 1 or 2"),
+            "buffer_messages": (1 <= self.buffer_messages <= 1_000_000, "1 to 1000000"),
+            "batch": (1 <= self.batch <= 4096, "1 to 4096 windows"),
+            "tick_seconds": (0.001 <= self.tick_seconds <= 1, "0.001 to 1 seconds"),
+            "backlog_seconds": (1 <= self.backlog_seconds <= 3600, "1 to 3600 seconds"),
+            "stall_seconds": (1 <= self.stall_seconds <= 3600, "1 to 3600 seconds"),
+            "threads": (valid_threads(self.threads), "1 to 64"),
+            "log_level": (self.log_level in LOG_LEVELS, " or ".join(LOG_LEVELS)),
+        })
         self.broker.check()
         self.api.check()
         self.stream_settings()
@@ -415,15 +388,6 @@ def env_values(environ: Mapping[str, str]) -> dict:
     return out
 
 
-def check_env_names(environ: Mapping[str, str]) -> None:
-    """Refuse a ``GENRECAST_*`` variable that names no setting, as the daemon does: ``GENRECAST_API_TOKN`` must not
-    leave a service open in silence."""
-    known = {f.name for f in fields(RunSettings)}
-    for key in env_values(environ):
-        if key not in known:
-            raise ConfigError(f"unknown setting {key!r} (from env {ENV_PREFIX}{key.upper()})")
-
-
 def load_settings(
     path: str | os.PathLike | None = None,
     flags: Mapping[str, object] | None = None,
@@ -446,25 +410,3 @@ def load_settings(
     settings = _apply(settings, given, "flags")
     settings.check()
     return settings
-
-
-def load_table(name: str, path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None):
-    """One table of a genrecast TOML file (other tables and keys are ignored), its env variables applied."""
-    environ = os.environ if environ is None else environ
-    table = read_toml(path).get(name, {})
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{name} (from file {path}): expected a table")
-    settings = _apply(TABLES[name](), table, f"file {path}", scope=f"{name}.")
-    settings = _apply(settings, env_values(environ).get(name, {}), "env", scope=f"{name}.")
-    settings.check()
-    return settings
-
-
-def load_broker_config(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> BrokerConfig:
-    """The ``[broker]`` table as the MQTT client needs it."""
-    return load_table("broker", path, environ).to_broker()
-
-
-def load_api_settings(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> ApiSettings:
-    """The ``[api]`` table, for the dashboard's HTTP API."""
-    return load_table("api", path, environ)

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
-import os
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import (
     PREFIX_RULE,
     TOKEN_RULE,
     ApiSettings,
-    check_env_names,
-    load_api_settings,
-    load_broker_config,
+    RunSettings,
     load_settings,
-    read_toml,
     valid_prefix,
     valid_token,
 )
@@ -27,7 +24,6 @@ from genrecast.logs import configure_logging
 
 from .guard import is_loopback
 
-DEFAULT_PREFIX = "genrecast"
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
@@ -42,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=port_number, default=8050, help="port to serve on (default 8050)")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the page may be reached by, besides --host and localhost (repeatable)")
-    p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {DEFAULT_PREFIX})")
+    p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {RunSettings.prefix})")
     p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.add_argument("--api-token", metavar="TOKEN",
@@ -64,48 +60,46 @@ def port_number(text: str) -> int:
     return port
 
 
-def broker_config(url: str | None, config_path: str | None) -> BrokerConfig:
-    """The config file's ``[broker]`` (with ``GENRECAST_BROKER_*``), its URL replaced by ``--broker`` if given.
+@dataclass(frozen=True)
+class DashboardSettings:
+    """What the dashboard takes from the daemon's settings, its own flags laid over them."""
+
+    broker: BrokerConfig
+    prefix: str
+    api: ApiSettings
+
+
+def dashboard_settings(config_path: str | None = None, *, broker: str | None = None, prefix: str | None = None,
+                       api_token: str | None = None, api_max_mb: float | None = None,
+                       allow_open: bool | None = None, environ: Mapping[str, str] | None = None) -> DashboardSettings:
+    """The daemon's settings (file < ``GENRECAST_*``), read and checked whole as ``genrecast run`` checks them, so a
+    file or variable the daemon refuses stops the dashboard too; then the flags.
 
     Credentials written in the ``--broker`` URL win; otherwise the config's apply to the given URL too.
     """
-    base = load_broker_config(config_path)
-    if url is None:
-        return base
-    try:
-        given = BrokerConfig.from_url(url)
-    except ValueError as exc:
-        raise UserError(f"--broker: {exc}") from None
-    if given.username is None:
-        given = replace(given, username=base.username, password=base.password)
-    return replace(given, ca_file=base.ca_file, keepalive=base.keepalive)
-
-
-def topic_prefix(flag: str | None, config_path: str | None) -> str:
-    """Flag, then environment, then config file, as the daemon layers its settings."""
-    prefix = flag if flag is not None else os.environ.get("GENRECAST_PREFIX")
-    if prefix is None:
-        prefix = read_toml(config_path).get("prefix", DEFAULT_PREFIX)
-    if not valid_prefix(prefix):  # the daemon's rule, so both sides accept the same prefixes
+    settings = load_settings(config_path, environ=environ)
+    conf = settings.broker.to_broker()
+    if broker is not None:
+        try:
+            given = BrokerConfig.from_url(broker)
+        except ValueError as exc:
+            raise UserError(f"--broker: {exc}") from None
+        if given.username is None:
+            given = replace(given, username=conf.username, password=conf.password)
+        conf = replace(given, ca_file=conf.ca_file, keepalive=conf.keepalive)
+    if prefix is not None and not valid_prefix(prefix):  # the daemon's rule, so both sides accept the same prefixes
         raise UserError(f"prefix: bad value {prefix!r} ({PREFIX_RULE})")
-    return prefix
-
-
-def api_settings(token: str | None, max_mb: float | None, config_path: str | None,
-                 allow_open: bool | None = None) -> ApiSettings:
-    """The config file's ``[api]`` table with ``GENRECAST_API_*`` applied, then the flags."""
-    check_env_names(os.environ)
-    settings = load_api_settings(config_path)
+    api = settings.api
     if allow_open is not None:
-        settings = replace(settings, allow_open=allow_open)
-    if token is not None:
-        if not valid_token(token):
+        api = replace(api, allow_open=allow_open)
+    if api_token is not None:
+        if not valid_token(api_token):
             raise UserError(f"--api-token: {TOKEN_RULE}")  # never echo the value: it is a secret
-        settings = replace(settings, token=token)
-    if max_mb is not None:
-        settings = replace(settings, max_mb=max_mb)
-        settings.check()
-    return settings
+        api = replace(api, token=api_token)
+    if api_max_mb is not None:
+        api = replace(api, max_mb=api_max_mb)
+        api.check()
+    return DashboardSettings(conf, settings.prefix if prefix is None else prefix, api)
 
 
 def return_freed_memory() -> None:
@@ -132,11 +126,9 @@ def run(args: argparse.Namespace) -> int:
         model_file(args.model)
     return_freed_memory()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
-    if args.config is not None:  # the daemon's file: a key it would refuse (a typo'd table) must stop both, not one
-        load_settings(args.config)
-    broker = broker_config(args.broker, args.config)
-    prefix = topic_prefix(args.prefix, args.config)
-    api = api_settings(args.api_token, args.api_max_mb, args.config, args.allow_open)
+    settings = dashboard_settings(args.config, broker=args.broker, prefix=args.prefix, api_token=args.api_token,
+                                  api_max_mb=args.api_max_mb, allow_open=args.allow_open)
+    broker, prefix, api = settings.broker, settings.prefix, settings.api
     if not api.token and not api.allow_open and not is_loopback(args.host):
         raise UserError(f"serving on {args.host} without a token would let anyone who can reach it use the page and "
                         "the API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from daemon_helpers import genrecast
-from genrecast.daemon.config import ConfigError, load_broker_config, load_settings
+from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.sources import default_stream_id
 
 TOML = """
@@ -80,33 +80,30 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, mes
     assert message in str(err.value)
 
 
-def test_broker_table_is_reusable_alone(tmp_path):
+def test_broker_table_with_its_environment(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text(TOML + "\n[dashboard]\nport = 8050\n")
-    broker = load_broker_config(path, environ={"GENRECAST_BROKER_PASSWORD": "s3cret"})
+    path.write_text(TOML)
+    broker = load_settings(path, environ={"GENRECAST_BROKER_PASSWORD": "s3cret"}).broker.to_broker()
     assert (broker.host, broker.port, broker.username, broker.password) == ("127.0.0.1", 1884, "genre", "s3cret")
-    assert load_broker_config(None, environ={}).url == "mqtt://127.0.0.1:1883"
+    assert load_settings(None, environ={}).broker.to_broker().url == "mqtt://127.0.0.1:1883"
 
 
 def test_api_table_is_the_dashboards_but_checked_by_the_daemon(tmp_path):
-    from genrecast.daemon.config import load_api_settings
-
     secret = "correct-horse-battery-staple"
     path = tmp_path / "c.toml"
     path.write_text(TOML + "\n[api]\nmax_mb = 2\n")
     env = {"GENRECAST_API_TOKEN": secret}
-    api = load_api_settings(path, environ=env)
+    api = load_settings(path, environ=env).api  # a variable meant for the dashboard does not stop the daemon
     assert (api.token, api.max_mb) == (secret, 2.0) and secret not in repr(api)
-    assert load_api_settings(None, environ={}).token is None
-    assert load_settings(path, environ=env).api == api  # a variable meant for the dashboard does not stop the daemon
+    assert load_settings(None, environ={}).api.token is None
     for table, problem in (("token = 'short'", "api.token: must be 16"), ("max_mb = 0", "api.max_mb"),
                            ("tokn = 'x'", "unknown setting 'api.tokn'")):
         path.write_text(f"[api]\n{table}\n")
         with pytest.raises(ConfigError, match=problem) as err:
-            load_api_settings(path, environ={})
+            load_settings(path, environ={})
         assert "short" not in str(err.value)
     with pytest.raises(ConfigError, match="api.token") as err:
-        load_api_settings(None, environ={"GENRECAST_API_TOKEN": "zebra zebra zebra zebra"})
+        load_settings(None, environ={"GENRECAST_API_TOKEN": "zebra zebra zebra zebra"})
     assert "zebra" not in str(err.value)
 
 

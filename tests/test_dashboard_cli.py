@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, start_dashboard
-from genrecast.dashboard.cli import broker_config, topic_prefix
+from genrecast.dashboard.cli import dashboard_settings
 
 from genrecast.errors import UserError
 
@@ -24,6 +24,14 @@ def config(tmp_path, monkeypatch):
     path.write_text('prefix = "home/music"\nsource = "mic"\n[broker]\nurl = "mqtt://127.0.0.1:1999"\n'
                     'username = "u"\npassword = "p"\nkeepalive = 15\n')
     return str(path)
+
+
+def broker_config(url, config):
+    return dashboard_settings(config, broker=url).broker
+
+
+def topic_prefix(flag, config):
+    return dashboard_settings(config, prefix=flag).prefix
 
 
 def test_broker_from_config_flag_and_url_credentials(config):
@@ -48,6 +56,20 @@ def test_prefix_from_flag_then_environment_then_config(config, monkeypatch):
     for bad in ("a/#", "a/+/b", "trailing/", ""):
         with pytest.raises(UserError, match="prefix"):
             topic_prefix(bad, None)
+
+
+def test_api_flags_over_config_and_environment(config, monkeypatch):
+    secret = "correct-horse-battery-staple"
+    monkeypatch.setenv("GENRECAST_API_MAX_MB", "5")
+    api = dashboard_settings(config).api
+    assert (api.token, api.max_mb, api.allow_open) == (None, 5.0, False)
+    api = dashboard_settings(config, api_token=secret, api_max_mb=2, allow_open=True).api
+    assert (api.token, api.max_mb, api.allow_open) == (secret, 2.0, True)
+    with pytest.raises(UserError, match="--api-token") as err:
+        dashboard_settings(config, api_token="short")
+    assert "short" not in str(err.value)
+    with pytest.raises(UserError, match="api.max_mb"):
+        dashboard_settings(config, api_max_mb=0)
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -116,8 +138,9 @@ def test_an_open_bind_beyond_loopback_needs_allow_open(tmp_path):
 
 
 @pytest.mark.parametrize(("env", "problem"), [({"GENRECAST_API_TOKEN": ""}, "set but empty"),
-                                              ({"GENRECAST_API_TOKN": "x" * 20}, "unknown setting 'api_tokn'")])
-def test_a_token_typo_stops_the_dashboard(env, problem):
+                                              ({"GENRECAST_API_TOKN": "x" * 20}, "unknown setting 'api_tokn'"),
+                                              ({"GENRECAST_SPEED": "fast"}, "speed (from env)")])
+def test_a_setting_the_daemon_would_refuse_stops_the_dashboard(env, problem):
     result = dashboard_exit(env=env)
     assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
@@ -125,7 +148,7 @@ def test_a_token_typo_stops_the_dashboard(env, problem):
 @pytest.mark.parametrize("prefix", ["$SYS", "genre\x00cast", "home\n"])
 def test_the_dashboard_refuses_the_prefixes_the_daemon_refuses(prefix):
     with pytest.raises(UserError, match="prefix: bad value"):
-        topic_prefix(prefix, None)
+        dashboard_settings(prefix=prefix, environ={})
 
 
 @pytest.mark.parametrize("text, named", [('[brokers]\nurl = "mqtt://127.0.0.1:1883"\n', "'brokers'"),

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from genrecast.daemon.config import load_api_settings, load_broker_config
-from genrecast.dashboard.cli import topic_prefix
+from genrecast.dashboard.cli import dashboard_settings
 from test_daemon_systemd import UNIT as DAEMON_UNIT
 from test_daemon_systemd import unit_settings
 
@@ -54,13 +53,12 @@ def test_the_unit_is_hardened_like_the_daemons_restarts_and_takes_the_token_as_a
 
 def test_the_example_config_is_what_the_dashboard_reads(tmp_path):
     example = ROOT / "systemd" / "dashboard.toml.example"
-    assert topic_prefix(None, str(example)) == "genrecast"
-    assert load_broker_config(example, environ={}).url == "mqtt://127.0.0.1:1883"
-    api = load_api_settings(example, environ={})
-    assert api.token is None and not api.allow_open  # no token shipped: the unit serves loopback only
+    settings = dashboard_settings(str(example), environ={})
+    assert settings.prefix == "genrecast" and settings.broker.url == "mqtt://127.0.0.1:1883"
+    assert settings.api.token is None and not settings.api.allow_open  # no token shipped: loopback only
     with_token = tmp_path / "dashboard.toml"
     with_token.write_text(example.read_text().replace('# token = "..."', 'token = "' + "t" * 24 + '"'))
-    assert load_api_settings(with_token, environ={}).token == "t" * 24
+    assert dashboard_settings(str(with_token), environ={}).api.token == "t" * 24
 
 
 def test_make_setup_service_installs_the_units_for_this_checkout(tmp_path):
