@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the page may be reached by, besides --host and localhost (repeatable)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {RunSettings.prefix})")
-    p.add_argument("--config", metavar="PATH", help="the daemon's TOML config; its [broker] table is used")
+    p.add_argument("--config", metavar="PATH",
+                   help="the daemon's TOML config, checked whole; its [broker], prefix and [api] are used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.add_argument("--api-token", metavar="TOKEN",
                    help="the token the page (a login form) and the HTTP API (a bearer token) require (default: "
