@@ -143,6 +143,27 @@ def test_bench_and_training_banks_never_share_a_source(sources, tmp_path):
     assert acoustic.TRAIN.rooms != acoustic.BENCH.rooms and acoustic.TRAIN.seed != acoustic.BENCH.seed
 
 
+def test_a_bank_is_named_by_the_sources_it_keeps(sources, tmp_path):
+    """Built once and reused only for the same sources: other noises (another --nonmusic folder, another
+    --synthetic-noise count) get their own bank beside it instead of the first run's."""
+    noise, speech, rirs = sources
+    first = build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, rirs)
+    again = build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, rirs)
+    assert again == first
+    other_folder = tmp_path / "other-noise"
+    other_folder.mkdir()
+    rng = np.random.default_rng(9)
+    other = []
+    for p, group in noise:  # the same names and groups, other sounds
+        sf.write(other_folder / p.name, (0.05 * rng.standard_normal(2 * RATE)).astype(np.float32), RATE)
+        other.append((other_folder / p.name, group))
+    changed = build_banks(acoustic.TRAIN, tmp_path / "b", other, speech, rirs)
+    assert changed.id != first.id and changed.noise != first.noise
+    kept = sorted(changed.noise.glob("*.wav"))
+    assert kept and not any(np.array_equal(sf.read(p)[0], sf.read(first.noise / p.name)[0]) for p in kept)
+    assert build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, None).id != first.id  # no real spaces
+
+
 def test_vorbis_round_trip_keeps_length_and_level():
     x = _tone(2.0)
     y = acoustic.vorbis(x, 0.0)

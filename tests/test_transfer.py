@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,15 @@ import torch
 from genrecast.daemon.model import load_model
 from genrecast.dsp import GTZAN_GENRES
 from genrecast.dsp.windows import hop_frames
-from genrecast.training.corpus import Clip, genre_clips, nonmusic_clips, read_clip_windows, speaker_or_source
+from genrecast.training.acoustic import TRAIN, Chain, build_banks
+from genrecast.training.corpus import (
+    Clip,
+    genre_clips,
+    heard_through,
+    nonmusic_clips,
+    read_clip_windows,
+    speaker_or_source,
+)
 from genrecast.training.embed import PARTS, backbone_activations, embed_clips
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
@@ -155,6 +164,31 @@ def test_embeddings_are_cached_per_backbone_so_adding_one_reuses_the_other(backb
         assert set(b) == {f"{n}:{p}" for n in backbones for p in PARTS}
         np.testing.assert_array_equal(a["MSD_musicnn:penultimate"], b["MSD_musicnn:penultimate"])
         assert not np.allclose(b["MSD_musicnn:penultimate"], b["MTT_musicnn:penultimate"])  # two networks
+
+
+def test_a_room_copy_is_cached_apart_for_each_bank_it_was_drawn_from(backbones, corpus_dirs, tmp_path):
+    """The same clip, chain configuration and copy, played through banks drawn from other noise recordings: its
+    cached embedding must not be reused (it was, when the key named the configuration alone)."""
+    data, _ = corpus_dirs
+    cfg = replace(TRAIN, p_noise=1.0, noise_snr_db=(0.0, 0.0), n_rooms=2)  # the noise decides the copy
+    clip = heard_through(genre_clips(data, GTZAN_GENRES)[0], cfg, 0)
+    banks = {}
+    for name, seed in (("a", 1), ("b", 2)):  # the same names and groups, other sounds
+        (tmp_path / name).mkdir()
+        rng = np.random.default_rng(seed)
+        for i in range(8):
+            sf.write(tmp_path / name / f"noise{i}.wav", (0.1 * rng.standard_normal(3 * RATE)).astype(np.float32), RATE)
+        banks[name] = [(tmp_path / name / f"noise{i}.wav", f"machine{i}") for i in range(8)]
+    msd, hop, cache = {"MSD_musicnn": backbones["MSD_musicnn"]}, hop_frames(MUSICNN_DSP, 1.0), tmp_path / "cache"
+    got = []
+    for name in ("a", "b", "a"):
+        chains = {cfg.fingerprint(): Chain(cfg, build_banks(cfg, tmp_path / "banks", banks[name], [], None))}
+        got.append(embed_clips([clip], msd, MUSICNN_DSP, N_FRAMES, hop, cache, 0, None, chains)[1][0])
+    assert len(list(cache.glob("*.npz"))) == 2
+    assert not np.allclose(got[0]["MSD_musicnn:mean_pool"], got[1]["MSD_musicnn:mean_pool"])
+    np.testing.assert_array_equal(got[0]["MSD_musicnn:mean_pool"], got[2]["MSD_musicnn:mean_pool"])
+    with pytest.raises(ValueError, match="was not given"):
+        embed_clips([clip], msd, MUSICNN_DSP, N_FRAMES, hop, cache)
 
 
 def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_path):

@@ -107,21 +107,41 @@ def _part(group: str, part: int) -> bool:
 
 @dataclass(frozen=True)
 class Banks:
-    """Folders of 16 kHz WAVs the chain draws from: impulse responses, noises, voices."""
+    """Folders of 16 kHz WAVs the chain draws from: impulse responses, noises, voices; ``id`` names what they
+    were made of (:func:`bank_id`)."""
 
+    id: str
     rooms: Path
     large_spaces: Path | None
     noise: Path
     speech: Path
 
 
+def bank_id(cfg: AcousticConfig, noise_files: Sequence[tuple[Path, str]], speech_files: Sequence[tuple[Path, str]],
+            rir_folder: Path | None) -> str:
+    """The chain's configuration and the name and bytes of every source its banks keep. A bank is written once and
+    reused, and cached room copies are keyed on it: keyed on the configuration alone, a run with other noises or
+    voices (another ``--nonmusic`` folder or ``--synthetic-noise`` count, a clip skipped) silently reused the bank,
+    and the copies, that an earlier run had drawn from its own sources."""
+    from .corpus import file_hash  # corpus reads clips through this module's chains
+
+    h = hashlib.sha256(cfg.fingerprint().encode())
+    kept = [p for files in (noise_files, speech_files) for p, g in files if _part(g, cfg.noise_part)]
+    if rir_folder and cfg.p_large_space > 0:
+        kept += sorted(rir_folder.glob("*.flac"))
+    for p in kept:
+        h.update(p.name.encode() + file_hash(p).digest())
+    return h.hexdigest()[:12]
+
+
 def build_banks(cfg: AcousticConfig, cache: Path, noise_files: Sequence[tuple[Path, str]],
                 speech_files: Sequence[tuple[Path, str]], rir_folder: Path | None) -> Banks:
-    """Write (once) the chain's banks under ``cache/<fingerprint>``: ``noise_files`` and ``speech_files`` are
+    """Write (once) the chain's banks under ``cache/<name>-<bank id>``: ``noise_files`` and ``speech_files`` are
     ``(path, group)`` pairs, of which the chain keeps its own half; ``rir_folder`` holds real impulse responses."""
-    root = cache / f"{cfg.name}-{cfg.fingerprint()}"
+    bid = bank_id(cfg, noise_files, speech_files, rir_folder)
+    root = cache / f"{cfg.name}-{bid}"
     done = root / ".complete"
-    banks = Banks(root / "rooms", root / "large" if rir_folder and cfg.p_large_space > 0 else None,
+    banks = Banks(bid, root / "rooms", root / "large" if rir_folder and cfg.p_large_space > 0 else None,
                   root / "noise", root / "speech")
     if done.exists():
         return banks
@@ -158,6 +178,7 @@ class Chain:
         )
 
         self.cfg = cfg
+        self.banks = banks
         self.speaker = [HighPassFilter(*cfg.speaker_highpass_hz, p=1.0),
                         HighShelfFilter(min_gain_db=cfg.tilt_db[0], max_gain_db=cfg.tilt_db[1], p=1.0)]
         self.room = ApplyImpulseResponse(banks.rooms, p=1.0, leave_length_unchanged=True)

@@ -213,7 +213,12 @@ def read_clip_audio(clip: Clip, chains: Mapping[str, Chain] | None = None) -> tu
         start = round(clip.crop[0] * rate)
         samples = samples[start : start + round(clip.crop[1] * rate)]
     if clip.acoustic is not None:
-        if not chains or clip.acoustic[0] not in chains:
-            raise ValueError(f"{clip.clip_id}: its acoustic chain {clip.acoustic[0]} was not given")
-        samples, rate = chains[clip.acoustic[0]](resample(samples, rate, RATE), clip.clip_id), RATE
+        samples, rate = chain_of(clip, chains)(resample(samples, rate, RATE), clip.clip_id), RATE
     return samples, rate
+
+
+def chain_of(clip: Clip, chains: Mapping[str, Chain] | None) -> Chain:
+    """The chain a clip made by :func:`heard_through` is played through."""
+    if not chains or clip.acoustic is None or clip.acoustic[0] not in chains:
+        raise ValueError(f"{clip.clip_id}: its acoustic chain {clip.acoustic and clip.acoustic[0]} was not given")
+    return chains[clip.acoustic[0]]

@@ -16,7 +16,7 @@ import torch
 from genrecast.dsp import AudioError, DSPConfig
 
 from .acoustic import Chain
-from .corpus import Clip, file_hash, read_clip_windows
+from .corpus import Clip, chain_of, file_hash, read_clip_windows
 from .musicnn import Musicnn, musicnn_input
 
 # What is kept per window: musicnn's pooled vectors, the penultimate layer and the 50 tag logits.
@@ -34,11 +34,12 @@ def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -
     return {p: np.concatenate(v) if v else np.zeros((0, 0), np.float32) for p, v in out.items()}
 
 
-def _key(clip: Clip, tag: str) -> str:
+def _key(clip: Clip, tag: str, chains: Mapping[str, Chain] | None) -> str:
     h = file_hash(clip.path)
     h.update(tag.encode() + (f":crop{clip.crop}".encode() if clip.crop else b""))
-    if clip.acoustic:  # the chain's whole configuration and the copy (each copy draws its own room and noise)
-        h.update(f":acoustic{clip.acoustic[0]}:{clip.acoustic[1]}:{clip.clip_id}".encode())
+    if clip.acoustic:  # the chain's whole configuration, its banks and the copy (each draws its own room and noise)
+        bank = chain_of(clip, chains).banks.id
+        h.update(f":acoustic{clip.acoustic[0]}:{bank}:{clip.acoustic[1]}:{clip.clip_id}".encode())
     return h.hexdigest()[:24]
 
 
@@ -55,8 +56,9 @@ def embed_clips(
 ) -> tuple[list[Clip], list[dict[str, np.ndarray]], list[tuple[Clip, str]]]:
     """Activations of every usable clip by every named backbone, keyed ``name:part``; unusable clips listed. Each
     backbone's are cached apart under ``cache`` by content, backbone name, front end and, for a clip heard through a
-    room, the chain's configuration and copy (so adding a backbone reuses the others'). ``chains`` plays such clips
-    (by fingerprint); a clip's windows are read once for all the backbones that miss it."""
+    room, the chain's configuration, its banks' id and the copy (so adding a backbone reuses the others').
+    ``chains`` plays such clips (by fingerprint); a clip's windows are read once for all the backbones that miss
+    it."""
     cache.mkdir(parents=True, exist_ok=True)
     kept, acts, skipped = [], [], []
     for i, clip in enumerate(clips):
@@ -64,7 +66,8 @@ def embed_clips(
         windows = None
         try:
             for name, model in models.items():
-                path = cache / f"{_key(clip, f'{name}:{cfg.fingerprint()}:{win_frames}:{hop}:{max_windows}')}.npz"
+                tag = f'{name}:{cfg.fingerprint()}:{win_frames}:{hop}:{max_windows}'
+                path = cache / f"{_key(clip, tag, chains)}.npz"
                 if path.exists():
                     with np.load(path) as z:
                         a = {p: z[p] for p in PARTS}
