@@ -79,7 +79,8 @@ def handler(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if unlabelled:
         print(f"left out {sum(unlabelled.values())} audio files with no label the model has: "
-              + ", ".join(f"{folder} ({n})" for folder, n in sorted(unlabelled.items())))
+              + ", ".join(f"{n} at the top of {args.data}" if folder == "." else f"{n} in {folder}/"
+                          for folder, n in sorted(unlabelled.items())))
     tracks, probs, answers, skipped = [], [], [], []
     for path, genre in files.items():
         try:
