@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import (
-    PREFIX_RULE,
     TOKEN_RULE,
     ApiSettings,
     RunSettings,
     load_settings,
-    valid_prefix,
     valid_token,
 )
 
@@ -39,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a host name the page may be reached by, besides --host and localhost (repeatable)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {RunSettings.prefix})")
-    p.add_argument("--config", metavar="PATH",
-                   help="the daemon's TOML config, checked whole; its [broker], prefix and [api] are used")
+    p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="PATH",
+                   help="the daemon's TOML config (env GENRECAST_CONFIG), checked whole; its [broker], prefix and "
+                        "[api] are used")
     p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
     p.add_argument("--api-token", metavar="TOKEN",
                    help="the token the page (a login form) and the HTTP API (a bearer token) require (default: "
@@ -78,7 +78,7 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
 
     Credentials written in the ``--broker`` URL win; otherwise the config's apply to the given URL too.
     """
-    settings = load_settings(config_path, environ=environ)
+    settings = load_settings(config_path, {"prefix": prefix}, environ)  # a flag mends a bad variable, as for run
     conf = settings.broker.to_broker()
     if broker is not None:
         try:
@@ -88,8 +88,6 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
         if given.username is None:
             given = replace(given, username=conf.username, password=conf.password)
         conf = replace(given, ca_file=conf.ca_file, keepalive=conf.keepalive)
-    if prefix is not None and not valid_prefix(prefix):  # the daemon's rule, so both sides accept the same prefixes
-        raise UserError(f"prefix: bad value {prefix!r} ({PREFIX_RULE})")
     api = settings.api
     if allow_open is not None:
         api = replace(api, allow_open=allow_open)
@@ -100,7 +98,7 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
     if api_max_mb is not None:
         api = replace(api, max_mb=api_max_mb)
         api.check()
-    return DashboardSettings(conf, settings.prefix if prefix is None else prefix, api)
+    return DashboardSettings(conf, settings.prefix, api)
 
 
 def return_freed_memory() -> None:

@@ -162,6 +162,8 @@ def test_a_bank_is_named_by_the_sources_it_keeps(sources, tmp_path):
     kept = sorted(changed.noise.glob("*.wav"))
     assert kept and not any(np.array_equal(sf.read(p)[0], sf.read(first.noise / p.name)[0]) for p in kept)
     assert build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, None).id != first.id  # no real spaces
+    # the same files, the noises now filed as voices
+    assert acoustic.bank_id(acoustic.TRAIN, [], noise + speech, rirs) != first.id
 
 
 def test_vorbis_round_trip_keeps_length_and_level():

@@ -56,6 +56,10 @@ def test_prefix_from_flag_then_environment_then_config(config, monkeypatch):
     for bad in ("a/#", "a/+/b", "trailing/", ""):
         with pytest.raises(UserError, match="prefix"):
             topic_prefix(bad, None)
+    monkeypatch.setenv("GENRECAST_PREFIX", "$SYS")  # refused alone, mended by the flag, as `run` does
+    with pytest.raises(UserError, match="prefix"):
+        topic_prefix(None, config)
+    assert topic_prefix("lab", config) == "lab"
 
 
 def test_api_flags_over_config_and_environment(config, monkeypatch):
@@ -143,6 +147,13 @@ def test_an_open_bind_beyond_loopback_needs_allow_open(tmp_path):
 def test_a_setting_the_daemon_would_refuse_stops_the_dashboard(env, problem):
     result = dashboard_exit(env=env)
     assert result.returncode == 2 and problem in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_dashboard_reads_the_daemons_file_named_by_genrecast_config(tmp_path):
+    path = tmp_path / "kitchen.toml"
+    path.write_text('[brokers]\nurl = "mqtt://127.0.0.1:1883"\n')
+    proc = dashboard_exit(env={"GENRECAST_CONFIG": str(path)})
+    assert proc.returncode == 2 and "'brokers'" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
 
 
 @pytest.mark.parametrize("prefix", ["$SYS", "genre\x00cast", "home\n"])

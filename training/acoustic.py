@@ -126,11 +126,12 @@ def bank_id(cfg: AcousticConfig, noise_files: Sequence[tuple[Path, str]], speech
     from .corpus import file_hash  # corpus reads clips through this module's chains
 
     h = hashlib.sha256(cfg.fingerprint().encode())
-    kept = [p for files in (noise_files, speech_files) for p, g in files if _part(g, cfg.noise_part)]
+    kept = [(bank, p) for bank, files in (("noise", noise_files), ("speech", speech_files))
+            for p, g in files if _part(g, cfg.noise_part)]
     if rir_folder and cfg.p_large_space > 0:
-        kept += sorted(rir_folder.glob("*.flac"))
-    for p in kept:
-        h.update(p.name.encode() + file_hash(p).digest())
+        kept += [("large", p) for p in sorted(rir_folder.glob("*.flac"))]
+    for bank, p in kept:  # which bank a file is in matters too: a voice is not a noise
+        h.update(f"{bank}/{p.name}".encode() + file_hash(p).digest())
     return h.hexdigest()[:12]
 
 

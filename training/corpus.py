@@ -219,6 +219,7 @@ def read_clip_audio(clip: Clip, chains: Mapping[str, Chain] | None = None) -> tu
 
 def chain_of(clip: Clip, chains: Mapping[str, Chain] | None) -> Chain:
     """The chain a clip made by :func:`heard_through` is played through."""
-    if not chains or clip.acoustic is None or clip.acoustic[0] not in chains:
-        raise ValueError(f"{clip.clip_id}: its acoustic chain {clip.acoustic and clip.acoustic[0]} was not given")
-    return chains[clip.acoustic[0]]
+    key = clip.acoustic[0]
+    if not chains or key not in chains:
+        raise ValueError(f"{clip.clip_id}: its acoustic chain {key} was not given")
+    return chains[key]
