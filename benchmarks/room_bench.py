@@ -1,13 +1,15 @@
 """Through-a-room benchmark (run on demand, not in CI): what a microphone in a home hears, against the clean file.
 
-The clips are one cross-validation fold of the shared data (GTZAN, the Magnatune ``ood/`` excerpts and the
-non-music recordings), dealt exactly as ``genrecast train-transfer`` deals its folds
-(:func:`training.transfer_cv.held_out`). A model trained with ``--hold-out K`` never heard fold K, and the bench
+The clips are one cross-validation fold of the shared data (GTZAN, the Magnatune ``ood/`` excerpts, the
+non-music recordings and the generated noise), read, kept and dealt exactly as ``genrecast train-transfer`` (with
+its defaults) reads, keeps and deals them (:func:`training.corpus.read_corpus`, :func:`training.corpus.usable`,
+:func:`training.transfer_cv.held_out`). A model trained with ``--hold-out K`` never heard fold K, and the bench
 scores that fold by default; a model trained on everything (the shipped one) is said to be in-sample for the clean
 figures. Each clip is scored twice by the real ``classify`` path (decode, resample, log-mel, windows, ONNX, the one
 track rule): as recorded, and played through :data:`training.acoustic.BENCH`: simulated home rooms of their own
 seed and sizes (2.2-9 m, RT60 0.25-1.2 s), loudspeaker and microphone band limits, speech over it in 30 %, noise
-at 5-25 dB SNR, and a codec, drawn from the half of the noise and speech sources that training never uses.
+at 5-25 dB SNR, and a codec, drawn from the half of the noise and speech sources that training never uses (the
+same banks as the trainer's figures through held-out rooms).
 
 Genre accuracy counts the clips whose genre the model has (a ten-genre model is not asked about electronic).
 ``no_music_in_room``: speech and noise clips given no genre through the room (``no_music``, or ``silence`` for a
@@ -29,10 +31,12 @@ import numpy as np
 import soundfile as sf
 from genrecast.daemon.classify_cmd import classify_file
 from genrecast.daemon.model import DEFAULT_MODEL, load_model
-from genrecast.dsp import GTZAN_GENRES
-from genrecast.dsp.windows import MIN_SECONDS
+from genrecast.dsp.windows import MIN_SECONDS, hop_frames
+from genrecast.training import SYNTHETIC_PER_KIND
 from genrecast.training.acoustic import BENCH, RATE, Chain, build_banks
-from genrecast.training.corpus import genre_clips, heard_through, labelled_clips, nonmusic_clips, read_clip_audio
+from genrecast.training.corpus import bank_sources, heard_through, read_clip_audio, read_corpus, usable
+from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES
+from genrecast.training.synth_noise import write_synthetic
 from genrecast.training.transfer_cv import held_out
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -45,28 +49,29 @@ def main() -> int:
     ap.add_argument("--fold", type=int, help="fold to score, 1..--folds (default: the model's --hold-out, else 1)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench",
+                    help="where the bench's banks and generated noise are written once")
     args = ap.parse_args()
     paths = args.model or [DEFAULT_MODEL]
     models = [load_model(p) for p in paths]
     held = [m.spec.training.get("held_out") for m in models]
     fold = args.fold or next((h["fold"] for h in held if h), 1)
-    labels = GTZAN_GENRES + ("electronic",)
-    genre = genre_clips(args.data / "gtzan", labels) + labelled_clips(args.data / "ood", sorted(
-        d.name for d in (args.data / "ood").iterdir() if d.is_dir()), "ood")
-    other = nonmusic_clips(args.data / "nonmusic")
+    # the corpus train-transfer reads with its defaults, kept as its embedding step keeps it: the folds are then
+    # dealt from the same lists, and the bench chain's banks are drawn from the same sources as its room figures'
+    synthetic = write_synthetic(args.cache / "synthetic-noise", SYNTHETIC_PER_KIND, args.seed)
+    corpus = read_corpus(args.data / "gtzan", args.data / "nonmusic", args.data / "ood", synthetic)
+    hop = hop_frames(MUSICNN_DSP, 1.0)
+    (genre, g_skip), (other, n_skip) = (usable(c, MUSICNN_DSP, N_FRAMES, hop) for c in (corpus.genre, corpus.other))
     clips = held_out(genre, other, args.folds, fold - 1, args.seed)
-    chain = Chain(BENCH, build_banks(BENCH, args.cache, [(c.path, c.group) for c in other if c.kind == "noise"],
-                                     [(c.path, c.group) for c in other if c.kind == "speech"], None))
-    chains = {BENCH.fingerprint(): chain}
+    chains = {BENCH.fingerprint(): Chain(BENCH, build_banks(BENCH, args.cache, *bank_sources(other), None))}
     print(f"room bench: fold {fold}/{args.folds} (seed {args.seed}): {sum(c.genre is not None for c in clips)} genre "
-          f"tracks, {sum(c.genre is None for c in clips)} other clips; chain {BENCH.name} {BENCH.fingerprint()}",
+          f"tracks, {sum(c.genre is None for c in clips)} other clips; chain {BENCH.name} {BENCH.fingerprint()}, "
+          f"banks {chains[BENCH.fingerprint()].banks.id}",
           flush=True)
+    print(f"  left out, as the trainer leaves them out: {len(corpus.repeats)} repeated files, "
+          f"{len(g_skip) + len(n_skip)} clips under {MIN_SECONDS:g} s or unreadable")
     # per model as given: two candidates may share a model_id (fold students of two runs)
     results: list[dict[str, list]] = [defaultdict(list) for _ in models]
-    short = [c for c in clips if sf.info(str(c.path)).duration < MIN_SECONDS]  # classify refuses them
-    clips = [c for c in clips if c not in short]
-    print(f"  {len(short)} clips under {MIN_SECONDS:g} s left out ({', '.join(sorted({c.kind for c in short}))})")
     with tempfile.TemporaryDirectory() as tmp:
         for i, clip in enumerate(clips):
             room = Path(tmp) / "room.wav"
@@ -101,7 +106,7 @@ def summary(model, res: dict[str, list]) -> str:
         c, n = _accuracy([x for x in res["clean"] if x[0].source == source], labels)
         r, _ = _accuracy([x for x in res["room"] if x[0].source == source], labels)
         lines.append(f"{'all ' + source:<11}{n:>7}{c:>8.3f}{r:>8.3f}")
-    for kind in ("speech", "noise", "music"):  # non-music kinds, then genre-less music
+    for kind in ("speech", "noise", "synthetic", "music"):  # non-music kinds, then genre-less music
         rows = {where: [r.kind != "genre" for c, r in res[where] if c.genre is None and c.kind == kind]
                 for where in ("clean", "room")}
         if rows["clean"]:

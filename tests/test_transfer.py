@@ -26,13 +26,15 @@ from genrecast.training.corpus import (
     heard_through,
     nonmusic_clips,
     read_clip_windows,
+    read_corpus,
     speaker_or_source,
+    usable,
 )
 from genrecast.training.embed import PARTS, backbone_activations, embed_clips
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
 from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
-from genrecast.training.transfer_cv import group_folds
+from genrecast.training.transfer_cv import group_folds, held_out
 from test_musicnn_port import WHEEL
 
 from genrecast.cli import main
@@ -290,6 +292,14 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     for k in (1, 2):  # each fold's student, for benches on the fold it never heard
         held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]
         assert held == {"fold": k, "folds": 2, "seed": 0}
+    # room_bench reads, keeps and deals the clips as the run did, so its fold is the one a --hold-out model never
+    # heard (dealt from every file, the half-second clip's speaker moved other speakers between folds)
+    corpus = read_corpus(data, other, ood, out / "synthetic-noise")
+    hop = hop_frames(MUSICNN_DSP, 1.0)
+    (g, _), (n, skipped) = (usable(c, MUSICNN_DSP, N_FRAMES, hop) for c in (corpus.genre, corpus.other))
+    assert [c.clip_id for c in skipped] == ["speech/fsdd__9_dan_1"]
+    for k in (0, 1):
+        assert {c.clip_id for c in held_out(g, n, 2, k, 0)} == {r["clip"] for r in rows if r["fold"] == k}
 
 
 def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):

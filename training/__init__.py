@@ -25,3 +25,5 @@ from pathlib import Path
 
 # where the backbone's activations are cached unless ``--cache`` says otherwise (with the acoustic banks below it)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genrecast" / "embeddings"
+# generated noise clips of each kind a run adds to the not-music side (--synthetic-noise), and room_bench with it
+SYNTHETIC_PER_KIND = 10

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from genrecast.dsp import AUDIO_SUFFIXES, AudioError, DSPConfig, logmel, read_audio, resample
+from genrecast.dsp import AUDIO_SUFFIXES, GTZAN_GENRES, AudioError, DSPConfig, logmel, read_audio, resample
 from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .acoustic import RATE, AcousticConfig, Chain
@@ -108,6 +108,49 @@ def without_repeats(clips: Sequence[Clip]) -> tuple[list[Clip], list[tuple[Clip,
             first[digest] = clip
             kept.append(clip)
     return kept, repeats
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What ``train-transfer`` learns from and ``benchmarks/room_bench.py`` scores, each file once: both deal their
+    folds from these lists, so a fold the bench scores is the fold a ``--hold-out`` model never heard."""
+
+    genre: list[Clip]
+    other: list[Clip]  # not music, and music of no genre
+    labels: tuple[str, ...]  # GTZAN's ten, then the second collection's own
+    repeats: list[tuple[Clip, str]]  # files left out, each with the file it repeats
+
+
+def read_corpus(data: Path, nonmusic: Path, ood: Path | None = None, synthetic: Path | None = None) -> Corpus:
+    """GTZAN under ``data``, a second collection under ``ood`` (its folders are labels), the non-music recordings
+    under ``nonmusic`` and generated noise under ``synthetic`` (:func:`.synth_noise.write_synthetic`'s folder)."""
+    genre, other = genre_clips(data, GTZAN_GENRES), nonmusic_clips(nonmusic)
+    ood_labels = sorted(d.name for d in ood.iterdir() if d.is_dir()) if ood else []
+    genre += labelled_clips(ood, ood_labels, "ood") if ood else []
+    other += nonmusic_clips(synthetic) if synthetic else []
+    kept, repeats = without_repeats(genre + other)
+    return Corpus([c for c in kept if c.genre is not None], [c for c in kept if c.genre is None],
+                  GTZAN_GENRES + tuple(x for x in ood_labels if x not in GTZAN_GENRES), repeats)
+
+
+def usable(clips: Sequence[Clip], cfg: DSPConfig, win_frames: int, hop: int) -> tuple[list[Clip], list[Clip]]:
+    """The clips whose windows can be read, and the rest (under :data:`MIN_SECONDS`, or not decodable): what the
+    trainer's embedding step keeps and skips, for a caller that does not embed."""
+    kept, skipped = [], []
+    for clip in clips:
+        try:
+            read_clip_windows(clip, cfg, win_frames, hop, 1)
+        except (AudioError, OSError):
+            skipped.append(clip)
+        else:
+            kept.append(clip)
+    return kept, skipped
+
+
+def bank_sources(other: Sequence[Clip]) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """``(path, group)`` of the recorded and generated noises, and of the voices, that a chain's banks draw on."""
+    return ([(c.path, c.group) for c in other if c.kind in ("noise", "synthetic")],
+            [(c.path, c.group) for c in other if c.kind == "speech"])
 
 
 def _kind_by_length(path: Path) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import SYNTHETIC_PER_KIND
+
 if TYPE_CHECKING:
     from .corpus import Clip
     from .musicnn import Musicnn
@@ -76,9 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "it on clips it never heard (default 0: train on everything)")
     t.add_argument("--crops", type=_whole(0), default=0,
                    help="2-3 s crops per long track added to training (default 0: not shown to help)")
-    t.add_argument("--synthetic-noise", type=_whole(0), default=10,
+    t.add_argument("--synthetic-noise", type=_whole(0), default=SYNTHETIC_PER_KIND,
                    help="generated noise clips per kind (white, pink, brown, hum, clicks, fan) added to the "
-                        "not-music side (default 10; 0: none)")
+                        f"not-music side (default {SYNTHETIC_PER_KIND}; 0: none)")
     t.add_argument("--max-nonmusic-windows", type=_whole(0), default=6,
                    help="windows kept per non-music clip (default 6; 0: all)")
     t.add_argument("--music-threshold", type=_probability, default=0.5,
@@ -194,7 +196,6 @@ def _train(args) -> int:
     import numpy as np
     import soundfile as sf
     from genrecast.daemon.model import load_model
-    from genrecast.dsp import GTZAN_GENRES
     from genrecast.dsp.windows import hop_frames
 
     from genrecast.errors import UserError
@@ -208,15 +209,7 @@ def _train(args) -> int:
                         "pip install 'genrecast[train]'") from None
 
     from . import DEFAULT_CACHE
-    from .corpus import (
-        base_id,
-        genre_clips,
-        heard_through,
-        labelled_clips,
-        nonmusic_clips,
-        short_crops,
-        without_repeats,
-    )
+    from .corpus import base_id, heard_through, read_corpus, short_crops
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
@@ -239,23 +232,22 @@ def _train(args) -> int:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
-    try:
-        gclips, nclips = genre_clips(args.data, GTZAN_GENRES), nonmusic_clips(args.nonmusic)
-        ood_labels = sorted(d.name for d in args.ood.iterdir() if d.is_dir()) if args.ood else []
-        labels = GTZAN_GENRES + tuple(x for x in ood_labels if x not in GTZAN_GENRES)
-        gclips += labelled_clips(args.ood, ood_labels, "ood") if args.ood else []
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
+    for folder in (args.data, args.nonmusic, args.ood):  # before the run folder is made: nothing half-written
+        if folder is not None and not folder.is_dir():
+            raise UserError(f"{folder}: no such data folder")
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
     out.mkdir(parents=True, exist_ok=True)
-    if args.synthetic_noise:
-        nclips += nonmusic_clips(write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed))
+    synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
+                 else None)
+    try:
+        corpus = read_corpus(args.data, args.nonmusic, args.ood, synthetic)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    gclips, nclips, labels, repeats = corpus.genre, corpus.other, corpus.labels, corpus.repeats
 
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    kept, repeats = without_repeats(gclips + nclips)
-    gclips, nclips = [c for c in kept if c.genre is not None], [c for c in kept if c.genre is None]
     if repeats:
         log(f"left out {len(repeats)} files repeating another (first: {repeats[0][0].path}: {repeats[0][1]})")
 
@@ -338,9 +330,9 @@ def _train(args) -> int:
 def _chains(args, nonmusic, cache: Path) -> dict:
     """The training and bench chains over banks drawn from the recorded noise and speech (each its own half)."""
     from .acoustic import BENCH, TRAIN, Chain, build_banks
+    from .corpus import bank_sources
 
-    noise = [(c.path, c.group) for c in nonmusic if c.kind in ("noise", "synthetic")]
-    speech = [(c.path, c.group) for c in nonmusic if c.kind == "speech"]
+    noise, speech = bank_sources(nonmusic)
     return {cfg.fingerprint(): Chain(cfg, build_banks(cfg, cache, noise, speech, args.rir)) for cfg in (TRAIN, BENCH)}
 
 
