@@ -239,10 +239,7 @@ def _train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
                  else None)
-    try:
-        corpus = read_corpus(args.data, args.nonmusic, args.ood, synthetic)
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
+    corpus = read_corpus(args.data, args.nonmusic, args.ood, synthetic)
     gclips, nclips, labels, repeats = corpus.genre, corpus.other, corpus.labels, corpus.repeats
 
     def log(msg: str) -> None:
