@@ -331,6 +331,17 @@ def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value
     assert not (tmp_path / "o").exists()
 
 
+def test_train_transfer_names_a_missing_data_folder_before_making_the_run_folder(corpus_dirs, tmp_path):
+    data, other = corpus_dirs
+    proc = subprocess.run(
+        [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
+         "--ood", str(tmp_path / "absent"), "--backbone", str(WHEEL), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{tmp_path / 'absent'}: no such data folder" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_train_transfer_names_a_hold_out_fold_that_does_not_exist(corpus_dirs, tmp_path):
     data, other = corpus_dirs
     proc = subprocess.run(
