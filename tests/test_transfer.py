@@ -245,7 +245,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
-         "--synthetic-noise", "1",
+         "--synthetic-noise", "1", "--fast-synthetic-noise", "1",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -289,6 +289,11 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
     assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
+    # the student's own generated noise (6 kinds, each as made and through one training room) is never scored
+    assert "the student also hears 12 generated noise clips" in proc.stdout
+    assert (out / "fast-synthetic-noise" / "synthetic" / "student__brown_000.flac").is_file()
+    assert fast["spec"]["training"]["own_synthetic_noise_per_kind"] == 1
+    assert fast["cv"]["music"]["synthetic"]["clips"] == 6 and fast["cv"]["room"]["music"]["synthetic"]["clips"] == 6
     for k in (1, 2):  # each fold's student, for benches on the fold it never heard
         held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]
         assert held == {"fold": k, "folds": 2, "seed": 0}
@@ -384,3 +389,8 @@ def test_synthetic_noise_is_seeded_bounded_and_every_kind(tmp_path):
     clips = nonmusic_clips(one)
     assert {c.kind for c in clips} == {"synthetic"} and not any(c.is_music for c in clips)
     assert len({c.group for c in clips}) == len(clips)
+    # another prefix is another set: no clip id or group shared with the first, though both lie in synthetic/
+    other = nonmusic_clips(write_synthetic(tmp_path / "c", 2, seed=2, prefix="student"))
+    assert len(other) == len(clips) and {c.kind for c in other} == {"synthetic"}
+    assert not {c.clip_id for c in other} & {c.clip_id for c in clips}
+    assert not {c.group for c in other} & {c.group for c in clips}

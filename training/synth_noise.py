@@ -48,12 +48,13 @@ def noise(kind: str, rng: np.random.Generator, seconds: float = SECONDS) -> np.n
     return (x / np.max(np.abs(x)) * 10 ** (rng.uniform(-30, -3) / 20)).astype(np.float32)
 
 
-def write_synthetic(folder: Path, per_kind: int, seed: int = 0) -> Path:
-    """``per_kind`` clips of each kind as ``folder/synthetic/synthetic__<kind>_<i>.flac``; returns ``folder``."""
+def write_synthetic(folder: Path, per_kind: int, seed: int = 0, prefix: str = "synthetic") -> Path:
+    """``per_kind`` clips of each kind as ``folder/synthetic/<prefix>__<kind>_<i>.flac``; returns ``folder``. Another
+    ``prefix`` names another set (its clips' ids and groups differ), so two sets can be used side by side."""
     rng = np.random.default_rng(seed)
     out = folder / "synthetic"
     out.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
         for i in range(per_kind):
-            sf.write(out / f"synthetic__{kind}_{i:03d}.flac", noise(kind, rng), RATE, subtype="PCM_16")
+            sf.write(out / f"{prefix}__{kind}_{i:03d}.flac", noise(kind, rng), RATE, subtype="PCM_16")
     return folder

@@ -97,6 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-crops", type=_whole(0), default=4,
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
                         "(default 4: the student needs to see padded short clips; the teacher does not)")
+    t.add_argument("--fast-synthetic-noise", type=_whole(0), default=0,
+                   help="generated noise clips per kind heard by the student alone (another seed than "
+                        "--synthetic-noise's, so never a scored clip), as recorded and through the training chain, "
+                        "labelled by the teacher (default 0)")
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
@@ -433,10 +437,12 @@ def _fast(args, run: TeacherRun) -> None:
     import torch
     from genrecast.daemon.model import load_model
 
-    from .corpus import base_id, read_clip_windows, short_crops
+    from .acoustic import TRAIN
+    from .corpus import base_id, heard_through, nonmusic_clips, read_clip_windows, short_crops
     from .distill import DistillConfig, predict, train_student
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS
+    from .synth_noise import write_synthetic
     from .transfer import WindowSet
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
@@ -460,10 +466,24 @@ def _fast(args, run: TeacherRun) -> None:
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                          0 if c.genre else args.max_nonmusic_windows, run.chains) for c in copies}
 
+    heard = []  # the student's own generated noise: no fold scores it, so every student hears all of it
+    if args.fast_synthetic_noise:
+        made = nonmusic_clips(write_synthetic(run.out / "fast-synthetic-noise", args.fast_synthetic_noise,
+                                              args.seed + 1, prefix="student"))
+        made += [heard_through(c, TRAIN, i, NONMUSIC_COPY_SECONDS) for c in made for i in range(args.augment)]
+        heard, acts, _ = embed_clips(made, run.backbones, MUSICNN_DSP, N_FRAMES, run.hop, run.cache,
+                                     args.max_nonmusic_windows, run.log, run.chains)
+        hset = WindowSet.build(heard, acts, run.final.features)
+        feats |= {c.clip_id: hset.x[hset.clip_index == i] for i, c in enumerate(hset.clips)}
+        raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop, args.max_nonmusic_windows, run.chains)
+                for c in heard}
+        run.log(f"the student also hears {len(heard)} generated noise clips and copies of its own ({len(hset.x)} "
+                "windows)")
+
     def student_for(clips, heads):
         tracks = {c.clip_id for c in clips}
-        # crops and room copies of the clips it may learn from; every window_stride-th window of each
-        clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks]
+        # crops and room copies of the clips it may learn from, and its own noise; every window_stride-th window
+        clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks] + heard
         x = np.concatenate([raw[c.clip_id][:: cfg.window_stride] for c in clips])
         gp, mp = heads.predict(np.concatenate([feats[c.clip_id][:: cfg.window_stride] for c in clips]))
         return train_student(x, gp, mp, cfg, run.log)
@@ -497,6 +517,7 @@ def _fast(args, run: TeacherRun) -> None:
     spec = _export(run.out / "fast.onnx", student, args, run.labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
         "teacher_labelled_crops_per_long_track": args.fast_crops,
+        "own_synthetic_noise_per_kind": args.fast_synthetic_noise,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
         "caveats": _caveats(cv, "fast variant"),
