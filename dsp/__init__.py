@@ -1,6 +1,6 @@
 """Signal processing shared by training and the daemon: decoding, resampling, streaming log-mel."""
 
-from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, decode_pcm, downmix, read_audio
+from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, audio_folder, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
 from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
@@ -19,6 +19,7 @@ __all__ = [
     "ModelSpecError",
     "LogMelStream",
     "StreamResampler",
+    "audio_folder",
     "decode_pcm",
     "downmix",
     "logmel",

@@ -26,6 +26,15 @@ TRUNCATION_TOLERANCE = 0.01  # MP3 headers without a frame index estimate the le
 AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 
+def audio_folder(root: str | Path) -> Path:
+    """``root`` as a folder of audio files to read, or ``FileNotFoundError`` naming it: every reader of a data
+    folder says the same one line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    return root
+
+
 class AudioError(ValueError):
     """Audio that cannot be used: missing, unreadable, empty or truncated."""
 

@@ -20,7 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from genrecast.dsp import AUDIO_SUFFIXES, GTZAN_GENRES, AudioError, DSPConfig, logmel, read_audio, resample
+from genrecast.dsp import (
+    AUDIO_SUFFIXES,
+    GTZAN_GENRES,
+    AudioError,
+    DSPConfig,
+    audio_folder,
+    logmel,
+    read_audio,
+    resample,
+)
 from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .acoustic import RATE, AcousticConfig, Chain
@@ -42,6 +51,8 @@ class Clip:
     acoustic: tuple[str, int] | None = None  # (chain fingerprint, copy) when heard through training.acoustic
 
 
+UNREADABLE = (AudioError, OSError)  # a clip that raises one of these is skipped and listed, never fatal
+
 SHORT_SECONDS = 5.0  # without a manifest, an excerpt shorter than this counts as a short clip
 
 
@@ -56,9 +67,7 @@ def _excerpt_kinds(root: Path) -> dict[str, str]:
 
 def genre_clips(root: str | Path, labels: Sequence[str]) -> list[Clip]:
     """Every ``<genre>.<n>.<ext>`` file under ``root`` whose genre is one of ``labels``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
+    root = audio_folder(root)
     kinds = _excerpt_kinds(root)
     clips = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
@@ -72,9 +81,7 @@ def genre_clips(root: str | Path, labels: Sequence[str]) -> list[Clip]:
 def labelled_clips(root: str | Path, labels: Sequence[str], source: str) -> list[Clip]:
     """Every ``<label>/<name>.<ext>`` file under ``root`` whose folder is one of ``labels``: a second collection
     of genre music (the shared ``ood/`` Magnatune excerpts), one track per file, all of them long excerpts."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
+    root = audio_folder(root)
     return [Clip(f"{source}/{label}/{path.stem}", label, True, "long", f"{source}/{label}/{path.stem}", path,
                  source=source)
             for label in labels for path in sorted((root / label).glob("*")) if path.suffix.lower() in AUDIO_SUFFIXES]
@@ -140,7 +147,7 @@ def usable(clips: Sequence[Clip], cfg: DSPConfig, win_frames: int, hop: int) -> 
     for clip in clips:
         try:
             read_clip_windows(clip, cfg, win_frames, hop, 1)
-        except (AudioError, OSError):
+        except UNREADABLE:
             skipped.append(clip)
         else:
             kept.append(clip)
@@ -177,9 +184,7 @@ def speaker_or_source(source: str, name: str) -> str:
 
 def nonmusic_clips(root: str | Path) -> list[Clip]:
     """Every clip under ``root/<kind>/`` for the kinds in :data:`NONMUSIC_KINDS` (a missing kind is no clip)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
+    root = audio_folder(root)
     clips = []
     for kind in NONMUSIC_KINDS:
         for path in sorted((root / kind).glob("*")):

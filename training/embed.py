@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from genrecast.dsp import AudioError, DSPConfig
+from genrecast.dsp import DSPConfig
 
 from .acoustic import Chain
-from .corpus import Clip, chain_of, file_hash, read_clip_windows
+from .corpus import UNREADABLE, Clip, chain_of, file_hash, read_clip_windows
 from .musicnn import Musicnn, musicnn_input
 
 # What is kept per window: musicnn's pooled vectors, the penultimate layer and the 50 tag logits.
@@ -79,7 +79,7 @@ def embed_clips(
                     np.savez(tmp, **a)
                     tmp.replace(path)
                 merged |= {f"{name}:{p}": v for p, v in a.items()}
-        except (AudioError, OSError) as exc:
+        except UNREADABLE as exc:
             skipped.append((clip, str(exc)))
             continue
         kept.append(clip)

@@ -38,10 +38,9 @@ def labelled_files(root: Path, labels: tuple[str, ...]) -> tuple[dict[Path, str]
     """Each audio file under ``root`` with one of ``labels``: the nearest enclosing folder named after a label (``root``
     itself included), else the part of its name before the first dot; and how many audio files per top-level folder
     have neither."""
-    from genrecast.dsp import AUDIO_SUFFIXES
+    from genrecast.dsp import AUDIO_SUFFIXES, audio_folder
 
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
+    audio_folder(root)
     found: dict[Path, str] = {}
     unlabelled: Counter = Counter()
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):

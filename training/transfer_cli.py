@@ -200,6 +200,7 @@ def _train(args) -> int:
     import numpy as np
     import soundfile as sf
     from genrecast.daemon.model import load_model
+    from genrecast.dsp import audio_folder
     from genrecast.dsp.windows import hop_frames
 
     from genrecast.errors import UserError
@@ -236,9 +237,11 @@ def _train(args) -> int:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
-    for folder in (args.data, args.nonmusic, args.ood):  # before the run folder is made: nothing half-written
-        if folder is not None and not folder.is_dir():
-            raise UserError(f"{folder}: no such data folder")
+    try:  # before the run folder is made: nothing half-written
+        for folder in (f for f in (args.data, args.nonmusic, args.ood) if f is not None):
+            audio_folder(folder)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
     out.mkdir(parents=True, exist_ok=True)
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
