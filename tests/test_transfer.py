@@ -6,6 +6,7 @@ generated audio small enough for seconds of CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -289,6 +290,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
     assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
+    assert fast["spec"]["training"]["teacher_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     # the student's own generated noise (6 kinds, each as made and through one training room) is never scored
     assert "the student also hears 12 generated noise clips" in proc.stdout
     assert (out / "fast-synthetic-noise" / "synthetic" / "student__brown_000.flac").is_file()

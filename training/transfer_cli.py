@@ -7,6 +7,7 @@ torch is imported inside the handler, so the daemon's commands never pay for it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import time
@@ -519,6 +520,8 @@ def _fast(args, run: TeacherRun) -> None:
     torch.save(student.state_dict(), run.out / "fast.pt")
     spec = _export(run.out / "fast.onnx", student, args, run.labels, WINDOW_SECONDS, {
         "recipe": "distilled", "teacher": f"{args.name}-{args.version}", "config": cfg.to_dict(),
+        # which file taught it: a rebuild of the teacher's recipe has its model_id but not always its bytes
+        "teacher_sha256": hashlib.sha256((run.out / "model.onnx").read_bytes()).hexdigest(),
         "teacher_labelled_crops_per_long_track": args.fast_crops,
         "own_synthetic_noise_per_kind": args.fast_synthetic_noise,
         "parameters": sum(p.numel() for p in student.parameters()),
