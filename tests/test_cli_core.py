@@ -48,3 +48,20 @@ def test_a_bad_flag_is_one_line_naming_the_command_and_its_help(args, says):
     proc = subprocess.run([sys.executable, "-m", "genrecast", *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith(says), proc.stderr
     assert proc.stderr.rstrip().endswith(f"(see genrecast{' ' + args[0] if args[0] != 'frobnicate' else ''} --help)")
+
+
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
+    """`genrecast classify *.wav | head -1`: the reader's end is closed before anything is written, so the first
+    write fails for certain; the command stops with the shell's code for a broken pipe, not a traceback."""
+    import os
+    from pathlib import Path
+
+    clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(clip), str(clip)], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141 and proc.stderr == "", proc.stderr[-1500:]
