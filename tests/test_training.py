@@ -221,7 +221,9 @@ def test_evaluate_refuses_a_folder_with_nothing_to_score_in_one_line(labelled, t
 
 def test_evaluate_refuses_a_report_it_could_not_write_before_it_classifies(labelled, tmp_path, capsys):
     model = build_tiny_model(tmp_path / "tiny.onnx", tiny_spec())
-    for where, why in ((tmp_path, "is a folder, not a file"), (tmp_path / "absent" / "eval.json", "no such folder")):
+    # /proc lets even root create no file: a read-only mount is refused the same way, before the work
+    for where, why in ((tmp_path, "is a folder, not a file"), (tmp_path / "absent" / "eval.json", "no such folder"),
+                       (Path("/proc/genrecast-eval.json"), "not writable")):
         assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(where)]) == 2
         out, err = capsys.readouterr()
         assert err.count("\n") == 1 and why in err and "Traceback" not in err

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -68,8 +67,7 @@ def handler(args: argparse.Namespace) -> int:
             raise UserError(f"--json {args.json}: is a folder, not a file")
         if not args.json.parent.is_dir():
             raise UserError(f"--json {args.json}: no such folder {args.json.parent}")
-        if not os.access(args.json.parent, os.W_OK) or (args.json.exists() and not os.access(args.json, os.W_OK)):
-            raise UserError(f"--json {args.json}: not writable")
+        _writable(args.json)
     model = load_model(args.model)
     labels = model.spec.labels
     try:
@@ -108,8 +106,27 @@ def handler(args: argparse.Namespace) -> int:
         genre = ev.to_dict()
         for row, answer in zip(genre["tracks"], answers, strict=True):
             row["answer"] = answer.genre or answer.kind
-        args.json.write_text(json.dumps({
+        report = json.dumps({
             "model_id": model.model_id, "data": str(args.data), "tracks": len(tracks),
             "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
-            "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2))
+            "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2)
+        try:
+            args.json.write_text(report)
+        except OSError as exc:  # the folder went away or filled up while classifying: the table above stands
+            raise UserError(f"--json {args.json}: not written ({exc.strerror or exc})") from None
     return 0
+
+
+def _writable(path: Path) -> None:
+    """Open ``path`` for appending, as the report will be written, and leave it as it was: a read-only mount or a
+    file system that refuses the name fails here, before minutes of classifying, rather than after."""
+    from genrecast.errors import UserError
+
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--json {path}: not writable ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
