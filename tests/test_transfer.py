@@ -338,14 +338,27 @@ def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value
     assert not (tmp_path / "o").exists()
 
 
-def test_train_transfer_names_a_missing_data_folder_before_making_the_run_folder(corpus_dirs, tmp_path):
+@pytest.mark.parametrize("case", ["no ood folder", "no rir folder", "no impulse response", "no tracks",
+                                  "fewer tracks than folds"])
+def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus_dirs, tmp_path):
+    """Each of these once failed after minutes of embedding, with a traceback and a half-written run folder."""
     data, other = corpus_dirs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no audio here")
+    extra, wanted = {
+        "no ood folder": (["--ood", str(tmp_path / "absent")], f"{tmp_path / 'absent'}: no such data folder"),
+        "no rir folder": (["--rir", str(tmp_path / "absent")], f"{tmp_path / 'absent'}: no such data folder"),
+        "no impulse response": (["--rir", str(empty)], f"--rir {empty}: no impulse responses (*.flac) in it"),
+        "no tracks": (["--data", str(empty)], f"--data {empty}: 0 GTZAN tracks"),
+        "fewer tracks than folds": (["--folds", "20"], "fewer than the 20 folds"),
+    }[case]
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
-         "--ood", str(tmp_path / "absent"), "--backbone", str(WHEEL), "--out", str(tmp_path / "o")],
+         "--backbone", str(WHEEL), "--out", str(tmp_path / "o"), *extra],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert f"{tmp_path / 'absent'}: no such data folder" in proc.stderr
+    assert wanted in proc.stderr
     assert not (tmp_path / "o").exists()
 
 

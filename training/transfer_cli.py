@@ -201,7 +201,7 @@ def _train(args) -> int:
     import numpy as np
     import soundfile as sf
     from genrecast.daemon.model import load_model
-    from genrecast.dsp import audio_folder
+    from genrecast.dsp import GTZAN_GENRES, audio_folder
     from genrecast.dsp.windows import hop_frames
 
     from genrecast.errors import UserError
@@ -215,7 +215,7 @@ def _train(args) -> int:
                         "pip install 'genrecast[train]'") from None
 
     from . import DEFAULT_CACHE
-    from .corpus import base_id, heard_through, read_corpus, short_crops
+    from .corpus import base_id, genre_clips, heard_through, read_corpus, short_crops
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
     from .synth_noise import write_synthetic
@@ -239,10 +239,16 @@ def _train(args) -> int:
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
     try:  # before the run folder is made: nothing half-written
-        for folder in (f for f in (args.data, args.nonmusic, args.ood) if f is not None):
+        for folder in (f for f in (args.data, args.nonmusic, args.ood, args.rir) if f is not None):
             audio_folder(folder)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
+    if args.rir is not None and not any(args.rir.glob("*.flac")):
+        raise UserError(f"--rir {args.rir}: no impulse responses (*.flac) in it")
+    tracks = len(genre_clips(args.data, GTZAN_GENRES))
+    if tracks < args.folds:
+        raise UserError(f"--data {args.data}: {tracks} GTZAN tracks (<genre>.<n>.<ext>, such as rock.00012.wav) "
+                        f"found, fewer than the {args.folds} folds")
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
     out.mkdir(parents=True, exist_ok=True)
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
