@@ -290,3 +290,27 @@ def test_absurd_speeds_are_refused(speed):
 
     with pytest.raises(ConfigError, match="speed: bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000 times"):
         load_settings(flags={"speed": float(speed)}, environ={})
+
+
+@pytest.mark.parametrize("bad", [np.nan, 2.0])  # NaN scores give NaN probabilities; 2 + a sigmoid exceeds 1
+def test_a_graph_whose_outputs_are_not_probabilities_is_refused_at_load(bad, tmp_path):
+    """Such a model once loaded, and `classify --json` printed NaN (not JSON) or a probability of 5, with exit 0."""
+    path = build_tiny_model(tmp_path / "bad.onnx", tagged_spec())
+    graph = onnx.load(path)
+    if np.isnan(bad):
+        weights = next(i for i in graph.graph.initializer if i.name == "weights")
+        weights.CopyFrom(onnx.numpy_helper.from_array(np.full(onnx.numpy_helper.to_array(weights).shape, np.nan,
+                                                              np.float32), "weights"))
+    else:  # the music output moved past 1
+        node = next(n for n in graph.graph.node if n.output[0] == "music")
+        node.output[0] = "music_unscaled"
+        graph.graph.node.append(onnx.helper.make_node("Add", ["music_unscaled", "offset"], ["music"]))
+        graph.graph.initializer.append(onnx.numpy_helper.from_array(np.float32(bad), "offset"))
+    onnx.save(graph, path)
+    output = "probabilities" if np.isnan(bad) else "music"
+    with pytest.raises(ModelSpecError, match=f"its '{output}' output for a test window is not a probability"):
+        load_model(path)
+    clip = write_tones(tmp_path / "a.wav", [0], 3.0)
+    proc = genrecast("classify", "--json", "--model", str(path), str(clip))
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out) == (2, "") and err.count("\n") == 1 and "not a probability" in err, err
