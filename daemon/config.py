@@ -354,6 +354,8 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
 def read_toml(path: str | os.PathLike | None) -> dict:
     if path is None:
         return {}
+    if not os.fspath(path):
+        raise ConfigError("config file: the path is empty (GENRECAST_CONFIG set to nothing?); unset it for no file")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -383,9 +385,19 @@ def env_values(environ: Mapping[str, str]) -> dict:
                       and key[len(t) + 1 :] in {f.name for f in fields(cls)}), None)
         if table:
             out.setdefault(table, {})[key[len(table) + 1 :]] = value
+        elif key in TABLES or key not in {f.name for f in fields(RunSettings)}:  # a table's key is a variable each
+            raise ConfigError(f"{name} (from env): no such setting; " + _env_names(key.split("_", 1)[0]))
         else:
             out[key] = value
     return out
+
+
+def _env_names(table: str) -> str:
+    """The variables a table's keys are set by, for a message about a misspelt one."""
+    if table in TABLES:
+        return f"[{table}] takes " + ", ".join(f"{ENV_PREFIX}{table}_{f.name}".upper() for f in fields(TABLES[table]))
+    return f"a top-level key is {ENV_PREFIX}<KEY>, such as {ENV_PREFIX}HOP_SECONDS"
+
 
 
 def load_settings(
@@ -404,8 +416,9 @@ def load_settings(
         given["broker"] = broker_flags
     if "streams" in given:  # --stream ID=SOURCE, repeated: added to the file's streams, replacing an id's source
         pairs = [parse_stream_flag(t) for t in given.pop("streams")]
-        if len({i for i, _ in pairs}) < len(pairs):
-            raise ConfigError("--stream: the same stream id given twice")
+        twice = sorted({i for i, _ in pairs if sum(j == i for j, _ in pairs) > 1})
+        if twice:
+            raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
     settings = _apply(settings, given, "flags")
     settings.check()

@@ -45,7 +45,12 @@ def test_file_then_env_then_flags(tmp_path):
         ("qos = 'high'\n", {}, {}, "qos (from file"),
         ("hop_seconds = true\n", {}, {}, "hop_seconds (from file"),
         ("", {"GENRECAST_SPEED": "fast"}, {}, "speed (from env): expected float, got 'fast'"),
-        ("", {"GENRECAST_SHOUTING": "1"}, {}, "unknown setting 'shouting' (from env)"),
+        ("", {"GENRECAST_SHOUTING": "1"}, {}, "GENRECAST_SHOUTING (from env): no such setting; a top-level key is "
+                                              "GENRECAST_<KEY>"),
+        # a table is set key by key, and the message names the variables that would have been right
+        ("", {"GENRECAST_BROKER": "mqtt://x:1"}, {}, "GENRECAST_BROKER (from env): no such setting; [broker] takes "
+                                                     "GENRECAST_BROKER_URL, GENRECAST_BROKER_USERNAME"),
+        ("", {"GENRECAST_BROKER_PORT": "1"}, {}, "GENRECAST_BROKER_PORT (from env): no such setting; [broker] takes"),
         ("", {}, {"qos": 3}, "qos: bad value 3"),
         ("smoothing = 'median'\n", {}, {}, "smoothing: bad value 'median'"),
         ("stream_id = 'a/b'\n", {}, {}, "stream_id: bad value 'a/b'"),
@@ -114,6 +119,13 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err == f"genrecast run: error: unknown setting 'hop_second' (from file {path})\n"
+
+
+def test_an_empty_config_variable_is_named_not_read_as_a_file_called_nothing():
+    proc = genrecast("run", env={"GENRECAST_CONFIG": ""})
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (2, "genrecast run: error: config file: the path is empty (GENRECAST_CONFIG set "
+                                         "to nothing?); unset it for no file\n")
 
 
 @pytest.mark.parametrize(("content", "problem"), [

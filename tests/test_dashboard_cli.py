@@ -142,7 +142,8 @@ def test_an_open_bind_beyond_loopback_needs_allow_open(tmp_path):
 
 
 @pytest.mark.parametrize(("env", "problem"), [({"GENRECAST_API_TOKEN": ""}, "set but empty"),
-                                              ({"GENRECAST_API_TOKN": "x" * 20}, "unknown setting 'api_tokn'"),
+                                              ({"GENRECAST_API_TOKN": "x" * 20},
+                                               "GENRECAST_API_TOKN (from env): no such setting"),
                                               ({"GENRECAST_SPEED": "fast"}, "speed (from env)")])
 def test_a_setting_the_daemon_would_refuse_stops_the_dashboard(env, problem):
     result = dashboard_exit(env=env)
