@@ -83,11 +83,12 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     (beyond one row of probabilities per window). With an :class:`~daemon.inference.Inference` of several threads,
     batches are scored on them while this thread decodes and cuts the next ones.
     """
-    from genrecast.dsp import AudioError
+    from genrecast.dsp import AudioError, ModelSpecError
     from genrecast.dsp.windows import MIN_SECONDS
 
     from .config import MODEL_BATCH
     from .inference import Inference
+    from .model import are_probabilities
     from .pipeline import Pipeline
 
     pipeline = Pipeline(model.spec, hop_seconds, audio.sample_rate)
@@ -113,6 +114,8 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
         meta += part
     if not meta:
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
+    if not all(are_probabilities(x) for x in genre + music + tags):  # else NaN reaches the JSON and the API
+        raise ModelSpecError(f"model {model.path}: gave a probability that is NaN or outside 0-1 for {name}")
     return FileWindows(audio.seconds, [s for s, _ in meta], np.concatenate(genre), np.concatenate(music),
                        np.array([r for _, r in meta]), np.concatenate(tags) if tags else None)
 

@@ -153,12 +153,16 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     return model
 
 
+def are_probabilities(values: np.ndarray) -> bool:
+    """Finite and within 0-1 (give or take float32's rounding): what every output of a genre model must be."""
+    return bool(np.isfinite(values).all() and (values >= -1e-4).all() and (values <= 1 + 1e-4).all())
+
+
 def _check_outputs(model: GenreModel) -> None:
     """One window through the graph: a graph whose outputs are not probabilities (NaN, or outside 0-1) is refused
     here, by name, rather than turned into NaN in ``classify --json`` or the API's answers."""
     out = model.predict(np.zeros((1, model.spec.dsp.n_mels, model.spec.n_frames), np.float32))
     for name, values in ((GENRE_OUTPUT, out.genre), (MUSIC_OUTPUT, out.music), (TAGS_OUTPUT, out.tags)):
-        if values is not None and not (np.isfinite(values).all() and (values >= -1e-4).all()
-                                       and (values <= 1 + 1e-4).all()):
+        if values is not None and not are_probabilities(values):
             raise ModelSpecError(f"model {model.path}: its {name!r} output for a test window is not a probability "
                                  f"(NaN, infinite, or outside 0-1: {np.ravel(values)[:3].tolist()})")

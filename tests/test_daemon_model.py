@@ -314,3 +314,31 @@ def test_a_graph_whose_outputs_are_not_probabilities_is_refused_at_load(bad, tmp
     proc = genrecast("classify", "--json", "--model", str(path), str(clip))
     out, err = proc.communicate(timeout=120)
     assert (proc.returncode, out) == (2, "") and err.count("\n") == 1 and "not a probability" in err, err
+
+
+def test_a_model_that_gives_nan_only_for_real_audio_stops_classify_in_one_line(tmp_path):
+    """It passes the load's test window (zeros), so classify checks what every window gives: sqrt(level + 1) over
+    itself is 1 for the test window and NaN for a tone, whose mean log-mel is far below -1."""
+    path = build_tiny_model(tmp_path / "odd.onnx", tagged_spec())
+    graph = onnx.load(path)
+    node = next(n for n in graph.graph.node if n.output[0] == "probabilities")
+    node.output[0] = "p_raw"
+    h, nh = onnx.helper, onnx.numpy_helper
+    graph.graph.node.extend([
+        h.make_node("ReduceMean", ["logmel"], ["overall"], axes=[1, 2], keepdims=0),
+        h.make_node("Add", ["overall", "one"], ["shifted"]),
+        h.make_node("Sqrt", ["shifted"], ["root"]),
+        h.make_node("Div", ["root", "root"], ["factor"]),  # 1, or NaN where the level is under -1
+        h.make_node("Reshape", ["factor", "column"], ["factor2"]),
+        h.make_node("Mul", ["p_raw", "factor2"], ["probabilities"]),
+    ])
+    graph.graph.initializer.extend([nh.from_array(np.float32(1.0), "one"),
+                                    nh.from_array(np.array([-1, 1], np.int64), "column")])
+    onnx.save(graph, path)
+    model = load_model(path)  # the test window passes
+    assert np.isfinite(model.predict(np.zeros((1, model.spec.dsp.n_mels, model.spec.n_frames), np.float32)).genre).all()
+    clip = write_tones(tmp_path / "a.wav", [0], 3.0)
+    proc = genrecast("classify", "--json", "--model", str(path), str(clip))
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out) == (2, ""), (out, err)
+    assert err.count("\n") == 1 and f"gave a probability that is NaN or outside 0-1 for {clip}" in err, err
