@@ -9,6 +9,7 @@ The wheel itself is fetched by ``scripts/setup.sh``.
 
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -115,8 +116,12 @@ def test_musicnn_input_is_log10_of_one_plus_10000_power():
 def test_reader_refuses_what_is_not_a_bundle(tmp_path):
     with pytest.raises(CheckpointError, match="not a TensorFlow bundle index"):
         parse_checkpoint(b"\0" * 100, b"")
-    with pytest.raises(CheckpointError, match="No such file"):
+    with pytest.raises(CheckpointError, match="neither the musicnn wheel"):
         read_checkpoint(tmp_path / "absent/")
+    text = tmp_path / "notes.wav"  # a file, but neither a wheel nor a prefix: it once said "No such file"
+    text.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=re.escape(f"{text}: neither the musicnn wheel (*.whl) nor a checkpoint")):
+        read_checkpoint(text, "MSD_musicnn")
     with pytest.raises(CheckpointError, match="holds no checkpoint musicnn/MSD_nothing/"):
         read_checkpoint(WHEEL, "MSD_nothing")
     bad = tmp_path / "bad.whl"

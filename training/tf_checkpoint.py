@@ -132,6 +132,9 @@ def read_checkpoint(source: str | Path, model: str = "") -> dict[str, np.ndarray
     """The weights of a checkpoint: ``source`` is a prefix (``.../MSD_musicnn/``, ``.../model.ckpt``), or a wheel
     (``musicnn-0.1.0-py3-none-any.whl``) that holds ``musicnn/<model>/`` without being installed or unpacked."""
     source = str(source)
+    if not source.endswith(".whl") and not Path(source + ".index").is_file():  # say what is wanted, not ENOENT
+        raise CheckpointError(f"{source}: neither the musicnn wheel (*.whl) nor a checkpoint prefix (no "
+                              f"{source}.index)")
     try:
         if source.endswith(".whl"):
             with zipfile.ZipFile(source) as whl:
