@@ -156,7 +156,7 @@ def classify_file(model, path: str, hop_seconds: float, inference=None) -> Track
 def handler(args: argparse.Namespace) -> int:
     from genrecast.dsp import AudioError
 
-    from genrecast.errors import UserError
+    from genrecast.errors import UserError, one_line
 
     from .config import usable_cores, valid_hop, valid_threads
     from .inference import Inference
@@ -175,7 +175,7 @@ def handler(args: argparse.Namespace) -> int:
             try:
                 result = classify_file(model, path, args.hop, inference)
             except AudioError as exc:
-                print(f"genrecast classify: error: {exc}", file=sys.stderr)
+                print(f"genrecast classify: error: {one_line(exc)}", file=sys.stderr)
                 if args.json:  # one object per file given, so a reader can pair every input with its answer
                     print(json.dumps({"file": path, "error": str(exc)}), flush=True)
                 failed += 1

@@ -11,7 +11,7 @@ import os
 import sys
 
 from genrecast import __version__
-from genrecast.errors import UserError
+from genrecast.errors import UserError, one_line
 
 # Modules exposing ``register(subparsers)``. They import their heavy dependencies (onnxruntime, dash,
 # torch) inside the handlers, so `genrecast --help` is quick and the daemon never loads torch.
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UserError, AudioError, ModelSpecError) as exc:
-        print(f"genrecast {args.command}: error: {exc}", file=sys.stderr)
+        print(f"genrecast {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

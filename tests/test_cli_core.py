@@ -65,3 +65,14 @@ def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
     finally:
         os.close(write)
     assert proc.returncode == 141 and proc.stderr == "", proc.stderr[-1500:]
+
+
+def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
+    """A reader takes one stderr line for one error; a file name may hold a newline (shown escaped, as `\\n`)."""
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(tmp_path / "two\nlines.wav")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{tmp_path}/two\\nlines.wav: no such file" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--config", str(tmp_path / "a\nb.toml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "a\\nb.toml" in proc.stderr, proc.stderr
