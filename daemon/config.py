@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from genrecast.dsp.audio import PCM_FORMATS, RATE_RANGE
+from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
 from genrecast.dsp.config import DEFAULT_DSP
 
 from genrecast.errors import UserError
@@ -181,7 +181,7 @@ class StreamSettings(StreamDefaults):
                       f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time"),
             "format": (self.format in PCM_FORMATS, " or ".join(PCM_FORMATS)),
             "rate": (RATE_RANGE[0] <= self.rate <= RATE_RANGE[1], f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz"),
-            "channels": (1 <= self.channels <= 32, "1 to 32"),
+            "channels": (1 <= self.channels <= MAX_CHANNELS, f"1 to {MAX_CHANNELS}"),
             "hop_seconds": (valid_hop(self.hop_seconds), "more than 0, at most 60 seconds"),
             "smoothing": (self.smoothing in SMOOTHING, " or ".join(SMOOTHING)),
             "smoothing_windows": (1 <= self.smoothing_windows <= 1000, "1 to 1000"),

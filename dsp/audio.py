@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
+MAX_CHANNELS = 32  # for every source: a header claiming more is broken, and would make each block huge
 BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
 MAX_AMPLITUDE = 1000.0  # float audio may overshoot 1.0 a little; 60 dB over full scale is not audio
 TRUNCATION_TOLERANCE = 0.01  # MP3 headers without a frame index estimate the length; a true cut is far larger
@@ -213,6 +214,8 @@ def _open_checked(path: Path, name: str) -> sf.SoundFile:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(f"{name}: not a readable audio file ({_detail(exc)})") from None
     problem = check_rate(f.samplerate)
+    if problem is None and not 1 <= f.channels <= MAX_CHANNELS:
+        problem = f"the header declares {f.channels} channels (1 to {MAX_CHANNELS} are read)"
     if problem is None and f.frames == 0:
         problem = "contains no audio samples"
     if problem:

@@ -64,6 +64,15 @@ def test_bad_files_give_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
+def test_a_header_declaring_more_channels_than_are_read_is_named(tmp_path):
+    """It once read as a fraction of a second of audio ("0.00 s is shorter than the 1 s minimum")."""
+    sf.write(tmp_path / "many.wav", np.zeros((22050, 33), np.float32), 22050)
+    with pytest.raises(AudioError, match="many.wav: the header declares 33 channels \\(1 to 32 are read\\)"):
+        read_audio(tmp_path / "many.wav")
+    sf.write(tmp_path / "most.wav", np.full((22050, 32), 0.1, np.float32), 22050)
+    assert read_audio(tmp_path / "most.wav").samples.shape == (22050,)  # 32 channels, downmixed
+
+
 def test_wav_with_no_samples_is_refused(tmp_path):
     sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 22050)
     with pytest.raises(AudioError, match="no audio samples"):
