@@ -15,6 +15,7 @@ import tomllib
 import types
 import typing
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -375,6 +376,7 @@ TABLES = {"broker": BrokerSettings, "api": ApiSettings}  # TOML tables: ``[name]
 def env_values(environ: Mapping[str, str]) -> dict:
     """``GENRECAST_HOP_SECONDS`` -> ``{"hop_seconds": "1.5"}``; ``GENRECAST_BROKER_URL`` -> ``{"broker": {...}}``."""
     out: dict = {}
+    top_level = {f.name for f in fields(RunSettings)}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
@@ -385,7 +387,7 @@ def env_values(environ: Mapping[str, str]) -> dict:
                       and key[len(t) + 1 :] in {f.name for f in fields(cls)}), None)
         if table:
             out.setdefault(table, {})[key[len(table) + 1 :]] = value
-        elif key in TABLES or key not in {f.name for f in fields(RunSettings)}:  # a table's key is a variable each
+        elif key in TABLES or key not in top_level:  # a table's keys are a variable each, never the table whole
             raise ConfigError(f"{name} (from env): no such setting; " + _env_names(key.split("_", 1)[0]))
         else:
             out[key] = value
@@ -397,7 +399,6 @@ def _env_names(table: str) -> str:
     if table in TABLES:
         return f"[{table}] takes " + ", ".join(f"{ENV_PREFIX}{table}_{f.name}".upper() for f in fields(TABLES[table]))
     return f"a top-level key is {ENV_PREFIX}<KEY>, such as {ENV_PREFIX}HOP_SECONDS"
-
 
 
 def load_settings(
@@ -416,7 +417,7 @@ def load_settings(
         given["broker"] = broker_flags
     if "streams" in given:  # --stream ID=SOURCE, repeated: added to the file's streams, replacing an id's source
         pairs = [parse_stream_flag(t) for t in given.pop("streams")]
-        twice = sorted({i for i, _ in pairs if sum(j == i for j, _ in pairs) > 1})
+        twice = sorted(i for i, n in Counter(i for i, _ in pairs).items() if n > 1)
         if twice:
             raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}

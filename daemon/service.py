@@ -448,12 +448,12 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
 
 
 def _warm_up(model: GenreModel) -> None:
-    """One window of silence through the front end and the model before any stream opens: otherwise the first
-    real window pays numba's cache load and onnxruntime's first-run allocations (about 250 ms here)."""
+    """One window of silence through the front end before any stream opens: otherwise the first real window pays
+    numba's cache load (about 250 ms here, with onnxruntime's first run, which ``load_model``'s check of the
+    outputs has already made)."""
     spec = model.spec
     pipeline = Pipeline(spec, 1.0, spec.dsp.sample_rate)
-    windows = pipeline.push(np.zeros(pipeline.samples_to_next_window(), np.float32))
-    model.predict(np.stack([w.logmel for w in windows]))
+    pipeline.push(np.zeros(pipeline.samples_to_next_window(), np.float32))
 
 
 def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference, batch: int) -> None:
