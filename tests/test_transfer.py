@@ -246,7 +246,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
-         "--synthetic-noise", "1", "--fast-synthetic-noise", "1",
+         "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seed", "3",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -289,6 +289,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
     assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
     assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
+    assert fast["spec"]["training"]["config"]["seed"] == 3  # the student's draws; the folds stay --seed's
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
     assert fast["spec"]["training"]["teacher_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     # the student's own generated noise (6 kinds, each as made and through one training room) is never scored

@@ -102,6 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="generated noise clips per kind heard by the student alone (another seed than "
                         "--synthetic-noise's, so never a scored clip), as recorded and through the training chain, "
                         "labelled by the teacher (default 0)")
+    t.add_argument("--fast-seed", type=_whole(0),
+                   help="seed of the student's own draws (initial weights, batches, masks; default --seed): the folds "
+                        "stay --seed's, so runs that differ only here measure how far one design's figures move "
+                        "between runs")
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
@@ -457,7 +461,7 @@ def _fast(args, run: TeacherRun) -> None:
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
-    cfg = DistillConfig(threads=args.threads, seed=args.seed,
+    cfg = DistillConfig(threads=args.threads, seed=args.seed if args.fast_seed is None else args.fast_seed,
                         **_given(epochs=args.fast_epochs, widths=args.fast_widths, window_stride=args.fast_stride))
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in run.g + run.n}
