@@ -189,7 +189,8 @@ class StreamSettings(StreamDefaults):
             "silence_rms": (0 <= self.silence_rms < 1, "0 to less than 1"),
             "min_confidence": (0 <= self.min_confidence <= 1, "0 to 1"),
             "leave_confidence": (0 <= self.leave_confidence <= self.min_confidence,
-                                 f"0 to min_confidence ({self.min_confidence})"),
+                                 f"0 to min_confidence ({self.min_confidence}): a genre is left below it, so a "
+                                 "lower min_confidence needs a leave_confidence as low"),
             "dwell_windows": (1 <= self.dwell_windows <= 1000, "1 to 1000"),
             "first_confidence": (self.first_confidence == 0 or self.min_confidence <= self.first_confidence <= 1,
                                  f"0 (off) or min_confidence ({self.min_confidence}) to 1"),
@@ -275,8 +276,12 @@ class RunSettings(StreamDefaults):
             if process_wide:
                 raise ConfigError(f"streams.{stream_id}.{process_wide[0]}: not a per-stream setting (it is the "
                                   "process's: set it at the top level)")
+            unknown = sorted(set(table) - {f.name for f in fields(RunSettings)})
+            if unknown:
+                raise ConfigError(f"streams.{stream_id}.{unknown[0]}: unknown setting; a [streams.<id>] table "
+                                  f"takes source and {', '.join(PER_STREAM)}")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
-            stream = _apply(base, table, "streams", scope=f"streams.{stream_id}.")
+            stream = _apply(base, table, "config file", scope=f"streams.{stream_id}.")
             try:
                 stream.check()
             except ConfigError as exc:

@@ -6,6 +6,8 @@ import argparse
 import ctypes
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -33,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve a page showing every stream's genre live, fed by the daemon's MQTT messages.",
     )
     p.add_argument("--broker", metavar="URL", help="mqtt://[user:pass@]host:port or mqtts://... (default: config)")
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this machine only)")
+    p.add_argument("--host", type=host_flag, default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1, this machine only; 0.0.0.0 or '' every interface)")
     p.add_argument("--port", type=port_number, default=8050, help="port to serve on (default 8050)")
-    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+    p.add_argument("--allow-host", type=host_name_flag, action="append", default=[], metavar="NAME",
                    help="a host name the page may be reached by, besides --host and localhost (repeatable)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {RunSettings.prefix})")
     p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="PATH",
@@ -52,6 +55,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-max-mb", type=float, metavar="MB",
                    help="largest upload to POST /api/v1/classify (default: config [api] max_mb, 50)")
     p.set_defaults(func=run)
+
+
+def host_flag(text: str) -> str:
+    """An address to bind: '' is every interface (as for waitress), anything else one name or address."""
+    if any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"expected an address or host name without spaces ('' for every "
+                                         f"interface), got {text!r}")
+    return text
+
+
+def host_name_flag(text: str) -> str:
+    """A name the page may be reached by: one word, as a ``Host`` header carries it (a blank or spaced name would
+    never match a request, so it is refused rather than ignored)."""
+    if not text or any(c.isspace() or c in "/?#@" for c in text):
+        raise argparse.ArgumentTypeError(f"expected a host name as a browser sends it (kitchen.local), got {text!r}")
+    return text
+
+
+MODEL_CHECK = """import sys
+from genrecast.daemon.model import load_model
+from genrecast.dsp import ModelSpecError
+from genrecast.errors import one_line
+try:
+    load_model(sys.argv[1])
+except ModelSpecError as exc:
+    sys.exit(one_line(exc))
+"""
+
+
+def check_model(path: str) -> None:
+    """Load ``path`` once in a child process, so a file that is not a model stops the start in one line, while this
+    process loads onnxruntime (35 MB) and the model only on the first upload."""
+    from genrecast.daemon.model import model_file
+
+    model_file(path)  # a missing file or a folder is said without starting a process
+    proc = subprocess.run([sys.executable, "-c", MODEL_CHECK, path], capture_output=True, text=True)
+    if proc.returncode != 0:  # the last line: the one-line reason, or a crash's last traceback line
+        lines = proc.stderr.strip().splitlines()
+        raise UserError(lines[-1] if lines else f"model {path}: its check exited {proc.returncode}")
 
 
 def port_number(text: str) -> int:
@@ -119,18 +161,17 @@ def run(args: argparse.Namespace) -> int:
     from .offline import OfflineClassifier
 
     configure_logging(logging.INFO)
-    if args.model is not None:  # a wrong path is said now; the model is loaded on first use (onnxruntime: 35 MB)
-        from genrecast.daemon.model import model_file
-
-        model_file(args.model)
+    if args.model is not None:
+        check_model(args.model)
     return_freed_memory()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
     settings = dashboard_settings(args.config, broker=args.broker, prefix=args.prefix, api_token=args.api_token,
                                   api_max_mb=args.api_max_mb, allow_open=args.allow_open)
     broker, prefix, api = settings.broker, settings.prefix, settings.api
     if not api.token and not api.allow_open and not is_loopback(args.host):
-        raise UserError(f"serving on {args.host} without a token would let anyone who can reach it use the page and "
-                        "the API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")
+        where = args.host or "every interface"
+        raise UserError(f"serving on {where} without a token would let anyone who can reach it use the page and the "
+                        "API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")
     history = History()
     feed = Feed(broker, prefix, history)
     app = create_app(history, feed, OfflineClassifier(args.model), api)

@@ -59,6 +59,8 @@ def test_file_then_env_then_flags(tmp_path):
         ("broker = 3\n", {}, {}, "broker (from file"),
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
+        # lowering min_confidence alone: the message says why leave_confidence, which the user never set, is refused
+        ("", {}, {"min_confidence": 0.0}, "so a lower min_confidence needs a leave_confidence as low"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
         ("first_confidence = 0.3\n", {}, {}, "first_confidence: bad value 0.3 (0 (off) or min_confidence (0.4) to 1)"),
         # control characters: the broker drops the whole connection for a malformed topic
@@ -71,6 +73,9 @@ def test_file_then_env_then_flags(tmp_path):
         ("prefix = '$SYS'\n", {}, {}, "not starting with $"),  # the broker's: everything published there is lost
         ("[streams]\n", {}, {}, "streams (from file"),  # empty: it used to fall back to the microphone
         ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id: not a per-stream setting"),
+        ("[streams.a]\nsource = 'mic'\nbogus = 1\n", {}, {},
+         "streams.a.bogus: unknown setting; a [streams.<id>] table takes source and speed, loop, format"),
+        ("[streams.a]\nsource = 'mic'\nspeed = 'x'\n", {}, {}, "streams.a.speed (from config file): expected float"),
         ("[streams.a]\nsource = 'mic'\nqos = 1\n", {}, {}, "streams.a.qos: not a per-stream setting (it is the "
                                                            "process's: set it at the top level)"),
         ("batch = 0\n", {}, {}, "batch: bad value 0 (1 to 4096 windows)"),  # the range, not just "out of range"

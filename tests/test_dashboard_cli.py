@@ -173,7 +173,21 @@ def test_a_config_the_daemon_would_refuse_stops_the_dashboard_too(tmp_path, text
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and named in proc.stderr, proc.stderr
 
 
-def test_a_model_path_that_is_not_there_stops_the_dashboard_at_start(tmp_path):
-    for model, why in ((tmp_path / "gone.onnx", "no such file (the package ships"), (tmp_path, "is a folder")):
+def test_a_model_path_that_is_not_a_model_stops_the_dashboard_at_start(tmp_path):
+    """The model is loaded on the first upload, but checked (in a child process) before serving: a text file once
+    started the page, and every upload then failed."""
+    (tmp_path / "notes.onnx").write_text("not a model\n")
+    for model, why in ((tmp_path / "gone.onnx", "no such file (the package ships"), (tmp_path, "is a folder"),
+                       (tmp_path / "notes.onnx", "notes.onnx: not a loadable ONNX model")):
         proc = dashboard_exit("--model", str(model))
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and why in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("args", "problem"), [(("--allow-host", "a b"), "argument --allow-host: expected a host name"),
+                                               (("--allow-host", ""), "argument --allow-host: expected a host name"),
+                                               (("--allow-host", "http://kitchen/"), "argument --allow-host"),
+                                               (("--host", "kitchen local"), "argument --host: expected an address"),
+                                               (("--host", ""), "serving on every interface without a token")])
+def test_a_host_flag_that_can_never_match_is_refused_naming_it(args, problem):
+    proc = dashboard_exit(*args)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and problem in proc.stderr, proc.stderr
