@@ -247,7 +247,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
-         "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seed", "3", "--fast-recording-targets",
+         "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seeds", "3,4", "--fast-recording-targets",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -290,7 +290,12 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
     assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
     assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
-    assert fast["spec"]["training"]["config"]["seed"] == 3  # the student's draws; the folds stay --seed's
+    # the student's draws: every seed cross-validated on --seed's folds, the first one's students exported
+    assert fast["spec"]["training"]["config"]["seed"] == 3
+    by_seed = fast["spec"]["training"]["cv_by_seed"]
+    assert [f["seed"] for f in by_seed] == [3, 4]
+    assert by_seed[0]["clean"] == fast["cv"]["genre"]["all"]["track_accuracy"]
+    assert by_seed[1]["room"] is not None and "fast variant over seeds 3: " in proc.stdout
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
     assert fast["spec"]["training"]["teacher_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     # the student's own generated noise (6 kinds, each as made and through one training room) is never scored

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,10 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="generated noise clips per kind heard by the student alone (another seed than "
                         "--synthetic-noise's, so never a scored clip), as recorded and through the training chain, "
                         "labelled by the teacher (default 0)")
-    t.add_argument("--fast-seed", type=_whole(0),
-                   help="seed of the student's own draws (initial weights, batches, masks; default --seed): the folds "
-                        "stay --seed's, so runs that differ only here measure how far one design's figures move "
-                        "between runs")
+    t.add_argument("--fast-seeds", type=_seeds,
+                   help="seeds of the student's own draws (initial weights, batches, masks), comma-separated (default "
+                        "--seed): each is cross-validated on the same folds and logged, since one run of a design can "
+                        "land points from another; the first seed's students are the ones exported")
     t.add_argument("--fast-recording-targets", action="store_true",
                    help="a genre track's room copies teach the student the teacher's answer for the recording they "
                         "were made from (their windows line up), not its answer through the room: the student may "
@@ -193,6 +193,23 @@ def _features(text: str) -> tuple[str, ...]:
             raise argparse.ArgumentTypeError(f"expected backbone:part ({', '.join(BACKBONE_DATA)}; "
                                              f"{', '.join(PARTS)}), got {f!r}")
     return features
+
+
+def _seed_figures(seed: int, cv: dict) -> dict:
+    """One student seed's headline figures: track accuracy clean and through held-out rooms (None without them)."""
+    room = cv.get("room")
+    return {"seed": seed, "clean": cv["genre"]["all"]["track_accuracy"],
+            "room": room["genre"]["all"]["track_accuracy"] if room else None}
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"expected different whole numbers like 0,1,2, got {text!r}")
+    return seeds
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -465,7 +482,8 @@ def _fast(args, run: TeacherRun) -> None:
     from .transfer_cv import fold_parts
     from .transfer_report import summarise
 
-    cfg = DistillConfig(threads=args.threads, seed=args.seed if args.fast_seed is None else args.fast_seed,
+    seeds = args.fast_seeds or (args.seed,)
+    cfg = DistillConfig(threads=args.threads, seed=seeds[0],
                         **_given(epochs=args.fast_epochs, widths=args.fast_widths, window_stride=args.fast_stride))
     raw = {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                         args.max_nonmusic_windows if c.genre is None else 0) for c in run.g + run.n}
@@ -506,7 +524,7 @@ def _fast(args, run: TeacherRun) -> None:
                 return recording
         return clip.clip_id
 
-    def student_for(clips, heads):
+    def student_for(clips, heads, cfg=cfg):
         tracks = {c.clip_id for c in clips}
         # crops and room copies of the clips it may learn from, and its own noise; every window_stride-th window
         clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks] + heard
@@ -522,27 +540,40 @@ def _fast(args, run: TeacherRun) -> None:
     rooms = list(run.room_set.clips) if run.room_set is not None else []
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
                                          0 if c.genre else args.max_nonmusic_windows, run.chains) for c in rooms}
-    genre_probs, music_probs, fold_of = {}, {}, {}
-    for k, heads in enumerate(run.oof.heads):
-        parts = fold_parts(run.gset, run.nset, args.folds, k, args.seed)
-        run.log(f"fast variant, fold {k + 1}/{args.folds}")
-        student = student_for(parts["train"] + parts["val"] + parts["n_train"], heads)
-        tested = {c.clip_id for c in parts["test"] + parts["n_test"]}
-        for c in parts["test"] + parts["n_test"] + [c for c in rooms if base_id(c) in tested]:
-            genre_probs[c.clip_id], music_probs[c.clip_id] = predict(student, raw[c.clip_id])
-            fold_of[c.clip_id] = k
-        _export(run.out / f"fast-fold{k + 1}.onnx", student, args, run.labels, WINDOW_SECONDS, {
-            "recipe": "distilled", "teacher": f"{args.name}-{args.version}, fold {k + 1}'s heads",
-            "config": cfg.to_dict(), "held_out": {"fold": k + 1, "folds": args.folds, "seed": args.seed}})
     clips = run.g + run.n
-    cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
-                   run.labels, args.music_threshold)
-    cv["folds"] = args.folds
-    run.log("fast variant:\n" + cv["text"])
-    if rooms:
-        cv["room"] = summarise(rooms, [genre_probs[c.clip_id] for c in rooms], [music_probs[c.clip_id] for c in rooms],
-                               run.labels, args.music_threshold)
-        run.log("fast variant through held-out rooms:\n" + cv["room"]["text"])
+
+    def cross_validate_students(seed_cfg, export: bool):
+        """Every fold's student of ``seed_cfg``, scored on the fold it never heard (clean and through rooms)."""
+        genre_probs, music_probs, fold_of = {}, {}, {}
+        for k, heads in enumerate(run.oof.heads):
+            parts = fold_parts(run.gset, run.nset, args.folds, k, args.seed)
+            run.log(f"fast variant, seed {seed_cfg.seed}, fold {k + 1}/{args.folds}")
+            student = student_for(parts["train"] + parts["val"] + parts["n_train"], heads, seed_cfg)
+            tested = {c.clip_id for c in parts["test"] + parts["n_test"]}
+            for c in parts["test"] + parts["n_test"] + [c for c in rooms if base_id(c) in tested]:
+                genre_probs[c.clip_id], music_probs[c.clip_id] = predict(student, raw[c.clip_id])
+                fold_of[c.clip_id] = k
+            if export:
+                _export(run.out / f"fast-fold{k + 1}.onnx", student, args, run.labels, WINDOW_SECONDS, {
+                    "recipe": "distilled", "teacher": f"{args.name}-{args.version}, fold {k + 1}'s heads",
+                    "config": seed_cfg.to_dict(), "held_out": {"fold": k + 1, "folds": args.folds, "seed": args.seed}})
+        cv = summarise(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
+                       run.labels, args.music_threshold)
+        cv["folds"] = args.folds
+        run.log(f"fast variant, seed {seed_cfg.seed}:\n" + cv["text"])
+        if rooms:
+            cv["room"] = summarise(rooms, [genre_probs[c.clip_id] for c in rooms],
+                                   [music_probs[c.clip_id] for c in rooms], run.labels, args.music_threshold)
+            run.log(f"fast variant, seed {seed_cfg.seed}, through held-out rooms:\n" + cv["room"]["text"])
+        return cv, genre_probs, music_probs, fold_of
+
+    runs = {seed: cross_validate_students(replace(cfg, seed=seed), seed == seeds[0]) for seed in seeds}
+    cv, genre_probs, music_probs, fold_of = runs[seeds[0]]
+    by_seed = [_seed_figures(seed, r[0]) for seed, r in runs.items()]
+    if len(seeds) > 1:
+        run.log("fast variant over seeds " + "; ".join(
+            f"{f['seed']}: {f['clean']:.3f} clean" + (f", {f['room']:.3f} through rooms" if rooms else "")
+            for f in by_seed))
     student = student_for([c for c in clips if c.clip_id not in run.unseen], run.final)
     torch.save(student.state_dict(), run.out / "fast.pt")
     spec = _export(run.out / "fast.onnx", student, args, run.labels, WINDOW_SECONDS, {
@@ -554,6 +585,7 @@ def _fast(args, run: TeacherRun) -> None:
         "room_copies_taught_as_recorded": args.fast_recording_targets,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
+        "cv_by_seed": by_seed,
         "caveats": _caveats(cv, "fast variant"),
     })
     load_model(run.out / "fast.onnx")
