@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -247,7 +246,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
-         "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seeds", "3,4", "--fast-recording-targets",
+         "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seeds", "3,4",
          "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -302,10 +301,6 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert "the student also hears 12 generated noise clips" in proc.stdout
     assert (out / "fast-synthetic-noise" / "synthetic" / "student__brown_000.flac").is_file()
     assert fast["spec"]["training"]["own_synthetic_noise_per_kind"] == 1
-    # every genre copy lines up with its recording window for window, so each learns the recording's answer
-    taught = re.search(r"the student learns the recording's answer for (\d+) of (\d+) genre copies", proc.stdout)
-    assert taught and taught[1] == taught[2] and int(taught[1]) > 0
-    assert fast["spec"]["training"]["room_copies_taught_as_recorded"] is True
     assert fast["cv"]["music"]["synthetic"]["clips"] == 6 and fast["cv"]["room"]["music"]["synthetic"]["clips"] == 6
     for k in (1, 2):  # each fold's student, for benches on the fold it never heard
         held = load_model(out / f"fast-fold{k}.onnx").spec.training["held_out"]

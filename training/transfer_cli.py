@@ -106,10 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seeds of the student's own draws (initial weights, batches, masks), comma-separated (default "
                         "--seed): each is cross-validated on the same folds and logged, since one run of a design can "
                         "land points from another; the first seed's students are the ones exported")
-    t.add_argument("--fast-recording-targets", action="store_true",
-                   help="a genre track's room copies teach the student the teacher's answer for the recording they "
-                        "were made from (their windows line up), not its answer through the room: the student may "
-                        "then do better through a room than its teacher")
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
@@ -516,26 +512,13 @@ def _fast(args, run: TeacherRun) -> None:
         run.log(f"the student also hears {len(heard)} generated noise clips and copies of its own ({len(hset.x)} "
                 "windows)")
 
-    def taught(clip) -> str:
-        """Whose features the teacher answers for: a genre copy's recording's, with --fast-recording-targets."""
-        if args.fast_recording_targets and clip.genre and clip.acoustic is not None:
-            recording = base_id(clip)
-            if len(feats[recording]) == len(feats[clip.clip_id]):
-                return recording
-        return clip.clip_id
-
     def student_for(clips, heads, cfg=cfg):
         tracks = {c.clip_id for c in clips}
         # crops and room copies of the clips it may learn from, and its own noise; every window_stride-th window
         clips = list(clips) + [c for c in crops + copies if base_id(c) in tracks] + heard
         x = np.concatenate([raw[c.clip_id][:: cfg.window_stride] for c in clips])
-        gp, mp = heads.predict(np.concatenate([feats[taught(c)][:: cfg.window_stride] for c in clips]))
+        gp, mp = heads.predict(np.concatenate([feats[c.clip_id][:: cfg.window_stride] for c in clips]))
         return train_student(x, gp, mp, cfg, run.log)
-
-    if args.fast_recording_targets:
-        lined_up = sum(taught(c) != c.clip_id for c in copies)
-        run.log(f"the student learns the recording's answer for {lined_up} of {sum(bool(c.genre) for c in copies)} "
-                "genre copies (the rest differ in windows and keep their own)")
 
     rooms = list(run.room_set.clips) if run.room_set is not None else []
     raw |= {c.clip_id: read_clip_windows(c, MUSICNN_DSP, N_FRAMES, run.hop,
@@ -582,7 +565,6 @@ def _fast(args, run: TeacherRun) -> None:
         "teacher_sha256": hashlib.sha256((run.out / "model.onnx").read_bytes()).hexdigest(),
         "teacher_labelled_crops_per_long_track": args.fast_crops,
         "own_synthetic_noise_per_kind": args.fast_synthetic_noise,
-        "room_copies_taught_as_recorded": args.fast_recording_targets,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
         "cv_by_seed": by_seed,
