@@ -70,13 +70,14 @@ def shipped_models() -> list[str]:
 
 
 def model_path(given: str | os.PathLike | None) -> Path:
-    """The file ``--model`` names: a path, or the bare name of a model the package ships
-    (``genrecast-gtzan-fast.onnx`` works from an installed wheel as well as in a checkout)."""
+    """The file ``--model`` names: a path, or the bare name of a model the package ships, with or without
+    ``.onnx`` (``genrecast-gtzan-fast`` works from an installed wheel as well as in a checkout)."""
     if given is None:
         return DEFAULT_MODEL
     path = Path(given)
-    if not path.exists() and path.name == str(given) and path.name in shipped_models():
-        return DEFAULT_MODEL.parent / path.name
+    shipped = path.name if path.suffix == ".onnx" else f"{path.name}.onnx"
+    if not path.exists() and path.name == str(given) and shipped in shipped_models():
+        return DEFAULT_MODEL.parent / shipped
     return path
 
 

@@ -104,6 +104,7 @@ def test_a_shipped_model_is_found_by_its_bare_name_from_anywhere(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     fast = load_model("genrecast-gtzan-fast.onnx")
     assert fast.path == DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx") and "fast" in fast.model_id
+    assert load_model("genrecast-gtzan-fast").path == fast.path  # the name without .onnx, as the card writes it
     with pytest.raises(ModelSpecError, match="no such file .the package ships genrecast-gtzan-fast.onnx, "
                                              "genrecast-gtzan.onnx"):
         load_model("genrecast-gtzan-fats.onnx")
