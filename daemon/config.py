@@ -258,6 +258,7 @@ class RunSettings(StreamDefaults):
         if self.streams and (self.source is not None or self.stream_id is not None):
             raise ConfigError("source/stream_id and streams: use one form (several streams need streams only)")
         defaults = {k: getattr(self, k) for k in PER_STREAM}
+        top_level = {f.name for f in fields(RunSettings)}
         if not self.streams:
             source = self.source or "mic"
             tables = {self.stream_id or default_stream_id(source): {"source": source}}
@@ -272,11 +273,11 @@ class RunSettings(StreamDefaults):
             if "stream_id" in table:  # it used to be dropped in silence
                 raise ConfigError(f"streams.{stream_id}.stream_id: not a per-stream setting (the table's name, "
                                   f"{stream_id!r}, is the stream's id)")
-            process_wide = sorted(set(table) & {f.name for f in fields(RunSettings)} - set(PER_STREAM) - {"source"})
+            process_wide = sorted(set(table) & top_level - set(PER_STREAM) - {"source"})
             if process_wide:
                 raise ConfigError(f"streams.{stream_id}.{process_wide[0]}: not a per-stream setting (it is the "
                                   "process's: set it at the top level)")
-            unknown = sorted(set(table) - {f.name for f in fields(RunSettings)})
+            unknown = sorted(set(table) - top_level)
             if unknown:
                 raise ConfigError(f"streams.{stream_id}.{unknown[0]}: unknown setting; a [streams.<id>] table "
                                   f"takes source and {', '.join(PER_STREAM)}")

@@ -161,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
     from .offline import OfflineClassifier
 
     configure_logging(logging.INFO)
-    if args.model is not None:
-        check_model(args.model)
     return_freed_memory()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" at every burst of polls
     settings = dashboard_settings(args.config, broker=args.broker, prefix=args.prefix, api_token=args.api_token,
@@ -172,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         where = args.host or "every interface"
         raise UserError(f"serving on {where} without a token would let anyone who can reach it use the page and the "
                         "API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")
+    if args.model is not None:  # after the settings: their checks are cheaper than a child process
+        check_model(args.model)
     history = History()
     feed = Feed(broker, prefix, history)
     app = create_app(history, feed, OfflineClassifier(args.model), api)

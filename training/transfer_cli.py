@@ -198,21 +198,23 @@ def _seed_figures(seed: int, cv: dict) -> dict:
             "room": room["genre"]["all"]["track_accuracy"] if room else None}
 
 
-def _seeds(text: str) -> tuple[int, ...]:
+def _whole_numbers(text: str) -> tuple[int, ...]:
+    """``"16,32,64"`` -> ``(16, 32, 64)``; ``()`` for text that is not such a list."""
     try:
-        seeds = tuple(int(x) for x in text.split(","))
+        return tuple(int(x) for x in text.split(","))
     except ValueError:
-        seeds = ()
+        return ()
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    seeds = _whole_numbers(text)
     if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
         raise argparse.ArgumentTypeError(f"expected different whole numbers like 0,1,2, got {text!r}")
     return seeds
 
 
 def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        widths = ()
+    widths = _whole_numbers(text)
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"expected positive channel counts like 16,32,64,128, got {text!r}")
     return widths
