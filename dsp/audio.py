@@ -196,7 +196,12 @@ class AudioFile:
 
 
 def _detail(exc: Exception) -> str:
-    return str(exc).split(":")[-1].strip() or type(exc).__name__
+    detail = str(exc).split(":")[-1].strip() or type(exc).__name__
+    # libsndfile says this of an existing file whose bytes its MP3 reader (libmpg123) gives up on: text named
+    # .mp3, or an MP3 cut inside its first frames. The caller has checked the file exists and is a regular file.
+    if detail.startswith("File does not exist or is not a regular file"):
+        return "Format not recognised, or a damaged MP3 header."
+    return detail
 
 
 def _open_checked(path: Path, name: str) -> sf.SoundFile:

@@ -40,6 +40,11 @@ def _wav_bytes(tmp_path, seconds=0.5) -> bytes:
     return (tmp_path / "src.wav").read_bytes()
 
 
+def _mp3_bytes(tmp_path) -> bytes:
+    sf.write(tmp_path / "src.mp3", tone(440, 2.0, 22050, amp=0.3), 22050, format="MP3")
+    return (tmp_path / "src.mp3").read_bytes()
+
+
 def _put(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -54,8 +59,12 @@ def _put(path, data: bytes):
         (lambda d: _put(d / "text.wav", b"hello, I am not audio\n" * 20), "not a readable audio file"),
         (lambda d: _put(d / "cut.wav", _wav_bytes(d)[:5000]), "truncated WAV"),
         (lambda d: _put(d / "head.wav", _wav_bytes(d)[:30]), "not a readable audio file|truncated"),
+        # libsndfile calls both "File does not exist or is not a regular file (possibly a pipe?)"
+        (lambda d: _put(d / "text.mp3", b"hello, I am not audio\n" * 20), "not a readable audio file \\(Format not"),
+        (lambda d: _put(d / "head.mp3", _mp3_bytes(d)[:300]), "not a readable audio file \\(Format not"),
     ],
-    ids=["missing", "directory", "empty", "not-audio", "truncated-data", "truncated-header"],
+    ids=["missing", "directory", "empty", "not-audio", "truncated-data", "truncated-header", "text-as-mp3",
+         "mp3-header-only"],
 )
 def test_bad_files_give_one_line_errors(tmp_path, make, message):
     path = make(tmp_path)
