@@ -18,12 +18,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 
 from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
 from genrecast.dsp.config import DEFAULT_DSP
 
 from genrecast.errors import UserError
+from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import SMOOTHING, DecisionConfig
@@ -100,8 +100,8 @@ class BrokerSettings:
         if not low <= self.keepalive <= high:
             raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}")
         if self.ca_file is not None:
-            if not Path(self.ca_file).is_file():
-                raise ConfigError(f"broker.ca_file: no such file {self.ca_file!r}")
+            if problem := path_problem(self.ca_file, "CA file"):
+                raise ConfigError(f"broker.ca_file {self.ca_file}: {problem}")
             try:
                 tls_context(self.ca_file)
             except OSError as exc:  # ssl.SSLError is an OSError: not PEM, or no certificate in it

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from genrecast.dsp import METADATA_KEY, ModelSpec, ModelSpecError
 
+from genrecast.paths import path_problem
+
 # Shipped inside this package (daemon/models links to the repository's models/, where the trainer writes), so a
 # wheel installed anywhere finds it; importlib.resources rather than a path built from the checkout's layout.
 DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gtzan.onnx"))
@@ -85,12 +87,12 @@ def model_file(given: str | os.PathLike | None) -> Path:
     """The file ``--model`` names, refused in one line if there is none: cheap enough to check at start where the
     model itself is loaded only on first use."""
     path = model_path(given)
-    if path.is_dir():
-        raise ModelSpecError(f"model {path}: is a folder, not an ONNX file")
-    if not path.is_file():
-        hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
+    problem = path_problem(path)
+    if problem and problem.startswith("no such"):
+        problem += " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
             f" (the package ships {', '.join(shipped_models())})"
-        raise ModelSpecError(f"model {path}: no such file{hint}")
+    if problem:
+        raise ModelSpecError(f"model {path}: {problem}")
     return path
 
 

@@ -17,6 +17,8 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from genrecast.paths import path_problem
+
 RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
 MAX_CHANNELS = 32  # for every source: a header claiming more is broken, and would make each block huge
 BLOCK_FRAMES = 1 << 16  # frames per read: 1.5 s at 44.1 kHz, at most 8 MB even at 32 float channels
@@ -30,10 +32,9 @@ AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 def audio_folder(root: str | Path) -> Path:
     """``root`` as a folder of audio files to read, or ``FileNotFoundError`` naming it: every reader of a data
     folder says the same one line."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
-    return root
+    if problem := path_problem(root, "data folder"):
+        raise FileNotFoundError(f"{root}: {problem}")
+    return Path(root)
 
 
 class AudioError(ValueError):
@@ -206,10 +207,9 @@ def _detail(exc: Exception) -> str:
 
 def _open_checked(path: Path, name: str) -> sf.SoundFile:
     try:
-        if not path.exists():
-            raise AudioError(f"{name}: no such file")
-        if path.is_dir():
-            raise AudioError(f"{name}: is a directory, not an audio file")
+        if problem := path_problem(path):
+            pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if "pipe" in problem else ""
+            raise AudioError(f"{name}: {problem}{pipe}")
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: empty file")
         _check_complete(path, name)

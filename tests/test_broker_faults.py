@@ -40,6 +40,12 @@ def test_a_ca_file_that_is_no_certificate_is_one_line_exit_2(tmp_path, model):
                   "(NO_CERTIFICATE_OR_CRL_FOUND)\n"
 
 
+def test_a_ca_file_that_is_a_folder_is_named_so():
+    """It said "no such file" of a folder that exists."""
+    with pytest.raises(ConfigError, match="^broker.ca_file /etc: is a folder, not a CA file$"):
+        load_settings(flags={"broker": {"url": "mqtts://127.0.0.1", "ca_file": "/etc"}}, environ={})
+
+
 def test_each_cause_is_named(broker, tls_broker, other_ca, tmp_path):
     ca = str(tmp_path / "ca.pem")
     plain, tls = broker.port, tls_broker.port

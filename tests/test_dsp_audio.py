@@ -45,6 +45,11 @@ def _mp3_bytes(tmp_path) -> bytes:
     return (tmp_path / "src.mp3").read_bytes()
 
 
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
 def _put(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -54,7 +59,7 @@ def _put(path, data: bytes):
     ("make", "message"),
     [
         (lambda d: d / "missing.wav", "no such file"),
-        (lambda d: d, "is a directory"),
+        (lambda d: d, "is a folder, not a file"),
         (lambda d: _put(d / "empty.wav", b""), "empty file"),
         (lambda d: _put(d / "text.wav", b"hello, I am not audio\n" * 20), "not a readable audio file"),
         (lambda d: _put(d / "cut.wav", _wav_bytes(d)[:5000]), "truncated WAV"),
@@ -62,9 +67,11 @@ def _put(path, data: bytes):
         # libsndfile calls both "File does not exist or is not a regular file (possibly a pipe?)"
         (lambda d: _put(d / "text.mp3", b"hello, I am not audio\n" * 20), "not a readable audio file \\(Format not"),
         (lambda d: _put(d / "head.mp3", _mp3_bytes(d)[:300]), "not a readable audio file \\(Format not"),
+        # `cat song.wav | genrecast classify /dev/stdin` said "empty file"
+        (lambda d: _fifo(d / "fifo.wav"), "is a pipe or a device, not a file .raw PCM from a pipe: `genrecast run"),
     ],
     ids=["missing", "directory", "empty", "not-audio", "truncated-data", "truncated-header", "text-as-mp3",
-         "mp3-header-only"],
+         "mp3-header-only", "pipe"],
 )
 def test_bad_files_give_one_line_errors(tmp_path, make, message):
     path = make(tmp_path)

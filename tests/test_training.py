@@ -216,6 +216,12 @@ def test_evaluate_refuses_a_folder_with_nothing_to_score_in_one_line(labelled, t
     assert err.count("\n") == 1 and "no usable audio labelled with one of the model's labels" in err
     assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "absent")]) == 2
     assert "no such data folder" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(model), "--data", str(model)]) == 2  # said "no such data folder"
+    assert f"{model}: is a file, not a data folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # "" was the current folder: a whole checkout, .venv and all
+        main(["evaluate", "--model", str(model), "--data", ""])
+    assert exit_.value.code == 2
+    assert "argument --data: an empty path (an unset shell variable?)" in capsys.readouterr().err
 
 
 

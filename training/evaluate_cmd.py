@@ -19,6 +19,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from genrecast.paths import path_flag
+
 HOP_SECONDS = 1.0  # classify's default hop
 
 
@@ -26,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("evaluate", help="score a model on a folder of labelled music, as classify answers it",
                        description="Classify every labelled file as `genrecast classify` does and score the answers: "
                                    "track accuracy with a 95% interval, per-genre precision/recall/F1, confusion.")
-    e.add_argument("--data", required=True, type=Path,
+    e.add_argument("--data", required=True, type=path_flag,
                    help="folder of labelled audio: <label>/<name>.<ext> or <label>.<n>.<ext>")
-    e.add_argument("--model", type=Path, help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
-    e.add_argument("--json", type=Path, help="also write the evaluation, with every track's answer, as JSON here")
+    e.add_argument("--model", type=path_flag, help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
+    e.add_argument("--json", type=path_flag, help="also write the evaluation, with every track's answer, as JSON here")
     e.set_defaults(func=handler)
 
 

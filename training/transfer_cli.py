@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from genrecast.paths import path_flag
+
 from . import SYNTHETIC_PER_KIND
 
 if TYPE_CHECKING:
@@ -44,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Embed every clip with a frozen pretrained musicnn (weights read from its wheel, never "
                     "downloaded here), cross-validate linear genre and music/not-music heads (by track and by "
                     "speaker/source), fit them on all data and export ONNX; --fast also distils a small CNN.")
-    t.add_argument("--data", required=True, type=Path, help="GTZAN-style folder of genre tracks")
-    t.add_argument("--nonmusic", required=True, type=Path,
+    t.add_argument("--data", required=True, type=path_flag, help="GTZAN-style folder of genre tracks")
+    t.add_argument("--nonmusic", required=True, type=path_flag,
                    help="folder with speech/, noise/ and music/ (genre-less music) clips")
-    t.add_argument("--backbone", type=Path, default=DEFAULT_WHEEL,
+    t.add_argument("--backbone", type=path_flag, default=DEFAULT_WHEEL,
                    help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
     t.add_argument("--features", type=_features,
                    help="the frozen activations the heads read, comma-separated backbone:part, e.g. "
@@ -62,10 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="L2 penalty of the genre head (default: training.transfer.HeadConfig's)")
     t.add_argument("--music-l2", type=_non_negative,
                    help="L2 penalty of the music / no-music head (default: HeadConfig's; the model card measures both)")
-    t.add_argument("--ood", type=Path,
+    t.add_argument("--ood", type=path_flag,
                    help="a second collection of genre music, <label>/<name>.<ext> (the shared ood/): trained on, "
                         "its labels added to GTZAN's, and the other side of the cross-collection figures")
-    t.add_argument("--rir", type=Path, help="folder of real impulse responses (*.flac) the training chain may use")
+    t.add_argument("--rir", type=path_flag, help="folder of real impulse responses (*.flac) the training chain may use")
     t.add_argument("--augment", type=_whole(0), default=2,
                    help="copies of every clip heard through the training chain of rooms, loudspeakers, noise and "
                         "codecs (training.acoustic; default 2; 0: clean audio only)")
@@ -109,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
-    t.add_argument("--cache", type=Path, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
-    t.add_argument("--out", type=Path, help="run folder (default runs/<utc time>-transfer)")
+    t.add_argument("--cache", type=path_flag, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
+    t.add_argument("--out", type=path_flag, help="run folder (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
     t.add_argument("--version", default="0.4.0", help="model version stored in the metadata")
     t.add_argument("--fast-version",

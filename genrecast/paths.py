@@ -1,0 +1,44 @@
+"""What every reader of a named file or folder says when the path is not one: a model, an audio file, a CA file,
+a data folder. One wording, and a folder the service user may not enter (systemd's ``DynamicUser`` with
+``ProtectHome``) is named as such rather than escaping as a traceback from ``Path.is_file``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import stat
+from pathlib import Path
+
+
+def path_problem(path: str | os.PathLike, want: str = "file") -> str | None:
+    """Why ``path`` is not a readable ``want`` ("file", "ONNX file", "data folder", ...: a folder when it ends in
+    "folder"), or None. A pipe or a device is no file: every reader here seeks or reads a file's length."""
+    folder = want.endswith("folder")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"no such {want}"
+    except OSError as exc:  # a folder on the way that this user may not enter, a loop of links, an I/O error
+        return f"cannot read ({exc.strerror or exc})"
+    if folder and not stat.S_ISDIR(mode):
+        return f"is a file, not {_article(want)} {want}"
+    if not folder and stat.S_ISDIR(mode):
+        return f"is a folder, not {_article(want)} {want}"
+    if not folder and not stat.S_ISREG(mode):
+        return "is a pipe or a device, not a file"
+    if not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
+        return f"cannot read ({os.strerror(errno.EACCES)})"
+    return None
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def path_flag(text: str) -> Path:
+    """argparse ``type`` of a flag naming a file or folder: an empty one (an unset shell variable) would be the
+    current folder, where `evaluate --data ""` walked a whole checkout and `--out ""` would write."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
+    return Path(text)
