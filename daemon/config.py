@@ -193,7 +193,9 @@ class StreamSettings(StreamDefaults):
                                  "lower min_confidence needs a leave_confidence as low"),
             "dwell_windows": (1 <= self.dwell_windows <= 1000, "1 to 1000"),
             "first_confidence": (self.first_confidence == 0 or self.min_confidence <= self.first_confidence <= 1,
-                                 f"0 (off) or min_confidence ({self.min_confidence}) to 1"),
+                                 f"0 (off) or min_confidence ({self.min_confidence}) to 1: a first answer this sure "
+                                 "skips the dwell, so a higher min_confidence needs a first_confidence as high, "
+                                 "or 0"),
             "area": (self.area is None or 0 < len(self.area.strip()) <= 100, "1-100 characters"),
         })
 

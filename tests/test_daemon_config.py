@@ -62,7 +62,9 @@ def test_file_then_env_then_flags(tmp_path):
         # lowering min_confidence alone: the message says why leave_confidence, which the user never set, is refused
         ("", {}, {"min_confidence": 0.0}, "so a lower min_confidence needs a leave_confidence as low"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
-        ("first_confidence = 0.3\n", {}, {}, "first_confidence: bad value 0.3 (0 (off) or min_confidence (0.4) to 1)"),
+        ("first_confidence = 0.3\n", {}, {}, "first_confidence: bad value 0.3 (0 (off) or min_confidence (0.4) to 1"),
+        # raising min_confidence alone: the same for first_confidence, above it by default
+        ("", {}, {"min_confidence": 0.7}, "so a higher min_confidence needs a first_confidence as high, or 0"),
         # control characters: the broker drops the whole connection for a malformed topic
         ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id: bad value 'kitchen\\n'"),
         ('name = "hub\\n"\n', {}, {}, "name: bad value 'hub\\n'"),
