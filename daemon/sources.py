@@ -115,6 +115,8 @@ class StdinSource:
             raise AudioError(f"stdin: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
         self.description = f"stdin:{fmt}/{rate}/{channels}"
         self.sample_rate, self.fmt, self.channels = rate, fmt, channels
+        if stream is None and sys.stdin is None:  # Python's answer to a process started with fd 0 closed
+            raise AudioError("stdin: not open (the command was started with its standard input closed)")
         self._fd = (stream or sys.stdin.buffer).fileno()
         self.live = speed > 0 and not stat.S_ISREG(os.fstat(self._fd).st_mode)
         self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels

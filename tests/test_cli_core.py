@@ -76,3 +76,16 @@ def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--config", str(tmp_path / "a\nb.toml")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "a\\nb.toml" in proc.stderr, proc.stderr
+
+
+def test_a_stdin_source_with_stdin_closed_is_one_line_exit_2():
+    """Python sets sys.stdin to None for a process started with fd 0 closed: an AttributeError traceback once."""
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--source", "stdin", "--broker",
+                           "mqtt://127.0.0.1:1"], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(0))
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert proc.stderr.endswith("genrecast run: error: stdin: not open (the command was started with its standard "
+                                "input closed)\n"), proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr
