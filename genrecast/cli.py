@@ -6,6 +6,7 @@ Errors the user can fix (bad audio, bad config, a refused model) print one line 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -24,6 +25,9 @@ COMMAND_MODULES = (
     "genrecast.training.transfer_cli",  # train-transfer
     "genrecast.training.evaluate_cmd",  # evaluate
 )
+
+
+OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # what writing to a redirected stdout meets
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -60,4 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `genrecast classify *.wav | head`: the reader has gone, which is no error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot raise again
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe's reader left
+    except OSError as exc:
+        if exc.errno not in OUTPUT_FULL or exc.filename is not None:
+            raise
+        # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"genrecast {args.command}: error: cannot write ({exc.strerror})", file=sys.stderr)
+        return 1
 

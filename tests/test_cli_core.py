@@ -89,3 +89,16 @@ def test_a_stdin_source_with_stdin_closed_is_one_line_exit_2():
     assert proc.stderr.endswith("genrecast run: error: stdin: not open (the command was started with its standard "
                                 "input closed)\n"), proc.stderr[-1500:]
     assert "Traceback" not in proc.stderr
+
+
+def test_output_to_a_full_disk_is_one_line_not_a_traceback():
+    """`genrecast classify *.wav > results.txt` on a full disk (/dev/full: every write fails with ENOSPC)."""
+    from pathlib import Path
+
+    clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
+    for json_flag in ([], ["--json"]):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", *json_flag, str(clip)], stdout=full,
+                                  stderr=subprocess.PIPE, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr[-1500:]
+        assert proc.stderr == "genrecast classify: error: cannot write (No space left on device)\n", proc.stderr
