@@ -38,6 +38,11 @@ class BrokerConfig:
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError(
                 f"broker URL must look like mqtt://host:port or mqtts://host:port, got {redact_url(url)!r}")
+        if port == 0:  # once taken for "no port": the default one, perhaps another broker's
+            raise ValueError(f"broker URL has port 0, which no broker listens on: {redact_url(url)!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:  # once dropped without a word
+            raise ValueError(f"a broker URL has no path, query or fragment (MQTT over TCP, not WebSockets): "
+                             f"{redact_url(url)!r}")
         tls = parts.scheme == "mqtts"
         port = port or (8883 if tls else 1883)
         fields = {

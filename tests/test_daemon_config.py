@@ -56,6 +56,11 @@ def test_file_then_env_then_flags(tmp_path):
         ("stream_id = 'a/b'\n", {}, {}, "stream_id: bad value 'a/b'"),
         ("source = 'http://x'\n", {}, {}, "source: bad value"),
         ("[broker]\nurl = 'http://x'\n", {}, {}, "broker.url: broker URL must look like"),
+        # port 0 was taken for the default port, and a path was dropped: both could reach another broker
+        ("[broker]\nurl = 'mqtt://h:0'\n", {}, {}, "broker.url: broker URL has port 0, which no broker listens on"),
+        ("[broker]\nurl = 'mqtt://u:pw@h:1/x'\n", {}, {},
+         "broker.url: a broker URL has no path, query or fragment (MQTT "
+         "over TCP, not WebSockets): 'mqtt://u:***@h:1/x'"),
         ("broker = 3\n", {}, {}, "broker (from file"),
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
