@@ -13,6 +13,8 @@ def register(sub) -> None:
 def handler(args: argparse.Namespace) -> int:
     import pyaudio
 
+    from genrecast.errors import UserError
+
     from .sources import divert_c_stderr, input_devices
 
     divert_c_stderr()
@@ -25,9 +27,9 @@ def handler(args: argparse.Namespace) -> int:
             default = None
     finally:
         pa.terminate()
-    if not devices:
-        print("no audio input devices found")
-        return 1
+    if not devices:  # an error like any other: one line on stderr, where a script or journald looks for it
+        raise UserError("no audio input devices found (no sound card, or no PulseAudio/PipeWire server for this "
+                        "user)")
     for d in devices:
         mark = "*" if d["index"] == default else " "
         print(f"{mark} {d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, {int(d['defaultSampleRate'])} Hz)")

@@ -211,7 +211,7 @@ def find_device(pa, wanted: str | None) -> dict:
     """The default input, a device index, or the first input whose name contains ``wanted`` (any case)."""
     devices = input_devices(pa)
     if not devices:
-        raise AudioError("no audio input devices found (see `genrecast devices`)")
+        raise AudioError(f"mic{':' + wanted if wanted else ''}: no audio input devices found (see `genrecast devices`)")
     if not wanted:
         try:
             return pa.get_default_input_device_info()
@@ -337,4 +337,4 @@ def default_stream_id(spec: str) -> str:
     """``file:/music/Kitchen Radio.wav`` -> ``kitchen-radio``; ``mic:USB Audio`` -> ``mic-usb-audio``."""
     kind, _, arg = spec.partition(":")
     name = Path(arg).stem if kind == "file" else (f"mic-{arg}" if kind == "mic" and arg else kind)
-    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or kind
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:64] or kind  # `_daemon` is the process's

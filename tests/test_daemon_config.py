@@ -158,7 +158,7 @@ def test_cli_prints_one_line_for_an_unreadable_config(tmp_path, content, problem
 @pytest.mark.parametrize(
     ("source", "stream_id"),
     [("file:/music/Kitchen Radio.wav", "kitchen-radio"), ("mic", "mic"), ("mic:USB Audio", "mic-usb-audio"),
-     ("stdin", "stdin"), ("file:/x/+#.wav", "file")],
+     ("stdin", "stdin"), ("file:/x/+#.wav", "file"), ("file:/x/_daemon.wav", "daemon")],
 )
 def test_default_stream_ids_are_topic_safe(source, stream_id):
     assert default_stream_id(source) == stream_id

@@ -127,6 +127,21 @@ def test_devices_lists_the_pulse_input(pulse):
     assert "pulse" in out and "ALSA lib" not in err
 
 
+def test_no_input_device_at_all_is_an_error_line_naming_the_source(tmp_path):
+    """With no sound server (and, as in this container, no sound card) PortAudio sees no input. `devices` printed
+    that on stdout, unlike every other error, and `run --source mic:USB` did not name mic:USB."""
+    env = {"PULSE_SERVER": f"unix:{tmp_path}/no-server"}
+    proc = genrecast("devices", env=env)
+    out, err = proc.communicate(timeout=WAIT)
+    assert (proc.returncode, out) == (2, ""), err
+    assert err == "genrecast devices: error: no audio input devices found (no sound card, or no PulseAudio/PipeWire " \
+                  "server for this user)\n"
+    proc = genrecast("run", "--source", "mic:USB", "--broker", "mqtt://127.0.0.1:1", env=env)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 2, err
+    assert err.endswith("genrecast run: error: mic:USB: no audio input devices found (see `genrecast devices`)\n"), err
+
+
 def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, model, broker):
     pulse.feed(3)
     sub = Subscriber(broker.url)
