@@ -366,8 +366,8 @@ def read_toml(path: str | os.PathLike | None) -> dict:
     if not os.fspath(path):
         raise ConfigError("config file: the path is empty (GENRECAST_CONFIG set to nothing?); unset it for no file")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        with open(path, "rb") as f:  # Windows' Notepad saves UTF-8 with a byte-order mark, which TOML refuses
+            return tomllib.loads(f.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:

@@ -189,3 +189,11 @@ def test_settings_do_not_show_the_password_in_their_repr():
 def test_an_ipv6_broker_is_written_with_brackets():
     broker = load_settings(flags={"broker": {"url": "mqtts://[::1]:8883"}}, environ={}).broker.to_broker()
     assert broker.host == "::1" and broker.url == "mqtts://[::1]:8883"
+
+
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Notepad's "UTF-8 with BOM": TOML forbids the mark, and the file read as "Invalid statement (at line 1)"."""
+    path = tmp_path / "c.toml"
+    path.write_bytes("\ufeffhop_seconds = 1.5\nname = \"küche\"\n".encode())
+    settings = load_settings(path, environ={})
+    assert (settings.hop_seconds, settings.name) == (1.5, "küche")
