@@ -194,6 +194,6 @@ def test_an_ipv6_broker_is_written_with_brackets():
 def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     """Notepad's "UTF-8 with BOM": TOML forbids the mark, and the file read as "Invalid statement (at line 1)"."""
     path = tmp_path / "c.toml"
-    path.write_bytes("\ufeffhop_seconds = 1.5\nname = \"küche\"\n".encode())
+    path.write_bytes("\ufeffhop_seconds = 1.5\narea = \"Küche\"\n".encode())
     settings = load_settings(path, environ={})
-    assert (settings.hop_seconds, settings.name) == (1.5, "küche")
+    assert (settings.hop_seconds, settings.area) == (1.5, "Küche")
