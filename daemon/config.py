@@ -46,14 +46,23 @@ PREFIX_RULE = "non-empty, no + or #, no control characters, not starting with $ 
 
 
 class ConfigError(UserError):
-    """A setting that cannot be used; the message names the key and where it came from."""
+    """A setting that cannot be used; the message names the key and where it came from. ``key``: the setting a
+    range check refused (its message starts with it), so :func:`load_settings` can add where it was set."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def set_in(self, where: str) -> ConfigError:
+        """The same error, saying where its key was set: a service's user otherwise looks in the wrong place."""
+        return ConfigError(f"{self.key} (from {where}){str(self)[len(self.key):]}", self.key)
 
 
 def _refuse_bad(settings: object, checks: Mapping[str, tuple[bool, str]]) -> None:
     """``checks``: key -> (its value is good, what is allowed); the first bad key is refused with both named."""
     for key, (ok, allowed) in checks.items():
         if not ok:
-            raise ConfigError(f"{key}: bad value {getattr(settings, key)!r} ({allowed})")
+            raise ConfigError(f"{key}: bad value {getattr(settings, key)!r} ({allowed})", key)
 
 
 def valid_hop(seconds: float) -> bool:
@@ -95,18 +104,20 @@ class BrokerSettings:
         try:
             self.to_broker()
         except ValueError as exc:
-            raise ConfigError(f"broker.url: {exc}") from None
+            raise ConfigError(f"broker.url: {exc}", "broker.url") from None
         low, high = KEEPALIVE_RANGE
         if not low <= self.keepalive <= high:
-            raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}")
+            raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}",
+                              "broker.keepalive")
         if self.ca_file is not None:
             if problem := path_problem(self.ca_file, "CA file"):
-                raise ConfigError(f"broker.ca_file {self.ca_file}: {problem}")
+                raise ConfigError(f"broker.ca_file: {self.ca_file}: {problem}", "broker.ca_file")
             try:
                 tls_context(self.ca_file)
             except OSError as exc:  # ssl.SSLError is an OSError: not PEM, or no certificate in it
-                raise ConfigError(f"broker.ca_file: {self.ca_file} is not a usable CA certificate "
-                                  f"({getattr(exc, 'reason', None) or exc.strerror or exc})") from None
+                reason = getattr(exc, "reason", None) or exc.strerror or exc
+                raise ConfigError(f"broker.ca_file: {self.ca_file} is not a usable CA certificate ({reason})",
+                                  "broker.ca_file") from None
 
     def to_broker(self) -> BrokerConfig:
         return BrokerConfig.from_url(
@@ -124,9 +135,9 @@ class ApiSettings:
 
     def check(self) -> None:
         if self.token is not None and not valid_token(self.token):
-            raise ConfigError(f"api.token: {TOKEN_RULE}")  # the value itself is a secret: never echoed
+            raise ConfigError(f"api.token: {TOKEN_RULE}", "api.token")  # the value itself is a secret: never echoed
         if not 0 < self.max_mb <= 10_000:
-            raise ConfigError(f"api.max_mb: must be more than 0 and at most 10000, got {self.max_mb}")
+            raise ConfigError(f"api.max_mb: must be more than 0 and at most 10000, got {self.max_mb}", "api.max_mb")
 
 
 TOKEN_RULE = "must be 16 to 512 printable ASCII characters without spaces"
@@ -288,7 +299,9 @@ class RunSettings(StreamDefaults):
             try:
                 stream.check()
             except ConfigError as exc:
-                raise ConfigError(f"streams.{stream_id}.{exc}" if self.streams else str(exc)) from None
+                if not self.streams:
+                    raise  # the one stream's settings are top-level keys: load_settings says where each was set
+                raise ConfigError(f"streams.{stream_id}.{exc}") from None
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
             raise ConfigError("streams: at most one stream may read stdin")
@@ -416,8 +429,10 @@ def load_settings(
 ) -> RunSettings:
     """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given)."""
     environ = os.environ if environ is None else environ
-    settings = _apply(RunSettings(), read_toml(path), f"file {path}")
-    settings = _apply(settings, env_values(environ), "env")
+    file_values, env = read_toml(path), env_values(environ)
+    settings = _apply(RunSettings(), file_values, f"file {path}")
+    settings = _apply(settings, env, "env")
+    set_in = {**dict.fromkeys(_keys(file_values), f"file {path}"), **dict.fromkeys(_keys(env), "env")}
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     broker_flags = {k: given.pop(f"broker_{k}") for k in ("url", "username", "password", "ca_file")
                     if f"broker_{k}" in given}
@@ -430,5 +445,17 @@ def load_settings(
             raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
     settings = _apply(settings, given, "flags")
-    settings.check()
+    set_in.update(dict.fromkeys(_keys(given), "flags"))
+    try:
+        settings.check()
+    except ConfigError as exc:
+        if exc.key in set_in:
+            raise exc.set_in(set_in[exc.key]) from None
+        raise
     return settings
+
+
+def _keys(values: Mapping[str, object]) -> list[str]:
+    """The settings one layer sets, a table's as ``broker.url``."""
+    return [f"{k}.{t}" if k in TABLES else k for k, v in values.items()
+            for t in (v if k in TABLES and isinstance(v, Mapping) else (None,))]

@@ -26,7 +26,7 @@ def other_ca(tmp_path):
 
 
 def test_keepalive_paho_cannot_encode_is_refused():
-    with pytest.raises(ConfigError, match="broker.keepalive: must be 5 to 65535 seconds, got 70000"):
+    with pytest.raises(ConfigError, match="broker.keepalive \\(from flags\\): must be 5 to 65535 seconds, got 70000"):
         load_settings(flags={"broker": {"keepalive": 70000}}, environ={})
 
 
@@ -36,13 +36,13 @@ def test_a_ca_file_that_is_no_certificate_is_one_line_exit_2(tmp_path, model):
                      "--ca-file", "/etc/hostname")
     _, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 2
-    assert err == "genrecast run: error: broker.ca_file: /etc/hostname is not a usable CA certificate " \
+    assert err == "genrecast run: error: broker.ca_file (from flags): /etc/hostname is not a usable CA certificate " \
                   "(NO_CERTIFICATE_OR_CRL_FOUND)\n"
 
 
 def test_a_ca_file_that_is_a_folder_is_named_so():
     """It said "no such file" of a folder that exists."""
-    with pytest.raises(ConfigError, match="^broker.ca_file /etc: is a folder, not a CA file$"):
+    with pytest.raises(ConfigError, match="^broker.ca_file \\(from flags\\): /etc: is a folder, not a CA file$"):
         load_settings(flags={"broker": {"url": "mqtts://127.0.0.1", "ca_file": "/etc"}}, environ={})
 
 

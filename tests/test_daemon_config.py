@@ -51,32 +51,36 @@ def test_file_then_env_then_flags(tmp_path):
         ("", {"GENRECAST_BROKER": "mqtt://x:1"}, {}, "GENRECAST_BROKER (from env): no such setting; [broker] takes "
                                                      "GENRECAST_BROKER_URL, GENRECAST_BROKER_USERNAME"),
         ("", {"GENRECAST_BROKER_PORT": "1"}, {}, "GENRECAST_BROKER_PORT (from env): no such setting; [broker] takes"),
-        ("", {}, {"qos": 3}, "qos: bad value 3"),
-        ("smoothing = 'median'\n", {}, {}, "smoothing: bad value 'median'"),
-        ("stream_id = 'a/b'\n", {}, {}, "stream_id: bad value 'a/b'"),
-        ("source = 'http://x'\n", {}, {}, "source: bad value"),
-        ("[broker]\nurl = 'http://x'\n", {}, {}, "broker.url: broker URL must look like"),
+        ("", {}, {"qos": 3}, "qos (from flags): bad value 3"),
+        ("smoothing = 'median'\n", {}, {}, "smoothing (from file {file}): bad value 'median'"),
+        ("stream_id = 'a/b'\n", {}, {}, "stream_id (from file {file}): bad value 'a/b'"),
+        ("source = 'http://x'\n", {}, {}, "source (from file {file}): bad value"),
+        ("[broker]\nurl = 'http://x'\n", {}, {}, "broker.url (from file {file}): broker URL must look like"),
         # port 0 was taken for the default port, and a path was dropped: both could reach another broker
-        ("[broker]\nurl = 'mqtt://h:0'\n", {}, {}, "broker.url: broker URL has port 0, which no broker listens on"),
+        ("[broker]\nurl = 'mqtt://h:0'\n", {}, {},
+         "broker.url (from file {file}): broker URL has port 0, which no broker listens on"),
         ("[broker]\nurl = 'mqtt://u:pw@h:1/x'\n", {}, {},
-         "broker.url: a broker URL has no path, query or fragment (MQTT "
+         "broker.url (from file {file}): a broker URL has no path, query or fragment (MQTT "
          "over TCP, not WebSockets): 'mqtt://u:***@h:1/x'"),
         ("broker = 3\n", {}, {}, "broker (from file"),
         ("qos = \n", {}, {}, "not valid TOML"),
-        ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {}, "leave_confidence: bad value 0.6 (0 to min"),
+        ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {},
+         "leave_confidence (from file {file}): bad value 0.6 (0 to min"),
         # lowering min_confidence alone: the message says why leave_confidence, which the user never set, is refused
         ("", {}, {"min_confidence": 0.0}, "so a lower min_confidence needs a leave_confidence as low"),
-        ("dwell_windows = 0\n", {}, {}, "dwell_windows: bad value 0"),
-        ("first_confidence = 0.3\n", {}, {}, "first_confidence: bad value 0.3 (0 (off) or min_confidence (0.4) to 1"),
+        ("dwell_windows = 0\n", {}, {}, "dwell_windows (from file {file}): bad value 0"),
+        ("first_confidence = 0.3\n", {}, {},
+         "first_confidence (from file {file}): bad value 0.3 (0 (off) or min_confidence (0.4) to 1"),
         # raising min_confidence alone: the same for first_confidence, above it by default
         ("", {}, {"min_confidence": 0.7}, "so a higher min_confidence needs a first_confidence as high, or 0"),
         # control characters: the broker drops the whole connection for a malformed topic
-        ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id: bad value 'kitchen\\n'"),
-        ('name = "hub\\n"\n', {}, {}, "name: bad value 'hub\\n'"),
-        ('source = "stdin\\n"\n', {}, {}, "source: bad value 'stdin\\n'"),
+        ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id (from file {file}): bad value 'kitchen\\n'"),
+        ('name = "hub\\n"\n', {}, {}, "name (from file {file}): bad value 'hub\\n'"),
+        ('source = "stdin\\n"\n', {}, {}, "source (from file {file}): bad value 'stdin\\n'"),
         ('[streams."a\\n"]\nsource = "mic"\n', {}, {}, "stream_id: bad value 'a\\n'"),
-        ('prefix = "genre\\u0000cast"\n', {}, {}, "prefix: bad value 'genre\\x00cast'"),
-        ("", {"GENRECAST_PREFIX": "home\x1b[2J"}, {}, "no control characters"),
+        ('prefix = "genre\\u0000cast"\n', {}, {}, "prefix (from file {file}): bad value 'genre\\x00cast'"),
+        ("", {"GENRECAST_PREFIX": "home\x1b[2J"}, {}, "prefix (from env): bad value 'home\\x1b[2J' (non-empty, no "
+                                                 "+ or #, no control characters"),
         ("prefix = '$SYS'\n", {}, {}, "not starting with $"),  # the broker's: everything published there is lost
         ("[streams]\n", {}, {}, "streams (from file"),  # empty: it used to fall back to the microphone
         ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id: not a per-stream setting"),
@@ -85,7 +89,7 @@ def test_file_then_env_then_flags(tmp_path):
         ("[streams.a]\nsource = 'mic'\nspeed = 'x'\n", {}, {}, "streams.a.speed (from config file): expected float"),
         ("[streams.a]\nsource = 'mic'\nqos = 1\n", {}, {}, "streams.a.qos: not a per-stream setting (it is the "
                                                            "process's: set it at the top level)"),
-        ("batch = 0\n", {}, {}, "batch: bad value 0 (1 to 4096 windows)"),  # the range, not just "out of range"
+        ("batch = 0\n", {}, {}, "batch (from file {file}): bad value 0 (1 to 4096 windows)"),  # the range, not "out of"
         ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels: bad value 0 (1 to 32)"),
     ],
 )
@@ -94,7 +98,7 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, mes
     path.write_text(toml)
     with pytest.raises(ConfigError) as err:
         load_settings(path, flags, environ=env)
-    assert message in str(err.value)
+    assert message.format(file=path) in str(err.value)
 
 
 def test_broker_table_with_its_environment(tmp_path):
@@ -113,7 +117,7 @@ def test_api_table_is_the_dashboards_but_checked_by_the_daemon(tmp_path):
     api = load_settings(path, environ=env).api  # a variable meant for the dashboard does not stop the daemon
     assert (api.token, api.max_mb) == (secret, 2.0) and secret not in repr(api)
     assert load_settings(None, environ={}).api.token is None
-    for table, problem in (("token = 'short'", "api.token: must be 16"), ("max_mb = 0", "api.max_mb"),
+    for table, problem in (("token = 'short'", "api.token .from file .*: must be 16"), ("max_mb = 0", "api.max_mb"),
                            ("tokn = 'x'", "unknown setting 'api.tokn'")):
         path.write_text(f"[api]\n{table}\n")
         with pytest.raises(ConfigError, match=problem) as err:

@@ -289,7 +289,8 @@ def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model, tmp_path, co
 def test_absurd_speeds_are_refused(speed):
     from genrecast.daemon.config import ConfigError, load_settings
 
-    with pytest.raises(ConfigError, match="speed: bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000 times"):
+    with pytest.raises(ConfigError,
+                       match="speed \\(from flags\\): bad value .* \\(0 \\(as fast as possible\\) or 0.01 to 1000"):
         load_settings(flags={"speed": float(speed)}, environ={})
 
 
