@@ -183,7 +183,7 @@ def handler(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(track_json(result, model.model_id)), flush=True)
             else:
-                print(f"{path}\t{result.genre or result.kind}\t{result.probability:.3f}", flush=True)
+                print(f"{one_line(path)}\t{result.genre or result.kind}\t{result.probability:.3f}", flush=True)
     finally:
         inference.close()
     return 2 if failed else 0

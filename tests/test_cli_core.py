@@ -68,7 +68,17 @@ def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly():
 
 
 def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
-    """A reader takes one stderr line for one error; a file name may hold a newline (shown escaped, as `\\n`)."""
+    """A reader takes one stderr line for one error, and one stdout line for one result; a file name may hold a
+    newline (shown escaped, as `\\n`)."""
+    import shutil
+    from pathlib import Path
+
+    clip = shutil.copy(Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac",
+                       tmp_path / "a\nb.flac")
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", clip], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"{tmp_path}/a\\nb.flac\t"), proc.stdout
     proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(tmp_path / "two\nlines.wav")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
