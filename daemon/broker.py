@@ -41,8 +41,8 @@ class BrokerConfig:
         if port == 0:  # once taken for "no port": the default one, perhaps another broker's
             raise ValueError(f"broker URL has port 0, which no broker listens on: {redact_url(url)!r}")
         if parts.path not in ("", "/") or parts.query or parts.fragment:  # once dropped without a word
-            raise ValueError(f"a broker URL has no path, query or fragment (MQTT over TCP, not WebSockets): "
-                             f"{redact_url(url)!r}")
+            raise ValueError(f"a broker URL has no path, query or fragment (MQTT over TCP, not WebSockets; a / ? "
+                             f"or # in a user name or password is written %2F %3F %23): {redact_url(url)!r}")
         tls = parts.scheme == "mqtts"
         port = port or (8883 if tls else 1883)
         fields = {
@@ -79,7 +79,7 @@ def redact_url(url: str) -> str:
 
     Done on the text, not on a parsed URL, because the URLs that need it most are the ones that do not parse.
     """
-    return re.sub(r"(//[^/@:]*):[^/]*@", r"\1:***@", url)
+    return re.sub(r"(//[^/@:]*):.*@", r"\1:***@", url)  # to the last @: a password may hold an unescaped / or @
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:

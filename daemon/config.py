@@ -9,6 +9,7 @@ of ``GENRECAST_*`` variables) serves both and a mistake in it stops both.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
@@ -111,7 +112,7 @@ class BrokerSettings:
                               "broker.keepalive")
         if self.ca_file is not None:
             if problem := path_problem(self.ca_file, "CA file"):
-                raise ConfigError(f"broker.ca_file: {self.ca_file}: {problem}", "broker.ca_file")
+                raise ConfigError(f"broker.ca_file: {self.ca_file!r}: {problem}", "broker.ca_file")
             try:
                 tls_context(self.ca_file)
             except OSError as exc:  # ssl.SSLError is an OSError: not PEM, or no certificate in it
@@ -299,8 +300,8 @@ class RunSettings(StreamDefaults):
             try:
                 stream.check()
             except ConfigError as exc:
-                if not self.streams:
-                    raise  # the one stream's settings are top-level keys: load_settings says where each was set
+                if not self.streams or exc.key not in table:
+                    raise  # a top-level key (every stream's default): load_settings says where it was set
                 raise ConfigError(f"streams.{stream_id}.{exc}") from None
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
@@ -379,14 +380,17 @@ def read_toml(path: str | os.PathLike | None) -> dict:
     if not os.fspath(path):
         raise ConfigError("config file: the path is empty (GENRECAST_CONFIG set to nothing?); unset it for no file")
     try:
-        with open(path, "rb") as f:  # Windows' Notepad saves UTF-8 with a byte-order mark, which TOML refuses
-            return tomllib.loads(f.read().decode("utf-8-sig"))
+        with open(path, "rb") as f:
+            data = f.read()
+        # Windows' Notepad saves UTF-8 with a byte-order mark, which TOML refuses
+        return tomllib.loads(data.removeprefix(codecs.BOM_UTF8).decode())
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason} at byte {at})") from None
     except OSError as exc:  # a directory, no permission, an I/O error
         raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
 

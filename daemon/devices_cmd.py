@@ -28,8 +28,8 @@ def handler(args: argparse.Namespace) -> int:
     finally:
         pa.terminate()
     if not devices:  # an error like any other: one line on stderr, where a script or journald looks for it
-        raise UserError("no audio input devices found (no sound card, or no PulseAudio/PipeWire server for this "
-                        "user)")
+        raise UserError("no audio input devices found (no sound card, no PulseAudio/PipeWire server for this user, "
+                        "or a user outside the audio group)")
     for d in devices:
         mark = "*" if d["index"] == default else " "
         print(f"{mark} {d['index']:3d}  {d['name']}  ({d['maxInputChannels']} ch, {int(d['defaultSampleRate'])} Hz)")

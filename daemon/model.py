@@ -88,7 +88,7 @@ def model_file(given: str | os.PathLike | None) -> Path:
     model itself is loaded only on first use."""
     path = model_path(given)
     problem = path_problem(path)
-    if problem and problem.startswith("no such"):
+    if problem == "no such file":
         problem += " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
             f" (the package ships {', '.join(shipped_models())})"
     if problem:

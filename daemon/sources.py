@@ -337,4 +337,5 @@ def default_stream_id(spec: str) -> str:
     """``file:/music/Kitchen Radio.wav`` -> ``kitchen-radio``; ``mic:USB Audio`` -> ``mic-usb-audio``."""
     kind, _, arg = spec.partition(":")
     name = Path(arg).stem if kind == "file" else (f"mic-{arg}" if kind == "mic" and arg else kind)
-    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:64] or kind  # `_daemon` is the process's
+    stream_id = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or kind
+    return stream_id.lstrip("_") if stream_id.startswith("_daemon") else stream_id  # <prefix>/_daemon: the process's

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
+        return code
     except (UserError, AudioError, ModelSpecError) as exc:
         print(f"genrecast {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2

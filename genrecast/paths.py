@@ -5,7 +5,6 @@ a data folder. One wording, and a folder the service user may not enter (systemd
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import stat
 from pathlib import Path
@@ -17,18 +16,23 @@ def path_problem(path: str | os.PathLike, want: str = "file") -> str | None:
     folder = want.endswith("folder")
     try:
         mode = os.stat(path).st_mode
+        if folder and not stat.S_ISDIR(mode):
+            return f"is {'a file' if stat.S_ISREG(mode) else 'a pipe or a device'}, not {_article(want)} {want}"
+        if not folder and stat.S_ISDIR(mode):
+            return f"is a folder, not {_article(want)} {want}"
+        if not folder and not stat.S_ISREG(mode):
+            return "is a pipe or a device, not a file"
+        # opened, not os.access: that asks about the real user, and a service may read by a capability instead
+        if folder:
+            os.scandir(path).close()
+        else:
+            open(path, "rb").close()
     except (FileNotFoundError, NotADirectoryError):
         return f"no such {want}"
     except OSError as exc:  # a folder on the way that this user may not enter, a loop of links, an I/O error
         return f"cannot read ({exc.strerror or exc})"
-    if folder and not stat.S_ISDIR(mode):
-        return f"is a file, not {_article(want)} {want}"
-    if not folder and stat.S_ISDIR(mode):
-        return f"is a folder, not {_article(want)} {want}"
-    if not folder and not stat.S_ISREG(mode):
-        return "is a pipe or a device, not a file"
-    if not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
-        return f"cannot read ({os.strerror(errno.EACCES)})"
+    except ValueError:  # a NUL in the name, which no file name holds (from a TOML string, say)
+        return f"no such {want} (its name holds a NUL character)"
     return None
 
 

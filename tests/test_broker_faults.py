@@ -42,7 +42,7 @@ def test_a_ca_file_that_is_no_certificate_is_one_line_exit_2(tmp_path, model):
 
 def test_a_ca_file_that_is_a_folder_is_named_so():
     """It said "no such file" of a folder that exists."""
-    with pytest.raises(ConfigError, match="^broker.ca_file \\(from flags\\): /etc: is a folder, not a CA file$"):
+    with pytest.raises(ConfigError, match="^broker.ca_file \\(from flags\\): '/etc': is a folder, not a CA file$"):
         load_settings(flags={"broker": {"url": "mqtts://127.0.0.1", "ca_file": "/etc"}}, environ={})
 
 

@@ -74,11 +74,11 @@ def test_an_error_naming_a_file_with_a_newline_stays_one_line(tmp_path):
     from pathlib import Path
 
     clip = shutil.copy(Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac",
-                       tmp_path / "a\nb.flac")
+                       tmp_path / "a\nb\tc.flac")  # a tab would split the result's columns
     proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", clip], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.count("\n") == 1, proc.stdout + proc.stderr
-    assert proc.stdout.startswith(f"{tmp_path}/a\\nb.flac\t"), proc.stdout
+    assert proc.stdout.startswith(f"{tmp_path}/a\\nb\\tc.flac\t") and proc.stdout.count("\t") == 2, proc.stdout
     proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(tmp_path / "two\nlines.wav")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

@@ -60,8 +60,11 @@ def test_file_then_env_then_flags(tmp_path):
         ("[broker]\nurl = 'mqtt://h:0'\n", {}, {},
          "broker.url (from file {file}): broker URL has port 0, which no broker listens on"),
         ("[broker]\nurl = 'mqtt://u:pw@h:1/x'\n", {}, {},
-         "broker.url (from file {file}): a broker URL has no path, query or fragment (MQTT "
-         "over TCP, not WebSockets): 'mqtt://u:***@h:1/x'"),
+         "broker.url (from file {file}): a broker URL has no path, query or fragment (MQTT over TCP, not WebSockets; "
+         "a / ? or # in a user name or password is written %2F %3F %23): 'mqtt://u:***@h:1/x'"),
+        # an unescaped / in a password: the password was shown, as the URL did not parse as one with a login
+        ("[broker]\nurl = 'mqtt://u:p/w@h:1883'\n", {}, {}, "broker.url (from file {file}): broker URL has a bad port: "
+         "'mqtt://u:***@h:1883'"),
         ("broker = 3\n", {}, {}, "broker (from file"),
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {},
@@ -162,7 +165,8 @@ def test_cli_prints_one_line_for_an_unreadable_config(tmp_path, content, problem
 @pytest.mark.parametrize(
     ("source", "stream_id"),
     [("file:/music/Kitchen Radio.wav", "kitchen-radio"), ("mic", "mic"), ("mic:USB Audio", "mic-usb-audio"),
-     ("stdin", "stdin"), ("file:/x/+#.wav", "file"), ("file:/x/_daemon.wav", "daemon")],
+     ("stdin", "stdin"), ("file:/x/+#.wav", "file"), ("file:/x/_daemon.wav", "daemon"),
+     ("file:/x/_daemon_b.wav", "daemon_b"), ("file:/x/_kitchen_.wav", "_kitchen_")],
 )
 def test_default_stream_ids_are_topic_safe(source, stream_id):
     assert default_stream_id(source) == stream_id
@@ -201,3 +205,19 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes("\ufeffhop_seconds = 1.5\narea = \"Küche\"\n".encode())
     settings = load_settings(path, environ={})
     assert (settings.hop_seconds, settings.area) == (1.5, "Küche")
+    path.write_bytes(b"\xef\xbb\xbfarea = '\xff'\n")  # the bad byte's offset counts the mark
+    with pytest.raises(ConfigError, match="not UTF-8 text .invalid start byte at byte 11.$"):
+        load_settings(path, environ={})
+
+
+def test_a_streams_default_that_is_refused_says_where_it_was_set(tmp_path):
+    """A top-level key is every stream's default; its error read "streams.a.hop_seconds" with no origin."""
+    path = tmp_path / "c.toml"
+    path.write_text("hop_seconds = 100\n[streams.a]\nsource = 'mic'\n")
+    with pytest.raises(ConfigError, match=f"^hop_seconds \\(from file {path}\\): bad value 100.0"):
+        load_settings(path, environ={})
+    with pytest.raises(ConfigError, match="^hop_seconds \\(from flags\\): bad value 100.0"):
+        load_settings(None, {"streams": ["a=mic"], "hop_seconds": 100.0}, environ={})
+    path.write_text("[streams.a]\nsource = 'mic'\nhop_seconds = 100\n")  # the table's own: named as before
+    with pytest.raises(ConfigError, match="^streams.a.hop_seconds: bad value 100"):
+        load_settings(path, environ={})

@@ -2,12 +2,9 @@
 
 import json
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-import genrecast.paths
 from genrecast.paths import path_problem
 
 
@@ -21,41 +18,53 @@ def test_each_kind_of_wrong_path_is_named(tmp_path):
     assert path_problem(tmp_path / "gone", "data folder") == "no such data folder"
     assert path_problem(tmp_path) == "is a folder, not a file"
     assert path_problem(tmp_path / "a.onnx", "data folder") == "is a file, not a data folder"
+    assert path_problem("/dev/null", "data folder") == "is a pipe or a device, not a data folder"
     assert path_problem(tmp_path / "a.onnx", "ONNX file") is None
     assert path_problem(tmp_path, "ONNX file") == "is a folder, not an ONNX file"
     assert path_problem(tmp_path / "fifo") == "is a pipe or a device, not a file"
     assert path_problem(tmp_path / "loop").startswith("cannot read (Too many levels of symbolic links")
+    # a TOML string may hold one; os.stat raises ValueError, where Path.is_file had answered False
+    assert path_problem("m\0.onnx", "ONNX file") == "no such ONNX file (its name holds a NUL character)"
 
 
 def test_a_folder_this_user_may_not_enter_is_named_not_raised():
     """As systemd's DynamicUser meets a model under /home with ProtectHome: Path.is_file raised PermissionError.
-    Run as an unprivileged user (root may enter anything), by the system's Python: only the standard library.
-    In a folder of /tmp that user may enter (pytest's own are private), checked by a file it can read."""
+    Checked by a child process as user nobody when run as root (root may enter anything). In a folder of /tmp that
+    user may enter (pytest's own are private), and a file it can read answers None."""
     with tempfile.TemporaryDirectory(dir="/tmp") as top:
         os.chmod(top, 0o755)
-        _as_another_user(Path(top))
-
-
-def _as_another_user(top: Path):
-    closed, private, shared = top / "closed", top / "private.onnx", top / "shared.onnx"
-    closed.mkdir()
-    (closed / "m.onnx").write_bytes(b"x")
-    private.write_bytes(b"x")
-    shared.write_bytes(b"x")
-    closed.chmod(0o000)
-    private.chmod(0o600)
-    shared.chmod(0o644)
-    paths = [str(closed / "m.onnx"), str(closed), str(private), str(shared)]
-    wants = ["file", "data folder", "file", "file"]
-    if os.geteuid() == 0:
-        python = shutil.which("python3", path="/usr/bin:/bin")
-        assert python, "the system's python3, to run the check as user nobody"
-        module = Path(genrecast.paths.__file__).read_text()
-        code = (f"{module}\nimport json, sys\n"
-                f"print(json.dumps([path_problem(p, w) for p, w in zip({paths!r}, {wants!r}, strict=True)]))")
-        found = json.loads(subprocess.run([python, "-c", code], user=65534, capture_output=True, text=True,
-                                          check=True).stdout)
-    else:
-        found = [path_problem(p, w) for p, w in zip(paths, wants, strict=True)]
-    closed.chmod(0o755)
+        closed, private, shared = Path(top) / "closed", Path(top) / "private.onnx", Path(top) / "shared.onnx"
+        closed.mkdir()
+        (closed / "m.onnx").write_bytes(b"x")
+        for path, mode in ((private, 0o600), (shared, 0o644)):
+            path.write_bytes(b"x")
+            path.chmod(mode)
+        closed.chmod(0o000)
+        asked = [(closed / "m.onnx", "file"), (closed, "data folder"), (private, "file"), (shared, "file")]
+        found = _as_nobody(lambda: [path_problem(p, w) for p, w in asked]) if os.geteuid() == 0 else \
+            [path_problem(p, w) for p, w in asked]
+        closed.chmod(0o755)
     assert found == ["cannot read (Permission denied)"] * 3 + [None]
+
+
+def _as_nobody(ask):
+    """``ask()`` in a forked child that has become user nobody (65534), its answer sent back as JSON."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, json.dumps(ask()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child as user nobody failed"
+    return json.loads(answer)
