@@ -224,7 +224,6 @@ def test_evaluate_refuses_a_folder_with_nothing_to_score_in_one_line(labelled, t
     assert "argument --data: an empty path (an unset shell variable?)" in capsys.readouterr().err
 
 
-
 def test_evaluate_refuses_a_report_it_could_not_write_before_it_classifies(labelled, tmp_path, capsys):
     model = build_tiny_model(tmp_path / "tiny.onnx", tiny_spec())
     # /proc lets even root create no file: a read-only mount is refused the same way, before the work

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
-from genrecast.paths import path_flag
+from genrecast.paths import path_flag, path_problem
 
 HOP_SECONDS = 1.0  # classify's default hop
 
@@ -65,10 +66,10 @@ def handler(args: argparse.Namespace) -> int:
     from .evaluate import clopper_pearson, score
 
     if args.json is not None:  # before minutes of classifying, not after
-        if args.json.is_dir():
+        if os.path.isdir(args.json):
             raise UserError(f"--json {args.json}: is a folder, not a file")
-        if not args.json.parent.is_dir():
-            raise UserError(f"--json {args.json}: no such folder {args.json.parent}")
+        if problem := path_problem(args.json.parent, "folder"):  # Path.is_dir raised for one this user may not enter
+            raise UserError(f"--json {args.json}: {args.json.parent}: {problem}")
         _writable(args.json)
     model = load_model(args.model)
     labels = model.spec.labels
