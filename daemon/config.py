@@ -430,8 +430,10 @@ def load_settings(
     path: str | os.PathLike | None = None,
     flags: Mapping[str, object] | None = None,
     environ: Mapping[str, str] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> RunSettings:
-    """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given)."""
+    """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given). ``flag_names``: a
+    flag's dest -> the flag as typed (``--hop``), for saying where a refused value came from."""
     environ = os.environ if environ is None else environ
     file_values, env = read_toml(path), env_values(environ)
     settings = _apply(RunSettings(), file_values, f"file {path}")
@@ -449,7 +451,8 @@ def load_settings(
             raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
     settings = _apply(settings, given, "flags")
-    set_in.update(dict.fromkeys(_keys(given), "flags"))
+    names = flag_names or {}
+    set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)})
     try:
         settings.check()
     except ConfigError as exc:

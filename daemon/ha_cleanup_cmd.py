@@ -21,7 +21,7 @@ WAIT_SECONDS = 10.0
 
 
 def register(sub) -> None:
-    from .run_cmd import add_identity
+    from .run_cmd import add_identity, flag_names
 
     p = sub.add_parser("ha-cleanup", allow_abbrev=False,
                        help="remove Home Assistant devices of streams no longer configured",
@@ -30,7 +30,7 @@ def register(sub) -> None:
                                    "Give the settings `run` is given.")
     add_identity(p)
     p.add_argument("--dry-run", action="store_true", help="only list what would be retracted")
-    p.set_defaults(func=handler)
+    p.set_defaults(func=handler, flag_names=flag_names(p))
 
 
 def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
@@ -149,8 +149,8 @@ def handler(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .ha_discovery import node_id
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "dry_run")}
-    settings = load_settings(args.config, flags)
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "dry_run", "flag_names")}
+    settings = load_settings(args.config, flags, flag_names=args.flag_names)
     dp, prefix = settings.discovery_prefix, settings.prefix
     reader = RetainedReader(settings.broker.to_broker())
     try:

@@ -53,7 +53,13 @@ def register(sub) -> None:
                    help=f"a live source with no audio this long is stalled and reopened ({defaults.stall_seconds:g} s)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every usable core)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
-    p.set_defaults(func=handler)
+    p.set_defaults(func=handler, flag_names=flag_names(p))
+
+
+def flag_names(p: argparse.ArgumentParser) -> dict[str, str]:
+    """Each setting's flag as typed (``hop_seconds`` -> ``--hop``), so a refused value names the flag the user gave.
+    argparse has no public list of a parser's actions; ``_actions`` is the one every completion library reads."""
+    return {a.dest: a.option_strings[0] for a in p._actions if a.option_strings and a.dest != "help"}
 
 
 def add_identity(p: argparse.ArgumentParser) -> None:
@@ -79,8 +85,8 @@ def handler(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .service import StopRequest, install_signal_handlers, run_service
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
-    settings = load_settings(args.config, flags)
+    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "flag_names")}
+    settings = load_settings(args.config, flags, flag_names=args.flag_names)
     configure_logging(settings.log_level.upper())
     stop = StopRequest()
     install_signal_handlers(stop)

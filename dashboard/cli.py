@@ -120,7 +120,8 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
 
     Credentials written in the ``--broker`` URL win; otherwise the config's apply to the given URL too.
     """
-    settings = load_settings(config_path, {"prefix": prefix}, environ)  # a flag mends a bad variable, as for run
+    # a flag mends a bad variable, as for run
+    settings = load_settings(config_path, {"prefix": prefix}, environ, flag_names={"prefix": "--prefix"})
     conf = settings.broker.to_broker()
     if broker is not None:
         try:

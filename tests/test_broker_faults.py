@@ -36,8 +36,8 @@ def test_a_ca_file_that_is_no_certificate_is_one_line_exit_2(tmp_path, model):
                      "--ca-file", "/etc/hostname")
     _, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 2
-    assert err == "genrecast run: error: broker.ca_file (from flags): /etc/hostname is not a usable CA certificate " \
-                  "(NO_CERTIFICATE_OR_CRL_FOUND)\n"
+    assert err == "genrecast run: error: broker.ca_file (from --ca-file): /etc/hostname is not a usable CA " \
+                  "certificate (NO_CERTIFICATE_OR_CRL_FOUND)\n"
 
 
 def test_a_ca_file_that_is_a_folder_is_named_so():

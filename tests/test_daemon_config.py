@@ -140,6 +140,16 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     assert err == f"genrecast run: error: unknown setting 'hop_second' (from file {path})\n"
 
 
+def test_a_refused_flag_is_named_as_typed():
+    """`--hop 100` once said "hop_seconds: bad value", naming neither the flag nor where the value came from."""
+    for args, says in ((["--hop", "100"], "hop_seconds (from --hop): bad value 100.0 (more than 0, at most 60"),
+                       (["--stream", "a=mic", "--refresh", "0"], "refresh_seconds (from --refresh): bad value 0.0"),
+                       (["--broker", "mqtt://h:0"], "broker.url (from --broker): broker URL has port 0")):
+        proc = genrecast("run", *args)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and err.startswith(f"genrecast run: error: {says}") and err.count("\n") == 1, err
+
+
 def test_an_empty_config_variable_is_named_not_read_as_a_file_called_nothing():
     proc = genrecast("run", env={"GENRECAST_CONFIG": ""})
     out, err = proc.communicate(timeout=60)

@@ -159,7 +159,7 @@ def test_the_dashboard_reads_the_daemons_file_named_by_genrecast_config(tmp_path
 
 @pytest.mark.parametrize("prefix", ["$SYS", "genre\x00cast", "home\n"])
 def test_the_dashboard_refuses_the_prefixes_the_daemon_refuses(prefix):
-    with pytest.raises(UserError, match="prefix \\(from flags\\): bad value"):
+    with pytest.raises(UserError, match="prefix \\(from --prefix\\): bad value"):
         dashboard_settings(prefix=prefix, environ={})
 
 
