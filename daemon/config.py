@@ -28,13 +28,13 @@ from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import SMOOTHING, DecisionConfig
+from .events import DAEMON_TOPIC
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
 # <prefix>/_daemon/<name>/status: the process's availability, and HA's process device _daemon_<name>: so no stream id
 # may start with it
-DAEMON_TOPIC = "_daemon"
 SOURCE_RE = re.compile(r"file:.+|mic(:.*)?|stdin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # most windows per model call, daemon and classify alike: musicnn's big activations make larger batches cost more per
@@ -272,7 +272,6 @@ class RunSettings(StreamDefaults):
         if self.streams and (self.source is not None or self.stream_id is not None):
             raise ConfigError("source/stream_id and streams: use one form (several streams need streams only)")
         defaults = {k: getattr(self, k) for k in PER_STREAM}
-        top_level = {f.name for f in fields(RunSettings)}
         if not self.streams:
             source = self.source or "mic"
             tables = {self.stream_id or default_stream_id(source): {"source": source}}
@@ -287,11 +286,11 @@ class RunSettings(StreamDefaults):
             if "stream_id" in table:  # it used to be dropped in silence
                 raise ConfigError(f"streams.{stream_id}.stream_id: not a per-stream setting (the table's name, "
                                   f"{stream_id!r}, is the stream's id)")
-            process_wide = sorted(set(table) & top_level - set(PER_STREAM) - {"source"})
+            process_wide = sorted(set(table) & TOP_LEVEL - set(PER_STREAM) - {"source"})
             if process_wide:
                 raise ConfigError(f"streams.{stream_id}.{process_wide[0]}: not a per-stream setting (it is the "
                                   "process's: set it at the top level)")
-            unknown = sorted(set(table) - top_level)
+            unknown = sorted(set(table) - TOP_LEVEL)
             if unknown:
                 raise ConfigError(f"streams.{stream_id}.{unknown[0]}: unknown setting; a [streams.<id>] table "
                                   f"takes source and {', '.join(PER_STREAM)}")
@@ -318,6 +317,9 @@ class RunSettings(StreamDefaults):
         import socket
 
         return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:64].strip("-") or "genrecast"
+
+
+TOP_LEVEL = frozenset(f.name for f in fields(RunSettings))  # the keys a file's top level, or GENRECAST_<KEY>, sets
 
 
 def parse_stream_flag(text: str) -> tuple[str, str]:
@@ -401,7 +403,6 @@ TABLES = {"broker": BrokerSettings, "api": ApiSettings}  # TOML tables: ``[name]
 def env_values(environ: Mapping[str, str]) -> dict:
     """``GENRECAST_HOP_SECONDS`` -> ``{"hop_seconds": "1.5"}``; ``GENRECAST_BROKER_URL`` -> ``{"broker": {...}}``."""
     out: dict = {}
-    top_level = {f.name for f in fields(RunSettings)}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
@@ -412,7 +413,7 @@ def env_values(environ: Mapping[str, str]) -> dict:
                       and key[len(t) + 1 :] in {f.name for f in fields(cls)}), None)
         if table:
             out.setdefault(table, {})[key[len(table) + 1 :]] = value
-        elif key in TABLES or key not in top_level:  # a table's keys are a variable each, never the table whole
+        elif key in TABLES or key not in TOP_LEVEL:  # a table's keys are a variable each, never the table whole
             raise ConfigError(f"{name} (from env): no such setting; " + _env_names(key.split("_", 1)[0]))
         else:
             out[key] = value

@@ -91,8 +91,11 @@ class DaemonStatus:
         return Message(daemon_status_topic(prefix, name), json.dumps(body, separators=(",", ":")), retain=True, qos=1)
 
 
+DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's, so no stream id may start with it
+
+
 def daemon_status_topic(prefix: str, name: str) -> str:
-    return f"{prefix}/_daemon/{name}/status"
+    return f"{prefix}/{DAEMON_TOPIC}/{name}/status"
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ STATE_KINDS = ("status", "genre")  # a stream's retained topics
 def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
     """The retained state topics among ``retained`` of streams this process published (their status names it as
     ``daemon``) that ``settings`` no longer has."""
-    from .config import DAEMON_TOPIC
+    from .events import DAEMON_TOPIC
 
     have = {s.stream_id for s in settings.stream_settings()}
     gone = set()
@@ -146,11 +146,10 @@ class RetainedReader:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from .config import load_settings
     from .ha_discovery import node_id
+    from .run_cmd import settings_from
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "dry_run", "flag_names")}
-    settings = load_settings(args.config, flags, flag_names=args.flag_names)
+    settings = settings_from(args, "dry_run")
     dp, prefix = settings.discovery_prefix, settings.prefix
     reader = RetainedReader(settings.broker.to_broker())
     try:

@@ -81,12 +81,20 @@ def add_identity(p: argparse.ArgumentParser) -> None:
                    help="Home Assistant's MQTT discovery prefix (default homeassistant)")
 
 
-def handler(args: argparse.Namespace) -> int:
+def settings_from(args: argparse.Namespace, *not_settings: str):
+    """The settings ``run`` (or ``ha-cleanup``, which is given the same) builds from its file, environment and flags;
+    ``not_settings``: the command's own flags beside them (``--dry-run``)."""
     from .config import load_settings
+
+    skip = {"func", "command", "config", "flag_names", *not_settings}
+    flags = {k: v for k, v in vars(args).items() if k not in skip}
+    return load_settings(args.config, flags, flag_names=args.flag_names)
+
+
+def handler(args: argparse.Namespace) -> int:
     from .service import StopRequest, install_signal_handlers, run_service
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "flag_names")}
-    settings = load_settings(args.config, flags, flag_names=args.flag_names)
+    settings = settings_from(args)
     configure_logging(settings.log_level.upper())
     stop = StopRequest()
     install_signal_handlers(stop)

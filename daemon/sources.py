@@ -29,6 +29,8 @@ import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
 from genrecast.dsp.audio import PCM_FORMATS, check_samples
 
+from .events import DAEMON_TOPIC
+
 log = logging.getLogger("genrecast.source")
 
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
@@ -338,4 +340,4 @@ def default_stream_id(spec: str) -> str:
     kind, _, arg = spec.partition(":")
     name = Path(arg).stem if kind == "file" else (f"mic-{arg}" if kind == "mic" and arg else kind)
     stream_id = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or kind
-    return stream_id.lstrip("_") if stream_id.startswith("_daemon") else stream_id  # <prefix>/_daemon: the process's
+    return stream_id.lstrip("_") if stream_id.startswith(DAEMON_TOPIC) else stream_id  # the process's topic

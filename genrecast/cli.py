@@ -64,13 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `genrecast classify *.wav | head`: the reader has gone, which is no error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot raise again
+        _drop_stdout()
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe's reader left
     except OSError as exc:
         if exc.errno not in OUTPUT_FULL or exc.filename is not None:
             raise
         # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         print(f"genrecast {args.command}: error: cannot write ({exc.strerror})", file=sys.stderr)
         return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null once writing to it has failed, so exit's flush cannot raise again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
