@@ -23,12 +23,12 @@ from dataclasses import dataclass, field, fields, replace
 from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
 from genrecast.dsp.config import DEFAULT_DSP
 
+from genrecast.contract import DAEMON_TOPIC
 from genrecast.errors import UserError
 from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import SMOOTHING, DecisionConfig
-from .events import DAEMON_TOPIC
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"

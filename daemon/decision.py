@@ -33,12 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("genre", "uncertain", "no_music", "silence")
-
 
 @dataclass(frozen=True)
 class State:
-    kind: str  # one of KINDS
+    kind: str  # one of genrecast.contract.DECISION_KINDS
     genre: str | None  # a label exactly when kind is "genre"
     confidence: float  # genre: its probability; no_music: 1 - music probability; uncertain: the top probability
 

@@ -10,9 +10,9 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from .decision import State
+from genrecast.contract import VERSION, daemon_status_topic, stream_topic
 
-VERSION = 1
+from .decision import State
 
 
 def utc_now() -> str:
@@ -40,7 +40,7 @@ def _message(prefix: str, stream_id: str, kind: str, body: dict, retain: bool, q
         text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     except ValueError:
         raise UnpublishableError(f"{kind} message for {stream_id} holds a NaN or infinite number") from None
-    return Message(f"{prefix}/{stream_id}/{kind}", text, retain, qos)
+    return Message(stream_topic(prefix, stream_id, kind), text, retain, qos)
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,6 @@ class DaemonStatus:
         if self.reason:
             body["reason"] = self.reason
         return Message(daemon_status_topic(prefix, name), json.dumps(body, separators=(",", ":")), retain=True, qos=1)
-
-
-DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's, so no stream id may start with it
-
-
-def daemon_status_topic(prefix: str, name: str) -> str:
-    return f"{prefix}/{DAEMON_TOPIC}/{name}/status"
 
 
 @dataclass(frozen=True)

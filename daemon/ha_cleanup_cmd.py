@@ -15,6 +15,7 @@ import json
 import secrets
 import threading
 
+from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS
 from genrecast.errors import UserError
 
 WAIT_SECONDS = 10.0
@@ -60,14 +61,9 @@ def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
     return stale
 
 
-STATE_KINDS = ("status", "genre")  # a stream's retained topics
-
-
 def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
     """The retained state topics among ``retained`` of streams this process published (their status names it as
     ``daemon``) that ``settings`` no longer has."""
-    from .events import DAEMON_TOPIC
-
     have = {s.stream_id for s in settings.stream_settings()}
     gone = set()
     for topic, payload in retained.items():
@@ -82,7 +78,7 @@ def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
         if isinstance(status, dict) and status.get("daemon") == settings.daemon_name():
             gone.add(sid)
     return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
-                  and t.rpartition("/")[2] in STATE_KINDS)
+                  and t.rpartition("/")[2] in RETAINED_KINDS)
 
 
 class RetainedReader:
@@ -154,8 +150,8 @@ def handler(args: argparse.Namespace) -> int:
     reader = RetainedReader(settings.broker.to_broker())
     try:
         retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config",
-                                *(f"{prefix}/+/{kind}" for kind in STATE_KINDS)],
-                               f"{prefix}/_daemon/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
+                                *(f"{prefix}/+/{kind}" for kind in RETAINED_KINDS)],
+                               f"{prefix}/{DAEMON_TOPIC}/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
         stale = stale_configs({t: p for t, p in retained.items() if t.startswith(f"{dp}/")}, settings)
         stale += stale_streams(retained, settings)
         if not args.dry_run:

@@ -23,15 +23,13 @@ import re
 from dataclasses import dataclass
 
 from genrecast import __version__
+from genrecast.contract import DAEMON_TOPIC, DECISION_KINDS, PROCESS_STATES, STREAM_STATES, daemon_status_topic
 
-from .decision import KINDS
-from .events import Message, daemon_status_topic
+from .events import Message
 
 DEFAULT_DISCOVERY_PREFIX = "homeassistant"
 EXPIRE_PERIODS = 3  # refresh periods without a message before HA shows genre and confidence as unavailable
-STREAM_STATES = ("online", "stalled", "offline")
-PROCESS_STATES = ("online", "offline")
-DAEMON_OBJECT = "_daemon_"  # the process device's object id is this + its name (no stream id may start _daemon)
+DAEMON_OBJECT = f"{DAEMON_TOPIC}_"  # the process device's object id is this + its name (no stream id takes it)
 
 STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
 GENRE_STATE = "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}"
@@ -125,7 +123,7 @@ class Discovery:
                 "state_topic": f"{base}/genre"}
         components = {
             "genre": {"platform": "sensor", "name": "Genre", "unique_id": f"{uid}/genre", "device_class": "enum",
-                      "options": [*self.labels, *(k for k in KINDS if k != "genre")], "icon": "mdi:music",
+                      "options": [*self.labels, *(k for k in DECISION_KINDS if k != "genre")], "icon": "mdi:music",
                       "value_template": GENRE_STATE, "json_attributes_topic": f"{base}/genre",
                       "json_attributes_template": GENRE_ATTRIBUTES, **both},
             "confidence": {"platform": "sensor", "name": "Confidence", "unique_id": f"{uid}/confidence",

@@ -22,6 +22,8 @@ import numpy as np
 from genrecast.dsp import AudioError
 from genrecast.dsp.windows import MIN_SECONDS
 
+from genrecast.contract import daemon_status_topic, stream_topic
+
 from .config import RunSettings, StreamSettings
 from .decision import Decider, State, announces_tags
 from .events import (
@@ -31,7 +33,6 @@ from .events import (
     Prediction,
     Status,
     UnpublishableError,
-    daemon_status_topic,
     utc_now,
 )
 from .ha_discovery import Discovery
@@ -326,7 +327,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                 run.publish_genre()
         publisher.refresh()
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
-                                 **{f"{prefix}/{i}/status": f"stream {i}" for i in ids}}, publisher.resend)
+                                 **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, publisher.resend)
     publisher.watch(list(peers.topics), peers.on_message)
     publisher.start()
     for run in runs:

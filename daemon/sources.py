@@ -29,7 +29,7 @@ import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
 from genrecast.dsp.audio import PCM_FORMATS, check_samples
 
-from .events import DAEMON_TOPIC
+from genrecast.contract import DAEMON_TOPIC
 
 log = logging.getLogger("genrecast.source")
 

@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 
 from genrecast.dsp.modelspec import TOP_TAGS
 
-PAYLOAD_VERSION = 1
+from genrecast.contract import DAEMON_TOPIC, DECISION_KINDS, MESSAGE_KINDS, STREAM_STATES, VERSION
+
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
 MAX_LABELS = 64
-STATES = ("genre", "uncertain", "no_music", "silence")
-STATUSES = ("online", "stalled", "offline")
-KINDS = ("status", "prediction", "genre")
 # Times a daemon can send: a clock that never synced still reads 1970 or later. Outside this range local-time
 # conversion overflows (year 1 or 9999 moved to another zone), so such a time is refused, not rendered.
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,7 +33,7 @@ class PayloadError(ValueError):
 class Decision:
     """The daemon's smoothed decision: what the stream is playing, as opposed to the last window's top class."""
 
-    kind: str  # one of STATES
+    kind: str  # one of DECISION_KINDS
     genre: str | None
     confidence: float
 
@@ -47,7 +45,7 @@ class Decision:
 @dataclass(frozen=True)
 class Status:
     stream_id: str
-    state: str  # one of STATUSES
+    state: str  # one of STREAM_STATES
     time: datetime
     model_id: str | None = None
     source: str | None = None
@@ -100,20 +98,17 @@ class Retired:
 
 
 Message = Status | Prediction | GenreChange | Retired | ProcessStatus
-PROCESS_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status
-
-
 def topic_filters(prefix: str) -> list[str]:
     """The subscriptions that receive every stream's messages, and every daemon process's status, under ``prefix``."""
-    return [f"{prefix}/+/{kind}" for kind in KINDS] + [f"{prefix}/{PROCESS_TOPIC}/+/status"]
+    return [f"{prefix}/+/{kind}" for kind in MESSAGE_KINDS] + [f"{prefix}/{DAEMON_TOPIC}/+/status"]
 
 
 def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
     """Parse one message received on ``<prefix>/<stream_id>/<kind>``; raise :class:`PayloadError` if it is bad."""
     parts = topic.removeprefix(f"{prefix}/").split("/") if topic.startswith(f"{prefix}/") else []
-    if len(parts) == 3 and parts[0] == PROCESS_TOPIC and parts[2] == "status":
+    if len(parts) == 3 and parts[0] == DAEMON_TOPIC and parts[2] == "status":
         return _process_status(_text(parts[1], "process name in topic"), payload)
-    if len(parts) != 2 or parts[1] not in KINDS:
+    if len(parts) != 2 or parts[1] not in MESSAGE_KINDS:
         raise PayloadError(f"unexpected topic {topic[:MAX_TEXT]!r}")
     stream_id, kind = _text(parts[0], "stream id in topic"), parts[1]
     if not payload and kind in ("status", "genre"):
@@ -126,7 +121,7 @@ def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
         raise PayloadError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PayloadError("payload is not a JSON object")
-    if data.get("version") != PAYLOAD_VERSION:
+    if data.get("version") != VERSION:
         raise PayloadError(f"unsupported payload version {data.get('version')!r}")
     if _text(data.get("stream_id"), "stream_id") != stream_id:
         raise PayloadError("stream_id in payload differs from the topic's")
@@ -135,8 +130,8 @@ def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
 
 def _status(stream_id: str, d: dict) -> Status:
     state = d.get("state")
-    if state not in STATUSES:
-        raise PayloadError(f"status state must be one of {STATUSES}, got {state!r}")
+    if state not in STREAM_STATES:
+        raise PayloadError(f"status state must be one of {STREAM_STATES}, got {state!r}")
     return Status(
         stream_id=stream_id,
         state=state,
@@ -155,7 +150,7 @@ def _process_status(name: str, payload: bytes) -> ProcessStatus:
         d = json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise PayloadError(f"not JSON: {exc}") from None
-    if not isinstance(d, dict) or d.get("version") != PAYLOAD_VERSION:
+    if not isinstance(d, dict) or d.get("version") != VERSION:
         raise PayloadError("a process status must be a version-1 JSON object")
     if _text(d.get("daemon"), "daemon") != name or d.get("state") not in ("online", "offline"):
         raise PayloadError("a process status names its process as the topic does, and is online or offline")
@@ -220,8 +215,8 @@ def _decision(d: object, name: str) -> Decision:
     if not isinstance(d, dict):
         raise PayloadError(f"{name} must be an object")
     kind = d.get("kind")
-    if kind not in STATES:
-        raise PayloadError(f"{name}.kind must be one of {STATES}, got {kind!r}")
+    if kind not in DECISION_KINDS:
+        raise PayloadError(f"{name}.kind must be one of {DECISION_KINDS}, got {kind!r}")
     genre = _optional_text(d.get("genre"), f"{name}.genre")
     if (kind == "genre") != (genre is not None):
         raise PayloadError(f"{name}: a genre is given exactly when kind is 'genre'")

@@ -131,3 +131,17 @@ def test_a_non_finite_number_is_never_serialised(bad):
         Prediction("m-1", 0.0, 3.0, probs, State("genre", "rock", bad), 0.2, 1.5).message("genrecast", "kitchen")
     with pytest.raises(UnpublishableError):
         GenreChange("m-1", State("genre", "rock", bad), utc_now()).message("genrecast", "kitchen")
+
+
+def test_the_schemas_say_what_the_shared_contract_says():
+    """The schemas are the contract's published form; the daemon and the dashboard read its words from
+    genrecast.contract. A state added to one and not the other would be refused by a consumer that validates."""
+    from genrecast import contract
+
+    for name, schema in SCHEMAS.items():
+        assert schema["properties"]["version"] == {"const": contract.VERSION}, name
+    assert SCHEMAS["status"]["properties"]["state"]["enum"] == list(contract.STREAM_STATES)
+    assert SCHEMAS["daemon-status"]["properties"]["state"]["enum"] == list(contract.PROCESS_STATES)
+    assert SCHEMAS["genre"]["properties"]["kind"]["enum"] == list(contract.DECISION_KINDS)
+    assert SCHEMAS["prediction"]["properties"]["state"]["properties"]["kind"]["enum"] == list(contract.DECISION_KINDS)
+    assert set(SCHEMAS) == {*contract.MESSAGE_KINDS, "daemon-status"}
