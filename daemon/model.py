@@ -87,12 +87,12 @@ def model_file(given: str | os.PathLike | None) -> Path:
     """The file ``--model`` names, refused in one line if there is none: cheap enough to check at start where the
     model itself is loaded only on first use."""
     path = model_path(given)
-    problem = path_problem(path)
-    if problem == "no such file":
-        problem += " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
-            f" (the package ships {', '.join(shipped_models())})"
-    if problem:
-        raise ModelSpecError(f"model {path}: {problem}")
+    if problem := path_problem(path):
+        hint = ""
+        if problem.kind == "missing":
+            hint = " (train one with `genrecast train-transfer`, or pass --model)" if path == DEFAULT_MODEL else \
+                f" (the package ships {', '.join(shipped_models())})"
+        raise ModelSpecError(f"model {path}: {problem}{hint}")
     return path
 
 

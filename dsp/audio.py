@@ -208,7 +208,7 @@ def _detail(exc: Exception) -> str:
 def _open_checked(path: Path, name: str) -> sf.SoundFile:
     try:
         if problem := path_problem(path):
-            pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if "pipe" in problem else ""
+            pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if problem.kind == "special" else ""
             raise AudioError(f"{name}: {problem}{pipe}")
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: empty file")

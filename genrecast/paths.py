@@ -10,29 +10,43 @@ import stat
 from pathlib import Path
 
 
-def path_problem(path: str | os.PathLike, want: str = "file") -> str | None:
+class PathProblem(str):
+    """Why a path is not what its reader needs: the one-line text, and its ``kind`` for a caller that adds a hint
+    ("missing", "folder", "file", "special" for a pipe or a device, "unreadable")."""
+
+    kind: str
+
+    def __new__(cls, kind: str, text: str) -> PathProblem:
+        problem = super().__new__(cls, text)
+        problem.kind = kind
+        return problem
+
+
+def path_problem(path: str | os.PathLike, want: str = "file") -> PathProblem | None:
     """Why ``path`` is not a readable ``want`` ("file", "ONNX file", "data folder", ...: a folder when it ends in
     "folder"), or None. A pipe or a device is no file: every reader here seeks or reads a file's length."""
     folder = want.endswith("folder")
     try:
         mode = os.stat(path).st_mode
         if folder and not stat.S_ISDIR(mode):
-            return f"is {'a file' if stat.S_ISREG(mode) else 'a pipe or a device'}, not {_article(want)} {want}"
+            if stat.S_ISREG(mode):
+                return PathProblem("file", f"is a file, not {_article(want)} {want}")
+            return PathProblem("special", f"is a pipe or a device, not {_article(want)} {want}")
         if not folder and stat.S_ISDIR(mode):
-            return f"is a folder, not {_article(want)} {want}"
+            return PathProblem("folder", f"is a folder, not {_article(want)} {want}")
         if not folder and not stat.S_ISREG(mode):
-            return "is a pipe or a device, not a file"
+            return PathProblem("special", "is a pipe or a device, not a file")
         # opened, not os.access: that asks about the real user, and a service may read by a capability instead
         if folder:
             os.scandir(path).close()
         else:
             open(path, "rb").close()
     except (FileNotFoundError, NotADirectoryError):
-        return f"no such {want}"
+        return PathProblem("missing", f"no such {want}")
     except OSError as exc:  # a folder on the way that this user may not enter, a loop of links, an I/O error
-        return f"cannot read ({exc.strerror or exc})"
+        return PathProblem("unreadable", f"cannot read ({exc.strerror or exc})")
     except ValueError:  # a NUL in the name, which no file name holds (from a TOML string, say)
-        return f"no such {want} (its name holds a NUL character)"
+        return PathProblem("missing", f"no such {want} (its name holds a NUL character)")
     return None
 
 

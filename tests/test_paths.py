@@ -68,3 +68,12 @@ def _as_nobody(ask):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child as user nobody failed"
     return json.loads(answer)
+
+
+def test_a_problem_carries_its_kind_for_callers_that_add_a_hint(tmp_path):
+    (tmp_path / "a.onnx").write_bytes(b"x")
+    os.mkfifo(tmp_path / "fifo")
+    kinds = {"gone.onnx": "missing", ".": "folder", "fifo": "special"}
+    assert {name: path_problem(tmp_path / name).kind for name in kinds} == kinds
+    assert path_problem(tmp_path / "a.onnx", "data folder").kind == "file"
+    assert path_problem("m\0.onnx").kind == "missing"
