@@ -5,17 +5,20 @@ config is replaced by an empty one. This reads the retained configs under the di
 that belong to this process (by ``via_device``) but name a stream it does not have, and the single-sensor configs
 of versions up to 0.3.0 (``<discovery_prefix>/sensor/genrecast_<id>/config``) that name this process. Such a stream's
 own retained state (``<prefix>/<id>/status`` and ``genre``, found by the status's ``daemon``) goes too: scripts and
-the dashboard would otherwise list a stream that no longer exists, offline, for good.
+the dashboard would otherwise list a stream that no longer exists, offline, for good. Last, the devices of other
+processes under the prefix that are not online and announce no stream any more (a name this process had before,
+say), and their retained statuses.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import threading
 
-from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS
+from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic
 from genrecast.errors import UserError
 
 WAIT_SECONDS = 10.0
@@ -36,7 +39,6 @@ def register(sub) -> None:
 
 def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
     """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
-    from .events import daemon_status_topic
     from .ha_discovery import DAEMON_OBJECT, Discovery
 
     discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
@@ -79,6 +81,39 @@ def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
             gone.add(sid)
     return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
                   and t.rpartition("/")[2] in RETAINED_KINDS)
+
+
+def stale_processes(retained: dict[str, bytes], settings, stale: list[str]) -> list[str]:
+    """The device configs and retained statuses of other processes under this prefix that are not online and that
+    no stream device names as ``via_device`` (once ``stale`` is gone): a name this process had before (the default
+    name is the stream id with one stream and the host's with several), or a process retired for good. Home
+    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
+    whose streams are still announced (a machine switched off for the night), is left alone."""
+    from .ha_discovery import DAEMON_OBJECT, Discovery, node_id
+
+    ours = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+                     settings.discovery_prefix)
+    node = f"{settings.discovery_prefix}/device/{node_id(settings.prefix)}/"
+    configs = {}
+    for topic, payload in retained.items():
+        if topic.startswith(node) and topic not in stale:
+            with contextlib.suppress(ValueError):
+                if isinstance(config := json.loads(payload), dict):
+                    configs[topic] = config
+    named = {c["device"].get("via_device") for c in configs.values() if isinstance(c.get("device"), dict)}
+    gone = []
+    for topic in sorted(configs):
+        name = topic.removeprefix(node).removesuffix("/config")
+        if not name.startswith(DAEMON_OBJECT) or topic == ours.process_topic:
+            continue
+        process = Discovery(settings.prefix, name.removeprefix(DAEMON_OBJECT), "", (), 1.0)
+        status_topic = daemon_status_topic(settings.prefix, process.daemon)
+        with contextlib.suppress(ValueError, AttributeError):
+            if json.loads(retained.get(status_topic) or b"{}").get("state") == "online":
+                continue
+        if process.process_device_id not in named:
+            gone += [topic, *([status_topic] if status_topic in retained else [])]
+    return gone
 
 
 class RetainedReader:
@@ -150,10 +185,12 @@ def handler(args: argparse.Namespace) -> int:
     reader = RetainedReader(settings.broker.to_broker())
     try:
         retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config",
-                                *(f"{prefix}/+/{kind}" for kind in RETAINED_KINDS)],
+                                *(f"{prefix}/+/{kind}" for kind in RETAINED_KINDS),
+                                daemon_status_topic(prefix, "+")],
                                f"{prefix}/{DAEMON_TOPIC}/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
         stale = stale_configs({t: p for t, p in retained.items() if t.startswith(f"{dp}/")}, settings)
         stale += stale_streams(retained, settings)
+        stale += stale_processes(retained, settings, stale)
         if not args.dry_run:
             reader.retract(stale)
         for topic in stale:

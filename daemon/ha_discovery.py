@@ -36,12 +36,16 @@ GENRE_STATE = "{{ value_json.genre if value_json.kind == 'genre' else value_json
 # A sound heard but not yet judged (uncertain) is neither music nor no music: HA shows "unknown" ("None").
 MUSIC_STATE = ("{{ 'ON' if value_json.kind == 'genre' else 'OFF' if value_json.kind in ('no_music', 'silence') "
                "else 'None' }}")
-CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(1) }}"
+# A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
+# long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
+CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(1) if value_json.kind == 'genre' else 'None' }}"
 # when the state began, and a tagging model's tags of the window that brought it (no version, time or repeated state)
 GENRE_ATTRIBUTES = ("{{ ({'since': value_json.since, 'tags': value_json.tags} if 'tags' in value_json "
                     "else {'since': value_json.since}) | tojson }}")
 REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # online: no reason (null)
 ORIGIN = {"name": "genrecast", "sw_version": __version__}
+# genrecast 0.3.0 and older announced one sensor per stream here, whatever the discovery prefix was set to
+LEGACY_TOPIC = "homeassistant/sensor/genrecast_{}/config"
 
 
 def node_id(prefix: str) -> str:
@@ -93,13 +97,15 @@ class Discovery:
                 "payload_available": "online", "payload_not_available": "offline"}
 
     def process(self) -> Message:
-        """The process's device and its ``Status`` entity (no availability of its own: offline is its news)."""
+        """The process's device and its ``Status`` entity: no availability of its own (offline is its news), and no
+        ``expire_after``, so that a stopped or crashed process shows ``offline`` and why until it is back, not
+        unavailable (which hides the reason) 30 s later. Its streams' entities still expire."""
         status = {
             "platform": "sensor", "name": "Status", "unique_id": f"{self.process_device_id}/status",
             "entity_category": "diagnostic", "device_class": "enum", "options": list(PROCESS_STATES),
             "state_topic": daemon_status_topic(self.prefix, self.daemon), "value_template": "{{ value_json.state }}",
             "json_attributes_topic": daemon_status_topic(self.prefix, self.daemon),
-            "json_attributes_template": REASON_ATTRIBUTE, "expire_after": self.expire_after, "qos": 1,
+            "json_attributes_template": REASON_ATTRIBUTE, "qos": 1,
         }
         config = {"device": self._device(self.process_device_id, f"Genrecast {display_name(self.daemon)} daemon",
                                          "genrecast daemon"),
@@ -143,6 +149,17 @@ class Discovery:
                                          via_device=self.process_device_id, suggested_area=area),
                   "origin": ORIGIN, "components": components, "qos": 1}
         return Message(self.topic(stream_id), json.dumps(config), retain=True, qos=1)
+
+
+def legacy_retraction(stream_id: str) -> Message:
+    """Empty the stream's single-sensor config of 0.3.0 and older, sent just before its device's config.
+
+    Home Assistant gives an entity id once, when it first sees the entity: with the old sensor still there, the new
+    Genre entity became ``sensor.genrecast_<id>_genre_2`` beside a dead one, and automations and history on the old
+    id stopped. With the old one gone first, the new entity takes its id. An empty retained message where there is
+    none changes nothing.
+    """
+    return retraction(LEGACY_TOPIC.format(stream_id))
 
 
 def retraction(topic: str) -> Message:

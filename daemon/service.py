@@ -35,7 +35,7 @@ from .events import (
     UnpublishableError,
     utc_now,
 )
-from .ha_discovery import Discovery
+from .ha_discovery import Discovery, legacy_retraction
 from .inference import Inference
 from .intake import Intake
 from .model import GenreModel, load_model
@@ -316,6 +316,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                               settings.discovery_prefix, settings.dashboard_url)
         publisher.publish(discovery.process())
         for run in runs:
+            publisher.publish(legacy_retraction(run.id))  # first: the new Genre entity then takes the old one's id
             publisher.publish(discovery.stream(run.id, run.cfg.area))
     for run in runs:
         run.publish_genre()  # "not yet known" before the status says online: the last run's genre is not current

@@ -13,9 +13,9 @@ from conftest import free_port
 from daemon_helpers import WAIT, Subscriber, genrecast
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.decision import State
-from genrecast.daemon.events import GenreChange, Status
-from genrecast.daemon.ha_cleanup_cmd import stale_configs
-from genrecast.daemon.ha_discovery import Discovery, node_id, retraction
+from genrecast.daemon.events import DaemonStatus, GenreChange, Status
+from genrecast.daemon.ha_cleanup_cmd import stale_configs, stale_processes
+from genrecast.daemon.ha_discovery import Discovery, legacy_retraction, node_id, retraction
 from genrecast.dsp import GTZAN_GENRES
 
 from genrecast import __version__
@@ -69,6 +69,8 @@ def test_the_process_is_a_device_with_a_diagnostic_status():
     (status,) = c["components"].values()
     assert status["state_topic"] == "genrecast/_daemon/den/status" and status["entity_category"] == "diagnostic"
     assert status["options"] == ["online", "offline"] and status["qos"] == 1
+    # offline and its reason stay until the process is back: expired, HA showed unavailable and dropped the reason
+    assert "expire_after" not in status
     assert "configuration_url" not in c["device"]  # none configured
 
 
@@ -87,9 +89,10 @@ def test_the_discovery_prefix_is_configurable():
 
 @pytest.mark.parametrize(("state", "genre", "music", "confidence"), [
     (State("genre", "jazz", 0.734), "jazz", "ON", "73.4"),
-    (State("no_music", None, 0.9), "no_music", "OFF", "90.0"),
-    (State("silence", None, 1.0), "silence", "OFF", "100.0"),
-    (State("uncertain", None, 0.0), "uncertain", "None", "0.0"),  # HA reads "None" as unknown
+    # HA reads "None" as unknown; before, silence was a confidence of 100 % in the long-term statistics
+    (State("no_music", None, 0.9), "no_music", "OFF", "None"),
+    (State("silence", None, 1.0), "silence", "OFF", "None"),
+    (State("uncertain", None, 0.0), "uncertain", "None", "None"),
 ])
 def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, confidence):
     parts = config(discovery().stream("kitchen"))["components"]
@@ -139,6 +142,26 @@ def test_cleanup_picks_this_process_removed_streams_and_its_old_single_sensors()
     assert stale_configs(retained, settings) == ["homeassistant/device/genrecast/gone/config",
                                                  "homeassistant/sensor/genrecast_kitchen/config"]
     assert retraction("t").payload == "" and retraction("t").retain
+    # what the daemon itself empties before announcing a stream's device: 0.3.0 used this discovery prefix always
+    assert legacy_retraction("kitchen") == retraction("homeassistant/sensor/genrecast_kitchen/config")
+
+
+def test_cleanup_picks_process_devices_left_without_streams_unless_online():
+    """Before: a process that changed its name (the default name is the stream id with one stream, the host's with
+    several) left its old device in Home Assistant, offline for ever, and ha-cleanup kept it."""
+    settings = load_settings(None, {"streams": ["kitchen=mic", "hall=mic"], "name": "edge1"}, environ={})
+    procs = {n: Discovery("genrecast", n, "m-1", LABELS, 10.0) for n in ("edge1", "kitchen", "attic", "shed", "gone")}
+    announced = [procs["edge1"].stream("kitchen"), procs["edge1"].stream("hall"), procs["attic"].stream("a1"),
+                 procs["shed"].stream("s1")]
+    retained = {m.topic: m.payload.encode() for m in [*(p.process() for p in procs.values()), *announced]}
+    for name, state in [("edge1", "online"), ("kitchen", "offline"), ("attic", "online"), ("shed", "offline")]:
+        msg = DaemonStatus(state, "i").message("genrecast", name)
+        retained[msg.topic] = msg.payload.encode()
+    retained[procs["attic"].stream("a1").topic] = b'{"device": {}}'  # online: kept, streams or not
+    # "kitchen" (this process's old name) and "gone" (no status left) go; "shed" is off but its stream is announced
+    assert stale_processes(retained, settings, []) == [procs["gone"].process_topic, procs["kitchen"].process_topic,
+                                                       "genrecast/_daemon/kitchen/status"]
+    assert procs["shed"].process_topic in stale_processes(retained, settings, [procs["shed"].stream("s1").topic])
 
 
 def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
@@ -149,7 +172,10 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     client.loop_start()
     states = [Status("offline", "m-1", "mic", "stopped", daemon).message("genrecast", sid) for sid, daemon in
               (("kitchen", "den"), ("gone", "den"), ("theirs", "attic"))]  # "theirs": another process's stream
-    for topic, payload in [(m.topic, m.payload) for m in (d.process(), d.stream("kitchen"), d.stream("gone"))] + [
+    states.append(DaemonStatus("offline", "i", reason="stopped").message("genrecast", "kitchen"))  # an old name
+    old_name = Discovery("genrecast", "kitchen", "m-1", LABELS, 10.0).process()
+    for topic, payload in [(m.topic, m.payload) for m in (d.process(), d.stream("kitchen"), d.stream("gone"),
+                                                          old_name)] + [
             ("homeassistant/sensor/genrecast_kitchen/config", json.dumps(old)),
             ("genrecast/gone/genre", json.dumps({"genre": "jazz"}))] + [(m.topic, m.payload) for m in states]:
         client.publish(topic, payload, qos=1, retain=True).wait_for_publish(WAIT)
@@ -161,10 +187,12 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     assert proc.returncode == 0, err
     assert out.splitlines() == ["would retract homeassistant/device/genrecast/gone/config",
                                 "would retract homeassistant/sensor/genrecast_kitchen/config",
-                                "would retract genrecast/gone/genre", "would retract genrecast/gone/status"]
+                                "would retract genrecast/gone/genre", "would retract genrecast/gone/status",
+                                "would retract homeassistant/device/genrecast/_daemon_kitchen/config",
+                                "would retract genrecast/_daemon/kitchen/status"]
     proc = genrecast(*args)
     out, err = proc.communicate(timeout=WAIT)
-    assert proc.returncode == 0 and out.count("retracted") == 4, (out, err)
+    assert proc.returncode == 0 and out.count("retracted") == 6, (out, err)
     late = Subscriber(broker.url, topics=("homeassistant/#", "genrecast/#"))
     late.wait_for(lambda m: m.topic == d.stream("kitchen").topic, "the kept stream's config")
     late.wait_for(lambda m: m.topic == d.process_topic, "the process's config")

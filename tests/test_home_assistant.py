@@ -7,6 +7,7 @@ through ``/api/states``, the registries, the ``state_changed`` events Home Assis
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -136,6 +137,7 @@ def test_devices_entities_options_values_and_availability(ha, ha_broker, music_m
         assert g["attributes"]["friendly_name"] == "Genrecast Kitchen Genre"
         music = {s: ha.state(ids[uid(s, "music")]) for s in ("kitchen", "hall")}
         assert {s: m["state"] for s, m in music.items()} == {"kitchen": "on", "hall": "off"}
+        assert ha.state(ids[uid("hall", "confidence")])["state"] == "unknown"  # a genre's confidence only
         assert music["kitchen"]["attributes"]["device_class"] == "sound"
         status = ha.state(ids[uid("kitchen", "status")])
         assert status["state"] == "online" and status["attributes"]["options"] == ["online", "stalled", "offline"]
@@ -284,17 +286,22 @@ def test_after_a_network_outage_the_current_genre_comes_first_and_quickly(ha, ha
     assert not our_warnings(ha.log)
 
 
-def probe(ha: HomeAssistant, broker: MosquittoBroker, value: str) -> None:
-    """A plain MQTT sensor of the test's own: once HA shows ``value``, it is connected and has read what came."""
+def publish_retained(broker: MosquittoBroker, *messages: tuple[str, str]) -> None:
+    """Publish ``(topic, payload)`` pairs, retained at QoS 1, as another client than the daemon."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    client.publish("homeassistant/sensor/genrecast_test_probe/config",
-                   '{"name": "probe", "unique_id": "test-probe", "state_topic": "test/probe"}', qos=1,
-                   retain=True).wait_for_publish(WAIT)
-    client.publish("test/probe", value, qos=1, retain=True).wait_for_publish(WAIT)
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(WAIT)
     client.loop_stop()
     client.disconnect()
+
+
+def probe(ha: HomeAssistant, broker: MosquittoBroker, value: str) -> None:
+    """A plain MQTT sensor of the test's own: once HA shows ``value``, it is connected and has read what came."""
+    publish_retained(broker, ("homeassistant/sensor/genrecast_test_probe/config",
+                              '{"name": "probe", "unique_id": "test-probe", "state_topic": "test/probe"}'),
+                     ("test/probe", value))
     showing(ha, entity(ha, "test-probe"), value)
 
 
@@ -317,4 +324,30 @@ def test_a_daemon_that_died_behind_a_crashed_broker_expires(ha, ha_broker, model
     if state != "unavailable":  # not yet expired: it must within expire_after, and nothing may bring it back
         showing(ha, genre, "unavailable", mark)
     assert ha.state(genre)["state"] == "unavailable"
+    assert not our_warnings(ha.log)
+
+
+def test_an_upgrade_from_the_single_sensor_form_keeps_the_genre_entity_id(ha, ha_broker, model, tmp_path):
+    """0.3.0 and older announced one sensor per stream (this config, as 0.3.0 sent it). Before: the new device's
+    Genre entity became ``sensor.genrecast_oldie_genre_2`` beside the dead old one, and automations and history on
+    the old id stopped until the user ran ha-cleanup and renamed the new entity by hand."""
+    old = {"name": "Genre", "unique_id": "genrecast_oldie_genre", "state_topic": "genrecast/oldie/genre",
+           "value_template": "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}",
+           "json_attributes_topic": "genrecast/oldie/genre", "icon": "mdi:music", "availability_mode": "all",
+           "availability": [{"topic": topic, "value_template": "{{ value_json.state }}"}
+                            for topic in ("genrecast/oldie/status", "genrecast/_daemon/oldie/status")],
+           "device": {"identifiers": ["genrecast_oldie"], "name": "genrecast oldie", "manufacturer": "genrecast",
+                      "model": "genrecast-gtzan-0.2.0"}}
+    publish_retained(ha_broker, ("homeassistant/sensor/genrecast_oldie/config", json.dumps(old)))
+    old_id = entity(ha, "genrecast_oldie_genre")
+    assert old_id == "sensor.genrecast_oldie_genre"
+    d = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'a.wav', [JAZZ] * 8)}", "--loop",
+               "--stream-id", "oldie")
+    try:
+        genre = entity(ha, "genrecast/genrecast/oldie/genre")
+        assert genre == old_id
+        assert "genrecast_oldie_genre" not in ha.entity_ids()
+        showing(ha, genre, "jazz")
+    finally:
+        stop(d)
     assert not our_warnings(ha.log)
