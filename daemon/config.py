@@ -10,6 +10,7 @@ of ``GENRECAST_*`` variables) serves both and a mistake in it stops both.
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import re
 import tomllib
@@ -352,6 +353,12 @@ def _coerce(key: str, value: object, hint: object, origin: str) -> object:
     return value
 
 
+def _did_you_mean(key: str, known: set[str]) -> str:
+    """The key a user likely meant: a flag's name is not always its key (``--hop`` sets ``hop_seconds``)."""
+    close = [k for k in sorted(known) if k.startswith(f"{key}_")] or difflib.get_close_matches(key, known, 1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _apply(settings, values: Mapping[str, object], origin: str, scope: str = ""):
     """Overlay ``values`` onto a settings dataclass, refusing unknown keys."""
     hints = typing.get_type_hints(type(settings))
@@ -360,7 +367,7 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
     for key, value in values.items():
         name = f"{scope}{key}"
         if key not in known:
-            raise ConfigError(f"unknown setting {name!r} (from {origin})")
+            raise ConfigError(f"unknown setting {name!r} (from {origin}){_did_you_mean(key, known)}")
         if key == "streams":
             if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
                 raise ConfigError(f"{name} (from {origin}): expected tables [streams.<id>]")

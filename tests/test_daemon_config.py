@@ -40,7 +40,9 @@ def test_file_then_env_then_flags(tmp_path):
 @pytest.mark.parametrize(
     ("toml", "env", "flags", "message"),
     [
-        ("colour = 'blue'\n", {}, {}, "unknown setting 'colour'"),
+        ("colour = 'blue'\n", {}, {}, "unknown setting 'colour' (from file "),
+        # a flag's name as a key: --hop sets hop_seconds
+        ("hop = 1\n", {}, {}, "unknown setting 'hop' (from file {file}); did you mean 'hop_seconds'?"),
         ("[broker]\nport = 1883\n", {}, {}, "unknown setting 'broker.port'"),
         ("qos = 'high'\n", {}, {}, "qos (from file"),
         ("hop_seconds = true\n", {}, {}, "hop_seconds (from file"),
@@ -137,7 +139,8 @@ def test_cli_prints_one_line_for_a_bad_config(tmp_path):
     proc = genrecast("run", "--config", str(path))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert err == f"genrecast run: error: unknown setting 'hop_second' (from file {path})\n"
+    assert err == (f"genrecast run: error: unknown setting 'hop_second' (from file {path}); "
+                   "did you mean 'hop_seconds'?\n")
 
 
 def test_a_refused_flag_is_named_as_typed():
