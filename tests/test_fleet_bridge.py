@@ -96,3 +96,43 @@ def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, model, tmp_pa
     for m in centre.messages:
         if m.topic.startswith("genrecast/"):
             validate(m.topic, m.payload)
+
+
+def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_through(tmp_path, model):
+    """docs/deployment.md's ``acl_file``, as written. Before, it gave a site write access to its prefix only: the
+    broker dropped every Home Assistant discovery config, and the status each process reads back to notice another
+    publishing its streams, without a word to the daemon (MQTT 3.1.1 has no way to say so)."""
+    import getpass
+    import re
+    import subprocess
+
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    acl = re.search(r"Mosquitto's `acl_file`:\n\n  ```\n(.*?)\n  ```", text, re.S).group(1)
+    (tmp_path / "acl").write_text("".join(line.strip() + "\n" for line in acl.splitlines()))
+    for i, user in enumerate(("site-a", "homeassistant")):
+        subprocess.run(["mosquitto_passwd", "-b", *([] if i else ["-c"]), str(tmp_path / "passwd"), user, "pw"],
+                       check=True, capture_output=True)
+    b = MosquittoBroker(tmp_path)
+    b.conf.write_text(f"listener {b.port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+                      f"acl_file {tmp_path}/acl\npersistence false\nuser {getpass.getuser()}\n")
+    b.start()
+    ha = Subscriber(b.url, topics=("homeassistant/#", "genrecast/#"), auth=("homeassistant", "pw"))
+    site = f"mqtt://site-a:pw@{b.host}:{b.port}"
+    clip = write_tones(tmp_path / "bar.wav", [0] * 4)
+    daemons = [Daemon("--source", f"file:{clip}", "--loop", "--stream-id", "bar", "--name", name, "--prefix",
+                      "genrecast/site-a", "--model", str(model), "--broker", site, "--ha-discovery")
+               for name in ("one", "two")]
+    try:
+        ha.wait_for(lambda m: m.topic == "homeassistant/device/genrecast_site-a/bar/config" and m.payload,
+                    "the stream's device config, as Home Assistant's account reads it")
+        ha.wait_for(lambda m: m.topic == "genrecast/site-a/bar/genre", "the stream's genre")
+        for d in daemons:
+            d.wait_log("is also published by another process")
+    finally:
+        for d in daemons:
+            d.signal(2)
+            d.finish()
+        ha.close()
+        b.stop()
