@@ -6,6 +6,7 @@
 #                                    and the systemd units (scripts/install_units.sh; enables none)
 #   ... --with-mqtt-clients          also mosquitto-clients (mosquitto_sub, to watch the topics by hand)
 #   ... --plan                       print what would be installed, and do nothing
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu picks torch's CPU build from PyTorch's index (full set-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,10 +27,12 @@ PIP_SPEC="."
 if [ "$MODE" = full ]; then
     # Tests and demo: a real broker, PulseAudio pipe sources, headless chromium, sox, TLS certificates.
     APT_PACKAGES+=(mosquitto pulseaudio pulseaudio-utils chromium chromium-driver sox systemd openssl)
-    PIP_SPEC=".[train,test]"  # torch is pinned in the train extra: that exact version installs the CPU build
-elif [ "$MQTT_CLIENTS" = 1 ]; then
+    PIP_SPEC=".[train,test]"  # torch is pinned in the train extra (the CPU build: see TORCH_INDEX_URL below)
+fi
+if [ "$MQTT_CLIENTS" = 1 ]; then
     APT_PACKAGES+=(mosquitto-clients)
 fi
+TORCH_PIN=$(sed -n 's/.*"torch==\([0-9.]*\)".*/\1/p' pyproject.toml)  # the train extra's one pin
 PYTHON=${PYTHON:-python3}
 # A bare Debian has no compiler (PyAudio builds from source) and, for its own python3, no venv module.
 command -v cc >/dev/null || APT_PACKAGES+=(gcc libc6-dev)
@@ -43,6 +46,7 @@ if [ "$PLAN" = 1 ]; then
     echo "apt: ${APT_PACKAGES[*]}"
     echo "pip: -e $PIP_SPEC"
     [ "$MODE" = full ] && echo "fetch: musicnn-0.1.0 wheel"
+    [ "$MODE" = full ] && [ -n "${TORCH_INDEX_URL:-}" ] && echo "torch: $TORCH_PIN from $TORCH_INDEX_URL"
     [ "$MODE" = service ] && echo "units: $(cd systemd && echo *.service) -> ${UNIT_DIR:-/etc/systemd/system}"
     exit 0
 fi
@@ -68,6 +72,11 @@ want="$MODE $(cat pyproject.toml genrecast/__init__.py | sha256sum | cut -d' ' -
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing genrecast into .venv (editable: $PIP_SPEC)"
     .venv/bin/python -m pip install -q --upgrade pip
+    if [ "$MODE" = full ] && [ -n "${TORCH_INDEX_URL:-}" ]; then
+        # PyPI's torch for Linux is the CUDA build (gigabytes); PyTorch's own CPU index has the small one:
+        # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu. Installed first, the pin below finds it in place.
+        .venv/bin/python -m pip install -q "torch==$TORCH_PIN" --index-url "$TORCH_INDEX_URL"
+    fi
     .venv/bin/python -m pip install -q -e "$PIP_SPEC"
     echo "$want" > "$stamp"
 fi
