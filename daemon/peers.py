@@ -8,6 +8,10 @@ will or a duplicate's goodbye, arriving after ours: we publish ours again. An ``
 retained, for our new subscription, is what the topic held before our status reached the broker (the SUBSCRIBE can
 overtake publishes still in flight: a restarted 100-stream process logged 81 such lines); ours replaces it, so it
 is ignored.
+
+If our own status never comes back, the broker's account for us may write our topics but not read them (an
+``acl_file`` with ``topic write`` only): the broker drops nothing we publish, but none of this can work, so
+:meth:`PeerWatch.check_echo` says so once.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import os
 import re
 import secrets
 import socket
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("genrecast.run")
+ECHO_SECONDS = 15.0  # connected this long without our own status back: the account cannot read its topics
 
 
 def client_id(name: str) -> str:
@@ -34,6 +40,24 @@ class PeerWatch:
         """``topics``: our status topics -> what they describe ("stream kitchen", "process den") for the log."""
         self.instance, self.topics, self._reassert = instance, topics, reassert
         self._seen: set[tuple[str, str, bool]] = set()
+        self.heard_own = False  # one of our statuses came back: the broker lets us read what we publish
+        self._quiet_since: float | None = None  # connected since then without that (None: not connected)
+        self._told = False
+
+    def check_echo(self, connected: bool) -> None:
+        """Called every refresh period: connected for :data:`ECHO_SECONDS` (and two calls) without one of our own
+        statuses back, say why, once. A loaded machine delays the echo by far less."""
+        if self.heard_own or self._told:
+            return
+        if not connected:
+            self._quiet_since = None
+        elif self._quiet_since is None:
+            self._quiet_since = time.monotonic()
+        elif time.monotonic() - self._quiet_since >= ECHO_SECONDS:
+            self._told = True
+            log.warning("the broker does not send this process's own status back (%s): its account may write its "
+                        "topics but not read them, so another process publishing these streams would go unnoticed "
+                        "(docs/deployment.md, Credentials)", next(iter(self.topics)))
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         if topic not in self.topics or not payload:
@@ -42,7 +66,10 @@ class PeerWatch:
             data = json.loads(payload)
         except ValueError:
             data = None
-        if not isinstance(data, dict) or data.get("instance") == self.instance:
+        if isinstance(data, dict) and data.get("instance") == self.instance:
+            self.heard_own = True
+            return
+        if not isinstance(data, dict):
             return
         other = data.get("instance") if isinstance(data.get("instance"), str) else "a client that gives no instance"
         live = data.get("state") != "offline"

@@ -136,3 +136,31 @@ def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_th
             d.finish()
         ha.close()
         b.stop()
+
+
+def test_an_account_that_cannot_read_its_own_topics_is_named_once(tmp_path, model):
+    """The broker accepts, and drops, a subscription its ACL denies (SUBACK still grants it under MQTT 3.1.1), so
+    the duplicate watch was off without a word. Now the daemon says so, once, 15 s after it connected."""
+    import getpass
+    import subprocess
+
+    (tmp_path / "acl").write_text("user site-a\ntopic write genrecast/#\n")
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "passwd"), "site-a", "pw"], check=True,
+                   capture_output=True)
+    b = MosquittoBroker(tmp_path)
+    b.conf.write_text(f"listener {b.port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path}/passwd\n"
+                      f"acl_file {tmp_path}/acl\npersistence false\nuser {getpass.getuser()}\n")
+    b.start()
+    clip = write_tones(tmp_path / "bar.wav", [0] * 4)
+    d = Daemon("--source", f"file:{clip}", "--loop", "--stream-id", "bar", "--model", str(model), "--refresh", "1",
+               "--broker", f"mqtt://site-a:pw@{b.host}:{b.port}")
+    try:
+        d.wait_log("does not send this process's own status back (genrecast/_daemon/bar/status)")
+        d.signal(2)
+        d.finish()
+        assert d.log.count("does not send this process's own status back") == 1
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.finish()
+        b.stop()
