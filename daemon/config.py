@@ -353,10 +353,10 @@ def _coerce(key: str, value: object, hint: object, origin: str) -> object:
     return value
 
 
-def _did_you_mean(key: str, known: set[str]) -> str:
+def _did_you_mean(key: str, known: set[str], scope: str) -> str:
     """The key a user likely meant: a flag's name is not always its key (``--hop`` sets ``hop_seconds``)."""
     close = [k for k in sorted(known) if k.startswith(f"{key}_")] or difflib.get_close_matches(key, known, 1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {scope + close[0]!r}?" if close else ""
 
 
 def _apply(settings, values: Mapping[str, object], origin: str, scope: str = ""):
@@ -367,7 +367,7 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
     for key, value in values.items():
         name = f"{scope}{key}"
         if key not in known:
-            raise ConfigError(f"unknown setting {name!r} (from {origin}){_did_you_mean(key, known)}")
+            raise ConfigError(f"unknown setting {name!r} (from {origin}){_did_you_mean(key, known, scope)}")
         if key == "streams":
             if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
                 raise ConfigError(f"{name} (from {origin}): expected tables [streams.<id>]")

@@ -13,12 +13,11 @@ say), and their retained statuses.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import secrets
 import threading
 
-from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic
+from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic, stream_topic
 from genrecast.errors import UserError
 
 WAIT_SECONDS = 10.0
@@ -30,16 +29,33 @@ def register(sub) -> None:
     p = sub.add_parser("ha-cleanup", allow_abbrev=False,
                        help="remove Home Assistant devices of streams no longer configured",
                        description="Retract (empty, retained) the Home Assistant discovery configs of this process's "
-                                   "streams that its settings no longer have, and of the old single-sensor form. "
-                                   "Give the settings `run` is given.")
+                                   "streams that its settings no longer have (and their retained status and genre), "
+                                   "of the old single-sensor form, and of other processes under the prefix that are "
+                                   "not online and announce no stream (an earlier name of this one, say), with their "
+                                   "retained status. Give the settings `run` is given.")
     add_identity(p)
     p.add_argument("--dry-run", action="store_true", help="only list what would be retracted")
     p.set_defaults(func=handler, flag_names=flag_names(p))
 
 
+def _object(payload: bytes) -> dict | None:
+    """A retained payload as a JSON object, or None: any client may publish anything there."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _via(config: dict) -> str | None:
+    device = config.get("device")
+    via = device.get("via_device") if isinstance(device, dict) else None
+    return via if isinstance(via, str) else None
+
+
 def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
     """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
-    from .ha_discovery import DAEMON_OBJECT, Discovery
+    from .ha_discovery import DAEMON_OBJECT, Discovery, process_device_id
 
     discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
                           settings.discovery_prefix)
@@ -47,18 +63,14 @@ def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
     ours = daemon_status_topic(settings.prefix, settings.daemon_name())
     stale = []
     for topic, payload in sorted(retained.items()):
-        try:
-            config = json.loads(payload)
-        except ValueError:
+        config = _object(payload)
+        if config is None or topic in keep:
             continue
-        if not isinstance(config, dict) or topic in keep:
-            continue
-        device = config.get("device") if isinstance(config.get("device"), dict) else {}
         if "/device/" in topic and not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT):
-            if device.get("via_device") == discovery.process_device_id:
+            if _via(config) == process_device_id(settings.prefix, settings.daemon_name()):
                 stale.append(topic)
-        elif "/sensor/" in topic and any(isinstance(a, dict) and a.get("topic") == ours
-                                         for a in config.get("availability") or ()):
+        elif "/sensor/" in topic and isinstance(config.get("availability"), list) and any(
+                isinstance(a, dict) and a.get("topic") == ours for a in config["availability"]):
             stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
     return stale
 
@@ -73,45 +85,39 @@ def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
         sid = head.removeprefix(f"{settings.prefix}/")
         if kind != "status" or "/" in sid or sid == DAEMON_TOPIC or sid in have:
             continue
-        try:
-            status = json.loads(payload)
-        except ValueError:
-            continue
-        if isinstance(status, dict) and status.get("daemon") == settings.daemon_name():
+        status = _object(payload)
+        if status is not None and status.get("daemon") == settings.daemon_name():
             gone.add(sid)
     return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
                   and t.rpartition("/")[2] in RETAINED_KINDS)
 
 
-def stale_processes(retained: dict[str, bytes], settings, stale: list[str]) -> list[str]:
+def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
     """The device configs and retained statuses of other processes under this prefix that are not online and that
-    no stream device names as ``via_device`` (once ``stale`` is gone): a name this process had before (the default
+    no stream device names as ``via_device``: a name this process had before (the default
     name is the stream id with one stream and the host's with several), or a process retired for good. Home
     Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
-    whose streams are still announced (a machine switched off for the night), is left alone."""
-    from .ha_discovery import DAEMON_OBJECT, Discovery, node_id
+    whose streams are still announced (a machine switched off for the night), is left alone, and so is a device
+    of another prefix that shares the node (``home/genrecast`` and ``home_genrecast``): its identifier says so."""
+    from .ha_discovery import DAEMON_OBJECT, Discovery, node_id, process_device_id
 
     ours = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
-                     settings.discovery_prefix)
+                     settings.discovery_prefix).process_topic
     node = f"{settings.discovery_prefix}/device/{node_id(settings.prefix)}/"
-    configs = {}
-    for topic, payload in retained.items():
-        if topic.startswith(node) and topic not in stale:
-            with contextlib.suppress(ValueError):
-                if isinstance(config := json.loads(payload), dict):
-                    configs[topic] = config
-    named = {c["device"].get("via_device") for c in configs.values() if isinstance(c.get("device"), dict)}
+    configs = {t: c for t, p in retained.items() if t.startswith(node) and (c := _object(p))}
+    named = {_via(c) for c in configs.values()}
     gone = []
     for topic in sorted(configs):
-        name = topic.removeprefix(node).removesuffix("/config")
-        if not name.startswith(DAEMON_OBJECT) or topic == ours.process_topic:
+        obj = topic.removeprefix(node).removesuffix("/config")
+        if not obj.startswith(DAEMON_OBJECT) or topic == ours:
             continue
-        process = Discovery(settings.prefix, name.removeprefix(DAEMON_OBJECT), "", (), 1.0)
-        status_topic = daemon_status_topic(settings.prefix, process.daemon)
-        with contextlib.suppress(ValueError, AttributeError):
-            if json.loads(retained.get(status_topic) or b"{}").get("state") == "online":
-                continue
-        if process.process_device_id not in named:
+        name = obj.removeprefix(DAEMON_OBJECT)
+        device, device_id = configs[topic].get("device"), process_device_id(settings.prefix, name)
+        if not isinstance(device, dict) or not isinstance(device.get("identifiers"), list) \
+                or device_id not in device["identifiers"] or device_id in named:
+            continue
+        status_topic = daemon_status_topic(settings.prefix, name)
+        if (_object(retained.get(status_topic, b"")) or {}).get("state") != "online":
             gone += [topic, *([status_topic] if status_topic in retained else [])]
     return gone
 
@@ -149,8 +155,11 @@ class RetainedReader:
         def on_message(c, userdata, msg):
             if msg.topic == self._marker:
                 self._done.set()
-            elif msg.retain and msg.payload:
-                self.retained[msg.topic] = msg.payload
+            elif not self._done.is_set():  # a config or status sent while we read is as current as a retained one
+                if msg.payload:
+                    self.retained[msg.topic] = msg.payload
+                else:
+                    self.retained.pop(msg.topic, None)
 
         self.client.on_connect, self.client.on_subscribe = on_connect, on_subscribe
         self.client.on_message = on_message
@@ -177,20 +186,23 @@ class RetainedReader:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from .ha_discovery import node_id
+    from paho.mqtt.client import topic_matches_sub
+
+    from .ha_discovery import LEGACY_FILTER, node_id
     from .run_cmd import settings_from
 
     settings = settings_from(args, "dry_run")
     dp, prefix = settings.discovery_prefix, settings.prefix
     reader = RetainedReader(settings.broker.to_broker())
+    discovery = [f"{dp}/device/{node_id(prefix)}/+/config", LEGACY_FILTER]
     try:
-        retained = reader.read([f"{dp}/device/{node_id(prefix)}/+/config", f"{dp}/sensor/+/config",
-                                *(f"{prefix}/+/{kind}" for kind in RETAINED_KINDS),
+        retained = reader.read([*discovery, *(stream_topic(prefix, "+", kind) for kind in RETAINED_KINDS),
                                 daemon_status_topic(prefix, "+")],
                                f"{prefix}/{DAEMON_TOPIC}/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
-        stale = stale_configs({t: p for t, p in retained.items() if t.startswith(f"{dp}/")}, settings)
+        configs = {t: p for t, p in retained.items() if any(topic_matches_sub(f, t) for f in discovery)}
+        stale = stale_configs(configs, settings)
         stale += stale_streams(retained, settings)
-        stale += stale_processes(retained, settings, stale)
+        stale += stale_processes(retained, settings)
         if not args.dry_run:
             reader.retract(stale)
         for topic in stale:

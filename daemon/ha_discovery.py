@@ -23,7 +23,14 @@ import re
 from dataclasses import dataclass
 
 from genrecast import __version__
-from genrecast.contract import DAEMON_TOPIC, DECISION_KINDS, PROCESS_STATES, STREAM_STATES, daemon_status_topic
+from genrecast.contract import (
+    DAEMON_TOPIC,
+    DECISION_KINDS,
+    PROCESS_STATES,
+    STREAM_STATES,
+    daemon_status_topic,
+    stream_topic,
+)
 
 from .events import Message
 
@@ -46,6 +53,12 @@ REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # onli
 ORIGIN = {"name": "genrecast", "sw_version": __version__}
 # genrecast 0.3.0 and older announced one sensor per stream here, whatever the discovery prefix was set to
 LEGACY_TOPIC = "homeassistant/sensor/genrecast_{}/config"
+LEGACY_FILTER = "homeassistant/sensor/+/config"  # what ha-cleanup reads to find them (MQTT has no genrecast_+)
+
+
+def process_device_id(prefix: str, name: str) -> str:
+    """The process device's identifier (and its entities' unique-id stem): the status topic it reads, spelled out."""
+    return f"genrecast/{daemon_status_topic(prefix, name).removesuffix('/status')}"
 
 
 def node_id(prefix: str) -> str:
@@ -83,7 +96,7 @@ class Discovery:
 
     @property
     def process_device_id(self) -> str:
-        return f"genrecast/{daemon_status_topic(self.prefix, self.daemon).removesuffix('/status')}"
+        return process_device_id(self.prefix, self.daemon)
 
     def _device(self, identifier: str, name: str, model: str, **extra) -> dict:
         device = {"identifiers": [identifier], "name": name, "manufacturer": "genrecast", "model": model,
@@ -120,17 +133,17 @@ class Discovery:
         ``online``, but the broker publishes the process's will. The stream's ``Status`` follows the process's
         availability alone, so that a stream that ended or stalled shows why.
         """
-        base = f"{self.prefix}/{stream_id}"
-        uid = f"genrecast/{base}"
-        both = {"availability": [{"topic": f"{base}/status", "value_template": STALLED_IS_OFFLINE,
+        status, genre = stream_topic(self.prefix, stream_id, "status"), stream_topic(self.prefix, stream_id, "genre")
+        uid = f"genrecast/{self.prefix}/{stream_id}"
+        both = {"availability": [{"topic": status, "value_template": STALLED_IS_OFFLINE,
                                   "payload_available": "online", "payload_not_available": "offline"},
                                  self._daemon_availability()],
                 "availability_mode": "all", "expire_after": self.expire_after, "qos": 1,
-                "state_topic": f"{base}/genre"}
+                "state_topic": genre}
         components = {
             "genre": {"platform": "sensor", "name": "Genre", "unique_id": f"{uid}/genre", "device_class": "enum",
                       "options": [*self.labels, *(k for k in DECISION_KINDS if k != "genre")], "icon": "mdi:music",
-                      "value_template": GENRE_STATE, "json_attributes_topic": f"{base}/genre",
+                      "value_template": GENRE_STATE, "json_attributes_topic": genre,
                       "json_attributes_template": GENRE_ATTRIBUTES, **both},
             "confidence": {"platform": "sensor", "name": "Confidence", "unique_id": f"{uid}/confidence",
                            "unit_of_measurement": "%", "state_class": "measurement",
@@ -140,8 +153,8 @@ class Discovery:
                       "device_class": "sound", "value_template": MUSIC_STATE, **both},
             "status": {"platform": "sensor", "name": "Status", "unique_id": f"{uid}/status",
                        "entity_category": "diagnostic", "device_class": "enum", "options": list(STREAM_STATES),
-                       "state_topic": f"{base}/status", "value_template": "{{ value_json.state }}",
-                       "json_attributes_topic": f"{base}/status", "json_attributes_template": REASON_ATTRIBUTE,
+                       "state_topic": status, "value_template": "{{ value_json.state }}",
+                       "json_attributes_topic": status, "json_attributes_template": REASON_ATTRIBUTE,
                        "availability": [self._daemon_availability()], "expire_after": self.expire_after,
                        "qos": 1},
         }

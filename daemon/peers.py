@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import socket
-import time
 from collections.abc import Callable
 
 log = logging.getLogger("genrecast.run")
@@ -41,23 +40,18 @@ class PeerWatch:
         self.instance, self.topics, self._reassert = instance, topics, reassert
         self._seen: set[tuple[str, str, bool]] = set()
         self.heard_own = False  # one of our statuses came back: the broker lets us read what we publish
-        self._quiet_since: float | None = None  # connected since then without that (None: not connected)
         self._told = False
 
-    def check_echo(self, connected: bool) -> None:
-        """Called every refresh period: connected for :data:`ECHO_SECONDS` (and two calls) without one of our own
-        statuses back, say why, once. A loaded machine delays the echo by far less."""
-        if self.heard_own or self._told:
+    def check_echo(self, connected_for: float | None) -> None:
+        """Called every refresh period with how long the connection has been up: after :data:`ECHO_SECONDS` of one
+        connection without one of our own statuses back, say why, once. A loaded machine delays the echo by far
+        less."""
+        if self.heard_own or self._told or connected_for is None or connected_for < ECHO_SECONDS:
             return
-        if not connected:
-            self._quiet_since = None
-        elif self._quiet_since is None:
-            self._quiet_since = time.monotonic()
-        elif time.monotonic() - self._quiet_since >= ECHO_SECONDS:
-            self._told = True
-            log.warning("the broker does not send this process's own status back (%s): its account may write its "
-                        "topics but not read them, so another process publishing these streams would go unnoticed "
-                        "(docs/deployment.md, Credentials)", next(iter(self.topics)))
+        self._told = True
+        log.warning("the broker does not send this process's own status back (%s): its account may write its "
+                    "topics but not read them, so another process publishing these streams would go unnoticed "
+                    "(docs/deployment.md, Credentials)", next(iter(self.topics)))
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         if topic not in self.topics or not payload:

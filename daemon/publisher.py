@@ -53,6 +53,7 @@ class Publisher:
         self._lock = threading.Lock()
         self._acked = threading.Condition()
         self._connected = False
+        self._connected_at = 0.0  # time.monotonic() when the current connection came up
         self._closing = False
         self._said_goodbye = threading.Event()  # our DISCONNECT went out: the broker will not send the will
         self._unacked: deque[mqtt.MQTTMessageInfo] = deque()  # QoS 1/2 messages sent, oldest first
@@ -141,6 +142,12 @@ class Publisher:
             return self._connected
 
     @property
+    def connected_for(self) -> float | None:
+        """Seconds the current connection has been up; None while there is none."""
+        with self._lock:
+            return time.monotonic() - self._connected_at if self._connected else None
+
+    @property
     def undelivered(self) -> int:
         with self._lock:
             return len(self._buffer) + self._count_unacked()
@@ -217,7 +224,7 @@ class Publisher:
             waiting = len(self._buffer)
             while self._buffer:
                 self._send(self._buffer.popleft())
-            self._connected = True
+            self._connected, self._connected_at = True, time.monotonic()
             if self._watched:  # after our retained messages: what comes back is ours or newer than ours
                 client.subscribe([(t, 1) for t in self._watched])
             dropped = self.dropped - self._dropped_logged

@@ -327,7 +327,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             if run.state != "offline":
                 run.publish_genre()
         publisher.refresh()
-        peers.check_echo(publisher.connected)
+        peers.check_echo(publisher.connected_for)
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
                                  **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, publisher.resend)
     publisher.watch(list(peers.topics), peers.on_message)

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from genrecast.daemon.broker import BrokerConfig, ConnectFailures, refusal
 from paho.mqtt.enums import CallbackAPIVersion
 
-from genrecast.contract import RETAINED_KINDS
+from genrecast.contract import RETAINED_KINDS, stream_topic
 
 from .history import History
 from .parse import PayloadError, parse_message, topic_filters
@@ -87,7 +87,7 @@ class Feed:
     def _refetch(self, stream_id: str) -> None:
         """Have the broker send a returning stream's retained status and genre again: it does so for a new
         subscription. Unsubscribed at once; what the broker queued for the subscription still arrives."""
-        topics = [f"{self.prefix}/{stream_id}/{kind}" for kind in RETAINED_KINDS]
+        topics = [stream_topic(self.prefix, stream_id, kind) for kind in RETAINED_KINDS]
         self._client.subscribe([(t, 0) for t in topics])
         self._client.unsubscribe(topics)
 

@@ -200,7 +200,7 @@ class History:
 
     def _process(self, message: ProcessStatus) -> None:
         """A process went offline (or came back): every stream it publishes follows; bounded like the streams."""
-        if message.online:
+        if message.online or message.retired:
             self._gone.pop(message.name, None)
         elif message.name in self._gone or len(self._gone) < self.max_streams:
             self._gone[message.name] = f"its process {message.name} is offline ({message.reason or 'no reason'})"

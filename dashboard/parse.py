@@ -14,7 +14,17 @@ from datetime import UTC, datetime
 
 from genrecast.dsp.modelspec import TOP_TAGS
 
-from genrecast.contract import DAEMON_TOPIC, DECISION_KINDS, MESSAGE_KINDS, STREAM_STATES, VERSION
+from genrecast.contract import (
+    DAEMON_TOPIC,
+    DECISION_KINDS,
+    MESSAGE_KINDS,
+    PROCESS_STATES,
+    RETAINED_KINDS,
+    STREAM_STATES,
+    VERSION,
+    daemon_status_topic,
+    stream_topic,
+)
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_TEXT = 200  # longest stream id, model id, source or genre label we keep
@@ -60,6 +70,7 @@ class ProcessStatus:
     name: str
     online: bool
     reason: str | None = None
+    retired: bool = False  # an empty retained status: `ha-cleanup` forgot a process that is gone for good
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ class Retired:
 Message = Status | Prediction | GenreChange | Retired | ProcessStatus
 def topic_filters(prefix: str) -> list[str]:
     """The subscriptions that receive every stream's messages, and every daemon process's status, under ``prefix``."""
-    return [f"{prefix}/+/{kind}" for kind in MESSAGE_KINDS] + [f"{prefix}/{DAEMON_TOPIC}/+/status"]
+    return [stream_topic(prefix, "+", kind) for kind in MESSAGE_KINDS] + [daemon_status_topic(prefix, "+")]
 
 
 def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
@@ -111,7 +122,7 @@ def parse_message(prefix: str, topic: str, payload: bytes) -> Message:
     if len(parts) != 2 or parts[1] not in MESSAGE_KINDS:
         raise PayloadError(f"unexpected topic {topic[:MAX_TEXT]!r}")
     stream_id, kind = _text(parts[0], "stream id in topic"), parts[1]
-    if not payload and kind in ("status", "genre"):
+    if not payload and kind in RETAINED_KINDS:
         return Retired(stream_id)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
@@ -144,6 +155,8 @@ def _status(stream_id: str, d: dict) -> Status:
 
 
 def _process_status(name: str, payload: bytes) -> ProcessStatus:
+    if not payload:
+        return ProcessStatus(name, online=False, retired=True)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
     try:
@@ -152,7 +165,7 @@ def _process_status(name: str, payload: bytes) -> ProcessStatus:
         raise PayloadError(f"not JSON: {exc}") from None
     if not isinstance(d, dict) or d.get("version") != VERSION:
         raise PayloadError("a process status must be a version-1 JSON object")
-    if _text(d.get("daemon"), "daemon") != name or d.get("state") not in ("online", "offline"):
+    if _text(d.get("daemon"), "daemon") != name or d.get("state") not in PROCESS_STATES:
         raise PayloadError("a process status names its process as the topic does, and is online or offline")
     return ProcessStatus(name, d["state"] == "online", _optional_text(d.get("reason"), "reason"))
 

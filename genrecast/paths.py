@@ -12,7 +12,7 @@ from pathlib import Path
 
 class PathProblem(str):
     """Why a path is not what its reader needs: the one-line text, and its ``kind`` for a caller that adds a hint
-    ("missing", "folder", "file", "special" for a pipe or a device, "unreadable")."""
+    ("missing", "folder", "file", "special" for a pipe or a device, "unreadable", "bad name")."""
 
     kind: str
 
@@ -46,7 +46,7 @@ def path_problem(path: str | os.PathLike, want: str = "file") -> PathProblem | N
     except OSError as exc:  # a folder on the way that this user may not enter, a loop of links, an I/O error
         return PathProblem("unreadable", f"cannot read ({exc.strerror or exc})")
     except ValueError:  # a NUL in the name, which no file name holds (from a TOML string, say)
-        return PathProblem("missing", f"no such {want} (its name holds a NUL character)")
+        return PathProblem("bad name", f"no such {want} (its name holds a NUL character)")
     return None
 
 

@@ -6,7 +6,8 @@
 #                                    and the systemd units (scripts/install_units.sh; enables none)
 #   ... --with-mqtt-clients          also mosquitto-clients (mosquitto_sub, to watch the topics by hand)
 #   ... --plan                       print what would be installed, and do nothing
-# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu picks torch's CPU build from PyTorch's index (full set-up)
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu picks torch's CPU build from PyTorch's index (full set-up,
+# into a new .venv: an installed torch of the pinned version, CUDA or not, already satisfies the pin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,7 @@ PIP_SPEC="."
 if [ "$MODE" = full ]; then
     # Tests and demo: a real broker, PulseAudio pipe sources, headless chromium, sox, TLS certificates.
     APT_PACKAGES+=(mosquitto pulseaudio pulseaudio-utils chromium chromium-driver sox systemd openssl)
-    PIP_SPEC=".[train,test]"  # torch is pinned in the train extra (the CPU build: see TORCH_INDEX_URL below)
+    PIP_SPEC=".[train,test]"  # torch is pinned in the train extra (PyPI's is the CUDA build: see TORCH_INDEX_URL)
 fi
 if [ "$MQTT_CLIENTS" = 1 ]; then
     APT_PACKAGES+=(mosquitto-clients)
@@ -68,7 +69,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.genrecast-installed
 # the version lives in genrecast/__init__.py: an editable install's metadata is only renewed by reinstalling
-want="$MODE $(cat pyproject.toml genrecast/__init__.py | sha256sum | cut -d' ' -f1)"
+want="$MODE ${TORCH_INDEX_URL:-} $(cat pyproject.toml genrecast/__init__.py | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing genrecast into .venv (editable: $PIP_SPEC)"
     .venv/bin/python -m pip install -q --upgrade pip

@@ -43,6 +43,8 @@ def test_file_then_env_then_flags(tmp_path):
         ("colour = 'blue'\n", {}, {}, "unknown setting 'colour' (from file "),
         # a flag's name as a key: --hop sets hop_seconds
         ("hop = 1\n", {}, {}, "unknown setting 'hop' (from file {file}); did you mean 'hop_seconds'?"),
+        ("[broker]\nurll = 'mqtt://h'\n", {}, {}, "unknown setting 'broker.urll' (from file {file}); did you mean "
+                                                 "'broker.url'?"),
         ("[broker]\nport = 1883\n", {}, {}, "unknown setting 'broker.port'"),
         ("qos = 'high'\n", {}, {}, "qos (from file"),
         ("hop_seconds = true\n", {}, {}, "hop_seconds (from file"),

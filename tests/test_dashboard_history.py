@@ -167,6 +167,9 @@ def test_a_stream_is_offline_while_the_process_publishing_it_is():
     assert h.snapshot().stream("c").liveness(1.0, True) == "offline"
     add("genrecast/_daemon/rack/status", process("online"))  # restarted
     assert [v.liveness(1.0, True) for v in h.snapshot().streams] == ["online", "online", "online"]
+    add("genrecast/_daemon/rack/status", process("offline", reason="stopped"))
+    h.add(parse_message("genrecast", "genrecast/_daemon/rack/status", b""))  # forgotten (ha-cleanup)
+    assert h.snapshot().stream("a").process_gone is None
 
 
 def long_labelled(stream_id: str, t: float) -> Prediction:

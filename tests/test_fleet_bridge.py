@@ -140,7 +140,8 @@ def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_th
 
 def test_an_account_that_cannot_read_its_own_topics_is_named_once(tmp_path, model):
     """The broker accepts, and drops, a subscription its ACL denies (SUBACK still grants it under MQTT 3.1.1), so
-    the duplicate watch was off without a word. Now the daemon says so, once, 15 s after it connected."""
+    the duplicate watch was off without a word. Now the daemon says so, once, at the first refresh 15 s or more
+    into a connection."""
     import getpass
     import subprocess
 
@@ -164,3 +165,25 @@ def test_an_account_that_cannot_read_its_own_topics_is_named_once(tmp_path, mode
             d.proc.kill()
             d.finish()
         b.stop()
+
+
+def test_the_echo_check_waits_for_one_connection_and_says_it_once(caplog):
+    """What the live test cannot show in a few seconds: no word while a connection is young or gone, none once our
+    own status came back, and one only, however long it lasts."""
+    from genrecast.daemon.peers import ECHO_SECONDS, PeerWatch
+
+    caplog.set_level("WARNING", logger="genrecast.run")
+    topic = "genrecast/_daemon/den/status"
+    said = lambda: [r for r in caplog.records if "own status back" in r.getMessage()]  # noqa: E731
+    deaf = PeerWatch("me", {topic: "process den"}, lambda t: None)
+    for up in (None, 0.0, ECHO_SECONDS - 0.1, None):  # reconnects: each connection's own age
+        deaf.check_echo(up)
+    assert not said()
+    deaf.check_echo(ECHO_SECONDS)
+    deaf.check_echo(ECHO_SECONDS * 10)
+    assert len(said()) == 1 and topic in said()[0].getMessage()
+    caplog.clear()
+    hearing = PeerWatch("me", {topic: "process den"}, lambda t: None)
+    hearing.on_message(topic, b'{"instance": "me", "state": "online"}', retained=True)
+    hearing.check_echo(ECHO_SECONDS * 10)
+    assert not said()

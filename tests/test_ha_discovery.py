@@ -158,10 +158,23 @@ def test_cleanup_picks_process_devices_left_without_streams_unless_online():
         msg = DaemonStatus(state, "i").message("genrecast", name)
         retained[msg.topic] = msg.payload.encode()
     retained[procs["attic"].stream("a1").topic] = b'{"device": {}}'  # online: kept, streams or not
+    # another prefix that shares the node (home/genrecast, home_genrecast): its device is not ours to judge
+    neighbour = Discovery("home/genrecast", "b1", "m-1", LABELS, 10.0)
+    assert neighbour.process_topic == "homeassistant/device/home_genrecast/_daemon_b1/config"
+    settings_plus = load_settings(None, {"streams": ["kitchen=mic"], "name": "edge1", "prefix": "home_genrecast"},
+                                  environ={})
+    # anything may be published there: none of it is a traceback
+    node = "homeassistant/device/home_genrecast"
+    junk = {f"{node}/_daemon_x/config": b"[" * 100_000,
+            f"{node}/_daemon_y/config": b'{"device": {"via_device": [1], "identifiers": 3}}',
+            f"{node}/z/config": b'{"device": {"via_device": {"a": 1}}}',
+            "homeassistant/sensor/genrecast_z/config": b'{"availability": 5}'}
+    assert stale_processes({neighbour.process().topic: neighbour.process().payload.encode(), **junk},
+                           settings_plus) == []
+    assert stale_configs(junk, settings_plus) == []
     # "kitchen" (this process's old name) and "gone" (no status left) go; "shed" is off but its stream is announced
-    assert stale_processes(retained, settings, []) == [procs["gone"].process_topic, procs["kitchen"].process_topic,
-                                                       "genrecast/_daemon/kitchen/status"]
-    assert procs["shed"].process_topic in stale_processes(retained, settings, [procs["shed"].stream("s1").topic])
+    assert stale_processes(retained, settings) == [procs["gone"].process_topic, procs["kitchen"].process_topic,
+                                                   "genrecast/_daemon/kitchen/status"]
 
 
 def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):

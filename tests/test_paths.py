@@ -76,4 +76,4 @@ def test_a_problem_carries_its_kind_for_callers_that_add_a_hint(tmp_path):
     kinds = {"gone.onnx": "missing", ".": "folder", "fifo": "special"}
     assert {name: path_problem(tmp_path / name).kind for name in kinds} == kinds
     assert path_problem(tmp_path / "a.onnx", "data folder").kind == "file"
-    assert path_problem("m\0.onnx").kind == "missing"
+    assert path_problem("m\0.onnx").kind == "bad name"  # no "the package ships ..." hint for that
