@@ -24,6 +24,11 @@ class Notifier:
         self._watchdog_every = int(usec) / 2e6 if enabled else None
         self._last_ping = float("-inf")
 
+    @property
+    def managed(self) -> bool:
+        """Run by a service manager: no one at a terminal reads a one-line error, and a restart is its answer."""
+        return self._sock is not None
+
     def send(self, *fields: str) -> None:
         if self._sock is None:
             return

@@ -280,8 +280,11 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         try:
             sources[cfg.stream_id] = _open(cfg)
         except AudioError as exc:
-            if len(configs) == 1:
-                raise  # the one-stream form keeps its contract: a source that cannot open is exit 2, at once
+            # The one-stream form at a terminal: a source that cannot open is exit 2, at once (a mistyped device is
+            # better told there). Under systemd, a microphone not there yet (a USB one after a reboot) is waited
+            # for, as in the many-stream form: exit 2 is not restarted, so the unit stayed failed for good.
+            if len(configs) == 1 and not (notifier.managed and cfg.source.partition(":")[0] == "mic"):
+                raise
             sources[cfg.stream_id] = exc  # this stream reports it in its status; the others go on
     # A microphone that is not there yet (a USB one not plugged in, a PulseAudio source loaded later) is retried
     # until it appears, like one that vanishes while running; any other source that cannot open is that stream's end.
@@ -440,7 +443,8 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             if text != summary:
                 log.error("%s; systemd's watchdog (if any) will restart the service", text)
         else:
-            text = _summary(live, now) if multi else runs[0].last_label or f"classifying {runs[0].intake.description}"
+            text = _summary(live, now) if multi or runs[0].device_missing_at == now or runs[0].state == "stalled" \
+                else runs[0].last_label or f"classifying {runs[0].intake.description}"
         if text != summary:
             summary = text
             notifier.status(text)

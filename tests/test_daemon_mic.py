@@ -287,6 +287,20 @@ def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pul
         sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "pop", "pop once it is back")
 
 
+def test_under_systemd_the_one_stream_form_waits_for_its_microphone(pulse, model, broker, tmp_path):
+    """At a terminal, `run --source mic:X` with no such device is one line and exit 2 (below). Under systemd a USB
+    microphone not there yet after a reboot was the same exit 2, which the unit does not restart: the service stayed
+    failed for good. Now it waits, says so in systemd's status, and comes online when the device appears."""
+    pulse.alias("bootmic", "boot_mic")
+    with watched_daemon(tmp_path, broker, pulse.env, "--source", "mic:bootmic", "--stream-id", "den",
+                        "--smoothing-windows", "2", "--model", str(model)) as (daemon, notify, sub):
+        waiting = sub.wait_for(lambda m: m.topic == "genrecast/den/status", "the missing microphone's status")
+        assert waiting.payload["state"] == "stalled", waiting.payload
+        notify.wait_for(lambda f: f == "STATUS=0 stream(s) running, 1 waiting for their device", "systemd's status")
+        pulse.feed(7, pulse.add_source("boot_mic"))
+        sub.wait_for(lambda m: m.topic == "genrecast/den/genre" and m.payload["genre"] == "pop", "its music")
+
+
 def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     rc, err = Daemon("--source", "mic:no-such-card", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
                      env=pulse.env).finish()
