@@ -11,6 +11,7 @@ this module (``genrecast.dsp.melstream``): a cache written under an older module
 from __future__ import annotations
 
 import functools
+import logging
 
 import numba
 import numpy as np
@@ -26,11 +27,26 @@ _FFT_AXES = np.array([1], dtype=np.int64)
 
 def _jit(fn):
     """Compile with numba's on-disk cache where there is a writable place for it (source tree, NUMBA_CACHE_DIR,
-    ~/.cache); a read-only install with no such place compiles once per process instead of failing."""
+    ~/.cache); a read-only install with no such place compiles once per process instead of failing, and so does
+    one whose cache cannot be written when it is (a full /var/cache: the daemon died, blaming "writing")."""
     try:
-        return numba.njit(cache=True, nogil=True, fastmath=True)(fn)
+        kernel = numba.njit(cache=True, nogil=True, fastmath=True)(fn)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return numba.njit(nogil=True, fastmath=True)(fn)
+
+    @functools.wraps(fn)
+    def call(*args):
+        try:
+            return kernel(*args)
+        except OSError as exc:  # saving the compiled kernel, which numba adds to the dispatcher before it saves
+            from numba.core.caching import NullCache
+
+            logging.getLogger(__name__).warning("numba cannot write its cache (%s): compiled for this process only",
+                                                exc.strerror or exc)
+            kernel._cache = NullCache()  # numba has no public switch; the cache is only a start-up speed-up
+            return kernel(*args)
+
+    return call
 
 
 @_jit

@@ -124,3 +124,23 @@ def test_read_only_install_still_computes_features():
                          timeout=180, cwd="/")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "(5, 128)"
+
+
+CACHE_FULL = """
+import logging, resource, signal
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk (ENOSPC)
+resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+import numpy as np
+from genrecast.dsp.melstream import logmel
+print(logmel(np.zeros(22050, np.float32)).shape)
+"""
+
+
+def test_a_numba_cache_that_cannot_be_written_costs_a_compile_not_the_process(tmp_path):
+    """Before: the first kernel call raised numba's OSError from saving its cache (a full /var/cache under the
+    unit), and the daemon exited 1 blaming "writing". Now it warns once and runs on the compiled kernel."""
+    proc = subprocess.run([sys.executable, "-c", CACHE_FULL], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0 and proc.stdout.strip() == "(40, 128)", proc.stderr
+    assert proc.stderr.count("WARNING numba cannot write its cache (File too large)") == 1, proc.stderr
