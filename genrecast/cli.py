@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import os
 import sys
 
 from genrecast import __version__
 from genrecast.errors import UserError, one_line
+from genrecast.logs import priority_prefix  # under systemd a command's last error line is filed as an error
 
 # Modules exposing ``register(subparsers)``. They import their heavy dependencies (onnxruntime, dash,
 # torch) inside the handlers, so `genrecast --help` is quick and the daemon never loads torch.
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
         return code
     except (UserError, AudioError, ModelSpecError) as exc:
-        print(f"genrecast {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"{priority_prefix(logging.ERROR)}genrecast {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
         _drop_stdout()
-        print(f"genrecast {args.command}: error: cannot write ({exc.strerror})", file=sys.stderr)
+        print(f"{priority_prefix(logging.ERROR)}genrecast {args.command}: error: cannot write ({exc.strerror})",
+              file=sys.stderr)
         return 1
 
 

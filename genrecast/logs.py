@@ -6,12 +6,17 @@ template (the ``%s`` text before its arguments) and the arguments that are text:
 chunk to chunk ("stream a: 3.2 s behind", "... 3.4 s"), the names say what a line is about (stream a is not
 stream b). A call may name its kind itself with ``extra={"repeat_key": ...}``. Only warnings and worse are limited;
 info lines are one-off events already.
+
+Under systemd, when stderr is the journal's stream, every line starts with its syslog priority (``<4>`` for a
+warning): journald reads it (``SyslogLevelPrefix=``, on by default), so ``journalctl -p warning`` finds warnings and
+errors. Without it the journal filed every line at info.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -81,10 +86,41 @@ def _names(record: logging.LogRecord) -> tuple:
     return tuple(a for a in args if isinstance(a, str))
 
 
+def to_journal() -> bool:
+    """Whether stderr is systemd's journal stream: ``JOURNAL_STREAM`` names its device and inode, so a child whose
+    stderr was redirected elsewhere (a pipe, a file) is not taken for it."""
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # no stderr at all
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{st.st_dev}:{st.st_ino}"
+
+
+# syslog priorities by logging level, highest first; anything lower is debug (7)
+PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+
+def _priority(levelno: int) -> str:
+    return f"<{next((p for level, p in PRIORITIES if levelno >= level), 7)}>"
+
+
+def priority_prefix(levelno: int) -> str:
+    """``<N>``, the syslog priority of a logging level, for a line written to the journal; else nothing."""
+    return _priority(levelno) if to_journal() else ""
+
+
+class _JournalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _priority(record.levelno) + super().format(record)
+
+
 def configure_logging(level: int | str, window: float = WINDOW_SECONDS) -> None:
-    """Log to stderr (the journal under systemd), each root handler behind a :class:`RepeatFilter`."""
+    """Log to stderr (the journal under systemd, with each line's priority), each root handler behind a
+    :class:`RepeatFilter`."""
     logging.basicConfig(stream=sys.stderr, level=level, format=FORMAT)
     for handler in logging.getLogger().handlers:
+        if to_journal():
+            handler.setFormatter(_JournalFormatter(FORMAT))
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             repeat = RepeatFilter(handler, window)
             handler.addFilter(repeat)

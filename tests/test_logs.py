@@ -63,3 +63,52 @@ def test_info_lines_pass_and_what_is_held_back_is_said_at_flush():
                                            "INFO connected", "ERROR auth failed from 10.0.0.9 (2 more like this in "
                                            "the last 5 s)"]
 
+
+
+JOURNAL = """
+import logging, os, sys
+st = os.fstat(2)
+if sys.argv[1] == "journal":
+    os.environ["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"  # as systemd sets it for a unit's stderr
+elif sys.argv[1] == "elsewhere":
+    os.environ["JOURNAL_STREAM"] = "1:2"  # inherited, but stderr was redirected since
+from genrecast.logs import configure_logging
+configure_logging("DEBUG")
+log = logging.getLogger("genrecast.run")
+log.debug("d"); log.info("i"); log.warning("w"); log.error("e"); log.critical("c")
+"""
+
+
+def test_under_systemd_each_line_carries_its_priority_for_the_journal(tmp_path):
+    """Before, the journal filed every line at info: `journalctl -p warning` showed nothing, even a refused login.
+    Only when stderr is the journal's own stream; a terminal or a redirected stderr keeps plain lines."""
+    import subprocess
+    import sys
+
+    def lines(where: str) -> list[str]:
+        err = tmp_path / f"{where}.log"
+        with err.open("w") as f:
+            subprocess.run([sys.executable, "-c", JOURNAL, where], stderr=f, check=True, timeout=60)
+        return err.read_text().splitlines()
+
+    assert lines("journal") == ["<7>DEBUG genrecast.run: d", "<6>INFO genrecast.run: i",
+                                "<4>WARNING genrecast.run: w", "<3>ERROR genrecast.run: e",
+                                "<2>CRITICAL genrecast.run: c"]
+    assert lines("elsewhere") == lines("terminal") == ["DEBUG genrecast.run: d", "INFO genrecast.run: i",
+                                                       "WARNING genrecast.run: w", "ERROR genrecast.run: e",
+                                                       "CRITICAL genrecast.run: c"]
+
+
+def test_a_commands_last_error_line_is_an_error_in_the_journal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.toml").write_text("hop = 1\n")
+    err = tmp_path / "err.log"
+    with err.open("w") as f:
+        st = os.fstat(f.fileno())
+        proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--config", str(tmp_path / "bad.toml")],
+                              stderr=f, timeout=120, env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert proc.returncode == 2
+    assert err.read_text().startswith("<3>genrecast run: error: unknown setting 'hop'"), err.read_text()
