@@ -50,5 +50,8 @@ class Notifier:
             self._last_ping = now
             self.send("WATCHDOG=1")
 
-    def stopping(self) -> None:
-        self.send("STOPPING=1")
+    def stopping(self, seconds: float) -> None:
+        """Stopping, in up to ``seconds``: systemd's stop timeout (``TimeoutStopSec=``, 5 s in our units) starts
+        with STOPPING=1, and a finished file waits longer than that for a broker that is down; without the
+        extension it was killed mid-wait and counted as failed."""
+        self.send("STOPPING=1", f"EXTEND_TIMEOUT_USEC={round(seconds * 1e6)}")

@@ -117,11 +117,12 @@ class Publisher:
                                 self._limit, self.dropped)
             self._buffer.append(msg)
 
-    def flush(self, timeout: float, wait_for_broker: bool = True) -> bool:
+    def flush(self, timeout: float, wait_for_broker: bool = True, cancel: threading.Event | None = None) -> bool:
         """Wait until nothing is buffered and the broker acknowledged everything sent (QoS 1, 2); False on timeout.
 
         ``wait_for_broker=False``: give up at once while not connected (on SIGTERM: a reconnect waits at least a
-        second, which the 2-s stop cannot spend on the slim chance).
+        second, which the 2-s stop cannot spend on the slim chance). ``cancel``: a stop asked for meanwhile (a
+        finished file waiting for the broker, then `systemctl stop`) ends the wait as ``wait_for_broker=False``.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -129,6 +130,9 @@ class Publisher:
                 if not self._buffer and not self._count_unacked() and self._connected:
                     return True
                 if not self._connected and not wait_for_broker:
+                    return False
+                if not self._connected and cancel is not None and cancel.is_set():
+                    log.info("stop requested: no longer waiting for the broker")
                     return False
             left = deadline - time.monotonic()
             if left <= 0:

@@ -547,6 +547,31 @@ def test_sigterm_while_the_broker_is_down_still_exits_0(broker, model, tmp_path)
     assert "messages and the latest statuses not delivered to" in err and "stream alone: stopped" in err
 
 
+def test_a_finished_file_waiting_for_a_down_broker_tells_systemd_and_a_stop_ends_the_wait(broker, model, tmp_path):
+    """A file that ends while the broker is down waits up to END_FLUSH_SECONDS (15 s) for it. Before, STOPPING=1
+    went first, which starts systemd's 5-s stop timeout: the service was killed mid-wait and counted as failed, and
+    a `systemctl stop` meanwhile went unheard until the wait was over. Now STOPPING=1 says how long the stop takes,
+    and SIGTERM ends the wait."""
+    from daemon_helpers import NotifyListener
+
+    broker.stop()
+    notify = NotifyListener(tmp_path / "notify.sock")
+    wav = write_tones(tmp_path / "short.wav", [6] * 2)
+    daemon = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "late", env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        at = notify.wait_for(lambda f: f == "STOPPING=1", "STOPPING=1")
+        seconds = int(notify.fields[at + 1].removeprefix("EXTEND_TIMEOUT_USEC=")) / 1e6
+        assert seconds > END_FLUSH_SECONDS  # the wait, the goodbye and the exit, not systemd's 5 s
+        daemon.wait_log("every source ended")
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    finally:
+        notify.close()
+    assert rc == 1, err  # its last windows never reached a broker: the job is not done
+    assert "stop requested: no longer waiting for the broker" in err
+
+
 def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_end(broker, tmp_path):
     """The daemon computes the front end the model names (16 kHz / 512 / 256 / 96, 187 frames), says no_music, and
     announces tags for music only."""
