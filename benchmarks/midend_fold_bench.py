@@ -24,7 +24,6 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 from genrecast.training.musicnn import N_FRAMES, load_musicnn, musicnn_input  # noqa: E402
 
@@ -41,7 +40,11 @@ class Backbone(torch.nn.Module):
         return torch.cat([acts.mean_pool, acts.max_pool, acts.penultimate], 1)
 
 
-def session(net, path: Path) -> ort.InferenceSession:
+def session(net, path: Path):
+    """An onnxruntime session of the exported backbone (imported here, after genrecast: it turns off onnxruntime's
+    telemetry, which onnxruntime reads when it starts)."""
+    import onnxruntime as ort
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(Backbone(net), (torch.zeros(2, 96, N_FRAMES) - 5,), str(path), input_names=["x"],

@@ -5,6 +5,15 @@ The parts live in subpackages: ``genrecast.dsp`` (decoding, resampling, streamin
 and export). This core holds only what they all share: the version, the command-line error type, the
 wording for a path that is not the file or folder a reader needs, and the MQTT contract's words
 (``genrecast.contract``: payload version, topics, decision and availability states).
+
+Importing it turns off onnxruntime's telemetry for the process: since 1.29 onnxruntime on Linux keeps a device id
+under ~/.cache and uploads usage events to Microsoft by default, and a classifier next to a microphone in a home
+sends nothing anywhere but its broker. ``ORT_DISABLE_TELEMETRY=0`` in the environment leaves it on.
 """
+
+import os
+
+# read when onnxruntime starts, so before any part of genrecast imports it
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.4.0"

@@ -344,3 +344,23 @@ def test_a_model_that_gives_nan_only_for_real_audio_stops_classify_in_one_line(t
     out, err = proc.communicate(timeout=120)
     assert (proc.returncode, out) == (2, ""), (out, err)
     assert err.count("\n") == 1 and f"gave a probability that is NaN or outside 0-1 for {clip}" in err, err
+
+
+def test_onnxruntime_keeps_no_device_id_and_sends_nothing(tmp_path):
+    """onnxruntime (1.29 on) keeps a telemetry device id and an upload queue under ~/.cache and sends usage events
+    to Microsoft by default. Importing genrecast turns that off; the user may turn it back on."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from genrecast.daemon.model import load_model; print(load_model().model_id)"
+    for home, setting in ((tmp_path / "ours", None), (tmp_path / "theirs", "0")):
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+        env["HOME"] = str(home)
+        if setting is not None:
+            env["ORT_DISABLE_TELEMETRY"] = setting
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "ours" / ".cache").exists()
+    assert (tmp_path / "theirs" / ".cache" / "Microsoft").is_dir()  # what the default does, so the test can fail
