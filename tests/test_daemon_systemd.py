@@ -54,6 +54,19 @@ def test_unit_is_notify_hardened_and_watchdogged():
     assert s["LoadCredential"] == ["config:/etc/genrecast/%i.toml"]
     assert s["ExecStart"] == ["/opt/genrecast/.venv/bin/genrecast run --config ${CREDENTIALS_DIRECTORY}/config"]
     assert "NUMBA_CACHE_DIR=/var/cache/genrecast/numba" in s["Environment"]
+    assert s["RestrictRealtime"] == ["yes"]
+
+
+def test_each_unit_has_its_own_numba_cache():
+    """A dynamic user is named after its unit, so genrecast@* and genrecast-streams run as two users: with one
+    CacheDirectory each start took it from the other (UMask=0077), which then compiled anew on every start."""
+    caches = {}
+    for unit in ("genrecast@.service", "genrecast-streams.service", "genrecast-dashboard.service"):
+        s = unit_settings(ROOT / "systemd" / unit)
+        cache = s["CacheDirectory"][-1]
+        assert any(f"NUMBA_CACHE_DIR=/var/cache/{cache}/numba" in e for e in s["Environment"]), unit
+        caches[unit] = cache
+    assert len(set(caches.values())) == 3, caches
 
 
 def test_example_instance_config_loads():
@@ -76,11 +89,15 @@ def test_example_config_names_every_setting():
     assert not missing, f"not in kitchen.toml.example: {missing}"
 
 
-def test_the_multi_stream_unit_differs_from_the_template_only_in_its_config():
+def test_the_multi_stream_unit_differs_from_the_template_only_in_its_config_and_cache():
     one, many = unit_settings(UNIT), unit_settings(MULTI_UNIT)
     assert many["LoadCredential"] == ["config:/etc/genrecast/streams.toml"]
-    assert {k: v for k, v in many.items() if k not in ("LoadCredential", "Description")} == {
-        k: v for k, v in one.items() if k not in ("LoadCredential", "Description")}
+    own = ("LoadCredential", "Description", "CacheDirectory")
+    cache = [e for e in many["Environment"] if e.startswith("NUMBA_CACHE_DIR")]
+    assert {k: v for k, v in many.items() if k not in own} | {"Environment": cache} == {
+        k: v for k, v in one.items() if k not in own} | {"Environment": cache}
+    assert [e for e in many["Environment"] if e not in cache] == [e for e in one["Environment"]
+                                                                   if not e.startswith("NUMBA_CACHE_DIR")]
 
 
 def test_example_streams_config_loads():
