@@ -9,6 +9,17 @@ ROOT=$(pwd)
 UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
 CONFIG_DIR=${CONFIG_DIR:-/etc/genrecast}
 
+# The units hide /home, /root and /run/user from the service (ProtectHome=yes): a checkout there, or a venv made
+# from an interpreter there (pyenv's), cannot start (203/EXEC), so say so now rather than at the first start.
+hidden() { case "$1/" in /home/*|/root/*|/run/user/*) return 0 ;; *) return 1 ;; esac; }
+python_home=$(sed -n 's/^home = //p' .venv/pyvenv.cfg 2>/dev/null || true)
+for path in "$ROOT" ${python_home:+"$python_home"}; do
+    if hidden "$path"; then
+        echo "setup: warning: $path is under /home, /root or /run/user, which the units hide from the service" \
+             "(ProtectHome=yes); use a checkout in /opt and a system python3 (PYTHON=/usr/bin/python3)" >&2
+    fi
+done
+
 mkdir -p "$UNIT_DIR"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT

@@ -69,7 +69,13 @@ def test_make_setup_service_installs_the_units_for_this_checkout(tmp_path):
     assert "units: genrecast-dashboard.service" in subprocess.run(
         ["bash", "scripts/setup.sh", "--service", "--plan"], cwd=ROOT, capture_output=True, text=True, env=env,
         check=True).stdout
-    subprocess.run(["bash", "scripts/install_units.sh"], cwd=ROOT, env=env, check=True, capture_output=True)
+    done = subprocess.run(["bash", "scripts/install_units.sh"], cwd=ROOT, env=env, check=True, capture_output=True,
+                          text=True)
+    # a checkout or interpreter the units' ProtectHome= hides is named (this machine's venv comes from pyenv's)
+    cfg = (ROOT / ".venv" / "pyvenv.cfg").read_text() if (ROOT / ".venv" / "pyvenv.cfg").exists() else ""
+    python_home = next((line.split(" = ", 1)[1] for line in cfg.splitlines() if line.startswith("home = ")), "")
+    hidden = [p for p in (str(ROOT), python_home) if p and p.startswith(("/home/", "/root/", "/run/user/"))]
+    assert [line.split()[2] for line in done.stderr.splitlines() if "warning:" in line] == hidden, done.stderr
     installed = sorted(p.name for p in units.iterdir())
     assert installed == sorted(p.name for p in (ROOT / "systemd").glob("*.service"))
     dashboard = (units / UNIT.name).read_text()
