@@ -146,6 +146,13 @@ class Publisher:
             return self._connected
 
     @property
+    def trouble(self) -> str | None:
+        """Why the broker cannot be reached, for systemd's status line, once a try has failed; None while connected
+        (or still connecting)."""
+        why = self._failures.why
+        return None if why is None or self.connected else f"broker {why}"
+
+    @property
     def connected_for(self) -> float | None:
         """Seconds the current connection has been up; None while there is none."""
         with self._lock:

@@ -351,7 +351,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     gc.freeze()
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
-        _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake, refresh=refresh)
+        _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake, refresh=refresh,
+              broker_trouble=lambda: publisher.trouble)
         if stop.is_set():
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
@@ -389,7 +390,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
 
 def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, stop: threading.Event,
-          notifier: Notifier, multi: bool, wake: threading.Event, refresh: Callable[[], None]) -> None:
+          notifier: Notifier, multi: bool, wake: threading.Event, refresh: Callable[[], None],
+          broker_trouble: Callable[[], str | None]) -> None:
     """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
 
     Between ticks the loop sleeps until a stream holds a whole window (its intake sets ``wake``), so a window is
@@ -446,6 +448,8 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         else:
             text = _summary(live, now) if multi or runs[0].device_missing_at == now or runs[0].state == "stalled" \
                 else runs[0].last_label or f"classifying {runs[0].intake.description}"
+            if trouble := broker_trouble():  # classifying on, but nothing reaches anyone: `systemctl status` says so
+                text += f"; {trouble}"
         if text != summary:
             summary = text
             notifier.status(text)

@@ -730,3 +730,26 @@ def test_retained_state_goes_before_the_statuses_on_every_connect(broker):
         publisher.close(Message("t/_daemon/p/status", '{"state": "offline"}', True))
         relay.cut()
         sub.close()
+
+
+def test_systemd_status_names_a_broker_that_cannot_be_reached(broker, model, tmp_path):
+    """Before, `systemctl status` showed the last genre while nothing reached anyone (a wrong password, a broker
+    down): only a warning every tenth try said otherwise."""
+    from daemon_helpers import NotifyListener
+
+    broker.stop()
+    notify = NotifyListener(tmp_path / "notify.sock")
+    wav = write_tones(tmp_path / "loop.wav", [6] * 4)
+    daemon = Daemon("--source", f"file:{wav}", "--loop", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "cut", env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        notify.wait_for(lambda f: f.startswith("STATUS=") and "; broker connection refused" in f,
+                        "the broker's trouble in systemd's status")
+        broker.start()
+        daemon.wait_log("connected to")
+        at = len(notify.fields)
+        notify.wait_for(lambda f: f.startswith("STATUS=") and "broker" not in f, "a status without it", start=at)
+    finally:
+        daemon.signal(signal.SIGTERM)
+        daemon.finish()
+        notify.close()
