@@ -171,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
         where = args.host or "every interface"
         raise UserError(f"serving on {where} without a token would let anyone who can reach it use the page and the "
                         "API: set GENRECAST_API_TOKEN (or [api] token), or pass --allow-open")
+    # On loopback behind a reverse proxy, --allow-host names what the network asks for: the proxy opens the page
+    # to it, so the same rule holds (before, that set-up, as docs/deployment.md described it, served everyone).
+    remote = [h for h in args.allow_host if not is_loopback(h)]
+    if remote and not api.token and not api.allow_open:
+        raise UserError(f"answering to {remote[0]} (--allow-host) without a token would let anyone who reaches the "
+                        "proxy in front use the page and the API: set GENRECAST_API_TOKEN (or [api] token), or pass "
+                        "--allow-open")
     if args.model is not None:  # after the settings: their checks are cheaper than a child process
         check_model(args.model)
     history = History()
@@ -185,10 +192,10 @@ def run(args: argparse.Namespace) -> int:
     guard = "page and API need the token" if api.token else "open, no token"
     print(f"genrecast dashboard: http://{host}:{server.port}/ (broker {broker.url}, prefix {prefix}; {guard})",
           flush=True)
-    if not api.token and not is_loopback(args.host):
+    if not api.token and (not is_loopback(args.host) or remote):
         logging.getLogger(__name__).warning(
             "serving on %s without a token (--allow-open): anyone who can reach it may use the page and the API",
-            args.host)
+            ", ".join([args.host, *args.allow_host]))
     try:
         server.serve_forever()
     finally:

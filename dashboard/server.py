@@ -10,7 +10,9 @@ headers, before a byte of its body is read.
   jobs, held from its headers until its answer is sent. Without a free slot the answer is 503 at once and nothing
   of the body is read, so at most ``slots`` uploads exist at any time, whatever arrives.
 - A request must arrive in time: its headers within ``header_seconds``, its body at ``min_body_rate`` on average
-  after that. A slow sender gets 408 and the connection is closed, so trickling clients cannot hold the threads.
+  after that. A slow sender gets 408 and the connection is closed, so trickling clients cannot hold the threads;
+  a connection that sends nothing at all is closed after ``first_byte_seconds``, so silent ones cannot hold the
+  200 connection slots.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class Limits:
     header_seconds: float = 10.0  # from a request's first byte to the end of its headers
     min_body_rate: float = 64 * 1024  # bytes a second, on average after header_seconds
     idle_seconds: int = 30  # a kept-alive connection with no request this long is closed
+    # A new connection that has sent nothing this long is closed: idle ones held every one of waitress's 200
+    # connection slots for their 30 s, and the page went unanswered for anyone, token or not.
+    first_byte_seconds: float = 5.0
 
     def body_limit(self, path: str) -> int:
         if path == API_CLASSIFY:
@@ -214,11 +219,17 @@ class GuardedChannel(HTTPChannel):
 class GuardedServer(TcpWSGIServer):
     channel_class = GuardedChannel
 
+    limits: Limits
+
     def maintenance(self, now: float) -> None:
         super().maintenance(now)
         mono = time.monotonic()
         for channel in list(self.active_channels.values()):
             channel.time_out(mono)
+            # waitress's wall-clock stamps: equal while nothing was ever read from or sent on the connection
+            if channel.last_activity == channel.creation_time and \
+                    now - channel.creation_time > self.limits.first_byte_seconds:
+                channel.will_close = True
 
 
 class DashboardServer:
@@ -243,6 +254,7 @@ class DashboardServer:
                                      bind_socket=False, sockinfo=(sock.family, sock.type, sock.proto,
                                                                   sock.getsockname()))
         self._server.channel_class = channel
+        self._server.limits = limits
         self.port = sock.getsockname()[1]
         self._stop = threading.Event()
         self._stopped = threading.Event()

@@ -187,7 +187,10 @@ def test_a_model_path_that_is_not_a_model_stops_the_dashboard_at_start(tmp_path)
                                                (("--allow-host", ""), "argument --allow-host: expected a host name"),
                                                (("--allow-host", "http://kitchen/"), "argument --allow-host"),
                                                (("--host", "kitchen local"), "argument --host: expected an address"),
-                                               (("--host", ""), "serving on every interface without a token")])
+                                               (("--host", ""), "serving on every interface without a token"),
+                                               # behind a proxy: loopback, but the network's name is allowed
+                                               (("--allow-host", "dashboard.example.lan"),
+                                                "answering to dashboard.example.lan (--allow-host) without a token")])
 def test_a_host_flag_that_can_never_match_is_refused_naming_it(args, problem):
     proc = dashboard_exit(*args)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and problem in proc.stderr, proc.stderr

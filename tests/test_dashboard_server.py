@@ -229,6 +229,18 @@ def test_slow_senders_get_408_and_do_not_hold_the_server(serve):
     assert results == [408] * 20
 
 
+def test_silent_connections_are_closed_and_cannot_hold_every_slot(serve):
+    """Before: 200 connections that never sent a byte held all of waitress's connection slots for their 30-s idle
+    timeout, and the page went unanswered, token or not. Now each is closed once it has been silent for
+    first_byte_seconds (the idle timeout is set far longer here, so only that can close them)."""
+    server = serve(first_byte_seconds=0.5, idle_seconds=3600)
+    silent = [connect(server.port) for _ in range(205)]  # more than the 200 slots: the rest wait in the backlog
+    for sock in silent:
+        assert sock.recv(1) == b""  # closed by the server, without a word
+        sock.close()
+    assert get(server.port) == 200
+
+
 def page_upload(data_url: str) -> bytes:
     return json.dumps({"output": "file-result.children", "outputs": {"id": "file-result", "property": "children"},
                        "inputs": [{"id": "upload", "property": "contents", "value": data_url}],
