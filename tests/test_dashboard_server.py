@@ -241,6 +241,18 @@ def test_silent_connections_are_closed_and_cannot_hold_every_slot(serve):
     assert get(server.port) == 200
 
 
+def test_a_large_page_request_without_an_upload_is_refused_not_parsed(serve):
+    """Before: 28 MB of nested empty lists, within the page route's limit, went whole to Dash's JSON parser (the
+    server's memory went from 71 to 794 MB, and stayed). Only an upload's data URL may make a page request large."""
+    server = serve()
+    body = json.dumps({"output": "file-result.children", "inputs": [{"id": "upload", "property": "contents",
+                                                                     "value": [[]] * 700_000}]}).encode()
+    assert len(body) > 2 * 2**20
+    status, _, text = request(server.port, post_head("/_dash-update-component", len(body), "application/json")
+                              + body)
+    assert status == 413 and b"besides its upload" in text
+
+
 def page_upload(data_url: str) -> bytes:
     return json.dumps({"output": "file-result.children", "outputs": {"id": "file-result", "property": "children"},
                        "inputs": [{"id": "upload", "property": "contents", "value": data_url}],
