@@ -77,13 +77,28 @@ def same_origin(environ: dict) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc.lower() == environ.get("HTTP_HOST", "").lower()
 
 
+# On every answer: no other site may frame the page (clickjacking its upload or login), no browser guesses a type
+# other than the one sent, and no address of the dashboard leaks to a site it links to.
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+                    ("Content-Security-Policy", "frame-ancestors 'none'"), ("Referrer-Policy", "no-referrer"))
+
+
 class Guard:
-    """WSGI middleware applying :class:`HostAllowList` and :func:`same_origin` to every request."""
+    """WSGI middleware applying :class:`HostAllowList` and :func:`same_origin` to every request, and
+    :data:`SECURITY_HEADERS` to every answer."""
 
     def __init__(self, app: Callable, hosts: HostAllowList) -> None:
         self.app, self.hosts = app, hosts
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def with_headers(status: str, headers: list, exc_info=None):
+            have = {k.lower() for k, _ in headers}
+            return start_response(status, [*headers, *((k, v) for k, v in SECURITY_HEADERS if k.lower() not in have)],
+                                  exc_info)
+
+        return self._guarded(environ, with_headers)
+
+    def _guarded(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if not self.hosts.allows(environ.get("HTTP_HOST", "")):
             return refuse(start_response, path, "421 Misdirected Request",

@@ -253,6 +253,18 @@ def test_a_large_page_request_without_an_upload_is_refused_not_parsed(serve):
     assert status == 413 and b"besides its upload" in text
 
 
+@pytest.mark.parametrize("raw", [b"GET /_dash-layout HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                                 b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                                 b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"])
+def test_every_answer_forbids_framing_and_sniffing(serve, raw):
+    """Before, no answer said so: another site could frame the page (and its upload and login) in a hidden frame."""
+    status, headers, _ = request(serve().port, raw)
+    assert status in (200, 421)
+    assert headers["x-frame-options"] == ["DENY"] and headers["x-content-type-options"] == ["nosniff"]
+    assert headers["content-security-policy"] == ["frame-ancestors 'none'"]
+    assert headers["referrer-policy"] == ["no-referrer"]
+
+
 def page_upload(data_url: str) -> bytes:
     return json.dumps({"output": "file-result.children", "outputs": {"id": "file-result", "property": "children"},
                        "inputs": [{"id": "upload", "property": "contents", "value": data_url}],
