@@ -266,7 +266,9 @@ class RunSettings(StreamDefaults):
         })
         self.broker.check()
         self.api.check()
-        self.stream_settings()
+        streams = self.stream_settings()
+        if self.ha_discovery:
+            _refuse_lookalikes([s.stream_id for s in streams])
 
     def stream_settings(self) -> list[StreamSettings]:
         """Every stream, its table laid over the top-level defaults; refuses mixing the forms and a second stdin."""
@@ -468,6 +470,20 @@ def load_settings(
             raise exc.set_in(set_in[exc.key]) from None
         raise
     return settings
+
+
+def _refuse_lookalikes(stream_ids: list[str]) -> None:
+    """Home Assistant names a device, and makes its entities' ids, from the readable name (``living-room`` and
+    ``living_room`` are both "Genrecast Living Room"): the second stream's entities would take ``_2`` ids, one
+    device indistinguishable from the other on every card."""
+    from .ha_discovery import display_name
+
+    seen: dict[str, str] = {}
+    for sid in stream_ids:
+        other = seen.setdefault(display_name(sid).lower(), sid)
+        if other != sid:
+            raise ConfigError(f"streams {other} and {sid} read the same in Home Assistant "
+                              f"({display_name(sid)!r}): rename one")
 
 
 def _keys(values: Mapping[str, object]) -> list[str]:
