@@ -47,7 +47,7 @@ def test_unit_is_notify_hardened_and_watchdogged():
         "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
     }
     assert {k: s[k][-1] for k in expect} == expect
-    assert int(s["WatchdogSec"][-1]) > 0
+    assert int(s["WatchdogSec"][-1]) > 0 and s["WatchdogSignal"] == ["SIGTERM"]  # no core dump per give-up
     # a bad config (exit 2) must not restart forever; other repeated failures give up too
     assert s["RestartPreventExitStatus"] == ["2"] and int(s["StartLimitBurst"][-1]) > 0
     # The root-only config reaches the dynamic user as a credential (it could not read /etc/genrecast itself).
