@@ -12,6 +12,7 @@ and cut one byte past the limit.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from datetime import UTC, datetime, timedelta
 
@@ -76,7 +77,11 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
     def authorize():
         if credentials is None:
             return
+        if wait := credentials.wait(request.remote_addr):
+            raise ApiError(429, f"too many wrong tokens from this address: try again in {math.ceil(wait)} s",
+                           {"Retry-After": str(math.ceil(wait))})
         if not credentials.bearer(request.headers.get("Authorization", "")):
+            credentials.wrong(request.remote_addr)
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.
             log.warning("refused an API request without the right token, from %s", request.remote_addr,
                         extra={"repeat_key": "refused"})  # one kind whatever the address: a scanner may use many

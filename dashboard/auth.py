@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
+import threading
+import time
+from collections import deque
 from html import escape
 
 from flask import Flask, Response, redirect, request
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 
 COOKIE = "genrecast_session"
 SESSION_SECONDS = 30 * 24 * 3600
+GUESSES = 10  # wrong tokens one address may send within GUESS_SECONDS before every try of it is refused (429)
+GUESS_SECONDS = 60.0
+GUESSERS = 10_000  # addresses remembered at most: a scan from many cannot grow the memory
 LOGIN = "/login"
 LOGOUT = "/logout"
 
@@ -33,9 +40,36 @@ class Credentials:
     """The token's two forms: the API's bearer header and the page's session cookie. Also checked by the server
     from an upload's headers, so one without them is refused before its body is read (dashboard/server.py)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, clock=time.monotonic) -> None:
         self.token = token
         self._signer = TimestampSigner(token, salt="genrecast-session")
+        self._clock = clock
+        self._wrong: dict[str, deque[float]] = {}  # address -> when its recent wrong tokens came
+        self._lock = threading.Lock()
+
+    def wait(self, address: str) -> float:
+        """Seconds before ``address`` may try a token again: 0 unless it sent :data:`GUESSES` wrong ones within
+        :data:`GUESS_SECONDS`. Without it, anyone reaching the dashboard could try 150 tokens a second. Loopback is
+        never held back: behind a reverse proxy every visitor comes from there."""
+        if is_loopback(address or ""):
+            return 0.0
+        with self._lock:
+            times = self._wrong.get(address)
+            if not times:
+                return 0.0
+            while times and self._clock() - times[0] > GUESS_SECONDS:
+                times.popleft()
+            return GUESS_SECONDS - (self._clock() - times[0]) if len(times) >= GUESSES else 0.0
+
+    def wrong(self, address: str) -> None:
+        """Count a wrong token from ``address``."""
+        if is_loopback(address or ""):
+            return
+        with self._lock:
+            if address not in self._wrong and len(self._wrong) >= GUESSERS:
+                self._wrong.pop(next(iter(self._wrong)))  # the longest known
+            times = self._wrong.setdefault(address, deque(maxlen=GUESSES))
+            times.append(self._clock())
 
     def bearer(self, authorization: str) -> bool:
         scheme, _, given = authorization.partition(" ")
@@ -78,7 +112,11 @@ def install_login(server: Flask, credentials: Credentials) -> None:
         if request.method == "GET":
             return login_page()
         given = request.form.get("token", "")
+        if wait := credentials.wait(request.remote_addr):
+            return login_page(f"too many wrong tokens: try again in {math.ceil(wait)} s"), 429, {
+                "Retry-After": str(math.ceil(wait))}
         if not hmac.compare_digest(given.encode(), token.encode()):
+            credentials.wrong(request.remote_addr)
             log.warning("refused a login with a wrong token, from %s", request.remote_addr,
                         extra={"repeat_key": "refused login"})
             return login_page("wrong token"), 401

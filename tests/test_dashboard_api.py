@@ -393,3 +393,44 @@ def test_a_bad_token_is_refused_without_echoing_it(model_path):
 def test_loopback_hosts():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+
+
+def test_an_address_that_guesses_tokens_is_held_back(model_path):
+    """Before, every wrong token was answered 401 at once: anyone who could reach the dashboard could try about
+    150 a second. Ten wrong ones in a minute from one address now hold that address back (429, the right token too:
+    a guesser learns nothing meanwhile); another address is not, nor loopback, where a reverse proxy speaks for all.
+    Flask's test client: a client of another address than loopback cannot exist in a loopback-only test."""
+    history = History()
+    app = create_app(history, Feed(BrokerConfig(), "genrecast", history), OfflineClassifier(str(model_path)),
+                     ApiSettings(token=TOKEN))
+    client = app.server.test_client()
+
+    def api(address: str, token: str) -> int:
+        return client.get("/api/v1/streams", headers={"Authorization": f"Bearer {token}"},
+                          environ_base={"REMOTE_ADDR": address}).status_code
+
+    for _ in range(10):
+        assert api("192.0.2.7", "wrong-" + TOKEN) == 401
+    held = client.get("/api/v1/streams", headers={"Authorization": f"Bearer {TOKEN}"},
+                      environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert held.status_code == 429 and 0 < int(held.headers["Retry-After"]) <= 60, held.get_json()
+    login = client.post("/login", data={"token": TOKEN}, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert login.status_code == 429 and b"too many wrong tokens" in login.data
+    assert api("192.0.2.8", TOKEN) == 200
+    for _ in range(20):
+        assert api("127.0.0.1", "wrong-" + TOKEN) == 401
+    assert api("127.0.0.1", TOKEN) == 200
+
+
+def test_a_held_back_address_may_try_again_once_its_minute_is_over():
+    from genrecast.dashboard.auth import GUESS_SECONDS, GUESSES, Credentials
+
+    now = [1000.0]
+    credentials = Credentials(TOKEN, clock=lambda: now[0])
+    for _ in range(GUESSES):
+        assert credentials.wait("192.0.2.7") == 0
+        credentials.wrong("192.0.2.7")
+        now[0] += 1
+    assert credentials.wait("192.0.2.7") == pytest.approx(GUESS_SECONDS - GUESSES)
+    now[0] += GUESS_SECONDS
+    assert credentials.wait("192.0.2.7") == 0
