@@ -12,7 +12,6 @@ and cut one byte past the limit.
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from datetime import UTC, datetime, timedelta
 
@@ -78,8 +77,8 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         if credentials is None:
             return
         if wait := credentials.wait(request.remote_addr):
-            raise ApiError(429, f"too many wrong tokens from this address: try again in {math.ceil(wait)} s",
-                           {"Retry-After": str(math.ceil(wait))})
+            text, retry = credentials.held_back(wait)
+            raise ApiError(429, text, {"Retry-After": retry})
         if not credentials.bearer(request.headers.get("Authorization", "")):
             credentials.wrong(request.remote_addr)
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.

@@ -51,7 +51,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
     # page's, an upload slot per job the classifying pool can take, and an upload's credentials
     app.server.config[SERVER_SETTINGS] = (Limits(api_body=int(api.max_mb * 10**6) + 2**16,
                                                  page_body=MAX_REQUEST_BYTES), Gate(offline.pool.capacity),
-                                          credentials.allow if credentials else None)
+                                          credentials)
     app.layout = html.Div(
         className="page",
         children=[
@@ -282,9 +282,9 @@ def make_server(app: Dash, host: str, port: int, allow_hosts: tuple[str, ...] = 
     It answers only to ``host``, localhost and ``allow_hosts`` by name, and applies the limits :func:`create_app`
     chose before the app reads anything.
     """
-    limits, gate, allow = app.server.config[SERVER_SETTINGS]
+    limits, gate, credentials = app.server.config[SERVER_SETTINGS]
     guarded = Guard(spool.SpoolUploads(app.server), HostAllowList(host, allow_hosts))
-    return DashboardServer(guarded, listen(host, port), limits, gate, allow)
+    return DashboardServer(guarded, listen(host, port), limits, gate, credentials)
 
 
 def listen(host: str, port: int) -> socket.socket:

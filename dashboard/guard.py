@@ -39,9 +39,11 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # a dual-stack socket (--host ::) sees an IPv4 peer as ::ffff:127.0.0.1, which Python does not call loopback
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
 
 def _is_ip(name: str) -> bool:

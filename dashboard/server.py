@@ -22,7 +22,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from waitress.adjustments import Adjustments
@@ -32,6 +31,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
+from .auth import Credentials
+from .guard import SECURITY_HEADERS
 from .jobs import DEFAULT_BACKLOG, DEFAULT_WORKERS
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Refusal(Error):
             body, kind = json.dumps({"error": self.body}).encode(), "application/json"
         else:
             body, kind = (self.body + "\n").encode(), "text/plain; charset=utf-8"
-        return f"{self.code} {self.reason}", [("Content-Type", kind), *self.extra], body
+        return f"{self.code} {self.reason}", [("Content-Type", kind), *self.extra, *SECURITY_HEADERS], body
 
 
 class GuardedParser(HTTPRequestParser):
@@ -110,7 +111,8 @@ class GuardedParser(HTTPRequestParser):
 
     limits: Limits
     gate: Gate
-    allow: Callable[[str, str, str], bool] | None  # (path, Authorization, Cookie) -> may upload; None: no token
+    credentials: Credentials | None  # the token's checks (None: no token)
+    address = ""  # the peer's, set per connection (GuardedChannel)
     started: float | None = None
     holds_slot = False
     limit = 0
@@ -137,9 +139,15 @@ class GuardedParser(HTTPRequestParser):
         if self.content_length > self.limit:
             self.refuse(413, "Content Too Large", self._too_large())
         elif self.chunked or self.content_length > self.limits.upload_from:
-            if self.allow and not self.allow(self.path, self.headers.get("AUTHORIZATION", ""),
-                                             self.headers.get("COOKIE", "")):
-                api = self.path.startswith("/api/")
+            api = self.path.startswith("/api/")
+            # the same hold-back as the API's own check: an upload's headers were an unlimited, silent oracle
+            if self.credentials and (wait := self.credentials.wait(self.address)):
+                text, retry = self.credentials.held_back(wait)
+                self.refuse(429, "Too Many Requests", text, (("Retry-After", retry),))
+            elif self.credentials and not self.credentials.allow(self.path, self.headers.get("AUTHORIZATION", ""),
+                                                                 self.headers.get("COOKIE", "")):
+                if api:
+                    self.credentials.wrong(self.address)
                 self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
                             if api else "log in first: /login",
                             (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
@@ -198,6 +206,11 @@ class GuardedParser(HTTPRequestParser):
 class GuardedChannel(HTTPChannel):
     """A connection: frees the slot of a request it never finished, and answers a slow one with 408."""
 
+    def __init__(self, server, sock, addr, adj, map=None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        peer = addr[0] if isinstance(addr, tuple) else ""
+        self.parser_class = type("Parser", (self.parser_class,), {"address": peer})  # its requests' peer
+
     def handle_close(self) -> None:
         with self.requests_lock:
             partial, self.request = self.request, None
@@ -236,10 +249,9 @@ class DashboardServer:
     """One listening socket served by waitress until :meth:`shutdown`; ``port`` is the one bound (0 picks one)."""
 
     def __init__(self, app, sock: socket.socket, limits: Limits, gate: Gate,
-                 allow: Callable[[str, str, str], bool] | None = None, threads: int = THREADS) -> None:
+                 credentials: Credentials | None = None, threads: int = THREADS) -> None:
         self.limits, self.gate = limits, gate
-        parser = type("Parser", (GuardedParser,), {"limits": limits, "gate": gate, "allow": staticmethod(allow)
-                                                   if allow else None})
+        parser = type("Parser", (GuardedParser,), {"limits": limits, "gate": gate, "credentials": credentials})
         channel = type("Channel", (GuardedChannel,), {"parser_class": parser})
         adj = Adjustments(
             sockets=[sock], threads=threads, channel_timeout=limits.idle_seconds, cleanup_interval=1,

@@ -393,6 +393,8 @@ def test_a_bad_token_is_refused_without_echoing_it(model_path):
 def test_loopback_hosts():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+    # a dual-stack socket's IPv4 peer: a reverse proxy on 127.0.0.1 reaching --host :: (it was held back as a guesser)
+    assert is_loopback("::ffff:127.0.0.1") and not is_loopback("::ffff:192.168.1.5")
 
 
 def test_an_address_that_guesses_tokens_is_held_back(model_path):

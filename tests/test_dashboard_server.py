@@ -323,3 +323,27 @@ def test_with_a_token_an_upload_without_it_is_refused_from_its_headers(serve):
         b"\r\n\r\n", f"\r\nAuthorization: Bearer {token}\r\n\r\n".encode(), 1)
     status, _, raw = request(server.port, head + data)
     assert status == 200 and json.loads(raw)["seconds"] == pytest.approx(40.0)
+
+
+def test_an_uploads_headers_count_wrong_tokens_and_are_held_back_too():
+    """Before: an upload's token was checked from its headers, never counted and never held back, and the right
+    token got `100 Continue`: an unlimited oracle beside the API's limited one. Waitress's parser itself, as the
+    server runs it for a peer that is not loopback (which a loopback-only test cannot connect from)."""
+    from genrecast.dashboard.auth import GUESSES, Credentials
+    from genrecast.dashboard.server import Gate, GuardedParser, Limits
+    from waitress.adjustments import Adjustments
+
+    credentials = Credentials("t" * 24)
+    parser = type("P", (GuardedParser,), {"limits": Limits(api_body=10 * 2**20, page_body=2**20), "gate": Gate(5),
+                                          "credentials": credentials, "address": "192.0.2.7"})
+
+    def upload(token: str) -> int:
+        head = (f"POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                "Content-Type: audio/flac\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n").encode()
+        request = parser(Adjustments())
+        request.received(head)
+        return request.error.code if request.error else 100
+
+    assert upload("t" * 24) == 100
+    assert [upload("wrong-" + "t" * 20) for _ in range(GUESSES)] == [401] * GUESSES
+    assert upload("t" * 24) == 429  # held back, the right token too
