@@ -50,8 +50,8 @@ class Notifier:
             self._last_ping = now
             self.send("WATCHDOG=1")
 
-    def stopping(self, seconds: float) -> None:
-        """Stopping, in up to ``seconds``: systemd's stop timeout (``TimeoutStopSec=``, 5 s in our units) starts
-        with STOPPING=1, and a finished file waits longer than that for a broker that is down; without the
-        extension it was killed mid-wait and counted as failed."""
-        self.send("STOPPING=1", f"EXTEND_TIMEOUT_USEC={round(seconds * 1e6)}")
+    def stopping(self) -> None:
+        """Sent once the last messages are delivered or given up: STOPPING=1 starts systemd's stop timeout
+        (``TimeoutStopSec=``, 5 s in our units) and makes it ignore `systemctl stop`, so a finished file still
+        waiting for a down broker (up to 15 s) was killed mid-wait, and could not be stopped meanwhile."""
+        self.send("STOPPING=1")

@@ -52,7 +52,6 @@ log = logging.getLogger("genrecast.run")
 END_FLUSH_SECONDS = RECONNECT_MAX_SECONDS + 10.0
 STOP_FLUSH_SECONDS = 1.0  # after SIGTERM: the backlog gets this long, then the goodbye at most GOODBYE_SECONDS,
 GOODBYE_SECONDS = 0.5  # 1.5 s in all, inside the 2 s promised (the rest is for the interpreter to exit)
-EXIT_SECONDS = 2.0  # what the interpreter's exit may take after the goodbye, for systemd's stop timeout
 TAKE_SECONDS = 1.0  # audio taken from one stream per tick: a stream with a backlog cannot starve the others
 DROP_STATUS_EVERY = 5.0  # seconds between status messages that report a growing drop count
 GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop feeding systemd's watchdog
@@ -362,11 +361,11 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         reason = f"error: {exc}"
         raise
     finally:
-        notifier.stopping(flush_seconds + GOODBYE_SECONDS + EXIT_SECONDS)
         for run in runs:
             if run.state != "offline":
                 run.end(reason)
         delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream", cancel=stop)
+        notifier.stopping()
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
         publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
