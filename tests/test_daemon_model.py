@@ -348,11 +348,16 @@ def test_a_model_that_gives_nan_only_for_real_audio_stops_classify_in_one_line(t
 
 def test_onnxruntime_keeps_no_device_id_and_sends_nothing(tmp_path):
     """onnxruntime (1.29 on) keeps a telemetry device id and an upload queue under ~/.cache and sends usage events
-    to Microsoft by default. Importing genrecast turns that off; the user may turn it back on."""
+    to Microsoft by default. Importing genrecast turns that off; the user may turn it back on. Both runs are in a
+    network namespace of their own, with no network: the control turns telemetry on, and must not send it."""
     import os
+    import shutil
     import subprocess
     import sys
 
+    offline = [shutil.which("unshare") or "unshare", "-rn"]
+    if subprocess.run([*offline, "true"], capture_output=True).returncode != 0:
+        pytest.skip("no network namespace here (unshare -rn): the control run could reach the network")
     code = "from genrecast.daemon.model import load_model; print(load_model().model_id)"
     for home, setting in ((tmp_path / "ours", None), (tmp_path / "theirs", "0")):
         home.mkdir()
@@ -363,7 +368,8 @@ def test_onnxruntime_keeps_no_device_id_and_sends_nothing(tmp_path):
         env["HOME"] = str(home)
         if setting is not None:
             env["ORT_DISABLE_TELEMETRY"] = setting
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([*offline, sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              timeout=300)
         assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "ours" / ".cache").exists()
     assert (tmp_path / "theirs" / ".cache" / "Microsoft").is_dir()  # what the default does, so the test can fail
