@@ -111,7 +111,9 @@ def priority_prefix(levelno: int) -> str:
 
 class _JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return _priority(record.levelno) + super().format(record)
+        """Every line: journald files each line of a traceback apart, at info unless it carries a prefix too."""
+        prefix = _priority(record.levelno)
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
 
 
 def configure_logging(level: int | str, window: float = WINDOW_SECONDS) -> None:

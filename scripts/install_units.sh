@@ -13,7 +13,8 @@ CONFIG_DIR=${CONFIG_DIR:-/etc/genrecast}
 # from an interpreter there (pyenv's), cannot start (203/EXEC), so say so now rather than at the first start.
 hidden() { case "$1/" in /home/*|/root/*|/run/user/*) return 0 ;; *) return 1 ;; esac; }
 python_home=$(sed -n 's/^home = //p' .venv/pyvenv.cfg 2>/dev/null || true)
-for path in "$ROOT" ${python_home:+"$python_home"}; do
+# where they really are: /opt/genrecast may be a link into /home
+for path in "$(pwd -P)" ${python_home:+"$(readlink -f "$python_home")"}; do
     if hidden "$path"; then
         echo "setup: warning: $path is under /home, /root or /run/user, which the units hide from the service" \
              "(ProtectHome=yes); use a checkout in /opt and a system python3 (PYTHON=/usr/bin/python3)" >&2

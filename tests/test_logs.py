@@ -76,6 +76,10 @@ from genrecast.logs import configure_logging
 configure_logging("DEBUG")
 log = logging.getLogger("genrecast.run")
 log.debug("d"); log.info("i"); log.warning("w"); log.error("e"); log.critical("c")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("x")  # a traceback: each of its lines an error too
 """
 
 
@@ -91,12 +95,15 @@ def test_under_systemd_each_line_carries_its_priority_for_the_journal(tmp_path):
             subprocess.run([sys.executable, "-c", JOURNAL, where], stderr=f, check=True, timeout=60)
         return err.read_text().splitlines()
 
-    assert lines("journal") == ["<7>DEBUG genrecast.run: d", "<6>INFO genrecast.run: i",
-                                "<4>WARNING genrecast.run: w", "<3>ERROR genrecast.run: e",
-                                "<2>CRITICAL genrecast.run: c"]
-    assert lines("elsewhere") == lines("terminal") == ["DEBUG genrecast.run: d", "INFO genrecast.run: i",
-                                                       "WARNING genrecast.run: w", "ERROR genrecast.run: e",
-                                                       "CRITICAL genrecast.run: c"]
+    journal = lines("journal")
+    assert journal[:6] == ["<7>DEBUG genrecast.run: d", "<6>INFO genrecast.run: i", "<4>WARNING genrecast.run: w",
+                           "<3>ERROR genrecast.run: e", "<2>CRITICAL genrecast.run: c", "<3>ERROR genrecast.run: x"]
+    assert len(journal) > 7 and all(line.startswith("<3>") for line in journal[5:])  # the traceback's lines
+    plain = lines("elsewhere")
+    assert plain == lines("terminal") and plain[:6] == ["DEBUG genrecast.run: d", "INFO genrecast.run: i",
+                                                        "WARNING genrecast.run: w", "ERROR genrecast.run: e",
+                                                        "CRITICAL genrecast.run: c", "ERROR genrecast.run: x"]
+    assert not any(line.startswith("<") for line in plain)
 
 
 def test_a_commands_last_error_line_is_an_error_in_the_journal(tmp_path):
