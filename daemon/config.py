@@ -268,7 +268,7 @@ class RunSettings(StreamDefaults):
         self.api.check()
         streams = self.stream_settings()
         if self.ha_discovery:
-            _refuse_lookalikes([s.stream_id for s in streams])
+            _refuse_lookalikes([s.stream_id for s in streams], self.daemon_name())
 
     def stream_settings(self) -> list[StreamSettings]:
         """Every stream, its table laid over the top-level defaults; refuses mixing the forms and a second stdin."""
@@ -472,17 +472,19 @@ def load_settings(
     return settings
 
 
-def _refuse_lookalikes(stream_ids: list[str]) -> None:
+def _refuse_lookalikes(stream_ids: list[str], daemon: str) -> None:
     """Home Assistant names a device, and makes its entities' ids, from the readable name (``living-room`` and
     ``living_room`` are both "Genrecast Living Room"): the second stream's entities would take ``_2`` ids, one
-    device indistinguishable from the other on every card."""
-    from .ha_discovery import display_name
+    device indistinguishable from the other on every card. The process's own device counts too (stream
+    ``den-daemon`` beside process ``den``: both have a Status entity)."""
+    from .ha_discovery import display_name, process_display_name
 
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {process_display_name(daemon).lower(): f"the process {daemon}"}
     for sid in stream_ids:
         other = seen.setdefault(display_name(sid).lower(), sid)
         if other != sid:
-            raise ConfigError(f"streams {other} and {sid} read the same in Home Assistant "
+            raise ConfigError(f"{'' if other.startswith('the process') else 'stream '}{other} and stream {sid} read "
+                              "the same in Home Assistant "
                               f"({display_name(sid)!r}): rename one")
 
 

@@ -66,6 +66,11 @@ def node_id(prefix: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
 
 
+def process_display_name(daemon: str) -> str:
+    """The process device's readable name (``den`` -> ``Den daemon``), beside its streams' ones."""
+    return f"{display_name(daemon)} daemon"
+
+
 def display_name(text: str) -> str:
     """``living_room`` -> ``Living Room``: HA shows device names beside entity names ("Living Room Genre")."""
     return " ".join(w[:1].upper() + w[1:] for w in re.split(r"[-_ ]+", text) if w) or text
@@ -120,7 +125,7 @@ class Discovery:
             "json_attributes_topic": daemon_status_topic(self.prefix, self.daemon),
             "json_attributes_template": REASON_ATTRIBUTE, "qos": 1,
         }
-        config = {"device": self._device(self.process_device_id, f"Genrecast {display_name(self.daemon)} daemon",
+        config = {"device": self._device(self.process_device_id, f"Genrecast {process_display_name(self.daemon)}",
                                          "genrecast daemon"),
                   "origin": ORIGIN, "components": {"status": status}, "qos": 1}
         return Message(self.process_topic, json.dumps(config), retain=True, qos=1)

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,6 +110,13 @@ def priority_prefix(levelno: int) -> str:
     return _priority(levelno) if to_journal() else ""
 
 
+def _crash_to_journal(kind, value, tb) -> None:
+    """An uncaught exception's traceback, every line at critical: Python's own hook writes it plain, which the
+    journal filed at info, so `journalctl -p err` showed nothing of a crash."""
+    text = "".join(traceback.format_exception(kind, value, tb)).rstrip("\n")
+    sys.stderr.write("".join(f"{_priority(logging.CRITICAL)}{line}\n" for line in text.split("\n")))
+
+
 class _JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Every line: journald files each line of a traceback apart, at info unless it carries a prefix too."""
@@ -120,8 +128,11 @@ def configure_logging(level: int | str, window: float = WINDOW_SECONDS) -> None:
     """Log to stderr (the journal under systemd, with each line's priority), each root handler behind a
     :class:`RepeatFilter`."""
     logging.basicConfig(stream=sys.stderr, level=level, format=FORMAT)
+    journal = to_journal()
+    if journal:
+        sys.excepthook = _crash_to_journal
     for handler in logging.getLogger().handlers:
-        if to_journal():
+        if journal:
             handler.setFormatter(_JournalFormatter(FORMAT))
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             repeat = RepeatFilter(handler, window)

@@ -120,11 +120,14 @@ def test_the_status_entity_names_the_reason():
 def test_two_streams_that_read_the_same_in_home_assistant_are_refused():
     """Before: living-room and living_room were two devices both named "Genrecast Living Room", the second one's
     entities sensor.genrecast_living_room_genre_2 and so on."""
-    with pytest.raises(ConfigError, match="streams living-room and living_room read the same in Home Assistant "
+    with pytest.raises(ConfigError, match="stream living-room and stream living_room read the same in Home Assistant "
                                           "\\('Living Room'\\): rename one"):
         load_settings(None, {"streams": ["living-room=mic", "living_room=mic:usb"], "ha_discovery": True}, environ={})
     assert len(load_settings(None, {"streams": ["living-room=mic", "living_room=mic:usb"]},
                              environ={}).stream_settings()) == 2  # without Home Assistant, no harm
+    with pytest.raises(ConfigError, match="the process den and stream den-daemon read the same in Home Assistant"):
+        load_settings(None, {"streams": ["den-daemon=mic", "hall=mic:usb"], "name": "den", "ha_discovery": True},
+                      environ={})
 
 
 def test_discovery_settings_are_checked(tmp_path):

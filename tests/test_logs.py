@@ -80,6 +80,7 @@ try:
     1 / 0
 except ZeroDivisionError:
     log.exception("x")  # a traceback: each of its lines an error too
+raise SystemError("crash")  # uncaught: Python's hook, which wrote it plain
 """
 
 
@@ -92,13 +93,15 @@ def test_under_systemd_each_line_carries_its_priority_for_the_journal(tmp_path):
     def lines(where: str) -> list[str]:
         err = tmp_path / f"{where}.log"
         with err.open("w") as f:
-            subprocess.run([sys.executable, "-c", JOURNAL, where], stderr=f, check=True, timeout=60)
+            assert subprocess.run([sys.executable, "-c", JOURNAL, where], stderr=f, timeout=60).returncode == 1
         return err.read_text().splitlines()
 
     journal = lines("journal")
     assert journal[:6] == ["<7>DEBUG genrecast.run: d", "<6>INFO genrecast.run: i", "<4>WARNING genrecast.run: w",
                            "<3>ERROR genrecast.run: e", "<2>CRITICAL genrecast.run: c", "<3>ERROR genrecast.run: x"]
-    assert len(journal) > 7 and all(line.startswith("<3>") for line in journal[5:])  # the traceback's lines
+    crash = journal.index("<2>Traceback (most recent call last):", 6)
+    assert crash > 7 and all(line.startswith("<3>") for line in journal[5:crash])  # the logged traceback's lines
+    assert journal[-1] == "<2>SystemError: crash" and all(line.startswith("<2>") for line in journal[crash:])
     plain = lines("elsewhere")
     assert plain == lines("terminal") and plain[:6] == ["DEBUG genrecast.run: d", "INFO genrecast.run: i",
                                                         "WARNING genrecast.run: w", "ERROR genrecast.run: e",
