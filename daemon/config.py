@@ -479,13 +479,11 @@ def _refuse_lookalikes(stream_ids: list[str], daemon: str) -> None:
     ``den-daemon`` beside process ``den``: both have a Status entity)."""
     from .ha_discovery import display_name, process_display_name
 
-    seen: dict[str, str] = {process_display_name(daemon).lower(): f"the process {daemon}"}
+    seen = {process_display_name(daemon).lower(): f"the process {daemon}"}  # readable name -> whose
     for sid in stream_ids:
-        other = seen.setdefault(display_name(sid).lower(), sid)
-        if other != sid:
-            raise ConfigError(f"{'' if other.startswith('the process') else 'stream '}{other} and stream {sid} read "
-                              "the same in Home Assistant "
-                              f"({display_name(sid)!r}): rename one")
+        if (other := seen.setdefault(display_name(sid).lower(), f"stream {sid}")) != f"stream {sid}":
+            raise ConfigError(f"{other} and stream {sid} read the same in Home Assistant ({display_name(sid)!r}): "
+                              "rename one")
 
 
 def _keys(values: Mapping[str, object]) -> list[str]:

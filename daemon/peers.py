@@ -60,10 +60,10 @@ class PeerWatch:
             data = json.loads(payload)
         except ValueError:
             data = None
-        if isinstance(data, dict) and data.get("instance") == self.instance:
-            self.heard_own = True
-            return
         if not isinstance(data, dict):
+            return
+        if data.get("instance") == self.instance:
+            self.heard_own = True
             return
         other = data.get("instance") if isinstance(data.get("instance"), str) else "a client that gives no instance"
         live = data.get("state") != "offline"

@@ -76,9 +76,8 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
     def authorize():
         if credentials is None:
             return
-        if wait := credentials.wait(request.remote_addr):
-            text, retry = credentials.held_back(wait)
-            raise ApiError(429, text, {"Retry-After": retry})
+        if held := credentials.held_back(request.remote_addr):
+            raise ApiError(429, held[0], {"Retry-After": held[1]})
         if not credentials.bearer(request.headers.get("Authorization", "")):
             credentials.wrong(request.remote_addr)
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.

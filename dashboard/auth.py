@@ -61,9 +61,11 @@ class Credentials:
                 times.popleft()
             return GUESS_SECONDS - (self._clock() - times[0]) if len(times) >= GUESSES else 0.0
 
-    @staticmethod
-    def held_back(wait: float) -> tuple[str, str]:
-        """The refusal's text and ``Retry-After``, alike at the API, the login form and an upload's headers."""
+    def held_back(self, address: str) -> tuple[str, str] | None:
+        """The refusal's text and ``Retry-After`` while ``address`` is held back (else None), alike at the API, the
+        login form and an upload's headers."""
+        if not (wait := self.wait(address)):
+            return None
         return f"too many wrong tokens from this address: try again in {math.ceil(wait)} s", str(math.ceil(wait))
 
     def wrong(self, address: str) -> None:
@@ -117,9 +119,8 @@ def install_login(server: Flask, credentials: Credentials) -> None:
         if request.method == "GET":
             return login_page()
         given = request.form.get("token", "")
-        if wait := credentials.wait(request.remote_addr):
-            text, retry = credentials.held_back(wait)
-            return login_page(text), 429, {"Retry-After": retry}
+        if held := credentials.held_back(request.remote_addr):
+            return login_page(held[0]), 429, {"Retry-After": held[1]}
         if not hmac.compare_digest(given.encode(), token.encode()):
             credentials.wrong(request.remote_addr)
             log.warning("refused a login with a wrong token, from %s", request.remote_addr,

@@ -141,9 +141,8 @@ class GuardedParser(HTTPRequestParser):
         elif self.chunked or self.content_length > self.limits.upload_from:
             api = self.path.startswith("/api/")
             # the same hold-back as the API's own check: an upload's headers were an unlimited, silent oracle
-            if self.credentials and (wait := self.credentials.wait(self.address)):
-                text, retry = self.credentials.held_back(wait)
-                self.refuse(429, "Too Many Requests", text, (("Retry-After", retry),))
+            if self.credentials and (held := self.credentials.held_back(self.address)):
+                self.refuse(429, "Too Many Requests", held[0], (("Retry-After", held[1]),))
             elif self.credentials and not self.credentials.allow(self.path, self.headers.get("AUTHORIZATION", ""),
                                                                  self.headers.get("COOKIE", "")):
                 if api:

@@ -14,7 +14,7 @@ import sys
 
 from genrecast import __version__
 from genrecast.errors import UserError, one_line
-from genrecast.logs import priority_prefix  # under systemd a command's last error line is filed as an error
+from genrecast.logs import priority_prefix
 
 # Modules exposing ``register(subparsers)``. They import their heavy dependencies (onnxruntime, dash,
 # torch) inside the handlers, so `genrecast --help` is quick and the daemon never loads torch.
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
         return code
     except (UserError, AudioError, ModelSpecError) as exc:
-        print(f"{priority_prefix(logging.ERROR)}genrecast {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        _error(args.command, one_line(exc))
         return 2
     except KeyboardInterrupt:
         return 130
@@ -73,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
         _drop_stdout()
-        print(f"{priority_prefix(logging.ERROR)}genrecast {args.command}: error: cannot write ({exc.strerror})",
-              file=sys.stderr)
+        _error(args.command, f"cannot write ({exc.strerror})")
         return 1
+
+
+def _error(command: str, text: str) -> None:
+    """A command's last line: under systemd it carries the journal's error priority."""
+    print(f"{priority_prefix(logging.ERROR)}genrecast {command}: error: {text}", file=sys.stderr)
 
 
 def _drop_stdout() -> None:
