@@ -15,6 +15,9 @@ message, a journal line and a Home Assistant state change. So:
 - **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
   sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the
   stream is ``uncertain``.
+- **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
+  the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
+  where before it nothing was judged yet (unknown).
 - **A confident first answer**: until the stream (or the sound after a silence) has its first state, a window
   that alone would make a state with at least ``first_confidence`` (its top genre's probability, or one minus its
   music probability for ``no_music``) makes that state at once, without the dwell. Its confidence is still the
@@ -39,9 +42,19 @@ class State:
     kind: str  # one of genrecast.contract.DECISION_KINDS
     genre: str | None  # a label exactly when kind is "genre"
     confidence: float  # genre: its probability; no_music: 1 - music probability; uncertain: the top probability
+    # uncertain only: taken after the dwell, so a sound judged music with no clear genre, not one not judged yet
+    judged: bool = False
+
+    @property
+    def music(self) -> bool | None:
+        """Whether the sound is music as far as the decision goes (Home Assistant's Music sensor): a genre and a
+        judged ``uncertain`` are, ``no_music`` and silence are not; None while nothing is judged yet."""
+        if self.kind == "uncertain":
+            return True if self.judged else None
+        return self.kind == "genre"
 
     def same_as(self, other: State | None) -> bool:
-        return other is not None and (self.kind, self.genre) == (other.kind, other.genre)
+        return other is not None and (self.kind, self.genre, self.music) == (other.kind, other.genre, other.music)
 
 
 SMOOTHING = ("ema", "majority")
@@ -150,12 +163,12 @@ class Decider:
             p = float(smoothed[self.labels.index(held.genre)])
             if p >= self.cfg.leave_confidence:
                 return State("genre", held.genre, p)
-        return State("uncertain", None, float(smoothed[best]))
+        return State("uncertain", None, float(smoothed[best]), judged=True)  # music (m is above the threshold)
 
     def _restate(self, held: State | None, smoothed: np.ndarray, best: int, m: float) -> State:
         """The held state with this window's smoothed confidence (``uncertain`` when nothing is held)."""
         if held is None or held.kind == "uncertain":
-            return State("uncertain", None, float(smoothed[best]))
+            return State("uncertain", None, float(smoothed[best]), judged=held is not None and held.judged)
         if held.kind == "no_music":
             return State("no_music", None, 1.0 - m)
         return State("genre", held.genre, float(smoothed[self.labels.index(held.genre)]))

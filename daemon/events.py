@@ -142,6 +142,7 @@ class GenreChange:
             "kind": self.state.kind,
             "genre": self.state.genre,
             "confidence": round(self.state.confidence, 5),
+            "music": self.state.music,
             "since": self.since,
         }
         if self.tags is not None:

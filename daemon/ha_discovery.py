@@ -40,9 +40,10 @@ DAEMON_OBJECT = f"{DAEMON_TOPIC}_"  # the process device's object id is this + i
 
 STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
 GENRE_STATE = "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}"
-# A sound heard but not yet judged (uncertain) is neither music nor no music: HA shows "unknown" ("None").
-MUSIC_STATE = ("{{ 'ON' if value_json.kind == 'genre' else 'OFF' if value_json.kind in ('no_music', 'silence') "
-               "else 'None' }}")
+# The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
+# for no_music and silence, unknown ("None") while nothing is judged yet.
+MUSIC_STATE = ("{% set music = value_json.get('music') %}"
+               "{{ 'ON' if music is true else 'OFF' if music is false else 'None' }}")
 # A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
 CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(1) if value_json.kind == 'genre' else 'None' }}"

@@ -33,7 +33,8 @@ def prediction(stream_id: str, genre: str = "rock", confidence: float = 0.62, ki
 
 def genre(stream_id: str, genre: str | None = "rock", kind: str = "genre", confidence: float = 0.7) -> dict:
     return {"version": 1, "stream_id": stream_id, "model_id": "gtzan-cnn-1", "time": now(),
-            "kind": kind, "genre": genre, "confidence": confidence, "since": now()}
+            "kind": kind, "genre": genre, "confidence": confidence,
+            "music": {"genre": True, "no_music": False, "silence": False}.get(kind), "since": now()}
 
 
 def encode(payload: dict) -> bytes:

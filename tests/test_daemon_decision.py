@@ -95,6 +95,30 @@ def test_majority_smooths_music_too():
     assert [s.kind for s in states] == ["uncertain", "genre", "no_music", "no_music"]
 
 
+def test_music_with_no_clear_genre_is_judged_music_after_the_dwell():
+    """Home Assistant's Music sensor was unknown for as long as music had no clear genre (uncertain); now such
+    music is judged music once it has held the dwell, while a sound not judged yet stays unknown."""
+    d = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=3, first_confidence=None),
+                music_threshold=0.5)
+    flat = np.full(10, 0.1)
+    states = feed(d, [(flat, 0.9)] * 4)
+    assert [s.kind for s in states] == ["uncertain"] * 4
+    assert [s.music for s in states] == [None, None, True, True]
+    # speech after it: no_music needs the dwell too, and until then the sound is still the music it was judged
+    later = feed(d, [(flat, 0.1)] * 3)
+    assert [(s.kind, s.music) for s in later] == [("uncertain", True), ("uncertain", True), ("no_music", False)]
+    # a genre that fades out of reach (hysteresis) leaves music with no clear genre, music all along
+    held = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=2, first_confidence=None),
+                   music_threshold=0.5)
+    fading = feed(held, [(onehot(4), 0.9)] * 3 + [(flat, 0.9)] * 3)
+    assert [s.genre or s.kind for s in fading] == ["uncertain", "hiphop", "hiphop", "hiphop", "uncertain",
+                                                    "uncertain"]
+    assert [s.music for s in fading] == [None, True, True, True, True, True]
+    # the kinds say the rest: a genre is music, no_music and silence are not
+    assert State("genre", "rock", 0.5).music is True
+    assert State("silence", None, 1.0).music is False and State("no_music", None, 0.8).music is False
+
+
 def test_a_confident_first_window_is_taken_without_the_dwell():
     """Issue 19: a stream that starts (or sounds again after a silence) says something within its first window when
     that window is sure of itself; one window is still never certain, and later changes keep the dwell."""

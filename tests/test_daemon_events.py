@@ -82,6 +82,11 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/genre", lambda p: p.update(kind="silence", genre="rock")),
         ("p/s/genre", lambda p: p.update(kind="no_music", genre="rock")),
         ("p/s/genre", lambda p: p.update(kind="speech", genre=None)),
+        ("p/s/genre", lambda p: p.update(music=False)),  # a genre is music
+        ("p/s/genre", lambda p: p.update(kind="silence", genre=None, music=True)),
+        ("p/s/genre", lambda p: p.update(kind="no_music", genre=None, music=None)),
+        ("p/s/genre", lambda p: p.update(music="yes")),
+        ("p/s/genre", lambda p: p.pop("music")),
         ("p/s/prediction", lambda p: p.update(music=1.5)),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
         ("p/s/genre", lambda p: p.update(since="yesterday")),

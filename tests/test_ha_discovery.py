@@ -92,7 +92,9 @@ def test_the_discovery_prefix_is_configurable():
     # HA reads "None" as unknown; before, silence was a confidence of 100 % in the long-term statistics
     (State("no_music", None, 0.9), "no_music", "OFF", "None"),
     (State("silence", None, 1.0), "silence", "OFF", "None"),
-    (State("uncertain", None, 0.0), "uncertain", "None", "None"),
+    (State("uncertain", None, 0.0), "uncertain", "None", "None"),  # nothing judged yet
+    # music with no clear genre: music all the same (before, unknown for as long as it lasted)
+    (State("uncertain", None, 0.3, judged=True), "uncertain", "ON", "None"),
 ])
 def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, confidence):
     parts = config(discovery().stream("kitchen"))["components"]

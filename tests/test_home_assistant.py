@@ -247,6 +247,24 @@ def test_two_prefixes_do_not_collide(ha, ha_broker, model, tmp_path):
     assert not our_warnings(ha.log)
 
 
+def test_music_with_no_clear_genre_is_music(ha, ha_broker, music_model, tmp_path):
+    """The ten tones in turn, a second each: music, but no genre holds. The Music sensor was unknown for as long as
+    that lasted (the template read only the state's kind); once uncertain has held the dwell it is on."""
+    wav = write_tones(tmp_path / "medley.wav", list(range(10)) * 4)
+    mark = ha.mark()
+    d = daemon(ha_broker.url, music_model, "--source", f"file:{wav}", "--stream-id", "medley",
+               "--first-confidence", "0")
+    try:
+        uid = "genrecast/genrecast/medley/{}".format
+        genre, music = entity(ha, uid("genre")), entity(ha, uid("music"))
+        showing(ha, music, "on", mark)
+        assert ha.state(genre)["state"] == "uncertain"
+        assert not set(ha.history(genre, mark)) & set(GTZAN_GENRES), ha.history(genre, mark)
+        assert "on" not in ha.history(music, mark)[:1]  # unknown first: nothing was judged yet
+    finally:
+        stop(d)
+
+
 def test_after_a_network_outage_the_current_genre_comes_first_and_quickly(ha, ha_broker, music_model):
     """The daemon's link to the broker is cut (the broker and Home Assistant stay up); the music changes meanwhile.
 
