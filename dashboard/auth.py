@@ -12,6 +12,7 @@ is logged, and docs/deployment.md shows the TLS proxy to put in front.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import math
 import threading
@@ -36,6 +37,17 @@ LOGIN = "/login"
 LOGOUT = "/logout"
 
 
+def guesser(address: str) -> str:
+    """Whose guesses an address's are: an IPv6 host has a /64 of its own to rotate through (privacy addresses,
+    or at will), so its guesses count by /64; an IPv4 one (a dual-stack socket's ``::ffff:`` form too) by address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+
+
 class Credentials:
     """The token's two forms: the API's bearer header and the page's session cookie. Also checked by the server
     from an upload's headers, so one without them is refused before its body is read (dashboard/server.py)."""
@@ -54,7 +66,7 @@ class Credentials:
         if is_loopback(address or ""):
             return 0.0
         with self._lock:
-            times = self._wrong.get(address)
+            times = self._wrong.get(guesser(address))
             if not times:
                 return 0.0
             while times and self._clock() - times[0] > GUESS_SECONDS:
@@ -72,10 +84,11 @@ class Credentials:
         """Count a wrong token from ``address``."""
         if is_loopback(address or ""):
             return
+        key = guesser(address)
         with self._lock:
-            if address not in self._wrong and len(self._wrong) >= GUESSERS:
+            if key not in self._wrong and len(self._wrong) >= GUESSERS:
                 self._wrong.pop(next(iter(self._wrong)))  # the longest known
-            times = self._wrong.setdefault(address, deque(maxlen=GUESSES))
+            times = self._wrong.setdefault(key, deque(maxlen=GUESSES))
             times.append(self._clock())
 
     def bearer(self, authorization: str) -> bool:

@@ -436,3 +436,18 @@ def test_a_held_back_address_may_try_again_once_its_minute_is_over():
     assert credentials.wait("192.0.2.7") == pytest.approx(GUESS_SECONDS - GUESSES)
     now[0] += GUESS_SECONDS
     assert credentials.wait("192.0.2.7") == 0
+
+
+def test_an_ipv6_guesser_is_held_back_across_its_64():
+    """Before, each address counted apart: a host with a /64 (every IPv6 host) guessed without limit by rotating
+    its address. A dual-stack socket's IPv4 peer counts as itself."""
+    from genrecast.dashboard.auth import GUESSES, Credentials
+
+    credentials = Credentials(TOKEN)
+    for i in range(GUESSES):
+        credentials.wrong(f"2001:db8:1:2::{i + 1:x}")
+    assert credentials.wait("2001:db8:1:2:aaaa::1") > 0
+    assert credentials.wait("2001:db8:1:3::1") == 0  # another /64: another site
+    for _ in range(GUESSES):
+        credentials.wrong("::ffff:192.0.2.7")
+    assert credentials.wait("192.0.2.7") > 0 and credentials.wait("192.0.2.8") == 0
