@@ -18,7 +18,8 @@ message, a journal line and a Home Assistant state change. So:
 - **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
   the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
   where before it nothing was judged yet (unknown).
-- **A confident first answer**: until the stream (or the sound after a silence) has its first state, a window
+- **A confident first answer**: until the stream (or the sound after a silence) has its first state (a judged
+  ``uncertain`` is one), a window
   that alone would make a state with at least ``first_confidence`` (its top genre's probability, or one minus its
   music probability for ``no_music``) makes that state at once, without the dwell. Its confidence is still the
   smoothed one (one window is never certain), and later changes still need the hysteresis and the dwell, so a
@@ -127,7 +128,7 @@ class Decider:
         if self._pending_count >= self.cfg.dwell_windows:
             self._pending, self._pending_count = None, 0
             self._state = candidate
-            self._first = self._first and candidate.kind == "uncertain"
+            self._first = False  # a judged uncertain is a state too: what changes it keeps the dwell
         else:
             self._state = self._restate(held, smoothed, best, m)
         return self._state
@@ -163,7 +164,8 @@ class Decider:
             p = float(smoothed[self.labels.index(held.genre)])
             if p >= self.cfg.leave_confidence:
                 return State("genre", held.genre, p)
-        return State("uncertain", None, float(smoothed[best]), judged=True)  # music (m is above the threshold)
+        # music with no clear genre: m is at or above the threshold; a model without a music head cannot say
+        return State("uncertain", None, float(smoothed[best]), judged=self.music_threshold is not None)
 
     def _restate(self, held: State | None, smoothed: np.ndarray, best: int, m: float) -> State:
         """The held state with this window's smoothed confidence (``uncertain`` when nothing is held)."""

@@ -41,8 +41,10 @@ DAEMON_OBJECT = f"{DAEMON_TOPIC}_"  # the process device's object id is this + i
 STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
 GENRE_STATE = "{{ value_json.genre if value_json.kind == 'genre' else value_json.kind }}"
 # The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
-# for no_music and silence, unknown ("None") while nothing is judged yet.
-MUSIC_STATE = ("{% set music = value_json.get('music') %}"
+# for no_music and silence, unknown ("None") while nothing is judged yet. A payload from before it had no `music`:
+# its kind says what it can, as the template did then.
+MUSIC_STATE = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
+               "else value_json.kind == 'genre') %}"
                "{{ 'ON' if music is true else 'OFF' if music is false else 'None' }}")
 # A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.

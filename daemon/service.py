@@ -94,7 +94,10 @@ class _Tracker:
             confirmed = self.provisional and not provisional
             self.provisional = self.provisional and provisional
             return confirmed
-        self.state, self.since, self.provisional = state, utc_now(), provisional
+        judged = self.state is not None and (state.kind, state.genre) == (self.state.kind, self.state.genre)
+        # the sound judged music at last (uncertain either way): news, but the state began when it began
+        self.state, self.provisional = state, provisional
+        self.since = self.since if judged else utc_now()
         return True
 
 
@@ -202,7 +205,8 @@ class StreamRun:
         if self.tracker.changed(state, window.provisional):
             self.announced = announced
             self.publish_genre()
-            self.last_label = f"{state.genre or state.kind} ({state.confidence:.2f})"
+            what = state.genre or ("uncertain music" if state.kind == "uncertain" and state.music else state.kind)
+            self.last_label = f"{what} ({state.confidence:.2f})"
             log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
                      window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
 

@@ -114,6 +114,15 @@ def test_music_with_no_clear_genre_is_judged_music_after_the_dwell():
     assert [s.genre or s.kind for s in fading] == ["uncertain", "hiphop", "hiphop", "hiphop", "uncertain",
                                                     "uncertain"]
     assert [s.music for s in fading] == [None, True, True, True, True, True]
+    # judged music is a state: one sure window of speech or of a genre after it waits for the dwell like any change
+    # (the confident first answer is for a start only: Music went on -> off -> on at one word of a DJ)
+    sure = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=3, first_confidence=0.6),
+                   music_threshold=0.5)
+    assert feed(sure, [(flat, 0.9)] * 3)[-1].music is True
+    assert [(s.kind, s.music) for s in feed(sure, [(flat, 0.05), (onehot(2), 0.9)])] == [("uncertain", True)] * 2
+    # a model without a music head cannot tell music with no clear genre from speech: never judged
+    plain = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=2, first_confidence=None))
+    assert [s.music for s in feed(plain, [(flat, 1.0)] * 4)] == [None] * 4
     # the kinds say the rest: a genre is music, no_music and silence are not
     assert State("genre", "rock", 0.5).music is True
     assert State("silence", None, 1.0).music is False and State("no_music", None, 0.8).music is False

@@ -110,6 +110,14 @@ def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, c
     assert json.loads(render(parts["genre"]["json_attributes_template"], tagged))["tags"] == {"rock": 0.6}
 
 
+@pytest.mark.parametrize(("kind", "genre", "music"), [("genre", "jazz", "ON"), ("no_music", None, "OFF"),
+                                                       ("silence", None, "OFF"), ("uncertain", None, "None")])
+def test_a_payload_from_before_music_was_sent_reads_as_its_kind_said(kind, genre, music):
+    """An older daemon's retained state, until this one's first message replaces it."""
+    template = config(discovery().stream("kitchen"))["components"]["music"]["value_template"]
+    assert render(template, {"kind": kind, "genre": genre, "confidence": 0.5, "since": "x"}) == music
+
+
 def test_the_status_entity_names_the_reason():
     parts = config(discovery().stream("kitchen"))["components"]
     payload = json.loads(Status("stalled", "m-1", "mic", "no audio for 10 s", "den", "i").message("g", "k").payload)

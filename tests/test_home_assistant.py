@@ -257,8 +257,10 @@ def test_music_with_no_clear_genre_is_music(ha, ha_broker, music_model, tmp_path
     try:
         uid = "genrecast/genrecast/medley/{}".format
         genre, music = entity(ha, uid("genre")), entity(ha, uid("music"))
+        began = showing(ha, genre, "uncertain", mark).attributes["since"]
         showing(ha, music, "on", mark)
         assert ha.state(genre)["state"] == "uncertain"
+        assert ha.state(genre)["attributes"]["since"] == began  # judged music: news, not a new state
         assert not set(ha.history(genre, mark)) & set(GTZAN_GENRES), ha.history(genre, mark)
         assert "on" not in ha.history(music, mark)[:1]  # unknown first: nothing was judged yet
     finally:
