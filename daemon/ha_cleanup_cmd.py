@@ -13,7 +13,6 @@ say), and their retained statuses.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import threading
 
@@ -36,90 +35,6 @@ def register(sub) -> None:
     add_identity(p)
     p.add_argument("--dry-run", action="store_true", help="only list what would be retracted")
     p.set_defaults(func=handler, flag_names=flag_names(p))
-
-
-def _object(payload: bytes) -> dict | None:
-    """A retained payload as a JSON object, or None: any client may publish anything there."""
-    try:
-        value = json.loads(payload)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _via(config: dict) -> str | None:
-    device = config.get("device")
-    via = device.get("via_device") if isinstance(device, dict) else None
-    return via if isinstance(via, str) else None
-
-
-def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
-    """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
-    from .ha_discovery import DAEMON_OBJECT, Discovery, process_device_id
-
-    discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
-                          settings.discovery_prefix)
-    keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
-    ours = daemon_status_topic(settings.prefix, settings.daemon_name())
-    stale = []
-    for topic, payload in sorted(retained.items()):
-        config = _object(payload)
-        if config is None or topic in keep:
-            continue
-        if "/device/" in topic and not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT):
-            if _via(config) == process_device_id(settings.prefix, settings.daemon_name()):
-                stale.append(topic)
-        elif "/sensor/" in topic and isinstance(config.get("availability"), list) and any(
-                isinstance(a, dict) and a.get("topic") == ours for a in config["availability"]):
-            stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
-    return stale
-
-
-def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
-    """The retained state topics among ``retained`` of streams this process published (their status names it as
-    ``daemon``) that ``settings`` no longer has."""
-    have = {s.stream_id for s in settings.stream_settings()}
-    gone = set()
-    for topic, payload in retained.items():
-        head, _, kind = topic.rpartition("/")
-        sid = head.removeprefix(f"{settings.prefix}/")
-        if kind != "status" or "/" in sid or sid == DAEMON_TOPIC or sid in have:
-            continue
-        status = _object(payload)
-        if status is not None and status.get("daemon") == settings.daemon_name():
-            gone.add(sid)
-    return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
-                  and t.rpartition("/")[2] in RETAINED_KINDS)
-
-
-def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
-    """The device configs and retained statuses of other processes under this prefix that are not online and that
-    no stream device names as ``via_device``: a name this process had before (the default
-    name is the stream id with one stream and the host's with several), or a process retired for good. Home
-    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
-    whose streams are still announced (a machine switched off for the night), is left alone, and so is a device
-    of another prefix that shares the node (``home/genrecast`` and ``home_genrecast``): its identifier says so."""
-    from .ha_discovery import DAEMON_OBJECT, Discovery, node_id, process_device_id
-
-    ours = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
-                     settings.discovery_prefix).process_topic
-    node = f"{settings.discovery_prefix}/device/{node_id(settings.prefix)}/"
-    configs = {t: c for t, p in retained.items() if t.startswith(node) and (c := _object(p))}
-    named = {_via(c) for c in configs.values()}
-    gone = []
-    for topic in sorted(configs):
-        obj = topic.removeprefix(node).removesuffix("/config")
-        if not obj.startswith(DAEMON_OBJECT) or topic == ours:
-            continue
-        name = obj.removeprefix(DAEMON_OBJECT)
-        device, device_id = configs[topic].get("device"), process_device_id(settings.prefix, name)
-        if not isinstance(device, dict) or not isinstance(device.get("identifiers"), list) \
-                or device_id not in device["identifiers"] or device_id in named:
-            continue
-        status_topic = daemon_status_topic(settings.prefix, name)
-        if (_object(retained.get(status_topic, b"")) or {}).get("state") != "online":
-            gone += [topic, *([status_topic] if status_topic in retained else [])]
-    return gone
 
 
 class RetainedReader:
@@ -189,6 +104,7 @@ def handler(args: argparse.Namespace) -> int:
     from paho.mqtt.client import topic_matches_sub
 
     from .ha_discovery import LEGACY_FILTER, node_id
+    from .ha_leftovers import stale_configs, stale_processes, stale_streams
     from .run_cmd import settings_from
 
     settings = settings_from(args, "dry_run")

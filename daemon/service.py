@@ -36,6 +36,7 @@ from .events import (
     utc_now,
 )
 from .ha_discovery import Discovery, legacy_retraction
+from .ha_leftovers import LeftoverWatch
 from .inference import Inference
 from .intake import Intake
 from .model import GenreModel, load_model
@@ -337,7 +338,14 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         peers.check_echo(publisher.connected_for)
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
                                  **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, publisher.resend)
-    publisher.watch(list(peers.topics), peers.on_message)
+    leftovers = LeftoverWatch(settings) if settings.ha_discovery else None
+
+    def watched(topic: str, payload: bytes, retained: bool) -> None:
+        peers.on_message(topic, payload, retained)
+        if leftovers is not None:
+            leftovers.on_message(topic, payload, retained)
+
+    publisher.watch([*peers.topics, *([leftovers.filter] if leftovers else [])], watched)
     publisher.start()
     for run in runs:
         run.intake.start()

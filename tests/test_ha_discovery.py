@@ -5,17 +5,18 @@ The real Home Assistant core reads them in tests/test_home_assistant.py; these c
 from __future__ import annotations
 
 import json
+import signal
 
 import jinja2
 import paho.mqtt.client as mqtt
 import pytest
 from conftest import free_port
-from daemon_helpers import WAIT, Subscriber, genrecast
+from daemon_helpers import WAIT, Daemon, Subscriber, genrecast, write_tones
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.decision import State
 from genrecast.daemon.events import DaemonStatus, GenreChange, Status
-from genrecast.daemon.ha_cleanup_cmd import stale_configs, stale_processes
 from genrecast.daemon.ha_discovery import Discovery, legacy_retraction, node_id, retraction
+from genrecast.daemon.ha_leftovers import stale_configs, stale_processes
 from genrecast.dsp import GTZAN_GENRES
 
 from genrecast import __version__
@@ -238,6 +239,28 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     late.close()
     proc = genrecast(*args)
     assert proc.communicate(timeout=WAIT)[0] == "nothing to retract\n"
+
+
+def test_the_daemon_names_a_removed_streams_device_and_the_command_that_removes_it(broker, model, tmp_path):
+    """A stream taken out of the settings stayed an unavailable device in Home Assistant, unmentioned; the daemon
+    now says so at its start (once), and leaves it for ha-cleanup."""
+    wav = write_tones(tmp_path / "tone.wav", [9] * 4)
+    flags = ("--model", str(model), "--broker", broker.url, "--ha-discovery", "--name", "den")
+    rc, err = Daemon("--stream", f"kitchen=file:{wav}", "--stream", f"attic=file:{wav}", "--speed", "0",
+                     *flags).finish()
+    assert rc == 0, err
+    d = Daemon("--stream", f"kitchen=file:{wav}", "--loop", *flags)
+    line = d.wait_log("still announced to Home Assistant")
+    d.signal(signal.SIGTERM)
+    rc, err = d.finish()
+    assert rc == 0, err
+    assert line.rstrip().endswith(
+        "stream attic: still announced to Home Assistant by process den, but not in its settings: its device stays "
+        "unavailable there until `genrecast ha-cleanup` (with the settings `run` has) removes it")
+    assert err.count("still announced") == 1
+    late = Subscriber(broker.url, topics=("homeassistant/#",))
+    late.wait_for(lambda m: m.topic == discovery().topic("attic") and m.payload, "attic's config, left in place")
+    late.close()
 
 
 def test_ha_cleanup_says_plainly_when_the_broker_is_not_there():

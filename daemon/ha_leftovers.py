@@ -1,0 +1,122 @@
+"""What a process left in Home Assistant's retained discovery and state: the topics ``ha-cleanup`` retracts, and
+what the daemon names at its start (a stream announced by this process that its settings no longer have).
+
+Pure functions of the retained messages (topic -> payload) and the settings; reading and retracting are the
+command's (:mod:`daemon.ha_cleanup_cmd`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from paho.mqtt.client import topic_matches_sub
+
+from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic
+
+from .ha_discovery import DAEMON_OBJECT, Discovery, node_id, process_device_id
+
+log = logging.getLogger("genrecast.run")
+
+
+def retained_object(payload: bytes) -> dict | None:
+    """A retained payload as a JSON object, or None: any client may publish anything there."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def via_device(config: dict) -> str | None:
+    device = config.get("device")
+    via = device.get("via_device") if isinstance(device, dict) else None
+    return via if isinstance(via, str) else None
+
+
+def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
+    """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
+    discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+                          settings.discovery_prefix)
+    keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
+    ours = daemon_status_topic(settings.prefix, settings.daemon_name())
+    stale = []
+    for topic, payload in sorted(retained.items()):
+        config = retained_object(payload)
+        if config is None or topic in keep:
+            continue
+        if "/device/" in topic and not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT):
+            if via_device(config) == process_device_id(settings.prefix, settings.daemon_name()):
+                stale.append(topic)
+        elif "/sensor/" in topic and isinstance(config.get("availability"), list) and any(
+                isinstance(a, dict) and a.get("topic") == ours for a in config["availability"]):
+            stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
+    return stale
+
+
+def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
+    """The retained state topics among ``retained`` of streams this process published (their status names it as
+    ``daemon``) that ``settings`` no longer has."""
+    have = {s.stream_id for s in settings.stream_settings()}
+    gone = set()
+    for topic, payload in retained.items():
+        head, _, kind = topic.rpartition("/")
+        sid = head.removeprefix(f"{settings.prefix}/")
+        if kind != "status" or "/" in sid or sid == DAEMON_TOPIC or sid in have:
+            continue
+        status = retained_object(payload)
+        if status is not None and status.get("daemon") == settings.daemon_name():
+            gone.add(sid)
+    return sorted(t for t in retained if t.rpartition("/")[0].removeprefix(f"{settings.prefix}/") in gone
+                  and t.rpartition("/")[2] in RETAINED_KINDS)
+
+
+def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
+    """The device configs and retained statuses of other processes under this prefix that are not online and that
+    no stream device names as ``via_device``: a name this process had before (the default
+    name is the stream id with one stream and the host's with several), or a process retired for good. Home
+    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
+    whose streams are still announced (a machine switched off for the night), is left alone, and so is a device
+    of another prefix that shares the node (``home/genrecast`` and ``home_genrecast``): its identifier says so."""
+    ours = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+                     settings.discovery_prefix).process_topic
+    node = f"{settings.discovery_prefix}/device/{node_id(settings.prefix)}/"
+    configs = {t: c for t, p in retained.items() if t.startswith(node) and (c := retained_object(p))}
+    named = {via_device(c) for c in configs.values()}
+    gone = []
+    for topic in sorted(configs):
+        obj = topic.removeprefix(node).removesuffix("/config")
+        if not obj.startswith(DAEMON_OBJECT) or topic == ours:
+            continue
+        name = obj.removeprefix(DAEMON_OBJECT)
+        device, device_id = configs[topic].get("device"), process_device_id(settings.prefix, name)
+        if not isinstance(device, dict) or not isinstance(device.get("identifiers"), list) \
+                or device_id not in device["identifiers"] or device_id in named:
+            continue
+        status_topic = daemon_status_topic(settings.prefix, name)
+        if (retained_object(retained.get(status_topic, b"")) or {}).get("state") != "online":
+            gone += [topic, *([status_topic] if status_topic in retained else [])]
+    return gone
+
+
+class LeftoverWatch:
+    """The daemon's side: at every connect the broker sends the retained device configs of this process's node; a
+    stream device that names this process as ``via_device`` but that its settings no longer have was left by a
+    stream removed from them, and stays unavailable in Home Assistant for good. Said once per stream, with the
+    command that removes it; not removed unasked, as running a few of the streams apart would then drop the others'
+    devices, with their entity settings."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.filter = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+                                settings.discovery_prefix).topic("+")
+        self._told: set[str] = set()
+
+    def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        if not retained or topic in self._told or not topic_matches_sub(self.filter, topic):
+            return
+        if stale_configs({topic: payload}, self.settings):
+            self._told.add(topic)
+            log.warning("stream %s: still announced to Home Assistant by process %s, but not in its settings: its "
+                        "device stays unavailable there until `genrecast ha-cleanup` (with the settings `run` has) "
+                        "removes it", topic.rsplit("/", 2)[-2], self.settings.daemon_name())
