@@ -34,24 +34,33 @@ def via_device(config: dict) -> str | None:
     return via if isinstance(via, str) else None
 
 
+class OwnConfigs:
+    """Which discovery configs are this process's to keep or to retract, worked out once from the settings (a
+    process of 500 streams would otherwise rebuild them for each of its 500 retained configs)."""
+
+    def __init__(self, settings) -> None:
+        name = settings.daemon_name()
+        discovery = Discovery(settings.prefix, name, "", (), settings.refresh_seconds, settings.discovery_prefix)
+        self.keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
+        self.device_id = process_device_id(settings.prefix, name)
+        self.status_topic = daemon_status_topic(settings.prefix, name)
+
+    def stale(self, topic: str, payload: bytes) -> bool:
+        """A config naming this process that its settings no longer have: a removed stream's device (by its
+        ``via_device``), or the single-sensor form (up to 0.3.0) that the stream's device replaced."""
+        config = retained_object(payload)
+        if config is None or topic in self.keep:
+            return False
+        if "/device/" in topic:
+            return not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT) and via_device(config) == self.device_id
+        return "/sensor/" in topic and isinstance(config.get("availability"), list) and any(
+            isinstance(a, dict) and a.get("topic") == self.status_topic for a in config["availability"])
+
+
 def stale_configs(retained: dict[str, bytes], settings) -> list[str]:
     """The discovery topics among ``retained`` (topic -> payload) to retract for ``settings``."""
-    discovery = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
-                          settings.discovery_prefix)
-    keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
-    ours = daemon_status_topic(settings.prefix, settings.daemon_name())
-    stale = []
-    for topic, payload in sorted(retained.items()):
-        config = retained_object(payload)
-        if config is None or topic in keep:
-            continue
-        if "/device/" in topic and not topic.rsplit("/", 2)[-2].startswith(DAEMON_OBJECT):
-            if via_device(config) == process_device_id(settings.prefix, settings.daemon_name()):
-                stale.append(topic)
-        elif "/sensor/" in topic and isinstance(config.get("availability"), list) and any(
-                isinstance(a, dict) and a.get("topic") == ours for a in config["availability"]):
-            stale.append(topic)  # the single-sensor form (up to 0.3.0), replaced by the stream's device
-    return stale
+    own = OwnConfigs(settings)
+    return [topic for topic, payload in sorted(retained.items()) if own.stale(topic, payload)]
 
 
 def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
@@ -107,16 +116,16 @@ class LeftoverWatch:
     devices, with their entity settings."""
 
     def __init__(self, settings) -> None:
-        self.settings = settings
-        self.filter = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
+        self.name, self.own = settings.daemon_name(), OwnConfigs(settings)
+        self.filter = Discovery(settings.prefix, self.name, "", (), settings.refresh_seconds,
                                 settings.discovery_prefix).topic("+")
         self._told: set[str] = set()
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         if not retained or topic in self._told or not topic_matches_sub(self.filter, topic):
             return
-        if stale_configs({topic: payload}, self.settings):
+        if self.own.stale(topic, payload):
             self._told.add(topic)
             log.warning("stream %s: still announced to Home Assistant by process %s, but not in its settings: its "
                         "device stays unavailable there until `genrecast ha-cleanup` (with the settings `run` has) "
-                        "removes it", topic.rsplit("/", 2)[-2], self.settings.daemon_name())
+                        "removes it", topic.rsplit("/", 2)[-2], self.name)
