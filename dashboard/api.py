@@ -241,6 +241,7 @@ def stream_json(view: StreamView, wall: datetime, now: float, connected: bool) -
         "kind": decision.kind if decision else None,
         "genre": decision.genre if decision else None,
         "confidence": decision.confidence if decision else None,
+        "music": view.music,
         "since": view.since.astimezone(UTC).isoformat() if view.since else None,
         "model_id": view.model_id,
         "tags": dict(view.latest.tags) if view.latest else {},

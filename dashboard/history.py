@@ -36,6 +36,7 @@ class StreamView:
     status: Status | None = None
     decision: Decision | None = None
     since: datetime | None = None  # when ``decision`` started, if a genre message told us
+    music: bool | None = None  # the genre message's music answer for ``decision`` (uncertain: music with no genre)
     model_id: str | None = None
     latest: Prediction | None = None
     timeline: tuple[Prediction, ...] = ()  # the latest windows, in arrival order
@@ -167,9 +168,10 @@ class History:
                     changes.update(latest=message, decision=message.decision, model_id=message.model_id,
                                    windows=view.windows + 1)
                     if not message.decision.same_state(view.decision):
-                        changes["since"] = None  # the retained genre message for the new state follows
+                        changes["since"] = changes["music"] = None  # the new state's genre message follows
                 case GenreChange():
-                    changes.update(decision=message.decision, since=message.since, model_id=message.model_id)
+                    changes.update(decision=message.decision, since=message.since, model_id=message.model_id,
+                                   music=message.music)
             stream.view = replace(view, **changes)
             return came_back
 

@@ -99,6 +99,7 @@ class GenreChange:
     time: datetime
     decision: Decision
     since: datetime
+    music: bool | None = None  # the daemon's own answer (True for uncertain music); None from one sending none
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def _genre(stream_id: str, d: dict) -> GenreChange:
         time=_time(d.get("time"), "time"),
         decision=_decision(d, "genre payload"),
         since=_time(d.get("since"), "since"),
+        music=_optional_bool(d.get("music"), "music"),
     )
 
 
@@ -239,6 +241,12 @@ def _decision(d: object, name: str) -> Decision:
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
         raise PayloadError(f"{name} must be a string of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _optional_bool(value: object, name: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise PayloadError(f"{name} must be true, false or null")
     return value
 
 

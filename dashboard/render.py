@@ -121,7 +121,8 @@ def stream_card(view: StreamView, now: float, selected: bool, connected: bool, c
         children = [top, html.Div(headline, className=f"headline {css}"), age]
     else:
         d = view.decision
-        details = [f"{d.kind} · {d.confidence:.0%}" if d else "no decision yet"]
+        kind = "music, no clear genre" if d and d.kind == "uncertain" and view.music else d.kind if d else ""
+        details = [f"{kind} · {d.confidence:.0%}" if d else "no decision yet"]
         if view.latest and view.latest.provisional:
             details.append("provisional")  # decided on the audio so far, until the first full window
         if view.since:
@@ -164,7 +165,7 @@ def overview_key(snapshot: Snapshot, now: float, selected: str | None, connected
         row = [v.stream_id, v.liveness(now, connected), *decision_text(v)]
         if not compact:
             d = v.decision
-            row += [f"{d.confidence:.0%}" if d else "", str(v.since), v.model_id,
+            row += [f"{d.confidence:.0%}" if d else "", v.music, str(v.since), v.model_id,
                     [name for name, _ in v.latest.tags] if v.latest else [], bool(v.latest and v.latest.provisional)]
         rows.append(row)
     return json.dumps([rows, selected, query, order, compact])

@@ -233,9 +233,9 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     streams = wait_until(lambda: [s for s in call(f"{api.base}/api/v1/streams")[2]["streams"] if s["since"]],
                          "the stream's genre message")
     (kitchen,) = streams
-    assert {k: kitchen[k] for k in ("stream_id", "status", "kind", "genre", "confidence", "model_id")} == {
+    assert {k: kitchen[k] for k in ("stream_id", "status", "kind", "genre", "confidence", "music", "model_id")} == {
         "stream_id": "kitchen", "status": "online", "kind": "genre", "genre": "jazz", "confidence": 0.75,
-        "model_id": "gtzan-cnn-1"}
+        "music": True, "model_id": "gtzan-cnn-1"}
     assert list(kitchen["tags"].items()) == [("jazz", 0.7), ("blues", 0.4)]  # the latest window's, as the card
     assert kitchen["since"].endswith("+00:00") and kitchen["last_message_at"].endswith("+00:00")
     assert 0 <= kitchen["last_message_age_s"] < WAIT_S

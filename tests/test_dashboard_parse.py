@@ -31,7 +31,11 @@ def test_no_music_and_the_music_probability_parse():
     p = parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen", kind="no_music", music=0.12)))
     assert (p.decision.kind, p.decision.genre, p.music) == ("no_music", None, pytest.approx(0.12))
     g = parse_message(P, "genrecast/kitchen/genre", encode(genre("kitchen", None, "no_music", 0.88)))
-    assert (g.decision.kind, g.decision.genre) == ("no_music", None)
+    assert (g.decision.kind, g.decision.genre, g.music) == ("no_music", None, False)
+    unsure = {**genre("kitchen", None, "uncertain", 0.3), "music": True}  # music with no clear genre
+    assert parse_message(P, "genrecast/kitchen/genre", encode(unsure)).music is True
+    older = {k: v for k, v in genre("kitchen").items() if k != "music"}  # a daemon that sends no music
+    assert parse_message(P, "genrecast/kitchen/genre", encode(older)).music is None
 
 
 def test_tags_parse_likeliest_first_and_are_none_when_absent():
@@ -126,6 +130,7 @@ BAD = [
     _mutated("genre", lambda d: d.update(kind="loud")),
     _mutated("genre", lambda d: d.update(confidence=-0.1)),
     _mutated("genre", lambda d: d.pop("since")),
+    _mutated("genre", lambda d: d.update(music="yes")),
 ]
 
 

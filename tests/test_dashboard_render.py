@@ -6,7 +6,7 @@ import itertools
 import json
 
 from dash import Patch, no_update
-from dashboard_payloads import encode, prediction, status
+from dashboard_payloads import encode, genre, prediction, status
 from genrecast.dashboard.history import History
 from genrecast.dashboard.parse import parse_message
 from genrecast.dashboard.render import (
@@ -94,6 +94,32 @@ def test_the_card_says_provisional_until_the_first_full_window():
     first = ("prediction", {**prediction("kitchen", "rock", 0.9), "provisional": True})
     assert "provisional" in details(first)
     assert "provisional" not in details(first, ("prediction", prediction("kitchen", "rock", 0.9, t=1.0)))
+
+
+def test_the_card_says_music_with_no_clear_genre_when_the_daemon_judged_it_so():
+    """The genre message's music answer: uncertain music (a medley) reads as music, not as an undecided sound."""
+    from genrecast.dashboard.history import Snapshot
+    from genrecast.dashboard.render import overview_key, stream_card
+
+    def details(view):
+        card = stream_card(view, 0.0, False, True)
+        return [c.children for c in card.children if getattr(c, "className", "") == "detail"][0]
+
+    unsure = ("prediction", prediction("kitchen", kind="uncertain", confidence=0.3))
+    judged = ("genre", {**genre("kitchen", None, "uncertain", 0.3), "music": True})
+    undecided = view_after(("status", status("kitchen")), unsure)
+    music = view_after(("status", status("kitchen")), unsure, judged)
+    assert details(undecided).startswith("uncertain · 30%")
+    assert details(music).startswith("music, no clear genre · 30%")
+
+    def key(v):
+        return overview_key(Snapshot(streams=(v,), version=0), 0.0, None, True, "", "id", False)
+
+    assert key(undecided) != key(music)  # redrawn when the answer comes
+    # a window of a new state forgets it until that state's genre message comes
+    speech = view_after(("status", status("kitchen")), unsure, judged,
+                        ("prediction", prediction("kitchen", kind="no_music", confidence=0.8, t=1.0)))
+    assert speech.music is None
 
 
 def test_the_timeline_shades_uncertain_no_music_and_silent_periods():
