@@ -1,8 +1,8 @@
 """What a process left in Home Assistant's retained discovery and state: the topics ``ha-cleanup`` retracts, and
 what the daemon names at its start (a stream announced by this process that its settings no longer have).
 
-Pure functions of the retained messages (topic -> payload) and the settings; reading and retracting are the
-command's (:mod:`daemon.ha_cleanup_cmd`).
+Functions of the retained messages (topic -> payload) and the settings: reading and retracting are the command's
+(:mod:`daemon.ha_cleanup_cmd`); :class:`LeftoverWatch` only says what it sees.
 """
 
 from __future__ import annotations
