@@ -33,6 +33,9 @@ from .decision import SMOOTHING, DecisionConfig
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
+# Set by the units to the file LoadCredential= copies (/etc/genrecast/<name>.toml): a config error names that file,
+# the one to edit, rather than only systemd's copy under $CREDENTIALS_DIRECTORY, which is all the daemon is given.
+CONFIG_SOURCE = ENV_PREFIX + "CONFIG_SOURCE"
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
 # <prefix>/_daemon/<name>/status: the process's availability, and HA's process device _daemon_<name>: so no stream id
 # may start with it
@@ -385,25 +388,36 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
     return replace(settings, **changes)
 
 
-def read_toml(path: str | os.PathLike | None) -> dict:
+def config_name(path: str | os.PathLike, environ: Mapping[str, str]) -> str:
+    """How a config file is named in errors: as given, or, for systemd's credential copy of it, as the file the unit
+    copies (:data:`CONFIG_SOURCE`), the copy beside it."""
+    source, credentials = environ.get(CONFIG_SOURCE), environ.get("CREDENTIALS_DIRECTORY")
+    if source and credentials and os.path.dirname(os.path.abspath(path)) == os.path.abspath(credentials):
+        return f"{source} (systemd's copy: {os.fspath(path)})"
+    return os.fspath(path)
+
+
+def read_toml(path: str | os.PathLike | None, name: str | None = None) -> dict:
+    """``path``'s settings; errors call it ``name`` (:func:`config_name`), or ``path``."""
     if path is None:
         return {}
     if not os.fspath(path):
         raise ConfigError("config file: the path is empty (GENRECAST_CONFIG set to nothing?); unset it for no file")
+    name = name or os.fspath(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
         # Windows' Notepad saves UTF-8 with a byte-order mark, which TOML refuses
         return tomllib.loads(data.removeprefix(codecs.BOM_UTF8).decode())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path}: no such file") from None
+        raise ConfigError(f"config file {name}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+        raise ConfigError(f"config file {name}: not valid TOML ({exc})") from None
     except UnicodeDecodeError as exc:
         at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
-        raise ConfigError(f"config file {path}: not UTF-8 text ({exc.reason} at byte {at})") from None
+        raise ConfigError(f"config file {name}: not UTF-8 text ({exc.reason} at byte {at})") from None
     except OSError as exc:  # a directory, no permission, an I/O error
-        raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError(f"config file {name}: cannot read ({exc.strerror or exc})") from None
 
 
 TABLES = {"broker": BrokerSettings, "api": ApiSettings}  # TOML tables: ``[name]``, env ``GENRECAST_<NAME>_<KEY>``
@@ -413,7 +427,7 @@ def env_values(environ: Mapping[str, str]) -> dict:
     """``GENRECAST_HOP_SECONDS`` -> ``{"hop_seconds": "1.5"}``; ``GENRECAST_BROKER_URL`` -> ``{"broker": {...}}``."""
     out: dict = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", CONFIG_SOURCE):
             continue
         if name == ENV_PREFIX + "API_TOKEN" and not value:  # a secret set empty is a mistake, not "no token"
             raise ConfigError(f"api.token (from env): {name} is set but empty; unset it for no token")
@@ -445,10 +459,11 @@ def load_settings(
     """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given). ``flag_names``: a
     flag's dest -> the flag as typed (``--hop``), for saying where a refused value came from."""
     environ = os.environ if environ is None else environ
-    file_values, env = read_toml(path), env_values(environ)
-    settings = _apply(RunSettings(), file_values, f"file {path}")
+    name = config_name(path, environ) if path is not None and os.fspath(path) else None
+    file_values, env = read_toml(path, name), env_values(environ)
+    settings = _apply(RunSettings(), file_values, f"file {name}")
     settings = _apply(settings, env, "env")
-    set_in = {**dict.fromkeys(_keys(file_values), f"file {path}"), **dict.fromkeys(_keys(env), "env")}
+    set_in = {**dict.fromkeys(_keys(file_values), f"file {name}"), **dict.fromkeys(_keys(env), "env")}
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     broker_flags = {k: given.pop(f"broker_{k}") for k in ("url", "username", "password", "ca_file")
                     if f"broker_{k}" in given}

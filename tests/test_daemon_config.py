@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from daemon_helpers import genrecast
 from genrecast.daemon.config import ConfigError, load_settings
@@ -236,3 +238,26 @@ def test_a_streams_default_that_is_refused_says_where_it_was_set(tmp_path):
     path.write_text("[streams.a]\nsource = 'mic'\nhop_seconds = 100\n")  # the table's own: named as before
     with pytest.raises(ConfigError, match="^streams.a.hop_seconds: bad value 100"):
         load_settings(path, environ={})
+
+
+def test_under_systemd_a_config_error_names_the_file_to_edit(tmp_path):
+    """The units hand the config over as a credential, so the daemon reads systemd's copy; its errors named only
+    that copy (/run/credentials/genrecast@kitchen.service/config), not the file in /etc to edit."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    copy = credentials / "config"
+    environ = {"CREDENTIALS_DIRECTORY": str(credentials), "GENRECAST_CONFIG_SOURCE": "/etc/genrecast/kitchen.toml"}
+    copy.write_text("hop_seconds = [\n")
+    shown = f"/etc/genrecast/kitchen.toml (systemd's copy: {copy})"
+    with pytest.raises(ConfigError, match=re.escape(f"config file {shown}: not valid TOML")):
+        load_settings(copy, environ=environ)
+    copy.write_text('hop_secs = 1.0\n[streams.k]\nsource = "mic"\n')
+    with pytest.raises(ConfigError, match=re.escape(f"unknown setting 'hop_secs' (from file {shown})")):
+        load_settings(copy, environ=environ)
+    # a file elsewhere is named as given, and the variable is no setting of its own
+    elsewhere = tmp_path / "kitchen.toml"
+    elsewhere.write_text("hop_seconds = [\n")
+    with pytest.raises(ConfigError, match=re.escape(f"config file {elsewhere}: not valid TOML")):
+        load_settings(elsewhere, environ=environ)
+    copy.write_text('[streams.k]\nsource = "mic"\n')
+    assert load_settings(copy, environ=environ).stream_settings()[0].stream_id == "k"

@@ -52,6 +52,7 @@ def test_unit_is_notify_hardened_and_watchdogged():
     assert s["RestartPreventExitStatus"] == ["2"] and int(s["StartLimitBurst"][-1]) > 0
     # The root-only config reaches the dynamic user as a credential (it could not read /etc/genrecast itself).
     assert s["LoadCredential"] == ["config:/etc/genrecast/%i.toml"]
+    assert "GENRECAST_CONFIG_SOURCE=/etc/genrecast/%i.toml" in s["Environment"]  # what its errors name
     assert s["ExecStart"] == ["/opt/genrecast/.venv/bin/genrecast run --config ${CREDENTIALS_DIRECTORY}/config"]
     assert "NUMBA_CACHE_DIR=/var/cache/genrecast/numba" in s["Environment"]
     assert s["RestrictRealtime"] == ["yes"]
@@ -92,12 +93,13 @@ def test_example_config_names_every_setting():
 def test_the_multi_stream_unit_differs_from_the_template_only_in_its_config_and_cache():
     one, many = unit_settings(UNIT), unit_settings(MULTI_UNIT)
     assert many["LoadCredential"] == ["config:/etc/genrecast/streams.toml"]
+    assert "GENRECAST_CONFIG_SOURCE=/etc/genrecast/streams.toml" in many["Environment"]
     own = ("LoadCredential", "Description", "CacheDirectory")
-    cache = [e for e in many["Environment"] if e.startswith("NUMBA_CACHE_DIR")]
+    cache = [e for e in many["Environment"] if e.startswith(("NUMBA_CACHE_DIR", "GENRECAST_CONFIG_SOURCE"))]
     assert {k: v for k, v in many.items() if k not in own} | {"Environment": cache} == {
         k: v for k, v in one.items() if k not in own} | {"Environment": cache}
-    assert [e for e in many["Environment"] if e not in cache] == [e for e in one["Environment"]
-                                                                   if not e.startswith("NUMBA_CACHE_DIR")]
+    assert [e for e in many["Environment"] if e not in cache] == [
+        e for e in one["Environment"] if not e.startswith(("NUMBA_CACHE_DIR", "GENRECAST_CONFIG_SOURCE"))]
 
 
 def test_example_streams_config_loads():

@@ -46,6 +46,7 @@ def test_the_unit_is_hardened_like_the_daemons_restarts_and_takes_the_token_as_a
     assert ours["Restart"] == ["on-failure"] and ours["PrivateDevices"] == ["yes"] and "DeviceAllow" not in ours
     # the root-only config holding [api] token reaches the dynamic user as a credential, never in the unit itself
     assert ours["LoadCredential"] == ["config:/etc/genrecast/dashboard.toml"]
+    assert "GENRECAST_CONFIG_SOURCE=/etc/genrecast/dashboard.toml" in ours["Environment"]  # what its errors name
     command = "/opt/genrecast/.venv/bin/genrecast dashboard --config ${CREDENTIALS_DIRECTORY}/config"
     assert ours["ExecStart"] == [command]
     assert not any("TOKEN" in line for line in ours.get("Environment", []))
