@@ -459,7 +459,7 @@ def load_settings(
     """Defaults < TOML file < ``GENRECAST_*`` environment < flags (``None`` flags are not given). ``flag_names``: a
     flag's dest -> the flag as typed (``--hop``), for saying where a refused value came from."""
     environ = os.environ if environ is None else environ
-    name = config_name(path, environ) if path is not None and os.fspath(path) else None
+    name = None if path is None else config_name(path, environ)
     file_values, env = read_toml(path, name), env_values(environ)
     settings = _apply(RunSettings(), file_values, f"file {name}")
     settings = _apply(settings, env, "env")

@@ -42,6 +42,7 @@ class OwnConfigs:
         name = settings.daemon_name()
         discovery = Discovery(settings.prefix, name, "", (), settings.refresh_seconds, settings.discovery_prefix)
         self.keep = {discovery.topic(s.stream_id) for s in settings.stream_settings()} | {discovery.process_topic}
+        self.node_filter = discovery.topic("+")  # every device config of this prefix's node
         self.device_id = process_device_id(settings.prefix, name)
         self.status_topic = daemon_status_topic(settings.prefix, name)
 
@@ -117,8 +118,7 @@ class LeftoverWatch:
 
     def __init__(self, settings) -> None:
         self.name, self.own = settings.daemon_name(), OwnConfigs(settings)
-        self.filter = Discovery(settings.prefix, self.name, "", (), settings.refresh_seconds,
-                                settings.discovery_prefix).topic("+")
+        self.filter = self.own.node_filter
         self._told: set[str] = set()
 
     def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:

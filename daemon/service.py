@@ -95,10 +95,10 @@ class _Tracker:
             confirmed = self.provisional and not provisional
             self.provisional = self.provisional and provisional
             return confirmed
-        judged = self.state is not None and (state.kind, state.genre) == (self.state.kind, self.state.genre)
-        # the sound judged music at last (uncertain either way): news, but the state began when it began
+        # the same kind and genre, judged music at last (uncertain either way): news, but the state began when it began
+        if self.state is None or (state.kind, state.genre) != (self.state.kind, self.state.genre):
+            self.since = utc_now()
         self.state, self.provisional = state, provisional
-        self.since = self.since if judged else utc_now()
         return True
 
 

@@ -111,6 +111,12 @@ def decision_text(view: StreamView) -> tuple[str, str]:
     return d.kind, f"state-{d.kind}"
 
 
+def _kind_text(view: StreamView) -> str:
+    """The decision's kind as the card's details say it: an uncertain that the daemon judged music says so."""
+    d = view.decision
+    return "music, no clear genre" if d.kind == "uncertain" and view.music else d.kind
+
+
 def stream_card(view: StreamView, now: float, selected: bool, connected: bool, compact: bool = False) -> html.Div:
     """A stream's card; ``compact`` (hundreds of streams) keeps what changes rarely: id, status, genre, age."""
     headline, css = decision_text(view)
@@ -121,8 +127,7 @@ def stream_card(view: StreamView, now: float, selected: bool, connected: bool, c
         children = [top, html.Div(headline, className=f"headline {css}"), age]
     else:
         d = view.decision
-        kind = "music, no clear genre" if d and d.kind == "uncertain" and view.music else d.kind if d else ""
-        details = [f"{kind} · {d.confidence:.0%}" if d else "no decision yet"]
+        details = [f"{_kind_text(view)} · {d.confidence:.0%}" if d else "no decision yet"]
         if view.latest and view.latest.provisional:
             details.append("provisional")  # decided on the audio so far, until the first full window
         if view.since:
