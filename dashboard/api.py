@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from genrecast.daemon.config import ApiSettings
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from .auth import Credentials
+from .auth import Credentials, visitor
 from .feed import Feed
 from .history import History, StreamView
 from .jobs import Busy
@@ -76,12 +76,13 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
     def authorize():
         if credentials is None:
             return
-        if held := credentials.held_back(request.remote_addr):
+        who = visitor(request.remote_addr, request.headers.get)
+        if held := credentials.held_back(who):
             raise ApiError(429, held[0], {"Retry-After": held[1]})
         if not credentials.bearer(request.headers.get("Authorization", "")):
-            credentials.wrong(request.remote_addr)
+            credentials.wrong(who)
             # One line per refusal, rate-limited by genrecast.logs: a scanner cannot flood the journal.
-            log.warning("refused an API request without the right token, from %s", request.remote_addr,
+            log.warning("refused an API request without the right token, from %s", who,
                         extra={"repeat_key": "refused"})  # one kind whatever the address: a scanner may use many
             raise ApiError(401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
                            {"WWW-Authenticate": 'Bearer realm="genrecast"'})

@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from html import escape
 
 from flask import Flask, Response, redirect, request
@@ -34,7 +35,28 @@ GUESSES = 10  # wrong tokens one address may send within GUESS_SECONDS before ev
 GUESS_SECONDS = 60.0
 GUESSERS = 10_000  # addresses remembered at most: a scan from many cannot grow the memory
 LOGIN = "/login"
+_unnamed = threading.Event()  # set once a proxy without X-Forwarded-For was warned about
 LOGOUT = "/logout"
+
+
+def visitor(peer: str, header: Callable[[str], str | None]) -> str:
+    """Whose request it is, for counting wrong tokens: the peer's address, or, from a reverse proxy on this machine
+    (a loopback peer), the last address of its ``X-Forwarded-For``: the one the proxy itself added. The entries
+    before it are the client's own to write, and a peer beyond loopback is not trusted with the header at all."""
+    forwarded = header("X-Forwarded-For") or ""
+    if not is_loopback(peer or ""):
+        return peer
+    if not forwarded:
+        if header("X-Forwarded-Proto") and not _unnamed.is_set():
+            _unnamed.set()
+            log.warning("a reverse proxy on this machine forwards requests without X-Forwarded-For: every visitor "
+                        "looks like loopback, so wrong tokens cannot be held back; add it to the proxy "
+                        "(docs/deployment.md)")
+        return peer
+    try:
+        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+    except ValueError:
+        return peer
 
 
 def guesser(address: str) -> str:
@@ -62,7 +84,7 @@ class Credentials:
     def wait(self, address: str) -> float:
         """Seconds before ``address`` may try a token again: 0 unless it sent :data:`GUESSES` wrong ones within
         :data:`GUESS_SECONDS`. Without it, anyone reaching the dashboard could try 150 tokens a second. Loopback is
-        never held back: behind a reverse proxy every visitor comes from there."""
+        never held back: it is this machine, or a reverse proxy that does not say whom it forwards (:func:`visitor`)."""
         if is_loopback(address or ""):
             return 0.0
         with self._lock:
@@ -132,17 +154,18 @@ def install_login(server: Flask, credentials: Credentials) -> None:
         if request.method == "GET":
             return login_page()
         given = request.form.get("token", "")
-        if held := credentials.held_back(request.remote_addr):
+        who = visitor(request.remote_addr, request.headers.get)
+        if held := credentials.held_back(who):
             return login_page(held[0]), 429, {"Retry-After": held[1]}
         if not hmac.compare_digest(given.encode(), token.encode()):
-            credentials.wrong(request.remote_addr)
-            log.warning("refused a login with a wrong token, from %s", request.remote_addr,
+            credentials.wrong(who)
+            log.warning("refused a login with a wrong token, from %s", who,
                         extra={"repeat_key": "refused login"})
             return login_page("wrong token"), 401
         secure = sent_securely()
         if not secure:
             log.warning("a login over plain HTTP from %s: the token and the session cookie crossed the network "
-                        "readable; put a TLS proxy in front (docs/deployment.md)", request.remote_addr,
+                        "readable; put a TLS proxy in front (docs/deployment.md)", who,
                         extra={"repeat_key": "plain login"})
         response = redirect("/", 303)
         response.set_cookie(COOKIE, credentials.new_session(), max_age=SESSION_SECONDS, path="/",

@@ -31,7 +31,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
-from .auth import Credentials
+from .auth import Credentials, visitor
 from .guard import SECURITY_HEADERS
 from .jobs import DEFAULT_BACKLOG, DEFAULT_WORKERS
 
@@ -141,12 +141,13 @@ class GuardedParser(HTTPRequestParser):
         elif self.chunked or self.content_length > self.limits.upload_from:
             api = self.path.startswith("/api/")
             # the same hold-back as the API's own check: an upload's headers were an unlimited, silent oracle
-            if self.credentials and (held := self.credentials.held_back(self.address)):
+            who = visitor(self.address, lambda name: self.headers.get(name.upper().replace("-", "_")))
+            if self.credentials and (held := self.credentials.held_back(who)):
                 self.refuse(429, "Too Many Requests", held[0], (("Retry-After", held[1]),))
             elif self.credentials and not self.credentials.allow(self.path, self.headers.get("AUTHORIZATION", ""),
                                                                  self.headers.get("COOKIE", "")):
                 if api:
-                    self.credentials.wrong(self.address)
+                    self.credentials.wrong(who)
                 self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
                             if api else "log in first: /login",
                             (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
@@ -257,6 +258,9 @@ class DashboardServer:
             # our limits come first; this one only backs them up
             max_request_body_size=max(limits.api_body, limits.page_body, limits.other_body) + MiB,
             connection_limit=200, ident="genrecast", expose_tracebacks=False,
+            # waitress would strip X-Forwarded-* from every request, a proxy on this machine's too; they are
+            # read only from a loopback peer (dashboard/auth.py), and nothing else reads them
+            clear_untrusted_proxy_headers=False,
         )
         self._dispatcher = ThreadedTaskDispatcher()
         self._dispatcher.set_thread_count(adj.threads)

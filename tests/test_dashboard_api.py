@@ -400,7 +400,8 @@ def test_loopback_hosts():
 def test_an_address_that_guesses_tokens_is_held_back(model_path):
     """Before, every wrong token was answered 401 at once: anyone who could reach the dashboard could try about
     150 a second. Ten wrong ones in a minute from one address now hold that address back (429, the right token too:
-    a guesser learns nothing meanwhile); another address is not, nor loopback, where a reverse proxy speaks for all.
+    a guesser learns nothing meanwhile); another address is not, nor loopback (a proxy there names its visitors:
+    test_dashboard_server.py).
     Flask's test client: a client of another address than loopback cannot exist in a loopback-only test."""
     history = History()
     app = create_app(history, Feed(BrokerConfig(), "genrecast", history), OfflineClassifier(str(model_path)),

@@ -91,13 +91,14 @@ def serve(model):
     """Start a server in this process with its limits replaced as given; stopped after the test."""
     running = []
 
-    def start(pool: BoundedPool | None = None, api: ApiSettings | None = None, **limits):
+    def start(pool: BoundedPool | None = None, api: ApiSettings | None = None, allow_hosts: tuple[str, ...] = (),
+              **limits):
         history = History()
         app = create_app(history, Feed(BrokerConfig(), "genrecast", history), OfflineClassifier(str(model), pool=pool),
                          api or ApiSettings(max_mb=1))
         base, gate, allow = app.server.config[SERVER_SETTINGS]
         app.server.config[SERVER_SETTINGS] = (replace(base, **limits), gate, allow)
-        server = make_server(app, "127.0.0.1", 0)
+        server = make_server(app, "127.0.0.1", 0, allow_hosts)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         running.append((server, thread))
@@ -347,3 +348,67 @@ def test_an_uploads_headers_count_wrong_tokens_and_are_held_back_too():
     assert upload("t" * 24) == 100
     assert [upload("wrong-" + "t" * 20) for _ in range(GUESSES)] == [401] * GUESSES
     assert upload("t" * 24) == 429  # held back, the right token too
+
+
+def test_behind_a_proxy_on_this_machine_wrong_tokens_count_by_the_visitor_it_names(serve, caplog, monkeypatch):
+    """Before, every request through a reverse proxy came from loopback, which is never held back: behind the proxy
+    docs/deployment.md recommends, tokens could be guessed without limit. The proxy's own entry, the last of
+    X-Forwarded-For, now names whose guesses they are; entries before it are the client's to forge, and count
+    for nothing. Real HTTP from loopback, as a proxy on this machine sends it."""
+    from genrecast.dashboard import auth
+
+    token = "proxy-token-0123456789"
+    server = serve(api=ApiSettings(token=token, max_mb=5), upload_from=100_000)
+
+    def api(token: str, forwarded: str | None, proto: str = "") -> int:
+        extra = (f"X-Forwarded-For: {forwarded}\r\n" if forwarded else "") + proto
+        return request(server.port, (f"GET /api/v1/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                                     f"Authorization: Bearer {token}\r\n{extra}\r\n").encode())[0]
+
+    guesses = [api("wrong-" + token, f"198.51.100.{n}, 192.0.2.7") for n in range(auth.GUESSES)]
+    assert guesses == [401] * auth.GUESSES
+    assert api(token, "192.0.2.7") == 429  # held back, the right token too
+    assert api(token, "203.0.113.5, 198.51.100.1") == 200  # the forged entries counted for nothing
+    login = (b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Forwarded-For: 192.0.2.7\r\n"
+             b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 28\r\n\r\n"
+             b"token=proxy-token-0123456789")
+    assert request(server.port, login)[0] == 429
+    upload = post_head("/api/v1/classify", 2_000_000, "audio/wav", expect=True).replace(
+        b"\r\n\r\n", f"\r\nAuthorization: Bearer {token}\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n".encode(), 1)
+    with connect(server.port) as sock:
+        sock.sendall(upload)
+        assert answer(sock)[0] == 429 and server.gate.held == 0
+    for _ in range(auth.GUESSES):  # loopback itself, naming no visitor, is this machine: never held back
+        assert api("wrong-" + token, None) == 401
+    assert api(token, None) == 200
+
+    monkeypatch.setattr(auth, "_unnamed", threading.Event())
+    with caplog.at_level("WARNING", logger="genrecast.dashboard.auth"):
+        for _ in range(3):
+            assert api(token, None, "X-Forwarded-Proto: https\r\n") == 200
+    unnamed = [r for r in caplog.records if "without X-Forwarded-For" in r.getMessage()]
+    assert len(unnamed) == 1, caplog.text
+
+
+def test_behind_a_tls_proxy_on_this_machine_the_session_cookie_is_secure(serve, caplog):
+    """Waitress stripped X-Forwarded-Proto from every request, so behind the TLS proxy of docs/deployment.md the
+    cookie was never marked Secure, and every login was logged as one over plain HTTP. Real HTTP from loopback,
+    with the Host and headers that proxy sends; without its X-Forwarded-Proto the login is plain HTTP indeed."""
+    token = "proxy-token-0123456789"
+    server = serve(api=ApiSettings(token=token), allow_hosts=("dashboard.example.lan",))
+
+    def login(proto: str) -> tuple[int, dict]:
+        body = f"token={token}".encode()
+        status, headers, _ = request(server.port, (
+            "POST /login HTTP/1.1\r\nHost: dashboard.example.lan\r\nConnection: close\r\n"
+            f"X-Forwarded-For: 192.0.2.7\r\n{proto}Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        return status, headers
+
+    with caplog.at_level("WARNING", logger="genrecast.dashboard.auth"):
+        status, headers = login("X-Forwarded-Proto: https\r\n")
+        assert status == 303 and "Secure" in headers["set-cookie"][0], headers
+        assert "plain HTTP" not in caplog.text
+        status, headers = login("")
+        assert status == 303 and "Secure" not in headers["set-cookie"][0], headers
+    assert "a login over plain HTTP from 192.0.2.7" in caplog.text
