@@ -24,6 +24,7 @@ from .history import History
 from .jobs import Busy
 from .offline import MAX_UPLOAD_BYTES, OfflineClassifier
 from .server import DashboardServer, Gate, Limits
+from .sessions import EndedSessions
 
 ASSETS = Path(__file__).with_name("assets")
 REFRESH_MS = 500  # with the network round trip, a message shows well within 1.5 s
@@ -35,11 +36,12 @@ SERVER_SETTINGS = "genrecast.server"  # the app's Flask config key: the server's
 
 
 def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: ApiSettings | None = None,
-               refresh_ms: int = REFRESH_MS) -> Dash:
+               refresh_ms: int = REFRESH_MS, state_dir: Path | None = None) -> Dash:
+    """``state_dir``: where logged-out sessions are kept across restarts (dashboard/sessions.py); None: in memory."""
     # serve_locally: Dash and Plotly's JavaScript come from the installed packages, never from a CDN
     app = Dash(__name__, title="genrecast", update_title=None, serve_locally=True, assets_folder=str(ASSETS))
     api = api or ApiSettings()
-    credentials = Credentials(api.token) if api.token else None
+    credentials = Credentials(api.token, ended=EndedSessions(state_dir)) if api.token else None
     install_api(app.server, history, feed, offline, api, credentials)
     if credentials:
         install_login(app.server, credentials)

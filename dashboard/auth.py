@@ -1,12 +1,13 @@
 """One token for the whole dashboard: the API takes it as a bearer token (dashboard/api.py); the page asks for it once
 in a login form and then carries a session cookie.
 
-The cookie is the time of login signed with the token (itsdangerous), so it needs no server-side store, survives a
-restart, and every session ends when the token changes. It is HttpOnly (page scripts cannot read it), SameSite=Lax
-(another site's POST does not carry it) and Secure wherever the browser can still send it back: over HTTPS, behind
-a TLS proxy on this machine (``X-Forwarded-Proto: https`` from loopback) and on loopback, which browsers treat as
-secure. Over plain HTTP from another machine it cannot be Secure, and the token crossed the network readable: that
-is logged, and docs/deployment.md shows the TLS proxy to put in front.
+The cookie is a random session id and the time of login, signed with the token (itsdangerous), so checking it needs
+no server-side store, it survives a restart, and every session ends when the token changes. Logging out ends its
+session on the server too (dashboard/sessions.py): a copy of the cookie is refused from then on. It is HttpOnly
+(page scripts cannot read it), SameSite=Lax (another site's POST does not carry it) and Secure wherever the browser
+can still send it back: over HTTPS, behind a TLS proxy on this machine (``X-Forwarded-Proto: https`` from loopback)
+and on loopback, which browsers treat as secure. Over plain HTTP from another machine it cannot be Secure, and the
+token crossed the network readable: that is logged, and docs/deployment.md shows the TLS proxy to put in front.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hmac
 import ipaddress
 import logging
 import math
+import secrets
 import threading
 import time
 from collections import deque
@@ -26,6 +28,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.http import parse_cookie
 
 from .guard import host_name, is_loopback
+from .sessions import EndedSessions
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,9 @@ class Credentials:
     """The token's two forms: the API's bearer header and the page's session cookie. Also checked by the server
     from an upload's headers, so one without them is refused before its body is read (dashboard/server.py)."""
 
-    def __init__(self, token: str, clock=time.monotonic) -> None:
+    def __init__(self, token: str, clock=time.monotonic, ended: EndedSessions | None = None) -> None:
         self.token = token
+        self.ended = ended if ended is not None else EndedSessions()
         self._signer = TimestampSigner(token, salt="genrecast-session")
         self._clock = clock
         self._wrong: dict[str, deque[float]] = {}  # address -> when its recent wrong tokens came
@@ -118,16 +122,26 @@ class Credentials:
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
     def session(self, cookie: str | None) -> bool:
+        return self._opened(cookie) is not None
+
+    def _opened(self, cookie: str | None) -> tuple[str, float] | None:
+        """A valid session cookie's id and the wall-clock time it expires; None for any other cookie."""
         if not cookie:
-            return False
+            return None
         try:
-            self._signer.unsign(cookie, max_age=SESSION_SECONDS)
+            value, signed = self._signer.unsign(cookie, max_age=SESSION_SECONDS, return_timestamp=True)
         except BadSignature:  # SignatureExpired is one too
-            return False
-        return True
+            return None
+        session_id = value.decode("ascii", "replace")
+        return None if session_id in self.ended else (session_id, signed.timestamp() + SESSION_SECONDS)
 
     def new_session(self) -> str:
-        return self._signer.sign(b"page").decode()
+        return self._signer.sign(secrets.token_urlsafe(16)).decode()
+
+    def end_session(self, cookie: str | None) -> None:
+        """Logging out: this session's cookie is refused from now on, wherever a copy of it is."""
+        if opened := self._opened(cookie):
+            self.ended.end(*opened)
 
     def allow(self, path: str, authorization: str, cookie_header: str) -> bool:
         """From raw headers: the bearer token under /api/, the session cookie elsewhere."""
@@ -174,6 +188,7 @@ def install_login(server: Flask, credentials: Credentials) -> None:
 
     @server.route(LOGOUT, methods=["POST"])
     def logout():
+        credentials.end_session(request.cookies.get(COOKIE))
         response = redirect(LOGIN, 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
         return response

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from genrecast.daemon.broker import BrokerConfig
 from genrecast.daemon.config import (
@@ -182,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
         check_model(args.model)
     history = History()
     feed = Feed(broker, prefix, history)
-    app = create_app(history, feed, OfflineClassifier(args.model), api)
+    # systemd's StateDirectory= (the unit's): logged-out sessions stay ended across restarts
+    state = os.environ.get("STATE_DIRECTORY")
+    app = create_app(history, feed, OfflineClassifier(args.model), api, state_dir=Path(state) if state else None)
     host = f"[{args.host}]" if ":" in args.host else args.host
     try:
         server = make_server(app, args.host, args.port, tuple(args.allow_host))

@@ -33,13 +33,16 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def start_dashboard(broker_url: str) -> tuple[subprocess.Popen, int]:
-    """`genrecast dashboard` as a child process on a free loopback port, listening; stdout and stderr in one pipe."""
+def start_dashboard(broker_url: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """`genrecast dashboard` as a child process on a free loopback port, listening; stdout and stderr in one pipe.
+    ``env``: variables added to this process's."""
+    import os
     import sys
 
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("genrecast")), "dashboard", "--broker", broker_url,
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=os.environ | (env or {}))
     try:
         wait_for_port(port, timeout=60)
     except TimeoutError:

@@ -452,3 +452,30 @@ def test_an_ipv6_guesser_is_held_back_across_its_64():
     for _ in range(GUESSES):
         credentials.wrong("::ffff:192.0.2.7")
     assert credentials.wait("192.0.2.7") > 0 and credentials.wait("192.0.2.8") == 0
+
+
+def test_ended_sessions_are_kept_in_their_file_until_they_would_have_expired(tmp_path, caplog, monkeypatch):
+    """What a restart reads back (dashboard/sessions.py): ids still unexpired; expired ones are dropped, so the file
+    does not grow with every logout; past MAX_ENDED the soonest to expire goes; a damaged file is named, not fatal."""
+    from genrecast.dashboard import sessions
+
+    now = [1000.0]
+    ended = sessions.EndedSessions(tmp_path, clock=lambda: now[0])
+    ended.end("a", 1100.0)
+    ended.end("b", 2000.0)
+    assert "a" in ended and "b" in ended and "c" not in ended
+    now[0] = 1500.0
+    ended.end("c", 3000.0)
+    assert "a" not in ended
+    assert set(json.loads((tmp_path / sessions.FILE).read_text())) == {"b", "c"}
+    now[0] = 2500.0
+    again = sessions.EndedSessions(tmp_path, clock=lambda: now[0])
+    assert "c" in again and "b" not in again
+    monkeypatch.setattr(sessions, "MAX_ENDED", 2)
+    again.end("d", 4000.0)
+    again.end("e", 5000.0)
+    assert ("c" in again, "d" in again, "e" in again) == (False, True, True)
+    (tmp_path / sessions.FILE).write_text("{not json")
+    with caplog.at_level("WARNING"):
+        assert "d" not in sessions.EndedSessions(tmp_path, clock=lambda: now[0])
+    assert f"{tmp_path / sessions.FILE}: unreadable" in caplog.text

@@ -103,6 +103,54 @@ def test_command_serves_the_page_on_loopback_only(broker):
     assert f"http://127.0.0.1:{port}/" in output
 
 
+def test_logging_out_ends_the_session_on_the_server_across_a_restart(broker, tmp_path):
+    """Before, logging out only asked the browser to drop its cookie: a copy of it opened the page for 30 days. Now
+    the copy is refused, also after a restart of the command (systemd's $STATE_DIRECTORY keeps what ended), and a
+    new login works. Real HTTP to `genrecast dashboard`."""
+    token = "logout-token-0123456789"
+    env = {"GENRECAST_API_TOKEN": token, "STATE_DIRECTORY": str(tmp_path)}
+
+    def call(port: int, method: str, path: str, cookie: str = "", body: bytes | None = None):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                         headers={"Cookie": cookie} if cookie else {})
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            with opener.open(request, timeout=30) as answer:
+                return answer.status, answer.headers
+        except urllib.error.HTTPError as refused:
+            return refused.code, refused.headers
+
+    def login(port: int) -> str:
+        status, headers = call(port, "POST", "/login", body=f"token={token}".encode())
+        assert status == 303, status
+        return headers["Set-Cookie"].split(";")[0]
+
+    proc, port = start_dashboard(broker.url, env)
+    try:
+        kept = login(port)
+        ended = login(port)
+        assert call(port, "GET", "/_dash-layout", ended)[0] == 200
+        assert call(port, "POST", "/logout", ended)[0] == 303
+        assert call(port, "GET", "/_dash-layout", ended)[0] == 401
+        assert call(port, "GET", "/_dash-layout", kept)[0] == 200  # another browser's session goes on
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    proc, port = start_dashboard(broker.url, env)
+    try:
+        assert call(port, "GET", "/_dash-layout", ended)[0] == 401
+        assert call(port, "GET", "/_dash-layout", kept)[0] == 200
+        assert call(port, "GET", "/_dash-layout", login(port))[0] == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 @pytest.mark.parametrize("where", ["in-use", "not-here", "unresolvable"])
 def test_bind_errors_are_one_line_and_exit_2(where):
     import socket

@@ -49,6 +49,7 @@ def test_the_unit_is_hardened_like_the_daemons_restarts_and_takes_the_token_as_a
     assert "GENRECAST_CONFIG_SOURCE=/etc/genrecast/dashboard.toml" in ours["Environment"]  # what its errors name
     command = "/opt/genrecast/.venv/bin/genrecast dashboard --config ${CREDENTIALS_DIRECTORY}/config"
     assert ours["ExecStart"] == [command]
+    assert ours["StateDirectory"] == ["genrecast-dashboard"]  # where logged-out sessions outlive a restart
     assert not any("TOKEN" in line for line in ours.get("Environment", []))
 
 
