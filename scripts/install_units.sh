@@ -24,7 +24,7 @@ done
 mkdir -p "$UNIT_DIR"
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-for unit in systemd/*.service; do
+for unit in systemd/*.service systemd/*.timer; do
     sed "s|/opt/genrecast|$ROOT|g" "$unit" > "$tmp"
     install -m 0644 "$tmp" "$UNIT_DIR/$(basename "$unit")"
 done

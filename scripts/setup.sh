@@ -48,7 +48,7 @@ if [ "$PLAN" = 1 ]; then
     echo "pip: -e $PIP_SPEC"
     [ "$MODE" = full ] && echo "fetch: musicnn-0.1.0 wheel"
     [ "$MODE" = full ] && [ -n "${TORCH_INDEX_URL:-}" ] && echo "torch: $TORCH_PIN from $TORCH_INDEX_URL"
-    [ "$MODE" = service ] && echo "units: $(cd systemd && echo *.service) -> ${UNIT_DIR:-/etc/systemd/system}"
+    [ "$MODE" = service ] && echo "units: $(cd systemd && echo *.service *.timer) -> ${UNIT_DIR:-/etc/systemd/system}"
     exit 0
 fi
 

@@ -58,6 +58,42 @@ def test_unit_is_notify_hardened_and_watchdogged():
     assert s["RestrictRealtime"] == ["yes"]
 
 
+RETRY_TIMER = ROOT / "systemd" / "genrecast-retry@.timer"
+RETRY_SERVICE = ROOT / "systemd" / "genrecast-retry@.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify_accepts_the_retry_units(tmp_path):
+    """As OnFailure= names them for genrecast@kitchen.service: instance genrecast@kitchen."""
+    names = []
+    for source in (RETRY_TIMER, RETRY_SERVICE):
+        names.append(source.name.replace("@.", "@genrecast@kitchen."))
+        (tmp_path / names[-1]).write_text(source.read_text())
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=tmp_path, capture_output=True,
+                            text=True)
+    complaints = [line for line in (result.stdout + result.stderr).splitlines() if "genrecast-retry" in line]
+    assert result.returncode == 0 and not complaints, result.stdout + result.stderr
+
+
+def test_a_unit_that_gave_up_restarting_is_tried_again_later_but_not_a_bad_setting():
+    """Before, 5 failures in 10 minutes (a microphone wedged for a few minutes, say: the watchdog restarts the
+    service until the limit) left the service stopped until someone noticed. systemd enters a unit with Restart= in
+    the failed state only when its restarts ran out, or when it exits 2 (RestartPreventExitStatus=): then OnFailure=
+    starts a 10-minute timer, whose service starts the unit again only if it stopped on the start limit."""
+    for unit in ("genrecast@.service", "genrecast-streams.service", "genrecast-dashboard.service"):
+        s = unit_settings(ROOT / "systemd" / unit)
+        assert s["OnFailure"] == ["genrecast-retry@%N.timer"], unit
+        assert s["RestartPreventExitStatus"] == ["2"] and int(s["StartLimitBurst"][0]) > 0, unit
+        # the retry comes after a whole start-limit interval: the five starts it counted are over by then
+        assert int(s["StartLimitIntervalSec"][0]) <= 600, unit
+    timer, service = unit_settings(RETRY_TIMER), unit_settings(RETRY_SERVICE)
+    assert timer["OnActiveSec"] == ["10min"] and timer["RemainAfterElapse"] == ["no"]  # startable again
+    assert timer["PartOf"] == ["%i.service"]  # stopping the unit by hand cancels a pending retry
+    assert service["ExecCondition"] == [
+        "/bin/sh -c 'test \"$$(systemctl show --property=Result --value %i.service)\" = start-limit-hit'"]
+    assert service["ExecStart"][-1] == "/bin/systemctl start --no-block %i.service"
+
+
 def test_each_unit_has_its_own_numba_cache():
     """A dynamic user is named after its unit, so genrecast@* and genrecast-streams run as two users: with one
     CacheDirectory each start took it from the other (UMask=0077), which then compiled anew on every start."""

@@ -79,7 +79,8 @@ def test_make_setup_service_installs_the_units_for_this_checkout(tmp_path):
     hidden = [p for p in (str(ROOT), python_home) if p and p.startswith(("/home/", "/root/", "/run/user/"))]
     assert [line.split()[2] for line in done.stderr.splitlines() if "warning:" in line] == hidden, done.stderr
     installed = sorted(p.name for p in units.iterdir())
-    assert installed == sorted(p.name for p in (ROOT / "systemd").glob("*.service"))
+    assert installed == sorted(p.name for p in (ROOT / "systemd").iterdir() if p.suffix in (".service", ".timer"))
+    assert "genrecast-retry@.timer" in installed  # what each unit's OnFailure= starts once it gave up restarting
     dashboard = (units / UNIT.name).read_text()
     assert f"{ROOT}/.venv/bin/genrecast dashboard" in dashboard
     assert stat.S_IMODE((units / UNIT.name).stat().st_mode) == 0o644
