@@ -45,7 +45,8 @@ LOGOUT = "/logout"
 def visitor(peer: str, header: Callable[[str], str | None]) -> str:
     """Whose request it is, for counting wrong tokens: the peer's address, or, from a reverse proxy on this machine
     (a loopback peer), the last address of its ``X-Forwarded-For``: the one the proxy itself added. The entries
-    before it are the client's own to write, and a peer beyond loopback is not trusted with the header at all."""
+    before it are the client's own to write, and a peer beyond loopback is not trusted with the header at all. (A
+    process on this machine may name anyone, and so hold a visitor back for a minute: it is trusted as the proxy is.)"""
     forwarded = header("X-Forwarded-For") or ""
     if not is_loopback(peer or ""):
         return peer
@@ -56,10 +57,11 @@ def visitor(peer: str, header: Callable[[str], str | None]) -> str:
                         "looks like loopback, so wrong tokens cannot be held back; add it to the proxy "
                         "(docs/deployment.md)")
         return peer
+    last = forwarded.rsplit(",", 1)[-1].strip()
     try:
-        return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+        return str(ipaddress.ip_address(host_name(last)))  # a port or brackets, as some proxies write, set aside
     except ValueError:
-        return peer
+        return last or "unnamed"  # counted as written ("unknown", say): never the loopback that is not held back
 
 
 def guesser(address: str) -> str:

@@ -64,7 +64,10 @@ class EndedSessions:
             return
         partial = self.path.with_name(FILE + ".partial")
         try:
-            partial.write_text(json.dumps(self._until), encoding="utf-8")
+            with partial.open("w", encoding="utf-8") as out:
+                json.dump(self._until, out)
+                out.flush()
+                os.fsync(out.fileno())  # else a power cut can leave the file empty, and let them in again
             os.replace(partial, self.path)
         except OSError as exc:
             log.warning("cannot keep logged-out sessions in %s (%s): they are refused until the dashboard "

@@ -378,6 +378,11 @@ def test_behind_a_proxy_on_this_machine_wrong_tokens_count_by_the_visitor_it_nam
     with connect(server.port) as sock:
         sock.sendall(upload)
         assert answer(sock)[0] == 429 and server.gate.held == 0
+    # written with a port or brackets (as some proxies do), or not an address at all: counted all the same
+    for forwarded, same in (("192.0.2.9:5555", "192.0.2.9"), ("[2001:db8::1]:443", "2001:db8::1"),
+                            ("unknown", "unknown")):
+        assert [api("wrong-" + token, forwarded) for _ in range(auth.GUESSES)] == [401] * auth.GUESSES
+        assert api(token, same) == 429, forwarded
     for _ in range(auth.GUESSES):  # loopback itself, naming no visitor, is this machine: never held back
         assert api("wrong-" + token, None) == 401
     assert api(token, None) == 200
