@@ -18,7 +18,7 @@ import types
 import typing
 import unicodedata
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
@@ -177,6 +177,20 @@ class StreamDefaults:
         return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
                               self.leave_confidence, self.dwell_windows, self.first_confidence or None)
 
+    def confidences_following(self, unset: Collection[str]):
+        """``leave_confidence`` and ``first_confidence``, where ``unset`` names them, kept in step with
+        ``min_confidence``: at most it, and at least it (unless 0, off). `--min-confidence 0.7` alone was refused,
+        for a ``first_confidence`` of 0.6 that no one had set; a value set where the user set it is never changed."""
+        follow = {}
+        if "leave_confidence" in unset:
+            follow["leave_confidence"] = min(self.leave_confidence, self.min_confidence)
+        if "first_confidence" in unset and self.first_confidence:
+            follow["first_confidence"] = max(self.first_confidence, self.min_confidence)
+        return replace(self, **follow)
+
+
+FOLLOW_MIN_CONFIDENCE = frozenset({"leave_confidence", "first_confidence"})
+
 
 PER_STREAM = tuple(f.name for f in fields(StreamDefaults))
 
@@ -302,6 +316,8 @@ class RunSettings(StreamDefaults):
                                   f"takes source and {', '.join(PER_STREAM)}")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
             stream = _apply(base, table, "config file", scope=f"streams.{stream_id}.")
+            if "min_confidence" in table:  # the stream's own: what its table leaves out follows it
+                stream = stream.confidences_following(FOLLOW_MIN_CONFIDENCE - set(table))
             try:
                 stream.check()
             except ConfigError as exc:
@@ -478,6 +494,7 @@ def load_settings(
     settings = _apply(settings, given, "flags")
     names = flag_names or {}
     set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)})
+    settings = settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in))
     try:
         settings.check()
     except ConfigError as exc:

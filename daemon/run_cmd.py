@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
     p.add_argument("--silence-rms", dest="silence_rms", type=float, help="below this RMS a window is silence")
     p.add_argument("--min-confidence", dest="min_confidence", type=float,
-                   help=f"smoothed probability to enter a genre (default {defaults.min_confidence})")
+                   help=f"smoothed probability to enter a genre (default {defaults.min_confidence}; the leave and "
+                        "first confidences follow it unless set)")
     p.add_argument("--leave-confidence", dest="leave_confidence", type=float,
                    help=f"a genre holds until its smoothed probability drops below this "
                         f"(default {defaults.leave_confidence})")

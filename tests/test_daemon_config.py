@@ -75,13 +75,16 @@ def test_file_then_env_then_flags(tmp_path):
         ("qos = \n", {}, {}, "not valid TOML"),
         ("min_confidence = 0.5\nleave_confidence = 0.6\n", {}, {},
          "leave_confidence (from file {file}): bad value 0.6 (0 to min"),
-        # lowering min_confidence alone: the message says why leave_confidence, which the user never set, is refused
-        ("", {}, {"min_confidence": 0.0}, "so a lower min_confidence needs a leave_confidence as low"),
+        # both set, and at odds: the message says why (min_confidence alone is followed: see below)
+        ("", {}, {"min_confidence": 0.0, "leave_confidence": 0.3},
+         "leave_confidence (from flags): bad value 0.3 (0 to min_confidence (0.0): a genre is left below it, so a "
+         "lower min_confidence needs a leave_confidence as low"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows (from file {file}): bad value 0"),
         ("first_confidence = 0.3\n", {}, {},
          "first_confidence (from file {file}): bad value 0.3 (0 (off) or min_confidence (0.4) to 1"),
-        # raising min_confidence alone: the same for first_confidence, above it by default
-        ("", {}, {"min_confidence": 0.7}, "so a higher min_confidence needs a first_confidence as high, or 0"),
+        ("min_confidence = 0.7\n", {"GENRECAST_FIRST_CONFIDENCE": "0.6"}, {},
+         "first_confidence (from env): bad value 0.6 (0 (off) or min_confidence (0.7) to 1: a first answer this sure "
+         "skips the dwell, so a higher min_confidence needs a first_confidence as high, or 0"),
         # control characters: the broker drops the whole connection for a malformed topic
         ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id (from file {file}): bad value 'kitchen\\n'"),
         ('name = "hub\\n"\n', {}, {}, "name (from file {file}): bad value 'hub\\n'"),
@@ -108,6 +111,26 @@ def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, mes
     with pytest.raises(ConfigError) as err:
         load_settings(path, flags, environ=env)
     assert message.format(file=path) in str(err.value)
+
+
+def test_confidences_no_one_set_follow_min_confidence(tmp_path):
+    """`--min-confidence 0.7` alone was refused, blaming a first_confidence of 0.6 the user never set (and 0.2 a
+    leave_confidence of 0.3): a default now keeps in step with min_confidence, in a stream's own table too, while a
+    value the user set stays as set (and is refused where it contradicts, above)."""
+    def confidences(flags=None, toml=""):
+        path = tmp_path / "c.toml"
+        path.write_text(toml)
+        return [(s.stream_id, s.min_confidence, s.leave_confidence, s.first_confidence)
+                for s in load_settings(path, flags, environ={}).stream_settings()]
+
+    assert confidences({"min_confidence": 0.7, "stream_id": "a"}) == [("a", 0.7, 0.3, 0.7)]
+    assert confidences({"min_confidence": 0.2, "stream_id": "a"}) == [("a", 0.2, 0.2, 0.6)]
+    assert confidences({"min_confidence": 0.7, "first_confidence": 0.0, "stream_id": "a"}) == [("a", 0.7, 0.3, 0.0)]
+    tables = ("leave_confidence = 0.35\n[streams.a]\nsource = 'mic'\nmin_confidence = 0.8\n"
+              "[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n[streams.c]\nsource = 'mic:x'\n"
+              "[streams.d]\nsource = 'mic:y'\nmin_confidence = 0.9\nfirst_confidence = 0.95\n")
+    assert confidences(toml=tables) == [("a", 0.8, 0.35, 0.8), ("b", 0.1, 0.1, 0.6), ("c", 0.4, 0.35, 0.6),
+                                        ("d", 0.9, 0.35, 0.95)]
 
 
 def test_broker_table_with_its_environment(tmp_path):
