@@ -23,7 +23,7 @@ WAIT_SECONDS = 10.0
 
 
 def register(sub) -> None:
-    from .run_cmd import add_identity, flag_names
+    from .run_cmd import add_identity, add_run_settings, flag_names
 
     p = sub.add_parser("ha-cleanup", allow_abbrev=False,
                        help="remove Home Assistant devices of streams no longer configured",
@@ -34,6 +34,8 @@ def register(sub) -> None:
                                    "retained status. Give the settings `run` is given.")
     add_identity(p)
     p.add_argument("--dry-run", action="store_true", help="only list what would be retracted")
+    add_run_settings(p.add_argument_group("run's other settings", "taken so that run's command line works here as "
+                                          "it is; only those above decide what is retracted"))
     p.set_defaults(func=handler, flag_names=flag_names(p))
 
 

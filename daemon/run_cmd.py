@@ -9,14 +9,21 @@ from genrecast.logs import configure_logging
 
 
 def register(sub) -> None:
-    from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
-
-    defaults = RunSettings()
     # allow_abbrev=False: otherwise `--stream` would be ambiguous with, and `--stream-i` taken for, `--stream-id`.
     p = sub.add_parser("run", allow_abbrev=False, help="classify a live source and publish genre events over MQTT",
                        description="Classify audio continuously and publish genre events over MQTT. "
                                    "Settings: TOML file < GENRECAST_* environment < flags.")
     add_identity(p)
+    add_run_settings(p)
+    p.set_defaults(func=handler, flag_names=flag_names(p))
+
+
+def add_run_settings(p) -> None:
+    """The rest of ``run``'s settings. ``ha-cleanup`` takes them too, so that the command line ``run`` is given works
+    there as it is (it reads only :func:`add_identity`'s; the rest are checked alike)."""
+    from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
+
+    defaults = RunSettings()
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--qos", type=int, choices=(0, 1, 2))
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1); "
@@ -54,7 +61,6 @@ def register(sub) -> None:
                    help=f"a live source with no audio this long is stalled and reopened ({defaults.stall_seconds:g} s)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every usable core)")
     p.add_argument("--log-level", dest="log_level", choices=LOG_LEVELS, help=f"(default {defaults.log_level})")
-    p.set_defaults(func=handler, flag_names=flag_names(p))
 
 
 def flag_names(p: argparse.ArgumentParser) -> dict[str, str]:

@@ -219,7 +219,8 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     client.loop_stop()
     client.disconnect()
     args = ("ha-cleanup", "--stream", "kitchen=mic", "--name", "den", "--broker", broker.url)
-    proc = genrecast(*args, "--dry-run")
+    # with run's own flags too, as its help says ("give the settings run is given"): they were refused
+    proc = genrecast(*args, "--ha-discovery", "--speed", "0", "--min-confidence", "0.5", "--threads", "1", "--dry-run")
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 0, err
     assert out.splitlines() == ["would retract homeassistant/device/genrecast/gone/config",
@@ -261,6 +262,14 @@ def test_the_daemon_names_a_removed_streams_device_and_the_command_that_removes_
     late = Subscriber(broker.url, topics=("homeassistant/#",))
     late.wait_for(lambda m: m.topic == discovery().topic("attic") and m.payload, "attic's config, left in place")
     late.close()
+
+
+def test_ha_cleanup_takes_every_flag_run_takes():
+    from genrecast.cli import build_parser
+
+    commands = build_parser().commands
+    options = {name: {o for a in commands[name]._actions for o in a.option_strings} for name in ("run", "ha-cleanup")}
+    assert options["run"] - options["ha-cleanup"] == set()
 
 
 def test_ha_cleanup_says_plainly_when_the_broker_is_not_there():
