@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from genrecast.daemon.broker import BrokerConfig, ConnectFailures, refusal
@@ -70,8 +71,11 @@ class Feed:
         with self._lock:
             return FeedStatus(self._connected, self.broker.url, self._rejected, self._last_rejection, self._problem)
 
-    def handle(self, topic: str, payload: bytes) -> None:
-        """Add one message to the history, or count it as rejected; never raises on bad input."""
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Add one message to the history, or count it as rejected; never raises on bad input. A ``retained`` one
+        (the broker's copy, sent at subscribing) is as old as its ``time`` says: a stream that ended ten minutes
+        ago read "last message 2 s ago" after every start of the dashboard. A live one is as old as its arrival,
+        whatever the publisher's clock says."""
         try:
             message = parse_message(self.prefix, topic, payload)
         except PayloadError as exc:
@@ -81,7 +85,9 @@ class Feed:
             log.exception("could not parse a message on %s", topic[:200])
             self._reject(f"{topic[:200]}: unparseable ({type(exc).__name__})")
             return
-        if self.history.add(message):
+        sent = getattr(message, "time", None) if retained else None
+        age = max(0.0, (datetime.now(UTC) - sent).total_seconds()) if sent else 0.0
+        if self.history.add(message, age):
             self._refetch(message.stream_id)
 
     def _refetch(self, stream_id: str) -> None:
@@ -143,4 +149,4 @@ class Feed:
         except UnicodeDecodeError:
             self._reject("a topic that is not UTF-8")
             return
-        self.handle(topic, msg.payload)
+        self.handle(topic, msg.payload, bool(msg.retain))

@@ -132,8 +132,9 @@ class History:
         self._token = secrets.token_hex(4)  # tells this history's stream incarnations from a restarted server's
         self._born = itertools.count()
 
-    def add(self, message: Message) -> bool:
-        """Take one message; True when it brought back a forgotten stream without its retained state."""
+    def add(self, message: Message, age: float = 0.0) -> bool:
+        """Take one message, sent ``age`` seconds ago; True when it brought back a forgotten stream without its
+        retained state."""
         with self._lock:
             self._version += 1
             if isinstance(message, ProcessStatus):
@@ -154,7 +155,7 @@ class History:
                 stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows,
                                                                     f"{self._token}-{next(self._born)}")
             view = stream.view
-            changes: dict = {"last_message_at": self.clock()}
+            changes: dict = {"last_message_at": max(view.last_message_at, self.clock() - age)}
             match message:
                 case Status():
                     changes["status"] = message

@@ -67,3 +67,44 @@ def test_an_evicted_stream_gets_its_retained_state_back(broker):
         pub.loop_stop()
         pub.disconnect()
         feed.stop()
+
+
+def test_a_retained_message_is_as_old_as_its_time_a_live_one_as_its_arrival(broker):
+    """A stream that ended ten minutes ago read "last message 2 s ago" (and its API age 2 s) after every start of
+    the dashboard: the broker's retained copy counted as just heard. It now counts from its own time. A live
+    message counts from its arrival even when its publisher's clock is ten minutes slow. Through a real broker."""
+    from datetime import UTC, datetime, timedelta
+
+    from dashboard_payloads import encode, status
+    from paho.mqtt.client import CallbackAPIVersion, Client
+
+    long_ago = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    pub = Client(CallbackAPIVersion.VERSION2)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    pub.publish("genrecast/ended/status", encode(status("ended", time=long_ago)), qos=1, retain=True).wait_for_publish()
+    history = History()
+    feed = Feed(BrokerConfig(host=broker.host, port=broker.port), "genrecast", history)
+    feed.start()
+
+    def wait(what, condition):
+        deadline = time.monotonic() + 60  # hang guard only
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    def age(stream_id):
+        return history.clock() - history.snapshot().stream(stream_id).last_message_at
+
+    try:
+        wait("the retained status", lambda: history.snapshot().stream("ended") is not None)
+        wait("feed connected", lambda: feed.status().connected)
+        pub.publish("genrecast/slow/status", encode(status("slow", time=long_ago)), qos=1).wait_for_publish()
+        wait("the live status", lambda: history.snapshot().stream("slow") is not None)
+        assert 590 < age("ended") < 900
+        assert age("slow") < 60
+        assert history.snapshot().stream("ended").liveness(history.clock(), True) == "stalled"  # online, silent
+    finally:
+        feed.stop()
+        pub.loop_stop()
+        pub.disconnect()
