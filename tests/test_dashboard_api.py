@@ -131,6 +131,15 @@ def test_multipart_upload_and_per_window_results(api):
     assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
 
 
+def test_a_file_shorter_than_a_window_has_one_window_ending_where_the_file_does(api):
+    """Its one (padded) window said end_s 3.0 for a 1.5 s file: outside the file, and not what `run` publishes
+    (window_end_s 1.5)."""
+    code, _, answer = call(f"{api.base}/api/v1/classify?windows=1", tone("jazz", seconds=1.5),
+                           {"Content-Type": "audio/flac"})
+    assert code == 200 and answer["seconds"] == pytest.approx(1.5)
+    assert [(r["start_s"], r["end_s"]) for r in answer["window_results"]] == [(0.0, 1.5)]
+
+
 def test_a_model_with_tags_answers_them_for_the_file_and_each_window(broker, tmp_path):
     from tiny_model import build_tiny_model, tagged_spec
 
