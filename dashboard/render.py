@@ -94,7 +94,9 @@ def header(feed: FeedStatus, snapshot: Snapshot) -> list:
 def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
     """online / offline / stalled (from the daemon, or by silence: see :meth:`StreamView.liveness`)."""
     status = view.liveness(now, connected)
-    title = view.process_gone or (view.status.reason if view.status else None) or ""
+    # the stream's own reason first (a source that failed to open), then its process's: the process's alone hid it
+    own = view.status.reason if view.status and (view.status.state == "offline" or not view.process_gone) else None
+    title = "; ".join(why for why in (own, view.process_gone) if why)
     if status == "stalled" and view.status and view.status.state == "online":
         title = f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
     css = {"online": "ok", "offline": "bad", "stalled": "bad"}.get(status, "muted-pill")
@@ -104,8 +106,9 @@ def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
 def decision_text(view: StreamView) -> tuple[str, str]:
     """Headline and its CSS class: the smoothed genre, or the state when there is none."""
     d = view.decision
-    if d is None:
-        return "waiting…", "state-none"
+    if d is None:  # an offline stream is not waiting for one (a source that never opened, say)
+        offline = view.process_gone is not None or (view.status is not None and view.status.state == "offline")
+        return ("no answer" if offline else "waiting…"), "state-none"
     if d.kind == "genre" and d.genre:
         return d.genre, "state-genre"
     return d.kind, f"state-{d.kind}"

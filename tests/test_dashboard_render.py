@@ -40,6 +40,24 @@ def test_status_pill_says_stalled_only_when_we_would_hear_the_stream():
     assert status_pill(unknown, 1.0, connected=True).children == "no status"
 
 
+def test_a_stream_that_failed_says_why_and_waits_for_nothing():
+    """A stream whose source never opened read "offline · waiting…", its hover naming only its process's stop
+    (which hid the stream's own "error: /nope.wav: no such file")."""
+    from genrecast.dashboard.parse import parse_message
+
+    h = History(clock=lambda: 0.0)
+    failed = status("b", "offline", reason="error: /nope.wav: no such file", daemon="vm")
+    h.add(parse_message("genrecast", "genrecast/b/status", encode(failed)))
+    h.add(parse_message("genrecast", "genrecast/_daemon/vm/status",
+                        json.dumps({"version": 1, "daemon": "vm", "state": "offline", "reason": "stopped"}).encode()))
+    view = h.snapshot().streams[0]
+    pill = status_pill(view, 1.0, connected=True)
+    assert pill.children == "offline"
+    assert pill.title == "error: /nope.wav: no such file; its process vm is offline (stopped)"
+    assert decision_text(view) == ("no answer", "state-none")
+    assert decision_text(view_after(("status", status("kitchen")))) == ("waiting…", "state-none")  # online: it will
+
+
 def test_payload_text_is_literal_in_figures():
     assert plot_text('<a href="x">rock</a> & <b>') == '&lt;a href="x"&gt;rock&lt;/a&gt; &amp; &lt;b&gt;'
     p = prediction("kitchen")
