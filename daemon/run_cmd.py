@@ -25,7 +25,7 @@ def add_run_settings(p) -> None:
 
     defaults = RunSettings()
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
-    p.add_argument("--qos", type=int, choices=(0, 1, 2))
+    p.add_argument("--qos", type=int, choices=(0, 1, 2), help=f"MQTT QoS of every message (default {defaults.qos})")
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1); "
                    "stdin: 0 = a recording, waited for and never dropped (a file redirected to stdin always is)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
@@ -35,7 +35,8 @@ def add_run_settings(p) -> None:
     p.add_argument("--hop", dest="hop_seconds", type=float, help="seconds between windows (default 1)")
     p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
-    p.add_argument("--silence-rms", dest="silence_rms", type=float, help="below this RMS a window is silence")
+    p.add_argument("--silence-rms", dest="silence_rms", type=float,
+                   help=f"below this RMS a window is silence (default {defaults.silence_rms:g})")
     p.add_argument("--min-confidence", dest="min_confidence", type=float,
                    help=f"smoothed probability to enter a genre (default {defaults.min_confidence}; the leave and "
                         "first confidences follow it unless set)")
@@ -71,6 +72,8 @@ def flag_names(p: argparse.ArgumentParser) -> dict[str, str]:
 
 def add_identity(p: argparse.ArgumentParser) -> None:
     """What names the process, its streams and their topics, and where the broker is: ``run`` and ``ha-cleanup``."""
+    from .config import BrokerSettings
+
     p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
                    help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
     p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
@@ -79,7 +82,8 @@ def add_identity(p: argparse.ArgumentParser) -> None:
                    help="one of several streams in this process (repeat it; per-stream settings: [streams.ID])")
     p.add_argument("--name", help="this process's name in <prefix>/_daemon/NAME/status (default: the stream id "
                                   "with one stream, else the host name)")
-    p.add_argument("--broker", dest="broker_url", metavar="URL", help="mqtt://host:port or mqtts://host:port")
+    p.add_argument("--broker", dest="broker_url", metavar="URL",
+                   help=f"mqtt://host:port or mqtts://host:port (default {BrokerSettings().url})")
     p.add_argument("--username", dest="broker_username")
     p.add_argument("--password", dest="broker_password")
     p.add_argument("--ca-file", dest="broker_ca_file", help="CA certificate for mqtts://")
