@@ -351,8 +351,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         run.intake.start()
         if run.pipeline is not None:
             run.started()
-    log.info("process %s (client id %s): %d stream(s), model %s, broker %s", name, instance, len(runs), model_id,
-             broker.url)
+    log.info("process %s (client id %s): %d stream(s)%s, model %s, broker %s", name, instance, len(runs),
+             f" ({len(unopened)} more did not open: {', '.join(unopened)})" if unopened else "", model_id, broker.url)
     notifier.ready(f"classifying {len(runs)} stream(s)" if len(configs) > 1 else
                    f"classifying {runs[0].intake.description}")
 
@@ -379,7 +379,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream", cancel=stop)
         notifier.stopping()
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
-        publisher.close(DaemonStatus("offline", instance, ids, reason, publisher.since).message(prefix, name),
+        failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
+        ended = reason if not failed else f"{reason}; failed: {', '.join(failed)}"  # in the status as in the journal
+        publisher.close(DaemonStatus("offline", instance, ids, ended, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
         inference.close()
         # Back in the collector's sight, so that what start-up made in cycles (the streams) and the native
@@ -391,10 +393,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                     "" if reachable else " and the latest statuses", broker.url)
         if reason == "end of stream":
             return 1  # a finished file whose last windows never reached the broker has not done its job
-    failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
     if len(configs) == 1 and failed and runs:  # the one-stream form keeps its contract: a bad source is exit 2
         raise AudioError(runs[0].reason.removeprefix("error: "))
-    log.info("%s", reason if not failed else f"{reason}; failed: {', '.join(failed)}")
+    log.info("%s", ended)
     # Stopped on request, the process did what it was asked (systemd would call a non-zero stop a failure); ending
     # by itself with a stream that never ran or broke, it did not.
     return 1 if failed and reason != "stopped" else 0

@@ -149,8 +149,8 @@ def _status(stream_id: str, d: dict) -> Status:
         state=state,
         time=_time(d.get("time"), "time"),
         model_id=_optional_text(d.get("model_id"), "model_id"),
-        source=_optional_text(d.get("source"), "source"),
-        reason=_optional_text(d.get("reason"), "reason"),
+        source=_prose(d.get("source"), "source"),
+        reason=_prose(d.get("reason"), "reason"),
         daemon=_optional_text(d.get("daemon"), "daemon"),
     )
 
@@ -168,7 +168,7 @@ def _process_status(name: str, payload: bytes) -> ProcessStatus:
         raise PayloadError("a process status must be a version-1 JSON object")
     if _text(d.get("daemon"), "daemon") != name or d.get("state") not in PROCESS_STATES:
         raise PayloadError("a process status names its process as the topic does, and is online or offline")
-    return ProcessStatus(name, d["state"] == "online", _optional_text(d.get("reason"), "reason"))
+    return ProcessStatus(name, d["state"] == "online", _prose(d.get("reason"), "reason"))
 
 
 def _prediction(stream_id: str, d: dict) -> Prediction:
@@ -252,6 +252,16 @@ def _optional_bool(value: object, name: str) -> bool | None:
 
 def _optional_text(value: object, name: str) -> str | None:
     return None if value is None else _text(value, name)
+
+
+def _prose(value: object, name: str) -> str | None:
+    """A text only shown (a reason, a source): the schema sets no length, so a long one is cut, not refused. A
+    file source's long path, or an error naming one, cost the whole status: the stream never showed offline."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise PayloadError(f"{name} must be a non-empty string")
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT - 1] + "…"
 
 
 def _number(value: object, name: str) -> float:

@@ -81,6 +81,9 @@ def test_one_failing_source_does_not_stop_the_others(broker, model, tmp_path):
     check_all(sub.messages)
     assert rc == 0, err  # stopped on request: that is success, even with a stream that never ran ...
     assert "stream gone:" in err and "stopped; failed: gone" in err  # ... which the log says
+    assert "2 stream(s) (1 more did not open: gone)" in err  # it said "2 stream(s)" beside a status listing 3
+    process = [m.payload for m in sub.messages if m.topic.startswith("genrecast/_daemon/")]
+    assert process[-1]["reason"] == "stopped; failed: gone"  # the process's status says it too (it said "stopped")
 
 
 def test_a_process_that_ends_by_itself_with_a_failed_stream_exits_1(broker, model, tmp_path):

@@ -51,6 +51,19 @@ def test_a_provisional_window_says_so_and_a_full_one_does_not():
     assert not parse_message(P, "genrecast/kitchen/prediction", encode(prediction("kitchen"))).provisional
 
 
+def test_a_long_reason_or_source_is_cut_not_refused():
+    """The daemon sets no length on them (a file source's path, an error naming it, the streams a process lost):
+    over 200 characters the whole status was refused, and the stream or its process never showed offline."""
+    events = pytest.importorskip("genrecast.daemon.events")
+    path = "file:/srv/" + "recordings/" * 30 + "x.wav"
+    m = events.Status("offline", source=path, reason=f"error: {path[5:]}: no such file").message(P, "den")
+    s = parse_message(P, m.topic, m.payload.encode())
+    assert (len(s.source), len(s.reason)) == (200, 200) and s.reason.endswith("…") and s.state == "offline"
+    m = events.DaemonStatus("offline", "i", reason="end of stream; failed: " + ", ".join(f"s{i}" for i in range(99)))
+    gone = parse_message(P, m.message(P, "vm").topic, m.message(P, "vm").payload.encode())
+    assert not gone.online and len(gone.reason) == 200
+
+
 def test_multi_level_prefix():
     msg = parse_message("home/music", "home/music/den/status", encode(status("den")))
     assert msg.stream_id == "den"
@@ -103,7 +116,7 @@ BAD = [
     _mutated("status", lambda d: d.update(state="sleeping")),
     _mutated("status", lambda d: d.update(time="yesterday")),
     _mutated("status", lambda d: d.update(model_id=42)),
-    _mutated("status", lambda d: d.update(source="x" * 10_000)),
+    _mutated("status", lambda d: d.update(source="")),  # a long one is cut, not refused (see above)
     _mutated("prediction", lambda d: d["probabilities"].update(rock="0.5")),
     _mutated("prediction", lambda d: d["probabilities"].update(rock=1.5)),
     _mutated("prediction", lambda d: d["probabilities"].update(rock=True)),
