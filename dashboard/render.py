@@ -138,8 +138,13 @@ def stream_card(view: StreamView, now: float, selected: bool, connected: bool, c
         children = [top, html.Div(headline, className=f"headline {css}"), html.Div(" · ".join(details),
                     className="detail"), *tag_chips(view), age,
                     html.Div(f"model {view.model_id or 'unknown'}", className="detail model")]
-    return html.Div(className=f"card{' selected' if selected else ''}", **{"data-stream": view.stream_id},
-                    children=children)
+    return _card(view.stream_id, selected, children)
+
+
+def _card(stream_id: str, selected: bool, children: list) -> html.Div:
+    """A card selects its stream when clicked, or on Enter or Space (assets/select.js): hence focusable."""
+    return html.Div(className=f"card{' selected' if selected else ''}", tabIndex="0", role="button",
+                    children=children, **{"data-stream": stream_id, "aria-pressed": "true" if selected else "false"})
 
 
 def tag_chips(view: StreamView) -> list:
@@ -222,12 +227,9 @@ def _safe_card(view: StreamView, now: float, selected: bool, connected: bool, co
         return stream_card(view, now, selected, connected, compact)
     except Exception as exc:  # the parser should have refused what breaks this; this is the second line
         log.exception("cannot draw the card of stream %s", view.stream_id)
-        return html.Div(
-            className=f"card{' selected' if selected else ''}",
-            **{"data-stream": view.stream_id},
-            children=[html.Span(view.stream_id, className="stream-id"),
-                      html.Div(f"cannot show this stream ({type(exc).__name__})", className="detail")],
-        )
+        return _card(view.stream_id, selected, [html.Span(view.stream_id, className="stream-id"),
+                                                 html.Div(f"cannot show this stream ({type(exc).__name__})",
+                                                          className="detail")])
 
 
 def stream_panel(view: StreamView | None, drawn_timeline: dict | None = None) -> tuple[dict, object, list, dict | None]:

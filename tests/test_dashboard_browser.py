@@ -103,6 +103,16 @@ def test_streams_live_updates_offline_and_safe_text(browser, dashboard, publishe
              lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text
              and "top metal 90%" in d.find_element(By.ID, "facts").text)
     wait_for(browser, "ten probability bars", lambda d: count(d, "#probabilities .point") == 10)
+    # a click on a card selects its stream too (it did nothing: only the picker did), and so do Enter and Space
+    # (found and clicked in one script: the cards are redrawn as their ages tick, so a found element can go stale)
+    browser.execute_script("document.querySelector('#overview .card[data-stream=\"garage\"] .headline').click()")
+    wait_for(browser, "garage selected by its card",
+             lambda d: "stream garage" in d.find_element(By.ID, "facts").text
+             and "selected" in d.find_element(By.CSS_SELECTOR, '.card[data-stream="garage"]').get_attribute("class"))
+    browser.execute_script("document.querySelector('#overview .card[data-stream=\"kitchen\"]').dispatchEvent("
+                           "new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}))")
+    wait_for(browser, "kitchen selected again, from the keyboard",
+             lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text)
     wait_for(browser, "ten timeline bands and the three shaded states",
              lambda d: count(d, "#timeline .scatterlayer .trace") == 13)
     # the selected stream's next windows reach its timeline (appended to the bands the page holds)
