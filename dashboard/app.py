@@ -212,7 +212,7 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
     snapshot, status, now = history.snapshot(timelines=False), feed.status(), history.clock()
     ids = [v.stream_id for v in snapshot.streams]
     new_options = [{"label": i, "value": i} for i in ids]
-    new_selected = selected if selected in ids else (ids[0] if ids else None)
+    new_selected = selected if selected in ids else first_online(snapshot, now, status.connected)
     compact = len(ids) > render.COMPACT_FROM
     key = render.overview_key(snapshot, now, new_selected, status.connected, query, order, compact)
     if key == drawn_key:  # hundreds of cards are costly to redraw: only ages and pills moved, see liveness
@@ -231,6 +231,14 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
         new_selected if new_selected != selected else no_update,
         not ids,  # the overview already says that there is nothing to show
     )
+
+
+def first_online(snapshot, now: float, connected: bool) -> str | None:
+    """The stream shown until one is chosen: the first online one by id (the first by id was often a stream that
+    ended long ago, its retained card kept), else the first."""
+    streams = snapshot.streams
+    return next((v.stream_id for v in streams if v.liveness(now, connected) == "online"),
+                streams[0].stream_id if streams else None)
 
 
 def stream_outputs(history: History, selected: str | None, drawn: dict | None) -> tuple:

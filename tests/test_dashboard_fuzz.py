@@ -117,3 +117,14 @@ def test_a_stream_that_cannot_be_drawn_costs_its_card_only(monkeypatch):
     assert "cannot show this stream (OverflowError)" in str(cards[0]) and "rock" in str(cards[1])
     bars, timeline, facts, _ = stream_outputs(history, "a", None)
     assert "ZeroDivisionError" in bars["layout"]["title"]["text"] and facts == []
+
+
+def test_until_one_is_chosen_the_first_online_stream_is_shown():
+    from dash import no_update
+
+    history = History(clock=lambda: 0.0)
+    feed = Feed(BrokerConfig(), "genrecast", history)
+    for sid, state in (("attic", "offline"), ("kitchen", "online"), ("zoo", "online")):
+        history.add(parse_message("genrecast", f"genrecast/{sid}/status", encode(status(sid, state))))
+    assert overview_outputs(history, feed, None, None)[-2] == "kitchen"  # it was "attic", ended long ago
+    assert overview_outputs(history, feed, "zoo", None)[-2] is no_update  # a choice stays
