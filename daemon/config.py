@@ -178,14 +178,14 @@ class StreamDefaults:
                               self.leave_confidence, self.dwell_windows, self.first_confidence or None)
 
     def confidences_following(self, unset: Collection[str]):
-        """``leave_confidence`` and ``first_confidence``, where ``unset`` names them, kept in step with
-        ``min_confidence``: at most it, and at least it (unless 0, off). `--min-confidence 0.7` alone was refused,
-        for a ``first_confidence`` of 0.6 that no one had set; a value set where the user set it is never changed."""
+        """``leave_confidence`` and ``first_confidence``, where ``unset`` names them (no one set them), their
+        defaults kept in step with ``min_confidence``: at most it, and at least it. `--min-confidence 0.7` alone was
+        refused, for a ``first_confidence`` of 0.6 that no one had set; a value someone set is never changed."""
         follow = {}
         if "leave_confidence" in unset:
-            follow["leave_confidence"] = min(self.leave_confidence, self.min_confidence)
-        if "first_confidence" in unset and self.first_confidence:
-            follow["first_confidence"] = max(self.first_confidence, self.min_confidence)
+            follow["leave_confidence"] = min(DecisionConfig.leave_confidence, self.min_confidence)
+        if "first_confidence" in unset:
+            follow["first_confidence"] = max(DecisionConfig.first_confidence, self.min_confidence)
         return replace(self, **follow)
 
 
@@ -259,6 +259,9 @@ class RunSettings(StreamDefaults):
     log_level: str = "info"
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
+    # Not a setting: the keys the file, environment or flags set (load_settings), which a stream's table may not
+    # move (see confidences_following).
+    set_keys: frozenset = field(default=frozenset(), repr=False, compare=False, metadata={"setting": False})
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
@@ -316,12 +319,12 @@ class RunSettings(StreamDefaults):
                                   f"takes source and {', '.join(PER_STREAM)}")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
             stream = _apply(base, table, "config file", scope=f"streams.{stream_id}.")
-            if "min_confidence" in table:  # the stream's own: what its table leaves out follows it
-                stream = stream.confidences_following(FOLLOW_MIN_CONFIDENCE - set(table))
+            if "min_confidence" in table:  # the stream's own: what no one set, here or at the top, follows it
+                stream = stream.confidences_following(FOLLOW_MIN_CONFIDENCE - set(table) - self.set_keys)
             try:
                 stream.check()
             except ConfigError as exc:
-                if not self.streams or exc.key not in table:
+                if not self.streams or (exc.key not in table and "min_confidence" not in table):
                     raise  # a top-level key (every stream's default): load_settings says where it was set
                 raise ConfigError(f"streams.{stream_id}.{exc}") from None
             out.append(stream)
@@ -341,7 +344,8 @@ class RunSettings(StreamDefaults):
         return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:64].strip("-") or "genrecast"
 
 
-TOP_LEVEL = frozenset(f.name for f in fields(RunSettings))  # the keys a file's top level, or GENRECAST_<KEY>, sets
+# the keys a file's top level, or GENRECAST_<KEY>, sets
+TOP_LEVEL = frozenset(f.name for f in fields(RunSettings) if f.metadata.get("setting", True))
 
 
 def parse_stream_flag(text: str) -> tuple[str, str]:
@@ -383,7 +387,7 @@ def _did_you_mean(key: str, known: set[str], scope: str) -> str:
 def _apply(settings, values: Mapping[str, object], origin: str, scope: str = ""):
     """Overlay ``values`` onto a settings dataclass, refusing unknown keys."""
     hints = typing.get_type_hints(type(settings))
-    known = {f.name for f in fields(settings)}
+    known = {f.name for f in fields(settings) if f.metadata.get("setting", True)}
     changes = {}
     for key, value in values.items():
         name = f"{scope}{key}"
@@ -494,7 +498,7 @@ def load_settings(
     settings = _apply(settings, given, "flags")
     names = flag_names or {}
     set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)})
-    settings = settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in))
+    settings = replace(settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in)), set_keys=frozenset(set_in))
     try:
         settings.check()
     except ConfigError as exc:

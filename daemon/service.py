@@ -373,13 +373,14 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         reason = f"error: {exc}"
         raise
     finally:
+        # before the ends below: on an error they give every stream that reason
+        failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
         for run in runs:
             if run.state != "offline":
                 run.end(reason)
         delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream", cancel=stop)
         notifier.stopping()
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
-        failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
         ended = reason if not failed else f"{reason}; failed: {', '.join(failed)}"  # in the status as in the journal
         publisher.close(DaemonStatus("offline", instance, ids, ended, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)

@@ -7,6 +7,7 @@ take one lock, held only to update or copy a few references.
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 import threading
 import time
@@ -75,7 +76,8 @@ class _Stream:
     """Mutable per-stream state, only touched under the history's lock."""
 
     def __init__(self, stream_id: str, max_windows: int, incarnation: str) -> None:
-        self.view = StreamView(stream_id=stream_id, last_message_at=0.0, incarnation=incarnation)
+        # before its first message (which every view has had before it is read): older than any retained one
+        self.view = StreamView(stream_id=stream_id, last_message_at=-math.inf, incarnation=incarnation)
         self.timeline: deque[Prediction] = deque()
         self.max_windows = max_windows
         self.bytes = 0  # window_bytes of the timeline

@@ -226,3 +226,11 @@ def test_style_tags_count_in_the_byte_budget():
     longest = {f"{i}" + "t" * 199: 0.5 for i in range(5)}
     estimated = window_bytes(window("s", 0.0, longest)) - window_bytes(window("s", 0.0, None))
     assert held_per_window(longest) - held_per_window(None) <= estimated, estimated
+
+
+def test_a_message_older_than_the_monotonic_clock_keeps_its_age():
+    """A new stream started at 0.0 on the clock, so a retained message ten minutes old read 100 s old on a
+    dashboard started 100 s after boot (the monotonic clock counts from boot)."""
+    h = History(clock=lambda: 100.0)
+    h.add(parse_message("genrecast", "genrecast/a/status", encode(status("a"))), 600.0)
+    assert 100.0 - h.snapshot().stream("a").last_message_at == 600.0

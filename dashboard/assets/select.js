@@ -14,12 +14,12 @@
         select(event.target.closest("#overview .card[data-stream]"));
     });
     document.addEventListener("keydown", function (event) {
-        if (event.key === "Enter" || event.key === " ") {
-            const card = event.target.closest && event.target.closest("#overview .card[data-stream]");
-            if (card) {
-                event.preventDefault();
-                select(card);
-            }
+        // the card itself focused, never a control inside or outside one: their keys stay theirs
+        const card = event.target;
+        if ((event.key === "Enter" || event.key === " ") && !event.repeat && card.matches
+                && card.matches("#overview .card[data-stream]")) {
+            event.preventDefault();
+            select(card);
         }
     });
 })();
