@@ -58,6 +58,10 @@ CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(0) | int if value
 GENRE_ATTRIBUTES = ("{{ ({'since': value_json.since, 'tags': value_json.tags} if 'tags' in value_json "
                     "else {'since': value_json.since}) | tojson }}")
 REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # online: no reason (null)
+# A stream's also says what it listens to, and how much audio it dropped for falling behind (null: none): both
+# change rarely, so they cost the recorder little, and a stream that cannot keep up was invisible in Home Assistant.
+STREAM_STATUS_ATTRIBUTES = ("{{ {'reason': value_json.get('reason'), 'source': value_json.get('source'), "
+                            "'dropped_s': value_json.get('dropped_s')} | tojson }}")
 ORIGIN = {"name": "genrecast", "sw_version": __version__}
 # genrecast 0.3.0 and older announced one sensor per stream here, whatever the discovery prefix was set to
 LEGACY_TOPIC = "homeassistant/sensor/genrecast_{}/config"
@@ -167,7 +171,7 @@ class Discovery:
             "status": {"platform": "sensor", "name": "Status", "unique_id": f"{uid}/status",
                        "entity_category": "diagnostic", "device_class": "enum", "options": list(STREAM_STATES),
                        "state_topic": status, "value_template": "{{ value_json.state }}",
-                       "json_attributes_topic": status, "json_attributes_template": REASON_ATTRIBUTE,
+                       "json_attributes_topic": status, "json_attributes_template": STREAM_STATUS_ATTRIBUTES,
                        "availability": [self._daemon_availability()], "expire_after": self.expire_after,
                        "qos": 1},
         }

@@ -125,9 +125,12 @@ def test_the_status_entity_names_the_reason():
     parts = config(discovery().stream("kitchen"))["components"]
     payload = json.loads(Status("stalled", "m-1", "mic", "no audio for 10 s", "den", "i").message("g", "k").payload)
     assert render(parts["status"]["value_template"], payload) == "stalled"
-    assert json.loads(render(parts["status"]["json_attributes_template"], payload)) == {"reason": "no audio for 10 s"}
-    online = json.loads(Status("online", "m-1", "mic", None, "den", "i").message("g", "k").payload)
-    assert json.loads(render(parts["status"]["json_attributes_template"], online)) == {"reason": None}
+    assert json.loads(render(parts["status"]["json_attributes_template"], payload)) == {
+        "reason": "no audio for 10 s", "source": "mic", "dropped_s": None}
+    # audio dropped for falling behind was in the payload only: now an attribute too
+    online = json.loads(Status("online", "m-1", "mic", None, "den", "i", 2.5).message("g", "k").payload)
+    assert json.loads(render(parts["status"]["json_attributes_template"], online)) == {
+        "reason": None, "source": "mic", "dropped_s": 2.5}
 
 
 def test_two_streams_that_read_the_same_in_home_assistant_are_refused():
