@@ -344,6 +344,26 @@ class RunSettings(StreamDefaults):
         return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:64].strip("-") or "genrecast"
 
 
+SOURCE_ONLY = {"format": ("stdin",), "rate": ("stdin",), "channels": ("stdin",), "loop": ("file",),
+               "speed": ("file", "stdin")}  # settings that only these kinds of source read
+
+
+def unused_settings(settings: RunSettings) -> list[str]:
+    """Settings someone set that no stream of these reads (`--rate` with a file source), one line each: they were
+    taken in silence and changed nothing."""
+    streams = settings.stream_settings()
+    kinds = {s.source.split(":", 1)[0] for s in streams}
+    lines = [f"{key}: set, but only {' and '.join(wanted)} sources read it and no stream here is one: not used"
+             for key, wanted in SOURCE_ONLY.items() if key in settings.set_keys and not kinds & set(wanted)]
+    for stream in streams:
+        table = settings.streams.get(stream.stream_id, {})
+        kind = stream.source.split(":", 1)[0]
+        lines += [f"streams.{stream.stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
+                  f"one is {kind}: not used"
+                  for key, wanted in SOURCE_ONLY.items() if key in table and kind not in wanted]
+    return lines
+
+
 # the keys a file's top level, or GENRECAST_<KEY>, sets
 TOP_LEVEL = frozenset(f.name for f in fields(RunSettings) if f.metadata.get("setting", True))
 

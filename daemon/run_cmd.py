@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from genrecast.logs import configure_logging
@@ -103,10 +104,13 @@ def settings_from(args: argparse.Namespace, *not_settings: str):
 
 
 def handler(args: argparse.Namespace) -> int:
+    from .config import unused_settings
     from .service import StopRequest, install_signal_handlers, run_service
 
     settings = settings_from(args)
     configure_logging(settings.log_level.upper())
+    for line in unused_settings(settings):
+        logging.getLogger(__name__).warning("%s", line)
     stop = StopRequest()
     install_signal_handlers(stop)
     return run_service(settings, stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from daemon_helpers import genrecast
+from daemon_helpers import ROOT, genrecast
 from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.sources import default_stream_id
 
@@ -136,6 +136,25 @@ def test_confidences_no_one_set_follow_min_confidence(tmp_path):
     with pytest.raises(ConfigError, match=r"streams\.b\.leave_confidence: bad value 0\.35 \(0 to min_confidence "
                                           r"\(0\.1\)"):
         confidences(toml="leave_confidence = 0.35\n[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
+
+
+def test_settings_no_stream_reads_are_named(tmp_path):
+    """`--rate 44100` with a file source, `loop` with a microphone: taken in silence, changing nothing. Now `run`
+    says so at its start (one warning each); what a stream of this process reads is not mentioned."""
+    from genrecast.daemon.config import unused_settings
+
+    def unused(flags=None, toml=""):
+        path = tmp_path / "c.toml"
+        path.write_text(toml)
+        return unused_settings(load_settings(path, flags, environ={}))
+
+    assert unused({"source": "file:x.wav", "rate": 44100, "speed": 0.0}) == [
+        "rate: set, but only stdin sources read it and no stream here is one: not used"]
+    assert unused({"source": "stdin", "rate": 44100, "speed": 0.0}) == []
+    assert unused(toml="rate = 44100\n[streams.a]\nsource = 'stdin'\n[streams.b]\nsource = 'mic'\nloop = true\n"
+                  ) == ["streams.b.loop: set, but only file sources read it and this one is mic: not used"]
+    examples = [ROOT / "systemd" / name for name in ("kitchen.toml.example", "streams.toml.example")]
+    assert [unused_settings(load_settings(p, environ={})) for p in examples] == [[], []]  # the examples are clean
 
 
 def test_broker_table_with_its_environment(tmp_path):
