@@ -333,6 +333,7 @@ def test_train_transfer_names_a_missing_backbone(corpus_dirs, tmp_path):
     ("--features", "MSD_musicnn:mean", "backbone:part (MSD_musicnn, MTT_musicnn; mean_pool, max_pool, penultimate, "
                                        "logits)"),
     ("--tag-threshold", "0", "a number strictly between 0 and 1"),
+    ("--seed", "-5", "a whole number >= 0"),  # a traceback from the noise generator, after the data was read
 ])
 def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value, wanted, tmp_path, capsys):
     # checked before any audio is read or any run folder made, so nothing is half-written
@@ -345,7 +346,8 @@ def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value
 
 
 @pytest.mark.parametrize("case", ["no ood folder", "no rir folder", "no impulse response", "no tracks",
-                                  "fewer tracks than folds"])
+                                  "fewer tracks than folds", "no speech or noise", "no ood audio", "out is a file",
+                                  "cache cannot be made", "fast flag without --fast"])
 def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus_dirs, tmp_path):
     """Each of these once failed after minutes of embedding, with a traceback and a half-written run folder."""
     data, other = corpus_dirs
@@ -358,6 +360,14 @@ def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus
         "no impulse response": (["--rir", str(empty)], f"--rir {empty}: no impulse responses (*.flac) in it"),
         "no tracks": (["--data", str(empty)], f"--data {empty}: 0 GTZAN tracks"),
         "fewer tracks than folds": (["--folds", "20"], "fewer than the 20 folds"),
+        # each of these was taken in silence (the music head then learnt from generated noise alone), or gave a
+        # traceback after the data was read
+        "no speech or noise": (["--nonmusic", str(data)], f"--nonmusic {data}: no audio in speech/ or noise/"),
+        "no ood audio": (["--ood", str(empty)], f"--ood {empty}: no <label>/<name>.<ext> audio in it"),
+        "out is a file": (["--out", str(empty / "notes.txt")], f"--out {empty / 'notes.txt'}: cannot make this folder"),
+        "cache cannot be made": (["--cache", str(empty / "notes.txt" / "c")],
+                                 f"--cache {empty / 'notes.txt' / 'c'}: cannot make this folder"),
+        "fast flag without --fast": (["--fast-epochs", "2"], "--fast-epochs shapes the fast variant, which only"),
     }[case]
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
@@ -366,6 +376,32 @@ def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert wanted in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_train_transfer_neither_overwrites_a_run_nor_trains_on_unreadable_tracks(corpus_dirs, tmp_path):
+    """Rerunning into a finished run's folder overwrote its model.onnx and cv.json in silence; tracks named like
+    GTZAN's that none could read were embedded as 0 tracks, and training went on with no genre at all."""
+    data, other = corpus_dirs
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "model.onnx").write_bytes(b"a finished run's")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(3):
+        (junk / f"blues.{i:05d}.wav").write_text("not audio")
+
+    def train(*args):
+        return subprocess.run([sys.executable, "-m", "genrecast", "train-transfer", "--nonmusic", str(other),
+                               "--backbone", str(WHEEL), "--folds", "2", "--augment", "0", "--no-room-figures",
+                               "--synthetic-noise", "0", "--cache", str(tmp_path / "c"), *args],
+                              capture_output=True, text=True, timeout=300)
+
+    proc = train("--data", str(data), "--out", str(done))
+    assert proc.returncode == 2 and f"--out {done}: holds a run's model.onnx already" in proc.stderr, proc.stderr
+    assert (done / "model.onnx").read_bytes() == b"a finished run's"
+    proc = train("--data", str(junk), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and f"--data {junk}: 0 readable genre tracks, fewer than the 2 folds" in proc.stderr, \
+        proc.stderr[-2000:]
 
 
 def test_train_transfer_names_a_hold_out_fold_that_does_not_exist(corpus_dirs, tmp_path):

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="those of --features the music / no-music head reads (default: HeadConfig's, the Million "
                         "Song network's)")
     t.add_argument("--folds", type=_whole(2), default=5, help="K of the cross-validation (default 5)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the folds")
+    t.add_argument("--seed", type=_whole(0), default=0, help="seed of the folds and of every draw (default 0)")
     t.add_argument("--l2", type=_non_negative,
                    help="L2 penalty of the genre head (default: training.transfer.HeadConfig's)")
     t.add_argument("--music-l2", type=_non_negative,
@@ -110,15 +110,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "land points from another; the first seed's students are the ones exported")
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
-    t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads")
+    t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--cache", type=path_flag, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
-    t.add_argument("--out", type=path_flag, help="run folder (default runs/<utc time>-transfer)")
-    t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata")
-    t.add_argument("--version", default="0.4.0", help="model version stored in the metadata")
+    t.add_argument("--out", type=path_flag,
+                   help="run folder, new or without a model in it (default runs/<utc time>-transfer)")
+    t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata (default "
+                   "genrecast-gtzan)")
+    t.add_argument("--version", default="dev",
+                   help="model version stored in the metadata; the model id is <name>-<version> (default dev: a "
+                        "retrained model was called genrecast-gtzan-0.4.0, the shipped one's id)")
     t.add_argument("--fast-version",
                    help="the fast variant's version (default --version): a new student of an unchanged teacher needs "
                         "its own model_id")
     t.set_defaults(func=_train)
+
+
+def _check_sources(args) -> None:
+    """What the corpus needs beside GTZAN, said before anything is written: an empty or wrong folder was taken in
+    silence (--nonmusic pointing at GTZAN trained the music head on generated noise alone)."""
+    from genrecast.dsp import AUDIO_SUFFIXES
+
+    from genrecast.errors import UserError
+
+    def audio_in(folder: Path) -> bool:
+        return any(p.suffix.lower() in AUDIO_SUFFIXES for p in folder.glob("*")) if folder.is_dir() else False
+
+    missing = [kind for kind in ("speech", "noise") if not audio_in(args.nonmusic / kind)]
+    if missing:
+        raise UserError(f"--nonmusic {args.nonmusic}: no audio in {' or '.join(f'{k}/' for k in missing)} (it holds "
+                        "speech/, noise/ and music/ folders of clips, as ../shared/data/nonmusic does)")
+    if args.ood is not None and not any(audio_in(d) for d in args.ood.iterdir() if d.is_dir()):
+        raise UserError(f"--ood {args.ood}: no <label>/<name>.<ext> audio in it (as ../shared/data/ood holds)")
+
+
+def _make_folder(folder: Path, flag: str) -> None:
+    from genrecast.errors import UserError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {folder}: cannot make this folder ({exc.strerror or exc})") from None
 
 
 @dataclass
@@ -251,6 +282,10 @@ def _train(args) -> int:
 
     if args.hold_out > args.folds:
         raise UserError(f"--hold-out {args.hold_out} names no fold: there are {args.folds} (--folds)")
+    fast_only = [f"--{k.replace('_', '-')}" for k in ("fast_epochs", "fast_stride", "fast_seeds", "fast_widths",
+                                                       "fast_version") if getattr(args, k) is not None]
+    if fast_only and not args.fast:
+        raise UserError(f"{fast_only[0]} shapes the fast variant, which only --fast trains")
     torch.set_num_threads(args.threads)
     try:
         cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight,
@@ -274,8 +309,12 @@ def _train(args) -> int:
     if tracks < args.folds:
         raise UserError(f"--data {args.data}: {tracks} GTZAN tracks (<genre>.<n>.<ext>, such as rock.00012.wav) "
                         f"found, fewer than the {args.folds} folds")
+    _check_sources(args)
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-transfer"
-    out.mkdir(parents=True, exist_ok=True)
+    if (out / "model.onnx").exists():
+        raise UserError(f"--out {out}: holds a run's model.onnx already; give a new folder, or remove it")
+    _make_folder(cache, "--cache")
+    _make_folder(out, "--out")
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
                  else None)
     corpus = read_corpus(args.data, args.nonmusic, args.ood, synthetic)
@@ -295,6 +334,12 @@ def _train(args) -> int:
     n, nset, n_skip = embed(nclips, args.max_nonmusic_windows)
     log(f"embedded {len(g)} genre tracks ({len(gset.x)} windows) and {len(n)} other clips ({len(nset.x)} windows); "
         f"{len(g_skip) + len(n_skip)} skipped (under 1 s or unreadable)")
+    if len(g) < args.folds:
+        raise UserError(f"--data {args.data}: {len(g)} readable genre tracks, fewer than the {args.folds} folds")
+    for kind in ("speech", "noise"):
+        if not any(c.kind == kind for c in n):
+            raise UserError(f"--nonmusic {args.nonmusic}: no readable {kind}/ clip; the music / no-music head needs "
+                            "recorded speech and noise")
     extra = []  # clips made from the recorded ones, trained on only in the folds that train on their originals
     if args.crops:
         rng = np.random.default_rng(args.seed)
