@@ -87,4 +87,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from bench_cli import run
+
+    sys.exit(run(main))

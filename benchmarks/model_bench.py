@@ -61,4 +61,8 @@ def measure(path: Path, reps: int) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from bench_cli import run
+
+    sys.exit(run(main))

@@ -123,4 +123,8 @@ def summary(model, res: dict[str, list]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from bench_cli import run
+
+    sys.exit(run(main))

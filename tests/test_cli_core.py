@@ -7,6 +7,7 @@ import sys
 from importlib import metadata
 
 import pytest
+from conftest import ROOT
 
 import genrecast
 from genrecast.cli import COMMAND_MODULES, build_parser
@@ -112,3 +113,15 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback():
                                   stderr=subprocess.PIPE, text=True, timeout=120)
         assert proc.returncode == 1, proc.stderr[-1500:]
         assert proc.stderr == "genrecast classify: error: cannot write (No space left on device)\n", proc.stderr
+
+
+@pytest.mark.parametrize(("script", "args", "wanted"), [
+    ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),
+    ("room_bench.py", ["--fold", "9"], "room_bench.py: error: fold must be in 1..5"),
+    ("model_bench.py", ["--model", "nosuch.onnx"], "model_bench.py: error: model nosuch.onnx: no such file"),
+])
+def test_a_benchmark_given_bad_input_says_so_in_one_line(script, args, wanted):
+    """Every benchmark answered a missing model or a fold that is not there with a traceback."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and wanted in proc.stderr, proc.stderr[-2000:]
