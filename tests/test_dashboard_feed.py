@@ -32,6 +32,14 @@ def test_refused_connection_is_explained(tmp_path):
 
 
 
+def wait(what, condition):
+    """Until ``condition()`` holds; the deadline only guards against a hang."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
 def test_an_evicted_stream_gets_its_retained_state_back(broker):
     """Through a real broker: the feed resubscribes to a returning stream's retained topics."""
     from dashboard_payloads import encode, prediction, status
@@ -43,12 +51,6 @@ def test_an_evicted_stream_gets_its_retained_state_back(broker):
     pub = Client(CallbackAPIVersion.VERSION2)
     pub.connect(broker.host, broker.port)
     pub.loop_start()
-
-    def wait(what, condition):
-        deadline = time.monotonic() + 60  # hang guard only
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
 
     def kitchen():
         return history.snapshot().stream("kitchen")
@@ -86,12 +88,6 @@ def test_a_retained_message_is_as_old_as_its_time_a_live_one_as_its_arrival(brok
     history = History()
     feed = Feed(BrokerConfig(host=broker.host, port=broker.port), "genrecast", history)
     feed.start()
-
-    def wait(what, condition):
-        deadline = time.monotonic() + 60  # hang guard only
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
 
     def age(stream_id):
         return history.clock() - history.snapshot().stream(stream_id).last_message_at
