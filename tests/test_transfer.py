@@ -355,8 +355,8 @@ def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus
     empty.mkdir()
     (empty / "notes.txt").write_text("no audio here")
     extra, wanted = {
-        "no ood folder": (["--ood", str(tmp_path / "absent")], f"{tmp_path / 'absent'}: no such data folder"),
-        "no rir folder": (["--rir", str(tmp_path / "absent")], f"{tmp_path / 'absent'}: no such data folder"),
+        "no ood folder": (["--ood", str(tmp_path / "absent")], f"--ood {tmp_path / 'absent'}: no such data folder"),
+        "no rir folder": (["--rir", str(tmp_path / "absent")], f"--rir {tmp_path / 'absent'}: no such data folder"),
         "no impulse response": (["--rir", str(empty)], f"--rir {empty}: no impulse responses (*.flac) in it"),
         "no tracks": (["--data", str(empty)], f"--data {empty}: 0 GTZAN tracks"),
         "fewer tracks than folds": (["--folds", "20"], "fewer than the 20 folds"),

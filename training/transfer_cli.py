@@ -298,11 +298,12 @@ def _train(args) -> int:
         raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
-    try:  # before the run folder is made: nothing half-written
-        for folder in (f for f in (args.data, args.nonmusic, args.ood, args.rir) if f is not None):
-            audio_folder(folder)
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
+    for flag in ("data", "nonmusic", "ood", "rir"):  # before the run folder is made: nothing half-written
+        try:
+            if getattr(args, flag) is not None:
+                audio_folder(getattr(args, flag))
+        except FileNotFoundError as exc:
+            raise UserError(f"--{flag} {exc}") from None
     if args.rir is not None and not any(args.rir.glob("*.flac")):
         raise UserError(f"--rir {args.rir}: no impulse responses (*.flac) in it")
     tracks = len(genre_clips(args.data, GTZAN_GENRES))
