@@ -25,9 +25,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from genrecast.training import DEFAULT_WHEEL as WHEEL  # noqa: E402
 from genrecast.training.musicnn import N_FRAMES, load_musicnn, musicnn_input  # noqa: E402
-
-WHEEL = Path(__file__).resolve().parent.parent / ".cache" / "musicnn" / "musicnn-0.1.0-py3-none-any.whl"
 
 
 class Backbone(torch.nn.Module):

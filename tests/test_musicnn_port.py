@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
+from genrecast.training import DEFAULT_WHEEL as WHEEL
 from genrecast.training.musicnn import MSD_TAGS, load_musicnn, musicnn_input
 from genrecast.training.tf_checkpoint import CheckpointError, parse_checkpoint, read_checkpoint
 
-WHEEL = ROOT / ".cache" / "musicnn" / "musicnn-0.1.0-py3-none-any.whl"
 FIXTURES = {"MSD_musicnn": ROOT / "tests" / "data" / "musicnn_msd_reference.npz",
             "MTT_musicnn": ROOT / "tests" / "data" / "musicnn_mtt_reference.npz"}
 FIXTURE = FIXTURES["MSD_musicnn"]

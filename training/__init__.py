@@ -27,3 +27,6 @@ from pathlib import Path
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genrecast" / "embeddings"
 # generated noise clips of each kind a run adds to the not-music side (--synthetic-noise), and room_bench with it
 SYNTHETIC_PER_KIND = 10
+# The musicnn wheel, where `make setup` puts it in this checkout (scripts/setup.sh): found from any folder, where a
+# path relative to the current one made every train-transfer outside the checkout fail on it first.
+DEFAULT_WHEEL = Path(__file__).resolve().parent.parent / ".cache" / "musicnn" / "musicnn-0.1.0-py3-none-any.whl"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from genrecast.paths import path_flag
 
-from . import SYNTHETIC_PER_KIND
+from . import DEFAULT_WHEEL, SYNTHETIC_PER_KIND
 
 if TYPE_CHECKING:
     from .corpus import Clip
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from .transfer import Heads, WindowSet
     from .transfer_cv import OutOfFold
 
-DEFAULT_WHEEL = Path(".cache/musicnn/musicnn-0.1.0-py3-none-any.whl")
 OOD_LICENCE = ("Magnatune excerpts of the Emotify set (Aljanaki et al. 2016), CC BY-NC-SA: the heads learned from "
                "them")
 NONMUSIC_COPY_SECONDS = 8.0  # a non-music recording is heard through a room as an excerpt this long (6 windows)
