@@ -105,8 +105,9 @@ def replay(model, tracks, cfg: DecisionConfig, provisional: bool) -> Replay:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gtzan")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gtzan",
+                        help="the GTZAN folder itself, with its manifest.csv (default ../shared/data/gtzan)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
     parser.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
     parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "

@@ -28,10 +28,14 @@ FAST_MODEL = DEFAULT_MODEL.with_name("genrecast-gtzan-fast.onnx")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
     parser.add_argument("--fast", type=Path, default=FAST_MODEL, help="the fast variant, measured first if present")
-    parser.add_argument("--reps", type=int, default=300)
+    parser.add_argument("--reps", type=int, default=300, help="windows timed per model (default 300)")
     args = parser.parse_args()
+    if args.reps < 1:
+        parser.error(f"--reps: at least 1, got {args.reps}")
+    if args.fast != FAST_MODEL and not args.fast.is_file():  # the shipped one may be absent; one named must not be
+        parser.error(f"--fast {args.fast}: no such file")
     if args.fast.is_file():
         print(f"fast: {measure(args.fast, args.reps)}")
     print(f"model: {measure(args.model, args.reps)}")

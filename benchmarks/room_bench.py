@@ -45,10 +45,11 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", type=Path, help="ONNX model (repeatable; default the shipped one)")
-    ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--data", type=Path, default=SHARED,
+                    help=f"the shared data root, holding gtzan/, nonmusic/, ood/ and rir/ (default {SHARED})")
     ap.add_argument("--fold", type=int, help="fold to score, 1..--folds (default: the model's --hold-out, else 1)")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--folds", type=int, default=5, help="the trainer's --folds (default 5)")
+    ap.add_argument("--seed", type=int, default=0, help="the trainer's --seed: the same folds (default 0)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench",
                     help="where the bench's banks and generated noise are written once")
     args = ap.parse_args()
