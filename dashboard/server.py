@@ -67,23 +67,31 @@ class Limits:
 
 
 class Gate:
-    """Counts the uploads being received or handled; refuses one more than ``slots``."""
+    """Counts the uploads being received or handled; refuses one more than ``slots``, and one visitor's upload past
+    ``slots - 1``: five slow uploads from one address (64 KiB/s keeps one going for minutes) held every slot, and
+    the page's file check and the API answered "busy" to everyone else."""
 
     def __init__(self, slots: int = DEFAULT_WORKERS + DEFAULT_BACKLOG) -> None:
         self.slots = slots
         self._held = 0
+        self._by: dict[str, int] = {}  # visitor -> slots held
         self._lock = threading.Lock()
 
-    def enter(self) -> bool:
+    def enter(self, visitor: str = "") -> bool:
         with self._lock:
-            if self._held >= self.slots:
+            if self._held >= self.slots or self._by.get(visitor, 0) >= max(1, self.slots - 1):
                 return False
             self._held += 1
+            self._by[visitor] = self._by.get(visitor, 0) + 1
             return True
 
-    def leave(self) -> None:
+    def leave(self, visitor: str = "") -> None:
         with self._lock:
             self._held -= 1
+            if self._by.get(visitor, 0) > 1:
+                self._by[visitor] -= 1
+            else:
+                self._by.pop(visitor, None)
 
     @property
     def held(self) -> int:
@@ -115,6 +123,7 @@ class GuardedParser(HTTPRequestParser):
     address = ""  # the peer's, set per connection (GuardedChannel)
     started: float | None = None
     holds_slot = False
+    visitor = ""  # whose upload holds the slot (dashboard.auth.visitor)
     limit = 0
     path = ""  # until the headers are parsed
 
@@ -151,11 +160,12 @@ class GuardedParser(HTTPRequestParser):
                 self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
                             if api else "log in first: /login",
                             (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
-            elif self.gate.enter():
-                self.holds_slot = True
+            elif self.gate.enter(who):
+                self.holds_slot, self.visitor = True, who
             else:
                 self.refuse(503, "Service Unavailable", f"busy: {self.gate.slots} uploads are being received or "
-                            "classified; try again shortly", (("Retry-After", "1"),))
+                            f"classified, or {max(1, self.gate.slots - 1)} of this address's; try again shortly",
+                            (("Retry-After", "1"),))
         if self.error is None and self.chunked:
             self._check_chunks()
 
@@ -196,7 +206,7 @@ class GuardedParser(HTTPRequestParser):
     def release(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.gate.leave()
+            self.gate.leave(self.visitor)
 
     def close(self) -> None:
         self.release()

@@ -172,6 +172,33 @@ def test_a_body_over_waitress_own_ceiling_gets_the_apis_json_answer(serve):
     assert json.loads(body)["error"] == "the body is over the API's limit of 1,065,536 bytes"
 
 
+def test_one_address_cannot_hold_every_upload_slot(serve):
+    """Slow uploads from one address (64 KiB/s keeps one going for minutes) held every slot, and everyone else was
+    answered "busy". One address now holds all but one; another takes the last. Real HTTP, the second address
+    named by X-Forwarded-For as a proxy on this machine names its visitors."""
+    server = serve(pool=BoundedPool(workers=1, backlog=2), upload_from=100_000)
+    assert server.gate.slots == 3
+    holders = [connect(server.port) for _ in range(2)]
+    try:
+        for sock in holders:
+            sock.sendall(post_head("/api/v1/classify", 900_000) + b"\0" * 1000)  # uploads under way
+        wait_until(lambda: server.gate.held == 2, "two uploads from one address to take two slots")
+        with connect(server.port) as sock:
+            sock.sendall(post_head("/api/v1/classify", 900_000, expect=True))
+            status, _, body = answer(sock)
+        assert status == 503 and "2 of this address's" in json.loads(body)["error"]
+        other = connect(server.port)
+        holders.append(other)
+        other.sendall(post_head("/api/v1/classify", 900_000, expect=True).replace(
+            b"\r\n\r\n", b"\r\nX-Forwarded-For: 192.0.2.9\r\n\r\n", 1))
+        assert answer(other)[0] == 100  # Continue: another visitor takes the last slot
+        assert server.gate.held == 3
+    finally:
+        for sock in holders:
+            sock.close()
+    wait_until(lambda: server.gate.held == 0, "the abandoned uploads to free their slots")
+
+
 def test_a_negative_content_length_is_a_bad_request(serve):
     server = serve()
     status, headers, body = request(server.port, post_head("/api/v1/classify", -1))
