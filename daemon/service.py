@@ -180,8 +180,11 @@ class StreamRun:
 
     def publish_genre(self) -> None:
         """The current state, retained: on a change, at the start (not yet known: no old genre may stand as
-        current), and every ``refresh_seconds`` (HA's expire_after, and a live confidence)."""
-        self.publisher.publish(GenreChange(self.model.model_id, self.current, self.tracker.since, self.announced,
+        current), and every ``refresh_seconds`` (HA's expire_after, and a live confidence). Until the first change
+        that is still "not yet known", confidence 0: a refresh during the first dwell sent the latest unsure window
+        (0.4 sure, say), which Home Assistant shows as `uncertain`, not unknown."""
+        state = NOT_YET_KNOWN if self.tracker.state is NOT_YET_KNOWN else self.current
+        self.publisher.publish(GenreChange(self.model.model_id, state, self.tracker.since, self.announced,
                                            self.tracker.provisional).message(self.prefix, self.id))
 
     def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float,

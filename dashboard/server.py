@@ -31,7 +31,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
-from .auth import Credentials, visitor
+from .auth import Credentials, guesser, visitor
 from .guard import SECURITY_HEADERS
 from .jobs import DEFAULT_BACKLOG, DEFAULT_WORKERS
 
@@ -160,8 +160,8 @@ class GuardedParser(HTTPRequestParser):
                 self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
                             if api else "log in first: /login",
                             (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
-            elif self.gate.enter(who):
-                self.holds_slot, self.visitor = True, who
+            elif self.gate.enter(guesser(who)):  # an IPv6 host by its /64, which it may rotate through
+                self.holds_slot, self.visitor = True, guesser(who)
             else:
                 self.refuse(503, "Service Unavailable", f"busy: {self.gate.slots} uploads are being received or "
                             f"classified, or {max(1, self.gate.slots - 1)} of this address's; try again shortly",

@@ -174,6 +174,28 @@ def test_an_unsure_first_window_is_not_announced_again_as_a_new_uncertain_state(
     assert genres[-1]["genre"] == "disco" and "stream unsure: uncertain" not in err, err
 
 
+def test_until_the_first_decision_every_refresh_says_not_yet_known(broker, model, tmp_path):
+    """A refresh during the first dwell sent the latest unsure window (confidence 0.4, say): Home Assistant showed
+    `uncertain` rather than unknown between the start and the first genre, and a guarded `to: <genre>` trigger
+    fired after every restart. A long dwell and a 1-s refresh put several refreshes before the first decision."""
+    wav = write_tones(tmp_path / "loop.wav", [3] * 4)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "4", "--first-confidence", "0",
+                    "--dwell-windows", "16", "--refresh", "1", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "slow")
+    try:
+        sub.wait_for(lambda m: m.topic == "genrecast/slow/genre" and m.payload["kind"] == "genre", "the first genre")
+    finally:
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    sub.close()
+    assert rc == 0, err
+    genres = [m.payload for m in sub.of("slow/genre")]
+    first = next(i for i, g in enumerate(genres) if g["kind"] == "genre")
+    assert first >= 2, genres  # refreshes during the dwell (the start's own may be coalesced before connecting)
+    assert [(g["kind"], g["confidence"]) for g in genres[:first]] == [("uncertain", 0)] * first
+
+
 def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
     wav = write_tones(tmp_path / "loop.wav", [5] * 4)
     sub = Subscriber(broker.url)

@@ -444,3 +444,24 @@ def test_behind_a_tls_proxy_on_this_machine_the_session_cookie_is_secure(serve, 
         status, headers = login("")
         assert status == 303 and "Secure" not in headers["set-cookie"][0], headers
     assert "a login over plain HTTP from 192.0.2.7" in caplog.text
+
+
+def test_an_ipv6_host_holds_upload_slots_by_its_64():
+    """Keyed by address, a host could rotate through its /64 and take every slot all the same. Waitress's parser
+    itself, as the server runs it for peers that are not loopback (which a loopback-only test cannot connect from)."""
+    from genrecast.dashboard.server import Gate, GuardedParser, Limits
+    from waitress.adjustments import Adjustments
+
+    gate = Gate(3)
+
+    def upload(address: str) -> int:
+        parser = type("P", (GuardedParser,), {"limits": Limits(api_body=10 * 2**20, page_body=2**20), "gate": gate,
+                                              "credentials": None, "address": address})
+        request = parser(Adjustments())
+        request.received(b"POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/flac\r\n"
+                         b"Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n")
+        return request.error.code if request.error else 100
+
+    assert [upload(f"2001:db8:1:2::{i}") for i in (1, 2, 3)] == [100, 100, 503]  # one /64: all slots but one
+    assert upload("2001:db8:1:3::1") == 100  # another /64 takes the last
+    assert gate.held == 3

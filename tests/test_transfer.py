@@ -399,9 +399,10 @@ def test_train_transfer_neither_overwrites_a_run_nor_trains_on_unreadable_tracks
     proc = train("--data", str(data), "--out", str(done))
     assert proc.returncode == 2 and f"--out {done}: holds a run's model.onnx already" in proc.stderr, proc.stderr
     assert (done / "model.onnx").read_bytes() == b"a finished run's"
-    proc = train("--data", str(junk), "--out", str(tmp_path / "o"))
+    proc = train("--data", str(junk), "--out", str(tmp_path / "o"), "--synthetic-noise", "1")
     assert proc.returncode == 2 and f"--data {junk}: 0 readable genre tracks, fewer than the 2 folds" in proc.stderr, \
         proc.stderr[-2000:]
+    assert not (tmp_path / "o").exists()  # the folder this run made, and its generated noise, are gone again
 
 
 def test_train_transfer_names_a_hold_out_fold_that_does_not_exist(corpus_dirs, tmp_path):

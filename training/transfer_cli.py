@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -314,6 +315,7 @@ def _train(args) -> int:
     if (out / "model.onnx").exists():
         raise UserError(f"--out {out}: holds a run's model.onnx already; give a new folder, or remove it")
     _make_folder(cache, "--cache")
+    made = not out.exists()
     _make_folder(out, "--out")
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
                  else None)
@@ -334,12 +336,14 @@ def _train(args) -> int:
     n, nset, n_skip = embed(nclips, args.max_nonmusic_windows)
     log(f"embedded {len(g)} genre tracks ({len(gset.x)} windows) and {len(n)} other clips ({len(nset.x)} windows); "
         f"{len(g_skip) + len(n_skip)} skipped (under 1 s or unreadable)")
-    if len(g) < args.folds:
-        raise UserError(f"--data {args.data}: {len(g)} readable genre tracks, fewer than the {args.folds} folds")
-    for kind in ("speech", "noise"):
-        if not any(c.kind == kind for c in n):
-            raise UserError(f"--nonmusic {args.nonmusic}: no readable {kind}/ clip; the music / no-music head needs "
-                            "recorded speech and noise")
+    unreadable = [f"--data {args.data}: {len(g)} readable genre tracks, fewer than the {args.folds} folds"
+                  ] if len(g) < args.folds else []
+    unreadable += [f"--nonmusic {args.nonmusic}: no readable {kind}/ clip; the music / no-music head needs recorded "
+                   "speech and noise" for kind in ("speech", "noise") if not any(c.kind == kind for c in n)]
+    if unreadable:
+        if made:  # a run folder this run made holds nothing worth keeping yet (its generated noise)
+            shutil.rmtree(out, ignore_errors=True)
+        raise UserError(unreadable[0])
     extra = []  # clips made from the recorded ones, trained on only in the folds that train on their originals
     if args.crops:
         rng = np.random.default_rng(args.seed)
