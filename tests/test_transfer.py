@@ -347,7 +347,7 @@ def test_train_transfer_rejects_a_bad_option_in_one_line_naming_it(option, value
 
 @pytest.mark.parametrize("case", ["no ood folder", "no rir folder", "no impulse response", "no tracks",
                                   "fewer tracks than folds", "no speech or noise", "no ood audio", "out is a file",
-                                  "cache cannot be made", "fast flag without --fast"])
+                                  "cache cannot be made", "fast flag without --fast", "fast crops without --fast"])
 def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus_dirs, tmp_path):
     """Each of these once failed after minutes of embedding, with a traceback and a half-written run folder."""
     data, other = corpus_dirs
@@ -368,6 +368,7 @@ def test_train_transfer_names_bad_data_before_making_the_run_folder(case, corpus
         "cache cannot be made": (["--cache", str(empty / "notes.txt" / "c")],
                                  f"--cache {empty / 'notes.txt' / 'c'}: cannot make this folder"),
         "fast flag without --fast": (["--fast-epochs", "2"], "--fast-epochs shapes the fast variant, which only"),
+        "fast crops without --fast": (["--fast-crops", "4"], "--fast-crops shapes the fast variant, which only"),
     }[case]
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),

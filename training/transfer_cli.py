@@ -37,6 +37,7 @@ BACKBONE_DATA = {"MSD_musicnn": "the Million Song Dataset's Last.fm tags",
                  "MTT_musicnn": "MagnaTagATune's listener tags of Magnatune tracks"}
 
 
+FAST_CROPS = 4  # --fast-crops' default: the student needs to see padded short clips
 TAG_THRESHOLD = 0.3  # models/README.md, "Style tags": where tags that name a genre mostly agree with the label
 
 
@@ -97,10 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-stride", type=_positive,
                    help="the student learns from every Nth window of each clip (windows a second apart overlap by "
                         "two thirds; 1: all; default: DistillConfig's)")
-    t.add_argument("--fast-crops", type=_whole(0), default=4,
+    t.add_argument("--fast-crops", type=_whole(0),
                    help="2-3 s crops per long track, labelled by the teacher, added to the student's training "
-                        "(default 4: the student needs to see padded short clips; the teacher does not)")
-    t.add_argument("--fast-synthetic-noise", type=_whole(0), default=0,
+                        f"(default {FAST_CROPS}: the student needs to see padded short clips; the teacher does not)")
+    t.add_argument("--fast-synthetic-noise", type=_whole(0),
                    help="generated noise clips per kind heard by the student alone (another seed than "
                         "--synthetic-noise's, so never a scored clip), as recorded and through the training chain, "
                         "labelled by the teacher (default 0)")
@@ -282,10 +283,13 @@ def _train(args) -> int:
 
     if args.hold_out > args.folds:
         raise UserError(f"--hold-out {args.hold_out} names no fold: there are {args.folds} (--folds)")
-    fast_only = [f"--{k.replace('_', '-')}" for k in ("fast_epochs", "fast_stride", "fast_seeds", "fast_widths",
+    fast_only = [f"--{k.replace('_', '-')}" for k in ("fast_epochs", "fast_stride", "fast_crops",
+                                                       "fast_synthetic_noise", "fast_seeds", "fast_widths",
                                                        "fast_version") if getattr(args, k) is not None]
     if fast_only and not args.fast:
         raise UserError(f"{fast_only[0]} shapes the fast variant, which only --fast trains")
+    args.fast_crops = FAST_CROPS if args.fast_crops is None else args.fast_crops  # None: not given (above)
+    args.fast_synthetic_noise = args.fast_synthetic_noise or 0
     torch.set_num_threads(args.threads)
     try:
         cfg = HeadConfig(**_given(l2=args.l2, music_l2=args.music_l2, copy_weight=args.copy_weight,
