@@ -8,7 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def run(main: Callable[[], object]) -> int:
+def run(main: Callable[[], object]) -> None:
+    """Run ``main`` and exit with its status, or 2 with one line for bad input."""
+    sys.exit(_status(main))
+
+
+def _status(main: Callable[[], object]) -> int:
     from genrecast.dsp import AudioError, ModelSpecError
     from genrecast.training.split import SplitError
 

@@ -86,8 +86,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     from bench_cli import run
 
-    sys.exit(run(main))
+    run(main)

@@ -65,8 +65,6 @@ def measure(path: Path, reps: int) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     from bench_cli import run
 
-    sys.exit(run(main))
+    run(main)

@@ -22,7 +22,6 @@ The last line is, for the last ``--model`` given:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -124,8 +123,6 @@ def summary(model, res: dict[str, list]) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
     from bench_cli import run
 
-    sys.exit(run(main))
+    run(main)

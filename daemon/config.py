@@ -344,6 +344,11 @@ class RunSettings(StreamDefaults):
         return re.sub(r"[^A-Za-z0-9_-]+", "-", socket.gethostname())[:64].strip("-") or "genrecast"
 
 
+def _setting_names(cls) -> list[str]:
+    """A settings dataclass's keys: its fields but those marked ``setting: False`` (RunSettings.set_keys)."""
+    return [f.name for f in fields(cls) if f.metadata.get("setting", True)]
+
+
 SOURCE_ONLY = {"format": ("stdin",), "rate": ("stdin",), "channels": ("stdin",), "loop": ("file",),
                "speed": ("file", "stdin")}  # settings that only these kinds of source read
 
@@ -351,21 +356,20 @@ SOURCE_ONLY = {"format": ("stdin",), "rate": ("stdin",), "channels": ("stdin",),
 def unused_settings(settings: RunSettings) -> list[str]:
     """Settings someone set that no stream of these reads (`--rate` with a file source), one line each: they were
     taken in silence and changed nothing."""
-    streams = settings.stream_settings()
-    kinds = {s.source.split(":", 1)[0] for s in streams}
+    kinds = {s.stream_id: s.source.partition(":")[0] for s in settings.stream_settings()}
     lines = [f"{key}: set, but only {' and '.join(wanted)} sources read it and no stream here is one: not used"
-             for key, wanted in SOURCE_ONLY.items() if key in settings.set_keys and not kinds & set(wanted)]
-    for stream in streams:
-        table = settings.streams.get(stream.stream_id, {})
-        kind = stream.source.split(":", 1)[0]
-        lines += [f"streams.{stream.stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
+             for key, wanted in SOURCE_ONLY.items()
+             if key in settings.set_keys and not set(kinds.values()) & set(wanted)]
+    for stream_id, kind in kinds.items():
+        table = settings.streams.get(stream_id, {})
+        lines += [f"streams.{stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
                   f"one is {kind}: not used"
                   for key, wanted in SOURCE_ONLY.items() if key in table and kind not in wanted]
     return lines
 
 
 # the keys a file's top level, or GENRECAST_<KEY>, sets
-TOP_LEVEL = frozenset(f.name for f in fields(RunSettings) if f.metadata.get("setting", True))
+TOP_LEVEL = frozenset(_setting_names(RunSettings))
 
 
 def parse_stream_flag(text: str) -> tuple[str, str]:
@@ -407,7 +411,7 @@ def _did_you_mean(key: str, known: set[str], scope: str) -> str:
 def _apply(settings, values: Mapping[str, object], origin: str, scope: str = ""):
     """Overlay ``values`` onto a settings dataclass, refusing unknown keys."""
     hints = typing.get_type_hints(type(settings))
-    known = {f.name for f in fields(settings) if f.metadata.get("setting", True)}
+    known = set(_setting_names(settings))
     changes = {}
     for key, value in values.items():
         name = f"{scope}{key}"

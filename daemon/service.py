@@ -209,7 +209,7 @@ class StreamRun:
         if self.tracker.changed(state, window.provisional):
             self.announced = announced
             self.publish_genre()
-            what = state.genre or ("uncertain music" if state.kind == "uncertain" and state.music else state.kind)
+            what = state.genre or ("uncertain music" if state.judged else state.kind)
             self.last_label = f"{what} ({state.confidence:.2f})"
             log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
                      window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")

@@ -38,8 +38,8 @@ GUESSES = 10  # wrong tokens one address may send within GUESS_SECONDS before ev
 GUESS_SECONDS = 60.0
 GUESSERS = 10_000  # addresses remembered at most: a scan from many cannot grow the memory
 LOGIN = "/login"
-_unnamed = threading.Event()  # set once a proxy without X-Forwarded-For was warned about
 LOGOUT = "/logout"
+_unnamed = threading.Event()  # set once a proxy without X-Forwarded-For was warned about
 
 
 def visitor(peer: str, header: Callable[[str], str | None]) -> str:

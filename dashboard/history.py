@@ -45,13 +45,18 @@ class StreamView:
     incarnation: str = ""  # which life of this stream in which history ``windows`` counts (restarts at 0 in a new one)
     process_gone: str | None = None  # why the process publishing this stream is offline (its will), else None
 
+    @property
+    def offline(self) -> bool:
+        """Down by its own retained status, or by its process's (whose last will the stream's own cannot say)."""
+        return self.process_gone is not None or (self.status is not None and self.status.state == "offline")
+
     def liveness(self, now: float, connected: bool) -> str:
         """online / offline from the retained status, offline too when the process publishing it is (its last will
         says so: the stream's own retained status cannot); "stalled" when an online daemon has gone quiet although
         our broker connection is fine (a hung process keeps its connection, so its last will never fires)."""
-        state = self.status.state if self.status else "no status"
-        if state != "offline" and self.process_gone is not None:
+        if self.offline:
             return "offline"
+        state = self.status.state if self.status else "no status"
         if state == "online" and connected and now - self.last_message_at > STALE_AFTER_S:
             return "stalled"
         return state

@@ -107,8 +107,7 @@ def decision_text(view: StreamView) -> tuple[str, str]:
     """Headline and its CSS class: the smoothed genre, or the state when there is none."""
     d = view.decision
     if d is None:  # an offline stream is not waiting for one (a source that never opened, say)
-        offline = view.process_gone is not None or (view.status is not None and view.status.state == "offline")
-        return ("no answer" if offline else "waiting…"), "state-none"
+        return ("no answer" if view.offline else "waiting…"), "state-none"
     if d.kind == "genre" and d.genre:
         return d.genre, "state-genre"
     return d.kind, f"state-{d.kind}"

@@ -77,15 +77,19 @@ class Gate:
         self._by: dict[str, int] = {}  # visitor -> slots held
         self._lock = threading.Lock()
 
-    def enter(self, visitor: str = "") -> bool:
+    @property
+    def per_visitor(self) -> int:
+        return max(1, self.slots - 1)
+
+    def enter(self, visitor: str) -> bool:
         with self._lock:
-            if self._held >= self.slots or self._by.get(visitor, 0) >= max(1, self.slots - 1):
+            if self._held >= self.slots or self._by.get(visitor, 0) >= self.per_visitor:
                 return False
             self._held += 1
             self._by[visitor] = self._by.get(visitor, 0) + 1
             return True
 
-    def leave(self, visitor: str = "") -> None:
+    def leave(self, visitor: str) -> None:
         with self._lock:
             self._held -= 1
             if self._by.get(visitor, 0) > 1:
@@ -160,11 +164,11 @@ class GuardedParser(HTTPRequestParser):
                 self.refuse(401, "Unauthorized", "missing or wrong bearer token (send Authorization: Bearer <token>)"
                             if api else "log in first: /login",
                             (("WWW-Authenticate", 'Bearer realm="genrecast"'),) if api else ())
-            elif self.gate.enter(guesser(who)):  # an IPv6 host by its /64, which it may rotate through
-                self.holds_slot, self.visitor = True, guesser(who)
+            elif self.gate.enter(key := guesser(who)):  # an IPv6 host by its /64, which it may rotate through
+                self.holds_slot, self.visitor = True, key
             else:
                 self.refuse(503, "Service Unavailable", f"busy: {self.gate.slots} uploads are being received or "
-                            f"classified, or {max(1, self.gate.slots - 1)} of this address's; try again shortly",
+                            f"classified, or {self.gate.per_visitor} of this address's; try again shortly",
                             (("Retry-After", "1"),))
         if self.error is None and self.chunked:
             self._check_chunks()
