@@ -22,6 +22,7 @@ import numpy as np
 class FileWindows:
     seconds: float
     starts: list[float]  # each window's start offset, seconds
+    ends: list[float]  # each window's end: start + its length, or the file's end for a file shorter than a window
     probabilities: np.ndarray  # [n_windows, n_labels]
     music: np.ndarray  # [n_windows] music probability (ones for a model without a music head)
     rms: np.ndarray  # [n_windows]
@@ -100,12 +101,12 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
             pending += pipeline.push(np.zeros(0, np.float32), last=True) if block is None else pipeline.push(block)
             while len(pending) >= MODEL_BATCH or (block is None and pending):
                 part, pending = pending[:MODEL_BATCH], pending[MODEL_BATCH:]
-                yield np.stack([w.logmel for w in part]), [(w.start_s, w.rms) for w in part]
+                yield np.stack([w.logmel for w in part]), [(w.start_s, w.end_s, w.rms) for w in part]
 
     genre: list[np.ndarray] = []
     music: list[np.ndarray] = []
     tags: list[np.ndarray] = []
-    meta: list[tuple[float, float]] = []
+    meta: list[tuple[float, float, float]] = []
     for out, part in inference.ordered(batches()):
         genre.append(out.genre)
         music.append(out.music)
@@ -116,8 +117,8 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
     if not all(are_probabilities(x) for x in genre + music + tags):  # else NaN reaches the JSON and the API
         raise ModelSpecError(f"model {model.path}: gave a probability that is NaN or outside 0-1 for {name}")
-    return FileWindows(audio.seconds, [s for s, _ in meta], np.concatenate(genre), np.concatenate(music),
-                       np.array([r for _, r in meta]), np.concatenate(tags) if tags else None)
+    return FileWindows(audio.seconds, [s for s, _, _ in meta], [e for _, e, _ in meta], np.concatenate(genre),
+                       np.concatenate(music), np.array([r for _, _, r in meta]), np.concatenate(tags) if tags else None)
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:

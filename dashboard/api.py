@@ -217,19 +217,21 @@ def spool_upload(config: ApiSettings, into) -> str:
 
 def window_json(model, result) -> list[dict]:
     """Every window the track's answer is the mean of: where it lies in the file and its probabilities. A file
-    shorter than a window is one padded window, which ends where the file does (as ``run``'s ``window_end_s``)."""
-    labels, length = model.spec.labels, model.spec.window_seconds
+    shorter than a window is one padded window, which ends where the file does (the pipeline's end, as ``run``'s
+    ``window_end_s``)."""
+    labels = model.spec.labels
     tags = result.window_tags(model.spec) or [None] * len(result.starts)
     return [
         {
             "start_s": round(start, 3),
-            "end_s": round(min(start + length, result.seconds), 3),
+            "end_s": round(end, 3),
             "genre": labels[int(np.argmax(row))],
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
             "music": round(float(music), 5) if model.spec.has_music_head else None,
             "tags": t,
         }
-        for start, row, music, t in zip(result.starts, result.probabilities, result.music, tags, strict=True)
+        for start, end, row, music, t in zip(result.starts, result.ends, result.probabilities, result.music, tags,
+                                             strict=True)
     ]
 
 

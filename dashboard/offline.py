@@ -43,8 +43,8 @@ class FileResult:
     genre: str | None  # a label exactly when kind is "genre"
     confidence: float  # of that answer
     music: float | None  # mean music probability; None for a model without a music head
+    ends: tuple[float, ...]  # each window's end (a file shorter than a window: the file's end)
     states: tuple[str, ...] = ()  # per window, the stream state the daemon would have said (daemon.decision.Decider)
-    window_seconds: float = 3.0  # each window's length
     window_kinds: tuple[str, ...] = ()  # per window, its own answer's kind: "genre" | "no_music" | "silence"
     window_tags: tuple[tuple[str, ...], ...] = ()  # per window, its announced tags, likeliest first (none: no tags)
 
@@ -90,6 +90,7 @@ class OfflineClassifier:
             seconds=result.seconds,
             labels=tuple(model.spec.labels),
             starts=tuple(result.starts),
+            ends=tuple(result.ends),
             probabilities=tuple(tuple(float(p) for p in row) for row in probs),
             mean=tuple(float(p) for p in track.probabilities),
             kind=track.kind,
@@ -97,7 +98,6 @@ class OfflineClassifier:
             confidence=track.confidence,
             music=track.music if model.spec.has_music_head else None,
             states=stream_states(model.spec, result),
-            window_seconds=model.spec.window_seconds,
             window_kinds=tuple(result.window_state(model.spec, i).kind for i in range(len(result.starts))),
             window_tags=tuple(tuple(t) for t in result.window_tags(model.spec) or [() for _ in result.starts]),
         )

@@ -447,10 +447,10 @@ def player_windows(result: FileResult) -> str:
     """Every window of a checked file as the player reads it in the page (JSON, in time order): where it lies, its
     own answer (top genre with its probability, or no_music / silence), its tags and the stream state then."""
     rows = []
-    for i, (start, probs) in enumerate(zip(result.starts, result.probabilities, strict=True)):
+    for i, (start, end, probs) in enumerate(zip(result.starts, result.ends, result.probabilities, strict=True)):
         best = max(range(len(probs)), key=probs.__getitem__)
         kind = result.window_kinds[i]
-        rows.append({"start": round(start, 3), "end": round(start + result.window_seconds, 3), "kind": kind,
+        rows.append({"start": round(start, 3), "end": round(end, 3), "kind": kind,
                      "answer": result.labels[best] if kind == "genre" else kind,
                      "probability": round(probs[best], 4), "tags": list(result.window_tags[i]),
                      "state": result.states[i]})

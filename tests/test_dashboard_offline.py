@@ -14,6 +14,7 @@ from genrecast.dashboard.app import file_result
 from genrecast.dashboard.jobs import BoundedPool
 from genrecast.dashboard.offline import OfflineClassifier
 from genrecast.dsp import AudioError, ModelSpecError
+from genrecast.dsp.windows import window_samples
 from signals import sparse_wav
 from tiny_model import GTZAN_GENRES, build_tiny_model, tiny_spec, tone_hz
 
@@ -47,9 +48,13 @@ def test_classifies_like_the_daemon(model, tmp_path):
     assert dict(zip(result.labels, result.mean, strict=True)) == pytest.approx(track.probabilities, abs=1e-4)
 
 
-def test_a_short_clip_is_one_window(model):
+def test_a_short_clip_is_one_window_that_ends_where_the_file_does(model):
+    """The page's player said end 3.0 for a 1.5 s file's one padded window (the API and `run` say 1.5)."""
+    import json
+
     result = OfflineClassifier(str(model)).classify(tone_wav("metal", seconds=1.5), "short.wav")
     assert (result.kind, result.genre, len(result.starts)) == ("genre", "metal", 1)
+    assert [(r["start"], r["end"]) for r in json.loads(render.player_windows(result))] == [(0.0, 1.5)]
 
 
 def test_silence_and_no_music_are_said_on_the_page(model, tmp_path):
@@ -91,7 +96,9 @@ def test_the_player_reads_each_windows_own_answer_tags_and_the_stream_state(tmp_
     result = OfflineClassifier(tagged).classify(wav.read_bytes(), "mix.wav")
     rows = json.loads(render.player_windows(result))
     assert [r["start"] for r in rows] == pytest.approx(list(result.starts), abs=1e-3)
-    assert all(r["end"] - r["start"] == pytest.approx(3.0) for r in rows)
+    spec = tiny_spec()  # its window as the pipeline cuts it, and as `run` publishes its end (2.995 s, not 3.0)
+    span = window_samples(spec.dsp, spec.n_frames) / spec.dsp.sample_rate
+    assert all(r["end"] - r["start"] == pytest.approx(span, abs=1e-3) for r in rows)
     first, last = rows[0], rows[-1]
     assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "genre")  # a sure first window
     assert first["tags"][0] == "heavy metal" and first["probability"] > 0.9
