@@ -39,17 +39,20 @@ EXPIRE_PERIODS = 3  # refresh periods without a message before HA shows genre an
 DAEMON_OBJECT = f"{DAEMON_TOPIC}_"  # the process device's object id is this + its name (no stream id takes it)
 
 STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
-# The genre, else the kind; unknown ("None") for the start's "not yet known" (uncertain at confidence 0, which no
-# judged state has): it showed "uncertain", so after every restart a "to: jazz" trigger fired past the guard Home
-# Assistant's users write, not_from: [unknown, unavailable].
-GENRE_STATE = ("{{ value_json.genre if value_json.kind == 'genre' else 'None' if value_json.kind == 'uncertain' "
-               "and value_json.confidence == 0 else value_json.kind }}")
+# The start's "not yet known": uncertain at confidence 0, which no judged state has (and no later unjudged one).
+NOT_YET_KNOWN = "value_json.kind == 'uncertain' and value_json.confidence == 0"
+# The genre, else the kind; unknown ("None") for the start's "not yet known": it showed "uncertain", so after every
+# restart a "to: jazz" trigger fired past the guard Home Assistant's users write, not_from: [unknown, unavailable].
+GENRE_STATE = (f"{{{{ value_json.genre if value_json.kind == 'genre' else 'None' if {NOT_YET_KNOWN} "
+               "else value_json.kind }}")
 # The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
-# for no_music and silence, unknown ("None") while nothing is judged yet. A payload from before it had no `music`:
-# its kind says what it can, as the template did then.
+# for no_music and silence, unknown ("None") at the start. While the sound after a silence is being judged (music
+# null again) it renders nothing, which Home Assistant ignores: the sensor stays off until the sound is judged, where
+# it went off -> unknown -> on at every pause between tracks. A payload from before it had no `music`: its kind
+# says what it can, as the template did then.
 MUSIC_STATE = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
                "else value_json.kind == 'genre') %}"
-               "{{ 'ON' if music is true else 'OFF' if music is false else 'None' }}")
+               f"{{{{ 'ON' if music is true else 'OFF' if music is false else 'None' if {NOT_YET_KNOWN} else '' }}}}")
 # A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
 # Whole percents, as shown: a tenth changed with nearly every refresh, a recorder row each (8,600 a day a stream).

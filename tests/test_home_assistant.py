@@ -269,6 +269,31 @@ def test_music_with_no_clear_genre_is_music(ha, ha_broker, music_model, tmp_path
         stop(d)
 
 
+def test_the_music_sensor_goes_off_in_a_pause_and_back_on_without_passing_through_unknown(ha, ha_broker,
+                                                                                          music_model):
+    """Music, a pause of silence, music again. While the sound after the pause was being judged (the dwell), the
+    Music sensor was unknown: off -> unknown -> on at every pause between tracks. It now stays off until then."""
+    d = daemon(ha_broker.url, music_model, "--source", "stdin", "--stream-id", "pause", "--stall", "600",
+               "--first-confidence", "0", stdin=subprocess.PIPE)
+    try:
+        uid = "genrecast/genrecast/pause/{}".format
+        genre, music = entity(ha, uid("genre")), entity(ha, uid("music"))
+        d.proc.stdin.buffer.write(pcm([JAZZ] * 10))
+        d.proc.stdin.flush()
+        showing(ha, music, "on")
+        mark = ha.mark()
+        d.proc.stdin.buffer.write(pcm([None] * 6 + [HIPHOP] * 10))
+        d.proc.stdin.flush()
+        showing(ha, genre, "hiphop", mark)
+        showing(ha, music, "on", mark)
+        assert "uncertain" in ha.history(genre, mark), ha.history(genre, mark)  # it was being judged meanwhile
+        assert ha.history(music, mark) == ["off", "on"]
+    finally:
+        d.proc.stdin.close()
+        d.finish()
+    assert not our_warnings(ha.log)
+
+
 def test_after_a_network_outage_the_current_genre_comes_first_and_quickly(ha, ha_broker, music_model):
     """The daemon's link to the broker is cut (the broker and Home Assistant stay up); the music changes meanwhile.
 
