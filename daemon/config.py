@@ -20,6 +20,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 
 from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
 from genrecast.dsp.config import DEFAULT_DSP
@@ -292,6 +293,11 @@ class RunSettings(StreamDefaults):
 
     def stream_settings(self) -> list[StreamSettings]:
         """Every stream, its table laid over the top-level defaults; refuses mixing the forms and a second stdin."""
+        return list(self._stream_settings)
+
+    @cached_property
+    def _stream_settings(self) -> tuple[StreamSettings, ...]:
+        """Worked out once: the start reads it five times (80 ms each with 500 streams); settings never change."""
         if self.streams and (self.source is not None or self.stream_id is not None):
             raise ConfigError("source/stream_id and streams: use one form (several streams need streams only)")
         defaults = {k: getattr(self, k) for k in PER_STREAM}
@@ -330,7 +336,7 @@ class RunSettings(StreamDefaults):
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
             raise ConfigError("streams: at most one stream may read stdin")
-        return out
+        return tuple(out)
 
     def daemon_name(self) -> str:
         """``name``, else the only stream's id (a one-stream process per instance), else the host's name."""
