@@ -23,7 +23,9 @@ message, a journal line and a Home Assistant state change. So:
   that alone would make a state with at least ``first_confidence`` (its top genre's probability, or one minus its
   music probability for ``no_music``) makes that state at once, without the dwell. Its confidence is still the
   smoothed one (one window is never certain), and later changes still need the hysteresis and the dwell, so a
-  wrong first answer costs one change more, not a flapping (``benchmarks/decision_flips.py``).
+  wrong first answer costs one change more, not a flapping (``benchmarks/decision_flips.py``). After a silence
+  it names only a genre: the first windows after a pause still hold some of it, and the music head calls a mostly
+  quiet window not music, so ``no_music`` was announced at the start of most tracks that followed a pause.
 
 Track-level answers (``classify``, the dashboard's file check, the trainer's accuracy) use
 :func:`track_probabilities` and :func:`track_state`, here beside the streaming rule; :func:`announces_tags` says
@@ -95,6 +97,7 @@ class Decider:
         self._uniform = np.full(len(labels), 1.0 / len(labels))
         self._music_prior = 1.0 if music_threshold is None else music_threshold
         self._state: State | None = None  # None: nothing heard yet
+        self._resumed = False  # a silence has been heard: the sound now is what follows a pause
         self._restart()
 
     def _restart(self) -> None:
@@ -108,6 +111,7 @@ class Decider:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
         if rms < self.cfg.silence_rms:
             self._restart()
+            self._resumed = True
             self._state = State("silence", None, 1.0)
             return self._state
         p, music = np.asarray(probabilities, np.float64), float(music)
@@ -134,10 +138,13 @@ class Decider:
         return self._state
 
     def _confident(self, p: np.ndarray, music: float) -> bool:
-        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure."""
+        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; after a
+        silence, a genre only (a window just after a pause is partly the pause, which is not music)."""
         if self.cfg.first_confidence is None:
             return False
         state = self._candidate(p, int(np.argmax(p)), music, None)
+        if state.kind == "no_music" and self._resumed:
+            return False
         return state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence
 
     def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:

@@ -154,6 +154,22 @@ def test_a_confident_first_window_can_say_no_music():
     assert unsure.update(onehot(9), 0.4, LOUD).kind == "uncertain"  # no_music, but only 0.6 sure
 
 
+def test_after_a_pause_a_window_that_is_mostly_the_pause_does_not_announce_no_music():
+    """A track after a few seconds of silence: its first window is mostly the silence (loud enough not to be one),
+    and the music head calls it not music (0.05). It was taken at once as no_music, which then held for the dwell
+    before the genre (Home Assistant: silence -> no_music -> blues at most track changes)."""
+    d = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5)  # the defaults: ema 5, dwell 5, first 0.6
+    feed(d, [(onehot(6), 1.0)] * 6 + [(onehot(5), 1.0)] * 1)
+    assert d.update(onehot(5), 1.0, 0.0).kind == "silence"
+    after = feed(d, [(onehot(5), 0.05)] + [(onehot(0), 1.0)] * 3)
+    # the next window, sure of its genre, is taken at once as before
+    assert [s.genre or s.kind for s in after] == ["uncertain", "blues", "blues", "blues"]
+    # speech after a pause is still no_music, after the dwell
+    d3 = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5)
+    d3.update(onehot(0), 1.0, 0.0)
+    assert [s.kind for s in feed(d3, [(onehot(0, 0.3), 0.05)] * 5)] == ["uncertain"] * 4 + ["no_music"]
+
+
 def test_bad_decision_configs_are_refused():
     with pytest.raises(ValueError, match="leave_confidence"):
         DecisionConfig(min_confidence=0.3, leave_confidence=0.4)
