@@ -39,7 +39,7 @@ EXPIRE_PERIODS = 3  # refresh periods without a message before HA shows genre an
 DAEMON_OBJECT = f"{DAEMON_TOPIC}_"  # the process device's object id is this + its name (no stream id takes it)
 
 STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline' }}"  # a stalled stream is down
-# The start's "not yet known": uncertain at confidence 0, which no judged state has (and no later unjudged one).
+# The start's "not yet known" (genrecast.contract.not_yet_known), as a template: uncertain at confidence 0.
 NOT_YET_KNOWN = "value_json.kind == 'uncertain' and value_json.confidence == 0"
 # The genre, else the kind; unknown ("None") for the start's "not yet known": it showed "uncertain", so after every
 # restart a "to: jazz" trigger fired past the guard Home Assistant's users write, not_from: [unknown, unavailable].

@@ -77,7 +77,7 @@ def install_signal_handlers(stop: StopRequest) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-NOT_YET_KNOWN = State("uncertain", None, 0.0)  # a stream's state before its first window: no information yet
+NOT_YET_KNOWN = State("uncertain", None, 0.0)  # before its first window: genrecast.contract.not_yet_known
 
 
 @dataclass

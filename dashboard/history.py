@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from genrecast.contract import not_yet_known
+
 from .parse import Decision, GenreChange, Message, Prediction, ProcessStatus, Retired, Status
 
 DEFAULT_MAX_WINDOWS = 600  # 10 minutes of windows at the daemon's default 1-s hop
@@ -178,8 +180,11 @@ class History:
                     if not message.decision.same_state(view.decision):
                         changes["since"] = changes["music"] = None  # the new state's genre message follows
                 case GenreChange():
-                    changes.update(decision=message.decision, since=message.since, model_id=message.model_id,
-                                   music=message.music)
+                    # the start's "not yet known" is no decision: the card said "uncertain · 0%" for a stream
+                    # that had never been judged, even once it had gone offline ("no answer")
+                    known = not not_yet_known(message.decision.kind, message.decision.confidence)
+                    changes.update(decision=message.decision if known else None, since=message.since if known else None,
+                                   model_id=message.model_id, music=message.music)
             stream.view = replace(view, **changes)
             return came_back
 

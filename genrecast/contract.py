@@ -16,6 +16,12 @@ PROCESS_STATES = ("online", "offline")
 DAEMON_TOPIC = "_daemon"  # <prefix>/_daemon/<name>/status: the process's, so no stream id may start with it
 
 
+def not_yet_known(kind: str, confidence: float) -> bool:
+    """The genre message a stream sends before its first window: ``uncertain`` at confidence 0, which no state taken
+    from a window has (the smoothing starts from every genre equally likely). Readers show it as nothing known yet."""
+    return kind == "uncertain" and confidence == 0
+
+
 def stream_topic(prefix: str, stream_id: str, kind: str) -> str:
     return f"{prefix}/{stream_id}/{kind}"
 

@@ -58,6 +58,20 @@ def test_a_stream_that_failed_says_why_and_waits_for_nothing():
     assert decision_text(view_after(("status", status("kitchen")))) == ("waiting…", "state-none")  # online: it will
 
 
+def test_the_starts_not_yet_known_is_no_decision():
+    """Every stream sends "not yet known" (uncertain at confidence 0) before its first window: the card read
+    "uncertain · 0%" for it, even for a stream whose source never opened and had gone offline."""
+    start = genre("kitchen", None, "uncertain", 0.0)
+    waiting = view_after(("status", status("kitchen")), ("genre", start))
+    assert waiting.decision is None and decision_text(waiting) == ("waiting…", "state-none")
+    gone = view_after(("status", status("kitchen", "offline", reason="error: mic:USB: no such device")),
+                      ("genre", start))
+    assert decision_text(gone) == ("no answer", "state-none")
+    # a judged uncertain (music, no clear genre) and the first windows' unsure state are decisions
+    assert decision_text(view_after(("genre", genre("kitchen", None, "uncertain", 0.31)))) == (
+        "uncertain", "state-uncertain")
+
+
 def test_payload_text_is_literal_in_figures():
     assert plot_text('<a href="x">rock</a> & <b>') == '&lt;a href="x"&gt;rock&lt;/a&gt; &amp; &lt;b&gt;'
     p = prediction("kitchen")
