@@ -422,7 +422,11 @@ def _apply(settings, values: Mapping[str, object], origin: str, scope: str = "")
     for key, value in values.items():
         name = f"{scope}{key}"
         if key not in known:
-            raise ConfigError(f"unknown setting {name!r} (from {origin}){_did_you_mean(key, known, scope)}")
+            hint = _did_you_mean(key, known, scope)
+            if "file" in origin and scope in (f"{t}." for t in TABLES) and key in TOP_LEVEL:  # below [api]
+                hint = (f"; {key!r} is a top-level setting: in TOML a key belongs to the [table] above it, so put it "
+                        "above the file's first table")
+            raise ConfigError(f"unknown setting {name!r} (from {origin}){hint}")
         if key == "streams":
             if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
                 raise ConfigError(f"{name} (from {origin}): expected tables [streams.<id>]")

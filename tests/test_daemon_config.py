@@ -48,6 +48,10 @@ def test_file_then_env_then_flags(tmp_path):
         ("[broker]\nurll = 'mqtt://h'\n", {}, {}, "unknown setting 'broker.urll' (from file {file}); did you mean "
                                                  "'broker.url'?"),
         ("[broker]\nport = 1883\n", {}, {}, "unknown setting 'broker.port'"),
+        # appended to the example config, whose last table is [api]: it read as an unknown [api] key, with no hint
+        ("[api]\nmax_mb = 50\nname = 'kitchen'\n", {}, {}, "unknown setting 'api.name' (from file {file}); 'name' is "
+                                                         "a top-level setting: in TOML a key belongs to the [table] "
+                                                         "above it, so put it above the file's first table"),
         ("qos = 'high'\n", {}, {}, "qos (from file"),
         ("hop_seconds = true\n", {}, {}, "hop_seconds (from file"),
         ("", {"GENRECAST_SPEED": "fast"}, {}, "speed (from env): expected float, got 'fast'"),
