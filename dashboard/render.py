@@ -9,7 +9,7 @@ from __future__ import annotations
 import html as html_lib
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dash import Patch, html, no_update
 from genrecast.dsp.modelspec import GTZAN_GENRES
@@ -300,7 +300,7 @@ def band_labels(rows) -> list[str]:
 
 
 def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dict, revision: str,
-                   kinds: list[str] | None = None) -> dict:
+                   kinds: list[str | None] | None = None) -> dict:
     """Each label's probability stacked over ``x``, so the genre mix reads as coloured bands; with each point's
     state ``kinds``, the periods in a state of :data:`SHADES` are shaded over them (the traces after the bands)."""
     labels = band_labels(rows)
@@ -345,8 +345,9 @@ def stacked_figure(x: list, rows: list[dict[str, float]], title: str, xaxis: dic
     }
 
 
-def shade(kinds: list[str], kind: str) -> list[float]:
-    """The height of ``kind``'s shading at each point: full while the state is ``kind``, none otherwise."""
+def shade(kinds: list[str | None], kind: str) -> list[float]:
+    """The height of ``kind``'s shading at each point: full while the state is ``kind``, none otherwise (and in a
+    gap, whose state is None)."""
     return [1.0 if k == kind else 0.0 for k in kinds]
 
 
@@ -363,12 +364,29 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
     points = _recent(view.timeline, seconds) if view else []
     if not points:
         return _empty("Timeline: no windows yet")
-    times = [_plot_time(p.time) for p in points]
-    rows = [dict(zip(p.labels, p.probabilities, strict=True)) for p in points]
     title = f"Last {round(seconds / 60)} minutes"
     xaxis = {"type": "date", "range": _span(points[-1], seconds), "tickformat": "%H:%M:%S", "nticks": 6}
-    return stacked_figure(times, rows, title, xaxis, plot_text(points[-1].stream_id),
-                          [p.decision.kind for p in points])
+    x, rows, kinds = _series(points)
+    return stacked_figure(x, rows, title, xaxis, plot_text(points[-1].stream_id), kinds)
+
+
+def _series(points: list[Prediction], after: float | None = None) -> tuple[list[str], list[dict], list[str | None]]:
+    """The plot times, probabilities and states of ``points`` (in time order, the first after the time ``after``
+    when a drawing is extended). Where two windows lie more than :data:`STALE_AFTER_S` apart (a stall, a crash, a
+    restart) the bands drop to nothing between them: they were drawn as a straight ramp across the silence."""
+    x, rows, kinds = [], [], []
+    previous = after
+    for p in points:
+        t = p.time.timestamp()
+        if previous is not None and t - previous > STALE_AFTER_S:
+            x += [_plot_time(datetime.fromtimestamp(edge, UTC)) for edge in (previous + 0.001, t - 0.001)]
+            rows += [{}, {}]
+            kinds += [None, None]
+        x.append(_plot_time(p.time))
+        rows.append(dict(zip(p.labels, p.probabilities, strict=True)))
+        kinds.append(p.decision.kind)
+        previous = t
+    return x, rows, kinds
 
 
 def timeline_update(view: StreamView | None, drawn: dict | None,
@@ -391,13 +409,13 @@ def timeline_update(view: StreamView | None, drawn: dict | None,
         labels = drawn["labels"]
         if points[0].time.timestamp() > drawn["newest"] and all(sorted(p.labels) == sorted(labels) for p in points):
             patch = Patch()
-            x = [_plot_time(p.time) for p in points]
+            x, rows, kinds = _series(points, after=drawn["newest"])
             for i, label in enumerate(labels):
                 patch["data"][i]["x"].extend(x)
-                patch["data"][i]["y"].extend([p.probabilities[p.labels.index(label)] for p in points])
+                patch["data"][i]["y"].extend([row.get(label, 0.0) for row in rows])
             for i, kind in enumerate(SHADES, start=len(labels)):
                 patch["data"][i]["x"].extend(x)
-                patch["data"][i]["y"].extend(shade([p.decision.kind for p in points], kind))
+                patch["data"][i]["y"].extend(shade(kinds, kind))
             patch["layout"]["xaxis"]["range"] = _span(points[-1], seconds)
             return patch, {**drawn, "windows": view.windows, "newest": points[-1].time.timestamp(),
                            "appended": drawn["appended"] + new}

@@ -87,7 +87,7 @@ def test_bars_in_genre_order_and_timeline_limited_to_recent_windows():
     view = view_after(("prediction", early), ("prediction", late))
     assert probability_figure(view)["data"][0]["x"][:3] == ["blues", "classical", "country"]
     assert len(timeline_figure(view, seconds=300)["data"][0]["x"]) == 1
-    assert len(timeline_figure(view, seconds=3600)["data"][0]["x"]) == 2
+    assert len(timeline_figure(view, seconds=3600)["data"][0]["x"]) == 4  # the two, and the gap's two edges
 
 
 def test_a_no_music_stream_shows_no_music_and_its_music_probability():
@@ -221,6 +221,30 @@ def test_the_timeline_gets_only_its_new_windows_and_then_shows_what_a_full_drawi
         assert page["layout"]["xaxis"]["range"] == timeline_figure(view)["layout"]["xaxis"]["range"]
     one, _ = timeline_update(add(_at("kitchen", 704)), held)  # the daemon's usual news: one window a second
     assert len(json.dumps(timeline_figure(h.stream("kitchen")))) > 50 * len(json.dumps(one.to_plotly_json()))
+
+
+def test_the_timeline_shows_a_gap_where_no_window_came_drawn_whole_or_extended():
+    """A stall, a crash or a restart: the bands were a straight ramp from the last window before it to the first
+    after it, as if something had been heard. Now they drop to nothing over any stretch longer than a stall."""
+    h = History(clock=lambda: 0.0)
+
+    def add(*seconds):
+        for s in seconds:
+            h.add(parse_message("genrecast", "genrecast/kitchen/prediction", encode(_at("kitchen", s, "rock"))))
+        return h.stream("kitchen")
+
+    page, held = timeline_update(add(*range(400, 410)), None)
+    patch, held = timeline_update(add(*range(440, 445)), held)  # 31 s without a window
+    page = _apply(page, patch)
+    full = timeline_figure(h.stream("kitchen"))
+    assert _visible(page) == _visible(full)
+    rock = next(t for t in full["data"] if t["name"] == "rock")
+    assert len(rock["x"]) == 10 + 2 + 5
+    assert rock["y"][10:12] == [0.0, 0.0] and min(rock["y"][:10] + rock["y"][12:]) > 0  # nothing heard between
+    assert rock["x"][10] > rock["x"][9] and rock["x"][11] < rock["x"][12]
+    assert all(t["y"][10:12] == [0.0, 0.0] for t in full["data"])  # the shading too
+    # windows a second apart draw no gap, and neither do two ten seconds apart
+    assert len(timeline_figure(add(454))["data"][0]["x"]) == 10 + 2 + 5 + 1  # 10 s apart: a stall only after
 
 
 def test_the_timeline_is_drawn_afresh_when_an_append_would_be_wrong_or_the_page_holds_too_much():
