@@ -32,6 +32,7 @@ COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a s
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 EXTRA_PALETTE = ("#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#9467bd", "#2ca02c", "#e377c2",
                  "#ff7f0e")
+MUTED = "#c5ccd3"  # the bars of a silent window: the model's answer to silence means nothing
 # The states without a genre, shaded over the timeline's bands (full height, each with its legend entry): the
 # probabilities of a no_music or silent period mean nothing, and an uncertain one's are split.
 SHADES = {
@@ -253,7 +254,8 @@ def stream_facts(view: StreamView | None) -> list:
     if p := view.latest:
         facts += [
             f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
-            f"top {p.top_genre} {p.top_confidence:.0%}",
+            # a silent window's top genre is the model's answer to nothing (it read "top classical 89%")
+            "silent window" if p.decision.kind == "silence" else f"top {p.top_genre} {p.top_confidence:.0%}",
             *([f"music {p.music:.0%}"] if p.music is not None else []),
             f"latency {p.latency_ms:.0f} ms",
             f"rms {p.rms:.3f}",
@@ -276,8 +278,9 @@ def _empty(title: str) -> dict:
     return {"data": [], "layout": _layout(title={"text": title}, xaxis={"visible": False}, yaxis={"visible": False})}
 
 
-def bar_figure(labels: tuple[str, ...], values: tuple[float, ...], title: str, revision: str) -> dict:
-    """One bar per label, in GTZAN order, one fixed colour per genre."""
+def bar_figure(labels: tuple[str, ...], values: tuple[float, ...], title: str, revision: str,
+               muted: bool = False) -> dict:
+    """One bar per label, in GTZAN order, one fixed colour per genre (grey, ``muted``, for a window of silence)."""
     by_label = dict(zip(labels, values, strict=True))
     ordered = ordered_labels(labels)
     return {
@@ -286,7 +289,7 @@ def bar_figure(labels: tuple[str, ...], values: tuple[float, ...], title: str, r
                 "type": "bar",
                 "x": [plot_text(label) for label in ordered],
                 "y": [by_label[label] for label in ordered],
-                "marker": {"color": [colour(label, ordered) for label in ordered]},
+                "marker": {"color": [MUTED if muted else colour(label, ordered) for label in ordered]},
                 "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
             }
         ],
@@ -356,6 +359,9 @@ def probability_figure(view: StreamView | None) -> dict:
     p = view.latest if view else None
     if p is None:
         return _empty("Latest window: none yet")
+    if p.decision.kind == "silence":  # the model's answer to silence means nothing: greyed, and said so
+        return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}: silent",
+                          plot_text(p.stream_id), muted=True)
     return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}", plot_text(p.stream_id))
 
 

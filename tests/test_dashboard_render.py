@@ -90,6 +90,21 @@ def test_bars_in_genre_order_and_timeline_limited_to_recent_windows():
     assert len(timeline_figure(view, seconds=3600)["data"][0]["x"]) == 4  # the two, and the gap's two edges
 
 
+def test_a_silent_window_names_no_top_genre():
+    """During a pause the details read "top classical 89%" with a bright classical bar: the model's answer to
+    silence, which means nothing."""
+    from genrecast.dashboard.render import MUTED
+
+    view = view_after(("prediction", prediction("kitchen", "classical", confidence=1.0, kind="silence")))
+    facts = [span.children for span in stream_facts(view)]
+    assert "silent window" in facts and not any(f.startswith("top ") for f in facts)
+    bars = probability_figure(view)
+    assert bars["layout"]["title"]["text"].endswith(": silent") and set(bars["data"][0]["marker"]["color"]) == {MUTED}
+    heard = view_after(("prediction", prediction("kitchen", "classical", confidence=0.89)))
+    assert "top classical 89%" in [span.children for span in stream_facts(heard)]
+    assert MUTED not in probability_figure(heard)["data"][0]["marker"]["color"]
+
+
 def test_a_no_music_stream_shows_no_music_and_its_music_probability():
     view = view_after(("prediction", prediction("kitchen", kind="no_music", confidence=0.9, music=0.1)))
     assert decision_text(view) == ("no_music", "state-no_music")
