@@ -26,8 +26,10 @@ done
 APT_PACKAGES=(portaudio19-dev libsndfile1 libasound2-plugins)
 PIP_SPEC="."
 if [ "$MODE" = full ]; then
-    # Tests and demo: a real broker, PulseAudio pipe sources, headless chromium, sox, TLS certificates.
+    # Tests and demo: a real broker, PulseAudio pipe sources, headless chromium, sox, TLS certificates, and a
+    # Debian 12 with its systemd booted in a container for the units (debootstrap, systemd-nspawn).
     APT_PACKAGES+=(mosquitto pulseaudio pulseaudio-utils chromium chromium-driver sox systemd openssl)
+    APT_PACKAGES+=(debootstrap systemd-container)
     PIP_SPEC=".[train,test]"  # torch is pinned in the train extra (PyPI's is the CUDA build: see TORCH_INDEX_URL)
 fi
 if [ "$MQTT_CLIENTS" = 1 ]; then
