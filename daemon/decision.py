@@ -24,8 +24,9 @@ message, a journal line and a Home Assistant state change. So:
   music probability for ``no_music``) makes that state at once, without the dwell. Its confidence is still the
   smoothed one (one window is never certain), and later changes still need the hysteresis and the dwell, so a
   wrong first answer costs one change more, not a flapping (``benchmarks/decision_flips.py``). After a silence
-  it names only a genre: the first windows after a pause still hold some of it, and the music head calls a mostly
-  quiet window not music, so ``no_music`` was announced at the start of most tracks that followed a pause.
+  the windows that still hold some of it (``settle_windows``: those that overlap the last silent one) never make
+  it: the music head calls a mostly quiet window not music, and the genres read quiet as classical, so most tracks
+  that followed a pause began with a few seconds of ``no_music`` or of classical.
 
 Track-level answers (``classify``, the dashboard's file check, the trainer's accuracy) use
 :func:`track_probabilities` and :func:`track_state`, here beside the streaming rule; :func:`announces_tags` says
@@ -91,8 +92,12 @@ class DecisionConfig:
 class Decider:
     """Feeds on one window at a time; pure apart from its own smoothing state."""
 
-    def __init__(self, labels: tuple[str, ...], cfg: DecisionConfig, music_threshold: float | None = None) -> None:
+    def __init__(self, labels: tuple[str, ...], cfg: DecisionConfig, music_threshold: float | None = None,
+                 settle_windows: int = 0) -> None:
+        """``settle_windows``: how many windows after a silent one still share some of its audio
+        (:func:`dsp.windows.windows_sharing`)."""
         self.labels, self.cfg, self.music_threshold = labels, cfg, music_threshold
+        self.settle_windows = settle_windows
         self._alpha = 2.0 / (cfg.windows + 1)
         self._uniform = np.full(len(labels), 1.0 / len(labels))
         self._music_prior = 1.0 if music_threshold is None else music_threshold
@@ -106,6 +111,7 @@ class Decider:
         self._pending: tuple[str, str | None] | None = None
         self._pending_count = 0
         self._first = True  # no state taken since the start or the last silence
+        self._heard = 0  # windows with sound since the start or the last silence
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
@@ -115,6 +121,7 @@ class Decider:
             self._state = State("silence", None, 1.0)
             return self._state
         p, music = np.asarray(probabilities, np.float64), float(music)
+        self._heard += 1
         smoothed, best, m = self._smooth(p, music)
         if self._first and self._confident(p, music):
             self._pending, self._pending_count, self._first = None, 0, False
@@ -138,13 +145,11 @@ class Decider:
         return self._state
 
     def _confident(self, p: np.ndarray, music: float) -> bool:
-        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; after a
-        silence, a genre only (a window just after a pause is partly the pause, which is not music)."""
-        if self.cfg.first_confidence is None:
+        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; never one
+        that may still hold some of a silence just heard (what it says is partly the pause)."""
+        if self.cfg.first_confidence is None or (self._resumed and self._heard <= self.settle_windows):
             return False
         state = self._candidate(p, int(np.argmax(p)), music, None)
-        if state.kind == "no_music" and self._resumed:
-            return False
         return state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence
 
     def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import AudioError
-from genrecast.dsp.windows import MIN_SECONDS
+from genrecast.dsp.windows import MIN_SECONDS, windows_sharing
 
 from genrecast.contract import daemon_status_topic, stream_topic
 
@@ -125,7 +125,8 @@ class StreamRun:
         self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
-        self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold)
+        self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold,
+                               windows_sharing(model.spec.dsp, model.spec.n_frames, cfg.hop_seconds))
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags

@@ -97,7 +97,7 @@ class OfflineClassifier:
             genre=track.genre,
             confidence=track.confidence,
             music=track.music if model.spec.has_music_head else None,
-            states=stream_states(model.spec, result),
+            states=stream_states(model.spec, result, self.hop_seconds),
             window_kinds=tuple(result.window_state(model.spec, i).kind for i in range(len(result.starts))),
             window_tags=tuple(tuple(t) for t in result.window_tags(model.spec) or [() for _ in result.starts]),
         )
@@ -134,11 +134,13 @@ class OfflineClassifier:
             return model, classify_windows(model, decoded, self.hop_seconds, name)
 
 
-def stream_states(spec, result: FileWindows) -> tuple[str, ...]:
+def stream_states(spec, result: FileWindows, hop_seconds: float) -> tuple[str, ...]:
     """The state after each window, as a daemon with the default decision settings would have said it while the
     file played: the page shades the periods without a genre on the file's timeline as on a stream's."""
     from genrecast.daemon.decision import Decider, DecisionConfig
+    from genrecast.dsp.windows import windows_sharing
 
-    decider = Decider(spec.labels, DecisionConfig(), spec.music_threshold)
+    decider = Decider(spec.labels, DecisionConfig(), spec.music_threshold,
+                      windows_sharing(spec.dsp, spec.n_frames, hop_seconds))
     return tuple(decider.update(p, m, r).kind for p, m, r in zip(result.probabilities, result.music, result.rms,
                                                                   strict=True))

@@ -44,6 +44,12 @@ def hop_frames(cfg: DSPConfig, hop_seconds: float) -> int:
     return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
 
 
+def windows_sharing(cfg: DSPConfig, win_frames: int, hop_seconds: float) -> int:
+    """How many of the windows after one share some of its frames: after a silent window, those that may still
+    hold part of the silence (3 for musicnn's 187 frames at a 1-s hop)."""
+    return -(-win_frames // hop_frames(cfg, hop_seconds)) - 1
+
+
 def window_starts(n_frames: int, win_frames: int, hop: int) -> np.ndarray:
     """First frame of each full window; a signal shorter than one window yields none."""
     if n_frames < win_frames:

@@ -32,3 +32,13 @@ def test_streaming_windows_equal_batch_slicing(sizes, hop):
     assert [start for start, _ in got] == list(window_starts(400, 50, hop))
     np.testing.assert_array_equal(np.stack([w for _, w in got]), batch)
     assert batch.shape[1:] == (8, 50)
+
+
+def test_windows_sharing_counts_the_windows_that_overlap_one():
+    """After a silent window, those that may still hold some of the silence (the decision waits for them)."""
+    from genrecast.dsp.windows import windows_sharing
+    from genrecast.training.musicnn import MUSICNN_DSP, N_FRAMES
+
+    assert windows_sharing(MUSICNN_DSP, N_FRAMES, 1.0) == 3  # 187 frames, 62 a hop
+    assert windows_sharing(MUSICNN_DSP, N_FRAMES, 3.0) == 0  # windows side by side share nothing
+    assert windows_sharing(MUSICNN_DSP, N_FRAMES, 0.5) == 6

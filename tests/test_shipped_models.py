@@ -117,7 +117,8 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
     """Six real excerpts, 12 s each with 6 s of silence after each, as a stream with the default decision hears
     them. The window after a pause is mostly the pause, which the music head calls not music: the confident first
     answer took it as no_music, which then held for its dwell (27 windows of no_music after four of the five
-    pauses). A walkthrough with a real microphone pipe and Home Assistant found it."""
+    pauses). A walkthrough with a real microphone pipe and Home Assistant found it; a review then found the fast
+    model's next window, still partly the pause, taken as classical before disco."""
     import numpy as np
     import soundfile as sf
     from genrecast.daemon.classify_cmd import classify_windows
@@ -125,6 +126,7 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
     from genrecast.dsp import AudioFile
     from genrecast.dsp.audio import read_audio
     from genrecast.dsp.resample import resample
+    from genrecast.dsp.windows import windows_sharing
 
     names = ["country.00001", "reggae.00002", "blues.00001", "hiphop.00001", "disco.00002", "rock.00002"]
     parts = []
@@ -136,12 +138,20 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
         model = load_model(path)
         with AudioFile(str(tmp_path / "pauses.wav")) as f:
             windows = classify_windows(model, f, 1.0, "pauses.wav")
-        decider = Decider(model.spec.labels, DecisionConfig(), model.spec.music_threshold)
-        states = [decider.update(p, m, r).kind for p, m, r in zip(windows.probabilities, windows.music, windows.rms,
-                                                                   strict=True)]
-        runs = "".join({"genre": "g", "silence": "s"}.get(k, k[0]) for k in states).split("s")
-        assert "no_music" not in states, (path.name, states)
-        assert sum("g" in run for run in runs) == len(names), (path.name, states)  # every track named
+        decider = Decider(model.spec.labels, DecisionConfig(), model.spec.music_threshold,
+                          windows_sharing(model.spec.dsp, model.spec.n_frames, 1.0))
+        states = [decider.update(p, m, r) for p, m, r in zip(windows.probabilities, windows.music, windows.rms,
+                                                              strict=True)]
+        assert "no_music" not in [s.kind for s in states], (path.name, states)
+        # the first genre named after each pause is that track's (the fast model said classical before disco)
+        firsts, heard = [], False
+        for s in states:
+            if s.kind == "silence":
+                heard = False
+            elif s.kind == "genre" and not heard:
+                firsts.append(s.genre)
+                heard = True
+        assert firsts == [name.split(".")[0] for name in names], (path.name, firsts)
 
 
 def test_models_folder_ships_only_the_two_models():
