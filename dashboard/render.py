@@ -7,8 +7,10 @@ Text from MQTT reaches the page only as component children (React escapes it) or
 from __future__ import annotations
 
 import html as html_lib
+import itertools
 import json
 import logging
+import statistics
 from datetime import UTC, datetime, timedelta
 
 from dash import Patch, html, no_update
@@ -372,19 +374,28 @@ def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) 
         return _empty("Timeline: no windows yet")
     title = f"Last {round(seconds / 60)} minutes"
     xaxis = {"type": "date", "range": _span(points[-1], seconds), "tickformat": "%H:%M:%S", "nticks": 6}
-    x, rows, kinds = _series(points)
+    x, rows, kinds = _series(points, _gap(view.timeline))
     return stacked_figure(x, rows, title, xaxis, plot_text(points[-1].stream_id), kinds)
 
 
-def _series(points: list[Prediction], after: float | None = None) -> tuple[list[str], list[dict], list[str | None]]:
+def _gap(timeline: tuple[Prediction, ...]) -> float:
+    """How far apart two windows are a gap in the stream (nothing heard between them): over :data:`STALE_AFTER_S`,
+    and over 2.5 of its usual steps (a stream with a 15-s hop is not a row of gaps)."""
+    starts = sorted(p.window_start_s for p in timeline)
+    steps = [b - a for a, b in itertools.pairwise(starts) if b > a]
+    return max(STALE_AFTER_S, 2.5 * statistics.median(steps)) if steps else STALE_AFTER_S
+
+
+def _series(points: list[Prediction], gap: float,
+            after: float | None = None) -> tuple[list[str], list[dict], list[str | None]]:
     """The plot times, probabilities and states of ``points`` (in time order, the first after the time ``after``
-    when a drawing is extended). Where two windows lie more than :data:`STALE_AFTER_S` apart (a stall, a crash, a
-    restart) the bands drop to nothing between them: they were drawn as a straight ramp across the silence."""
+    when a drawing is extended). Where two windows lie more than ``gap`` apart (a stall, a crash, a restart) the
+    bands drop to nothing between them: they were drawn as a straight ramp across the silence."""
     x, rows, kinds = [], [], []
     previous = after
     for p in points:
         t = p.time.timestamp()
-        if previous is not None and t - previous > STALE_AFTER_S:
+        if previous is not None and t - previous > gap:
             x += [_plot_time(datetime.fromtimestamp(edge, UTC)) for edge in (previous + 0.001, t - 0.001)]
             rows += [{}, {}]
             kinds += [None, None]
@@ -415,7 +426,7 @@ def timeline_update(view: StreamView | None, drawn: dict | None,
         labels = drawn["labels"]
         if points[0].time.timestamp() > drawn["newest"] and all(sorted(p.labels) == sorted(labels) for p in points):
             patch = Patch()
-            x, rows, kinds = _series(points, after=drawn["newest"])
+            x, rows, kinds = _series(points, _gap(view.timeline), after=drawn["newest"])
             for i, label in enumerate(labels):
                 patch["data"][i]["x"].extend(x)
                 patch["data"][i]["y"].extend([row.get(label, 0.0) for row in rows])

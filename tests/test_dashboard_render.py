@@ -260,6 +260,14 @@ def test_the_timeline_shows_a_gap_where_no_window_came_drawn_whole_or_extended()
     assert all(t["y"][10:12] == [0.0, 0.0] for t in full["data"])  # the shading too
     # windows a second apart draw no gap, and neither do two ten seconds apart
     assert len(timeline_figure(add(454))["data"][0]["x"]) == 10 + 2 + 5 + 1  # 10 s apart: a stall only after
+    # a stream whose hop is 15 s: its windows are not a row of gaps (they were: every window a 2-ms spike)
+    sparse = History(clock=lambda: 0.0)
+    for k in range(20):
+        p = _at("slow", 300 + 15 * k)
+        p["window_start_s"], p["window_end_s"] = 15.0 * k, 15.0 * k + 3
+        sparse.add(parse_message("genrecast", "genrecast/slow/prediction", encode(p)))
+    rock = next(t for t in timeline_figure(sparse.stream("slow"))["data"] if t["name"] == "rock")
+    assert len(rock["x"]) == 20 and min(rock["y"]) > 0
 
 
 def test_the_timeline_is_drawn_afresh_when_an_append_would_be_wrong_or_the_page_holds_too_much():
