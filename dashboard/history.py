@@ -179,12 +179,17 @@ class History:
                                    windows=view.windows + 1)
                     if not message.decision.same_state(view.decision):
                         changes["since"] = changes["music"] = None  # the new state's genre message follows
-                case GenreChange():
+                case GenreChange() if not_yet_known(message.decision.kind, message.decision.confidence):
                     # the start's "not yet known" is no decision: the card said "uncertain · 0%" for a stream
-                    # that had never been judged, even once it had gone offline ("no answer")
-                    known = not not_yet_known(message.decision.kind, message.decision.confidence)
-                    changes.update(decision=message.decision if known else None, since=message.since if known else None,
-                                   model_id=message.model_id, music=message.music)
+                    # that had never been judged, even once it had gone offline ("no answer"). It ends a previous
+                    # run's decision (one a genre message gave: since is set), not this run's first windows' unsure
+                    # state, which the refreshes of the first dwell would otherwise blank every 10 s
+                    if view.since is not None:
+                        changes.update(decision=None, since=None)
+                    changes.update(model_id=message.model_id, music=message.music)
+                case GenreChange():
+                    changes.update(decision=message.decision, since=message.since, model_id=message.model_id,
+                                   music=message.music)
             stream.view = replace(view, **changes)
             return came_back
 

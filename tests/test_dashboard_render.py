@@ -67,7 +67,15 @@ def test_the_starts_not_yet_known_is_no_decision():
     gone = view_after(("status", status("kitchen", "offline", reason="error: mic:USB: no such device")),
                       ("genre", start))
     assert decision_text(gone) == ("no answer", "state-none")
-    # a judged uncertain (music, no clear genre) and the first windows' unsure state are decisions
+    # the first windows' unsure state is the stream's decision, and the refreshes of the first dwell (still "not yet
+    # known") leave it: the headline went waiting… / uncertain / waiting… every 10 s
+    unsure = prediction("kitchen", kind="uncertain", confidence=0.19)
+    first = view_after(("status", status("kitchen")), ("genre", start), ("prediction", unsure), ("genre", start))
+    assert decision_text(first) == ("uncertain", "state-uncertain")
+    # a new run's start ends the last run's genre
+    rerun = view_after(("genre", genre("kitchen", "jazz")), ("genre", start))
+    assert rerun.decision is None and rerun.since is None
+    # a judged uncertain (music, no clear genre) is a decision
     assert decision_text(view_after(("genre", genre("kitchen", None, "uncertain", 0.31)))) == (
         "uncertain", "state-uncertain")
 
