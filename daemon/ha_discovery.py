@@ -46,13 +46,15 @@ NOT_YET_KNOWN = "value_json.kind == 'uncertain' and value_json.confidence == 0"
 GENRE_STATE = (f"{{{{ value_json.genre if value_json.kind == 'genre' else 'None' if {NOT_YET_KNOWN} "
                "else value_json.kind }}")
 # The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
-# for no_music and silence, unknown ("None") at the start. While the sound after a silence is being judged (music
-# null again) it renders nothing, which Home Assistant ignores: the sensor stays off until the sound is judged, where
-# it went off -> unknown -> on at every pause between tracks. A payload from before it had no `music`: its kind
-# says what it can, as the template did then.
-MUSIC_STATE = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
-               "else value_json.kind == 'genre') %}"
-               f"{{{{ 'ON' if music is true else 'OFF' if music is false else 'None' if {NOT_YET_KNOWN} else '' }}}}")
+# for no_music and silence, unknown ("None") at the start. With a music head, while the sound after a silence is
+# being judged (music null again) it renders nothing, which Home Assistant ignores: the sensor stays off until the
+# sound is judged, where it went off -> unknown -> on at every pause between tracks. A model without one never
+# judges an uncertain (it cannot tell music from speech): unknown for as long as that lasts, not the last on or off.
+# A payload from before `music` was sent: its kind says what it can (its uncertain as unjudged).
+_MUSIC = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
+          "else value_json.kind == 'genre') %}{{ 'ON' if music is true else 'OFF' if music is false else ")
+MUSIC_STATE = _MUSIC + f"'None' if {NOT_YET_KNOWN} else '' }}}}"
+MUSIC_STATE_NO_HEAD = _MUSIC + "'None' }}"
 # A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
 # Whole percents, as shown: a tenth changed with nearly every refresh, a recorder row each (8,600 a day a stream).
@@ -102,6 +104,7 @@ class Discovery:
     refresh_seconds: float
     discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
     configuration_url: str | None = None  # the dashboard's URL, when one is configured
+    music_head: bool = True  # the model judges music with no clear genre (ModelSpec.has_music_head)
 
     @property
     def expire_after(self) -> int:
@@ -170,7 +173,8 @@ class Discovery:
                            "suggested_display_precision": 0, "icon": "mdi:gauge",
                            "value_template": CONFIDENCE_PERCENT, **both},
             "music": {"platform": "binary_sensor", "name": "Music", "unique_id": f"{uid}/music",
-                      "device_class": "sound", "value_template": MUSIC_STATE, **both},
+                      "device_class": "sound",
+                      "value_template": MUSIC_STATE if self.music_head else MUSIC_STATE_NO_HEAD, **both},
             "status": {"platform": "sensor", "name": "Status", "unique_id": f"{uid}/status",
                        "entity_category": "diagnostic", "device_class": "enum", "options": list(STREAM_STATES),
                        "state_topic": status, "value_template": "{{ value_json.state }}",

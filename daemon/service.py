@@ -325,7 +325,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                               wake=wake))
     if settings.ha_discovery:
         discovery = Discovery(prefix, name, model_id, model.spec.labels, settings.refresh_seconds,
-                              settings.discovery_prefix, settings.dashboard_url)
+                              settings.discovery_prefix, settings.dashboard_url, model.spec.has_music_head)
         publisher.publish(discovery.process())
         for run in runs:
             publisher.publish(legacy_retraction(run.id))  # first: the new Genre entity then takes the old one's id

@@ -115,6 +115,18 @@ def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, c
     assert json.loads(render(parts["genre"]["json_attributes_template"], tagged))["tags"] == {"rock": 0.6}
 
 
+def test_a_model_without_a_music_head_shows_its_unjudged_uncertain_as_unknown():
+    """It never judges an uncertain (music or speech, it cannot tell): rendering nothing there, as for a model with
+    a head while the sound after a pause is judged, kept the last on or off for as long as the uncertain lasted."""
+    template = config(discovery(music_head=False).stream("kitchen"))["components"]["music"]["value_template"]
+    for state, shown in ((State("uncertain", None, 0.25), "None"), (State("uncertain", None, 0.0), "None"),
+                         (State("genre", "jazz", 0.7), "ON"), (State("silence", None, 1.0), "OFF")):
+        payload = json.loads(GenreChange("m-1", state, "2026-11-25T00:40:00.000Z").message("g", "kitchen").payload)
+        assert render(template, payload) == shown, state
+    assert render(config(discovery().stream("kitchen"))["components"]["music"]["value_template"], json.loads(
+        GenreChange("m-1", State("uncertain", None, 0.25), "x").message("g", "k").payload)) == ""  # with a head
+
+
 @pytest.mark.parametrize(("kind", "genre", "music"), [("genre", "jazz", "ON"), ("no_music", None, "OFF"),
                                                        ("silence", None, "OFF"), ("uncertain", None, "")])
 def test_a_payload_from_before_music_was_sent_reads_as_its_kind_said(kind, genre, music):
