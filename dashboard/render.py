@@ -256,9 +256,10 @@ def stream_facts(view: StreamView | None) -> list:
     if p := view.latest:
         facts += [
             f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
-            # a silent window's top genre is the model's answer to nothing (it read "top classical 89%")
-            "silent window" if p.decision.kind == "silence" else f"top {p.top_genre} {p.top_confidence:.0%}",
-            *([f"music {p.music:.0%}"] if p.music is not None else []),
+            # a silent window's top genre and music are the model's answer to nothing (it read "top classical 89%")
+            *(["silent window"] if p.decision.kind == "silence" else
+              [f"top {p.top_genre} {p.top_confidence:.0%}",
+               *([f"music {p.music:.0%}"] if p.music is not None else [])]),
             f"latency {p.latency_ms:.0f} ms",
             f"rms {p.rms:.3f}",
         ]

@@ -8,7 +8,8 @@ import tomllib
 
 from conftest import ROOT
 
-TEST_ONLY_APT = {"chromium", "chromium-driver", "pulseaudio", "pulseaudio-utils", "mosquitto", "sox"}
+TEST_ONLY_APT = {"chromium", "chromium-driver", "pulseaudio", "pulseaudio-utils", "mosquitto", "sox", "debootstrap",
+                 "systemd-container"}
 
 
 def plan(*flags: str, env: dict | None = None) -> dict[str, str]:

@@ -10,8 +10,9 @@ import pytest
 from conftest import ROOT
 from systemd_container import Container
 
-# a hang guard: the first test's minute also waits for another run's container, and builds the root tree once
-pytestmark = pytest.mark.timeout(1500)
+# a hang guard: the first test's minute may also wait for another run's container (up to 600 s), build the root
+# tree once (up to 600 s) and boot it (up to 240 s)
+pytestmark = pytest.mark.timeout(1800)
 
 UNIT = "genrecast@kitchen.service"
 TIMER = "genrecast-retry@genrecast@kitchen.timer"
