@@ -357,7 +357,12 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             run.started()
     log.info("process %s (client id %s): %d stream(s)%s, model %s, broker %s", name, instance, len(runs),
              f" ({len(unopened)} more did not open: {', '.join(unopened)})" if unopened else "", model_id, broker.url)
-    notifier.ready(f"classifying {len(runs)} stream(s)" if len(configs) > 1 else
+    # as the loop will say it: a microphone not there yet read "classifying mic:USB" until the loop's first status
+    now = time.monotonic()
+    for run in runs:
+        if run.pipeline is None or run.intake.waiting_for_device:
+            run.device_missing_at = now
+    notifier.ready(_summary(runs, now) if len(configs) > 1 or runs[0].device_missing_at == now else
                    f"classifying {runs[0].intake.description}")
 
     # What start-up made (numba, onnxruntime and their modules: about 126,000 objects) lives as long as the process.
