@@ -34,7 +34,6 @@ from genrecast.daemon.inference import Inference  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
-from genrecast.dsp.windows import windows_sharing  # noqa: E402
 
 
 def long_excerpts(data: Path) -> list[tuple[str, Path]]:
@@ -83,8 +82,7 @@ def replay(model, tracks, cfg: DecisionConfig, provisional: bool) -> Replay:
     changes = right = uncertain = total = 0
     firsts, corrects = [], []
     for genre, w in tracks:
-        decider = Decider(model.spec.labels, cfg, model.spec.music_threshold,
-                          windows_sharing(model.spec.dsp, model.spec.n_frames, 1.0))
+        decider = Decider.for_model(model.spec, cfg, 1.0)
         last, settled = None, False
         first = correct = np.inf
         for p, m, r, end, prov in zip(w.probs, w.music, w.rms, w.end_s, w.provisional, strict=True):

@@ -39,6 +39,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
+from genrecast.dsp.windows import windows_sharing
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,13 @@ class Decider:
         self._uniform = np.full(len(labels), 1.0 / len(labels))
         self._music_prior = 1.0 if music_threshold is None else music_threshold
         self._state: State | None = None  # None: nothing heard yet
-        self._resumed = False  # a silence has been heard: the sound now is what follows a pause
         self._restart()
+        self._heard = settle_windows  # a start has no pause in its windows: its first one may answer
+
+    @classmethod
+    def for_model(cls, spec, cfg: DecisionConfig, hop_seconds: float) -> Decider:
+        """A stream's decider for the model ``spec`` (its labels, music threshold and windows) at this hop."""
+        return cls(spec.labels, cfg, spec.music_threshold, windows_sharing(spec.dsp, spec.n_frames, hop_seconds))
 
     def _restart(self) -> None:
         self._ema, self._ema_music = self._uniform, self._music_prior
@@ -111,13 +117,12 @@ class Decider:
         self._pending: tuple[str, str | None] | None = None
         self._pending_count = 0
         self._first = True  # no state taken since the start or the last silence
-        self._heard = 0  # windows with sound since the start or the last silence
+        self._heard = 0  # windows with sound since the last silence
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
         if rms < self.cfg.silence_rms:
             self._restart()
-            self._resumed = True
             self._state = State("silence", None, 1.0)
             return self._state
         p, music = np.asarray(probabilities, np.float64), float(music)
@@ -147,7 +152,7 @@ class Decider:
     def _confident(self, p: np.ndarray, music: float) -> bool:
         """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; never one
         that may still hold some of a silence just heard (what it says is partly the pause)."""
-        if self.cfg.first_confidence is None or (self._resumed and self._heard <= self.settle_windows):
+        if self.cfg.first_confidence is None or self._heard <= self.settle_windows:
             return False
         state = self._candidate(p, int(np.argmax(p)), music, None)
         return state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence

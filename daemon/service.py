@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import AudioError
-from genrecast.dsp.windows import MIN_SECONDS, windows_sharing
+from genrecast.dsp.windows import MIN_SECONDS
 
 from genrecast.contract import daemon_status_topic, stream_topic
 
@@ -125,8 +125,7 @@ class StreamRun:
         self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
-        self.decider = Decider(model.spec.labels, cfg.decision(), model.spec.music_threshold,
-                               windows_sharing(model.spec.dsp, model.spec.n_frames, cfg.hop_seconds))
+        self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
@@ -359,11 +358,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
              f" ({len(unopened)} more did not open: {', '.join(unopened)})" if unopened else "", model_id, broker.url)
     # as the loop will say it: a microphone not there yet read "classifying mic:USB" until the loop's first status
     now = time.monotonic()
-    for run in runs:
-        if run.pipeline is None or run.intake.waiting_for_device:
-            run.device_missing_at = now
-    notifier.ready(_summary(runs, now) if len(configs) > 1 or runs[0].device_missing_at == now else
-                   f"classifying {runs[0].intake.description}")
+    _mark_waiting(runs, now)
+    notifier.ready(_status(runs, runs, now, multi=len(configs) > 1))
 
     # What start-up made (numba, onnxruntime and their modules: about 126,000 objects) lives as long as the process.
     # Out of the collector's sight, a full collection no longer scans it: that took 47 ms, now and then in the
@@ -458,9 +454,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         give_up = GIVE_UP_STALLS * settings.stall_seconds
         # A microphone waiting for its device (missing since the start, or gone since) is left out: a restart cannot
         # bring a device that is not there. Once the device is back its stream has a whole give-up period to sound.
-        for r in live:
-            if r.pipeline is None or r.intake.waiting_for_device:
-                r.device_missing_at = now
+        _mark_waiting(live, now)
         opened = [r for r in live if now - r.device_missing_at > give_up]
         stuck = bool(opened) and all(r.live and r.stalled_for(now) > give_up for r in opened)
         if stuck:
@@ -468,8 +462,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             if text != summary:
                 log.error("%s; systemd's watchdog (if any) will restart the service", text)
         else:
-            text = _summary(live, now) if multi or runs[0].device_missing_at == now or runs[0].state == "stalled" \
-                else runs[0].last_label or f"classifying {runs[0].intake.description}"
+            text = _status(runs, live, now, multi)
             if trouble := broker_trouble():  # classifying on, but nothing reaches anyone: `systemctl status` says so
                 text += f"; {trouble}"
         if text != summary:
@@ -502,6 +495,21 @@ def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference,
         tags = out.tags if out.tags is not None else [None] * len(part)
         for (run, window, handed_at), p, music, t in zip(part, out.genre, out.music, tags, strict=True):
             run.classified(window, p, music, handed_at, t)
+
+
+def _mark_waiting(live: list[StreamRun], now: float) -> None:
+    """A microphone waiting for its device (missing since the start, or gone since) is marked missing as of ``now``."""
+    for r in live:
+        if r.pipeline is None or r.intake.waiting_for_device:
+            r.device_missing_at = now
+
+
+def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: bool) -> str:
+    """systemd's status while the streams are not stuck: a summary of several, or the one stream's state."""
+    one = runs[0]
+    if multi or one.device_missing_at == now or one.state == "stalled":
+        return _summary(live, now)
+    return one.last_label or f"classifying {one.intake.description}"
 
 
 def _summary(live: list[StreamRun], now: float) -> str:

@@ -138,9 +138,7 @@ def stream_states(spec, result: FileWindows, hop_seconds: float) -> tuple[str, .
     """The state after each window, as a daemon with the default decision settings would have said it while the
     file played: the page shades the periods without a genre on the file's timeline as on a stream's."""
     from genrecast.daemon.decision import Decider, DecisionConfig
-    from genrecast.dsp.windows import windows_sharing
 
-    decider = Decider(spec.labels, DecisionConfig(), spec.music_threshold,
-                      windows_sharing(spec.dsp, spec.n_frames, hop_seconds))
+    decider = Decider.for_model(spec, DecisionConfig(), hop_seconds)
     return tuple(decider.update(p, m, r).kind for p, m, r in zip(result.probabilities, result.music, result.rms,
                                                                   strict=True))

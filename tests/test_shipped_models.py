@@ -126,7 +126,6 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
     from genrecast.dsp import AudioFile
     from genrecast.dsp.audio import read_audio
     from genrecast.dsp.resample import resample
-    from genrecast.dsp.windows import windows_sharing
 
     names = ["country.00001", "reggae.00002", "blues.00001", "hiphop.00001", "disco.00002", "rock.00002"]
     parts = []
@@ -138,8 +137,7 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
         model = load_model(path)
         with AudioFile(str(tmp_path / "pauses.wav")) as f:
             windows = classify_windows(model, f, 1.0, "pauses.wav")
-        decider = Decider(model.spec.labels, DecisionConfig(), model.spec.music_threshold,
-                          windows_sharing(model.spec.dsp, model.spec.n_frames, 1.0))
+        decider = Decider.for_model(model.spec, DecisionConfig(), 1.0)
         states = [decider.update(p, m, r) for p, m, r in zip(windows.probabilities, windows.music, windows.rms,
                                                               strict=True)]
         assert "no_music" not in [s.kind for s in states], (path.name, states)
