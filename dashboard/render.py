@@ -362,10 +362,9 @@ def probability_figure(view: StreamView | None) -> dict:
     p = view.latest if view else None
     if p is None:
         return _empty("Latest window: none yet")
-    if p.decision.kind == "silence":  # the model's answer to silence means nothing: greyed, and said so
-        return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}: silent",
-                          plot_text(p.stream_id), muted=True)
-    return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}", plot_text(p.stream_id))
+    silent = p.decision.kind == "silence"  # the model's answer to silence means nothing: greyed, and said so
+    return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}{': silent' if silent else ''}",
+                      plot_text(p.stream_id), muted=silent)
 
 
 def timeline_figure(view: StreamView | None, seconds: float = TIMELINE_SECONDS) -> dict:
