@@ -25,6 +25,7 @@ DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gt
 GENRE_OUTPUT = "probabilities"
 MUSIC_OUTPUT = "music"
 TAGS_OUTPUT = "tags"
+DIRECT_OUTPUT = "direct_probabilities"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class Output:
     genre: np.ndarray  # [batch, n_labels] probabilities
     music: np.ndarray  # [batch] probability that the window holds music; ones for a model without a music head
     tags: np.ndarray | None = None  # [batch, n_tags] style tag probabilities; None for a model without tags
+    direct: np.ndarray | None = None  # [batch, n_labels] the direct genre head's; None for a model without one
+
+    def genre_for(self, direct: bool) -> np.ndarray:
+        """The genre probabilities for audio heard as recorded (``direct``) or through a room: the direct head's
+        for the first when the model has one, else its only genre head's."""
+        return self.direct if direct and self.direct is not None else self.genre
 
 
 @dataclass
@@ -42,19 +49,20 @@ class GenreModel:
     path: Path
     _session: object
     _input: str
-    _outputs: list[str]  # the genre output, then the music and tags outputs the model has
+    _outputs: list[str]  # the genre output, then the music, tags and direct genre outputs the model has
 
     @property
     def model_id(self) -> str:
         return self.spec.model_id
 
     def predict(self, windows: np.ndarray) -> Output:
-        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities, music probability and tags per window."""
+        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities (both heads' for a model with a direct
+        head), music probability and tags per window."""
         results = dict(zip(self._outputs, self._session.run(
             self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)}), strict=True))
         genre = results[GENRE_OUTPUT]
         music = results[MUSIC_OUTPUT].reshape(-1) if MUSIC_OUTPUT in results else np.ones(genre.shape[0], np.float32)
-        return Output(genre, music, results.get(TAGS_OUTPUT))
+        return Output(genre, music, results.get(TAGS_OUTPUT), results.get(DIRECT_OUTPUT))
 
 
 def _check_dims(what: str, dims: list, expected: list) -> str | None:
@@ -149,6 +157,12 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
         else:
             problem = _check_dims(f"{TAGS_OUTPUT!r} output", outputs[TAGS_OUTPUT].shape, [None, len(spec.tags)])
             names.append(TAGS_OUTPUT)
+    if spec.direct_head and not problem:
+        if DIRECT_OUTPUT not in outputs:
+            problem = f"its metadata names a direct genre head but the graph has no {DIRECT_OUTPUT!r} output"
+        else:
+            problem = _check_dims(f"{DIRECT_OUTPUT!r} output", outputs[DIRECT_OUTPUT].shape, [None, len(spec.labels)])
+            names.append(DIRECT_OUTPUT)
     if problem:
         raise ModelSpecError(f"model {path}: {problem} (from its metadata)")
     model = GenreModel(spec, path, session, inputs[0].name, names)
@@ -165,7 +179,8 @@ def _check_outputs(model: GenreModel) -> None:
     """One window through the graph: a graph whose outputs are not probabilities (NaN, or outside 0-1) is refused
     here, by name, rather than turned into NaN in ``classify --json`` or the API's answers."""
     out = model.predict(np.zeros((1, model.spec.dsp.n_mels, model.spec.n_frames), np.float32))
-    for name, values in ((GENRE_OUTPUT, out.genre), (MUSIC_OUTPUT, out.music), (TAGS_OUTPUT, out.tags)):
+    for name, values in ((GENRE_OUTPUT, out.genre), (MUSIC_OUTPUT, out.music), (TAGS_OUTPUT, out.tags),
+                         (DIRECT_OUTPUT, out.direct)):
         if values is not None and not are_probabilities(values):
             raise ModelSpecError(f"model {model.path}: its {name!r} output for a test window is not a probability "
                                  f"(NaN, infinite, or outside 0-1: {np.ravel(values)[:3].tolist()})")

@@ -27,7 +27,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "hop_seconds": (int, float), "input_norm": dict, "training": dict,
 }
 # Fields added after SPEC_FORMAT 1 shipped: a file written before them lacks the key and reads the default.
-_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold")
+_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "direct_head")
 TOP_TAGS = 5  # at most this many tags are announced per window or file, the likeliest first
 
 
@@ -46,7 +46,10 @@ class ModelSpec:
     the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``. A model with style
     tags (``tags`` non-empty) also outputs ``tags`` ``[batch, len(tags)]``, each tag's probability (independent
     sigmoids, not a distribution); ``tag_origin`` says where the names come from, and a tag is announced at
-    ``tag_threshold`` or more (:meth:`announced_tags`).
+    ``tag_threshold`` or more (:meth:`announced_tags`). A model with a direct genre head (``direct_head``) also
+    outputs ``direct_probabilities`` ``[batch, len(labels)]``: a genre head that never learned audio heard through
+    a room, for audio that reaches the model as recorded (a file, a pipe, a stream); ``probabilities`` is then the
+    head for a microphone in a room.
     """
 
     name: str
@@ -62,6 +65,7 @@ class ModelSpec:
     tags: tuple[str, ...] = ()  # names of the ``tags`` output, in its order; empty: no tags output
     tag_origin: str | None = None  # where the tag names and their meaning come from
     tag_threshold: float | None = None  # a tag is announced at this probability or more
+    direct_head: bool = False  # the graph also outputs ``direct_probabilities``
 
     def __post_init__(self) -> None:
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -134,6 +138,8 @@ class ModelSpec:
             if tag_threshold is not None and (isinstance(tag_threshold, bool) or not isinstance(tag_threshold,
                                                                                                 int | float)):
                 raise ModelSpecError(f"malformed model spec: tag_threshold has the wrong type ({tag_threshold!r:.60})")
+            if not isinstance(data.get("direct_head", False), bool):
+                raise ModelSpecError("malformed model spec: direct_head must be true or false")
             if not isinstance(data.get("tag_origin", ""), str | None):
                 raise ModelSpecError("malformed model spec: tag_origin must be a string")
             data["labels"], data["tags"] = tuple(data["labels"]), tuple(tags)

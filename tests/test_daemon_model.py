@@ -13,7 +13,7 @@ from daemon_helpers import genrecast, write_tones
 from genrecast.daemon.model import DEFAULT_MODEL, load_model
 from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 from signals import sparse_wav
-from tiny_model import TINY_TAGS, build_tiny_model, musicnn_like_spec, tagged_spec, tiny_spec
+from tiny_model import TINY_TAGS, build_tiny_model, direct_label, musicnn_like_spec, tagged_spec, tiny_spec
 
 
 def respec(path, spec):
@@ -57,6 +57,17 @@ def test_tags_are_read_when_the_spec_names_them(tmp_path):
     assert load_model(build_tiny_model(tmp_path / "plain.onnx")).predict(peaked).tags is None
 
 
+def test_the_direct_genre_head_is_read_when_the_spec_names_it(tmp_path):
+    model = load_model(build_tiny_model(tmp_path / "m.onnx", tagged_spec(direct_head=True)))
+    peaked = np.full((1, 128, model.spec.n_frames), -20.0, np.float32)
+    peaked[0, 12 * 6 + 6] = 5.0  # the middle band of metal's group
+    out = model.predict(peaked)
+    assert out.genre[0].argmax() == 6 and out.direct[0].argmax() == direct_label(6)
+    assert out.genre_for(direct=False) is out.genre and out.genre_for(direct=True) is out.direct
+    plain = load_model(build_tiny_model(tmp_path / "plain.onnx")).predict(peaked)
+    assert plain.direct is None and plain.genre_for(direct=True) is plain.genre  # one head serves every source
+
+
 def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
     model = load_model(build_tiny_model(tmp_path / "m.onnx", musicnn_like_spec()))
     assert (model.spec.dsp.sample_rate, model.spec.dsp.n_mels, model.spec.n_frames) == (16000, 96, 187)
@@ -78,9 +89,11 @@ def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
          "names 10 tags but the graph has no 'tags' output"),
         (lambda p: respec(build_tiny_model(p, tagged_spec()), tagged_spec(tags=TINY_TAGS[:9])),
          "'tags' output shape ['batch', 10] does not fit [None, 9]"),
+        (lambda p: respec(build_tiny_model(p, tagged_spec()), tagged_spec(direct_head=True)),
+         "names a direct genre head but the graph has no 'direct_probabilities' output"),
     ],
     ids=["no-metadata", "mel-count", "window-length", "label-count", "garbage", "no-music-head", "no-tags",
-         "tag-count"],
+         "tag-count", "no-direct-head"],
 )
 def test_refuses_models_that_break_the_contract(tmp_path, build, message):
     path = tmp_path / "bad.onnx"

@@ -54,6 +54,14 @@ def test_model_spec_tags_round_trip_and_old_specs_lack_them():
     assert back.tags == () and not back.has_tags and back.announced_tags([]) == {}
 
 
+def test_model_spec_direct_head_round_trips_and_old_specs_lack_it():
+    spec = ModelSpec(name="m", version="5", direct_head=True)
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    old = json.loads(ModelSpec(name="m", version="1").to_json())
+    del old["direct_head"]  # as 0.4.0's metadata, written before the field existed
+    assert ModelSpec.from_json(json.dumps(old)).direct_head is False
+
+
 def test_announced_tags_are_the_likeliest_few_at_the_threshold_or_more():
     names = tuple(f"t{i}" for i in range(8))
     spec = ModelSpec(name="m", version="1", tags=names, tag_origin="test", tag_threshold=0.3)
@@ -101,6 +109,8 @@ def _spec_with(change) -> str:
     _spec_with(lambda d: d.update(tags=[1], tag_origin="x", tag_threshold=0.3)),
     _spec_with(lambda d: d.update(tags=["rock"], tag_origin="x", tag_threshold="0.3")),
     _spec_with(lambda d: d.update(tags=["rock"], tag_origin=3, tag_threshold=0.3)),
+    _spec_with(lambda d: d.update(direct_head="yes")),
+    _spec_with(lambda d: d.update(direct_head=1)),
 ])
 def test_malformed_model_spec_is_refused(text):
     with pytest.raises(ModelSpecError):

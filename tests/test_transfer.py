@@ -144,8 +144,38 @@ def test_heads_learn_separable_genres_and_music():
     assert (mp[has] > 0.5).all() and (mp[~has] < 0.5).all()
     # the music head reads only its own features: the others' weights are exactly 0, its own are not
     assert (heads.music_w[8:] == 0).all() and (heads.music_w[:8] != 0).all() and (heads.genre_w[:, 8:] != 0).any()
+    assert not heads.has_direct  # no room copies to leave out: the direct head would be the genre head
     with pytest.raises(ValueError, match="must be some of"):
         HeadConfig(features=("b:p",), music_features=("c:q",))
+
+
+def test_the_direct_head_learns_the_recorded_clips_alone():
+    """A room that moves every genre toward another's sound: the genre head learns both, the direct head only the
+    recordings, so it is the one that is right about recordings, and the other the one that is right in the room."""
+    rng = np.random.default_rng(1)
+    labels = ("a", "b", "c")
+    centres = rng.normal(0, 3, size=(3, 8))
+    clips, acts = [], []
+    for i in range(24):
+        k = i % 3
+        clips.append(Clip(f"x{i}", labels[k], True, "long", f"x{i}", Path("x")))
+        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
+        clips.append(Clip(f"x{i}@room", labels[k], True, "long", f"x{i}", Path("x"), acoustic=("room", 0)))
+        acts.append({"b:p": (centres[(k + 1) % 3] + 0.6 * centres[k] + rng.normal(0, 0.5, size=(3, 8))
+                             ).astype(np.float32)})
+    cfg = HeadConfig(features=("b:p",), music_features=("b:p",))
+    everything = WindowSet.build(clips, acts, cfg.features)
+    heads = fit_heads(everything, everything, labels, cfg)
+    assert heads.has_direct and heads.direct_w.shape == heads.genre_w.shape
+    recorded = everything.where(lambda c: c.acoustic is None)
+    truth = np.array([labels.index(recorded.clips[c].genre) for c in recorded.clip_index])
+    assert (heads.predict(recorded.x, direct=True)[0].argmax(1) == truth).all()
+    room = everything.where(lambda c: c.acoustic is not None)
+    room_truth = np.array([labels.index(room.clips[c].genre) for c in room.clip_index])
+    assert (heads.predict(room.x)[0].argmax(1) == room_truth).mean() > (
+        heads.predict(room.x, direct=True)[0].argmax(1) == room_truth).mean()
+    np.testing.assert_array_equal(heads.predict(recorded.x, direct=True)[1], heads.predict(recorded.x)[1])  # music
+    assert not fit_heads(everything, everything, labels, replace(cfg, direct_head=False)).has_direct
 
 
 def test_the_shipped_recipe_reads_both_of_the_wheels_networks():
@@ -210,8 +240,12 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     everything = WindowSet.build(clips, acts, cfg.features)
     heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, GTZAN_GENRES, cfg)
     heads.temperature = 1.7
+    # a direct head's weights as the trainer would give it (its own temperature baked in too)
+    turn = np.roll(np.arange(len(GTZAN_GENRES)), 1)  # each genre's weights on the next one's row
+    heads.direct_w, heads.direct_b, heads.direct_temperature = heads.genre_w[turn], heads.genre_b[turn], 0.8
     spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
-                   music_threshold=0.5, tags=MSD_TAGS, tag_origin=TAG_ORIGIN["MSD_musicnn"], tag_threshold=0.3)
+                   music_threshold=0.5, tags=MSD_TAGS, tag_origin=TAG_ORIGIN["MSD_musicnn"], tag_threshold=0.3,
+                   direct_head=True)
     path = tmp_path / "m.onnx"
     export_onnx(TransferNet(backbones, heads), spec, path)
     model = load_model(path)
@@ -220,12 +254,15 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     want_g, want_m = heads.predict(np.concatenate([features(a, cfg.features) for a in acts]))
     np.testing.assert_allclose(out.genre, want_g, atol=2e-4)
     np.testing.assert_allclose(out.music, want_m, atol=2e-4)
+    want_direct = heads.predict(np.concatenate([features(a, cfg.features) for a in acts]), direct=True)[0]
+    np.testing.assert_allclose(out.direct, want_direct, atol=2e-4)
+    assert np.abs(want_direct - want_g).max() > 0.01  # two heads, not one read twice
     # the tags are the first backbone's own: MSD_musicnn's tag probabilities, as its tagger computes them
     want_tags = 1 / (1 + np.exp(-np.concatenate([a["MSD_musicnn:logits"] for a in acts])))
     assert out.tags.shape == (len(x), 50)
     np.testing.assert_allclose(out.tags, want_tags, atol=2e-4)
     with torch.no_grad():
-        g, m, t = TransferNet(backbones, heads)(torch.from_numpy(x))
+        g, m, t, _ = TransferNet(backbones, heads)(torch.from_numpy(x))
     np.testing.assert_allclose(out.genre, g.numpy(), atol=2e-4)
     np.testing.assert_allclose(out.tags, t.numpy(), atol=2e-4)
 
@@ -257,6 +294,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         assert model.spec.n_frames == N_FRAMES
         # the transfer graph carries the backbone's tags; the distilled student has none
         assert model.spec.tags == (MSD_TAGS if name == "model.onnx" else ())
+        # and a direct genre head, for audio heard as recorded; the student has the one head
+        assert model.spec.direct_head == (name == "model.onnx")
     cv = json.loads((out / "cv.json").read_text())
     rows = cv["oof"]
     assert cv["spec"]["labels"] == [*GTZAN_GENRES, "electronic"]
@@ -268,9 +307,16 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert cv["cv"]["genre"]["gtzan"]["n_tracks"] == 12 and cv["cv"]["genre"]["ood"]["n_tracks"] == 4
     # every clip once more through a held-out room, scored by the fold that held it out
     assert cv["cv"]["room"]["genre"]["all"]["n_tracks"] == 16 and cv["cv"]["room"]["music"]["speech"]["clips"] == 4
+    # the direct head's figures beside the genre head's, clean and through the held-out rooms
+    direct = cv["cv"]["direct"]
+    assert direct["genre"]["all"]["n_tracks"] == 16 and direct["room"]["genre"]["all"]["n_tracks"] == 16
+    assert "the direct genre head (recorded clips alone)" in proc.stdout
     across = cv["cv"]["cross_source"]
     assert across["gtzan_to_ood"]["labels"] == ["blues", "classical", "metal"]
     assert across["gtzan_to_ood"]["clean"]["n_tracks"] == 2  # only the genres GTZAN has: classical
+    assert across["gtzan_to_ood"]["direct"]["clean"]["n_tracks"] == 2
+    assert across["ood_to_gtzan"]["direct"]["room"]["n_tracks"] == 4
+    assert cv["spec"]["training"]["direct_temperature"] > 0 and cv["spec"]["training"]["heads"]["direct_head"]
     assert across["ood_to_gtzan"]["labels"] == ["classical", "electronic"]
     assert across["ood_to_gtzan"]["room"]["n_tracks"] == 4  # GTZAN's classical tracks
     training = cv["spec"]["training"]

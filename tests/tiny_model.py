@@ -11,6 +11,9 @@ white noise is flat, so "not music" (close to 0).
 With ``tags`` named in its spec (one per label, e.g. :data:`TINY_TAGS`) it also has the ``tags`` output: tag ``i``
 is ``sigmoid(2 * score_i - 2)`` of label ``i``'s score, so a tone at :func:`tone_hz` ``(i)`` carries tag ``i``
 alone.
+
+With ``direct_head`` set in its spec it also has the ``direct_probabilities`` output, the direct genre head: the
+same scores, each label's given to the next one (:func:`direct_label`), so a test can tell which head was read.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ def tagged_spec(**changes) -> ModelSpec:
 def musicnn_like_spec(**changes) -> ModelSpec:
     """A tiny model's spec with the new model's front end (16 kHz / 512 / 256 / 96, 187 frames)."""
     return tiny_spec(dsp=MUSICNN_DSP, window_seconds=MUSICNN_WINDOW_SECONDS, **changes)
+
+
+def direct_label(label_index: int, n_labels: int = len(GTZAN_GENRES)) -> int:
+    """The label the tiny model's direct head gives a tone at :func:`tone_hz` ``(label_index)``."""
+    return (label_index + 1) % n_labels
 
 
 def bands_per_label(cfg: DSPConfig = DEFAULT_DSP, n_labels: int = len(GTZAN_GENRES)) -> int:
@@ -101,6 +109,12 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
                   helper.make_node("Sigmoid", ["tag_logits"], ["tags"])]
         initializers.append(numpy_helper.from_array(np.float32(2.0), "two"))
         outputs.append(helper.make_tensor_value_info("tags", TensorProto.FLOAT, ["batch", n_labels]))
+    if spec.direct_head:
+        shift = np.roll(np.eye(n_labels, dtype=np.float32), 1, axis=1)  # label i's score becomes label i + 1's
+        nodes += [helper.make_node("MatMul", ["scores", "shift"], ["direct_scores"]),
+                  helper.make_node("Softmax", ["direct_scores"], ["direct_probabilities"], axis=1)]
+        initializers.append(numpy_helper.from_array(shift, "shift"))
+        outputs.append(helper.make_tensor_value_info("direct_probabilities", TensorProto.FLOAT, ["batch", n_labels]))
     graph = helper.make_graph(
         nodes, "tiny_genre",
         [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", n_mels, frames])],
@@ -114,5 +128,5 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
     return path
 
 
-__all__ = ["GTZAN_GENRES", "MUSICNN_DSP", "TINY_TAGS", "build_tiny_model", "musicnn_like_spec", "tagged_spec",
-           "tiny_spec", "tone_hz"]
+__all__ = ["GTZAN_GENRES", "MUSICNN_DSP", "TINY_TAGS", "build_tiny_model", "direct_label", "musicnn_like_spec",
+           "tagged_spec", "tiny_spec", "tone_hz"]

@@ -4,7 +4,8 @@ Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_fra
 mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]`` and,
 for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the probability that the
 window holds music at all; for a model with style tags (``spec.tags`` named), ``tags`` ``[batch, n_tags]``, each tag's
-probability.
+probability; for a model with a direct genre head (``spec.direct_head``), ``direct_probabilities`` ``[batch,
+n_labels]``, that head's.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ INPUT_NAME = "logmel"
 OUTPUT_NAME = "probabilities"
 MUSIC_NAME = "music"
 TAGS_NAME = "tags"
+DIRECT_NAME = "direct_probabilities"
 
 
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
     """``model(logmel)`` returns the probabilities, or a tuple of them, then ``music`` when ``spec`` has a music head
-    and ``tags`` when it names tags, in that order."""
+    and ``tags`` when it names tags, then the direct head's probabilities when it has one, in that order."""
     model.eval()
-    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else []) + ([TAGS_NAME] if spec.has_tags else [])
+    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else []) + ([TAGS_NAME] if spec.has_tags else []) \
+        + ([DIRECT_NAME] if spec.direct_head else [])
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():

@@ -44,6 +44,10 @@ class HeadConfig:
     music_l2: float = 1e-2  # the music head's: more speech and noise flagged in rooms, more music kept than at 0.1
     max_iter: int = 200
     copy_weight: float = 1.0  # what a copy heard through a room weighs against a recorded clip of its class
+    # a second genre head fitted on the recorded clips alone, for audio that reaches the model as recorded (a file, a
+    # pipe, a radio stream): the card's *Choices* measure it better across collections than the head that also
+    # learned the room copies, and worse through rooms, where a microphone is (only with room copies to leave out)
+    direct_head: bool = True
 
     def __post_init__(self) -> None:
         if not self.music_features or not set(self.music_features) <= set(self.features):
@@ -57,12 +61,15 @@ class HeadConfig:
 
     def to_dict(self) -> dict:
         return {"features": list(self.features), "music_features": list(self.music_features), "l2": self.l2,
-                "music_l2": self.music_l2, "max_iter": self.max_iter, "copy_weight": self.copy_weight}
+                "music_l2": self.music_l2, "max_iter": self.max_iter, "copy_weight": self.copy_weight,
+                "direct_head": self.direct_head}
 
 
 @dataclass
 class Heads:
-    """Standardisation and the two linear heads, as numpy arrays (what the exported graph bakes in)."""
+    """Standardisation and the linear heads, as numpy arrays (what the exported graph bakes in): the genre head
+    (``genre_*``, which learned room copies too), the music head and, when fitted, the direct genre head
+    (``direct_*``, recorded clips alone) on the same standardised features."""
 
     features: tuple[str, ...]  # ``backbone:part`` (HeadConfig.features)
     mean: np.ndarray  # [d]
@@ -72,16 +79,26 @@ class Heads:
     music_w: np.ndarray  # [d]
     music_b: float
     temperature: float = 1.0
+    direct_w: np.ndarray | None = None  # [n_labels, d]
+    direct_b: np.ndarray | None = None  # [n_labels]
+    direct_temperature: float = 1.0
     info: dict = field(default_factory=dict)
 
-    def logits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = (x - self.mean) / self.std
-        return z @ self.genre_w.T + self.genre_b, z @ self.music_w + self.music_b
+    @property
+    def has_direct(self) -> bool:
+        return self.direct_w is not None
 
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``[n, d]`` features -> genre probabilities ``[n, n_labels]`` and music probabilities ``[n]``."""
-        g, m = self.logits(x)
-        g = g / self.temperature
+    def logits(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Genre and music logits; ``direct``: the direct genre head's (which there must be)."""
+        z = (x - self.mean) / self.std
+        w, b = (self.direct_w, self.direct_b) if direct else (self.genre_w, self.genre_b)
+        return z @ w.T + b, z @ self.music_w + self.music_b
+
+    def predict(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``[n, d]`` features -> genre probabilities ``[n, n_labels]`` (the direct head's with ``direct``) and music
+        probabilities ``[n]``."""
+        g, m = self.logits(x, direct)
+        g = g / (self.direct_temperature if direct else self.temperature)
         g = np.exp(g - g.max(axis=1, keepdims=True))
         return g / g.sum(axis=1, keepdims=True), 1.0 / (1.0 + np.exp(-m))
 
@@ -179,10 +196,15 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     def copies_weigh(clips: Sequence[Clip]) -> np.ndarray:
         return np.array([cfg.copy_weight if c.acoustic else 1.0 for c in clips])
 
-    g_classes = [genre.clips[c].genre for c in genre.clip_index]
-    gw, gb = _fit_linear(z(genre.x), torch.tensor([labels.index(g) for g in g_classes]),
-                         torch.from_numpy(_balanced_weights(g_classes, genre.clip_index, copies_weigh(genre.clips))),
-                         len(labels), cfg.l2, cfg.max_iter, binary=False)
+    def genre_head(clips: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+        classes = [clips.clips[c].genre for c in clips.clip_index]
+        return _fit_linear(z(clips.x), torch.tensor([labels.index(g) for g in classes]),
+                           torch.from_numpy(_balanced_weights(classes, clips.clip_index, copies_weigh(clips.clips))),
+                           len(labels), cfg.l2, cfg.max_iter, binary=False)
+
+    gw, gb = genre_head(genre)
+    recorded = genre.where(lambda c: c.acoustic is None)
+    dw, db = genre_head(recorded) if cfg.direct_head and len(recorded.clips) < len(genre.clips) else (None, None)
     # music vs not, and within each side its kinds (genre tracks / genre-less music; speech / noise) balanced
     m_classes = [("music:" if music.clips[c].is_music else "not:") + ("genre" if music.clips[c].genre else
                  music.clips[c].kind) for c in music.clip_index]
@@ -195,15 +217,17 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     mw[:, cols], mb = _fit_linear(z(music.x)[:, torch.from_numpy(cols)], torch.from_numpy(side.astype(np.float64)),
                                   torch.from_numpy(kind_w), 1, cfg.music_l2, cfg.max_iter, binary=True)
     return Heads(cfg.features, mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
-                 gb.astype(np.float32), mw[0].astype(np.float32), float(mb[0]))
+                 gb.astype(np.float32), mw[0].astype(np.float32), float(mb[0]),
+                 direct_w=None if dw is None else dw.astype(np.float32),
+                 direct_b=None if db is None else db.astype(np.float32))
 
 
 class TransferNet(torch.nn.Module):
-    """The exported graph: raw log-mel -> each frozen musicnn -> standardised activations -> both heads, plus the
+    """The exported graph: raw log-mel -> each frozen musicnn -> standardised activations -> the heads, plus the
     first backbone's own tag probabilities (its pretrained output layer, which costs a 200x50 product).
 
-    ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B], tag probabilities [B, n_tags])``;
-    the temperature is baked in.
+    ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B], tag probabilities [B, n_tags])``
+    and, with a direct head, its genre probabilities ``[B, n_labels]`` last; the temperatures are baked in.
     """
 
     def __init__(self, backbones: dict[str, Musicnn], heads: Heads) -> None:
@@ -220,11 +244,17 @@ class TransferNet(torch.nn.Module):
         self.music = torch.nn.Linear(heads.music_w.shape[0], 1)
         self.music.weight.data = torch.as_tensor(heads.music_w[None], dtype=f32)
         self.music.bias.data = torch.tensor([heads.music_b], dtype=f32)
+        self.direct = None
+        if heads.has_direct:
+            self.direct = torch.nn.Linear(heads.direct_w.shape[1], heads.direct_w.shape[0])
+            self.direct.weight.data = torch.as_tensor(heads.direct_w / heads.direct_temperature, dtype=f32)
+            self.direct.bias.data = torch.as_tensor(heads.direct_b / heads.direct_temperature, dtype=f32)
 
-    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = musicnn_input(logmel)
         acts = {name: b.activations(x) for name, b in self.backbones.items()}
         z = torch.cat([getattr(acts[backbone], part) for backbone, part in self._parts], 1)
         z = (z - self.mean) * self.inv_std
         tags = acts[next(iter(self.backbones))].logits
-        return torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)
+        out = torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)
+        return out if self.direct is None else (*out, torch.softmax(self.direct(z), dim=-1))

@@ -376,10 +376,17 @@ def _train(args) -> int:
         gp, mp = predict_held_out(oof, room_set)
         cv["room"] = summarise(room_set.clips, gp, mp, labels, args.music_threshold)
         log("through held-out rooms:\n" + cv["room"]["text"])
+    if oof.direct_probs is not None:
+        cv["direct"] = _direct_figures(oof, room_set, labels, args.music_threshold)
+        log("the direct genre head (recorded clips alone):\n" + cv["direct"].pop("text"))
     if args.ood:
         cv["cross_source"] = _cross_source(gset, nset, extra, room_set, cfg)
-        log("across collections: " + json.dumps({k: {t: round(v[t]["track_accuracy"], 3) for t in v if t != "labels"}
-                                                 for k, v in cv["cross_source"].items()}))
+        log("across collections: " + json.dumps({k: {t: round(v[t]["track_accuracy"], 3) for t in ("clean", "room")
+                                                     if t in v} for k, v in cv["cross_source"].items()}))
+        if oof.direct_probs is not None:
+            log("across collections, the direct head: " + json.dumps(
+                {k: {t: round(x["track_accuracy"], 3) for t, x in v["direct"].items()}
+                 for k, v in cv["cross_source"].items()}))
 
     # the shipped heads: every track and clip (but a --hold-out fold); the temperature is the folds' median
     g_all = gset if extra is None else gset.join(extra.where(lambda c: c.genre is not None))
@@ -390,6 +397,8 @@ def _train(args) -> int:
         log(f"the exported heads never see fold {args.hold_out}/{args.folds} ({len(unseen)} clips)")
     final = fit_calibrated(g_all, g_all.join(n_all), labels, cfg, None)
     final.temperature = float(np.median([h.temperature for h in oof.heads]))
+    if final.has_direct:
+        final.direct_temperature = float(np.median([h.direct_temperature for h in oof.heads]))
     data = {"genre_tracks": {src: sum(c.source == src for c in g) for src in ("gtzan", "ood")},
             "ood_licence": OOD_LICENCE if args.ood else None, "nonmusic_clips": {k: sum(c.kind == k for c in n) for k in
                                                        ("speech", "noise", "synthetic", "music")},
@@ -398,13 +407,15 @@ def _train(args) -> int:
         "recipe": "transfer", "backbone": f"{' + '.join(backbones)} (frozen)",
         "backbone_licence": f"{BACKBONE_LICENCE}; weights trained on "
                             + ", ".join(f"{name}: {BACKBONE_DATA[name]}" for name in backbones),
-        "heads": cfg.to_dict(), "temperature": round(final.temperature, 4), "crops_per_long_track": args.crops,
+        "heads": cfg.to_dict(), "temperature": round(final.temperature, 4),
+        "direct_temperature": round(final.direct_temperature, 4) if final.has_direct else None,
+        "crops_per_long_track": args.crops,
         "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
                      "real_impulse_responses": str(args.rir) if args.rir else None} if args.augment else None,
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
         "held_out": {"fold": args.hold_out, "folds": args.folds, "seed": args.seed} if args.hold_out else None,
         "caveats": _caveats(cv, "transfer"),
-    }, tags=cfg.backbones[0])
+    }, tags=cfg.backbones[0], direct_head=final.has_direct)
     load_model(out / "model.onnx")
     (out / "cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv,
                                              "oof": _oof_rows(oof.clips, oof.genre_probs, oof.music_probs, oof.fold,
@@ -414,6 +425,22 @@ def _train(args) -> int:
         _fast(args, TeacherRun(out, backbones, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof,
                                final, unseen, log))
     return 0
+
+
+def _direct_figures(oof: OutOfFold, room_set: WindowSet | None, labels, threshold: float) -> dict:
+    """The direct genre head's cross-validated genre scores, and through held-out rooms when they were measured:
+    the card sets them beside the genre head's, since the daemon uses each for its kind of source."""
+    from .transfer_cv import predict_held_out
+    from .transfer_report import summarise
+
+    cv = summarise(oof.clips, oof.direct_probs, oof.music_probs, labels, threshold)
+    out = {"genre": cv["genre"], "text": cv["text"].split("\nno_music")[0]}
+    if room_set is not None:
+        gp, mp = predict_held_out(oof, room_set, direct=True)
+        room = summarise(room_set.clips, gp, mp, labels, threshold)
+        out["room"] = {"genre": room["genre"]}
+        out["text"] += "\nthrough held-out rooms: " + room["text"].split("\n")[0]
+    return out
 
 
 def _chains(args, nonmusic, cache: Path) -> dict:
@@ -451,9 +478,10 @@ def _cross_source(gset, nset, extra, room_set, cfg) -> dict:
     return out
 
 
-def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: str | None = None):
+def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: str | None = None,
+            direct_head: bool = False):
     """``tags``: the backbone whose tag probabilities ``net`` also returns (a :class:`TransferNet`), named in the
-    spec."""
+    spec; ``direct_head``: ``net`` also returns its direct genre head's probabilities."""
     from genrecast.dsp import ModelSpec
 
     from .export import export_onnx
@@ -469,7 +497,7 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
                      training=training, music_threshold=args.music_threshold,
                      tags=TAGS[tags] if tags else (),
                      tag_origin=TAG_ORIGIN[tags] if tags else None,
-                     tag_threshold=args.tag_threshold if tags else None)
+                     tag_threshold=args.tag_threshold if tags else None, direct_head=direct_head)
     export_onnx(net, spec, path)
     return spec
 
@@ -489,6 +517,10 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
         notes.append("across collections (trained on one, tested on the other's shared genres): GTZAN to Magnatune "
                      f"{x['gtzan_to_ood']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
                      f"{x['ood_to_gtzan']['clean']['track_accuracy']:.3f}: expect about this on music from elsewhere")
+        if "direct" in x["gtzan_to_ood"]:
+            notes.append("the direct genre head, which files, pipes and streams use: GTZAN to Magnatune "
+                         f"{x['gtzan_to_ood']['direct']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
+                         f"{x['ood_to_gtzan']['direct']['clean']['track_accuracy']:.3f}")
     else:
         notes.append(f"trained on excerpts of {a['all']['n_tracks']} GTZAN tracks (the ten genres as GTZAN's 2002 "
                      "collection holds them, artists repeated): other styles and recording conditions are not covered")

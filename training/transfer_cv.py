@@ -42,12 +42,14 @@ def _tracks(clips: Sequence[Clip]) -> list[Track]:
 
 def fit_calibrated(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: HeadConfig,
                    val: WindowSet | None) -> Heads:
-    """Heads on ``genre``/``music``, with a temperature fitted on ``val``'s genre windows when there are any."""
+    """Heads on ``genre``/``music``, with each genre head's temperature fitted on ``val``'s genre windows when there
+    are any."""
     heads = fit_heads(genre, music, labels, cfg)
     if val is not None and len(val.x):
-        logits, _ = heads.logits(val.x)
-        heads.temperature = fit_temperature(logits, np.array([labels.index(val.clips[c].genre)
-                                                              for c in val.clip_index]))
+        y = np.array([labels.index(val.clips[c].genre) for c in val.clip_index])
+        heads.temperature = fit_temperature(heads.logits(val.x)[0], y)
+        if heads.has_direct:
+            heads.direct_temperature = fit_temperature(heads.logits(val.x, direct=True)[0], y)
     return heads
 
 
@@ -60,6 +62,7 @@ class OutOfFold:
     music_probs: list[np.ndarray]  # per clip [n_windows]
     fold: list[int]
     heads: list[Heads]  # per fold
+    direct_probs: list[np.ndarray] | None = None  # per clip, the direct genre head's, when the heads have one
 
 
 def fold_parts(gset: WindowSet, nset: WindowSet, folds: int, k: int, seed: int) -> dict[str, list[Clip]]:
@@ -87,6 +90,7 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
     were made from."""
     genre_probs: dict[str, np.ndarray] = {}
     music_probs: dict[str, np.ndarray] = {}
+    direct_probs: dict[str, np.ndarray] = {}
     fold_of: dict[str, int] = {}
     fold_heads = []
     for k in range(folds):
@@ -100,21 +104,27 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
         fold_heads.append(heads)
         for test in (g_test, n_test):
             gp, mp = heads.predict(test.x)
+            dp = heads.predict(test.x, direct=True)[0] if heads.has_direct else None
             for i, clip in enumerate(test.clips):
                 genre_probs[clip.clip_id] = gp[test.clip_index == i]
                 music_probs[clip.clip_id] = mp[test.clip_index == i]
+                if dp is not None:
+                    direct_probs[clip.clip_id] = dp[test.clip_index == i]
                 fold_of[clip.clip_id] = k
     clips = gset.clips + nset.clips
     return OutOfFold(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
-                     [fold_of[c.clip_id] for c in clips], fold_heads)
+                     [fold_of[c.clip_id] for c in clips], fold_heads,
+                     [direct_probs[c.clip_id] for c in clips] if direct_probs else None)
 
 
-def predict_held_out(oof: OutOfFold, copies: WindowSet) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out."""
+def predict_held_out(oof: OutOfFold, copies: WindowSet, direct: bool = False) -> tuple[list[np.ndarray],
+                                                                                       list[np.ndarray]]:
+    """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out (by its direct
+    genre head with ``direct``)."""
     fold_of = {c.clip_id: f for c, f in zip(oof.clips, oof.fold, strict=True)}
     genre, music = [], []
     for i, clip in enumerate(copies.clips):
-        gp, mp = oof.heads[fold_of[base_id(clip)]].predict(copies.x[copies.clip_index == i])
+        gp, mp = oof.heads[fold_of[base_id(clip)]].predict(copies.x[copies.clip_index == i], direct)
         genre.append(gp)
         music.append(mp)
     return genre, music
@@ -123,14 +133,19 @@ def predict_held_out(oof: OutOfFold, copies: WindowSet) -> tuple[list[np.ndarray
 def cross_source(train: WindowSet, music: WindowSet, tests: dict[str, WindowSet], cfg: HeadConfig) -> dict:
     """Heads fitted on one collection's genre clips (``train``, with its room copies) and every non-music clip
     (``music``), scored on another collection's clips of the genres the first one has: what predicts accuracy on
-    a user's music, which no collection we train on holds. ``tests`` names test sets (clean, through rooms)."""
+    a user's music, which no collection we train on holds. ``tests`` names test sets (clean, through rooms); the
+    direct genre head's scores, when the heads have one, are under ``direct``."""
     labels = sorted({c.genre for c in train.clips})
     heads = fit_calibrated(train, train.join(music), labels, cfg, None)
-    out = {"labels": labels}
-    for name, test in tests.items():
-        test = test.where(lambda c: c.genre in labels)
-        gp, _ = heads.predict(test.x)
-        ev = score([(c.clip_id, c.genre) for c in test.clips], [gp[test.clip_index == i] for i in
-                                                                  range(len(test.clips))], labels)
-        out[name] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
-    return out
+
+    def scores(direct: bool) -> dict:
+        out = {}
+        for name, test in tests.items():
+            test = test.where(lambda c: c.genre in labels)
+            gp, _ = heads.predict(test.x, direct)
+            ev = score([(c.clip_id, c.genre) for c in test.clips], [gp[test.clip_index == i] for i in
+                                                                      range(len(test.clips))], labels)
+            out[name] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
+        return out
+
+    return {"labels": labels, **scores(False)} | ({"direct": scores(True)} if heads.has_direct else {})
