@@ -72,13 +72,18 @@ def register(sub) -> None:
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every core this process may use)")
+    p.add_argument("--heard", choices=("direct", "room"), default="direct",
+                   help="direct: the files are the recordings themselves (default); room: they were taped by a "
+                        "microphone in a room (a model with a direct genre head reads its other head then)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file, one per line (for a file that failed: file and error)")
     p.set_defaults(func=handler)
 
 
-def classify_windows(model, audio, hop_seconds: float, name: str, inference=None) -> FileWindows:
+def classify_windows(model, audio, hop_seconds: float, name: str, inference=None, direct: bool = True) -> FileWindows:
     """Every window's probabilities for an opened :class:`dsp.AudioFile`, cut exactly as the daemon cuts a stream.
+    ``direct``: the file is the recording itself, so a model's direct genre head (if it has one) is the one read;
+    else the file was taped through a room, and the genre head that learned rooms is.
 
     The file is decoded block by block and windows are scored in batches, so memory does not grow with its length
     (beyond one row of probabilities per window). With an :class:`~daemon.inference.Inference` of several threads,
@@ -108,7 +113,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     tags: list[np.ndarray] = []
     meta: list[tuple[float, float, float]] = []
     for out, part in inference.ordered(batches()):
-        genre.append(out.genre)
+        genre.append(out.genre_for(direct))
         music.append(out.music)
         if out.tags is not None:
             tags.append(out.tags)
@@ -147,11 +152,11 @@ def track_json(result: TrackResult, model_id: str) -> dict:
     return {**asdict(result), "model_id": model_id}
 
 
-def classify_file(model, path: str, hop_seconds: float, inference=None) -> TrackResult:
+def classify_file(model, path: str, hop_seconds: float, inference=None, direct: bool = True) -> TrackResult:
     from genrecast.dsp import AudioFile
 
     with AudioFile(path) as audio:
-        return track_result(model, path, classify_windows(model, audio, hop_seconds, path, inference))
+        return track_result(model, path, classify_windows(model, audio, hop_seconds, path, inference, direct))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -174,7 +179,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                result = classify_file(model, path, args.hop, inference)
+                result = classify_file(model, path, args.hop, inference, args.heard == "direct")
             except AudioError as exc:
                 print(f"genrecast classify: error: {one_line(exc)}", file=sys.stderr)
                 if args.json:  # one object per file given, so a reader can pair every input with its answer

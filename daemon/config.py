@@ -173,6 +173,10 @@ class StreamDefaults:
     dwell_windows: int = DecisionConfig.dwell_windows
     first_confidence: float = DecisionConfig.first_confidence  # a first window this sure skips the dwell; 0: never
     area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
+    # how the audio reaches us: "room" (a microphone hears a loudspeaker through the air), "direct" (the recording
+    # itself: a file, a pipe from a decoder, a radio stream), "auto" (a microphone source is a room, others direct);
+    # a model with a direct genre head uses it for direct audio (the card measures both heads)
+    heard: str = "auto"
 
     def decision(self) -> DecisionConfig:
         return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
@@ -190,6 +194,7 @@ class StreamDefaults:
         return replace(self, **follow)
 
 
+HEARD = ("auto", "room", "direct")
 FOLLOW_MIN_CONFIDENCE = frozenset({"leave_confidence", "first_confidence"})
 
 
@@ -202,6 +207,11 @@ class StreamSettings(StreamDefaults):
 
     stream_id: str
     source: str
+
+    @property
+    def direct(self) -> bool:
+        """Whether the audio reaches the model as recorded (``heard``; by default any source but a microphone)."""
+        return self.heard == "direct" or (self.heard == "auto" and self.source.partition(":")[0] != "mic")
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
@@ -228,6 +238,7 @@ class StreamSettings(StreamDefaults):
                                  "skips the dwell, so a higher min_confidence needs a first_confidence as high, "
                                  "or 0"),
             "area": (self.area is None or 0 < len(self.area.strip()) <= 100, "1-100 characters"),
+            "heard": (self.heard in HEARD, " or ".join(HEARD)),
         })
 
 

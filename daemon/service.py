@@ -126,6 +126,7 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
+        self.direct = cfg.direct  # which genre head, for a model with a direct one
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
@@ -493,8 +494,8 @@ def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference,
     outputs = inference.predict([np.stack([w.logmel for _, w, _ in part]) for part in parts])
     for part, out in zip(parts, outputs, strict=True):
         tags = out.tags if out.tags is not None else [None] * len(part)
-        for (run, window, handed_at), p, music, t in zip(part, out.genre, out.music, tags, strict=True):
-            run.classified(window, p, music, handed_at, t)
+        for i, ((run, window, handed_at), music, t) in enumerate(zip(part, out.music, tags, strict=True)):
+            run.classified(window, out.genre_for(run.direct)[i], music, handed_at, t)
 
 
 def _mark_waiting(live: list[StreamRun], now: float) -> None:

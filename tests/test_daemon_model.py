@@ -163,6 +163,18 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
     assert out.split("\t")[:2] == [str(rock), "rock"]
 
 
+def test_classify_reads_the_direct_head_for_a_file_unless_it_was_taped_in_a_room(tmp_path):
+    model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
+    wav = write_tones(tmp_path / "jazz.wav", [5] * 4)
+    answers = {}
+    for heard in ((), ("--heard", "room"), ("--heard", "direct")):
+        proc = genrecast("classify", "--json", "--model", str(model), *heard, str(wav))
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        answers[heard[1:]] = json.loads(out)["genre"]
+    assert answers == {(): GTZAN_GENRES[direct_label(5)], ("room",): "jazz", ("direct",): GTZAN_GENRES[direct_label(5)]}
+
+
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])
 def test_classify_repeats_a_short_clip_to_one_window(model, tmp_path, seconds):
     clip = write_tones(tmp_path / "short.wav", [3], seconds_each=seconds, rate=44100)

@@ -17,7 +17,7 @@ from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
 from genrecast.dsp import LogMelStream, ModelSpec
 from genrecast.dsp.windows import pad_short_clip
-from tiny_model import musicnn_like_spec
+from tiny_model import GTZAN_GENRES, build_tiny_model, direct_label, musicnn_like_spec, tiny_spec
 
 from genrecast.cli import build_parser
 
@@ -197,6 +197,7 @@ def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
     ("[streams.a]\nspeed = 2\n", {}, "streams.a: no source"),
     ("[streams._daemon]\nsource = 'mic'\n", {}, "stream_id: bad value '_daemon'"),
     ("streams = 3\n", {}, "expected tables"),
+    ("[streams.a]\nsource = 'mic'\nheard = 'air'\n", {}, "streams.a.heard: bad value 'air' (auto or room or direct)"),
 ])
 def test_bad_stream_settings_are_refused(tmp_path, toml, flags, message):
     path = tmp_path / "s.toml"
@@ -218,6 +219,29 @@ def test_stream_tables_override_the_top_level_defaults(tmp_path):
     one = load_settings(None, {"source": "stdin", "stream_id": "radio"}, environ={})
     assert [(x.stream_id, x.source) for x in one.stream_settings()] == [("radio", "stdin")]
     assert one.daemon_name() == "radio"
+
+
+def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_a_room(broker, tmp_path):
+    """One process, one model, one batch: a file is direct audio by default, a file taped in a room (``heard``) is
+    not, and each stream's windows are scored by its own head (the tiny direct head gives each label's score to the
+    next, so a wrong head shows as the next genre)."""
+    model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
+    wav = write_tones(tmp_path / "tone.wav", [3] * 6)  # disco's bands
+    config = tmp_path / "streams.toml"
+    config.write_text(f'speed = 0\n[streams.radio]\nsource = "file:{wav}"\n'
+                      f'[streams.taped]\nsource = "file:{wav}"\nheard = "room"\n')
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/taped/status" and m.payload["state"] == "offline", "the end")
+    sub.close()
+    check_all(sub.messages)
+    for stream, genre in (("radio", GTZAN_GENRES[direct_label(3)]), ("taped", "disco")):
+        assert {m.payload["top"]["genre"] for m in sub.of(f"genrecast/{stream}/prediction")} == {genre}, stream
+    settings = load_settings(config, {"streams": ["kitchen=mic:USB", "pipe=stdin"]}, environ={})
+    assert {s.stream_id: s.direct for s in settings.stream_settings()} == {
+        "radio": True, "taped": False, "kitchen": False, "pipe": True}  # auto: a microphone is a room
+    assert not load_settings(None, {"source": "stdin", "heard": "room"}, environ={}).stream_settings()[0].direct
 
 
 def test_a_pipeline_started_late_keeps_offsets_from_the_sources_start():
