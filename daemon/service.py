@@ -174,7 +174,8 @@ class StreamRun:
 
     def status(self) -> Status:
         return Status(self.state, self.model.model_id, self.intake.description, self.reason, self.daemon,
-                      self.instance, self.intake.dropped_seconds)
+                      self.instance, self.intake.dropped_seconds,
+                      ("direct" if self.direct else "room") if self.model.spec.direct_head else None)
 
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))

@@ -47,6 +47,7 @@ def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model,
         status = [m.payload for m in sub.of(f"genrecast/{name}/status")]
         assert status_runs(status) == ["online", "offline"] and status[-1]["reason"] == "end of stream"
         assert status[0]["daemon"] == "den" and status[0]["dropped_s"] == 0  # a file read as fast as possible waits
+        assert "genre_head" not in status[0]  # a model with one genre head
         (ha,) = sub.of(f"homeassistant/device/genrecast/{name}/config")
         assert [a["topic"] for a in ha.payload["components"]["genre"]["availability"]] == [
             f"genrecast/{name}/status", "genrecast/_daemon/den/status"]
@@ -238,6 +239,8 @@ def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_
     check_all(sub.messages)
     for stream, genre in (("radio", GTZAN_GENRES[direct_label(3)]), ("taped", "disco")):
         assert {m.payload["top"]["genre"] for m in sub.of(f"genrecast/{stream}/prediction")} == {genre}, stream
+        assert {m.payload["genre_head"] for m in sub.of(f"genrecast/{stream}/status")} == {
+            "direct" if stream == "radio" else "room"}  # said in the retained status, schema-checked above
     settings = load_settings(config, {"streams": ["kitchen=mic:USB", "pipe=stdin"]}, environ={})
     assert {s.stream_id: s.direct for s in settings.stream_settings()} == {
         "radio": True, "taped": False, "kitchen": False, "pipe": True}  # auto: a microphone is a room
