@@ -51,7 +51,7 @@ class Windows:
     provisional: np.ndarray  # bool
 
 
-def windows_of(inference: Inference, path: Path, seconds: float) -> Windows:
+def windows_of(inference: Inference, path: Path, seconds: float, direct: bool) -> Windows:
     """The excerpt's windows, scored in the daemon's batches: one call for all of them held every window's
     intermediates at once (2.4 GB for 0.4.0, and slower per window)."""
     audio = read_audio(path)
@@ -60,7 +60,7 @@ def windows_of(inference: Inference, path: Path, seconds: float) -> Windows:
     windows = pipeline.push(looped[: round(seconds * audio.sample_rate)], True)
     outs = inference.predict([np.stack([w.logmel for w in windows[i:i + MODEL_BATCH]])
                               for i in range(0, len(windows), MODEL_BATCH)])
-    return Windows(np.concatenate([o.genre for o in outs]), np.concatenate([o.music for o in outs]),
+    return Windows(np.concatenate([o.genre_for(direct) for o in outs]), np.concatenate([o.music for o in outs]),
                    np.array([w.rms for w in windows]), np.array([w.end_s for w in windows]),
                    np.array([w.provisional for w in windows]))
 
@@ -111,8 +111,11 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
     parser.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
+    parser.add_argument("--heard", choices=("room", "direct"), default="room",
+                        help="the genre head of a model with two: room, as a microphone's stream (default), or direct, "
+                             "as a radio piped in")
     parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
-                                                   "model, data and seconds are up to you), else written")
+                                                   "model, head, data and seconds are up to you), else written")
     args = parser.parse_args()
     model = load_model(args.model)
     names = [f.name for f in dataclass_fields(Windows)]
@@ -123,7 +126,8 @@ def main() -> None:
     else:
         inference = Inference(model, args.threads)
         try:
-            tracks = [(genre, windows_of(inference, path, args.seconds)) for genre, path in long_excerpts(args.data)]
+            tracks = [(genre, windows_of(inference, path, args.seconds, args.heard == "direct"))
+                      for genre, path in long_excerpts(args.data)]
         finally:
             inference.close()
         if args.cache:
@@ -135,7 +139,8 @@ def main() -> None:
             for enter, leave, dwell in itertools.product((0.4, 0.5), (0.2, 0.3, 0.4), (1, 3, 5, 8))
             if leave <= enter]
     no_hysteresis = replace(base, leave_confidence=base.min_confidence, dwell_windows=1)
-    print(f"model {model.model_id}; {len(tracks)} excerpts looped to {args.seconds:g} s, hop 1 s; "
+    head = f" ({args.heard} genre head)" if model.spec.direct_head else ""
+    print(f"model {model.model_id}{head}; {len(tracks)} excerpts looped to {args.seconds:g} s, hop 1 s; "
           f"smoothing {base.smoothing} over {base.windows}")
     print("full windows, no first answer:")
     print(f"{'enter':>5} {'leave':>5} {'dwell':>5} {'changes/h':>9} {'on genre':>8} {'uncertain':>9}")
