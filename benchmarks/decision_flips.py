@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from genrecast.daemon.config import MODEL_BATCH  # noqa: E402
 from genrecast.daemon.decision import Decider, DecisionConfig  # noqa: E402
 from genrecast.daemon.inference import Inference  # noqa: E402
-from genrecast.daemon.model import DEFAULT_MODEL, load_model  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, GENRE_HEADS, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
     parser.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
-    parser.add_argument("--heard", choices=("room", "direct"), default="room",
+    parser.add_argument("--heard", choices=GENRE_HEADS, default="room",
                         help="the genre head of a model with two: room, as a microphone's stream (default), or direct, "
                              "as a radio piped in")
     parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
@@ -121,6 +121,9 @@ def main() -> None:
     names = [f.name for f in dataclass_fields(Windows)]
     if args.cache and args.cache.is_file():  # the same model's windows, saved by an earlier run
         with np.load(args.cache) as saved:
+            head = str(saved["head"]) if "head" in saved else "room"  # saved before a model had two heads
+            if head != args.heard:
+                raise SystemExit(f"--cache {args.cache}: holds the {head} head's windows, not the {args.heard} one's")
             tracks = [(str(g), Windows(*(saved[f"{i}_{f}"] for f in names)))
                       for i, g in enumerate(saved["genres"])]
     else:
@@ -131,7 +134,7 @@ def main() -> None:
         finally:
             inference.close()
         if args.cache:
-            np.savez(args.cache, genres=np.array([g for g, _ in tracks]),
+            np.savez(args.cache, genres=np.array([g for g, _ in tracks]), head=np.array(args.heard),
                      **{f"{i}_{f}": getattr(w, f) for i, (_, w) in enumerate(tracks) for f in names})
     shipped = DecisionConfig()
     base = replace(shipped, first_confidence=None)  # before issue 19: full windows only, always the dwell

@@ -83,7 +83,7 @@ def main() -> int:
                 # the head a microphone's stream reads, for both: the ratio is one head's; a file's own head beside
                 for where, path in (("clean", str(clip.path)), ("room", str(room))):
                     res[where].append((clip, classify_file(m, path, 1.0, direct=False)))
-                if m.spec.direct_head:
+                if m.spec.direct_head and clip.genre is not None:
                     res["clean_direct"].append((clip, classify_file(m, str(clip.path), 1.0, direct=True)))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{len(clips)} clips", flush=True)

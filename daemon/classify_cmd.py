@@ -27,6 +27,7 @@ class FileWindows:
     music: np.ndarray  # [n_windows] music probability (ones for a model without a music head)
     rms: np.ndarray  # [n_windows]
     tags: np.ndarray | None = None  # [n_windows, n_tags] tag probabilities; None for a model without tags
+    genre_head: str | None = None  # "room" | "direct": which of a model's two genre heads scored them; else None
 
     def track(self, spec):
         """The file's answer, by the one track-level rule."""
@@ -64,15 +65,18 @@ class TrackResult:
     windows: int
     seconds: float
     tags: dict[str, float] | None = None  # announced style tags, likeliest first; null for a model without tags
+    genre_head: str | None = None  # "room" | "direct" for a model with two genre heads; null for one with one
 
 
 def register(sub) -> None:
+    from .model import GENRE_HEADS
+
     p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every core this process may use)")
-    p.add_argument("--heard", choices=("direct", "room"), default="direct",
+    p.add_argument("--heard", choices=GENRE_HEADS, default="direct",
                    help="direct: the files are the recordings themselves (default); room: they were taped by a "
                         "microphone in a room (a model with a direct genre head reads its other head then)")
     p.add_argument("--json", action="store_true",
@@ -94,7 +98,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
 
     from .config import MODEL_BATCH
     from .inference import Inference
-    from .model import are_probabilities
+    from .model import are_probabilities, genre_head
     from .pipeline import Pipeline
 
     pipeline = Pipeline(model.spec, hop_seconds, audio.sample_rate)
@@ -123,7 +127,8 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     if not all(are_probabilities(x) for x in genre + music + tags):  # else NaN reaches the JSON and the API
         raise ModelSpecError(f"model {model.path}: gave a probability that is NaN or outside 0-1 for {name}")
     return FileWindows(audio.seconds, [s for s, _, _ in meta], [e for _, e, _ in meta], np.concatenate(genre),
-                       np.concatenate(music), np.array([r for _, _, r in meta]), np.concatenate(tags) if tags else None)
+                       np.concatenate(music), np.array([r for _, _, r in meta]), np.concatenate(tags) if tags else None,
+                       genre_head(model.spec, direct))
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
@@ -134,7 +139,7 @@ def track_result(model, name: str, result: FileWindows) -> TrackResult:
                        {k: round(float(v), 5) for k, v in zip(spec.labels, track.probabilities, strict=True)},
                        round(track.music, 5) if spec.has_music_head else None,
                        len(result.starts), round(result.seconds, 3),
-                       track_tags(spec, result.tags, track) if spec.has_tags else None)
+                       track_tags(spec, result.tags, track) if spec.has_tags else None, result.genre_head)
 
 
 def track_tags(spec, window_tags: np.ndarray, track) -> dict[str, float]:

@@ -31,6 +31,7 @@ from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import SMOOTHING, DecisionConfig
+from .model import GENRE_HEADS
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
@@ -194,7 +195,7 @@ class StreamDefaults:
         return replace(self, **follow)
 
 
-HEARD = ("auto", "room", "direct")
+HEARD = ("auto", *GENRE_HEADS)
 FOLLOW_MIN_CONFIDENCE = frozenset({"leave_confidence", "first_confidence"})
 
 

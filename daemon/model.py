@@ -26,6 +26,13 @@ GENRE_OUTPUT = "probabilities"
 MUSIC_OUTPUT = "music"
 TAGS_OUTPUT = "tags"
 DIRECT_OUTPUT = "direct_probabilities"
+GENRE_HEADS = ("room", "direct")  # how audio reaches a model with two genre heads: through a room, or as recorded
+
+
+def genre_head(spec: ModelSpec, direct: bool) -> str | None:
+    """The genre head a model reads for audio heard as recorded (``direct``) or through a room, by name; None for a
+    model with one head, which reads it for any audio."""
+    return GENRE_HEADS[direct] if spec.direct_head else None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from .ha_discovery import Discovery, legacy_retraction
 from .ha_leftovers import LeftoverWatch
 from .inference import Inference
 from .intake import Intake
-from .model import GenreModel, load_model
+from .model import GenreModel, genre_head, load_model
 from .notify import Notifier
 from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
@@ -126,7 +126,7 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
-        self.direct = cfg.direct  # which genre head, for a model with a direct one
+        self.head = genre_head(model.spec, cfg.direct)  # which genre head, for a model with two; else None
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
@@ -157,8 +157,9 @@ class StreamRun:
 
     def started(self) -> None:
         """The source is open and its reading thread running: say so in the log."""
-        log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#", self.id, self.intake.description,
-                 self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id)
+        log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
+                 self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
+                 f", the {self.head} genre head (heard = {self.cfg.heard})" if self.head else "")
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
@@ -174,8 +175,7 @@ class StreamRun:
 
     def status(self) -> Status:
         return Status(self.state, self.model.model_id, self.intake.description, self.reason, self.daemon,
-                      self.instance, self.intake.dropped_seconds,
-                      ("direct" if self.direct else "room") if self.model.spec.direct_head else None)
+                      self.instance, self.intake.dropped_seconds, self.head)
 
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))
@@ -319,8 +319,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         source = sources[cfg.stream_id]
         if cfg.stream_id in unopened:
             log.error("stream %s: %s", cfg.stream_id, source)
-            publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance)
-                              .message(prefix, cfg.stream_id))
+            publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance,
+                                     genre_head=genre_head(model.spec, cfg.direct)).message(prefix, cfg.stream_id))
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))
@@ -496,7 +496,7 @@ def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference,
     for part, out in zip(parts, outputs, strict=True):
         tags = out.tags if out.tags is not None else [None] * len(part)
         for i, ((run, window, handed_at), music, t) in enumerate(zip(part, out.music, tags, strict=True)):
-            run.classified(window, out.genre_for(run.direct)[i], music, handed_at, t)
+            run.classified(window, out.genre_for(run.head == "direct")[i], music, handed_at, t)
 
 
 def _mark_waiting(live: list[StreamRun], now: float) -> None:

@@ -151,6 +151,7 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
     assert result["file"] == str(rock) and result["genre"] == "rock" and result["probability"] > 0.9
     assert result["kind"] == "genre" and result["music"] is None  # this model has no music head
     assert result["tags"] is None  # nor tags
+    assert result["genre_head"] is None  # and one genre head
     assert set(result["probabilities"]) == set(GTZAN_GENRES) and result["windows"] == 4
     assert result["model_id"] == "tiny-test-1"
     errors = err.strip().splitlines()
@@ -171,8 +172,10 @@ def test_classify_reads_the_direct_head_for_a_file_unless_it_was_taped_in_a_room
         proc = genrecast("classify", "--json", "--model", str(model), *heard, str(wav))
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        answers[heard[1:]] = json.loads(out)["genre"]
-    assert answers == {(): GTZAN_GENRES[direct_label(5)], ("room",): "jazz", ("direct",): GTZAN_GENRES[direct_label(5)]}
+        answer = json.loads(out)
+        answers[heard[1:]] = answer["genre"], answer["genre_head"]
+    direct = GTZAN_GENRES[direct_label(5)], "direct"
+    assert answers == {(): direct, ("room",): ("jazz", "room"), ("direct",): direct}
 
 
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])

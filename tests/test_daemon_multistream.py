@@ -230,10 +230,13 @@ def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_
     wav = write_tones(tmp_path / "tone.wav", [3] * 6)  # disco's bands
     config = tmp_path / "streams.toml"
     config.write_text(f'speed = 0\n[streams.radio]\nsource = "file:{wav}"\n'
-                      f'[streams.taped]\nsource = "file:{wav}"\nheard = "room"\n')
+                      f'[streams.taped]\nsource = "file:{wav}"\nheard = "room"\n'
+                      f'[streams.gone]\nsource = "file:{tmp_path / "missing.wav"}"\n')
     sub = Subscriber(broker.url)
     rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
-    assert rc == 0, err
+    assert rc == 1, err  # the missing file's stream failed; the others ran to their end
+    assert "stream taped: " in err and "the room genre head (heard = room)" in err
+    assert "the direct genre head (heard = auto)" in err
     sub.wait_for(lambda m: m.topic == "genrecast/taped/status" and m.payload["state"] == "offline", "the end")
     sub.close()
     check_all(sub.messages)
@@ -241,9 +244,11 @@ def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_
         assert {m.payload["top"]["genre"] for m in sub.of(f"genrecast/{stream}/prediction")} == {genre}, stream
         assert {m.payload["genre_head"] for m in sub.of(f"genrecast/{stream}/status")} == {
             "direct" if stream == "radio" else "room"}  # said in the retained status, schema-checked above
+    (gone,) = [m.payload for m in sub.of("genrecast/gone/status")]
+    assert (gone["state"], gone["genre_head"]) == ("offline", "direct")  # a stream that never opened says it too
     settings = load_settings(config, {"streams": ["kitchen=mic:USB", "pipe=stdin"]}, environ={})
     assert {s.stream_id: s.direct for s in settings.stream_settings()} == {
-        "radio": True, "taped": False, "kitchen": False, "pipe": True}  # auto: a microphone is a room
+        "radio": True, "taped": False, "gone": True, "kitchen": False, "pipe": True}  # auto: a microphone is a room
     assert not load_settings(None, {"source": "stdin", "heard": "room"}, environ={}).stream_settings()[0].direct
 
 

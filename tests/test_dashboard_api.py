@@ -115,6 +115,7 @@ def test_classify_answers_what_classify_json_prints(api, model_path, tmp_path):
     assert printed.pop("file") == str(tmp_path / "jazz.flac")
     assert set(answer) == {"name", "model_id"} | {f.name for f in fields(TrackResult)} - {"file"}
     assert answer["genre"] == "jazz" and answer["windows"] == 5 and "window_results" not in answer
+    assert answer["genre_head"] is None  # a model with one genre head
     assert answer == json.loads(json.dumps({"name": "jazz.flac", **printed}))
 
 
@@ -154,6 +155,22 @@ def test_a_model_with_tags_answers_them_for_the_file_and_each_window(broker, tmp
         stop(running)
     assert code == 200 and answer["genre"] == "metal" and list(answer["tags"])[0] == "heavy metal"
     assert all(list(r["tags"])[0] == "heavy metal" for r in answer["window_results"])
+
+
+def test_a_model_with_two_genre_heads_answers_with_the_direct_one_unless_asked_for_the_room(broker, tmp_path):
+    from tiny_model import build_tiny_model, direct_label
+
+    running = serve(broker, str(build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))), ApiSettings())
+    try:
+        answers = {heard: call(f"{running.base}/api/v1/classify{query}", tone("jazz"), {"Content-Type": "audio/flac"})
+                   for heard, query in (("direct", ""), ("room", "?heard=room"), ("bad", "?heard=kitchen"))}
+    finally:
+        stop(running)
+    assert answers["direct"][0] == 200 and answers["direct"][2]["genre"] == GTZAN_GENRES[direct_label(5)]
+    assert answers["direct"][2]["genre_head"] == "direct"
+    assert answers["room"][0] == 200 and (answers["room"][2]["genre"], answers["room"][2]["genre_head"]) == (
+        "jazz", "room")
+    assert answers["bad"][0] == 400 and answers["bad"][2]["error"] == "?heard= must be room or direct, got 'kitchen'"
 
 
 def odd_multipart(shape: str) -> tuple[bytes, dict]:

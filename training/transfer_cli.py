@@ -365,6 +365,8 @@ def _train(args) -> int:
     oof = cross_validate(gset, nset, labels, cfg, args.folds, args.seed, extra)
     cv = summarise(oof.clips, oof.genre_probs, oof.music_probs, labels, args.music_threshold)
     cv["temperatures"] = [round(h.temperature, 4) for h in oof.heads]
+    if oof.direct_probs is not None:
+        cv["direct_temperatures"] = [round(h.direct_temperature, 4) for h in oof.heads]
     cv["folds"] = args.folds
     log(cv["text"])
     room_set = None
@@ -407,7 +409,7 @@ def _train(args) -> int:
         "recipe": "transfer", "backbone": f"{' + '.join(backbones)} (frozen)",
         "backbone_licence": f"{BACKBONE_LICENCE}; weights trained on "
                             + ", ".join(f"{name}: {BACKBONE_DATA[name]}" for name in backbones),
-        "heads": cfg.to_dict(), "temperature": round(final.temperature, 4),
+        "heads": {**cfg.to_dict(), "direct_head": final.has_direct}, "temperature": round(final.temperature, 4),
         "direct_temperature": round(final.direct_temperature, 4) if final.has_direct else None,
         "crops_per_long_track": args.crops,
         "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
@@ -507,14 +509,16 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
     parts = ", ".join(f"{name} {a[part]['track_accuracy']:.3f}" for part, name in
                       (("long", "GTZAN long excerpts"), ("short", "GTZAN 2-3 s clips"),
                        ("ood", "Magnatune excerpts")) if part in a)
+    room_head = " (the room head)" if "direct" in cv else ""
     notes = [
-        f"{recipe}: {cv['folds']}-fold cross-validated track accuracy {a['all']['track_accuracy']:.3f} over "
+        f"{recipe}{room_head}: {cv['folds']}-fold cross-validated track accuracy {a['all']['track_accuracy']:.3f} over "
         f"{a['all']['n_tracks']} tracks ({parts}); GTZAN repeats artists and the folds are by track, so "
         "this is optimistic for unseen artists",
     ]
     if "cross_source" in cv:
         x = cv["cross_source"]
-        notes.append("across collections (trained on one, tested on the other's shared genres): GTZAN to Magnatune "
+        notes.append(f"across collections{room_head} (trained on one, tested on the other's shared genres): GTZAN to "
+                     "Magnatune "
                      f"{x['gtzan_to_ood']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
                      f"{x['ood_to_gtzan']['clean']['track_accuracy']:.3f}: expect about this on music from elsewhere")
         if "direct" in x["gtzan_to_ood"]:
