@@ -283,6 +283,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     notifier = notifier or Notifier()
     configs = settings.stream_settings()
     model = load_model(settings.model)
+    if not model.spec.direct_head and ("heard" in settings.set_keys or any("heard" in t for t in
+                                                                         settings.streams.values())):
+        log.warning("heard: set, but %s has one genre head, which every source reads: not used", model.model_id)
     inference = Inference(model, settings.threads)
     _warm_up(model)
     sources: dict[str, Source | AudioError] = {}

@@ -252,6 +252,14 @@ def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_
     assert not load_settings(None, {"source": "stdin", "heard": "room"}, environ={}).stream_settings()[0].direct
 
 
+def test_heard_set_for_a_model_with_one_genre_head_is_named_in_a_warning(broker, model, tmp_path):
+    wav = write_tones(tmp_path / "tone.wav", [3] * 4)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--heard", "room", "--model", str(model),
+                     "--broker", broker.url).finish()
+    assert rc == 0, err
+    assert "heard: set, but tiny-test-1 has one genre head, which every source reads: not used" in err
+
+
 def test_a_pipeline_started_late_keeps_offsets_from_the_sources_start():
     # Streams opened together are spread over the hop by skipping part of the first hop; the windows that follow
     # are those of the remaining audio, placed where they lie in the source.
