@@ -95,6 +95,25 @@ def test_the_fast_variant_was_distilled_from_the_default_and_the_card_states_its
     assert f"{pct(room['track_accuracy'])} ({round(room['track_accuracy'] * 589)}/589)" in CARD
 
 
+def test_the_default_model_has_a_direct_head_and_the_card_states_its_figures():
+    """Files, pipes and streams read the direct genre head; the card must say what it scores beside the other."""
+    spec = load_model(DEFAULT_MODEL).spec
+    assert spec.direct_head and not load_model(FAST).spec.direct_head
+    def stated(x: dict) -> str:
+        return f"{pct(x['track_accuracy'])} ({round(x['track_accuracy'] * x['n_tracks'])}/{x['n_tracks']})"
+
+    direct = spec.training["cv"]["direct"]
+    assert f"| **{spec.model_id} (this file), direct head** (files, pipes, streams), as recorded | " \
+           f"**{stated(direct['genre']['all']).replace(' (', '** (')} | " in CARD
+    for part in ("gtzan", "long", "short", "ood"):
+        assert stated(direct["genre"][part]) in CARD, part
+    assert stated(direct["room"]["genre"]["all"]) in CARD
+    for way in ("gtzan_to_ood", "ood_to_gtzan"):
+        for where in ("clean", "room"):
+            assert stated(spec.training["cv"]["cross_source"][way]["direct"][where]) in CARD, (way, where)
+    assert f"the direct head's median, **{spec.training['direct_temperature']:.2f}**" in CARD
+
+
 def test_default_model_hears_the_example_loop_as_music():
     result = classify_file(load_model(DEFAULT_MODEL), str(ROOT / "examples" / "synth-groove.flac"), 1.0)
     assert result.kind == "genre" and result.music > 0.5
@@ -133,14 +152,14 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
         audio = read_audio(gtzan_dir / name.split(".")[0] / f"{name}.flac")
         parts += [resample(audio.samples, audio.sample_rate, 22050)[:12 * 22050], np.zeros(6 * 22050, np.float32)]
     sf.write(tmp_path / "pauses.wav", np.concatenate(parts), 22050)
-    for path in (DEFAULT_MODEL, FAST):
+    for path, direct in ((DEFAULT_MODEL, False), (DEFAULT_MODEL, True), (FAST, True)):  # both heads, as a mic, a pipe
         model = load_model(path)
         with AudioFile(str(tmp_path / "pauses.wav")) as f:
-            windows = classify_windows(model, f, 1.0, "pauses.wav")
+            windows = classify_windows(model, f, 1.0, "pauses.wav", direct=direct)
         decider = Decider.for_model(model.spec, DecisionConfig(), 1.0)
         states = [decider.update(p, m, r) for p, m, r in zip(windows.probabilities, windows.music, windows.rms,
                                                               strict=True)]
-        assert "no_music" not in [s.kind for s in states], (path.name, states)
+        assert "no_music" not in [s.kind for s in states], (path.name, direct, states)
         # the first genre named after each pause is that track's (the fast model said classical before disco)
         firsts, heard = [], False
         for s in states:
@@ -149,7 +168,7 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
             elif s.kind == "genre" and not heard:
                 firsts.append(s.genre)
                 heard = True
-        assert firsts == [name.split(".")[0] for name in names], (path.name, firsts)
+        assert firsts == [name.split(".")[0] for name in names], (path.name, direct, firsts)
 
 
 def test_models_folder_ships_only_the_two_models():
