@@ -196,15 +196,15 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     def copies_weigh(clips: Sequence[Clip]) -> np.ndarray:
         return np.array([cfg.copy_weight if c.acoustic else 1.0 for c in clips])
 
-    def genre_head(clips: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    def fit_genre(clips: WindowSet) -> tuple[np.ndarray, np.ndarray]:
         classes = [clips.clips[c].genre for c in clips.clip_index]
         return _fit_linear(z(clips.x), torch.tensor([labels.index(g) for g in classes]),
                            torch.from_numpy(_balanced_weights(classes, clips.clip_index, copies_weigh(clips.clips))),
                            len(labels), cfg.l2, cfg.max_iter, binary=False)
 
-    gw, gb = genre_head(genre)
+    gw, gb = fit_genre(genre)
     recorded = genre.where(lambda c: c.acoustic is None)
-    dw, db = genre_head(recorded) if cfg.direct_head and len(recorded.clips) < len(genre.clips) else (None, None)
+    dw, db = fit_genre(recorded) if cfg.direct_head and len(recorded.clips) < len(genre.clips) else (None, None)
     # music vs not, and within each side its kinds (genre tracks / genre-less music; speech / noise) balanced
     m_classes = [("music:" if music.clips[c].is_music else "not:") + ("genre" if music.clips[c].genre else
                  music.clips[c].kind) for c in music.clip_index]
