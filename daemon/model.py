@@ -13,7 +13,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from genrecast.dsp import METADATA_KEY, ModelSpec, ModelSpecError
+from genrecast.dsp import (
+    DIRECT_OUTPUT,
+    GENRE_OUTPUT,
+    METADATA_KEY,
+    MUSIC_OUTPUT,
+    TAGS_OUTPUT,
+    ModelSpec,
+    ModelSpecError,
+)
 
 from genrecast.paths import path_problem
 
@@ -22,10 +30,6 @@ from genrecast.paths import path_problem
 DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gtzan.onnx"))
 
 
-GENRE_OUTPUT = "probabilities"
-MUSIC_OUTPUT = "music"
-TAGS_OUTPUT = "tags"
-DIRECT_OUTPUT = "direct_probabilities"
 GENRE_HEADS = ("room", "direct")  # how audio reaches a model with two genre heads: through a room, or as recorded
 
 

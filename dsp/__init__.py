@@ -3,7 +3,17 @@
 from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, audio_folder, decode_pcm, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
-from .modelspec import GTZAN_GENRES, METADATA_KEY, ModelSpec, ModelSpecError
+from .modelspec import (
+    DIRECT_OUTPUT,
+    GENRE_OUTPUT,
+    GTZAN_GENRES,
+    INPUT_NAME,
+    METADATA_KEY,
+    MUSIC_OUTPUT,
+    TAGS_OUTPUT,
+    ModelSpec,
+    ModelSpecError,
+)
 from .resample import StreamResampler, resample
 
 __all__ = [
@@ -12,9 +22,14 @@ __all__ = [
     "Audio",
     "AudioError",
     "AudioFile",
+    "DIRECT_OUTPUT",
     "DSPConfig",
+    "GENRE_OUTPUT",
     "GTZAN_GENRES",
+    "INPUT_NAME",
     "METADATA_KEY",
+    "MUSIC_OUTPUT",
+    "TAGS_OUTPUT",
     "ModelSpec",
     "ModelSpecError",
     "LogMelStream",

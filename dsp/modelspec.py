@@ -15,6 +15,12 @@ from .config import DEFAULT_DSP, DSPConfig
 
 METADATA_KEY = "genrecast.spec"
 SPEC_FORMAT = 1
+# The graph's input and outputs by name: the trainer exports them, the daemon feeds and reads them.
+INPUT_NAME = "logmel"
+GENRE_OUTPUT = "probabilities"
+MUSIC_OUTPUT = "music"
+TAGS_OUTPUT = "tags"
+DIRECT_OUTPUT = "direct_probabilities"
 
 GTZAN_GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
@@ -89,6 +95,13 @@ class ModelSpec:
     @property
     def has_tags(self) -> bool:
         return bool(self.tags)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The graph's outputs in the order the trainer's network returns them."""
+        return (GENRE_OUTPUT, *[name for name, present in ((MUSIC_OUTPUT, self.has_music_head),
+                                                           (TAGS_OUTPUT, self.has_tags),
+                                                           (DIRECT_OUTPUT, self.direct_head)) if present])
 
     def announced_tags(self, probabilities) -> dict[str, float]:
         """One window's (or a file's mean) tag probabilities -> the announced tags: at most :data:`TOP_TAGS` of

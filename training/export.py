@@ -16,21 +16,14 @@ import warnings
 
 import onnx
 import torch
-from genrecast.dsp import METADATA_KEY, ModelSpec
-
-INPUT_NAME = "logmel"
-OUTPUT_NAME = "probabilities"
-MUSIC_NAME = "music"
-TAGS_NAME = "tags"
-DIRECT_NAME = "direct_probabilities"
+from genrecast.dsp import INPUT_NAME, METADATA_KEY, ModelSpec
 
 
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
     """``model(logmel)`` returns the probabilities, or a tuple of them, then ``music`` when ``spec`` has a music head
     and ``tags`` when it names tags, then the direct head's probabilities when it has one, in that order."""
     model.eval()
-    outputs = [OUTPUT_NAME] + ([MUSIC_NAME] if spec.has_music_head else []) + ([TAGS_NAME] if spec.has_tags else []) \
-        + ([DIRECT_NAME] if spec.direct_head else [])
+    outputs = list(spec.outputs)
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
     buf = io.BytesIO()
     with warnings.catch_warnings():
