@@ -3,6 +3,8 @@ decay as their RT60 says, banks that keep training and bench sources apart, and 
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,8 +150,12 @@ def test_a_bank_is_named_by_the_sources_it_keeps(sources, tmp_path):
     --synthetic-noise count) get their own bank beside it instead of the first run's."""
     noise, speech, rirs = sources
     first = build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, rirs)
+    root = first.rooms.parent
+    os.utime(root, (root.stat().st_atime, root.stat().st_mtime - 3600))
+    reused = time.time() - 1
     again = build_banks(acoustic.TRAIN, tmp_path / "b", noise, speech, rirs)
     assert again == first
+    assert root.stat().st_mtime >= reused  # reusing a bank is a use (train-transfer --prune-cache keeps it)
     other_folder = tmp_path / "other-noise"
     other_folder.mkdir()
     rng = np.random.default_rng(9)

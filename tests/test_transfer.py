@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -191,8 +193,13 @@ def test_embeddings_are_cached_per_backbone_so_adding_one_reuses_the_other(backb
     hop, cache = hop_frames(MUSICNN_DSP, 1.0), tmp_path / "cache"
     _, one, _ = embed_clips(clips, {"MSD_musicnn": backbones["MSD_musicnn"]}, MUSICNN_DSP, N_FRAMES, hop, cache)
     assert len(list(cache.glob("*.npz"))) == 2
+    for entry in cache.glob("*.npz"):  # written an hour ago
+        os.utime(entry, (entry.stat().st_atime, entry.stat().st_mtime - 3600))
+    read_again = time.time() - 1
     _, both, _ = embed_clips(clips, backbones, MUSICNN_DSP, N_FRAMES, hop, cache)
     assert len(list(cache.glob("*.npz"))) == 4  # only the new backbone's were computed
+    # a hit is a use: --prune-cache keeps what a run read, not only what it wrote
+    assert all(entry.stat().st_mtime >= read_again for entry in cache.glob("*.npz"))
     for a, b in zip(one, both, strict=True):
         assert set(b) == {f"{n}:{p}" for n in backbones for p in PARTS}
         np.testing.assert_array_equal(a["MSD_musicnn:penultimate"], b["MSD_musicnn:penultimate"])
@@ -278,15 +285,26 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     rir.mkdir()
     decay = np.exp(-np.arange(RATE // 2) / (0.05 * RATE)) * np.random.default_rng(0).standard_normal(RATE // 2)
     sf.write(rir / "space.flac", decay.astype(np.float32), RATE)
-    out = tmp_path / "run"
+    out, cache = tmp_path / "run", tmp_path / "c"
+    stale = [cache / "0123456789abcdef01234567.npz", cache / "acoustic" / "train-0123456789ab"]  # an older corpus's
+    stale[1].mkdir(parents=True)
+    np.savez(stale[0], x=np.zeros(3))
+    (stale[1] / "noise.wav").write_bytes(b"0" * 1000)
+    (cache / "notes.txt").write_text("mine")  # not the trainer's
+    for entry in stale:
+        os.utime(entry, (time.time() - 86400, time.time() - 86400))
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
          "--ood", str(ood), "--rir", str(rir), "--augment", "1", "--hold-out", "2",
          "--backbone", str(WHEEL), "--folds", "2", "--fast", "--fast-epochs", "2",
          "--synthetic-noise", "1", "--fast-synthetic-noise", "1", "--fast-seeds", "3,4",
-         "--cache", str(tmp_path / "c"), "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
+         "--cache", str(cache), "--prune-cache", "--out", str(out), "--version", "9.9.9", "--fast-version", "9.9.10"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # --prune-cache: the entries this run did not use are gone, its own and other files kept
+    assert f"cache {cache}: removed 2 entries this run did not use" in proc.stdout
+    assert not any(entry.exists() for entry in stale) and (cache / "notes.txt").read_text() == "mine"
+    assert len(list(cache.glob("*.npz"))) > 16 and len(list((cache / "acoustic").iterdir())) == 2  # train, bench
     assert "embedded 16 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
     for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.10")):
         model = load_model(out / name)

@@ -28,6 +28,8 @@ import numpy as np
 import soundfile as sf
 from genrecast.dsp import read_audio, resample
 
+from .cache import mark_used
+
 RATE = 16000  # the chain runs at musicnn's rate: every clip is resampled to it before the log-mel anyway
 
 
@@ -145,6 +147,7 @@ def build_banks(cfg: AcousticConfig, cache: Path, noise_files: Sequence[tuple[Pa
     banks = Banks(bid, root / "rooms", root / "large" if rir_folder and cfg.p_large_space > 0 else None,
                   root / "noise", root / "speech")
     if done.exists():
+        mark_used(root)
         return banks
     for d in (banks.rooms, banks.noise, banks.speech):
         d.mkdir(parents=True, exist_ok=True)

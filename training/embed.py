@@ -16,6 +16,7 @@ import torch
 from genrecast.dsp import DSPConfig
 
 from .acoustic import Chain
+from .cache import mark_used
 from .corpus import UNREADABLE, Clip, chain_of, file_hash, read_clip_windows
 from .musicnn import Musicnn, musicnn_input
 
@@ -71,6 +72,7 @@ def embed_clips(
                 if path.exists():
                     with np.load(path) as z:
                         a = {p: z[p] for p in PARTS}
+                    mark_used(path)
                 else:
                     if windows is None:
                         windows = read_clip_windows(clip, cfg, win_frames, hop, max_windows, chains)

@@ -113,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--cache", type=path_flag, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
+    t.add_argument("--prune-cache", action="store_true",
+                   help="after a run that finished, remove the cache's embeddings and acoustic banks it did not use "
+                        "(left by an older corpus, chain or backbone); not while another run reads the same cache")
     t.add_argument("--out", type=path_flag,
                    help="run folder, new or without a model in it (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata (default "
@@ -272,6 +275,7 @@ def _train(args) -> int:
                         "pip install 'genrecast[train]'") from None
 
     from . import DEFAULT_CACHE
+    from .cache import ACOUSTIC, prune
     from .corpus import base_id, genre_clips, heard_through, read_corpus, short_crops
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
@@ -319,6 +323,7 @@ def _train(args) -> int:
     if (out / "model.onnx").exists():
         raise UserError(f"--out {out}: holds a run's model.onnx already; give a new folder, or remove it")
     _make_folder(cache, "--cache")
+    started = time.time()  # every cache entry this run reads or writes is newer (training.cache.mark_used)
     made = not out.exists()
     _make_folder(out, "--out")
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
@@ -353,7 +358,7 @@ def _train(args) -> int:
         rng = np.random.default_rng(args.seed)
         extra.append(embed([c for clip in g if clip.kind == "long"
                             for c in short_crops(clip, sf.info(str(clip.path)).duration, args.crops, rng)], 0)[1])
-    chains = _chains(args, n, cache / "acoustic") if args.augment or args.room_figures else {}
+    chains = _chains(args, n, cache / ACOUSTIC) if args.augment or args.room_figures else {}
     if args.augment:
         extra.append(embed([heard_through(c, TRAIN, i) for c in g for i in range(args.augment)], 0, chains)[1])
         extra.append(embed([heard_through(c, TRAIN, i, NONMUSIC_COPY_SECONDS) for c in n for i in range(args.augment)],
@@ -426,6 +431,9 @@ def _train(args) -> int:
     if args.fast:
         _fast(args, TeacherRun(out, backbones, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof,
                                final, unseen, log))
+    if args.prune_cache:
+        pruned = prune(cache, started)
+        log(f"cache {cache}: removed {pruned.entries} entries this run did not use ({pruned.bytes / 2**20:.0f} MB)")
     return 0
 
 
