@@ -7,7 +7,7 @@
    and microphone, speech and noise, codec), seeded per clip and copy; its bench chain is never trained on.
 3. **Backbone embeddings** (:mod:`.embed`): every window through each frozen pretrained musicnn the heads read
    (:mod:`.musicnn`, the weights read from the musicnn wheel by :mod:`.tf_checkpoint`), cached on disk by content,
-   backbone and chain.
+   backbone and chain (:mod:`.cache` marks what a run used and prunes the rest on request).
 4. **Heads** (:mod:`.transfer`): linear genre and music/not-music heads on those embeddings, and the exported
    graph (:class:`.transfer.TransferNet`: raw log-mel in, both probabilities out).
 5. **Calibration** (:mod:`.calibrate`): one temperature fitted on validation tracks.
