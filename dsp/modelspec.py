@@ -15,7 +15,8 @@ from .config import DEFAULT_DSP, DSPConfig
 
 METADATA_KEY = "genrecast.spec"
 SPEC_FORMAT = 1
-# The graph's input and outputs by name: the trainer exports them, the daemon feeds and reads them.
+# The graph's input and outputs by name: the trainer exports them; the daemon reads the outputs by these names (and
+# feeds the graph's one input, which it checks by shape).
 INPUT_NAME = "logmel"
 GENRE_OUTPUT = "probabilities"
 MUSIC_OUTPUT = "music"
@@ -99,9 +100,14 @@ class ModelSpec:
     @property
     def outputs(self) -> tuple[str, ...]:
         """The graph's outputs in the order the trainer's network returns them."""
-        return (GENRE_OUTPUT, *[name for name, present in ((MUSIC_OUTPUT, self.has_music_head),
-                                                           (TAGS_OUTPUT, self.has_tags),
-                                                           (DIRECT_OUTPUT, self.direct_head)) if present])
+        names = [GENRE_OUTPUT]
+        if self.has_music_head:
+            names.append(MUSIC_OUTPUT)
+        if self.has_tags:
+            names.append(TAGS_OUTPUT)
+        if self.direct_head:
+            names.append(DIRECT_OUTPUT)
+        return tuple(names)
 
     def announced_tags(self, probabilities) -> dict[str, float]:
         """One window's (or a file's mean) tag probabilities -> the announced tags: at most :data:`TOP_TAGS` of

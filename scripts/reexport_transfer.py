@@ -22,7 +22,7 @@ import onnx
 import torch
 from genrecast.daemon.classify_cmd import classify_windows
 from genrecast.daemon.model import load_model
-from genrecast.dsp import METADATA_KEY, AudioFile, ModelSpec
+from genrecast.dsp import DIRECT_OUTPUT, GENRE_OUTPUT, METADATA_KEY, MUSIC_OUTPUT, AudioFile, ModelSpec
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import TAG_ORIGIN, TAGS, load_musicnn
 from genrecast.training.transfer import Heads, TransferNet, backbones_of
@@ -62,8 +62,8 @@ def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) 
 
 def check(old: Path, new: Path, files: list[str]) -> None:
     a, b = load_model(old), load_model(new)
-    heads = {"probabilities": False} | ({"direct_probabilities": True} if a.spec.direct_head else {})
-    worst = dict.fromkeys([*heads, "music"], 0.0)
+    heads = {GENRE_OUTPUT: False} | ({DIRECT_OUTPUT: True} if a.spec.direct_head else {})
+    worst = dict.fromkeys([*heads, MUSIC_OUTPUT], 0.0)
     windows = changed = 0
     for f in files:
         for name, direct in heads.items():
@@ -73,7 +73,7 @@ def check(old: Path, new: Path, files: list[str]) -> None:
                 rb = classify_windows(b, audio, 1.0, f, direct=direct)
             worst[name] = max(worst[name], float(np.abs(ra.probabilities - rb.probabilities).max()))
             changed += int((ra.probabilities.argmax(1) != rb.probabilities.argmax(1)).sum())
-        worst["music"] = max(worst["music"], float(np.abs(ra.music - rb.music).max()))
+        worst[MUSIC_OUTPUT] = max(worst[MUSIC_OUTPUT], float(np.abs(ra.music - rb.music).max()))
         windows += len(ra.starts)
     print(json.dumps({"files": len(files), "windows": windows, "top_genre_changed": changed,
                       "max_abs_diff": worst}))

@@ -290,8 +290,10 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     stale[1].mkdir(parents=True)
     np.savez(stale[0], x=np.zeros(3))
     (stale[1] / "noise.wav").write_bytes(b"0" * 1000)
-    (cache / "notes.txt").write_text("mine")  # not the trainer's
-    for entry in stale:
+    foreign = [cache / "notes.txt", cache / "flips.npz"]  # not the trainer's (decision_flips writes such a cache)
+    for entry in stale + foreign:
+        if not entry.exists():
+            entry.write_text("mine")
         os.utime(entry, (time.time() - 86400, time.time() - 86400))
     proc = subprocess.run(
         [sys.executable, "-m", "genrecast", "train-transfer", "--data", str(data), "--nonmusic", str(other),
@@ -303,7 +305,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert proc.returncode == 0, proc.stderr[-2000:]
     # --prune-cache: the entries this run did not use are gone, its own and other files kept
     assert f"cache {cache}: removed 2 entries this run did not use" in proc.stdout
-    assert not any(entry.exists() for entry in stale) and (cache / "notes.txt").read_text() == "mine"
+    assert not any(entry.exists() for entry in stale) and all(entry.read_text() == "mine" for entry in foreign)
     assert len(list(cache.glob("*.npz"))) > 16 and len(list((cache / "acoustic").iterdir())) == 2  # train, bench
     assert "embedded 16 genre tracks" in proc.stdout and "1 skipped" in proc.stdout
     for name, model_id in (("model.onnx", "genrecast-gtzan-9.9.9"), ("fast.onnx", "genrecast-gtzan-fast-9.9.10")):

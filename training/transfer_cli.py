@@ -112,10 +112,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--fast-widths", type=_widths,
                    help="channels of the student's conv blocks, comma-separated (default: DistillConfig's)")
     t.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
-    t.add_argument("--cache", type=path_flag, help="embedding cache (default $XDG_CACHE_HOME/genrecast/embeddings)")
+    t.add_argument("--cache", type=path_flag,
+                   help="embeddings and acoustic banks (default $XDG_CACHE_HOME/genrecast/embeddings)")
     t.add_argument("--prune-cache", action="store_true",
                    help="after a run that finished, remove the cache's embeddings and acoustic banks it did not use "
-                        "(left by an older corpus, chain or backbone); not while another run reads the same cache")
+                        "(left by an older corpus, chain or backbone, or another recipe: a run with other --features "
+                        "or without --augment would embed its own again); skipped while another run holds the cache")
     t.add_argument("--out", type=path_flag,
                    help="run folder, new or without a model in it (default runs/<utc time>-transfer)")
     t.add_argument("--name", default="genrecast-gtzan", help="model name stored in the metadata (default "
@@ -275,7 +277,7 @@ def _train(args) -> int:
                         "pip install 'genrecast[train]'") from None
 
     from . import DEFAULT_CACHE
-    from .cache import ACOUSTIC, prune
+    from .cache import ACOUSTIC, prune, start_run
     from .corpus import base_id, genre_clips, heard_through, read_corpus, short_crops
     from .embed import embed_clips
     from .musicnn import MUSICNN_DSP, N_FRAMES, WINDOW_SECONDS, load_musicnn
@@ -323,7 +325,7 @@ def _train(args) -> int:
     if (out / "model.onnx").exists():
         raise UserError(f"--out {out}: holds a run's model.onnx already; give a new folder, or remove it")
     _make_folder(cache, "--cache")
-    started = time.time()  # every cache entry this run reads or writes is newer (training.cache.mark_used)
+    cache_run = start_run(cache)  # every entry this run reads or writes is marked after its start
     made = not out.exists()
     _make_folder(out, "--out")
     synthetic = (write_synthetic(out / "synthetic-noise", args.synthetic_noise, args.seed) if args.synthetic_noise
@@ -432,8 +434,14 @@ def _train(args) -> int:
         _fast(args, TeacherRun(out, backbones, labels, hop, cache, chains, g, n, gset, nset, extra, room_set, oof,
                                final, unseen, log))
     if args.prune_cache:
-        pruned = prune(cache, started)
-        log(f"cache {cache}: removed {pruned.entries} entries this run did not use ({pruned.bytes / 2**20:.0f} MB)")
+        pruned = prune(cache_run)
+        if pruned.busy:
+            log(f"cache {cache}: another run is using it; nothing pruned")
+        else:
+            log(f"cache {cache}: removed {pruned.entries} entries this run did not use "
+                f"({pruned.size_bytes / 2**20:.0f} MB)")
+        for why in pruned.failed:
+            log(f"cache: could not remove {why}")
     return 0
 
 
