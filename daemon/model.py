@@ -152,31 +152,24 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
     genre = outputs.get(GENRE_OUTPUT)
     if genre is None:
         raise ModelSpecError(f"model {path}: no {GENRE_OUTPUT!r} output among {sorted(outputs)}")
-    names = [genre.name]
     problem = _check_dims("input", inputs[0].shape, [None, spec.dsp.n_mels, spec.n_frames]) or _check_dims(
         "output", genre.shape, [None, len(spec.labels)]
     )
-    if spec.has_music_head and not problem:
-        if MUSIC_OUTPUT not in outputs:
-            problem = f"its metadata sets music_threshold but the graph has no {MUSIC_OUTPUT!r} output"
-        else:
-            problem = _check_dims(f"{MUSIC_OUTPUT!r} output", outputs[MUSIC_OUTPUT].shape, [None])
-            names.append(MUSIC_OUTPUT)
-    if spec.has_tags and not problem:  # a graph's tags output that its metadata does not name is not read
-        if TAGS_OUTPUT not in outputs:
-            problem = f"its metadata names {len(spec.tags)} tags but the graph has no {TAGS_OUTPUT!r} output"
-        else:
-            problem = _check_dims(f"{TAGS_OUTPUT!r} output", outputs[TAGS_OUTPUT].shape, [None, len(spec.tags)])
-            names.append(TAGS_OUTPUT)
-    if spec.direct_head and not problem:
-        if DIRECT_OUTPUT not in outputs:
-            problem = f"its metadata names a direct genre head but the graph has no {DIRECT_OUTPUT!r} output"
-        else:
-            problem = _check_dims(f"{DIRECT_OUTPUT!r} output", outputs[DIRECT_OUTPUT].shape, [None, len(spec.labels)])
-            names.append(DIRECT_OUTPUT)
+    # what the metadata promises beside the genre output (a graph's output it does not promise is not read)
+    promised = {
+        MUSIC_OUTPUT: ("its metadata sets music_threshold", [None]),
+        TAGS_OUTPUT: (f"its metadata names {len(spec.tags)} tags", [None, len(spec.tags)]),
+        DIRECT_OUTPUT: ("its metadata names a direct genre head", [None, len(spec.labels)]),
+    }
+    for name in spec.outputs[1:]:
+        if problem:
+            break
+        promise, dims = promised[name]
+        problem = (f"{promise} but the graph has no {name!r} output" if name not in outputs
+                   else _check_dims(f"{name!r} output", outputs[name].shape, dims))
     if problem:
         raise ModelSpecError(f"model {path}: {problem} (from its metadata)")
-    model = GenreModel(spec, path, session, inputs[0].name, names)
+    model = GenreModel(spec, path, session, inputs[0].name, list(spec.outputs))
     _check_outputs(model)
     return model
 
