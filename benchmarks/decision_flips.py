@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from genrecast.daemon.config import MODEL_BATCH  # noqa: E402
 from genrecast.daemon.decision import Decider, DecisionConfig  # noqa: E402
 from genrecast.daemon.inference import Inference  # noqa: E402
-from genrecast.daemon.model import DEFAULT_MODEL, GENRE_HEADS, load_model  # noqa: E402
+from genrecast.daemon.model import DEFAULT_MODEL, HEARD, genre_head, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
 
@@ -51,7 +51,7 @@ class Windows:
     provisional: np.ndarray  # bool
 
 
-def windows_of(inference: Inference, path: Path, seconds: float, direct: bool) -> Windows:
+def windows_of(inference: Inference, path: Path, seconds: float, head: str | None) -> Windows:
     """The excerpt's windows, scored in the daemon's batches: one call for all of them held every window's
     intermediates at once (2.4 GB for 0.4.0, and slower per window)."""
     audio = read_audio(path)
@@ -60,7 +60,7 @@ def windows_of(inference: Inference, path: Path, seconds: float, direct: bool) -
     windows = pipeline.push(looped[: round(seconds * audio.sample_rate)], True)
     outs = inference.predict([np.stack([w.logmel for w in windows[i:i + MODEL_BATCH]])
                               for i in range(0, len(windows), MODEL_BATCH)])
-    return Windows(np.concatenate([o.genre_for(direct) for o in outs]), np.concatenate([o.music for o in outs]),
+    return Windows(np.concatenate([o.genre_for(head) for o in outs]), np.concatenate([o.music for o in outs]),
                    np.array([w.rms for w in windows]), np.array([w.end_s for w in windows]),
                    np.array([w.provisional for w in windows]))
 
@@ -111,30 +111,32 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
     parser.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
-    parser.add_argument("--heard", choices=GENRE_HEADS, default="room",
-                        help="the genre head of a model with two: room, as a microphone's stream (default), or direct, "
-                             "as a radio piped in")
+    parser.add_argument("--heard", choices=HEARD, default="auto",
+                        help="how a model with two genre heads hears the excerpts: auto, as a microphone's stream "
+                             "(default: both weighed by its room detector, else the room head), room, or direct, as a "
+                             "radio piped in")
     parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
                                                    "model, head, data and seconds are up to you), else written")
     args = parser.parse_args()
     model = load_model(args.model)
+    read = genre_head(model.spec, args.heard, recorded=False) or "room"
     names = [f.name for f in dataclass_fields(Windows)]
     if args.cache and args.cache.is_file():  # the same model's windows, saved by an earlier run
         with np.load(args.cache) as saved:
             head = str(saved["head"]) if "head" in saved else "room"  # saved before a model had two heads
-            if head != args.heard:
-                raise SystemExit(f"--cache {args.cache}: holds the {head} head's windows, not the {args.heard} one's")
+            if head != read:
+                raise SystemExit(f"--cache {args.cache}: holds the {head} head's windows, not the {read} one's")
             tracks = [(str(g), Windows(*(saved[f"{i}_{f}"] for f in names)))
                       for i, g in enumerate(saved["genres"])]
     else:
         inference = Inference(model, args.threads)
         try:
-            tracks = [(genre, windows_of(inference, path, args.seconds, args.heard == "direct"))
+            tracks = [(genre, windows_of(inference, path, args.seconds, read))
                       for genre, path in long_excerpts(args.data)]
         finally:
             inference.close()
         if args.cache:
-            np.savez(args.cache, genres=np.array([g for g, _ in tracks]), head=np.array(args.heard),
+            np.savez(args.cache, genres=np.array([g for g, _ in tracks]), head=np.array(read),
                      **{f"{i}_{f}": getattr(w, f) for i, (_, w) in enumerate(tracks) for f in names})
     shipped = DecisionConfig()
     base = replace(shipped, first_confidence=None)  # before issue 19: full windows only, always the dwell
@@ -142,7 +144,7 @@ def main() -> None:
             for enter, leave, dwell in itertools.product((0.4, 0.5), (0.2, 0.3, 0.4), (1, 3, 5, 8))
             if leave <= enter]
     no_hysteresis = replace(base, leave_confidence=base.min_confidence, dwell_windows=1)
-    head = f" ({args.heard} genre head)" if model.spec.direct_head else ""
+    head = f" ({read} genre head)" if model.spec.direct_head else ""
     print(f"model {model.model_id}{head}; {len(tracks)} excerpts looped to {args.seconds:g} s, hop 1 s; "
           f"smoothing {base.smoothing} over {base.windows}")
     print("full windows, no first answer:")

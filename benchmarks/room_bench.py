@@ -6,13 +6,15 @@ its defaults) reads, keeps and deals them (:func:`training.corpus.read_corpus`, 
 :func:`training.transfer_cv.held_out`). A model trained with ``--hold-out K`` never heard fold K, and the bench
 scores that fold by default; a model trained on everything (the shipped one) is said to be in-sample for the clean
 figures. Each clip is scored twice by the real ``classify`` path (decode, resample, log-mel, windows, ONNX, the one
-track rule), by the genre head a microphone's stream reads: as recorded, and played through
+track rule), by what a microphone's stream reads (a model's room head, or both genre heads weighed by its room
+detector when it has one: ``heard = auto``): as recorded, and played through
 :data:`training.acoustic.BENCH`: simulated home rooms of their own seed and sizes (2.2-9 m, RT60 0.25-1.2 s),
 loudspeaker and microphone band limits, speech over it in 30 %, noise at 5-25 dB SNR, and a codec, drawn from the
 half of the noise and speech sources that training never uses (the same banks as the trainer's figures through
 held-out rooms).
 
-A model with a direct genre head (which files and pipes read) is also scored by that head on the clean clips.
+A model with a direct genre head and no room detector (files and pipes read the direct head) is also scored by
+that head on the clean clips.
 
 Genre accuracy counts the clips whose genre the model has (a ten-genre model is not asked about electronic).
 ``no_music_in_room``: speech and noise clips given no genre through the room (``no_music``, or ``silence`` for a
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from genrecast.daemon.classify_cmd import classify_file
-from genrecast.daemon.model import DEFAULT_MODEL, load_model
+from genrecast.daemon.model import DEFAULT_MODEL, genre_head, load_model
 from genrecast.dsp.windows import MIN_SECONDS, hop_frames
 from genrecast.training import SYNTHETIC_PER_KIND
 from genrecast.training.acoustic import BENCH, RATE, Chain, build_banks
@@ -80,11 +82,12 @@ def main() -> int:
             room = Path(tmp) / "room.wav"
             sf.write(room, read_clip_audio(heard_through(clip, BENCH, 0), chains)[0], RATE, subtype="FLOAT")
             for m, res in zip(models, results, strict=True):
-                # the head a microphone's stream reads, for both: the ratio is one head's; a file's own head beside
+                # what a microphone's stream reads, for both: the ratio is one reading's; a file's beside it
+                mic, file = genre_head(m.spec, "auto", recorded=False), genre_head(m.spec, "auto", recorded=True)
                 for where, path in (("clean", str(clip.path)), ("room", str(room))):
-                    res[where].append((clip, classify_file(m, path, 1.0, direct=False)))
-                if m.spec.direct_head and clip.genre is not None:
-                    res["clean_direct"].append((clip, classify_file(m, str(clip.path), 1.0, direct=True)))
+                    res[where].append((clip, classify_file(m, path, 1.0, heard=mic or "auto")))
+                if file != mic and clip.genre is not None:
+                    res["clean_direct"].append((clip, classify_file(m, str(clip.path), 1.0, heard=file)))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{len(clips)} clips", flush=True)
     for m, h, res, path in zip(models, held, results, paths, strict=True):

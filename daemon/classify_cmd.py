@@ -27,7 +27,8 @@ class FileWindows:
     music: np.ndarray  # [n_windows] music probability (ones for a model without a music head)
     rms: np.ndarray  # [n_windows]
     tags: np.ndarray | None = None  # [n_windows, n_tags] tag probabilities; None for a model without tags
-    genre_head: str | None = None  # "room" | "direct": which of a model's two genre heads scored them; else None
+    genre_head: str | None = None  # "room" | "direct" | "auto": which of a model's two genre heads scored them, or
+    # both weighed by its room detector; None for a model with one
 
     def track(self, spec):
         """The file's answer, by the one track-level rule."""
@@ -65,29 +66,31 @@ class TrackResult:
     windows: int
     seconds: float
     tags: dict[str, float] | None = None  # announced style tags, likeliest first; null for a model without tags
-    genre_head: str | None = None  # "room" | "direct" for a model with two genre heads; null for one with one
+    genre_head: str | None = None  # "room" | "direct" | "auto" for a model with two genre heads; null for one
 
 
 def register(sub) -> None:
-    from .model import GENRE_HEADS
+    from .model import HEARD
 
     p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")
     p.add_argument("--threads", type=int, help="model calls at once (default: every core this process may use)")
-    p.add_argument("--heard", choices=GENRE_HEADS, default="direct",
-                   help="direct: the files are the recordings themselves (default); room: they were taped by a "
-                        "microphone in a room (a model with a direct genre head reads its other head then)")
+    p.add_argument("--heard", choices=HEARD, default="auto",
+                   help="how the files were made, for a model with two genre heads: direct: the recordings "
+                        "themselves; room: taped by a microphone in a room; auto (default): judged from the sound by "
+                        "a model with a room detector, window by window (else direct)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file, one per line (for a file that failed: file and error)")
     p.set_defaults(func=handler)
 
 
-def classify_windows(model, audio, hop_seconds: float, name: str, inference=None, direct: bool = True) -> FileWindows:
+def classify_windows(model, audio, hop_seconds: float, name: str, inference=None, heard: str = "auto") -> FileWindows:
     """Every window's probabilities for an opened :class:`dsp.AudioFile`, cut exactly as the daemon cuts a stream.
-    ``direct``: the file is the recording itself, so a model's direct genre head (if it has one) is the one read;
-    else the file was taped through a room, and the genre head that learned rooms is.
+    ``heard`` (:data:`daemon.model.HEARD`): ``direct``, the file is the recording itself, so a model's direct genre
+    head (if it has one) is read; ``room``, it was taped through a room, and the genre head that learned rooms is;
+    ``auto``, a model with a room detector weighs the two window by window (one without reads the direct head).
 
     The file is decoded block by block and windows are scored in batches, so memory does not grow with its length
     (beyond one row of probabilities per window). With an :class:`~daemon.inference.Inference` of several threads,
@@ -103,6 +106,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
 
     pipeline = Pipeline(model.spec, hop_seconds, audio.sample_rate)
     inference = inference or Inference(model, 1)
+    head = genre_head(model.spec, heard)
 
     def batches():
         pending: list = []
@@ -117,7 +121,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     tags: list[np.ndarray] = []
     meta: list[tuple[float, float, float]] = []
     for out, part in inference.ordered(batches()):
-        genre.append(out.genre_for(direct))
+        genre.append(out.genre_for(head))
         music.append(out.music)
         if out.tags is not None:
             tags.append(out.tags)
@@ -128,7 +132,7 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
         raise ModelSpecError(f"model {model.path}: gave a probability that is NaN or outside 0-1 for {name}")
     return FileWindows(audio.seconds, [s for s, _, _ in meta], [e for _, e, _ in meta], np.concatenate(genre),
                        np.concatenate(music), np.array([r for _, _, r in meta]), np.concatenate(tags) if tags else None,
-                       genre_head(model.spec, direct))
+                       head)
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
@@ -157,11 +161,11 @@ def track_json(result: TrackResult, model_id: str) -> dict:
     return {**asdict(result), "model_id": model_id}
 
 
-def classify_file(model, path: str, hop_seconds: float, inference=None, direct: bool = True) -> TrackResult:
+def classify_file(model, path: str, hop_seconds: float, inference=None, heard: str = "auto") -> TrackResult:
     from genrecast.dsp import AudioFile
 
     with AudioFile(path) as audio:
-        return track_result(model, path, classify_windows(model, audio, hop_seconds, path, inference, direct))
+        return track_result(model, path, classify_windows(model, audio, hop_seconds, path, inference, heard))
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -184,7 +188,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             try:
-                result = classify_file(model, path, args.hop, inference, args.heard == "direct")
+                result = classify_file(model, path, args.hop, inference, args.heard)
             except AudioError as exc:
                 print(f"genrecast classify: error: {one_line(exc)}", file=sys.stderr)
                 if args.json:  # one object per file given, so a reader can pair every input with its answer

@@ -31,7 +31,7 @@ from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import SMOOTHING, DecisionConfig
-from .model import GENRE_HEADS
+from .model import HEARD
 from .sources import default_stream_id
 
 ENV_PREFIX = "GENRECAST_"
@@ -175,8 +175,9 @@ class StreamDefaults:
     first_confidence: float = DecisionConfig.first_confidence  # a first window this sure skips the dwell; 0: never
     area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
     # how the audio reaches us: "room" (a microphone hears a loudspeaker through the air), "direct" (the recording
-    # itself: a file, a pipe from a decoder, a radio stream), "auto" (a microphone source is a room, others direct);
-    # a model with a direct genre head uses it for direct audio (the card measures both heads)
+    # itself: a file, a pipe from a decoder, a radio stream), "auto" (judged from the sound by a model with a room
+    # detector; with a model without one, a microphone source is a room, others direct); a model with a direct
+    # genre head uses it for direct audio (the card measures both heads and the detector)
     heard: str = "auto"
 
     def decision(self) -> DecisionConfig:
@@ -195,7 +196,6 @@ class StreamDefaults:
         return replace(self, **follow)
 
 
-HEARD = ("auto", *GENRE_HEADS)
 FOLLOW_MIN_CONFIDENCE = frozenset({"leave_confidence", "first_confidence"})
 
 
@@ -211,7 +211,8 @@ class StreamSettings(StreamDefaults):
 
     @property
     def direct(self) -> bool:
-        """Whether the audio reaches the model as recorded (``heard``; by default any source but a microphone)."""
+        """Whether the audio reaches the model as recorded by what the settings say (``heard``; by default any
+        source but a microphone): what a model without a room detector goes by."""
         return self.heard == "direct" or (self.heard == "auto" and self.source.partition(":")[0] != "mic")
 
     def check(self) -> None:

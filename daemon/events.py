@@ -54,7 +54,7 @@ class Status:
     daemon: str | None = None  # the process's name: <prefix>/_daemon/<daemon>/status
     instance: str | None = None  # the publishing process's MQTT client id, to tell two publishers apart
     dropped_s: float | None = None  # audio dropped so far because processing fell behind, seconds
-    genre_head: str | None = None  # "room" | "direct": which genre head, for a model with two
+    genre_head: str | None = None  # "room" | "direct" | "auto" (both weighed by a room detector), for a model with two
 
     def message(self, prefix: str, stream_id: str) -> Message:
         body = {"state": self.state, "time": utc_now()}

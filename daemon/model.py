@@ -18,6 +18,7 @@ from genrecast.dsp import (
     GENRE_OUTPUT,
     METADATA_KEY,
     MUSIC_OUTPUT,
+    ROOM_OUTPUT,
     TAGS_OUTPUT,
     ModelSpec,
     ModelSpecError,
@@ -31,12 +32,21 @@ DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gt
 
 
 GENRE_HEADS = ("room", "direct")  # how audio reaches a model with two genre heads: through a room, or as recorded
+# What a user says about it (``heard``): one of those, or ``auto``: judged from the sound by a model with a room
+# detector, else by the kind of source (a microphone is in a room; a file, pipe or stream is as recorded).
+HEARD = ("auto", *GENRE_HEADS)
+WEIGHED = "auto"  # the genre head reported where the room detector weighs the two
 
 
-def genre_head(spec: ModelSpec, direct: bool) -> str | None:
-    """The genre head a model reads for audio heard as recorded (``direct``) or through a room, by name; None for a
-    model with one head, which reads it for any audio."""
-    return GENRE_HEADS[direct] if spec.direct_head else None
+def genre_head(spec: ModelSpec, heard: str, recorded: bool = True) -> str | None:
+    """What a model reads for audio ``heard`` so (:data:`HEARD`) from a source whose audio is ``recorded`` (not a
+    microphone): ``room``, ``direct``, or ``auto`` (both weighed by its room detector, window by window); None for
+    a model with one genre head, which reads it for any audio."""
+    if not spec.direct_head:
+        return None
+    if heard != "auto":
+        return heard
+    return WEIGHED if spec.room_detector else GENRE_HEADS[recorded]
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,17 @@ class Output:
     music: np.ndarray  # [batch] probability that the window holds music; ones for a model without a music head
     tags: np.ndarray | None = None  # [batch, n_tags] style tag probabilities; None for a model without tags
     direct: np.ndarray | None = None  # [batch, n_labels] the direct genre head's; None for a model without one
+    room: np.ndarray | None = None  # [batch] probability the window was heard through a room; None without a detector
 
-    def genre_for(self, direct: bool) -> np.ndarray:
-        """The genre probabilities for audio heard as recorded (``direct``) or through a room: the direct head's
-        for the first when the model has one, else its only genre head's."""
-        return self.direct if direct and self.direct is not None else self.genre
+    def genre_for(self, head: str | None) -> np.ndarray:
+        """The genre probabilities the head :func:`genre_head` names gives: the direct head's, the room head's, or
+        for ``auto`` each window's two weighed by its room probability (the room head as far as the window sounds
+        heard through a room); a model with one genre head's for any."""
+        if head == "direct" and self.direct is not None:
+            return self.direct
+        if head == WEIGHED and self.direct is not None and self.room is not None:
+            return self.room[:, None] * self.genre + (1.0 - self.room[:, None]) * self.direct
+        return self.genre
 
 
 @dataclass
@@ -60,7 +76,7 @@ class GenreModel:
     path: Path
     _session: object
     _input: str
-    _outputs: list[str]  # the genre output, then the music, tags and direct genre outputs the model has
+    _outputs: list[str]  # the genre output, then the music, tags, direct genre and room outputs the model has
 
     @property
     def model_id(self) -> str:
@@ -68,12 +84,14 @@ class GenreModel:
 
     def predict(self, windows: np.ndarray) -> Output:
         """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities (both heads' for a model with a direct
-        head), music probability and tags per window."""
+        head), music probability, tags and room probability per window."""
         results = dict(zip(self._outputs, self._session.run(
             self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)}), strict=True))
         genre = results[GENRE_OUTPUT]
         music = results[MUSIC_OUTPUT].reshape(-1) if MUSIC_OUTPUT in results else np.ones(genre.shape[0], np.float32)
-        return Output(genre, music, results.get(TAGS_OUTPUT), results.get(DIRECT_OUTPUT))
+        room = results.get(ROOM_OUTPUT)
+        return Output(genre, music, results.get(TAGS_OUTPUT), results.get(DIRECT_OUTPUT),
+                      None if room is None else room.reshape(-1))
 
 
 def _check_dims(what: str, dims: list, expected: list) -> str | None:
@@ -160,6 +178,7 @@ def load_model(path: str | os.PathLike | None = None) -> GenreModel:
         MUSIC_OUTPUT: ("its metadata sets music_threshold", [None]),
         TAGS_OUTPUT: (f"its metadata names {len(spec.tags)} tags", [None, len(spec.tags)]),
         DIRECT_OUTPUT: ("its metadata names a direct genre head", [None, len(spec.labels)]),
+        ROOM_OUTPUT: ("its metadata names a room detector", [None]),
     }
     for name in spec.outputs[1:]:
         if problem:
@@ -184,7 +203,7 @@ def _check_outputs(model: GenreModel) -> None:
     here, by name, rather than turned into NaN in ``classify --json`` or the API's answers."""
     out = model.predict(np.zeros((1, model.spec.dsp.n_mels, model.spec.n_frames), np.float32))
     for name, values in ((GENRE_OUTPUT, out.genre), (MUSIC_OUTPUT, out.music), (TAGS_OUTPUT, out.tags),
-                         (DIRECT_OUTPUT, out.direct)):
+                         (DIRECT_OUTPUT, out.direct), (ROOM_OUTPUT, out.room)):
         if values is not None and not are_probabilities(values):
             raise ModelSpecError(f"model {model.path}: its {name!r} output for a test window is not a probability "
                                  f"(NaN, infinite, or outside 0-1: {np.ravel(values)[:3].tolist()})")

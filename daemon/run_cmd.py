@@ -52,7 +52,8 @@ def add_run_settings(p) -> None:
     p.add_argument("--heard", choices=HEARD,
                    help="room: a microphone hears the music through the air; direct: the recording itself (a file, a "
                         "decoder's pipe, a radio stream); a model with a direct genre head uses it for direct audio "
-                        f"(default {defaults.heard}: a mic source is a room, others direct)")
+                        f"(default {defaults.heard}: judged from the sound by a model with a room detector; with one "
+                        "without, a mic source is a room, others direct)")
     p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
                    help="announce the process and its streams to Home Assistant (MQTT discovery)")
     p.add_argument("--refresh", dest="refresh_seconds", type=float,

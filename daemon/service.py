@@ -39,7 +39,7 @@ from .ha_discovery import Discovery, legacy_retraction
 from .ha_leftovers import LeftoverWatch
 from .inference import Inference
 from .intake import Intake
-from .model import GenreModel, genre_head, load_model
+from .model import WEIGHED, GenreModel, genre_head, load_model
 from .notify import Notifier
 from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
@@ -126,7 +126,7 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
-        self.head = genre_head(model.spec, cfg.direct)  # which genre head, for a model with two; else None
+        self.head = genre_head(model.spec, cfg.heard, cfg.direct)  # which genre head (or both weighed); else None
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
@@ -157,9 +157,11 @@ class StreamRun:
 
     def started(self) -> None:
         """The source is open and its reading thread running: say so in the log."""
+        read = ("both genre heads weighed by the room detector" if self.head == WEIGHED
+                else f"the {self.head} genre head")
         log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
-                 f", the {self.head} genre head (heard = {self.cfg.heard})" if self.head else "")
+                 f", {read} (heard = {self.cfg.heard})" if self.head else "")
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
@@ -323,7 +325,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         if cfg.stream_id in unopened:
             log.error("stream %s: %s", cfg.stream_id, source)
             publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance,
-                                     genre_head=genre_head(model.spec, cfg.direct)).message(prefix, cfg.stream_id))
+                                     genre_head=genre_head(model.spec, cfg.heard, cfg.direct)).message(
+                                         prefix, cfg.stream_id))
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))
@@ -499,7 +502,7 @@ def _classify(work: list[tuple[StreamRun, Window, float]], inference: Inference,
     for part, out in zip(parts, outputs, strict=True):
         tags = out.tags if out.tags is not None else [None] * len(part)
         for i, ((run, window, handed_at), music, t) in enumerate(zip(part, out.music, tags, strict=True)):
-            run.classified(window, out.genre_for(run.head == "direct")[i], music, handed_at, t)
+            run.classified(window, out.genre_for(run.head)[i], music, handed_at, t)
 
 
 def _mark_waiting(live: list[StreamRun], now: float) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from flask import Blueprint, Flask, Response, jsonify, request
 from genrecast.daemon.config import ApiSettings
-from genrecast.daemon.model import GENRE_HEADS
+from genrecast.daemon.model import HEARD
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from .auth import Credentials, visitor
@@ -94,13 +94,13 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         from genrecast.dsp import AudioError, ModelSpecError
 
         windows = flag("windows")
-        heard = request.args.get("heard", "direct")
-        if heard not in GENRE_HEADS:
-            raise ApiError(400, f"?heard= must be {' or '.join(GENRE_HEADS)}, got {heard[:20]!r}")
+        heard = request.args.get("heard", "auto")
+        if heard not in HEARD:
+            raise ApiError(400, f"?heard= must be {' or '.join(HEARD)}, got {heard[:20]!r}")
         with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as spool:
             name = spool_upload(config, spool)
             try:
-                model, result = offline.windows(spool.name, name, heard == "direct")
+                model, result = offline.windows(spool.name, name, heard)
             except Busy as exc:
                 raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
             except AudioError as exc:

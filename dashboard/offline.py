@@ -64,15 +64,15 @@ class OfflineClassifier:
         self._load_failed = False
         self._lock = threading.Lock()
 
-    def windows(self, audio: bytes | str, name: str, direct: bool = True) -> tuple[GenreModel, FileWindows]:
+    def windows(self, audio: bytes | str, name: str, heard: str = "auto") -> tuple[GenreModel, FileWindows]:
         """Decode ``audio`` (bytes, or a file's path; any format the reader knows) and run every window through the
-        model (``direct``: the recording itself, else one taped through a room: which genre head of a model with
-        two).
+        model (``heard``: how the audio was made, :data:`daemon.model.HEARD`: which genre head of a model with two,
+        or both weighed by its room detector).
 
         Raises :class:`dashboard.jobs.Busy`, or :class:`dsp.AudioError` / :class:`dsp.ModelSpecError` with a
         one-line message that names ``name``, never the temporary file.
         """
-        return self.pool.run(self._windows, audio, name, direct)
+        return self.pool.run(self._windows, audio, name, heard)
 
     def classify(self, audio: bytes | str, name: str) -> FileResult:
         """The page's view of an upload (bytes, or a file's path): the track-level answer and every window, for the
@@ -118,7 +118,7 @@ class OfflineClassifier:
                     raise
             return self._model
 
-    def _windows(self, audio: bytes | str, name: str, direct: bool = True) -> tuple[GenreModel, FileWindows]:
+    def _windows(self, audio: bytes | str, name: str, heard: str = "auto") -> tuple[GenreModel, FileWindows]:
         from genrecast.daemon.classify_cmd import classify_windows
         from genrecast.dsp import AudioError, AudioFile
 
@@ -126,13 +126,13 @@ class OfflineClassifier:
             with tempfile.NamedTemporaryFile(prefix="genrecast-upload-") as f:
                 f.write(audio)
                 f.flush()
-                return self._windows(f.name, name, direct)
+                return self._windows(f.name, name, heard)
         model = self._load()
         with AudioFile(audio, name=name) as decoded:  # errors name the user's file, not our temporary one
             if decoded.seconds > MAX_UPLOAD_SECONDS:
                 raise AudioError(f"{name}: {decoded.seconds / 60:.0f} min of audio is over the "
                                  f"{MAX_UPLOAD_SECONDS // 60} min limit")
-            return model, classify_windows(model, decoded, self.hop_seconds, name, direct=direct)
+            return model, classify_windows(model, decoded, self.hop_seconds, name, heard=heard)
 
 
 def stream_states(spec, result: FileWindows, hop_seconds: float) -> tuple[str, ...]:

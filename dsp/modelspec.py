@@ -22,6 +22,7 @@ GENRE_OUTPUT = "probabilities"
 MUSIC_OUTPUT = "music"
 TAGS_OUTPUT = "tags"
 DIRECT_OUTPUT = "direct_probabilities"
+ROOM_OUTPUT = "room"
 
 GTZAN_GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock",
@@ -34,7 +35,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "hop_seconds": (int, float), "input_norm": dict, "training": dict,
 }
 # Fields added after SPEC_FORMAT 1 shipped: a file written before them lacks the key and reads the default.
-_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "direct_head")
+_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "direct_head", "room_detector")
 TOP_TAGS = 5  # at most this many tags are announced per window or file, the likeliest first
 
 
@@ -56,7 +57,9 @@ class ModelSpec:
     ``tag_threshold`` or more (:meth:`announced_tags`). A model with a direct genre head (``direct_head``) also
     outputs ``direct_probabilities`` ``[batch, len(labels)]``: a genre head that never learned audio heard through
     a room, for audio that reaches the model as recorded (a file, a pipe, a stream); ``probabilities`` is then the
-    head for a microphone in a room.
+    head for a microphone in a room. Such a model with a room detector (``room_detector``) also outputs ``room``
+    ``[batch]``, the probability that a window was heard through a room (a loudspeaker, a room, a microphone) rather
+    than as recorded, which weighs the two heads when nobody says how the audio arrives.
     """
 
     name: str
@@ -73,6 +76,7 @@ class ModelSpec:
     tag_origin: str | None = None  # where the tag names and their meaning come from
     tag_threshold: float | None = None  # a tag is announced at this probability or more
     direct_head: bool = False  # the graph also outputs ``direct_probabilities``
+    room_detector: bool = False  # the graph also outputs ``room`` (only beside a direct head)
 
     def __post_init__(self) -> None:
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -88,6 +92,9 @@ class ModelSpec:
         if self.tags and (self.tag_threshold is None or not 0 < self.tag_threshold < 1 or not self.tag_origin):
             raise ModelSpecError(f"a model with tags needs their origin and a tag_threshold strictly between 0 and 1, "
                                  f"got {self.tag_origin!r} and {self.tag_threshold}")
+        if self.room_detector and not self.direct_head:
+            raise ModelSpecError("a room detector weighs a direct genre head against the other: direct_head must be "
+                                 "true with room_detector")
 
     @property
     def has_music_head(self) -> bool:
@@ -107,6 +114,8 @@ class ModelSpec:
             names.append(TAGS_OUTPUT)
         if self.direct_head:
             names.append(DIRECT_OUTPUT)
+        if self.room_detector:
+            names.append(ROOM_OUTPUT)
         return tuple(names)
 
     def announced_tags(self, probabilities) -> dict[str, float]:
@@ -157,8 +166,9 @@ class ModelSpec:
             if tag_threshold is not None and (isinstance(tag_threshold, bool) or not isinstance(tag_threshold,
                                                                                                 int | float)):
                 raise ModelSpecError(f"malformed model spec: tag_threshold has the wrong type ({tag_threshold!r:.60})")
-            if not isinstance(data.get("direct_head", False), bool):
-                raise ModelSpecError("malformed model spec: direct_head must be true or false")
+            for flag in ("direct_head", "room_detector"):
+                if not isinstance(data.get(flag, False), bool):
+                    raise ModelSpecError(f"malformed model spec: {flag} must be true or false")
             if not isinstance(data.get("tag_origin", ""), str | None):
                 raise ModelSpecError("malformed model spec: tag_origin must be a string")
             data["labels"], data["tags"] = tuple(data["labels"]), tuple(tags)

@@ -3,11 +3,11 @@ adds the backbone's style ``tags`` output (same heads, so the same genre and mus
 
     .venv/bin/python scripts/reexport_transfer.py OLD.onnx NEW.onnx --version 0.2.2 [--wheel WHEEL] [--check FILE...]
 
-The heads are read back from the old graph's named initializers (``mean``, ``inv_std``, ``genre.*``, ``music.*``
-and, since 0.5.0, ``direct.*``, written by :class:`training.transfer.TransferNet`); the backbone comes from the
-musicnn wheel, as in training. The metadata is the old one with the new version and the tags (names, origin,
-threshold). ``--check`` runs every window of the given files through both graphs and prints the largest differences
-of the shared outputs.
+The heads are read back from the old graph's named initializers (``mean``, ``inv_std``, ``genre.*``, ``music.*``,
+since 0.5.0 ``direct.*`` and since 0.6.0 ``room.*``, written by :class:`training.transfer.TransferNet`); the backbone
+comes from the musicnn wheel, as in training. The metadata is the old one with the new version and the tags (names,
+origin, threshold). ``--check`` runs every window of the given files through both graphs and prints the largest
+differences of the shared outputs.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from genrecast.training.transfer_cli import DEFAULT_WHEEL, TAG_THRESHOLD
 
 HEAD_TENSORS = ("mean", "inv_std", "genre.weight", "genre.bias", "music.weight", "music.bias")
 DIRECT_TENSORS = ("direct.weight", "direct.bias")  # a model with a direct genre head (ModelSpec.direct_head)
+ROOM_TENSORS = ("room.weight", "room.bias")  # and a room detector (ModelSpec.room_detector)
 
 
 def read_heads(path: Path) -> tuple[ModelSpec, dict[str, np.ndarray]]:
     proto = onnx.load(str(path))
     spec = ModelSpec.from_json({p.key: p.value for p in proto.metadata_props}[METADATA_KEY])
-    wanted = HEAD_TENSORS + (DIRECT_TENSORS if spec.direct_head else ())
+    wanted = HEAD_TENSORS + (DIRECT_TENSORS if spec.direct_head else ()) + (ROOM_TENSORS if spec.room_detector else ())
     found = {t.name: onnx.numpy_helper.to_array(t).copy() for t in proto.graph.initializer if t.name in wanted}
     if set(found) != set(wanted):
         raise SystemExit(f"{path}: not a transfer graph (lacks {sorted(set(wanted) - set(found))})")
@@ -51,7 +52,9 @@ def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) 
     # The stored weights already hold the temperature, so it is 1 here; the buffers are then set to the stored
     # values exactly (1 / (1 / x) need not round-trip in float32).
     heads = Heads(features, t["mean"], 1.0 / t["inv_std"], t["genre.weight"], t["genre.bias"], t["music.weight"][0],
-                  float(t["music.bias"][0]), direct_w=t.get("direct.weight"), direct_b=t.get("direct.bias"))
+                  float(t["music.bias"][0]), direct_w=t.get("direct.weight"), direct_b=t.get("direct.bias"),
+                  room_w=t["room.weight"][0] if "room.weight" in t else None,
+                  room_b=float(t["room.bias"][0]) if "room.bias" in t else 0.0)
     net = TransferNet({name: load_musicnn(wheel, name) for name in names}, heads)
     net.inv_std.copy_(torch.from_numpy(t["inv_std"]))
     new_spec = replace(spec, version=version, tags=TAGS[names[0]], tag_origin=TAG_ORIGIN[names[0]],
@@ -62,15 +65,15 @@ def reexport(old: Path, new: Path, version: str, wheel: Path, threshold: float) 
 
 def check(old: Path, new: Path, files: list[str]) -> None:
     a, b = load_model(old), load_model(new)
-    heads = {GENRE_OUTPUT: False} | ({DIRECT_OUTPUT: True} if a.spec.direct_head else {})
+    heads = {GENRE_OUTPUT: "room"} | ({DIRECT_OUTPUT: "direct"} if a.spec.direct_head else {})
     worst = dict.fromkeys([*heads, MUSIC_OUTPUT], 0.0)
     windows = changed = 0
     for f in files:
-        for name, direct in heads.items():
+        for name, head in heads.items():
             with AudioFile(f) as audio:
-                ra = classify_windows(a, audio, 1.0, f, direct=direct)
+                ra = classify_windows(a, audio, 1.0, f, heard=head)
             with AudioFile(f) as audio:
-                rb = classify_windows(b, audio, 1.0, f, direct=direct)
+                rb = classify_windows(b, audio, 1.0, f, heard=head)
             worst[name] = max(worst[name], float(np.abs(ra.probabilities - rb.probabilities).max()))
             changed += int((ra.probabilities.argmax(1) != rb.probabilities.argmax(1)).sum())
         worst[MUSIC_OUTPUT] = max(worst[MUSIC_OUTPUT], float(np.abs(ra.music - rb.music).max()))

@@ -111,9 +111,11 @@ class Subscriber:
 
 
 def write_tones(path: Path, labels: list[int | str | None], seconds_each: float = 1.0, rate: int = 22050,
-                channels: int = 1, subtype: str = "PCM_16", cfg: DSPConfig = DEFAULT_DSP) -> Path:
+                channels: int = 1, subtype: str = "PCM_16", cfg: DSPConfig = DEFAULT_DSP, hiss: float = 0.0) -> Path:
     """A WAV of consecutive sounds, one per entry: ``i`` = a pure tone the tiny model (for front end ``cfg``)
-    calls label ``i``, ``"noise"`` = white noise (not music to its music head), ``None`` = silence."""
+    calls label ``i``, ``"noise"`` = white noise (not music to its music head), ``None`` = silence; ``hiss``: white
+    noise of that amplitude under all of it (0.003: what the tiny model's room detector calls heard through a
+    room)."""
     n = round(seconds_each * rate)
     t = np.arange(n) / rate
     noise = np.random.default_rng(0)
@@ -126,7 +128,8 @@ def write_tones(path: Path, labels: list[int | str | None], seconds_each: float 
         return 0.3 * np.sin(2 * np.pi * tone_hz(i, cfg) * t)
 
     parts = [part(i) for i in labels]
-    x = np.concatenate(parts).astype(np.float32)
+    x = np.concatenate(parts)
+    x = (x + hiss * np.random.default_rng(1).standard_normal(len(x)) if hiss else x).astype(np.float32)
     sf.write(str(path), np.repeat(x[:, None], channels, axis=1) if channels > 1 else x, rate, subtype=subtype)
     return path
 

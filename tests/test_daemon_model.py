@@ -63,9 +63,25 @@ def test_the_direct_genre_head_is_read_when_the_spec_names_it(tmp_path):
     peaked[0, 12 * 6 + 6] = 5.0  # the middle band of metal's group
     out = model.predict(peaked)
     assert out.genre[0].argmax() == 6 and out.direct[0].argmax() == direct_label(6)
-    assert out.genre_for(direct=False) is out.genre and out.genre_for(direct=True) is out.direct
+    assert out.genre_for("room") is out.genre and out.genre_for("direct") is out.direct
+    assert out.room is None and out.genre_for("auto") is out.genre  # "auto" was resolved by the source, not here
     plain = load_model(build_tiny_model(tmp_path / "plain.onnx")).predict(peaked)
-    assert plain.direct is None and plain.genre_for(direct=True) is plain.genre  # one head serves every source
+    assert plain.direct is None and plain.genre_for("direct") is plain.genre  # one head serves every source
+
+
+def test_a_room_detector_weighs_the_two_genre_heads_window_by_window(tmp_path):
+    model = load_model(build_tiny_model(tmp_path / "m.onnx", tagged_spec(direct_head=True, room_detector=True)))
+    windows = np.full((3, 128, model.spec.n_frames), -21.0, np.float32)
+    windows[:, 12 * 6 + 6] = 5.0  # metal's band, over the floor: as recorded
+    windows[1] += 14.0  # every band lifted: a hiss, heard through a room
+    windows[2] += 7.0  # half-way: about even
+    out = model.predict(windows)
+    assert out.room[0] < 0.01 and out.room[1] > 0.99 and 0.2 < out.room[2] < 0.8
+    weighed = out.genre_for("auto")
+    np.testing.assert_allclose(weighed, out.room[:, None] * out.genre + (1 - out.room[:, None]) * out.direct,
+                               rtol=1e-6)
+    np.testing.assert_allclose(weighed.sum(axis=1), 1.0, rtol=1e-5)
+    assert weighed[0].argmax() == direct_label(6) and weighed[1].argmax() == 6
 
 
 def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
@@ -91,9 +107,12 @@ def test_a_model_for_another_front_end_loads_and_runs(tmp_path):
          "'tags' output shape ['batch', 10] does not fit [None, 9]"),
         (lambda p: respec(build_tiny_model(p, tagged_spec()), tagged_spec(direct_head=True)),
          "names a direct genre head but the graph has no 'direct_probabilities' output"),
+        (lambda p: respec(build_tiny_model(p, tagged_spec(direct_head=True)),
+                          tagged_spec(direct_head=True, room_detector=True)),
+         "names a room detector but the graph has no 'room' output"),
     ],
     ids=["no-metadata", "mel-count", "window-length", "label-count", "garbage", "no-music-head", "no-tags",
-         "tag-count", "no-direct-head"],
+         "tag-count", "no-direct-head", "no-room-detector"],
 )
 def test_refuses_models_that_break_the_contract(tmp_path, build, message):
     path = tmp_path / "bad.onnx"
@@ -164,18 +183,36 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
     assert out.split("\t")[:2] == [str(rock), "rock"]
 
 
-def test_classify_reads_the_direct_head_for_a_file_unless_it_was_taped_in_a_room(tmp_path):
-    model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
-    wav = write_tones(tmp_path / "jazz.wav", [5] * 4)
+def _classify_heads(model, wav, *choices) -> dict:
+    """What ``classify --json`` answers for ``wav`` with each ``--heard`` choice (``()``: none given)."""
     answers = {}
-    for heard in ((), ("--heard", "room"), ("--heard", "direct")):
+    for heard in choices:
         proc = genrecast("classify", "--json", "--model", str(model), *heard, str(wav))
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         answer = json.loads(out)
         answers[heard[1:]] = answer["genre"], answer["genre_head"]
+    return answers
+
+
+def test_classify_reads_the_direct_head_for_a_file_unless_it_was_taped_in_a_room(tmp_path):
+    model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
+    wav = write_tones(tmp_path / "jazz.wav", [5] * 4)
+    answers = _classify_heads(model, wav, (), ("--heard", "auto"), ("--heard", "room"), ("--heard", "direct"))
     direct = GTZAN_GENRES[direct_label(5)], "direct"
-    assert answers == {(): direct, ("room",): ("jazz", "room"), ("direct",): direct}
+    assert answers == {(): direct, ("auto",): direct, ("room",): ("jazz", "room"), ("direct",): direct}
+
+
+def test_classify_lets_a_room_detector_judge_how_a_file_was_made_unless_told(tmp_path):
+    model = build_tiny_model(tmp_path / "detector.onnx", tiny_spec(direct_head=True, room_detector=True))
+    recorded = write_tones(tmp_path / "jazz.wav", [5] * 4)
+    taped = write_tones(tmp_path / "jazz-taped.wav", [5] * 4, hiss=0.003)  # the same tone over a room's hiss
+    direct = GTZAN_GENRES[direct_label(5)]
+    told = (("--heard", "room"), ("--heard", "direct"))
+    assert _classify_heads(model, recorded, (), *told) == {(): (direct, "auto"), ("room",): ("jazz", "room"),
+                                                          ("direct",): (direct, "direct")}
+    assert _classify_heads(model, taped, (), *told) == {(): ("jazz", "auto"), ("room",): ("jazz", "room"),
+                                                       ("direct",): (direct, "direct")}
 
 
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])

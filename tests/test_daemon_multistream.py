@@ -252,6 +252,30 @@ def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_
     assert not load_settings(None, {"source": "stdin", "heard": "room"}, environ={}).stream_settings()[0].direct
 
 
+def test_a_model_with_a_room_detector_judges_each_stream_by_its_sound_unless_told(broker, tmp_path):
+    """``heard = auto`` with a room detector: a clean file reads the direct head and the same tone over a room's hiss
+    the room head, both in one process; a stream told ``heard = direct`` keeps the direct head over the hiss."""
+    model = build_tiny_model(tmp_path / "detector.onnx", tiny_spec(direct_head=True, room_detector=True))
+    clean = write_tones(tmp_path / "tone.wav", [3] * 6)  # disco's bands
+    taped = write_tones(tmp_path / "taped.wav", [3] * 6, hiss=0.003)
+    config = tmp_path / "streams.toml"
+    config.write_text(f'speed = 0\n[streams.radio]\nsource = "file:{clean}"\n'
+                      f'[streams.taped]\nsource = "file:{taped}"\n'
+                      f'[streams.told]\nsource = "file:{taped}"\nheard = "direct"\n')
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
+    assert rc == 0, err
+    assert "stream taped: " in err and "both genre heads weighed by the room detector (heard = auto)" in err
+    sub.wait_for(lambda m: all(any(x.payload["state"] == "offline" for x in sub.of(f"genrecast/{s}/status"))
+                               for s in ("radio", "taped", "told")), "every stream's end")
+    sub.close()
+    check_all(sub.messages)  # "auto" in the retained status, schema-checked
+    next_one = GTZAN_GENRES[direct_label(3)]
+    for stream, genre, head in (("radio", next_one, "auto"), ("taped", "disco", "auto"), ("told", next_one, "direct")):
+        assert {m.payload["top"]["genre"] for m in sub.of(f"genrecast/{stream}/prediction")} == {genre}, stream
+        assert {m.payload["genre_head"] for m in sub.of(f"genrecast/{stream}/status")} == {head}, stream
+
+
 def test_heard_set_for_a_model_with_one_genre_head_is_named_in_a_warning(broker, model, tmp_path):
     wav = write_tones(tmp_path / "tone.wav", [3] * 4)
     rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--heard", "room", "--model", str(model),

@@ -163,14 +163,18 @@ def test_a_model_with_two_genre_heads_answers_with_the_direct_one_unless_asked_f
     running = serve(broker, str(build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))), ApiSettings())
     try:
         answers = {heard: call(f"{running.base}/api/v1/classify{query}", tone("jazz"), {"Content-Type": "audio/flac"})
-                   for heard, query in (("direct", ""), ("room", "?heard=room"), ("bad", "?heard=kitchen"))}
+                   for heard, query in (("direct", ""), ("room", "?heard=room"), ("bad", "?heard=kitchen"),
+                                        ("auto", "?heard=auto"))}
     finally:
         stop(running)
     assert answers["direct"][0] == 200 and answers["direct"][2]["genre"] == GTZAN_GENRES[direct_label(5)]
     assert answers["direct"][2]["genre_head"] == "direct"
     assert answers["room"][0] == 200 and (answers["room"][2]["genre"], answers["room"][2]["genre_head"]) == (
         "jazz", "room")
-    assert answers["bad"][0] == 400 and answers["bad"][2]["error"] == "?heard= must be room or direct, got 'kitchen'"
+    assert answers["bad"][0] == 400 and answers["bad"][2]["error"] == (
+        "?heard= must be auto or room or direct, got 'kitchen'")
+    # auto, the default, reads the direct head of a model without a room detector (a file is a recording)
+    assert answers["auto"][0] == 200 and answers["auto"][2]["genre_head"] == "direct"
 
 
 def odd_multipart(shape: str) -> tuple[bytes, dict]:

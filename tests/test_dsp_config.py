@@ -62,6 +62,17 @@ def test_model_spec_direct_head_round_trips_and_old_specs_lack_it():
     assert ModelSpec.from_json(json.dumps(old)).direct_head is False
 
 
+def test_model_spec_room_detector_round_trips_old_specs_lack_it_and_it_needs_a_direct_head():
+    spec = ModelSpec(name="m", version="6", direct_head=True, room_detector=True)
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert spec.outputs == ("probabilities", "direct_probabilities", "room")
+    old = json.loads(ModelSpec(name="m", version="5", direct_head=True).to_json())
+    del old["room_detector"]  # as 0.5.0's metadata, written before the field existed
+    assert ModelSpec.from_json(json.dumps(old)).room_detector is False
+    with pytest.raises(ModelSpecError, match="direct_head must be true with room_detector"):
+        ModelSpec(name="m", version="6", room_detector=True)
+
+
 def test_announced_tags_are_the_likeliest_few_at_the_threshold_or_more():
     names = tuple(f"t{i}" for i in range(8))
     spec = ModelSpec(name="m", version="1", tags=names, tag_origin="test", tag_threshold=0.3)
@@ -111,6 +122,8 @@ def _spec_with(change) -> str:
     _spec_with(lambda d: d.update(tags=["rock"], tag_origin=3, tag_threshold=0.3)),
     _spec_with(lambda d: d.update(direct_head="yes")),
     _spec_with(lambda d: d.update(direct_head=1)),
+    _spec_with(lambda d: d.update(direct_head=True, room_detector="yes")),
+    _spec_with(lambda d: d.update(room_detector=True)),
 ])
 def test_malformed_model_spec_is_refused(text):
     with pytest.raises(ModelSpecError):

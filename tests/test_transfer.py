@@ -36,7 +36,7 @@ from genrecast.training.corpus import (
 from genrecast.training.embed import PARTS, backbone_activations, embed_clips
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
-from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
+from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads, weigh_heads
 from genrecast.training.transfer_cv import group_folds, held_out
 from test_musicnn_port import WHEEL
 
@@ -178,6 +178,44 @@ def test_the_direct_head_learns_the_recorded_clips_alone():
         heads.predict(room.x, direct=True)[0].argmax(1) == room_truth).mean()
     np.testing.assert_array_equal(heads.predict(recorded.x, direct=True)[1], heads.predict(recorded.x)[1])  # music
     assert not fit_heads(everything, everything, labels, replace(cfg, direct_head=False)).has_direct
+    assert not fit_heads(everything, everything, labels, replace(cfg, room_detector=False)).has_room_detector
+
+
+def test_the_room_detector_tells_room_copies_from_recordings_and_weighs_the_heads_by_it():
+    """A room that colours every clip the same way (a reverberant floor) and also moves each genre toward another's
+    sound: the detector learns the colour, so recordings read the direct head and room copies the room head."""
+    rng = np.random.default_rng(2)
+    labels = ("a", "b", "c")
+    centres, colour = rng.normal(0, 3, size=(3, 8)), rng.normal(0, 3, size=8)
+    clips, acts = [], []
+    for i in range(30):
+        k = i % 3
+        clips.append(Clip(f"x{i}", labels[k], True, "long", f"x{i}", Path("x")))
+        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
+        clips.append(Clip(f"x{i}@room", labels[k], True, "long", f"x{i}", Path("x"), acoustic=("room", 0)))
+        acts.append({"b:p": (colour + 0.5 * centres[(k + 1) % 3] + 0.5 * centres[k] + rng.normal(0, 0.5, size=(3, 8))
+                             ).astype(np.float32)})
+    for i in range(6):  # speech, recorded and through the room: the detector learns the room, not the music
+        clips.append(Clip(f"s{i}", None, False, "speech", f"s{i}", Path("s")))
+        acts.append({"b:p": rng.normal(0, 1, size=(2, 8)).astype(np.float32)})
+        clips.append(Clip(f"s{i}@room", None, False, "speech", f"s{i}", Path("s"), acoustic=("room", 0)))
+        acts.append({"b:p": (colour + rng.normal(0, 1, size=(2, 8))).astype(np.float32)})
+    cfg = HeadConfig(features=("b:p",), music_features=("b:p",))
+    everything = WindowSet.build(clips, acts, cfg.features)
+    heads = fit_heads(everything.where(lambda c: c.genre is not None), everything, labels, cfg)
+    assert heads.has_room_detector and heads.room_w.shape == heads.mean.shape
+    recorded, room = (everything.where(lambda c, r=r: (c.acoustic is not None) == r) for r in (False, True))
+    assert (heads.room(recorded.x) < 0.5).all() and (heads.room(room.x) > 0.5).all()
+    genre = [part.where(lambda c: c.genre is not None) for part in (recorded, room)]
+    for part, read in zip(genre, ("direct", "room"), strict=True):  # each window nearer the head for its side
+        right, other = (heads.predict(part.x, direct=d)[0] for d in (read == "direct", read != "direct"))
+        heard = heads.predict_heard(part.x)
+        assert (np.abs(heard - right).sum(1) < np.abs(heard - other).sum(1)).all()
+        truth = np.array([labels.index(part.clips[c].genre) for c in part.clip_index])
+        assert (heard.argmax(1) == truth).mean() >= (other.argmax(1) == truth).mean()
+    assert not fit_heads(everything.where(lambda c: c.genre is not None), everything, labels,
+                         replace(cfg, room_detector=False)).has_room_detector
+    np.testing.assert_allclose(weigh_heads(np.eye(3)[[0]], np.eye(3)[[1]], np.array([0.25])), [[0.25, 0.75, 0]])
 
 
 def test_the_shipped_recipe_reads_both_of_the_wheels_networks():
@@ -250,9 +288,10 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     # a direct head's weights as the trainer would give it (its own temperature baked in too)
     turn = np.roll(np.arange(len(GTZAN_GENRES)), 1)  # each genre's weights on the next one's row
     heads.direct_w, heads.direct_b, heads.direct_temperature = heads.genre_w[turn], heads.genre_b[turn], 0.8
+    heads.room_w, heads.room_b = heads.genre_w[0] - heads.genre_w[1], 0.3  # and a room detector's
     spec = replace(ModelSpec(name="t", version="1"), dsp=MUSICNN_DSP, window_seconds=WINDOW_SECONDS,
                    music_threshold=0.5, tags=MSD_TAGS, tag_origin=TAG_ORIGIN["MSD_musicnn"], tag_threshold=0.3,
-                   direct_head=True)
+                   direct_head=True, room_detector=True)
     path = tmp_path / "m.onnx"
     export_onnx(TransferNet(backbones, heads), spec, path)
     model = load_model(path)
@@ -264,12 +303,16 @@ def test_exported_graph_equals_backbones_plus_heads(backbones, corpus_dirs, tmp_
     want_direct = heads.predict(np.concatenate([features(a, cfg.features) for a in acts]), direct=True)[0]
     np.testing.assert_allclose(out.direct, want_direct, atol=2e-4)
     assert np.abs(want_direct - want_g).max() > 0.01  # two heads, not one read twice
+    want_room = heads.room(np.concatenate([features(a, cfg.features) for a in acts]))
+    np.testing.assert_allclose(out.room, want_room, atol=2e-4)
+    np.testing.assert_allclose(out.genre_for("auto"), heads.predict_heard(
+        np.concatenate([features(a, cfg.features) for a in acts])), atol=3e-4)
     # the tags are the first backbone's own: MSD_musicnn's tag probabilities, as its tagger computes them
     want_tags = 1 / (1 + np.exp(-np.concatenate([a["MSD_musicnn:logits"] for a in acts])))
     assert out.tags.shape == (len(x), 50)
     np.testing.assert_allclose(out.tags, want_tags, atol=2e-4)
     with torch.no_grad():
-        g, m, t, _ = TransferNet(backbones, heads)(torch.from_numpy(x))
+        g, m, t, *_ = TransferNet(backbones, heads)(torch.from_numpy(x))
     np.testing.assert_allclose(out.genre, g.numpy(), atol=2e-4)
     np.testing.assert_allclose(out.tags, t.numpy(), atol=2e-4)
 
@@ -314,8 +357,8 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
         assert model.spec.n_frames == N_FRAMES
         # the transfer graph carries the backbone's tags; the distilled student has none
         assert model.spec.tags == (MSD_TAGS if name == "model.onnx" else ())
-        # and a direct genre head, for audio heard as recorded; the student has the one head
-        assert model.spec.direct_head == (name == "model.onnx")
+        # and a direct genre head, for audio heard as recorded, and a room detector; the student has the one head
+        assert model.spec.direct_head == model.spec.room_detector == (name == "model.onnx")
     cv = json.loads((out / "cv.json").read_text())
     rows = cv["oof"]
     assert cv["spec"]["labels"] == [*GTZAN_GENRES, "electronic"]
@@ -331,10 +374,18 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     direct = cv["cv"]["direct"]
     assert direct["genre"]["all"]["n_tracks"] == 16 and direct["room"]["genre"]["all"]["n_tracks"] == 16
     assert "the direct genre head (recorded clips alone)" in proc.stdout
+    # and both weighed by the room detector, with how many clips it calls heard through a room
+    heard = cv["cv"]["heard"]
+    assert heard["genre"]["all"]["n_tracks"] == 16 and heard["room"]["genre"]["all"]["n_tracks"] == 16
+    assert set(heard["called_room"]) == {"recorded", "room"}
+    assert all(0 <= share <= 1 for part in heard["called_room"].values() for share in part.values())
+    assert "weighed by the room detector (heard = auto)" in proc.stdout
+    assert cv["spec"]["training"]["heads"]["room_detector"] is True
     across = cv["cv"]["cross_source"]
     assert across["gtzan_to_ood"]["labels"] == ["blues", "classical", "metal"]
     assert across["gtzan_to_ood"]["clean"]["n_tracks"] == 2  # only the genres GTZAN has: classical
     assert across["gtzan_to_ood"]["direct"]["clean"]["n_tracks"] == 2
+    assert across["gtzan_to_ood"]["heard"]["clean"]["n_tracks"] == 2
     assert across["ood_to_gtzan"]["direct"]["room"]["n_tracks"] == 4
     assert cv["spec"]["training"]["direct_temperature"] > 0 and cv["spec"]["training"]["heads"]["direct_head"]
     assert len(cv["cv"]["direct_temperatures"]) == 2  # one per fold, as the room head's

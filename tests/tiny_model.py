@@ -14,6 +14,11 @@ alone.
 
 With ``direct_head`` set in its spec it also has the ``direct_probabilities`` output, the direct genre head: the
 same scores, each label's given to the next one (:func:`direct_label`), so a test can tell which head was read.
+
+With ``room_detector`` set too it also has the ``room`` output: a sigmoid of the window's mean band level
+(``sigmoid(level - ROOM_LEVEL)``). A pure tone leaves most bands at the floor, so "as recorded" (close to 0); the
+same tone over a faint hiss (:func:`daemon_helpers.write_tones`' ``hiss``) lifts them, so "through a room" (close
+to 1).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ MUSICNN_WINDOW_SECONDS = 3.008  # 187 frames
 # A tag per GTZAN genre, as MSD names its nearest tag: what a tone of that genre's bands is tagged
 TINY_TAGS = ("blues", "instrumental", "country", "dance", "Hip-Hop", "jazz", "heavy metal", "pop", "soul", "rock")
 MUSIC_SLOPE, MUSIC_PEAK = 0.5, 8.0  # music = sigmoid(slope * (peak - mean - MUSIC_PEAK)): tone ~1, white noise ~0
+ROOM_LEVEL = -14.0  # room = sigmoid(mean band level - ROOM_LEVEL): a tone alone about -21, over a 0.003 hiss about -7
 
 
 def tiny_spec(**changes) -> ModelSpec:
@@ -115,6 +121,12 @@ def build_tiny_model(path: Path, spec: ModelSpec | None = None, n_frames: int | 
                   helper.make_node("Softmax", ["direct_scores"], ["direct_probabilities"], axis=1)]
         initializers.append(numpy_helper.from_array(shift, "shift"))
         outputs.append(helper.make_tensor_value_info("direct_probabilities", TensorProto.FLOAT, ["batch", n_labels]))
+    if spec.room_detector:
+        nodes += [helper.make_node("ReduceMean", ["band_mean"], ["room_level"], axes=[1], keepdims=0),
+                  helper.make_node("Sub", ["room_level", "room_at"], ["room_logit"]),
+                  helper.make_node("Sigmoid", ["room_logit"], ["room"])]
+        initializers.append(numpy_helper.from_array(np.float32(ROOM_LEVEL), "room_at"))
+        outputs.append(helper.make_tensor_value_info("room", TensorProto.FLOAT, ["batch"]))
     graph = helper.make_graph(
         nodes, "tiny_genre",
         [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", n_mels, frames])],

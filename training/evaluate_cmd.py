@@ -26,7 +26,7 @@ HOP_SECONDS = 1.0  # classify's default hop
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from genrecast.daemon.model import GENRE_HEADS
+    from genrecast.daemon.model import HEARD
 
     e = sub.add_parser("evaluate", help="score a model on a folder of labelled music, as classify answers it",
                        description="Classify every labelled file as `genrecast classify` does and score the answers: "
@@ -35,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder of labelled audio: <label>/<name>.<ext> or <label>.<n>.<ext>")
     e.add_argument("--model", type=path_flag, help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     e.add_argument("--json", type=path_flag, help="also write the evaluation, with every track's answer, as JSON here")
-    e.add_argument("--heard", choices=GENRE_HEADS, default="direct",
-                   help="direct: the files are the recordings themselves (default, as classify takes them); room: "
-                        "they were taped by a microphone in a room (a model with two genre heads reads its other one)")
+    e.add_argument("--heard", choices=HEARD, default="auto",
+                   help="as classify's: direct: the files are the recordings themselves; room: taped by a microphone "
+                        "in a room; auto (default): judged from the sound by a model with a room detector (else "
+                        "direct)")
     e.set_defaults(func=handler)
 
 
@@ -90,7 +91,7 @@ def handler(args: argparse.Namespace) -> int:
     for path, genre in files.items():
         try:
             with AudioFile(path) as audio:
-                windows = classify_windows(model, audio, HOP_SECONDS, str(path), direct=args.heard == "direct")
+                windows = classify_windows(model, audio, HOP_SECONDS, str(path), heard=args.heard)
         except AudioError as exc:
             skipped.append(str(exc))
             print(f"skipped {exc}")
@@ -105,7 +106,9 @@ def handler(args: argparse.Namespace) -> int:
     kinds = Counter(a.kind for a in answers)
     lo, hi = clopper_pearson(right, len(tracks))
     ev = score(tracks, probs, labels)
-    head = f" ({args.heard} genre head)" if model.spec.direct_head else ""
+    read = genre_head(model.spec, args.heard)
+    head = f" ({'both genre heads weighed by its room detector' if read == 'auto' else f'{read} genre head'})" \
+        if read else ""
     print(f"model {model.model_id}{head} on {args.data}: {len(tracks)} tracks")
     print(f"classify's answer right {right}/{len(tracks)} = {right / len(tracks):.3f} (95% CI {lo:.3f}-{hi:.3f}); "
           f"answered no_music {kinds['no_music']}, silence {kinds['silence']}")
@@ -116,7 +119,7 @@ def handler(args: argparse.Namespace) -> int:
         for row, answer in zip(genre["tracks"], answers, strict=True):
             row["answer"] = answer.genre or answer.kind
         report = json.dumps({
-            "model_id": model.model_id, "genre_head": genre_head(model.spec, args.heard == "direct"),
+            "model_id": model.model_id, "genre_head": read,
             "data": str(args.data), "tracks": len(tracks),
             "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
             "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2)

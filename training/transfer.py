@@ -48,6 +48,11 @@ class HeadConfig:
     # pipe, a radio stream): the card's *Choices* measure it better across collections than the head that also
     # learned the room copies, and worse through rooms, where a microphone is (only with room copies to leave out)
     direct_head: bool = True
+    # a linear detector of audio heard through a room (the room copies) against the recorded clips, on the same
+    # features, beside the direct head: it weighs the two genre heads window by window where nobody says how the
+    # audio arrives (``classify`` of a file taped in a kitchen; the card's *Choices* measure it)
+    room_detector: bool = True
+    room_l2: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.music_features or not set(self.music_features) <= set(self.features):
@@ -62,14 +67,15 @@ class HeadConfig:
     def to_dict(self) -> dict:
         return {"features": list(self.features), "music_features": list(self.music_features), "l2": self.l2,
                 "music_l2": self.music_l2, "max_iter": self.max_iter, "copy_weight": self.copy_weight,
-                "direct_head": self.direct_head}
+                "direct_head": self.direct_head, "room_detector": self.room_detector, "room_l2": self.room_l2}
 
 
 @dataclass
 class Heads:
     """Standardisation and the linear heads, as numpy arrays (what the exported graph bakes in): the genre head
     (``genre_*``, which learned room copies too), the music head and, when fitted, the direct genre head
-    (``direct_*``, recorded clips alone) on the same standardised features."""
+    (``direct_*``, recorded clips alone) and the room detector (``room_*``: heard through a room, or as recorded) on
+    the same standardised features."""
 
     features: tuple[str, ...]  # ``backbone:part`` (HeadConfig.features)
     mean: np.ndarray  # [d]
@@ -82,11 +88,26 @@ class Heads:
     direct_w: np.ndarray | None = None  # [n_labels, d]
     direct_b: np.ndarray | None = None  # [n_labels]
     direct_temperature: float = 1.0
+    room_w: np.ndarray | None = None  # [d]
+    room_b: float = 0.0
     info: dict = field(default_factory=dict)
 
     @property
     def has_direct(self) -> bool:
         return self.direct_w is not None
+
+    @property
+    def has_room_detector(self) -> bool:
+        return self.room_w is not None
+
+    def room(self, x: np.ndarray) -> np.ndarray:
+        """``[n, d]`` features -> the probability that each window was heard through a room ``[n]``."""
+        return 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.std) @ self.room_w + self.room_b)))
+
+    def predict_heard(self, x: np.ndarray) -> np.ndarray:
+        """Genre probabilities when nobody says how the audio arrives: each window's two heads weighed by the room
+        detector (:func:`weigh_heads`, what the daemon computes from the graph's outputs)."""
+        return weigh_heads(self.predict(x)[0], self.predict(x, direct=True)[0], self.room(x))
 
     def logits(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Genre and music logits; ``direct``: the direct genre head's (which there must be)."""
@@ -101,6 +122,12 @@ class Heads:
         g = g / (self.direct_temperature if direct else self.temperature)
         g = np.exp(g - g.max(axis=1, keepdims=True))
         return g / g.sum(axis=1, keepdims=True), 1.0 / (1.0 + np.exp(-m))
+
+
+def weigh_heads(room_head: np.ndarray, direct_head: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """``[n, labels]`` probabilities of each genre head and the room detector's ``[n]`` -> their mixture per window:
+    the room head as far as the window sounds heard through a room, the direct head for the rest."""
+    return room[:, None] * room_head + (1.0 - room[:, None]) * direct_head
 
 
 def features(acts: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
@@ -216,10 +243,25 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
     mw, mb = np.zeros((1, len(cols))), np.zeros(1)
     mw[:, cols], mb = _fit_linear(z(music.x)[:, torch.from_numpy(cols)], torch.from_numpy(side.astype(np.float64)),
                                   torch.from_numpy(kind_w), 1, cfg.music_l2, cfg.max_iter, binary=True)
+    rw, rb = _fit_room(z(music.x), music, cfg) if cfg.room_detector and dw is not None else (None, None)
     return Heads(cfg.features, mean.astype(np.float32), std.astype(np.float32), gw.astype(np.float32),
                  gb.astype(np.float32), mw[0].astype(np.float32), float(mb[0]),
                  direct_w=None if dw is None else dw.astype(np.float32),
-                 direct_b=None if db is None else db.astype(np.float32))
+                 direct_b=None if db is None else db.astype(np.float32),
+                 room_w=None if rw is None else rw[0].astype(np.float32), room_b=0.0 if rb is None else float(rb[0]))
+
+
+def _fit_room(z: torch.Tensor, clips: WindowSet, cfg: HeadConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The room detector: every clip's room copies against the recorded clips, each side summing to the same and,
+    within a side, genre tracks and each kind of other clip (speech, noise, genre-less music) counting the same."""
+    heard = np.array([clips.clips[c].acoustic is not None for c in clips.clip_index])
+    kinds = [("room:" if h else "recorded:") + ("genre" if clips.clips[c].genre else clips.clips[c].kind)
+             for h, c in zip(heard, clips.clip_index, strict=True)]
+    w = _balanced_weights(kinds, clips.clip_index)
+    for s in (True, False):
+        w[heard == s] /= w[heard == s].sum()
+    return _fit_linear(z, torch.from_numpy(heard.astype(np.float64)), torch.from_numpy(w), 1, cfg.room_l2,
+                       cfg.max_iter, binary=True)
 
 
 class TransferNet(torch.nn.Module):
@@ -227,7 +269,8 @@ class TransferNet(torch.nn.Module):
     first backbone's own tag probabilities (its pretrained output layer, which costs a 200x50 product).
 
     ``forward`` returns ``(genre probabilities [B, n_labels], music probability [B], tag probabilities [B, n_tags])``
-    and, with a direct head, its genre probabilities ``[B, n_labels]`` last; the temperatures are baked in.
+    and, with a direct head, its genre probabilities ``[B, n_labels]``, then with a room detector its probability
+    ``[B]``; the temperatures are baked in.
     """
 
     def __init__(self, backbones: dict[str, Musicnn], heads: Heads) -> None:
@@ -249,6 +292,11 @@ class TransferNet(torch.nn.Module):
             self.direct = torch.nn.Linear(heads.direct_w.shape[1], heads.direct_w.shape[0])
             self.direct.weight.data = torch.as_tensor(heads.direct_w / heads.direct_temperature, dtype=f32)
             self.direct.bias.data = torch.as_tensor(heads.direct_b / heads.direct_temperature, dtype=f32)
+        self.room = None
+        if heads.has_room_detector:
+            self.room = torch.nn.Linear(heads.room_w.shape[0], 1)
+            self.room.weight.data = torch.as_tensor(heads.room_w[None], dtype=f32)
+            self.room.bias.data = torch.tensor([heads.room_b], dtype=f32)
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = musicnn_input(logmel)
@@ -257,4 +305,6 @@ class TransferNet(torch.nn.Module):
         z = (z - self.mean) * self.inv_std
         tags = acts[next(iter(self.backbones))].logits
         out = torch.softmax(self.genre(z), dim=-1), torch.sigmoid(self.music(z)[:, 0]), torch.sigmoid(tags)
-        return out if self.direct is None else (*out, torch.softmax(self.direct(z), dim=-1))
+        if self.direct is not None:
+            out = (*out, torch.softmax(self.direct(z), dim=-1))
+        return out if self.room is None else (*out, torch.sigmoid(self.room(z)[:, 0]))

@@ -386,16 +386,20 @@ def _train(args) -> int:
         cv["room"] = summarise(room_set.clips, gp, mp, labels, args.music_threshold)
         log("through held-out rooms:\n" + cv["room"]["text"])
     if oof.direct_probs is not None:
-        cv["direct"] = _direct_figures(oof, room_set, labels, args.music_threshold)
+        cv["direct"] = _head_figures(oof, room_set, labels, args.music_threshold, "direct")
         log("the direct genre head (recorded clips alone):\n" + cv["direct"].pop("text"))
+    if oof.room_probs is not None:
+        cv["heard"] = _head_figures(oof, room_set, labels, args.music_threshold, "heard")
+        log("both genre heads weighed by the room detector (heard = auto):\n" + cv["heard"].pop("text"))
     if args.ood:
         cv["cross_source"] = _cross_source(gset, nset, extra, room_set, cfg)
         log("across collections: " + json.dumps({k: {t: round(v[t]["track_accuracy"], 3) for t in ("clean", "room")
                                                      if t in v} for k, v in cv["cross_source"].items()}))
-        if oof.direct_probs is not None:
-            log("across collections, the direct head: " + json.dumps(
-                {k: {t: round(x["track_accuracy"], 3) for t, x in v["direct"].items()}
-                 for k, v in cv["cross_source"].items()}))
+        for head in ("direct", "heard"):
+            if any(head in v for v in cv["cross_source"].values()):
+                log(f"across collections, {head}: " + json.dumps(
+                    {k: {t: round(x["track_accuracy"], 3) for t, x in v[head].items()}
+                     for k, v in cv["cross_source"].items()}))
 
     # the shipped heads: every track and clip (but a --hold-out fold); the temperature is the folds' median
     g_all = gset if extra is None else gset.join(extra.where(lambda c: c.genre is not None))
@@ -416,7 +420,8 @@ def _train(args) -> int:
         "recipe": "transfer", "backbone": f"{' + '.join(backbones)} (frozen)",
         "backbone_licence": f"{BACKBONE_LICENCE}; weights trained on "
                             + ", ".join(f"{name}: {BACKBONE_DATA[name]}" for name in backbones),
-        "heads": {**cfg.to_dict(), "direct_head": final.has_direct}, "temperature": round(final.temperature, 4),
+        "heads": {**cfg.to_dict(), "direct_head": final.has_direct, "room_detector": final.has_room_detector},
+        "temperature": round(final.temperature, 4),
         "direct_temperature": round(final.direct_temperature, 4) if final.has_direct else None,
         "crops_per_long_track": args.crops,
         "acoustic": {"copies": args.augment, "train": TRAIN.to_dict(), "bench": BENCH.to_dict(),
@@ -424,7 +429,7 @@ def _train(args) -> int:
         "data": data, "cv": {k: v for k, v in cv.items() if k != "text"},
         "held_out": {"fold": args.hold_out, "folds": args.folds, "seed": args.seed} if args.hold_out else None,
         "caveats": _caveats(cv, "transfer"),
-    }, tags=cfg.backbones[0], direct_head=final.has_direct)
+    }, tags=cfg.backbones[0], direct_head=final.has_direct, room_detector=final.has_room_detector)
     load_model(out / "model.onnx")
     (out / "cv.json").write_text(json.dumps({"spec": json.loads(spec.to_json()), "cv": cv,
                                              "oof": _oof_rows(oof.clips, oof.genre_probs, oof.music_probs, oof.fold,
@@ -445,20 +450,39 @@ def _train(args) -> int:
     return 0
 
 
-def _direct_figures(oof: OutOfFold, room_set: WindowSet | None, labels, threshold: float) -> dict:
-    """The direct genre head's cross-validated genre scores, and through held-out rooms when they were measured:
-    the card sets them beside the genre head's, since the daemon uses each for its kind of source."""
-    from .transfer_cv import predict_held_out
+def _head_figures(oof: OutOfFold, room_set: WindowSet | None, labels, threshold: float, head: str) -> dict:
+    """Cross-validated genre scores of the direct genre head or of both weighed by the room detector (``head``:
+    ``direct``, ``heard``), and through held-out rooms when they were measured: the card sets them beside the room
+    head's, since the daemon reads each for its kind of source. For ``heard``, also how many clips the detector
+    calls heard through a room (its windows' mean over 0.5), as recorded and through held-out rooms."""
+    from .transfer_cv import predict_held_out, room_held_out
     from .transfer_report import summarise
 
-    cv = summarise(oof.clips, oof.direct_probs, oof.music_probs, labels, threshold)
+    cv = summarise(oof.clips, oof.direct_probs if head == "direct" else oof.heard_probs, oof.music_probs, labels,
+                   threshold)
     out = {"genre": cv["genre"], "text": cv["text"].split("\nno_music")[0]}
+    if head == "heard":
+        out["called_room"] = {"recorded": _called_room(oof.clips, oof.room_probs)}
     if room_set is not None:
-        gp, mp = predict_held_out(oof, room_set, direct=True)
+        gp, mp = predict_held_out(oof, room_set, head)
         room = summarise(room_set.clips, gp, mp, labels, threshold)
         out["room"] = {"genre": room["genre"]}
         out["text"] += "\nthrough held-out rooms: " + room["text"].split("\n")[0]
+        if head == "heard":
+            out["called_room"]["room"] = _called_room(room_set.clips, room_held_out(oof, room_set))
+    if head == "heard":
+        out["text"] += "\nclips called heard through a room: " + json.dumps(out["called_room"])
     return out
+
+
+def _called_room(clips, room_probs) -> dict:
+    """The share of genre tracks and of other clips whose windows' mean room probability is over 0.5."""
+    import numpy as np
+
+    called = np.array([p.mean() > 0.5 for p in room_probs])
+    genre = np.array([c.genre is not None for c in clips])
+    return {part: round(float(called[keep].mean()), 4) for part, keep in (("genre", genre), ("other", ~genre))
+            if keep.any()}
 
 
 def _chains(args, nonmusic, cache: Path) -> dict:
@@ -497,9 +521,10 @@ def _cross_source(gset, nset, extra, room_set, cfg) -> dict:
 
 
 def _export(path: Path, net, args, labels, window_seconds: float, training: dict, tags: str | None = None,
-            direct_head: bool = False):
+            direct_head: bool = False, room_detector: bool = False):
     """``tags``: the backbone whose tag probabilities ``net`` also returns (a :class:`TransferNet`), named in the
-    spec; ``direct_head``: ``net`` also returns its direct genre head's probabilities."""
+    spec; ``direct_head``: ``net`` also returns its direct genre head's probabilities; ``room_detector``: then its
+    room detector's."""
     from genrecast.dsp import ModelSpec
 
     from .export import export_onnx
@@ -515,7 +540,8 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
                      training=training, music_threshold=args.music_threshold,
                      tags=TAGS[tags] if tags else (),
                      tag_origin=TAG_ORIGIN[tags] if tags else None,
-                     tag_threshold=args.tag_threshold if tags else None, direct_head=direct_head)
+                     tag_threshold=args.tag_threshold if tags else None, direct_head=direct_head,
+                     room_detector=room_detector)
     export_onnx(net, spec, path)
     return spec
 

@@ -19,7 +19,7 @@ from .calibrate import fit_temperature
 from .corpus import Clip, base_id
 from .evaluate import score
 from .split import Track, kfold_split
-from .transfer import HeadConfig, Heads, WindowSet, fit_heads
+from .transfer import HeadConfig, Heads, WindowSet, fit_heads, weigh_heads
 
 
 def group_folds(clips: Sequence[Clip], folds: int, seed: int) -> list[int]:
@@ -63,6 +63,15 @@ class OutOfFold:
     fold: list[int]
     heads: list[Heads]  # per fold
     direct_probs: list[np.ndarray] | None = None  # per clip, the direct genre head's, when the heads have one
+    room_probs: list[np.ndarray] | None = None  # per clip [n_windows], the room detector's, when the heads have one
+
+    @property
+    def heard_probs(self) -> list[np.ndarray] | None:
+        """Per clip, both genre heads weighed by the room detector (when there is one)."""
+        if self.room_probs is None:
+            return None
+        return [weigh_heads(g, d, r) for g, d, r in zip(self.genre_probs, self.direct_probs, self.room_probs,
+                                                        strict=True)]
 
 
 def fold_parts(gset: WindowSet, nset: WindowSet, folds: int, k: int, seed: int) -> dict[str, list[Clip]]:
@@ -91,6 +100,7 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
     genre_probs: dict[str, np.ndarray] = {}
     music_probs: dict[str, np.ndarray] = {}
     direct_probs: dict[str, np.ndarray] = {}
+    room_probs: dict[str, np.ndarray] = {}
     fold_of: dict[str, int] = {}
     fold_heads = []
     for k in range(folds):
@@ -105,47 +115,61 @@ def cross_validate(gset: WindowSet, nset: WindowSet, labels: Sequence[str], cfg:
         for test in (g_test, n_test):
             gp, mp = heads.predict(test.x)
             dp = heads.predict(test.x, direct=True)[0] if heads.has_direct else None
+            rp = heads.room(test.x) if heads.has_room_detector else None
             for i, clip in enumerate(test.clips):
                 genre_probs[clip.clip_id] = gp[test.clip_index == i]
                 music_probs[clip.clip_id] = mp[test.clip_index == i]
                 if dp is not None:
                     direct_probs[clip.clip_id] = dp[test.clip_index == i]
+                if rp is not None:
+                    room_probs[clip.clip_id] = rp[test.clip_index == i]
                 fold_of[clip.clip_id] = k
     clips = gset.clips + nset.clips
     return OutOfFold(clips, [genre_probs[c.clip_id] for c in clips], [music_probs[c.clip_id] for c in clips],
                      [fold_of[c.clip_id] for c in clips], fold_heads,
-                     [direct_probs[c.clip_id] for c in clips] if direct_probs else None)
+                     [direct_probs[c.clip_id] for c in clips] if direct_probs else None,
+                     [room_probs[c.clip_id] for c in clips] if room_probs else None)
 
 
-def predict_held_out(oof: OutOfFold, copies: WindowSet, direct: bool = False) -> tuple[list[np.ndarray],
-                                                                                       list[np.ndarray]]:
-    """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out (by its direct
-    genre head with ``direct``)."""
+def predict_held_out(oof: OutOfFold, copies: WindowSet, head: str = "room") -> tuple[list[np.ndarray],
+                                                                                      list[np.ndarray]]:
+    """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out, by its genre
+    ``head``: ``room``, ``direct``, or ``heard`` (both weighed by the room detector)."""
     fold_of = {c.clip_id: f for c, f in zip(oof.clips, oof.fold, strict=True)}
     genre, music = [], []
     for i, clip in enumerate(copies.clips):
-        gp, mp = oof.heads[fold_of[base_id(clip)]].predict(copies.x[copies.clip_index == i], direct)
-        genre.append(gp)
+        heads, x = oof.heads[fold_of[base_id(clip)]], copies.x[copies.clip_index == i]
+        gp, mp = heads.predict(x, head == "direct")
+        genre.append(heads.predict_heard(x) if head == "heard" else gp)
         music.append(mp)
     return genre, music
+
+
+def room_held_out(oof: OutOfFold, copies: WindowSet) -> list[np.ndarray]:
+    """Each copy's windows as the room detector of the fold that held its clip out judges them."""
+    fold_of = {c.clip_id: f for c, f in zip(oof.clips, oof.fold, strict=True)}
+    return [oof.heads[fold_of[base_id(clip)]].room(copies.x[copies.clip_index == i])
+            for i, clip in enumerate(copies.clips)]
 
 
 def cross_source(train: WindowSet, music: WindowSet, tests: dict[str, WindowSet], cfg: HeadConfig) -> dict:
     """Heads fitted on one collection's genre clips (``train``, with its room copies) and every non-music clip
     (``music``), scored on another collection's clips of the genres the first one has: what predicts accuracy on
     a user's music, which no collection we train on holds. ``tests`` names test sets (clean, through rooms); the
-    direct genre head's scores, when the heads have one, are under ``direct``."""
+    direct genre head's scores, when the heads have one, are under ``direct``, and both weighed by the room detector,
+    when there is one, under ``heard``."""
     labels = sorted({c.genre for c in train.clips})
     heads = fit_calibrated(train, train.join(music), labels, cfg, None)
 
-    def scores(direct: bool) -> dict:
+    def scores(head: str) -> dict:
         out = {}
         for name, test in tests.items():
             test = test.where(lambda c: c.genre in labels)
-            gp, _ = heads.predict(test.x, direct)
+            gp = heads.predict_heard(test.x) if head == "heard" else heads.predict(test.x, head == "direct")[0]
             ev = score([(c.clip_id, c.genre) for c in test.clips], [gp[test.clip_index == i] for i in
                                                                       range(len(test.clips))], labels)
             out[name] = {k: v for k, v in ev.to_dict().items() if k != "tracks"}
         return out
 
-    return {"labels": labels, **scores(False)} | ({"direct": scores(True)} if heads.has_direct else {})
+    return ({"labels": labels, **scores("room")} | ({"direct": scores("direct")} if heads.has_direct else {})
+            | ({"heard": scores("heard")} if heads.has_room_detector else {}))
