@@ -29,6 +29,7 @@ class FileWindows:
     tags: np.ndarray | None = None  # [n_windows, n_tags] tag probabilities; None for a model without tags
     genre_head: str | None = None  # "room" | "direct" | "auto": which of a model's two genre heads scored them, or
     # both weighed by its room detector; None for a model with one
+    room: np.ndarray | None = None  # [n_windows] the room detector's probabilities; None for a model without one
 
     def track(self, spec):
         """The file's answer, by the one track-level rule."""
@@ -67,6 +68,7 @@ class TrackResult:
     seconds: float
     tags: dict[str, float] | None = None  # announced style tags, likeliest first; null for a model without tags
     genre_head: str | None = None  # "room" | "direct" | "auto" for a model with two genre heads; null for one
+    room: float | None = None  # mean probability it was heard through a room, by a room detector; null without one
 
 
 def register(sub) -> None:
@@ -119,20 +121,23 @@ def classify_windows(model, audio, hop_seconds: float, name: str, inference=None
     genre: list[np.ndarray] = []
     music: list[np.ndarray] = []
     tags: list[np.ndarray] = []
+    room: list[np.ndarray] = []
     meta: list[tuple[float, float, float]] = []
     for out, part in inference.ordered(batches()):
         genre.append(out.genre_for(head))
         music.append(out.music)
         if out.tags is not None:
             tags.append(out.tags)
+        if out.room is not None:
+            room.append(out.room)
         meta += part
     if not meta:
         raise AudioError(f"{name}: {audio.seconds:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
-    if not all(are_probabilities(x) for x in genre + music + tags):  # else NaN reaches the JSON and the API
+    if not all(are_probabilities(x) for x in genre + music + tags + room):  # else NaN reaches the JSON and the API
         raise ModelSpecError(f"model {model.path}: gave a probability that is NaN or outside 0-1 for {name}")
     return FileWindows(audio.seconds, [s for s, _, _ in meta], [e for _, e, _ in meta], np.concatenate(genre),
                        np.concatenate(music), np.array([r for _, _, r in meta]), np.concatenate(tags) if tags else None,
-                       head)
+                       head, np.concatenate(room) if room else None)
 
 
 def track_result(model, name: str, result: FileWindows) -> TrackResult:
@@ -143,7 +148,8 @@ def track_result(model, name: str, result: FileWindows) -> TrackResult:
                        {k: round(float(v), 5) for k, v in zip(spec.labels, track.probabilities, strict=True)},
                        round(track.music, 5) if spec.has_music_head else None,
                        len(result.starts), round(result.seconds, 3),
-                       track_tags(spec, result.tags, track) if spec.has_tags else None, result.genre_head)
+                       track_tags(spec, result.tags, track) if spec.has_tags else None, result.genre_head,
+                       None if result.room is None else round(float(result.room.mean()), 5))
 
 
 def track_tags(spec, window_tags: np.ndarray, track) -> dict[str, float]:

@@ -183,24 +183,27 @@ def test_classify_json_text_and_bad_files(model, tmp_path):
     assert out.split("\t")[:2] == [str(rock), "rock"]
 
 
-def _classify_heads(model, wav, *choices) -> dict:
-    """What ``classify --json`` answers for ``wav`` with each ``--heard`` choice (``()``: none given)."""
-    answers = {}
+def _classify_heads(model, wav, *choices) -> tuple[dict, list]:
+    """What ``classify --json`` answers for ``wav`` with each ``--heard`` choice (``()``: none given), and the room
+    probability it reports with each."""
+    answers, rooms = {}, []
     for heard in choices:
         proc = genrecast("classify", "--json", "--model", str(model), *heard, str(wav))
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         answer = json.loads(out)
         answers[heard[1:]] = answer["genre"], answer["genre_head"]
-    return answers
+        rooms.append(answer["room"])
+    return answers, rooms
 
 
 def test_classify_reads_the_direct_head_for_a_file_unless_it_was_taped_in_a_room(tmp_path):
     model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
     wav = write_tones(tmp_path / "jazz.wav", [5] * 4)
-    answers = _classify_heads(model, wav, (), ("--heard", "auto"), ("--heard", "room"), ("--heard", "direct"))
+    answers, rooms = _classify_heads(model, wav, (), ("--heard", "auto"), ("--heard", "room"), ("--heard", "direct"))
     direct = GTZAN_GENRES[direct_label(5)], "direct"
     assert answers == {(): direct, ("auto",): direct, ("room",): ("jazz", "room"), ("direct",): direct}
+    assert rooms == [None] * 4  # no room detector to report
 
 
 def test_classify_lets_a_room_detector_judge_how_a_file_was_made_unless_told(tmp_path):
@@ -209,10 +212,12 @@ def test_classify_lets_a_room_detector_judge_how_a_file_was_made_unless_told(tmp
     taped = write_tones(tmp_path / "jazz-taped.wav", [5] * 4, hiss=0.003)  # the same tone over a room's hiss
     direct = GTZAN_GENRES[direct_label(5)]
     told = (("--heard", "room"), ("--heard", "direct"))
-    assert _classify_heads(model, recorded, (), *told) == {(): (direct, "auto"), ("room",): ("jazz", "room"),
-                                                          ("direct",): (direct, "direct")}
-    assert _classify_heads(model, taped, (), *told) == {(): ("jazz", "auto"), ("room",): ("jazz", "room"),
-                                                       ("direct",): (direct, "direct")}
+    answers, rooms = _classify_heads(model, recorded, (), *told)
+    assert answers == {(): (direct, "auto"), ("room",): ("jazz", "room"), ("direct",): (direct, "direct")}
+    assert len(set(rooms)) == 1 and rooms[0] < 0.1  # what the detector heard, whichever head was read
+    answers, rooms = _classify_heads(model, taped, (), *told)
+    assert answers == {(): ("jazz", "auto"), ("room",): ("jazz", "room"), ("direct",): (direct, "direct")}
+    assert len(set(rooms)) == 1 and rooms[0] > 0.9
 
 
 @pytest.mark.parametrize("seconds", [1.0, 2.0, 2.99])
