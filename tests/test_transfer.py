@@ -390,6 +390,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert cv["spec"]["training"]["direct_temperature"] > 0 and cv["spec"]["training"]["heads"]["direct_head"]
     assert len(cv["cv"]["direct_temperatures"]) == 2  # one per fold, as the room head's
     assert any("(the room head)" in note for note in cv["spec"]["training"]["caveats"])
+    assert sum(note.startswith("heard = auto") for note in cv["spec"]["training"]["caveats"]) == 2
     assert across["ood_to_gtzan"]["labels"] == ["classical", "electronic"]
     assert across["ood_to_gtzan"]["room"]["n_tracks"] == 4  # GTZAN's classical tracks
     training = cv["spec"]["training"]

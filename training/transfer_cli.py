@@ -564,9 +564,14 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
                      f"{x['gtzan_to_ood']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
                      f"{x['ood_to_gtzan']['clean']['track_accuracy']:.3f}: expect about this on music from elsewhere")
         if "direct" in x["gtzan_to_ood"]:
-            notes.append("the direct genre head, which files, pipes and streams use: GTZAN to Magnatune "
+            notes.append("the direct genre head (heard = direct; without a room detector what files, pipes and "
+                         "streams read): GTZAN to Magnatune "
                          f"{x['gtzan_to_ood']['direct']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
                          f"{x['ood_to_gtzan']['direct']['clean']['track_accuracy']:.3f}")
+        if "heard" in x["gtzan_to_ood"]:
+            notes.append("heard = auto, both genre heads weighed window by window by the room detector (the default): "
+                         f"GTZAN to Magnatune {x['gtzan_to_ood']['heard']['clean']['track_accuracy']:.3f}, Magnatune "
+                         f"to GTZAN {x['ood_to_gtzan']['heard']['clean']['track_accuracy']:.3f}")
     else:
         notes.append(f"trained on excerpts of {a['all']['n_tracks']} GTZAN tracks (the ten genres as GTZAN's 2002 "
                      "collection holds them, artists repeated): other styles and recording conditions are not covered")
@@ -574,6 +579,12 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
         room = cv["room"]["genre"]["all"]["track_accuracy"]
         notes.append(f"through held-out simulated home rooms the same folds score {room:.3f} (training.acoustic's "
                      "bench chain); real rooms, loudspeakers and noises may differ")
+    if "room" in cv.get("heard", {}):
+        heard, called = cv["heard"], cv["heard"]["called_room"]
+        notes.append(f"heard = auto scores {heard['genre']['all']['track_accuracy']:.3f} as recorded and "
+                     f"{heard['room']['genre']['all']['track_accuracy']:.3f} through held-out rooms; the room detector "
+                     f"takes {called['recorded']['genre']:.3f} of recorded tracks and {called['room']['genre']:.3f} of "
+                     "tracks through held-out rooms for a room (simulated rooms: a real one is untested)")
     notes.append("no_music was learned from read and broadcast speech, home-microphone phrases, spoken digits, "
                  "household machines, Freesound noises, room tone, baby cries and generated hiss, hum, clicks and fan "
                  "noise; other sounds are untested")
