@@ -22,6 +22,7 @@ from genrecast.dsp import (
     TAGS_OUTPUT,
     ModelSpec,
     ModelSpecError,
+    weigh_heads,
 )
 
 from genrecast.paths import path_problem
@@ -66,7 +67,7 @@ class Output:
         if head == "direct" and self.direct is not None:
             return self.direct
         if head == WEIGHED and self.direct is not None and self.room is not None:
-            return self.room[:, None] * self.genre + (1.0 - self.room[:, None]) * self.direct
+            return weigh_heads(self.genre, self.direct, self.room)
         return self.genre
 
 

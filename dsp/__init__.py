@@ -14,6 +14,7 @@ from .modelspec import (
     TAGS_OUTPUT,
     ModelSpec,
     ModelSpecError,
+    weigh_heads,
 )
 from .resample import StreamResampler, resample
 
@@ -36,6 +37,7 @@ __all__ = [
     "ModelSpecError",
     "LogMelStream",
     "StreamResampler",
+    "weigh_heads",
     "audio_folder",
     "decode_pcm",
     "downmix",

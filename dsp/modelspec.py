@@ -39,6 +39,13 @@ _OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "d
 TOP_TAGS = 5  # at most this many tags are announced per window or file, the likeliest first
 
 
+def weigh_heads(room_head, direct_head, room):
+    """What ``heard = auto`` reads from a model with a room detector: ``[n, labels]`` probabilities of each genre
+    head and the ``room`` output ``[n]`` -> their mixture per window, the room head as far as the window sounds heard
+    through a room and the direct head for the rest (the trainer's figures and the daemon compute it here)."""
+    return room[:, None] * room_head + (1.0 - room[:, None]) * direct_head
+
+
 class ModelSpecError(ValueError):
     """A model whose metadata is missing, malformed, or does not match what the caller runs."""
 

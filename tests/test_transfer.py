@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 import torch
 from genrecast.daemon.model import load_model
-from genrecast.dsp import GTZAN_GENRES
+from genrecast.dsp import GTZAN_GENRES, weigh_heads
 from genrecast.dsp.windows import hop_frames
 from genrecast.training.acoustic import TRAIN, Chain, build_banks
 from genrecast.training.corpus import (
@@ -36,7 +36,7 @@ from genrecast.training.corpus import (
 from genrecast.training.embed import PARTS, backbone_activations, embed_clips
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import MSD_TAGS, MUSICNN_DSP, N_FRAMES, TAG_ORIGIN, WINDOW_SECONDS, load_musicnn
-from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads, weigh_heads
+from genrecast.training.transfer import HeadConfig, TransferNet, WindowSet, features, fit_heads
 from genrecast.training.transfer_cv import group_folds, held_out
 from test_musicnn_port import WHEEL
 

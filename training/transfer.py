@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from genrecast.dsp import weigh_heads
 
 from .corpus import Clip
 from .musicnn import Musicnn, musicnn_input
@@ -122,12 +123,6 @@ class Heads:
         g = g / (self.direct_temperature if direct else self.temperature)
         g = np.exp(g - g.max(axis=1, keepdims=True))
         return g / g.sum(axis=1, keepdims=True), 1.0 / (1.0 + np.exp(-m))
-
-
-def weigh_heads(room_head: np.ndarray, direct_head: np.ndarray, room: np.ndarray) -> np.ndarray:
-    """``[n, labels]`` probabilities of each genre head and the room detector's ``[n]`` -> their mixture per window:
-    the room head as far as the window sounds heard through a room, the direct head for the rest."""
-    return room[:, None] * room_head + (1.0 - room[:, None]) * direct_head
 
 
 def features(acts: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from genrecast.dsp import weigh_heads
 
 from .calibrate import fit_temperature
 from .corpus import Clip, base_id
 from .evaluate import score
 from .split import Track, kfold_split
-from .transfer import HeadConfig, Heads, WindowSet, fit_heads, weigh_heads
+from .transfer import HeadConfig, Heads, WindowSet, fit_heads
 
 
 def group_folds(clips: Sequence[Clip], folds: int, seed: int) -> list[int]:
