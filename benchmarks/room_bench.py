@@ -6,15 +6,16 @@ its defaults) reads, keeps and deals them (:func:`training.corpus.read_corpus`, 
 :func:`training.transfer_cv.held_out`). A model trained with ``--hold-out K`` never heard fold K, and the bench
 scores that fold by default; a model trained on everything (the shipped one) is said to be in-sample for the clean
 figures. Each clip is scored twice by the real ``classify`` path (decode, resample, log-mel, windows, ONNX, the one
-track rule), by what a microphone's stream reads (a model's room head, or both genre heads weighed by its room
-detector when it has one: ``heard = auto``): as recorded, and played through
+track rule), by what a microphone's stream reads (a model's room head when it has two): as recorded, and played
+through
 :data:`training.acoustic.BENCH`: simulated home rooms of their own seed and sizes (2.2-9 m, RT60 0.25-1.2 s),
 loudspeaker and microphone band limits, speech over it in 30 %, noise at 5-25 dB SNR, and a codec, drawn from the
 half of the noise and speech sources that training never uses (the same banks as the trainer's figures through
 held-out rooms).
 
-A model with a direct genre head and no room detector (files and pipes read the direct head) is also scored by
-that head on the clean clips.
+A model with two genre heads is also scored, on the genre tracks, by what a file or a pipe reads (``heard = auto``:
+the direct head, or both heads weighed by the model's room detector when it has one), clean and through the room:
+a recording taped in a room and classified as a file.
 
 Genre accuracy counts the clips whose genre the model has (a ten-genre model is not asked about electronic).
 ``no_music_in_room``: speech and noise clips given no genre through the room (``no_music``, or ``silence`` for a
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from genrecast.daemon.classify_cmd import classify_file
-from genrecast.daemon.model import DEFAULT_MODEL, genre_head, load_model
+from genrecast.daemon.model import DEFAULT_MODEL, describe_head, genre_head, load_model
 from genrecast.dsp.windows import MIN_SECONDS, hop_frames
 from genrecast.training import SYNTHETIC_PER_KIND
 from genrecast.training.acoustic import BENCH, RATE, Chain, build_banks
@@ -87,7 +88,8 @@ def main() -> int:
                 for where, path in (("clean", str(clip.path)), ("room", str(room))):
                     res[where].append((clip, classify_file(m, path, 1.0, heard=mic or "auto")))
                 if file != mic and clip.genre is not None:
-                    res["clean_direct"].append((clip, classify_file(m, str(clip.path), 1.0, heard=file)))
+                    res["clean_file"].append((clip, classify_file(m, str(clip.path), 1.0, heard=file)))
+                    res["room_file"].append((clip, classify_file(m, str(room), 1.0, heard=file)))
             if (i + 1) % 100 == 0:
                 print(f"  {i + 1}/{len(clips)} clips", flush=True)
     for m, h, res, path in zip(models, held, results, paths, strict=True):
@@ -126,9 +128,10 @@ def summary(model, res: dict[str, list]) -> str:
     # what a user sees: a genre announced or not (no_music, and silence for a clip too quiet to hear at all)
     not_music = [r.kind != "genre" for c, r in res["room"] if not c.is_music]
     music = [r.kind == "genre" for c, r in res["room"] if c.is_music]
-    if res["clean_direct"]:
-        lines.append(f"the direct genre head, which a file or a pipe reads: clean "
-                     f"{_accuracy(res['clean_direct'], labels)[0]:.3f}")
+    if res["clean_file"]:
+        lines.append(f"what a file or a pipe reads ({describe_head(genre_head(model.spec, 'auto'))}): clean "
+                     f"{_accuracy(res['clean_file'], labels)[0]:.3f}, through the room "
+                     f"{_accuracy(res['room_file'], labels)[0]:.3f}")
     lines.append(f"room: model={model.model_id} clean_acc={clean:.3f} room_acc={room:.3f} ratio={room / clean:.3f} "
                  f"no_music_in_room={np.mean(not_music):.3f} music_kept_in_room={np.mean(music):.3f}")
     return "\n".join(lines)

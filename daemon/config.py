@@ -175,9 +175,9 @@ class StreamDefaults:
     first_confidence: float = DecisionConfig.first_confidence  # a first window this sure skips the dwell; 0: never
     area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
     # how the audio reaches us: "room" (a microphone hears a loudspeaker through the air), "direct" (the recording
-    # itself: a file, a pipe from a decoder, a radio stream), "auto" (judged from the sound by a model with a room
-    # detector; with a model without one, a microphone source is a room, others direct); a model with a direct
-    # genre head uses it for direct audio (the card measures both heads and the detector)
+    # itself: a file, a pipe from a decoder, a radio stream), "auto" (a microphone source is a room; others are judged
+    # from the sound by a model with a room detector, else direct); a model with a direct genre head uses it for
+    # direct audio (the card measures both heads and the detector)
     heard: str = "auto"
 
     def decision(self) -> DecisionConfig:

@@ -33,21 +33,33 @@ DEFAULT_MODEL = Path(str(resources.files(__package__) / "models" / "genrecast-gt
 
 
 GENRE_HEADS = ("room", "direct")  # how audio reaches a model with two genre heads: through a room, or as recorded
-# What a user says about it (``heard``): one of those, or ``auto``: judged from the sound by a model with a room
-# detector, else by the kind of source (a microphone is in a room; a file, pipe or stream is as recorded).
+# What a user says about it (``heard``): one of those, or ``auto``: a microphone is in a room, and any other source
+# (a file, a pipe, a stream, which may hold a room's recording) is judged from the sound by a model with a room
+# detector, else taken as recorded.
 HEARD = ("auto", *GENRE_HEADS)
 WEIGHED = "auto"  # the genre head reported where the room detector weighs the two
 
 
 def genre_head(spec: ModelSpec, heard: str, recorded: bool = True) -> str | None:
-    """What a model reads for audio ``heard`` so (:data:`HEARD`) from a source whose audio is ``recorded`` (not a
+    """What a model reads for audio ``heard`` so (:data:`HEARD`) from a source that is ``recorded`` (anything but a
     microphone): ``room``, ``direct``, or ``auto`` (both weighed by its room detector, window by window); None for
-    a model with one genre head, which reads it for any audio."""
+    a model with one genre head, which reads it for any audio. A microphone with ``auto`` reads the room head: the
+    detector weighs it a few tracks in 589 worse through rooms (the model card), and a room is what a microphone
+    hears."""
+    if heard not in HEARD:
+        raise ValueError(f"heard must be one of {', '.join(HEARD)}, got {heard!r}")
     if not spec.direct_head:
         return None
     if heard != "auto":
         return heard
-    return WEIGHED if spec.room_detector else GENRE_HEADS[recorded]
+    if not recorded:
+        return "room"
+    return WEIGHED if spec.room_detector else "direct"
+
+
+def describe_head(head: str | None) -> str:
+    """How logs and reports name what :func:`genre_head` chose."""
+    return "both genre heads weighed by the room detector" if head == WEIGHED else f"the {head} genre head"
 
 
 @dataclass(frozen=True)
@@ -63,12 +75,14 @@ class Output:
     def genre_for(self, head: str | None) -> np.ndarray:
         """The genre probabilities the head :func:`genre_head` names gives: the direct head's, the room head's, or
         for ``auto`` each window's two weighed by its room probability (the room head as far as the window sounds
-        heard through a room); a model with one genre head's for any."""
-        if head == "direct" and self.direct is not None:
-            return self.direct
-        if head == WEIGHED and self.direct is not None and self.room is not None:
+        heard through a room); a model with one genre head's for ``None``, ``room`` and ``direct`` alike."""
+        if head == WEIGHED:
+            if self.direct is None or self.room is None:
+                raise ValueError("auto weighs a direct head against the other by a room detector: this model lacks one")
             return weigh_heads(self.genre, self.direct, self.room)
-        return self.genre
+        if head not in (None, *GENRE_HEADS):
+            raise ValueError(f"no genre head {head!r}")
+        return self.direct if head == "direct" and self.direct is not None else self.genre
 
 
 @dataclass

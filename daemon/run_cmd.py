@@ -22,7 +22,8 @@ def register(sub) -> None:
 def add_run_settings(p) -> None:
     """The rest of ``run``'s settings. ``ha-cleanup`` takes them too, so that the command line ``run`` is given works
     there as it is (it reads only :func:`add_identity`'s; the rest are checked alike)."""
-    from .config import HEARD, LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
+    from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
+    from .model import HEARD
 
     defaults = RunSettings()
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
@@ -52,8 +53,8 @@ def add_run_settings(p) -> None:
     p.add_argument("--heard", choices=HEARD,
                    help="room: a microphone hears the music through the air; direct: the recording itself (a file, a "
                         "decoder's pipe, a radio stream); a model with a direct genre head uses it for direct audio "
-                        f"(default {defaults.heard}: judged from the sound by a model with a room detector; with one "
-                        "without, a mic source is a room, others direct)")
+                        f"(default {defaults.heard}: a mic source is a room; others are judged from the sound by a "
+                        "model with a room detector, else direct)")
     p.add_argument("--ha-discovery", dest="ha_discovery", action="store_true", default=None,
                    help="announce the process and its streams to Home Assistant (MQTT discovery)")
     p.add_argument("--refresh", dest="refresh_seconds", type=float,

@@ -39,7 +39,7 @@ from .ha_discovery import Discovery, legacy_retraction
 from .ha_leftovers import LeftoverWatch
 from .inference import Inference
 from .intake import Intake
-from .model import WEIGHED, GenreModel, genre_head, load_model
+from .model import GenreModel, describe_head, genre_head, load_model
 from .notify import Notifier
 from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
@@ -157,11 +157,9 @@ class StreamRun:
 
     def started(self) -> None:
         """The source is open and its reading thread running: say so in the log."""
-        read = ("both genre heads weighed by the room detector" if self.head == WEIGHED
-                else f"the {self.head} genre head")
         log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
-                 f", {read} (heard = {self.cfg.heard})" if self.head else "")
+                 f", {describe_head(self.head)} (heard = {self.cfg.heard})" if self.head else "")
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""

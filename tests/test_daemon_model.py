@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from daemon_helpers import genrecast, write_tones
-from genrecast.daemon.model import DEFAULT_MODEL, load_model
+from genrecast.daemon.model import DEFAULT_MODEL, GENRE_HEADS, HEARD, genre_head, load_model
 from genrecast.dsp import DEFAULT_DSP, GTZAN_GENRES, ModelSpecError
 from signals import sparse_wav
 from tiny_model import TINY_TAGS, build_tiny_model, direct_label, musicnn_like_spec, tagged_spec, tiny_spec
@@ -64,9 +64,29 @@ def test_the_direct_genre_head_is_read_when_the_spec_names_it(tmp_path):
     out = model.predict(peaked)
     assert out.genre[0].argmax() == 6 and out.direct[0].argmax() == direct_label(6)
     assert out.genre_for("room") is out.genre and out.genre_for("direct") is out.direct
-    assert out.room is None and out.genre_for("auto") is out.genre  # "auto" was resolved by the source, not here
+    assert out.room is None
+    with pytest.raises(ValueError, match="lacks one"):  # no detector to weigh by: genre_head never says auto for it
+        out.genre_for("auto")
+    with pytest.raises(ValueError, match="no genre head"):  # a leftover bool, or a typo, is not the room head
+        out.genre_for(True)
     plain = load_model(build_tiny_model(tmp_path / "plain.onnx")).predict(peaked)
     assert plain.direct is None and plain.genre_for("direct") is plain.genre  # one head serves every source
+
+
+def test_what_each_heard_setting_reads_for_a_microphone_and_for_anything_else():
+    one, two = tiny_spec(), tiny_spec(direct_head=True)
+    detector = tiny_spec(direct_head=True, room_detector=True)
+    reads = {(name, heard, recorded): genre_head(spec, heard, recorded)
+             for name, spec in (("one", one), ("two", two), ("detector", detector))
+             for heard in HEARD for recorded in (True, False)}
+    assert {k: v for k, v in reads.items() if k[0] == "one"} == dict.fromkeys(
+        [k for k in reads if k[0] == "one"])  # one head serves every source: no name
+    assert reads[("two", "auto", True)] == "direct" and reads[("two", "auto", False)] == "room"
+    # with a detector a file, pipe or stream is judged from its sound; a microphone still hears a room
+    assert reads[("detector", "auto", True)] == "auto" and reads[("detector", "auto", False)] == "room"
+    assert all(reads[(name, h, r)] == h for name in ("two", "detector") for h in GENRE_HEADS for r in (True, False))
+    with pytest.raises(ValueError, match="heard must be one of auto, room, direct"):
+        genre_head(detector, "kitchen")
 
 
 def test_a_room_detector_weighs_the_two_genre_heads_window_by_window(tmp_path):

@@ -45,10 +45,12 @@ def model_path(model) -> str:
     return str(model)
 
 
-def tone(genre_name: str, seconds: float = 7.0, rate: int = 22050, fmt: str = "FLAC") -> bytes:
+def tone(genre_name: str, seconds: float = 7.0, rate: int = 22050, fmt: str = "FLAC", hiss: float = 0.0) -> bytes:
+    """``hiss``: white noise of that amplitude under the tone (0.003: the tiny room detector hears a room)."""
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
-    sf.write(buf, 0.3 * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre_name)) * t), rate, format=fmt)
+    x = 0.3 * np.sin(2 * np.pi * tone_hz(GTZAN_GENRES.index(genre_name)) * t)
+    sf.write(buf, x + hiss * np.random.default_rng(1).standard_normal(len(t)), rate, format=fmt)
     return buf.getvalue()
 
 
@@ -175,6 +177,25 @@ def test_a_model_with_two_genre_heads_answers_with_the_direct_one_unless_asked_f
         "?heard= must be auto or room or direct, got 'kitchen'")
     # auto, the default, reads the direct head of a model without a room detector (a file is a recording)
     assert answers["auto"][0] == 200 and answers["auto"][2]["genre_head"] == "direct"
+    assert all(answer[2].get("room") is None for answer in answers.values())  # no detector, no room probability
+
+
+def test_a_model_with_a_room_detector_answers_by_the_sound_of_the_upload(broker, tmp_path):
+    from tiny_model import build_tiny_model, direct_label
+
+    model = build_tiny_model(tmp_path / "detector.onnx", tiny_spec(direct_head=True, room_detector=True))
+    running = serve(broker, str(model), ApiSettings())
+    try:
+        answers = {name: call(f"{running.base}/api/v1/classify{query}", tone("jazz", hiss=hiss),
+                              {"Content-Type": "audio/flac"})
+                   for name, query, hiss in (("recorded", "", 0.0), ("taped", "", 0.003),
+                                             ("taped, told direct", "?heard=direct", 0.003))}
+    finally:
+        stop(running)
+    assert {name: (code, answer["genre"], answer["genre_head"]) for name, (code, _, answer) in answers.items()} == {
+        "recorded": (200, GTZAN_GENRES[direct_label(5)], "auto"), "taped": (200, "jazz", "auto"),
+        "taped, told direct": (200, GTZAN_GENRES[direct_label(5)], "direct")}
+    assert answers["recorded"][2]["room"] < 0.1 < 0.9 < answers["taped"][2]["room"]
 
 
 def odd_multipart(shape: str) -> tuple[bytes, dict]:

@@ -179,7 +179,8 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
         audio = read_audio(gtzan_dir / name.split(".")[0] / f"{name}.flac")
         parts += [resample(audio.samples, audio.sample_rate, 22050)[:12 * 22050], np.zeros(6 * 22050, np.float32)]
     sf.write(tmp_path / "pauses.wav", np.concatenate(parts), 22050)
-    for path, heard in ((DEFAULT_MODEL, "room"), (DEFAULT_MODEL, "direct"), (FAST, "auto")):  # both heads; the fast
+    # each reading of the default (a microphone's room head, a file's auto and the direct head) and the fast one's
+    for path, heard in ((DEFAULT_MODEL, "room"), (DEFAULT_MODEL, "auto"), (DEFAULT_MODEL, "direct"), (FAST, "auto")):
         model = load_model(path)
         with AudioFile(str(tmp_path / "pauses.wav")) as f:
             windows = classify_windows(model, f, 1.0, "pauses.wav", heard=heard)
@@ -188,13 +189,13 @@ def test_a_track_after_a_pause_does_not_start_as_no_music(gtzan_dir, tmp_path):
                                                               strict=True)]
         assert "no_music" not in [s.kind for s in states], (path.name, heard, states)
         # the first genre named after each pause is that track's (the fast model said classical before disco)
-        firsts, heard = [], False
+        firsts, named = [], False
         for s in states:
             if s.kind == "silence":
-                heard = False
-            elif s.kind == "genre" and not heard:
+                named = False
+            elif s.kind == "genre" and not named:
                 firsts.append(s.genre)
-                heard = True
+                named = True
         assert firsts == [name.split(".")[0] for name in names], (path.name, heard, firsts)
 
 

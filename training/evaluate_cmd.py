@@ -64,7 +64,7 @@ def labelled_files(root: Path, labels: tuple[str, ...]) -> tuple[dict[Path, str]
 
 def handler(args: argparse.Namespace) -> int:
     from genrecast.daemon.classify_cmd import classify_windows, track_result
-    from genrecast.daemon.model import genre_head, load_model
+    from genrecast.daemon.model import describe_head, genre_head, load_model
     from genrecast.dsp import AudioError, AudioFile
 
     from genrecast.errors import UserError
@@ -107,8 +107,7 @@ def handler(args: argparse.Namespace) -> int:
     lo, hi = clopper_pearson(right, len(tracks))
     ev = score(tracks, probs, labels)
     read = genre_head(model.spec, args.heard)
-    head = f" ({'both genre heads weighed by its room detector' if read == 'auto' else f'{read} genre head'})" \
-        if read else ""
+    head = f" ({describe_head(read)})" if read else ""
     print(f"model {model.model_id}{head} on {args.data}: {len(tracks)} tracks")
     print(f"classify's answer right {right}/{len(tracks)} = {right / len(tracks):.3f} (95% CI {lo:.3f}-{hi:.3f}); "
           f"answered no_music {kinds['no_music']}, silence {kinds['silence']}")

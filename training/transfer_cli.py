@@ -569,7 +569,8 @@ def _caveats(cv: dict, recipe: str) -> list[str]:
                          f"{x['gtzan_to_ood']['direct']['clean']['track_accuracy']:.3f}, Magnatune to GTZAN "
                          f"{x['ood_to_gtzan']['direct']['clean']['track_accuracy']:.3f}")
         if "heard" in x["gtzan_to_ood"]:
-            notes.append("heard = auto, both genre heads weighed window by window by the room detector (the default): "
+            notes.append("heard = auto, both genre heads weighed window by window by the room detector (the default "
+                         "for any source but a microphone): "
                          f"GTZAN to Magnatune {x['gtzan_to_ood']['heard']['clean']['track_accuracy']:.3f}, Magnatune "
                          f"to GTZAN {x['ood_to_gtzan']['heard']['clean']['track_accuracy']:.3f}")
     else:

@@ -136,6 +136,8 @@ def predict_held_out(oof: OutOfFold, copies: WindowSet, head: str = "room") -> t
                                                                                       list[np.ndarray]]:
     """Each copy (a clip heard through a bench room) predicted by the fold that held its clip out, by its genre
     ``head``: ``room``, ``direct``, or ``heard`` (both weighed by the room detector)."""
+    if head not in ("room", "direct", "heard"):
+        raise ValueError(f"no genre head {head!r}")
     fold_of = {c.clip_id: f for c, f in zip(oof.clips, oof.fold, strict=True)}
     genre, music = [], []
     for i, clip in enumerate(copies.clips):
