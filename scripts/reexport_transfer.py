@@ -22,7 +22,7 @@ import onnx
 import torch
 from genrecast.daemon.classify_cmd import classify_windows
 from genrecast.daemon.model import load_model
-from genrecast.dsp import DIRECT_OUTPUT, GENRE_OUTPUT, METADATA_KEY, MUSIC_OUTPUT, AudioFile, ModelSpec
+from genrecast.dsp import DIRECT_OUTPUT, GENRE_OUTPUT, METADATA_KEY, MUSIC_OUTPUT, ROOM_OUTPUT, AudioFile, ModelSpec
 from genrecast.training.export import export_onnx
 from genrecast.training.musicnn import TAG_ORIGIN, TAGS, load_musicnn
 from genrecast.training.transfer import Heads, TransferNet, backbones_of
@@ -77,6 +77,8 @@ def check(old: Path, new: Path, files: list[str]) -> None:
             worst[name] = max(worst[name], float(np.abs(ra.probabilities - rb.probabilities).max()))
             changed += int((ra.probabilities.argmax(1) != rb.probabilities.argmax(1)).sum())
         worst[MUSIC_OUTPUT] = max(worst[MUSIC_OUTPUT], float(np.abs(ra.music - rb.music).max()))
+        if ra.room is not None:
+            worst[ROOM_OUTPUT] = max(worst.get(ROOM_OUTPUT, 0.0), float(np.abs(ra.room - rb.room).max()))
         windows += len(ra.starts)
     print(json.dumps({"files": len(files), "windows": windows, "top_genre_changed": changed,
                       "max_abs_diff": worst}))

@@ -5,7 +5,8 @@ mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabili
 for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the probability that the
 window holds music at all; for a model with style tags (``spec.tags`` named), ``tags`` ``[batch, n_tags]``, each tag's
 probability; for a model with a direct genre head (``spec.direct_head``), ``direct_probabilities`` ``[batch,
-n_labels]``, that head's.
+n_labels]``, that head's; for one with a room detector too (``spec.room_detector``), ``room`` ``[batch]``, the
+probability that the window was heard through a room.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from genrecast.dsp import INPUT_NAME, METADATA_KEY, ModelSpec
 
 def export_onnx(model: torch.nn.Module, spec: ModelSpec, path: str | os.PathLike) -> None:
     """``model(logmel)`` returns the probabilities, or a tuple of them, then ``music`` when ``spec`` has a music head
-    and ``tags`` when it names tags, then the direct head's probabilities when it has one, in that order."""
+    and ``tags`` when it names tags, then the direct head's probabilities and the room detector's when it has them,
+    in that order (``spec.outputs``)."""
     model.eval()
     outputs = list(spec.outputs)
     example = torch.zeros(1, spec.dsp.n_mels, spec.n_frames)
