@@ -112,14 +112,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240.0, help="each excerpt looped to this long (240)")
     parser.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
     parser.add_argument("--heard", choices=HEARD, default="auto",
-                        help="how a model with two genre heads hears the excerpts: auto, as a microphone's stream "
-                             "(default: both weighed by its room detector, else the room head), room, or direct, as a "
-                             "radio piped in")
+                        help="a stream's heard setting, for a model with two genre heads: auto (default), room or "
+                             "direct")
+    parser.add_argument("--recorded", action="store_true",
+                        help="the excerpts reach the daemon as a radio piped in, not by a microphone: under "
+                             "--heard auto a model with a room detector weighs its heads (a microphone reads the room "
+                             "head)")
     parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
                                                    "model, head, data and seconds are up to you), else written")
     args = parser.parse_args()
     model = load_model(args.model)
-    read = genre_head(model.spec, args.heard, recorded=False) or "room"
+    read = genre_head(model.spec, args.heard, recorded=args.recorded) or "room"
     names = [f.name for f in dataclass_fields(Windows)]
     if args.cache and args.cache.is_file():  # the same model's windows, saved by an earlier run
         with np.load(args.cache) as saved:
