@@ -222,18 +222,25 @@ def test_stream_tables_override_the_top_level_defaults(tmp_path):
     assert one.daemon_name() == "radio"
 
 
+def _run_config(broker, model, tmp_path, streams: str):
+    """``genrecast run`` on a config of ``streams`` (TOML tables) at full speed, to its end, with a subscriber that
+    was listening from before the start: (the config's path, exit status, stderr, the subscriber)."""
+    config = tmp_path / "streams.toml"
+    config.write_text("speed = 0\n" + streams)
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
+    return config, rc, err, sub
+
+
 def test_a_model_with_a_direct_head_reads_it_for_direct_audio_and_the_other_for_a_room(broker, tmp_path):
     """One process, one model, one batch: a file is direct audio by default, a file taped in a room (``heard``) is
     not, and each stream's windows are scored by its own head (the tiny direct head gives each label's score to the
     next, so a wrong head shows as the next genre)."""
     model = build_tiny_model(tmp_path / "direct.onnx", tiny_spec(direct_head=True))
     wav = write_tones(tmp_path / "tone.wav", [3] * 6)  # disco's bands
-    config = tmp_path / "streams.toml"
-    config.write_text(f'speed = 0\n[streams.radio]\nsource = "file:{wav}"\n'
-                      f'[streams.taped]\nsource = "file:{wav}"\nheard = "room"\n'
-                      f'[streams.gone]\nsource = "file:{tmp_path / "missing.wav"}"\n')
-    sub = Subscriber(broker.url)
-    rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
+    config, rc, err, sub = _run_config(broker, model, tmp_path, f'[streams.radio]\nsource = "file:{wav}"\n'
+                                       f'[streams.taped]\nsource = "file:{wav}"\nheard = "room"\n'
+                                       f'[streams.gone]\nsource = "file:{tmp_path / "missing.wav"}"\n')
     assert rc == 1, err  # the missing file's stream failed; the others ran to their end
     assert "stream taped: " in err and "the room genre head (heard = room)" in err
     assert "the direct genre head (heard = auto)" in err
@@ -258,12 +265,9 @@ def test_a_model_with_a_room_detector_judges_each_stream_by_its_sound_unless_tol
     model = build_tiny_model(tmp_path / "detector.onnx", tiny_spec(direct_head=True, room_detector=True))
     clean = write_tones(tmp_path / "tone.wav", [3] * 6)  # disco's bands
     taped = write_tones(tmp_path / "taped.wav", [3] * 6, hiss=0.003)
-    config = tmp_path / "streams.toml"
-    config.write_text(f'speed = 0\n[streams.radio]\nsource = "file:{clean}"\n'
-                      f'[streams.taped]\nsource = "file:{taped}"\n'
-                      f'[streams.told]\nsource = "file:{taped}"\nheard = "direct"\n')
-    sub = Subscriber(broker.url)
-    rc, err = Daemon("--config", str(config), "--model", str(model), "--broker", broker.url).finish()
+    _, rc, err, sub = _run_config(broker, model, tmp_path, f'[streams.radio]\nsource = "file:{clean}"\n'
+                                  f'[streams.taped]\nsource = "file:{taped}"\n'
+                                  f'[streams.told]\nsource = "file:{taped}"\nheard = "direct"\n')
     assert rc == 0, err
     assert "stream taped: " in err and "both genre heads weighed by the room detector (heard = auto)" in err
     sub.wait_for(lambda m: all(any(x.payload["state"] == "offline" for x in sub.of(f"genrecast/{s}/status"))

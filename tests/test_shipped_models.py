@@ -25,6 +25,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def stated(x: dict) -> str:
+    """A stored score as the card writes it: ``80.5 % (474/589)``."""
+    return f"{pct(x['track_accuracy'])} ({round(x['track_accuracy'] * x['n_tracks'])}/{x['n_tracks']})"
+
+
 # both learned GTZAN's ten genres and the Magnatune excerpts' electronic (the fast one from the default's heads)
 LABELS = {DEFAULT_MODEL: (*GTZAN_GENRES, "electronic"), FAST: (*GTZAN_GENRES, "electronic")}
 TRACKS = {DEFAULT_MODEL: 589, FAST: 589}
@@ -99,23 +104,25 @@ def test_the_fast_variant_was_distilled_from_the_default_and_the_card_states_its
     assert f"{pct(room['track_accuracy'])} ({round(room['track_accuracy'] * 589)}/589)" in CARD
 
 
+def _card_states_reading(spec, key: str, row: str) -> None:
+    """The card's genre-table ``row`` starts with the stored figures of one reading (``cv[key]``), and the card
+    states its other parts, its figure through rooms and across collections."""
+    figures = spec.training["cv"][key]
+    assert f"{row}, as recorded | **{stated(figures['genre']['all']).replace(' (', '** (')} | " in CARD
+    for part in ("gtzan", "long", "short", "ood"):
+        assert stated(figures["genre"][part]) in CARD, part
+    assert stated(figures["room"]["genre"]["all"]) in CARD
+    for way in ("gtzan_to_ood", "ood_to_gtzan"):
+        for where in ("clean", "room"):
+            assert stated(spec.training["cv"]["cross_source"][way][key][where]) in CARD, (way, where)
+
+
 def test_the_default_model_has_a_direct_head_and_the_card_states_its_figures():
     """``heard = direct`` reads the direct genre head (0.5.0 read it for files, pipes and streams); the card must say
     what it scores beside the other."""
     spec = load_model(DEFAULT_MODEL).spec
     assert spec.direct_head and not load_model(FAST).spec.direct_head
-    def stated(x: dict) -> str:
-        return f"{pct(x['track_accuracy'])} ({round(x['track_accuracy'] * x['n_tracks'])}/{x['n_tracks']})"
-
-    direct = spec.training["cv"]["direct"]
-    assert f"| **{spec.model_id} (this file), direct head** (`heard = direct`), as recorded | " \
-           f"**{stated(direct['genre']['all']).replace(' (', '** (')} | " in CARD
-    for part in ("gtzan", "long", "short", "ood"):
-        assert stated(direct["genre"][part]) in CARD, part
-    assert stated(direct["room"]["genre"]["all"]) in CARD
-    for way in ("gtzan_to_ood", "ood_to_gtzan"):
-        for where in ("clean", "room"):
-            assert stated(spec.training["cv"]["cross_source"][way]["direct"][where]) in CARD, (way, where)
+    _card_states_reading(spec, "direct", f"| **{spec.model_id} (this file), direct head** (`heard = direct`)")
     assert f"the direct head's median, **{spec.training['direct_temperature']:.2f}**" in CARD
 
 
@@ -124,19 +131,8 @@ def test_the_default_model_has_a_room_detector_and_the_card_states_what_auto_sco
     that reading scores, as recorded, through rooms and across collections, and how often the detector is wrong."""
     spec = load_model(DEFAULT_MODEL).spec
     assert spec.room_detector and not load_model(FAST).spec.room_detector
+    _card_states_reading(spec, "heard", f"| **{spec.model_id}, heard = auto** (the room detector weighs the heads)")
     heard = spec.training["cv"]["heard"]
-
-    def stated(x: dict) -> str:
-        return f"{pct(x['track_accuracy'])} ({round(x['track_accuracy'] * x['n_tracks'])}/{x['n_tracks']})"
-
-    assert f"| **{spec.model_id}, heard = auto** (the room detector weighs the heads), as recorded | " \
-           f"**{stated(heard['genre']['all']).replace(' (', '** (')} | " in CARD
-    for part in ("gtzan", "long", "short", "ood"):
-        assert stated(heard["genre"][part]) in CARD, part
-    assert stated(heard["room"]["genre"]["all"]) in CARD
-    for way in ("gtzan_to_ood", "ood_to_gtzan"):
-        for where in ("clean", "room"):
-            assert stated(spec.training["cv"]["cross_source"][way]["heard"][where]) in CARD, (way, where)
     for where, part in (("recorded", "genre"), ("room", "genre")):
         assert pct(heard["called_room"][where][part]) in CARD, (where, part)
 

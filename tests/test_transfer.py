@@ -151,20 +151,25 @@ def test_heads_learn_separable_genres_and_music():
         HeadConfig(features=("b:p",), music_features=("c:q",))
 
 
+def _tracks_and_room_copies(rng, labels, n: int, centres, room_centre) -> tuple[list, list]:
+    """``n`` one-feature tracks of three windows round their label's centre, each with a room copy round
+    ``room_centre(label index)``."""
+    clips, acts = [], []
+    for i in range(n):
+        k = i % len(labels)
+        for name, centre, acoustic in ((f"x{i}", centres[k], None), (f"x{i}@room", room_centre(k), ("room", 0))):
+            clips.append(Clip(name, labels[k], True, "long", f"x{i}", Path("x"), acoustic=acoustic))
+            acts.append({"b:p": (centre + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
+    return clips, acts
+
+
 def test_the_direct_head_learns_the_recorded_clips_alone():
     """A room that moves every genre toward another's sound: the genre head learns both, the direct head only the
     recordings, so it is the one that is right about recordings, and the other the one that is right in the room."""
     rng = np.random.default_rng(1)
     labels = ("a", "b", "c")
     centres = rng.normal(0, 3, size=(3, 8))
-    clips, acts = [], []
-    for i in range(24):
-        k = i % 3
-        clips.append(Clip(f"x{i}", labels[k], True, "long", f"x{i}", Path("x")))
-        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
-        clips.append(Clip(f"x{i}@room", labels[k], True, "long", f"x{i}", Path("x"), acoustic=("room", 0)))
-        acts.append({"b:p": (centres[(k + 1) % 3] + 0.6 * centres[k] + rng.normal(0, 0.5, size=(3, 8))
-                             ).astype(np.float32)})
+    clips, acts = _tracks_and_room_copies(rng, labels, 24, centres, lambda k: centres[(k + 1) % 3] + 0.6 * centres[k])
     cfg = HeadConfig(features=("b:p",), music_features=("b:p",))
     everything = WindowSet.build(clips, acts, cfg.features)
     heads = fit_heads(everything, everything, labels, cfg)
@@ -187,14 +192,8 @@ def test_the_room_detector_tells_room_copies_from_recordings_and_weighs_the_head
     rng = np.random.default_rng(2)
     labels = ("a", "b", "c")
     centres, colour = rng.normal(0, 3, size=(3, 8)), rng.normal(0, 3, size=8)
-    clips, acts = [], []
-    for i in range(30):
-        k = i % 3
-        clips.append(Clip(f"x{i}", labels[k], True, "long", f"x{i}", Path("x")))
-        acts.append({"b:p": (centres[k] + rng.normal(0, 0.5, size=(3, 8))).astype(np.float32)})
-        clips.append(Clip(f"x{i}@room", labels[k], True, "long", f"x{i}", Path("x"), acoustic=("room", 0)))
-        acts.append({"b:p": (colour + 0.5 * centres[(k + 1) % 3] + 0.5 * centres[k] + rng.normal(0, 0.5, size=(3, 8))
-                             ).astype(np.float32)})
+    clips, acts = _tracks_and_room_copies(rng, labels, 30, centres,
+                                          lambda k: colour + 0.5 * centres[(k + 1) % 3] + 0.5 * centres[k])
     for i in range(6):  # speech, recorded and through the room: the detector learns the room, not the music
         clips.append(Clip(f"s{i}", None, False, "speech", f"s{i}", Path("s")))
         acts.append({"b:p": rng.normal(0, 1, size=(2, 8)).astype(np.float32)})
