@@ -225,6 +225,7 @@ def window_json(model, result) -> list[dict]:
     ``window_end_s``)."""
     labels = model.spec.labels
     tags = result.window_tags(model.spec) or [None] * len(result.starts)
+    rooms = [None] * len(result.starts) if result.room is None else [round(float(r), 5) for r in result.room]
     return [
         {
             "start_s": round(start, 3),
@@ -233,9 +234,10 @@ def window_json(model, result) -> list[dict]:
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
             "music": round(float(music), 5) if model.spec.has_music_head else None,
             "tags": t,
+            "room": room,
         }
-        for start, end, row, music, t in zip(result.starts, result.ends, result.probabilities, result.music, tags,
-                                             strict=True)
+        for start, end, row, music, t, room in zip(result.starts, result.ends, result.probabilities, result.music,
+                                                   tags, rooms, strict=True)
     ]
 
 

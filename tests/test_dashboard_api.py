@@ -133,6 +133,7 @@ def test_multipart_upload_and_per_window_results(api):
     assert all(r["end_s"] - r["start_s"] == pytest.approx(span, abs=1e-3) for r in rows)
     assert all(r["genre"] == "rock" and set(r["probabilities"]) == set(GTZAN_GENRES) for r in rows)
     assert answer["tags"] is None and all(r["tags"] is None for r in rows)  # a model without tags
+    assert answer["room"] is None and all(r["room"] is None for r in rows)  # nor a room detector
     mean = {g: np.mean([r["probabilities"][g] for r in rows]) for g in GTZAN_GENRES}
     assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
 
@@ -188,7 +189,7 @@ def test_a_model_with_a_room_detector_answers_by_the_sound_of_the_upload(broker,
     try:
         answers = {name: call(f"{running.base}/api/v1/classify{query}", tone("jazz", hiss=hiss),
                               {"Content-Type": "audio/flac"})
-                   for name, query, hiss in (("recorded", "", 0.0), ("taped", "", 0.003),
+                   for name, query, hiss in (("recorded", "?windows=1", 0.0), ("taped", "?windows=1", 0.003),
                                              ("taped, told direct", "?heard=direct", 0.003))}
     finally:
         stop(running)
@@ -196,6 +197,9 @@ def test_a_model_with_a_room_detector_answers_by_the_sound_of_the_upload(broker,
         "recorded": (200, GTZAN_GENRES[direct_label(5)], "auto"), "taped": (200, "jazz", "auto"),
         "taped, told direct": (200, GTZAN_GENRES[direct_label(5)], "direct")}
     assert answers["recorded"][2]["room"] < 0.1 < 0.9 < answers["taped"][2]["room"]
+    for name in ("recorded", "taped"):  # the file's figure is its windows' mean
+        rows = answers[name][2]["window_results"]
+        assert answers[name][2]["room"] == pytest.approx(np.mean([r["room"] for r in rows]), abs=1e-4)
 
 
 def odd_multipart(shape: str) -> tuple[bytes, dict]:
