@@ -40,9 +40,10 @@ TOP_TAGS = 5  # at most this many tags are announced per window or file, the lik
 
 
 def weigh_heads(room_head, direct_head, room):
-    """What ``heard = auto`` reads from a model with a room detector: ``[n, labels]`` probabilities of each genre
-    head and the ``room`` output ``[n]`` -> their mixture per window, the room head as far as the window sounds heard
-    through a room and the direct head for the rest (the trainer's figures and the daemon compute it here)."""
+    """What ``heard = auto`` reads from a model with a room detector for any source but a microphone: ``[n, labels]``
+    probabilities of each genre head and the ``room`` output ``[n]`` -> their mixture per window, the room head as far
+    as the window sounds heard through a room and the direct head for the rest (the trainer's figures and the daemon
+    compute it here)."""
     return room[:, None] * room_head + (1.0 - room[:, None]) * direct_head
 
 
@@ -66,7 +67,7 @@ class ModelSpec:
     a room, for audio that reaches the model as recorded (a file, a pipe, a stream); ``probabilities`` is then the
     head for a microphone in a room. Such a model with a room detector (``room_detector``) also outputs ``room``
     ``[batch]``, the probability that a window was heard through a room (a loudspeaker, a room, a microphone) rather
-    than as recorded, which weighs the two heads when nobody says how the audio arrives.
+    than as recorded, which weighs the two heads under ``heard = auto`` for any source but a microphone.
     """
 
     name: str

@@ -127,11 +127,12 @@ def test_the_default_model_has_a_direct_head_and_the_card_states_its_figures():
 
 
 def test_the_default_model_has_a_room_detector_and_the_card_states_what_auto_scores():
-    """Where nobody says how audio arrives (``heard = auto``) the detector weighs the heads: the card must say what
+    """Under ``heard = auto`` the detector weighs the heads for any source but a microphone: the card must say what
     that reading scores, as recorded, through rooms and across collections, and how often the detector is wrong."""
     spec = load_model(DEFAULT_MODEL).spec
     assert spec.room_detector and not load_model(FAST).spec.room_detector
-    _card_states_reading(spec, "heard", f"| **{spec.model_id}, heard = auto** (the room detector weighs the heads)")
+    row = f"| **{spec.model_id}, heard = auto** (a file, pipe or stream: the room detector weighs the heads)"
+    _card_states_reading(spec, "heard", row)
     heard = spec.training["cv"]["heard"]
     for where, part in (("recorded", "genre"), ("room", "genre")):
         assert pct(heard["called_room"][where][part]) in CARD, (where, part)

@@ -50,8 +50,8 @@ class HeadConfig:
     # learned the room copies, and worse through rooms, where a microphone is (only with room copies to leave out)
     direct_head: bool = True
     # a linear detector of audio heard through a room (the room copies) against the recorded clips, on the same
-    # features, beside the direct head: it weighs the two genre heads window by window where nobody says how the
-    # audio arrives (``classify`` of a file taped in a kitchen; the card's *Choices* measure it)
+    # features, beside the direct head: under ``heard = auto`` it weighs the two genre heads window by window for
+    # any source but a microphone (``classify`` of a file taped in a kitchen; the card's *Choices* measure it)
     room_detector: bool = True
     room_l2: float = 0.1
 
@@ -106,8 +106,8 @@ class Heads:
         return 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.std) @ self.room_w + self.room_b)))
 
     def predict_heard(self, x: np.ndarray) -> np.ndarray:
-        """Genre probabilities when nobody says how the audio arrives: each window's two heads weighed by the room
-        detector (:func:`weigh_heads`, what the daemon computes from the graph's outputs)."""
+        """Genre probabilities under ``heard = auto`` for any source but a microphone: each window's two heads
+        weighed by the room detector (:func:`weigh_heads`, what the daemon computes from the graph's outputs)."""
         return weigh_heads(self.predict(x)[0], self.predict(x, direct=True)[0], self.room(x))
 
     def logits(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
