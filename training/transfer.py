@@ -183,6 +183,14 @@ def _balanced_weights(classes: Sequence[str], clip_of_window: np.ndarray,
     return w / w.sum() * len(weight_per_class)
 
 
+def _sides_equal(weights: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Scale per-window ``weights`` in place so that each side of a binary target (``side`` true or false) sums to 1,
+    whatever number of kinds it holds; returns them."""
+    for s in (True, False):
+        weights[side == s] /= weights[side == s].sum()
+    return weights
+
+
 def _fit_linear(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, n_out: int, l2: float, max_iter: int,
                 binary: bool) -> tuple[np.ndarray, np.ndarray]:
     torch.manual_seed(0)
@@ -232,8 +240,7 @@ def fit_heads(genre: WindowSet, music: WindowSet, labels: Sequence[str], cfg: He
                  music.clips[c].kind) for c in music.clip_index]
     kind_w = _balanced_weights(m_classes, music.clip_index, copies_weigh(music.clips))
     side = np.array([k.startswith("music:") for k in m_classes])
-    for s in (True, False):  # each side sums to the same total, whatever number of kinds it holds
-        kind_w[side == s] /= kind_w[side == s].sum()
+    _sides_equal(kind_w, side)
     cols = music.columns(cfg.music_features)
     mw, mb = np.zeros((1, len(cols))), np.zeros(1)
     mw[:, cols], mb = _fit_linear(z(music.x)[:, torch.from_numpy(cols)], torch.from_numpy(side.astype(np.float64)),
@@ -252,9 +259,7 @@ def _fit_room(z: torch.Tensor, clips: WindowSet, cfg: HeadConfig) -> tuple[np.nd
     heard = np.array([clips.clips[c].acoustic is not None for c in clips.clip_index])
     kinds = [("room:" if h else "recorded:") + ("genre" if clips.clips[c].genre else clips.clips[c].kind)
              for h, c in zip(heard, clips.clip_index, strict=True)]
-    w = _balanced_weights(kinds, clips.clip_index)
-    for s in (True, False):
-        w[heard == s] /= w[heard == s].sum()
+    w = _sides_equal(_balanced_weights(kinds, clips.clip_index), heard)
     return _fit_linear(z, torch.from_numpy(heard.astype(np.float64)), torch.from_numpy(w), 1, cfg.room_l2,
                        cfg.max_iter, binary=True)
 
