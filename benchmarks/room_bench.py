@@ -36,6 +36,7 @@ import numpy as np
 import soundfile as sf
 from genrecast.daemon.classify_cmd import classify_file
 from genrecast.daemon.model import DEFAULT_MODEL, describe_head, genre_head, load_model
+from genrecast.dsp import audio_folder
 from genrecast.dsp.windows import MIN_SECONDS, hop_frames
 from genrecast.training import SYNTHETIC_PER_KIND
 from genrecast.training.acoustic import BENCH, RATE, Chain, build_banks
@@ -50,14 +51,24 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", type=Path, help="ONNX model (repeatable; default the shipped one)")
-    ap.add_argument("--data", type=Path, default=SHARED,
-                    help=f"the shared data root, holding gtzan/, nonmusic/, ood/ and rir/ (default {SHARED})")
+    # the folders as train-transfer (and decision_flips) name them
+    ap.add_argument("--data", type=Path, default=SHARED / "gtzan",
+                    help=f"the GTZAN folder, train-transfer's --data (default {SHARED / 'gtzan'})")
+    ap.add_argument("--nonmusic", type=Path, default=SHARED / "nonmusic",
+                    help=f"the non-music recordings, train-transfer's --nonmusic (default {SHARED / 'nonmusic'})")
+    ap.add_argument("--ood", type=Path, default=SHARED / "ood",
+                    help=f"the Magnatune excerpts, train-transfer's --ood (default {SHARED / 'ood'})")
     ap.add_argument("--fold", type=int, help="fold to score, 1..--folds (default: the model's --hold-out, else 1)")
     ap.add_argument("--folds", type=int, default=5, help="the trainer's --folds (default 5)")
     ap.add_argument("--seed", type=int, default=0, help="the trainer's --seed: the same folds (default 0)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench",
                     help="where the bench's banks and generated noise are written once")
     args = ap.parse_args()
+    for flag in ("data", "nonmusic", "ood"):  # before any model or bank is read
+        try:
+            audio_folder(getattr(args, flag))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"--{flag} {exc}") from None
     paths = args.model or [DEFAULT_MODEL]
     models = [load_model(p) for p in paths]
     held = [m.spec.training.get("held_out") for m in models]
@@ -65,7 +76,7 @@ def main() -> int:
     # the corpus train-transfer reads with its defaults, kept as its embedding step keeps it: the folds are then
     # dealt from the same lists, and the bench chain's banks are drawn from the same sources as its room figures'
     synthetic = write_synthetic(args.cache / "synthetic-noise", SYNTHETIC_PER_KIND, args.seed)
-    corpus = read_corpus(args.data / "gtzan", args.data / "nonmusic", args.data / "ood", synthetic)
+    corpus = read_corpus(args.data, args.nonmusic, args.ood, synthetic)
     hop = hop_frames(MUSICNN_DSP, 1.0)
     (genre, g_skip), (other, n_skip) = (usable(c, MUSICNN_DSP, N_FRAMES, hop) for c in (corpus.genre, corpus.other))
     clips = held_out(genre, other, args.folds, fold - 1, args.seed)

@@ -210,10 +210,10 @@ class StreamSettings(StreamDefaults):
     source: str
 
     @property
-    def direct(self) -> bool:
-        """Whether the audio reaches the model as recorded by what the settings say (``heard``; by default any
-        source but a microphone): what a model without a room detector goes by."""
-        return self.heard == "direct" or (self.heard == "auto" and self.source.partition(":")[0] != "mic")
+    def recorded(self) -> bool:
+        """Whether the source is anything but a microphone, what ``heard = "auto"`` goes by
+        (:func:`genrecast.daemon.model.genre_head`)."""
+        return self.source.partition(":")[0] != "mic"
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""

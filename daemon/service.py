@@ -126,7 +126,7 @@ class StreamRun:
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
         self.take_samples = 0
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
-        self.head = genre_head(model.spec, cfg.heard, cfg.direct)  # which genre head (or both weighed); else None
+        self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
         self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
         self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
@@ -323,7 +323,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         if cfg.stream_id in unopened:
             log.error("stream %s: %s", cfg.stream_id, source)
             publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance,
-                                     genre_head=genre_head(model.spec, cfg.heard, cfg.direct)).message(
+                                     genre_head=genre_head(model.spec, cfg.heard, cfg.recorded)).message(
                                          prefix, cfg.stream_id))
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),

@@ -118,6 +118,7 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback():
 @pytest.mark.parametrize(("script", "args", "wanted"), [
     ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),
     ("room_bench.py", ["--fold", "9"], "room_bench.py: error: fold must be in 1..5"),
+    ("room_bench.py", ["--ood", "nosuch"], "room_bench.py: error: --ood nosuch: no such data folder"),
     ("model_bench.py", ["--model", "nosuch.onnx"], "model_bench.py: error: model nosuch.onnx: no such file"),
 ])
 def test_a_benchmark_given_bad_input_says_so_in_one_line(script, args, wanted):
