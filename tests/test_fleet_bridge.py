@@ -101,7 +101,8 @@ def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, model, tmp_pa
 def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_through(tmp_path, model):
     """docs/deployment.md's ``acl_file``, as written. Before, it gave a site write access to its prefix only: the
     broker dropped every Home Assistant discovery config, and the status each process reads back to notice another
-    publishing its streams, without a word to the daemon (MQTT 3.1.1 has no way to say so)."""
+    publishing its streams, without a word to the daemon (MQTT 3.1.1 has no way to say so); and Home Assistant's
+    account could not empty the config of a device deleted in its UI."""
     import getpass
     import re
     import subprocess
@@ -125,8 +126,13 @@ def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_th
                       "genrecast/site-a", "--model", str(model), "--broker", site, "--ha-discovery")
                for name in ("one", "two")]
     try:
-        ha.wait_for(lambda m: m.topic == "homeassistant/device/genrecast_site-a/bar/config" and m.payload,
-                    "the stream's device config, as Home Assistant's account reads it")
+        device = "homeassistant/device/genrecast_site-a/bar/config"
+        ha.wait_for(lambda m: m.topic == device and m.payload, "the stream's device config, as Home Assistant's "
+                    "account reads it")
+        # a device deleted in Home Assistant's UI: it empties the config, retained. The account could write only
+        # its birth message, so the broker dropped it and the device came back at Home Assistant's next start.
+        ha.client.publish(device, b"", qos=1, retain=True)
+        ha.wait_for(lambda m: m.topic == device and m.payload is None, "Home Assistant's emptied config, let through")
         ha.wait_for(lambda m: m.topic == "genrecast/site-a/bar/genre", "the stream's genre")
         for d in daemons:
             d.wait_log("is also published by another process")

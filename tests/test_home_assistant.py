@@ -401,14 +401,23 @@ def test_an_upgrade_from_the_single_sensor_form_keeps_the_genre_entity_id(ha, ha
 
 
 def test_the_automations_in_the_docs_pass_home_assistants_own_check(tmp_path):
-    """docs/mqtt.md's examples, as a user pastes them into configuration.yaml, checked by Home Assistant's own
-    `check_config` (which logs a bad trigger key as an ERROR and still exits 0)."""
+    """docs/mqtt.md's examples, as a user appends them to the automations.yaml that a new Home Assistant's
+    configuration.yaml includes, checked by Home Assistant's own `check_config` (which logs a bad trigger key as an
+    ERROR and still exits 0). They were written under their own `automation:` key, which beside the stock include
+    made Home Assistant drop one of the two: the editor's automations or these."""
     from conftest import ROOT
 
-    block = re.search(r"```yaml\n(automation:.*?)```", (ROOT / "docs" / "mqtt.md").read_text(), re.S)
+    block = re.search(r"```yaml\n(- id: .*?)```", (ROOT / "docs" / "mqtt.md").read_text(), re.S)
     assert block, "docs/mqtt.md has no automation example"
-    (tmp_path / "configuration.yaml").write_text("homeassistant:\n  name: check\n" + block.group(1))
-    done = subprocess.run([str(ha_venv() / "bin" / "hass"), "--script", "check_config", "-c", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    (tmp_path / "configuration.yaml").write_text("homeassistant:\n  name: check\n"
+                                                 "automation: !include automations.yaml\n")
+    made_in_the_editor = "- id: '1733500000000'\n  alias: Editor's own\n  triggers: []\n  actions: []\n"
+    (tmp_path / "automations.yaml").write_text(made_in_the_editor + block.group(1))
+    done = subprocess.run([str(ha_venv() / "bin" / "hass"), "--script", "check_config", "-c", str(tmp_path),
+                           "--info", "automation"], capture_output=True, text=True, timeout=300)
     out = done.stdout + done.stderr
     assert done.returncode == 0 and "ERROR" not in out and "Testing configuration" in out, out[-2000:]
+    ids = re.findall(r"^- id: (\S+)$", block.group(1), re.M)
+    assert len(ids) == len(set(ids)) == block.group(1).count("alias:") >= 2, ids  # each its own id
+    for name in ("Editor's own", *re.findall(r'alias: "(.*?)"', block.group(1))):
+        assert name in out, (name, out[-3000:])  # all loaded: the docs' and the editor's
