@@ -4,7 +4,8 @@
     each window, from the moment the chunk holding its last sample was written to the daemon's pipe until a
     subscriber on the same broker received the prediction; p50 and p99.
 (2) CPU: the daemon's user+system CPU seconds (from /proc) between the first and the last prediction,
-    divided by the audio seconds between them (steady state, start-up excluded; one stream, one thread).
+    divided by the audio seconds between them (steady state, start-up excluded; one stream, at each ``--threads``
+    setting).
 (3) throughput: ``classify`` of 30-s tracks in-process (decode, resample, log-mel, windows, ONNX), audio
     seconds per wall second; start-up excluded.
 (4) classify memory: peak RSS of a ``genrecast classify`` process on 30 s and on 1 h of 44.1 kHz stereo WAV

@@ -7,7 +7,8 @@ pool has room for (1 worker + 4 waiting = 5 slots); the rest are refused with 50
 sending may see the connection reset instead). RSS is sampled every 20 ms. The target: a peak below
 base + slots x body limit, and no growth after (the second round ends where the first did, within 10 %).
 The last line is
-``upload: slots=5 api_base_mb=<> api_peak_mb=<> api_after_mb=<> api_after2_mb=<> api_target_mb=<> page_...=<> ok=<>``
+``upload: slots=5 clients=<> api_base_mb=<> api_peak_mb=<> api_after_mb=<> api_after2_mb=<> api_target_mb=<>
+page_...=<> ok=<>`` (one line)
 """
 
 from __future__ import annotations

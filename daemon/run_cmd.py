@@ -27,7 +27,9 @@ def add_run_settings(p) -> None:
 
     defaults = RunSettings()
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
-    p.add_argument("--qos", type=int, choices=(0, 1, 2), help=f"MQTT QoS of every message (default {defaults.qos})")
+    p.add_argument("--qos", type=int, choices=(0, 1, 2),
+                   help=f"MQTT QoS of predictions and genre messages (statuses and discovery: 1; default "
+                        f"{defaults.qos})")
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1); "
                    "stdin: 0 = a recording, waited for and never dropped (a file redirected to stdin always is)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")

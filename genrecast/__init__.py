@@ -16,4 +16,5 @@ import os
 # read when onnxruntime starts, so before any part of genrecast imports it
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-__version__ = "0.4.1"  # the model it ships is still genrecast-gtzan-0.4.0; the service changed since 0.4.0
+# as the default model it ships, genrecast-gtzan-0.6.0 (its fast variant: genrecast-gtzan-fast-0.5.0)
+__version__ = "0.6.0"

@@ -572,3 +572,17 @@ def test_synthetic_noise_is_seeded_bounded_and_every_kind(tmp_path):
     assert len(other) == len(clips) and {c.kind for c in other} == {"synthetic"}
     assert not {c.clip_id for c in other} & {c.clip_id for c in clips}
     assert not {c.group for c in other} & {c.group for c in clips}
+
+
+def test_a_fast_variants_caveat_names_both_collections_it_learned_from():
+    """The student's caveats said it learned from "589 GTZAN tracks (the ten genres ...)": 388 GTZAN tracks and 201
+    Magnatune excerpts, eleven labels."""
+    from genrecast.training.transfer_cli import _caveats
+
+    score = {"track_accuracy": 0.5, "n_tracks": 0}
+    cv = {"folds": 5, "genre": {"all": {**score, "n_tracks": 589}, "gtzan": {**score, "n_tracks": 388},
+                                "ood": {**score, "n_tracks": 201}}}
+    said = " ".join(_caveats(cv, "fast variant"))
+    assert "trained on excerpts of 388 GTZAN tracks (" in said and "and 201 Magnatune excerpts (" in said, said
+    del cv["genre"]["ood"]
+    assert "trained on excerpts of 388 GTZAN tracks (" in " ".join(_caveats(cv, "fast variant"))
