@@ -16,5 +16,5 @@ import os
 # read when onnxruntime starts, so before any part of genrecast imports it
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-# as the default model it ships, genrecast-gtzan-0.6.0 (its fast variant: genrecast-gtzan-fast-0.5.0)
+# as the default model it ships, genrecast-gtzan-0.6.0 (its fast variant: genrecast-gtzan-fast-0.5.1)
 __version__ = "0.6.0"

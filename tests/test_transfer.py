@@ -406,7 +406,7 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     fast = json.loads((out / "fast_cv.json").read_text())
     assert fast["cv"]["genre"]["all"]["n_tracks"] == 16
     assert fast["cv"]["room"]["genre"]["all"]["n_tracks"] == 16  # the students through the held-out rooms too
-    assert fast["spec"]["training"]["config"]["window_stride"] == 2  # the shipped recipe's, by default
+    assert fast["spec"]["training"]["config"]["window_stride"] == 1  # the shipped recipe's, by default
     assert fast["spec"]["training"]["config"]["widths"] == [24, 48, 96, 192]
     # the student's draws: every seed cross-validated on --seed's folds, the first one's students exported
     assert fast["spec"]["training"]["config"]["seed"] == 3
