@@ -132,6 +132,15 @@ def test_example_config_names_every_setting():
     assert not missing, f"not in kitchen.toml.example: {missing}"
 
 
+def test_the_examples_commented_streams_line_loads_once_uncommented(tmp_path):
+    """It read ``# streams = {}``, which the loader refuses (no [streams.<id>] table in it)."""
+    (line,) = [x for x in (ROOT / "systemd" / "kitchen.toml.example").read_text().splitlines()
+               if x.startswith("# streams = ")]
+    (tmp_path / "streams.toml").write_text(line.removeprefix("# ") + "\n")
+    assert [x.stream_id for x in load_settings(tmp_path / "streams.toml", environ={}).stream_settings()] == [
+        "kitchen", "radio"]
+
+
 def test_the_multi_stream_unit_differs_from_the_template_only_in_its_config_and_cache():
     one, many = unit_settings(UNIT), unit_settings(MULTI_UNIT)
     assert many["LoadCredential"] == ["config:/etc/genrecast/streams.toml"]
