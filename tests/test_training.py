@@ -233,3 +233,20 @@ def test_evaluate_refuses_a_report_it_could_not_write_before_it_classifies(label
         out, err = capsys.readouterr()
         assert err.count("\n") == 1 and why in err and "Traceback" not in err
         assert "classify's answer" not in out  # refused before any track was classified
+
+
+def test_evaluate_replaces_an_earlier_report_but_no_other_file(labelled, tmp_path, capsys):
+    model = build_tiny_model(tmp_path / "tiny.onnx", tiny_spec())
+    before = model.read_bytes()
+    for victim in (model, labelled / "blues" / "a.wav"):  # --json naming the model, or a track it scores
+        kept = victim.read_bytes()
+        assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(victim)]) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "already holds something other than a JSON report" in err
+        assert victim.read_bytes() == kept and "classify's answer" not in out
+    assert model.read_bytes() == before
+    report = tmp_path / "eval.json"
+    report.write_text('{"an": "earlier report"}')
+    assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["tracks"] == 7 and [p.name for p in tmp_path.iterdir()
+                                                             if p.name.endswith(".partial")] == []

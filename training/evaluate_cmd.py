@@ -76,6 +76,7 @@ def handler(args: argparse.Namespace) -> int:
             raise UserError(f"--json {args.json}: is a folder, not a file")
         if problem := path_problem(args.json.parent, "folder"):  # Path.is_dir raised for one this user may not enter
             raise UserError(f"--json {args.json}: {args.json.parent}: {problem}")
+        _replaceable(args.json)
         _writable(args.json)
     model = load_model(args.model)
     labels = model.spec.labels
@@ -122,11 +123,29 @@ def handler(args: argparse.Namespace) -> int:
             "data": str(args.data), "tracks": len(tracks),
             "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
             "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2)
-        try:
-            args.json.write_text(report)
+        partial = args.json.with_name(f".{args.json.name}.partial")
+        try:  # beside it, then renamed: a disk that fills up mid-write leaves an earlier report whole
+            partial.write_text(report)
+            os.replace(partial, args.json)
         except OSError as exc:  # the folder went away or filled up while classifying: the table above stands
+            partial.unlink(missing_ok=True)
             raise UserError(f"--json {args.json}: not written ({exc.strerror or exc})") from None
     return 0
+
+
+def _replaceable(path: Path) -> None:
+    """An existing file is replaced only when it holds JSON (an earlier report): ``--json`` naming the model, or a
+    track under ``--data``, replaced it with the report."""
+    from genrecast.errors import UserError
+
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            json.loads(f.read(64 * 2**20))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise UserError(f"--json {path}: already holds something other than a JSON report; name another file "
+                        "(it was left as it is)") from None
 
 
 def _writable(path: Path) -> None:
