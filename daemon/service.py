@@ -403,10 +403,12 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     if not delivered:
         log.warning("%d messages%s not delivered to %s", publisher.undelivered,
                     "" if reachable else " and the latest statuses", broker.url)
-        if reason == "end of stream":
-            return 1  # a finished file whose last windows never reached the broker has not done its job
-    if len(configs) == 1 and failed and runs:  # the one-stream form keeps its contract: a bad source is exit 2
+    # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,
+    # which systemd restarts, into the same bad file).
+    if len(configs) == 1 and failed and runs:
         raise AudioError(runs[0].reason.removeprefix("error: "))
+    if not delivered and reason == "end of stream":
+        return 1  # a finished file whose last windows never reached the broker has not done its job
     log.info("%s", ended)
     # Stopped on request, the process did what it was asked (systemd would call a non-zero stop a failure); ending
     # by itself with a stream that never ran or broke, it did not.

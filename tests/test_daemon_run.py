@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+import soundfile as sf
 from conftest import MosquittoBroker
 from daemon_helpers import (
     WAIT,
@@ -590,6 +591,20 @@ def test_a_finished_file_waiting_for_a_down_broker_tells_systemd_and_a_stop_ends
     assert rc == 1, err  # its last windows never reached a broker: the job is not done
     assert "stop requested: no longer waiting for the broker" in err
     assert notify.fields.count("STOPPING=1") == 1 and "STOPPING=1" in notify.fields[waiting:]
+
+
+def test_a_bad_file_is_exit_2_with_the_broker_down_too(broker, model, tmp_path):
+    """A bad source is exit 2 with one line, as with a broker (it was 1 after the wait, which systemd restarts)."""
+    broker.stop()
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.full(4 * 22050, np.nan, np.float32), 22050, subtype="FLOAT")  # opens, then fails as it is read
+    daemon = Daemon("--source", f"file:{bad}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "bad")
+    daemon.wait_log("every source ended")
+    daemon.signal(signal.SIGTERM)  # ends the wait for the broker (test above)
+    rc, err = daemon.finish()
+    assert rc == 2, err
+    assert err.strip().splitlines()[-1].startswith("genrecast run: error: ") and "Traceback" not in err
 
 
 def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_end(broker, tmp_path):
