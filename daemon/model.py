@@ -138,6 +138,8 @@ def model_path(given: str | os.PathLike | None) -> Path:
 def model_file(given: str | os.PathLike | None) -> Path:
     """The file ``--model`` names, refused in one line if there is none: cheap enough to check at start where the
     model itself is loaded only on first use."""
+    if given is not None and not os.fspath(given):  # Path("") is the current folder
+        raise ModelSpecError("model: an empty path (an unset shell variable?)")
     path = model_path(given)
     if problem := path_problem(path):
         hint = ""

@@ -207,6 +207,8 @@ def _detail(exc: Exception) -> str:
 
 def _open_checked(path: Path, name: str) -> sf.SoundFile:
     try:
+        if not name:  # Path("") is the current folder
+            raise AudioError("an empty path (an unset shell variable?)")
         if problem := path_problem(path):
             pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if problem.kind == "special" else ""
             raise AudioError(f"{name}: {problem}{pipe}")

@@ -40,6 +40,16 @@ def test_a_user_error_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "missing.flac" in proc.stderr
 
 
+@pytest.mark.parametrize("args, says", [  # an unset shell variable: "" was the current folder, "is a folder"
+    (["classify", ""], "genrecast classify: error: an empty path (an unset shell variable?)"),
+    (["classify", "--model", "", "x.wav"], "genrecast classify: error: model: an empty path"),
+    (["run", "--model", "", "--source", "file:x.wav"], "genrecast run: error: model: an empty path"),
+])
+def test_an_empty_path_is_named_as_one(args, says):
+    proc = subprocess.run([sys.executable, "-m", "genrecast", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith(says), proc.stderr
+
+
 @pytest.mark.parametrize("args, says", [
     (["run", "--speed", "abc"], "genrecast run: error: argument --speed: invalid float value: 'abc'"),
     (["run", "--stream-i", "x"], "genrecast run: error: unrecognized arguments: --stream-i x"),
