@@ -586,3 +586,39 @@ def test_a_fast_variants_caveat_names_both_collections_it_learned_from():
     assert "trained on excerpts of 388 GTZAN tracks (" in said and "and 201 Magnatune excerpts (" in said, said
     del cv["genre"]["ood"]
     assert "trained on excerpts of 388 GTZAN tracks (" in " ".join(_caveats(cv, "fast variant"))
+
+
+def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_last_line(corpus_dirs, tmp_path):
+    """``benchmarks/room_bench.py`` end to end on a tiny corpus and model: its fold, its table and its last line,
+    whose clean accuracy is the one ``classify`` gives the fold's genre tracks."""
+    from genrecast.daemon.classify_cmd import classify_file
+    from genrecast.training.corpus import read_corpus, usable
+    from tiny_model import build_tiny_model, tagged_spec
+
+    data, other = corpus_dirs
+    ood = tmp_path / "ood"
+    (ood / "classical").mkdir(parents=True)
+    for i in range(2):
+        sf.write(ood / "classical" / f"mag{i}.wav", _music("classical", 4.5, 70 + i), RATE)
+    model = build_tiny_model(tmp_path / "tiny.onnx", tagged_spec())
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "benchmarks" / "room_bench.py"),
+                           "--model", str(model), "--data", str(data), "--nonmusic", str(other), "--ood", str(ood),
+                           "--folds", "2", "--cache", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    corpus = read_corpus(data, other, ood)
+    hop = hop_frames(MUSICNN_DSP, 1.0)
+    genre, rest = (usable(c, MUSICNN_DSP, N_FRAMES, hop)[0] for c in (corpus.genre, corpus.other))
+    fold = held_out(genre, rest, 2, 0, 0)  # the synthetic noise aside: the bench adds it to the other clips
+    tracks = [c for c in fold if c.genre is not None]
+    assert lines[0].startswith(f"room bench: fold 1/2 (seed 0): {len(tracks)} genre tracks, ")
+    tiny = load_model(model)
+    right = [classify_file(tiny, str(c.path), 1.0).genre == c.genre for c in tracks]
+    fields = dict(kv.split("=") for kv in lines[-1].removeprefix("room: ").split())
+    assert list(fields) == ["model", "clean_acc", "room_acc", "ratio", "no_music_in_room", "music_kept_in_room"]
+    assert fields["model"] == tiny.model_id and float(fields["clean_acc"]) == pytest.approx(np.mean(right), abs=5e-4)
+    assert float(fields["ratio"]) == pytest.approx(float(fields["room_acc"]) / float(fields["clean_acc"]), abs=2e-3)
+    assert all(0.0 <= float(fields[k]) <= 1.0 for k in ("room_acc", "no_music_in_room", "music_kept_in_room"))
+    table = {ln.split()[0]: ln.split() for ln in lines if ln.strip() and ln.split()[0] in {c.genre for c in tracks}}
+    assert sum(int(row[1]) for row in table.values()) == len(tracks)  # every genre of the fold, its tracks counted
