@@ -212,3 +212,51 @@ def test_a_clip_heard_through_a_chain_reads_through_it(sources, tmp_path):
     assert heard.shape == clean.shape and not np.allclose(heard, clean)
     with pytest.raises(ValueError, match="was not given"):
         read_clip_windows(copy, MUSICNN_DSP, N_FRAMES, 256)
+
+
+def test_the_shipped_chains_are_what_the_card_says():
+    """The training chain's ranges are issue 17's asks as the card states them; the bench's its own draws."""
+    t, b = acoustic.TRAIN, acoustic.BENCH
+    assert (t.rooms.side, t.rooms.height, t.rooms.rt60) == ((2.5, 8.0), (2.3, 3.2), (0.2, 1.0))
+    assert (t.rooms.max_order, t.rooms.ray_tracing, t.n_rooms, t.p_room, t.p_large_space) == (3, True, 48, 0.85, 0.15)
+    assert (t.speaker_highpass_hz, t.tilt_db, t.mic_lowpass_hz) == ((150.0, 300.0), (-6.0, 6.0), (4000.0, 7500.0))
+    assert (t.noise_snr_db, t.speech_snr_db, t.p_speech) == ((0.0, 30.0), (0.0, 15.0), 0.3)
+    assert (t.gain_db, t.p_clip, t.clip_percentile, t.p_codec, t.codec_quality) == (
+        (-12.0, 6.0), 0.2, (0.0, 5.0), 0.3, (0.0, 0.3))
+    assert b.seed != t.seed and b.noise_part != t.noise_part and (b.p_room, b.p_large_space) == (1.0, 0.0)
+    assert (b.rooms.side, b.rooms.rt60, b.noise_snr_db) == ((2.2, 9.0), (0.25, 1.2), (5.0, 25.0))
+
+
+def test_tilt_gain_clipping_and_codec_each_do_their_part(sources, tmp_path):
+    rng = np.random.default_rng(5)
+    white = (0.1 * rng.standard_normal(4 * RATE)).astype(np.float32)
+    up, down = (_chain(replace(QUIET, name=f"tilt{g:g}", p_speaker=1.0, speaker_highpass_hz=(20.0, 20.0),
+                               tilt_db=(g, g)), sources, tmp_path)(white, "w") for g in (6.0, -6.0))
+    # a high shelf (its corner drawn, the same for the same key), the level kept: the top against the bass, up or down
+
+    def tilt(y):
+        return _band_db(y, 7500, 8000) - _band_db(y, 60, 200) - (_band_db(white, 7500, 8000) - _band_db(white, 60, 200))
+
+    assert 2.0 < tilt(up) < 6.5 and -6.5 < tilt(down) < -2.0
+    gain = replace(QUIET, name="gain", gain_db=(-6.0, -6.0))
+    assert np.allclose(_chain(gain, sources, tmp_path)(white, "w"), white * 10 ** (-6 / 20), atol=1e-6)
+    loud = np.clip(3 * white, -1, 1)
+    clip = replace(QUIET, name="clip", p_clip=1.0, clip_percentile=(5.0, 5.0))
+    z = _chain(clip, sources, tmp_path)(loud, "w")
+    flat = (z >= z.max() - 1e-6) | (z <= z.min() + 1e-6)
+    assert z.max() < loud.max() and 0.04 < np.mean(flat) < 0.06  # the loudest 5 % flattened, half at either peak
+    codec = replace(QUIET, name="codec", p_codec=1.0, codec_quality=(0.0, 0.0))
+    c = _chain(codec, sources, tmp_path)(white, "w")
+    error_db = 10 * np.log10(np.mean(white**2) / np.mean((c - white) ** 2))
+    assert c.shape == white.shape and 1.0 < error_db < 10.0  # quality 0 (white noise: 3.6 dB; at 0.9, 18 dB)
+
+
+def test_a_real_large_space_is_one_of_the_given_responses(sources, tmp_path):
+    noise, speech, rirs = sources
+    cfg = replace(QUIET, name="large", p_room=1.0, p_large_space=1.0)
+    click = np.zeros(2 * RATE, np.float32)
+    click[100] = 0.5
+    y = _chain(cfg, sources, tmp_path)(click, "click")[100 : 100 + RATE]
+    given = [sf.read(p)[0] for p in sorted(rirs.glob("*.flac"))]
+    best = max(abs(np.corrcoef(y[: len(r)], r[: len(y)])[0, 1]) for r in given)
+    assert best > 0.99  # the click comes back as one of the shared spaces' own responses
