@@ -296,3 +296,30 @@ def test_ha_cleanup_says_plainly_when_the_broker_is_not_there():
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 2 and err.startswith("genrecast ha-cleanup: error: cannot reach broker") \
         and err.count("\n") == 1, err
+
+
+def test_a_model_with_a_label_beyond_gtzan_reaches_mqtt_and_home_assistant_with_it(broker, tmp_path):
+    """The shipped model's 11th label, electronic: nothing on the way hard-codes GTZAN's ten (the other tests' tiny
+    model has only those)."""
+    import numpy as np
+    import soundfile as sf
+    from genrecast.dsp import DEFAULT_DSP
+    from tiny_model import build_tiny_model, tiny_spec, tone_hz
+
+    labels = (*GTZAN_GENRES, "electronic")
+    model = build_tiny_model(tmp_path / "eleven.onnx", tiny_spec(labels=labels))
+    t = np.arange(6 * 22050) / 22050
+    wav = tmp_path / "electronic.wav"
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * tone_hz(10, DEFAULT_DSP, n_labels=11) * t)).astype(np.float32), 22050)
+    sub = Subscriber(broker.url, topics=("genrecast/#", "homeassistant/#"))
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "club", "--ha-discovery").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/club/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    (cfg,) = [m.payload for m in sub.of("homeassistant/device/genrecast/club/config")]
+    assert cfg["components"]["genre"]["options"] == [*labels, "uncertain", "no_music", "silence"]
+    predictions = [m.payload for m in sub.of("club/prediction")]
+    assert predictions and all(list(p["probabilities"]) == list(labels) for p in predictions)
+    assert {p["top"]["genre"] for p in predictions} == {"electronic"}
+    assert [m.payload["genre"] for m in sub.of("club/genre") if m.payload.get("kind") == "genre"][-1] == "electronic"
