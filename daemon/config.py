@@ -109,9 +109,12 @@ class BrokerSettings:
 
     def check(self) -> None:
         try:
-            self.to_broker()
+            broker = self.to_broker()
         except ValueError as exc:
             raise ConfigError(f"broker.url: {exc}", "broker.url") from None
+        if broker.password and not broker.username:  # MQTT sends a password only with a user name: it was dropped
+            raise ConfigError("broker.password: given without a username (set broker.username, or the URL's "
+                              "user@)", "broker.password")
         low, high = KEEPALIVE_RANGE
         if not low <= self.keepalive <= high:
             raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}",

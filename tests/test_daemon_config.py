@@ -107,6 +107,8 @@ def test_file_then_env_then_flags(tmp_path):
                                                            "process's: set it at the top level)"),
         ("batch = 0\n", {}, {}, "batch (from file {file}): bad value 0 (1 to 4096 windows)"),  # the range, not "out of"
         ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels: bad value 0 (1 to 32)"),
+        # MQTT sends a password only with a user name: paho dropped it without a word
+        ("", {"GENRECAST_BROKER_PASSWORD": "s3cret"}, {}, "broker.password (from env): given without a username"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(tmp_path, toml, env, flags, message):
