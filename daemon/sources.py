@@ -27,7 +27,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
-from genrecast.dsp.audio import PCM_FORMATS, check_samples
+from genrecast.dsp.audio import PCM_FORMATS, check_samples, wav_header
 
 from genrecast.contract import DAEMON_TOPIC
 
@@ -125,7 +125,7 @@ class StdinSource:
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
-        left = b""
+        left, first = b"", True
         while not stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
             if not ready:
@@ -136,12 +136,29 @@ class StdinSource:
                 if left:
                     log.warning("stdin ended inside a sample frame; %d trailing bytes ignored", len(left))
                 return
+            if first:
+                data, first = self._past_wav_header(data), False
             data = left + data
             whole = len(data) - len(data) % self._frame_bytes
             left = data[whole:]
             if whole:
                 samples = check_samples(decode_pcm(data[:whole], self.fmt, self.channels), self.description)
                 yield Chunk(samples, time.monotonic())
+
+
+    def _past_wav_header(self, data: bytes) -> bytes:
+        """A WAV file piped in (``sox ... -t wav -``) instead of raw PCM: its header was read as samples. In the
+        format stdin is read as, its samples are used; in another, it is refused, naming both."""
+        header = wav_header(data)
+        if header is None:
+            return data
+        fmt, rate, channels, size = header
+        if (fmt, rate, channels) != (self.fmt, self.sample_rate, self.channels):
+            raise AudioError(f"stdin: a WAV file of {fmt or 'another encoding'}/{rate}/{channels}, but stdin is read "
+                             f"as raw {self.description.removeprefix('stdin:')}: give --format, --rate and --channels "
+                             "to match, or --source file:PATH")
+        log.info("stdin: a WAV file's header, skipped (its samples are %s/%d/%d, as read)", fmt, rate, channels)
+        return data[size:]
 
 
 def _writes_to_fd2(handler: logging.Handler) -> bool:

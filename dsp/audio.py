@@ -74,6 +74,29 @@ def check_samples(samples: np.ndarray, name: str) -> np.ndarray:
 PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
+def wav_header(data: bytes) -> tuple[str | None, int, int, int] | None:
+    """``(format, rate, channels, header bytes)`` when ``data`` begins with a WAV file's header up to its samples
+    (``format`` one of :data:`PCM_FORMATS`, or None for another encoding), else None: what a WAV piped to a raw-PCM
+    reader starts with."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    at, fmt, rate, channels = 12, None, 0, 0
+    while at + 8 <= len(data):
+        name, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if name == b"data":
+            return fmt, rate, channels, at + 8
+        if name == b"fmt " and at + 24 <= len(data):
+            code = int.from_bytes(data[at + 8 : at + 10], "little")
+            channels = int.from_bytes(data[at + 10 : at + 12], "little")
+            rate = int.from_bytes(data[at + 12 : at + 16], "little")
+            bits = int.from_bytes(data[at + 22 : at + 24], "little")
+            if code == 0xFFFE and at + 34 <= len(data):  # WAVE_FORMAT_EXTENSIBLE: the sub-format says
+                code = int.from_bytes(data[at + 32 : at + 34], "little")
+            fmt = {(1, 16): "s16le", (1, 32): "s32le", (3, 32): "f32le"}.get((code, bits))
+        at += 8 + size + size % 2
+    return None
+
+
 def decode_pcm(data: bytes, fmt: str, channels: int) -> np.ndarray:
     """Interleaved little-endian PCM bytes -> mono float32 in [-1, 1]. ``len(data)`` must be whole frames."""
     if fmt not in PCM_FORMATS:

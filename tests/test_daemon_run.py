@@ -128,6 +128,25 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     assert sub.of("genrecast/stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
 
 
+def test_a_wav_file_on_stdin_is_read_past_its_header_or_refused_naming_both_formats(broker, model, tmp_path):
+    """``sox ... -t wav - | genrecast run --source stdin``: its 44-byte header was read as samples, without a word."""
+    wav = write_tones(tmp_path / "stereo.wav", [3] * 5, rate=44100, channels=2)
+    flags = ("--source", "stdin", "--speed", "0", "--model", str(model), "--broker", broker.url)
+    with wav.open("rb") as f:
+        rc, err = Daemon(*flags, stdin=f).finish()
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        "genrecast run: error: stdin: a WAV file of s16le/44100/2, but stdin is read as raw s16le/22050/1: give "
+        "--format, --rate and --channels to match, or --source file:PATH")
+    sub = Subscriber(broker.url)
+    with wav.open("rb") as f:
+        rc, err = Daemon(*flags, "--rate", "44100", "--channels", "2", stdin=f).finish()
+    assert rc == 0, err
+    assert "stdin: a WAV file's header, skipped" in err
+    sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    assert {p.payload["top"]["genre"] for p in sub.of("stdin/prediction")} == {"disco"}
+
+
 @pytest.mark.parametrize("how", ["redirected file", "pipe at --speed 0"])
 def test_a_recording_on_stdin_waits_for_the_model_and_loses_nothing(broker, model, tmp_path, how):
     """A pipe is read live (audio that waits past the backlog is dropped, to stay current); a recording fed faster

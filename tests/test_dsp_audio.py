@@ -223,3 +223,17 @@ def test_the_same_sample_rule_for_files_and_pipes(tmp_path, bad):
         read_audio(tmp_path / "f.wav")
     with pytest.raises(AudioError, match=f"^stdin: .*{message}"):
         check_samples(decode_pcm(x.astype("<f4").tobytes(), "f32le", 1), "stdin")
+
+
+@pytest.mark.parametrize(("subtype", "channels", "want"), [
+    ("PCM_16", 1, "s16le"), ("PCM_32", 2, "s32le"), ("FLOAT", 1, "f32le"), ("PCM_24", 1, None)])
+def test_a_wav_header_is_found_with_its_format_and_length(tmp_path, subtype, channels, want):
+    from genrecast.dsp.audio import wav_header
+
+    path = tmp_path / "x.wav"
+    sf.write(path, np.zeros((100, channels), np.float32), 16000, subtype=subtype)
+    data = path.read_bytes()
+    fmt, rate, ch, size = wav_header(data)
+    assert (fmt, rate, ch) == (want, 16000, channels) and data[size - 8 : size - 4] == b"data"
+    assert len(data) - size == 100 * channels * {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)  # the samples, no more
+    assert wav_header(b"\x00" * 64) is None and wav_header(data[:20]) is None  # raw PCM; a header cut short
