@@ -10,8 +10,9 @@ track rule), by what a microphone's stream reads (a model's room head when it ha
 through
 :data:`training.acoustic.BENCH`: simulated home rooms of their own seed and sizes (2.2-9 m, RT60 0.25-1.2 s),
 loudspeaker and microphone band limits, speech over it in 30 %, noise at 5-25 dB SNR, and a codec, drawn from the
-half of the noise and speech sources that training never uses (the same banks as the trainer's figures through
-held-out rooms).
+half of the noise and speech sources that training chains never use, and of those only the scored fold's own: a
+model trained with ``--hold-out K`` never heard them at all, not even as ``no_music`` examples (the trainer's figures
+through held-out rooms draw on that half of every fold).
 
 A model with two genre heads is also scored, on the genre tracks, by what a file or a pipe reads (``heard = auto``:
 the direct head, or both heads weighed by the model's room detector when it has one), clean and through the room:
@@ -80,7 +81,8 @@ def main() -> int:
     hop = hop_frames(MUSICNN_DSP, 1.0)
     (genre, g_skip), (other, n_skip) = (usable(c, MUSICNN_DSP, N_FRAMES, hop) for c in (corpus.genre, corpus.other))
     clips = held_out(genre, other, args.folds, fold - 1, args.seed)
-    chains = {BENCH.fingerprint(): Chain(BENCH, build_banks(BENCH, args.cache, *bank_sources(other), None))}
+    fold_other = [c for c in clips if c.genre is None]  # noises and voices no --hold-out model of this fold heard
+    chains = {BENCH.fingerprint(): Chain(BENCH, build_banks(BENCH, args.cache, *bank_sources(fold_other), None))}
     print(f"room bench: fold {fold}/{args.folds} (seed {args.seed}): {sum(c.genre is not None for c in clips)} genre "
           f"tracks, {sum(c.genre is None for c in clips)} other clips; chain {BENCH.name} {BENCH.fingerprint()}, "
           f"banks {chains[BENCH.fingerprint()].banks.id}",

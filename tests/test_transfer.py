@@ -592,7 +592,8 @@ def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_las
     """``benchmarks/room_bench.py`` end to end on a tiny corpus and model: its fold, its table and its last line,
     whose clean accuracy is the one ``classify`` gives the fold's genre tracks."""
     from genrecast.daemon.classify_cmd import classify_file
-    from genrecast.training.corpus import read_corpus, usable
+    from genrecast.training.acoustic import BENCH, bank_id
+    from genrecast.training.corpus import bank_sources, read_corpus, usable
     from tiny_model import build_tiny_model, tagged_spec
 
     data, other = corpus_dirs
@@ -607,12 +608,16 @@ def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_las
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    corpus = read_corpus(data, other, ood)
+    corpus = read_corpus(data, other, ood, tmp_path / "cache" / "synthetic-noise")  # the noise the bench generated
     hop = hop_frames(MUSICNN_DSP, 1.0)
     genre, rest = (usable(c, MUSICNN_DSP, N_FRAMES, hop)[0] for c in (corpus.genre, corpus.other))
-    fold = held_out(genre, rest, 2, 0, 0)  # the synthetic noise aside: the bench adds it to the other clips
+    fold = held_out(genre, rest, 2, 0, 0)
     tracks = [c for c in fold if c.genre is not None]
-    assert lines[0].startswith(f"room bench: fold 1/2 (seed 0): {len(tracks)} genre tracks, ")
+    # the bench's noises and voices: the fold's own (a --hold-out 1 model never heard them), not every fold's
+    banks = bank_id(BENCH, *bank_sources([c for c in fold if c.genre is None]), None)
+    assert banks != bank_id(BENCH, *bank_sources(rest), None)
+    assert lines[0] == (f"room bench: fold 1/2 (seed 0): {len(tracks)} genre tracks, {len(fold) - len(tracks)} other "
+                        f"clips; chain bench {BENCH.fingerprint()}, banks {banks}")
     tiny = load_model(model)
     right = [classify_file(tiny, str(c.path), 1.0).genre == c.genre for c in tracks]
     fields = dict(kv.split("=") for kv in lines[-1].removeprefix("room: ").split())
