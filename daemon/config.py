@@ -276,9 +276,14 @@ class RunSettings(StreamDefaults):
     log_level: str = "info"
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
-    # Not a setting: the keys the file, environment or flags set (load_settings), which a stream's table may not
-    # move (see confidences_following).
-    set_keys: frozenset = field(default=frozenset(), repr=False, compare=False, metadata={"setting": False})
+    # Not a setting: each key the file, environment or flags set (load_settings) -> where ("file X", "env", "--hop"):
+    # a stream's table may not move them (see confidences_following), and a check made once the model is known
+    # names where a refused value came from.
+    set_in: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, metadata={"setting": False})
+
+    @property
+    def set_keys(self) -> frozenset:
+        return frozenset(self.set_in)
 
     def check(self) -> None:
         """Range checks the types alone cannot express."""
@@ -367,7 +372,7 @@ class RunSettings(StreamDefaults):
 
 
 def _setting_names(cls) -> list[str]:
-    """A settings dataclass's keys: its fields but those marked ``setting: False`` (RunSettings.set_keys)."""
+    """A settings dataclass's keys: its fields but those marked ``setting: False`` (RunSettings.set_in)."""
     return [f.name for f in fields(cls) if f.metadata.get("setting", True)]
 
 
@@ -548,7 +553,7 @@ def load_settings(
     settings = _apply(settings, given, "flags")
     names = flag_names or {}
     set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)})
-    settings = replace(settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in)), set_keys=frozenset(set_in))
+    settings = replace(settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in)), set_in=set_in)
     try:
         settings.check()
     except ConfigError as exc:

@@ -24,7 +24,7 @@ from genrecast.dsp.windows import MIN_SECONDS
 
 from genrecast.contract import daemon_status_topic, stream_topic
 
-from .config import RunSettings, StreamSettings
+from .config import ConfigError, RunSettings, StreamSettings
 from .decision import Decider, State, announces_tags
 from .events import (
     WILL_REASON,
@@ -283,6 +283,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     notifier = notifier or Notifier()
     configs = settings.stream_settings()
     model = load_model(settings.model)
+    _check_hops(settings, configs, model)
     if not model.spec.direct_head and ("heard" in settings.set_keys or any("heard" in t for t in
                                                                          settings.streams.values())):
         log.warning("heard: set, but %s has one genre head, which every source reads: not used", model.model_id)
@@ -480,6 +481,21 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             notifier.watchdog()
         if not behind and not stop.is_set():
             wake.wait(max(0.0, settings.tick_seconds - (time.monotonic() - started)))
+
+
+def _check_hops(settings: RunSettings, configs: list[StreamSettings], model: GenreModel) -> None:
+    """A hop under half a frame of the model's front end would round to none: refused at the start, naming the key
+    and where it was set (the file, a stream's table, the environment, --hop), not when the source opens."""
+    cfg = model.spec.dsp
+    frame_s = cfg.hop_length / cfg.sample_rate
+    for stream in configs:
+        if stream.hop_seconds >= frame_s / 2:
+            continue
+        in_table = "hop_seconds" in settings.streams.get(stream.stream_id, {})
+        key = f"streams.{stream.stream_id}.hop_seconds" if in_table else "hop_seconds"
+        where = settings.set_in.get("streams" if in_table else key)  # the tables come from one place
+        raise ConfigError(f"{key}{f' (from {where})' if where else ''}: {stream.hop_seconds:g} s is shorter than "
+                          f"one frame of {model.model_id} ({frame_s * 1000:.1f} ms)", key)
 
 
 def _warm_up(model: GenreModel) -> None:

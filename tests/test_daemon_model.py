@@ -365,14 +365,30 @@ def test_a_file_source_decodes_as_it_goes(tmp_path):
     assert peak < 8 * 2**20, peak  # the whole file decoded: over 200 MB
 
 
-@pytest.mark.parametrize("command", ["run", "classify"])
-def test_a_hop_shorter_than_one_frame_is_refused_not_rounded(model, tmp_path, command):
+@pytest.mark.parametrize("how", ["classify", "run --hop", "file", "env", "stream table"])
+def test_a_hop_shorter_than_one_frame_is_refused_not_rounded_naming_where_it_was_set(model, tmp_path, how):
     wav = write_tones(tmp_path / "a.wav", [1] * 4)
-    args = ("--source", f"file:{wav}", "--broker", "mqtt://127.0.0.1:9") if command == "run" else (str(wav),)
-    proc = genrecast(command, "--model", str(model), "--hop", "0.001", *args)
+    config = tmp_path / "hop.toml"
+    run, env = ("run", "--model", str(model), "--broker", "mqtt://127.0.0.1:9"), {}
+    if how == "classify":
+        args, said = ("classify", "--model", str(model), "--hop", "0.001", str(wav)), "--hop 0.001 s"
+    elif how == "run --hop":
+        args, said = (*run, "--hop", "0.001", "--source", f"file:{wav}"), "hop_seconds (from --hop): 0.001 s"
+    elif how == "file":
+        config.write_text(f'hop_seconds = 0.001\nsource = "file:{wav}"\n')
+        args, said = (*run, "--config", str(config)), f"hop_seconds (from file {config}): 0.001 s"
+    elif how == "env":
+        args, said, env = (*run, "--source", f"file:{wav}"), "hop_seconds (from env): 0.001 s", {
+            "GENRECAST_HOP_SECONDS": "0.001"}
+    else:  # the second stream's own table: the error named --hop, which no one gave
+        config.write_text(f'[streams.a]\nsource = "file:{wav}"\n\n[streams.b]\nsource = "file:{wav}"\n'
+                          "hop_seconds = 0.001\n")
+        args, said = (*run, "--config", str(config)), f"streams.b.hop_seconds (from file {config}): 0.001 s"
+    proc = genrecast(*args, env=env)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert err == f"genrecast {command}: error: --hop 0.001 s is shorter than one frame of this model (23.2 ms)\n"
+    model_name = "this model" if how == "classify" else "tiny-test-1"
+    assert err == f"genrecast {args[0]}: error: {said} is shorter than one frame of {model_name} (23.2 ms)\n", err
 
 
 @pytest.mark.parametrize("speed", ["1e-9", "0.001", "-1", "1e6", "nan"])
