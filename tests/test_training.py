@@ -4,6 +4,8 @@ corpus reading GTZAN's .au) and ``genrecast evaluate`` end to end on a real (tin
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -242,11 +244,22 @@ def test_evaluate_replaces_an_earlier_report_but_no_other_file(labelled, tmp_pat
         kept = victim.read_bytes()
         assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(victim)]) == 2
         out, err = capsys.readouterr()
-        assert err.count("\n") == 1 and "already holds something other than a JSON report" in err
+        assert err.count("\n") == 1 and "already holds something other than an earlier report" in err
         assert victim.read_bytes() == kept and "classify's answer" not in out
     assert model.read_bytes() == before
+    other = tmp_path / "cv.json"  # another program's JSON is no report either
+    other.write_text('{"spec": {}, "cv": {}}')
+    assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(other)]) == 2
+    assert other.read_text() == '{"spec": {}, "cv": {}}'
     report = tmp_path / "eval.json"
-    report.write_text('{"an": "earlier report"}')
-    assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(report)]) == 0
-    assert json.loads(report.read_text())["tracks"] == 7 and [p.name for p in tmp_path.iterdir()
-                                                             if p.name.endswith(".partial")] == []
+    for earlier in ("", '{\n  "model_id": "tiny-test-1",\n  "genre_he'):  # empty (mktemp), an earlier one cut short
+        report.write_text(earlier)
+        assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(report)]) == 0
+        assert json.loads(report.read_text())["tracks"] == 7 and [p.name for p in tmp_path.iterdir()
+                                                                 if p.name.endswith(".partial")] == []
+    capsys.readouterr()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)  # a pipe is written through, not replaced
+    assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(fifo)]) == 0
+    assert json.loads(reader.communicate(timeout=60)[0])["tracks"] == 7 and fifo.is_fifo()

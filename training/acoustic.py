@@ -98,7 +98,8 @@ def room_impulse_response(rng: np.random.Generator, rooms: RoomRange, rate: int 
     dims = np.array([rng.uniform(*rooms.side), rng.uniform(*rooms.side), rng.uniform(*rooms.height)])
     rt60 = rng.uniform(*rooms.rt60)
     absorption, sabine_order = pra.inverse_sabine(rt60, dims)  # raises for a room too large to decay that fast
-    pra.random.seed(int(rng.integers(2**63)))  # the ray tracer draws from pyroomacoustics' own generators
+    if rooms.ray_tracing:  # the tracer draws from pyroomacoustics' own generators (without it, 0.6.0's rooms again)
+        pra.random.seed(int(rng.integers(2**63)))
     room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(absorption), max_order=min(sabine_order, rooms.max_order),
                        ray_tracing=rooms.ray_tracing, air_absorption=rooms.ray_tracing)
     if rooms.ray_tracing:

@@ -123,29 +123,47 @@ def handler(args: argparse.Namespace) -> int:
             "data": str(args.data), "tracks": len(tracks),
             "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
             "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2)
-        partial = args.json.with_name(f".{args.json.name}.partial")
-        try:  # beside it, then renamed: a disk that fills up mid-write leaves an earlier report whole
-            partial.write_text(report)
-            os.replace(partial, args.json)
+        try:
+            _write_report(args.json, report)
         except OSError as exc:  # the folder went away or filled up while classifying: the table above stands
-            partial.unlink(missing_ok=True)
             raise UserError(f"--json {args.json}: not written ({exc.strerror or exc})") from None
     return 0
 
 
+REPORT_START = '{\n  "model_id": '  # how every report this command writes begins (json.dumps, indent 2)
+
+
 def _replaceable(path: Path) -> None:
-    """An existing file is replaced only when it holds JSON (an earlier report): ``--json`` naming the model, or a
-    track under ``--data``, replaced it with the report."""
+    """An existing regular file is replaced only when it is empty or an earlier report (whole or cut short):
+    ``--json`` naming the model, a track under ``--data`` or another program's JSON replaced it with the report.
+    Anything else (``/dev/stdout``, a pipe) is written through."""
     from genrecast.errors import UserError
 
     if not path.is_file():
         return
     try:
         with path.open("rb") as f:
-            json.loads(f.read(64 * 2**20))
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise UserError(f"--json {path}: already holds something other than a JSON report; name another file "
-                        "(it was left as it is)") from None
+            head = f.read(len(REPORT_START))
+    except OSError as exc:
+        raise UserError(f"--json {path}: cannot read what is there ({exc.strerror or exc})") from None
+    if head and head != REPORT_START.encode():
+        raise UserError(f"--json {path}: already holds something other than an earlier report; name another "
+                        "file (it was left as it is)")
+
+
+def _write_report(path: Path, report: str) -> None:
+    """A regular file (or a new one) is written beside itself and renamed over, so a disk that fills up mid-write
+    leaves an earlier report whole; through a link, the file it points to. Anything else is written through."""
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not target.is_file():
+        target.write_text(report)
+        return
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        partial.write_text(report)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _writable(path: Path) -> None:
@@ -154,6 +172,8 @@ def _writable(path: Path) -> None:
     from genrecast.errors import UserError
 
     existed = path.exists()
+    if existed and not path.is_file():  # a pipe or /dev/stdout: opening it now would end its reader's input
+        return
     try:
         with path.open("a"):
             pass
