@@ -27,7 +27,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
-from genrecast.dsp.audio import PCM_FORMATS, check_samples, wav_header
+from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, might_be_wav, wav_header
 
 from genrecast.contract import DAEMON_TOPIC
 
@@ -125,19 +125,23 @@ class StdinSource:
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
-        left, first = b"", True
+        left, head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving
+        first = True
         while not stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
             if not ready:
                 yield Chunk.idle()
                 continue
             data = os.read(self._fd, want)
+            if first:
+                head += data
+                if data and might_be_wav(head) and wav_header(head) is None and len(head) < WAV_HEADER_MAX:
+                    continue  # a pipe hands over a long header (LIST, bext chunks) in pieces
+                data, first = self._past_wav_header(head), False
             if not data:
                 if left:
                     log.warning("stdin ended inside a sample frame; %d trailing bytes ignored", len(left))
                 return
-            if first:
-                data, first = self._past_wav_header(data), False
             data = left + data
             whole = len(data) - len(data) % self._frame_bytes
             left = data[whole:]
@@ -151,6 +155,9 @@ class StdinSource:
         format stdin is read as, its samples are used; in another, it is refused, naming both."""
         header = wav_header(data)
         if header is None:
+            if might_be_wav(data) and len(data) >= 12:
+                raise AudioError(f"stdin: a WAV file whose header does not end in its first {len(data)} bytes: use "
+                                 "--source file:PATH")
             return data
         fmt, rate, channels, size = header
         if (fmt, rate, channels) != (self.fmt, self.sample_rate, self.channels):

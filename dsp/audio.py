@@ -74,11 +74,19 @@ def check_samples(samples: np.ndarray, name: str) -> np.ndarray:
 PCM_FORMATS = {"s16le": ("<i2", 32768.0), "s32le": ("<i4", 2147483648.0), "f32le": ("<f4", 1.0)}
 
 
+WAV_HEADER_MAX = 1 << 16  # a WAV header (LIST, bext, iXML chunks and all) that has not ended here is not read
+
+
+def might_be_wav(data: bytes) -> bool:
+    """Whether ``data`` is, or may grow into, the start of a WAV file (RIFF or RF64, then WAVE)."""
+    return any(magic.startswith(data[:4]) for magic in (b"RIFF", b"RF64")) and b"WAVE".startswith(data[8:12])
+
+
 def wav_header(data: bytes) -> tuple[str | None, int, int, int] | None:
     """``(format, rate, channels, header bytes)`` when ``data`` begins with a WAV file's header up to its samples
-    (``format`` one of :data:`PCM_FORMATS`, or None for another encoding), else None: what a WAV piped to a raw-PCM
-    reader starts with."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    (``format`` one of :data:`PCM_FORMATS`, or None for another encoding), else None (not a WAV, or its header not
+    all there yet): what a WAV piped to a raw-PCM reader starts with."""
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
         return None
     at, fmt, rate, channels = 12, None, 0, 0
     while at + 8 <= len(data):

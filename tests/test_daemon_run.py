@@ -137,9 +137,15 @@ def test_a_wav_file_on_stdin_is_read_past_its_header_or_refused_naming_both_form
     assert rc == 2 and err.strip().splitlines()[-1] == (
         "genrecast run: error: stdin: a WAV file of s16le/44100/2, but stdin is read as raw s16le/22050/1: give "
         "--format, --rate and --channels to match, or --source file:PATH")
+    # a header longer than the first read (a LIST chunk of tags), in the format stdin is read as: skipped whole
+    mono = write_tones(tmp_path / "mono.wav", [3] * 5)
+    tagged = tmp_path / "tagged.wav"
+    with sf.SoundFile(tagged, "w", 22050, 1, "PCM_16") as out:
+        out.title = "x" * 6000
+        out.write(sf.read(mono, dtype="int16")[0])
     sub = Subscriber(broker.url)
-    with wav.open("rb") as f:
-        rc, err = Daemon(*flags, "--rate", "44100", "--channels", "2", stdin=f).finish()
+    with tagged.open("rb") as f:
+        rc, err = Daemon(*flags, stdin=f).finish()
     assert rc == 0, err
     assert "stdin: a WAV file's header, skipped" in err
     sub.wait_for(lambda m: m.topic == "genrecast/stdin/status" and m.payload["state"] == "offline", "offline")

@@ -237,3 +237,17 @@ def test_a_wav_header_is_found_with_its_format_and_length(tmp_path, subtype, cha
     assert (fmt, rate, ch) == (want, 16000, channels) and data[size - 8 : size - 4] == b"data"
     assert len(data) - size == 100 * channels * {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)  # the samples, no more
     assert wav_header(b"\x00" * 64) is None and wav_header(data[:20]) is None  # raw PCM; a header cut short
+
+
+def test_a_long_wav_header_is_known_as_one_until_it_is_all_there(tmp_path):
+    from genrecast.dsp.audio import might_be_wav, wav_header
+
+    path = tmp_path / "tagged.wav"
+    with sf.SoundFile(path, "w", 16000, 1, "PCM_16") as out:
+        out.title = "x" * 5000  # a LIST chunk before the samples
+        out.write(np.zeros(100, np.int16))
+    data = path.read_bytes()
+    assert might_be_wav(data[:2000]) and wav_header(data[:2000]) is None  # more to read
+    fmt, rate, channels, size = wav_header(data)
+    assert (fmt, rate, channels) == ("s16le", 16000, 1) and size > 5000 and len(data) - size == 200
+    assert not might_be_wav(b"\x00\x01" * 8) and might_be_wav(b"RI") and not might_be_wav(b"RIFF\0\0\0\0AVI ")
