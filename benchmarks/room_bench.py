@@ -83,10 +83,13 @@ def main() -> int:
     clips = held_out(genre, other, args.folds, fold - 1, args.seed)
     fold_other = [c for c in clips if c.genre is None]  # noises and voices no --hold-out model of this fold heard
     chains = {BENCH.fingerprint(): Chain(BENCH, build_banks(BENCH, args.cache, *bank_sources(fold_other), None))}
+    banks = chains[BENCH.fingerprint()].banks
     print(f"room bench: fold {fold}/{args.folds} (seed {args.seed}): {sum(c.genre is not None for c in clips)} genre "
           f"tracks, {sum(c.genre is None for c in clips)} other clips; chain {BENCH.name} {BENCH.fingerprint()}, "
-          f"banks {chains[BENCH.fingerprint()].banks.id}",
-          flush=True)
+          f"banks {banks.id}", flush=True)
+    # a bank with nothing in the fold's half leaves its step out (training.acoustic.Chain): said, not silent
+    print(f"  the chain's noises and voices: {len(list(banks.noise.glob('*.wav')))} noise and "
+          f"{len(list(banks.speech.glob('*.wav')))} speech recordings of fold {fold}, none used by training chains")
     print(f"  left out, as the trainer leaves them out: {len(corpus.repeats)} repeated files, "
           f"{len(g_skip) + len(n_skip)} clips under {MIN_SECONDS:g} s or unreadable")
     # per model as given: two candidates may share a model_id (fold students of two runs)

@@ -552,7 +552,9 @@ def load_settings(
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
     settings = _apply(settings, given, "flags")
     names = flag_names or {}
-    set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)})
+    # --stream names sources only: a table's other keys (hop_seconds, ...) stay the file's
+    set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)
+                   if k != "streams" or k not in set_in})
     settings = replace(settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in)), set_in=set_in)
     try:
         settings.check()

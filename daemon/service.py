@@ -493,7 +493,7 @@ def _check_hops(settings: RunSettings, configs: list[StreamSettings], model: Gen
             continue
         in_table = "hop_seconds" in settings.streams.get(stream.stream_id, {})
         key = f"streams.{stream.stream_id}.hop_seconds" if in_table else "hop_seconds"
-        where = settings.set_in.get("streams" if in_table else key)  # the tables come from one place
+        where = settings.set_in.get("streams" if in_table else key)  # a table's hop is the file's (--stream: sources)
         raise ConfigError(f"{key}{f' (from {where})' if where else ''}: {stream.hop_seconds:g} s is shorter than "
                           f"one frame of {model.model_id} ({frame_s * 1000:.1f} ms)", key)
 

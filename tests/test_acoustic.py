@@ -220,11 +220,13 @@ def test_the_shipped_chains_are_what_the_card_says():
     assert (t.rooms.side, t.rooms.height, t.rooms.rt60) == ((2.5, 8.0), (2.3, 3.2), (0.2, 1.0))
     assert (t.rooms.max_order, t.rooms.ray_tracing, t.n_rooms, t.p_room, t.p_large_space) == (3, True, 48, 0.85, 0.15)
     assert (t.speaker_highpass_hz, t.tilt_db, t.mic_lowpass_hz) == ((150.0, 300.0), (-6.0, 6.0), (4000.0, 7500.0))
-    assert (t.noise_snr_db, t.speech_snr_db, t.p_speech) == ((0.0, 30.0), (0.0, 15.0), 0.3)
+    assert (t.noise_snr_db, t.speech_snr_db, t.p_speech, t.p_noise) == ((0.0, 30.0), (0.0, 15.0), 0.3, 0.9)
+    assert (t.p_speaker, t.p_mic) == (0.7, 0.5)
     assert (t.gain_db, t.p_clip, t.clip_percentile, t.p_codec, t.codec_quality) == (
         (-12.0, 6.0), 0.2, (0.0, 5.0), 0.3, (0.0, 0.3))
     assert b.seed != t.seed and b.noise_part != t.noise_part and (b.p_room, b.p_large_space) == (1.0, 0.0)
-    assert (b.rooms.side, b.rooms.rt60, b.noise_snr_db) == ((2.2, 9.0), (0.25, 1.2), (5.0, 25.0))
+    assert (b.rooms.side, b.rooms.height, b.rooms.rt60, b.n_rooms) == ((2.2, 9.0), (2.2, 3.4), (0.25, 1.2), 24)
+    assert (b.noise_snr_db, b.p_speech, b.codec_quality, b.rooms.ray_tracing) == ((5.0, 25.0), 0.3, (0.1, 0.4), True)
 
 
 def test_tilt_gain_clipping_and_codec_each_do_their_part(sources, tmp_path):

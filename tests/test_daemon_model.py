@@ -383,7 +383,8 @@ def test_a_hop_shorter_than_one_frame_is_refused_not_rounded_naming_where_it_was
     else:  # the second stream's own table: the error named --hop, which no one gave
         config.write_text(f'[streams.a]\nsource = "file:{wav}"\n\n[streams.b]\nsource = "file:{wav}"\n'
                           "hop_seconds = 0.001\n")
-        args, said = (*run, "--config", str(config)), f"streams.b.hop_seconds (from file {config}): 0.001 s"
+        args, said = (*run, "--config", str(config), "--stream", f"c=file:{wav}"), (  # --stream: sources only
+            f"streams.b.hop_seconds (from file {config}): 0.001 s")
     proc = genrecast(*args, env=env)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2

@@ -629,7 +629,8 @@ def test_a_bad_file_is_exit_2_with_the_broker_down_too(broker, model, tmp_path):
     daemon.signal(signal.SIGTERM)  # ends the wait for the broker (test above)
     rc, err = daemon.finish()
     assert rc == 2, err
-    assert err.strip().splitlines()[-1].startswith("genrecast run: error: ") and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("genrecast run: error: ") and str(bad) in last and "Traceback" not in err
 
 
 def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_end(broker, tmp_path):
