@@ -25,7 +25,7 @@ from genrecast.dsp import (
     weigh_heads,
 )
 
-from genrecast.paths import path_problem
+from genrecast.paths import EMPTY_PATH, path_problem
 
 # Shipped inside this package (daemon/models links to the repository's models/, where the trainer writes), so a
 # wheel installed anywhere finds it; importlib.resources rather than a path built from the checkout's layout.
@@ -138,8 +138,8 @@ def model_path(given: str | os.PathLike | None) -> Path:
 def model_file(given: str | os.PathLike | None) -> Path:
     """The file ``--model`` names, refused in one line if there is none: cheap enough to check at start where the
     model itself is loaded only on first use."""
-    if given is not None and not os.fspath(given):  # Path("") is the current folder
-        raise ModelSpecError("model: an empty path (an unset shell variable?)")
+    if given is not None and not os.fspath(given):
+        raise ModelSpecError(f"model: {EMPTY_PATH}")
     path = model_path(given)
     if problem := path_problem(path):
         hint = ""

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
-from genrecast.dsp.windows import MIN_SECONDS, WindowStream, hop_frames, pad_short_clip, window_samples
+from genrecast.dsp.windows import (
+    MIN_SECONDS,
+    WindowStream,
+    frame_seconds,
+    hop_frames,
+    pad_short_clip,
+    window_samples,
+)
 
 from genrecast.errors import UserError
 
@@ -44,7 +51,7 @@ class Pipeline:
         of the audio so far before the first full one (see the module's docstring)."""
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
-        frame_s = cfg.hop_length / cfg.sample_rate
+        frame_s = frame_seconds(cfg)
         if hop_seconds < frame_s / 2:  # would round to no frames: hops are whole frames
             raise UserError(
                 f"--hop {hop_seconds:g} s is shorter than one frame of this model ({frame_s * 1000:.1f} ms)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import AudioError
-from genrecast.dsp.windows import MIN_SECONDS
+from genrecast.dsp.windows import MIN_SECONDS, frame_seconds
 
 from genrecast.contract import daemon_status_topic, stream_topic
 
@@ -487,7 +487,7 @@ def _check_hops(settings: RunSettings, configs: list[StreamSettings], model: Gen
     """A hop under half a frame of the model's front end would round to none: refused at the start, naming the key
     and where it was set (the file, a stream's table, the environment, --hop), not when the source opens."""
     cfg = model.spec.dsp
-    frame_s = cfg.hop_length / cfg.sample_rate
+    frame_s = frame_seconds(cfg)
     for stream in configs:
         if stream.hop_seconds >= frame_s / 2:
             continue

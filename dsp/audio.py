@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from genrecast.paths import path_problem
+from genrecast.paths import EMPTY_PATH, path_problem
 
 RATE_RANGE = (1000, 384000)  # Hz, for every source: files, stdin and the config's ``rate``
 MAX_CHANNELS = 32  # for every source: a header claiming more is broken, and would make each block huge
@@ -238,8 +238,8 @@ def _detail(exc: Exception) -> str:
 
 def _open_checked(path: Path, name: str) -> sf.SoundFile:
     try:
-        if not name:  # Path("") is the current folder
-            raise AudioError("an empty path (an unset shell variable?)")
+        if not name:
+            raise AudioError(EMPTY_PATH)
         if problem := path_problem(path):
             pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if problem.kind == "special" else ""
             raise AudioError(f"{name}: {problem}{pipe}")

@@ -40,6 +40,11 @@ def pad_short_clip(samples: np.ndarray, cfg: DSPConfig, win_frames: int) -> np.n
     return repeat_pad(samples, window_samples(cfg, win_frames))
 
 
+def frame_seconds(cfg: DSPConfig) -> float:
+    """One frame's hop in seconds: hops are whole frames, so one under half of this rounds to none."""
+    return cfg.hop_length / cfg.sample_rate
+
+
 def hop_frames(cfg: DSPConfig, hop_seconds: float) -> int:
     return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
 

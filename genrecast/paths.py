@@ -9,6 +9,8 @@ import os
 import stat
 from pathlib import Path
 
+EMPTY_PATH = "an empty path (an unset shell variable?)"  # Path("") would be the current folder
+
 
 class PathProblem(str):
     """Why a path is not what its reader needs: the one-line text, and its ``kind`` for a caller that adds a hint
@@ -58,5 +60,5 @@ def path_flag(text: str) -> Path:
     """argparse ``type`` of a flag naming a file or folder: an empty one (an unset shell variable) would be the
     current folder, where `evaluate --data ""` walked a whole checkout and `--out ""` would write."""
     if not text:
-        raise argparse.ArgumentTypeError("an empty path (an unset shell variable?)")
+        raise argparse.ArgumentTypeError(EMPTY_PATH)
     return Path(text)
