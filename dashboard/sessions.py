@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
+
+from genrecast.files import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,8 @@ class EndedSessions:
     def _write(self) -> None:
         if self.path is None:
             return
-        partial = self.path.with_name(FILE + ".partial")
         try:
-            with partial.open("w", encoding="utf-8") as out:
-                json.dump(self._until, out)
-                out.flush()
-                os.fsync(out.fileno())  # else a power cut can leave the file empty, and let them in again
-            os.replace(partial, self.path)
+            replace_file(self.path, json.dumps(self._until))  # a power cut leaves the last list whole
         except OSError as exc:
             log.warning("cannot keep logged-out sessions in %s (%s): they are refused until the dashboard "
                         "restarts, then let in again", self.path, exc.strerror or exc)

@@ -20,6 +20,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from genrecast.files import replace_file
 from genrecast.paths import path_flag, path_problem
 
 HOP_SECONDS = 1.0  # classify's default hop
@@ -76,8 +77,7 @@ def handler(args: argparse.Namespace) -> int:
             raise UserError(f"--json {args.json}: is a folder, not a file")
         if problem := path_problem(args.json.parent, "folder"):  # Path.is_dir raised for one this user may not enter
             raise UserError(f"--json {args.json}: {args.json.parent}: {problem}")
-        _replaceable(args.json)
-        _writable(args.json)
+        _check_target(args.json)
     model = load_model(args.model)
     labels = model.spec.labels
     try:
@@ -133,19 +133,25 @@ def handler(args: argparse.Namespace) -> int:
 REPORT_START = '{\n  "model_id": '  # how every report this command writes begins (json.dumps, indent 2)
 
 
-def _replaceable(path: Path) -> None:
-    """An existing regular file is replaced only when it is empty or an earlier report (whole or cut short):
-    ``--json`` naming the model, a track under ``--data`` or another program's JSON replaced it with the report.
-    Anything else (``/dev/stdout``, a pipe) is written through."""
+def _check_target(path: Path) -> None:
+    """Before minutes of classifying, not after: ``path`` must open for appending (a read-only mount or a name the
+    file system refuses fails here), and an existing regular file is replaced only when it is empty or an earlier
+    report (whole or cut short). ``--json`` naming the model, a track under ``--data`` or another program's JSON
+    replaced it with the report. A pipe or ``/dev/stdout`` is written through, and not opened now: that would end
+    its reader's input. One open, and a file that was not there is not left behind."""
     from genrecast.errors import UserError
 
-    if not path.is_file():
+    existed = path.exists()
+    if existed and not path.is_file():
         return
     try:
-        with path.open("rb") as f:
+        with path.open("a+b") as f:
+            f.seek(0)
             head = f.read(len(REPORT_START))
     except OSError as exc:
-        raise UserError(f"--json {path}: cannot read what is there ({exc.strerror or exc})") from None
+        raise UserError(f"--json {path}: not writable ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
     if head and head != REPORT_START.encode():
         raise UserError(f"--json {path}: already holds something other than an earlier report; name another "
                         "file (it was left as it is)")
@@ -158,26 +164,4 @@ def _write_report(path: Path, report: str) -> None:
     if target.exists() and not target.is_file():
         target.write_text(report)
         return
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        partial.write_text(report)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _writable(path: Path) -> None:
-    """Open ``path`` for appending, as the report will be written, and leave it as it was: a read-only mount or a
-    file system that refuses the name fails here, before minutes of classifying, rather than after."""
-    from genrecast.errors import UserError
-
-    existed = path.exists()
-    if existed and not path.is_file():  # a pipe or /dev/stdout: opening it now would end its reader's input
-        return
-    try:
-        with path.open("a"):
-            pass
-    except OSError as exc:
-        raise UserError(f"--json {path}: not writable ({exc.strerror or exc})") from None
-    if not existed:
-        path.unlink()
+    replace_file(target, report)
