@@ -103,26 +103,39 @@ class Heads:
 
     def room(self, x: np.ndarray) -> np.ndarray:
         """``[n, d]`` features -> the probability that each window was heard through a room ``[n]``."""
-        return 1.0 / (1.0 + np.exp(-(((x - self.mean) / self.std) @ self.room_w + self.room_b)))
+        return self._room(self._standardise(x))
 
     def predict_heard(self, x: np.ndarray) -> np.ndarray:
         """Genre probabilities under ``heard = auto`` for any source but a microphone: each window's two heads
         weighed by the room detector (:func:`weigh_heads`, what the daemon computes from the graph's outputs)."""
-        return weigh_heads(self.predict(x)[0], self.predict(x, direct=True)[0], self.room(x))
+        z = self._standardise(x)  # once for the three heads
+        return weigh_heads(self._genre(z, False), self._genre(z, True), self._room(z))
 
     def logits(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Genre and music logits; ``direct``: the direct genre head's (which there must be)."""
-        z = (x - self.mean) / self.std
-        w, b = (self.direct_w, self.direct_b) if direct else (self.genre_w, self.genre_b)
-        return z @ w.T + b, z @ self.music_w + self.music_b
+        z = self._standardise(x)
+        return self._genre_logits(z, direct), z @ self.music_w + self.music_b
 
     def predict(self, x: np.ndarray, direct: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``[n, d]`` features -> genre probabilities ``[n, n_labels]`` (the direct head's with ``direct``) and music
         probabilities ``[n]``."""
-        g, m = self.logits(x, direct)
-        g = g / (self.direct_temperature if direct else self.temperature)
+        z = self._standardise(x)
+        return self._genre(z, direct), 1.0 / (1.0 + np.exp(-(z @ self.music_w + self.music_b)))
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
+
+    def _genre_logits(self, z: np.ndarray, direct: bool) -> np.ndarray:
+        w, b = (self.direct_w, self.direct_b) if direct else (self.genre_w, self.genre_b)
+        return z @ w.T + b
+
+    def _genre(self, z: np.ndarray, direct: bool) -> np.ndarray:
+        g = self._genre_logits(z, direct) / (self.direct_temperature if direct else self.temperature)
         g = np.exp(g - g.max(axis=1, keepdims=True))
-        return g / g.sum(axis=1, keepdims=True), 1.0 / (1.0 + np.exp(-m))
+        return g / g.sum(axis=1, keepdims=True)
+
+    def _room(self, z: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(z @ self.room_w + self.room_b)))
 
 
 def features(acts: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
