@@ -115,7 +115,7 @@ class Prediction:
             "probabilities": {k: round(v, 5) for k, v in self.probabilities.items()},
             "top": {"genre": top, "confidence": round(self.probabilities[top], 5)},
             "state": {"kind": self.state.kind, "genre": self.state.genre,
-                      "confidence": round(self.state.confidence, 5)},
+                      "confidence": round(self.state.confidence, 5), "music": self.state.music},
             "rms": round(self.rms, 6),
             "latency_ms": round(self.latency_ms, 3),
         }

@@ -25,7 +25,8 @@ def prediction(stream_id: str, genre: str = "rock", confidence: float = 0.62, ki
         "version": 1, "stream_id": stream_id, "model_id": "gtzan-cnn-1", "time": now(),
         "window_start_s": t, "window_end_s": t + 3.0, "probabilities": probs,
         "top": {"genre": genre, "confidence": confidence},
-        "state": {"kind": kind, "genre": genre if kind == "genre" else None, "confidence": confidence},
+        "state": {"kind": kind, "genre": genre if kind == "genre" else None, "confidence": confidence,
+                  "music": _decided_music(kind)},
         "rms": 0.1, "latency_ms": 4.2, **({} if music is None else {"music": music}),
         **({} if tags is None else {"tags": tags}),
     }
@@ -34,7 +35,12 @@ def prediction(stream_id: str, genre: str = "rock", confidence: float = 0.62, ki
 def genre(stream_id: str, genre: str | None = "rock", kind: str = "genre", confidence: float = 0.7) -> dict:
     return {"version": 1, "stream_id": stream_id, "model_id": "gtzan-cnn-1", "time": now(),
             "kind": kind, "genre": genre, "confidence": confidence,
-            "music": {"genre": True, "no_music": False, "silence": False}.get(kind), "since": now()}
+            "music": _decided_music(kind), "since": now()}
+
+
+def _decided_music(kind: str) -> bool | None:
+    """A state's music, as the daemon decides it (an ``uncertain`` here is one not judged yet)."""
+    return {"genre": True, "no_music": False, "silence": False}.get(kind)
 
 
 def encode(payload: dict) -> bytes:

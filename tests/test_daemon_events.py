@@ -63,6 +63,19 @@ def test_every_message_kind_validates(msg):
     assert msg.retain == (not msg.topic.endswith("/prediction"))
 
 
+def test_a_predictions_state_says_whether_the_decision_is_music_as_the_genre_topic_does():
+    """Not only the window's music probability: a consumer of predictions alone can tell a judged ``uncertain``
+    (music with no clear genre) from one not judged yet, as Home Assistant's Music sensor does from the genre topic."""
+    probs = {g: 0.1 for g in GTZAN_GENRES}
+    for state, music in ((State("uncertain", None, 0.3), None), (State("uncertain", None, 0.3, judged=True), True),
+                         (State("genre", "rock", 0.8), True), (State("no_music", None, 0.8), False),
+                         (State("silence", None, 1.0), False)):
+        prediction = Prediction("m-1", 0.0, 3.0, probs, state, 0.2, 1.5, music=0.5).message("genrecast", "kitchen")
+        genre = GenreChange("m-1", state, utc_now()).message("genrecast", "kitchen")
+        validate(prediction.topic, json.loads(prediction.payload))
+        assert json.loads(prediction.payload)["state"]["music"] is music is json.loads(genre.payload)["music"]
+
+
 def test_prediction_top_is_the_most_probable_label():
     msg = next(m for m in messages() if m.topic.endswith("/prediction"))
     assert json.loads(msg.payload)["top"] == {"genre": "rock", "confidence": 0.1}
@@ -90,6 +103,8 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/genre", lambda p: p.pop("music")),
         ("p/s/prediction", lambda p: p.update(music=1.5)),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
+        ("p/s/prediction", lambda p: p["state"].update(kind="no_music", music=True)),  # no_music is not music
+        ("p/s/prediction", lambda p: p["state"].pop("music")),
         ("p/s/genre", lambda p: p.update(since="yesterday")),
         ("p/s/prediction", lambda p: p.update(tags={"rock": 1.5})),
         ("p/s/prediction", lambda p: p.update(tags=["rock"])),

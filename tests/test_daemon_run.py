@@ -63,7 +63,8 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     # the tone's first window is sure of itself (0.9 >= first_confidence): rock at once, at its smoothed 0.37
     assert predictions[0]["top"]["genre"] == "rock" and predictions[0]["state"]["genre"] == "rock"
     assert predictions[0]["state"]["confidence"] < 0.4
-    assert predictions[-1]["state"] == {"kind": "silence", "genre": None, "confidence": 1.0}
+    assert predictions[-1]["state"] == {"kind": "silence", "genre": None, "confidence": 1.0,
+                                         "music": False}
     assert predictions[-1]["rms"] < 1e-3 < predictions[0]["rms"]
 
     expected = [("genre", "rock"), ("genre", "blues"), ("silence", None)]
