@@ -261,7 +261,8 @@ class StreamRun:
     def stalled_for(self, now: float) -> float:
         return now - self.stalled_since if self.state == "stalled" else 0.0
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, alone: bool = False) -> None:
+        """``alone``: the process's only stream, whose error is the process's last line (exit 2): not logged too."""
         self.state, self.reason = "offline", reason
         if reason == "end of stream" and self.pipeline is not None and not self.pipeline.windows_out:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
@@ -270,7 +271,10 @@ class StreamRun:
         if self.intake.dropped:  # the warnings along the way are rate-limited: say the total the status has
             log.info("stream %s: %.1f s of its oldest audio dropped in all (processing fell behind)", self.id,
                      self.intake.dropped_seconds)
-        (log.error if reason.startswith("error") else log.info)("stream %s: %s", self.id, reason)
+        if not reason.startswith("error"):
+            log.info("stream %s: %s", self.id, reason)
+        elif not alone:
+            log.error("stream %s: %s", self.id, reason)
         self.publish_status()
 
 
@@ -449,7 +453,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         now = time.monotonic()
         for run in runs:
             if run.state != "offline" and run.intake.finished:
-                run.end(run.intake.end_reason)
+                run.end(run.intake.end_reason, alone=not multi)
             elif run.state != "offline":
                 run.check(now)
         live = [r for r in runs if r.state != "offline"]

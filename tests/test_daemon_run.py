@@ -634,6 +634,22 @@ def test_a_bad_file_is_exit_2_with_the_broker_down_too(broker, model, tmp_path):
     assert last.startswith("genrecast run: error: ") and str(bad) in last and "Traceback" not in err
 
 
+def test_a_lone_streams_error_is_said_once(broker, model, tmp_path):
+    """The one-stream form's error is its last line (exit 2), not also a log line before it; with two streams the
+    broken one is logged by name and the process's last line says which failed."""
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.full(4 * 22050, np.nan, np.float32), 22050, subtype="FLOAT")  # opens, then fails as it is read
+    rc, err = Daemon("--source", f"file:{bad}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "bad").finish()
+    assert rc == 2 and err.count("NaN or infinite") == 1, err
+    assert err.strip().splitlines()[-1] == f"genrecast run: error: {bad}: contains NaN or infinite samples"
+    good = write_tones(tmp_path / "good.wav", [9] * 4)
+    rc, err = Daemon("--stream", f"bad=file:{bad}", "--stream", f"good=file:{good}", "--speed", "0", "--model",
+                     str(model), "--broker", broker.url).finish()
+    assert rc == 1 and "stream bad: error: " in err and err.count("NaN or infinite") == 1, err
+    assert err.strip().splitlines()[-1].endswith("end of stream; failed: bad")
+
+
 def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_end(broker, tmp_path):
     """The daemon computes the front end the model names (16 kHz / 512 / 256 / 96, 187 frames), says no_music, and
     announces tags for music only."""
