@@ -90,6 +90,15 @@ class Publisher:
         if msg is not None:
             self.publish(msg)
 
+    def resend_kept(self, topics: list[str]) -> int:
+        """Publish the newest retained message of each of ``topics`` again, as kept (the discovery configs, at Home
+        Assistant's birth message); how many there were."""
+        with self._lock:
+            kept = [self._sticky[t] for t in topics if t in self._sticky]
+        for msg in kept:
+            self.publish(msg)
+        return len(kept)
+
     def refresh(self) -> None:
         """Publish the statuses again, with a fresh time: a heartbeat for consumers that expire silent states."""
         for msg in self._hello(self.since):

@@ -35,6 +35,7 @@ from .events import (
     UnpublishableError,
     utc_now,
 )
+from .ha_birth import BirthWatch
 from .ha_discovery import Discovery, legacy_retraction
 from .ha_leftovers import LeftoverWatch
 from .inference import Inference
@@ -333,13 +334,16 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))
+    configs_sent: list[str] = []  # the discovery configs' topics, sent again at Home Assistant's birth message
     if settings.ha_discovery:
         discovery = Discovery(prefix, name, model_id, model.spec.labels, settings.refresh_seconds,
                               settings.discovery_prefix, settings.dashboard_url, model.spec.has_music_head)
         publisher.publish(discovery.process())
+        configs_sent.append(discovery.process_topic)
         for run in runs:
             publisher.publish(legacy_retraction(run.id))  # first: the new Genre entity then takes the old one's id
             publisher.publish(discovery.stream(run.id, run.cfg.area))
+            configs_sent.append(discovery.topic(run.id))
     for run in runs:
         run.publish_genre()  # "not yet known" before the status says online: the last run's genre is not current
         run.publish_status()
@@ -353,13 +357,17 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
                                  **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, publisher.resend)
     leftovers = LeftoverWatch(settings) if settings.ha_discovery else None
+    birth = (BirthWatch(settings.discovery_prefix, lambda: publisher.resend_kept(configs_sent))
+             if settings.ha_discovery else None)
 
     def watched(topic: str, payload: bytes, retained: bool) -> None:
         peers.on_message(topic, payload, retained)
         if leftovers is not None:
             leftovers.on_message(topic, payload, retained)
+        if birth is not None:
+            birth.on_message(topic, payload, retained)
 
-    publisher.watch([*peers.topics, *([leftovers.filter] if leftovers else [])], watched)
+    publisher.watch([*peers.topics, *([leftovers.filter, *birth.topics] if settings.ha_discovery else [])], watched)
     publisher.start()
     for run in runs:
         run.intake.start()

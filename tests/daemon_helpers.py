@@ -92,7 +92,10 @@ class Subscriber:
         self.connected.set()  # only now are messages to our topics routed to us
 
     def _on_message(self, client, userdata, msg):
-        payload = json.loads(msg.payload.decode("utf-8")) if msg.payload else None  # None: a retraction
+        try:
+            payload = json.loads(msg.payload.decode("utf-8")) if msg.payload else None  # None: a retraction
+        except ValueError:  # not ours: Home Assistant's birth message ("online"), say
+            payload = msg.payload.decode("utf-8", "replace")
         with self._cond:
             self.messages.append(Received(msg.topic, payload, bool(msg.retain)))
             self._cond.notify_all()

@@ -102,7 +102,8 @@ def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_th
     """docs/deployment.md's ``acl_file``, as written. Before, it gave a site write access to its prefix only: the
     broker dropped every Home Assistant discovery config, and the status each process reads back to notice another
     publishing its streams, without a word to the daemon (MQTT 3.1.1 has no way to say so); and Home Assistant's
-    account could not empty the config of a device deleted in its UI."""
+    account could not empty the config of a device deleted in its UI (nor would the sites have heard its birth message,
+    at which they send their devices again)."""
     import getpass
     import re
     import subprocess
@@ -133,6 +134,11 @@ def test_the_documented_broker_accounts_let_discovery_and_the_duplicate_watch_th
         # its birth message, so the broker dropped it and the device came back at Home Assistant's next start.
         ha.client.publish(device, b"", qos=1, retain=True)
         ha.wait_for(lambda m: m.topic == device and m.payload is None, "Home Assistant's emptied config, let through")
+        # Home Assistant's next birth message reaches the sites' accounts, which send the device again
+        before = {id(m) for m in ha.messages}
+        ha.client.publish("homeassistant/status", b"online", qos=1)
+        ha.wait_for(lambda m: m.topic == device and m.payload and id(m) not in before,
+                    "the device config again, after Home Assistant's birth message")
         ha.wait_for(lambda m: m.topic == "genrecast/site-a/bar/genre", "the stream's genre")
         for d in daemons:
             d.wait_log("is also published by another process")

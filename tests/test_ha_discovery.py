@@ -283,6 +283,38 @@ def test_the_daemon_names_a_removed_streams_device_and_the_command_that_removes_
     late.close()
 
 
+def test_home_assistants_birth_message_brings_a_device_deleted_there_back(broker, model, tmp_path):
+    """Deleting a device in Home Assistant empties its retained config; it stayed gone until the daemon restarted.
+    Home Assistant's birth message (its start, a reload of its MQTT integration) now makes the daemon send its
+    configs again. A retained birth (Home Assistant set to retain it) comes with every subscription, right after
+    the connect sent them: it does not."""
+    wav = write_tones(tmp_path / "tone.wav", [9] * 4)
+    flags = ("--model", str(model), "--broker", broker.url, "--ha-discovery", "--name", "den")
+    rc, err = Daemon("--stream", f"porch=file:{wav}", "--stream", f"attic=file:{wav}", "--speed", "0",
+                     *flags).finish()
+    assert rc == 0, err
+    sub = Subscriber(broker.url, topics=("homeassistant/device/#",))  # it publishes the births, not JSON
+    sub.client.publish("homeassistant/status", b"online", qos=1, retain=True).wait_for_publish(WAIT)
+    d = Daemon("--stream", f"porch=file:{wav}", "--loop", *flags)
+    d.wait_log("still announced")  # attic's config, sent for the subscription that has the birth topic too
+    porch = discovery().topic("porch")
+    sub.client.publish(porch, b"", qos=1, retain=True).wait_for_publish(WAIT)  # the device deleted there
+    sub.wait_for(lambda m: m.topic == porch and m.payload is None, "the config emptied")
+    before = {id(m) for m in sub.of(porch)}
+    sub.client.publish("homeassistant/status", b"online", qos=1).wait_for_publish(WAIT)
+    back = sub.wait_for(lambda m: m.topic == porch and m.payload and id(m) not in before, "the config sent again")
+    assert back.retain is False and back.payload["device"]["name"] == "Genrecast Porch"  # live, to subscribers
+    late = Subscriber(broker.url, topics=(porch,))  # and retained again, for Home Assistant's next start
+    late.wait_for(lambda m: m.payload, "the config, retained")
+    d.signal(signal.SIGTERM)
+    rc, err = d.finish()
+    sub.client.publish("homeassistant/status", b"", qos=1, retain=True).wait_for_publish(WAIT)
+    sub.close()
+    late.close()
+    assert rc == 0, err
+    assert err.count("device configs sent again") == 1 and "2 device configs sent again" in err, err
+
+
 def test_ha_cleanup_takes_every_flag_run_takes():
     from genrecast.cli import build_parser
 

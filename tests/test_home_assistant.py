@@ -249,6 +249,32 @@ def test_two_prefixes_do_not_collide(ha, ha_broker, model, tmp_path):
     assert not our_warnings(ha.log)
 
 
+def test_a_device_deleted_in_home_assistant_comes_back_at_its_next_birth_message(ha, ha_broker, model, tmp_path):
+    """Deleting a device (its page, *Delete*) empties its retained config. Before, it stayed gone until the daemon
+    restarted. Reloading the MQTT integration (as a restart of Home Assistant does) sends Home Assistant's birth
+    message, and the running daemon announces the device again."""
+    d = daemon(ha_broker.url, model, "--source", f"file:{write_tones(tmp_path / 'a.wav', [HIPHOP] * 8)}",
+               "--loop", "--stream-id", "porch")
+    try:
+        genre = entity(ha, "genrecast/genrecast/porch/genre")
+        showing(ha, genre, "hiphop")
+        device = next(dev for dev in ha.devices() if dev["name"] == "Genrecast Porch")
+        entry = device["config_entries"][0]
+        mark = ha.mark()
+        ha.ws("config/device_registry/remove_config_entry", device_id=device["id"], config_entry_id=entry)
+        ha.wait_for(lambda c: c.entity_id == genre and c.state is None, "the entity removed", mark)
+        assert "Genrecast Porch" not in {dev["name"] for dev in ha.devices()}
+        mark = ha.mark()
+        ha.post(f"/api/config/config_entries/entry/{entry}/reload", {})
+        back = ha.wait_for(lambda c: c.state == "hiphop" and c.attributes.get("friendly_name") ==
+                           "Genrecast Porch Genre", "the genre entity back", mark)
+    finally:
+        stop(d)
+    assert back.entity_id == genre and "Genrecast Porch" in {dev["name"] for dev in ha.devices()}
+    assert "device configs sent again" in d.log
+    assert not our_warnings(ha.log)
+
+
 def test_music_with_no_clear_genre_is_music(ha, ha_broker, music_model, tmp_path):
     """The ten tones in turn, a second each: music, but no genre holds. The Music sensor was unknown for as long as
     that lasted (the template read only the state's kind); once uncertain has held the dwell it is on."""
