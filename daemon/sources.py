@@ -234,7 +234,9 @@ def input_devices(pa) -> list[dict]:
 
 
 def find_device(pa, wanted: str | None) -> dict:
-    """The default input, a device index, or the first input whose name contains ``wanted`` (any case)."""
+    """The default input, a device index, the input named ``wanted`` or the one input whose name contains it (any
+    case). A part that several names contain is refused, naming them: the first of them was taken, so ``mic:default``
+    opened ALSA's ``sysdefault`` (listed first), and of two alike USB microphones whichever was listed first."""
     devices = input_devices(pa)
     if not devices:
         raise AudioError(f"mic{':' + wanted if wanted else ''}: no audio input devices found (see `genrecast devices`)")
@@ -246,11 +248,18 @@ def find_device(pa, wanted: str | None) -> dict:
     if wanted.isdigit():
         match = [d for d in devices if d["index"] == int(wanted)]
     else:
-        match = [d for d in devices if wanted.lower() in d["name"].lower()]
+        match = ([d for d in devices if d["name"].lower() == wanted.lower()]
+                 or [d for d in devices if wanted.lower() in d["name"].lower()])
     if not match:
-        names = ", ".join(f"{d['index']}:{d['name']}" for d in devices)
-        raise AudioError(f"mic:{wanted}: no such input device (inputs: {names})")
+        raise AudioError(f"mic:{wanted}: no such input device (inputs: {_listed(devices)})")
+    if len(match) > 1:
+        raise AudioError(f"mic:{wanted}: {len(match)} inputs match ({_listed(match)}): give more of the name, or "
+                         "the index (which can change when devices are plugged in)")
     return match[0]
+
+
+def _listed(devices: list[dict]) -> str:
+    return ", ".join(f"{d['index']}:{d['name']}" for d in devices)
 
 
 class MicSource:

@@ -317,6 +317,24 @@ def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     assert "pulse" in err and err.count("\n") == 1
 
 
+def test_a_whole_name_wins_over_longer_names_and_a_part_that_several_have_is_refused(pulse, model):
+    """``mic:default`` opened ALSA's ``sysdefault`` (listed first, and its name contains "default"), and a part that
+    two microphones' names have opened whichever was listed first, without a word."""
+    pulse.alias("kitchen_mic_spare", "genrecast_test")  # listed before the one named exactly
+    pulse.alias("kitchen_mic", "genrecast_test")
+    flags = ("--model", str(model), "--broker", "mqtt://127.0.0.1:9", "--stream-id", "k")
+    rc, err = Daemon("--source", "mic:kitchen", *flags, env=pulse.env).finish()
+    assert rc == 2 and err.count("\n") == 1, err
+    assert re.fullmatch(r"genrecast run: error: mic:kitchen: 2 inputs match \(\d+:kitchen_mic_spare, "
+                        r"\d+:kitchen_mic\): give more of the name, or the index \(.*\)\n", err), err
+    pulse.feed(3)
+    d = Daemon("--source", "mic:KITCHEN_MIC", *flags, env=pulse.env)
+    line = d.wait_log("stream k: mic:")
+    d.signal(signal.SIGINT)
+    rc, err = d.finish()
+    assert "stream k: mic:kitchen_mic at " in line and rc == 0, err
+
+
 DIVERTED = """
 import logging, os, sys, threading
 from genrecast.logs import configure_logging
