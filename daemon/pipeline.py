@@ -33,12 +33,15 @@ class Window:
     start_s: float  # stream offset of the first sample, at the model's rate
     end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
     logmel: np.ndarray  # [n_mels, n_frames] float32, raw (the graph normalises)
-    rms: float  # root mean square of the window's samples, full scale = 1
+    rms: float  # root mean square of the window's samples about their mean (a DC offset is no sound), full scale = 1
     provisional: bool = False  # the audio so far repeated to one window, before the first full window
 
 
 def _rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    """The level the silence gate reads: of the samples' AC part. A cheap USB microphone's constant offset above
+    ``silence_rms`` (0.003) kept an idle room from ever being silence (it read as no_music, or a genre)."""
+    x = samples.astype(np.float64)
+    return float(np.sqrt(np.mean(np.square(x - x.mean())))) if x.size else 0.0
 
 
 class Pipeline:

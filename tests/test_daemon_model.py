@@ -262,6 +262,25 @@ def test_classify_says_silence_for_an_all_silent_file(model, tmp_path):
     assert proc.communicate(timeout=60)[0].split("\t")[1] == "silence"
 
 
+def test_a_constant_offset_is_no_sound(model, tmp_path):
+    """A cheap USB microphone's DC offset (0.05 of full scale here, over the 0.003 of ``silence_rms``) with the room
+    quiet: silence, as without it; the gate reads the samples' level about their mean (it read 0.05 and said a
+    genre). A tone on the same offset is still heard."""
+    import soundfile as sf
+
+    quiet = tmp_path / "offset.wav"
+    sf.write(quiet, np.full(10 * 22050, 0.05, np.float32) + 0.0005 * np.random.default_rng(0).standard_normal(
+        10 * 22050).astype(np.float32), 22050, subtype="FLOAT")
+    tone = write_tones(tmp_path / "tone.wav", [2] * 5)
+    sf.write(tone, sf.read(tone, dtype="float32")[0] + 0.05, 22050, subtype="FLOAT")
+    proc = genrecast("classify", "--json", "--model", str(model), str(quiet), str(tone))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    quiet_result, tone_result = (json.loads(line) for line in out.splitlines())
+    assert (quiet_result["kind"], quiet_result["genre"]) == ("silence", None), quiet_result
+    assert (tone_result["kind"], tone_result["genre"]) == ("genre", GTZAN_GENRES[2]), tone_result
+
+
 def test_classify_says_no_music_with_a_music_head_and_tags_music_only(tmp_path):
     model = build_tiny_model(tmp_path / "m.onnx", tagged_spec())
     tone = write_tones(tmp_path / "tone.wav", [2] * 5)
