@@ -52,7 +52,7 @@ class Intake:
         self.description, self._limit = description, 1
         self.open_error: str | None = None  # why no source could be opened yet (None once one is)
         self._source: Source | None = None  # the one being read (a reopen replaces it)
-        self._reopen_failing = False  # the last try to reopen the source failed
+        self._reopen_error: str | None = None  # why the last try to reopen the source failed
         if isinstance(source, str):
             self.open_error = source
         else:
@@ -98,8 +98,14 @@ class Intake:
 
         Read by the loop for every stream on every tick, so without the backlog's lock: each flag is one attribute
         that its thread sets whole, and an answer a tick old is good enough."""
+        return self.open_error is not None or self.device_problem is not None
+
+    @property
+    def device_problem(self) -> str | None:
+        """Why the device of a source that was open is gone just now (the microphone reopening itself, or our reopen,
+        failing); None while it is there. The stream is stalled at once, with this as its reason."""
         source = self._source
-        return self.open_error is not None or self._reopen_failing or (source is not None and source.unavailable)
+        return self._reopen_error or (source.unavailable if source is not None else None)
 
     @property
     def dropped_seconds(self) -> float:
@@ -191,7 +197,7 @@ class Intake:
                 try:
                     source = self._opener(self.sample_rate)
                 except (AudioError, OSError) as exc:
-                    self._reopen_failing = not first
+                    self._reopen_error = None if first else str(exc) or type(exc).__name__
                     if first:
                         self.open_error = str(exc)  # the stream's status says it
                     log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id,
@@ -203,7 +209,7 @@ class Intake:
                     self._opened(source)
                 else:
                     with self._cond:
-                        self._source, self._reopen_failing = source, False
+                        self._source, self._reopen_error = source, None
                 log.info("stream %s: %s %s", self.stream_id, source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]
             with self._cond:

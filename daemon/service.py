@@ -134,6 +134,7 @@ class StreamRun:
         self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
+        self.quiet_from = 0.0  # when its last audio came before the stall began
         self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
@@ -223,18 +224,27 @@ class StreamRun:
             self._check_waiting()
             return
         silent = now - self.intake.last_audio
-        if self.live and self.state == "online" and silent > self.stall_seconds:
-            self.state, self.stalled_since = "stalled", now
-            self.reason = f"no audio for {self.stall_seconds:g} s"
-            log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,
-                        silent, "; reopening it" if self.reopenable else "")
+        gone = self.intake.device_problem  # a device known gone is stalled at once, not after stall_seconds
+        if self.live and self.state == "online" and (gone or silent > self.stall_seconds):
+            self.state, self.stalled_since, self.quiet_from = "stalled", now, self.intake.last_audio
+            if gone:
+                self.reason = f"{gone}; retrying"
+                log.warning("stream %s: %s is gone (%s): stalled until it is back", self.id, self.intake.description,
+                            gone)
+            else:
+                self.reason = f"no audio for {self.stall_seconds:g} s"
+                log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,
+                            silent, "; reopening it" if self.reopenable else "")
+                self._reopen(now)
             self.publish_status()
-            self._reopen(now)
-        elif self.state == "stalled" and silent <= self.stall_seconds:
-            log.info("stream %s: audio again after %.0f s", self.id, now - self.stalled_since + self.stall_seconds)
+        elif self.state == "stalled" and not gone and self.intake.last_audio > self.stalled_since:
+            log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
             self.state, self.reason = "online", None
             self.publish_status()
-        elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
+        elif self.state == "stalled" and gone and self.reason != f"{gone}; retrying":
+            self.reason = f"{gone}; retrying"  # gone after a silence, or for another reason now
+            self.publish_status()
+        elif self.state == "stalled" and not gone and now - self.last_reopen > self.stall_seconds:
             self._reopen(now)
         if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \

@@ -57,7 +57,7 @@ class Chunk:
 class Source(Protocol):
     description: str
     sample_rate: int
-    unavailable: bool  # its device is gone and the source itself is trying to reopen it
+    unavailable: str | None  # why its device is gone while the source itself reopens it; None while it is there
     live: bool  # paced by the world: audio that waits too long is dropped; else it waits for us and none is lost
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]: ...
@@ -70,7 +70,7 @@ class FileSource:
     two-hour file starts at once, takes no more memory than a short one, and ``stop`` is seen between chunks.
     """
 
-    unavailable = False
+    unavailable = None
 
     def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
         self._file = AudioFile(path)
@@ -107,7 +107,7 @@ class FileSource:
 class StdinSource:
     """Raw interleaved PCM from a pipe (``arecord``, ``ffmpeg -f s16le -``); ends at end of input."""
 
-    unavailable = False
+    unavailable = None
 
     def __init__(self, fmt: str, rate: int, channels: int, stream: BinaryIO | None = None,
                  speed: float = 1.0) -> None:
@@ -269,7 +269,7 @@ class MicSource:
         """``rate``: open at this rate (a reopened microphone keeps its stream's rate), else the device's own."""
         self.wanted = device
         self._pa = self._stream = None
-        self.unavailable = False
+        self.unavailable: str | None = None
         self.live = True
         try:
             info = self._open(rate=rate)  # fail fast on a wrong device at start-up
@@ -331,9 +331,9 @@ class MicSource:
                     try:
                         self._open(rate=self.sample_rate)
                         log.info("microphone %s reopened", self.description)
-                        backoff, self.unavailable = MIC_BACKOFF[0], False
+                        backoff, self.unavailable = MIC_BACKOFF[0], None
                     except (OSError, AudioError) as exc:
-                        self.unavailable = True
+                        self.unavailable = str(exc) or type(exc).__name__
                         log.warning("microphone %s unavailable (%s); retrying in %.1f s",
                                     self.description, exc, backoff)
                         stop.wait(backoff)

@@ -285,11 +285,22 @@ def test_a_microphone_gone_for_good_is_waited_for_and_the_watchdog_stays_fed(pul
         gone = time.monotonic()
         pulse.stop()
         daemon.wait_log(re.compile(r"microphone mic:pulse unavailable|stream hall: cannot reopen"))
+        # its status names why the device cannot open, as the log does (it said "no audio for 1 s" throughout)
+        sub.wait_for(lambda m: m.topic == "genrecast/hall/status" and m.payload["state"] == "stalled"
+                     and m.payload["reason"].endswith("; retrying") and "no audio for" not in m.payload["reason"],
+                     "a stalled status naming why the microphone cannot open")
         notify.wait_for(lambda f: f == "WATCHDOG=1", "a watchdog ping past the give-up, the device still gone",
                         after=gone + 3 * 1 + 1)
         pulse.start()
         pulse.feed(7)
         sub.wait_for(lambda m: m.topic == "genrecast/hall/genre" and m.payload["genre"] == "pop", "pop once it is back")
+        sub.wait_for(lambda m: m.topic == "genrecast/hall/status" and m.payload["state"] == "online"
+                     and m.payload["time"] > stalled_at(sub), "online again")
+
+
+def stalled_at(sub: Subscriber) -> str:
+    """When the stream hall was last said stalled."""
+    return max(m.payload["time"] for m in sub.of("genrecast/hall/status") if m.payload["state"] == "stalled")
 
 
 def test_under_systemd_the_one_stream_form_waits_for_its_microphone(pulse, model, broker, tmp_path):
