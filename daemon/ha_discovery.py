@@ -59,9 +59,12 @@ MUSIC_STATE_NO_HEAD = _MUSIC + "'None' }}"
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
 # Whole percents, as shown: a tenth changed with nearly every refresh, a recorder row each (8,600 a day a stream).
 CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(0) | int if value_json.kind == 'genre' else 'None' }}"
-# when the state began, and a tagging model's tags of the window that brought it (no version, time or repeated state)
-GENRE_ATTRIBUTES = ("{{ ({'since': value_json.since, 'tags': value_json.tags} if 'tags' in value_json "
-                    "else {'since': value_json.since}) | tojson }}")
+# when the state began, whether it came from a live stream's first provisional windows only (a first answer, which
+# may sit under min_confidence), and a tagging model's tags of the window that brought it (no version, time or
+# repeated state)
+_SINCE = "'since': value_json.since, 'provisional': value_json.get('provisional') is true"
+GENRE_ATTRIBUTES = (f"{{{{ ({{{_SINCE}, 'tags': value_json.tags}} if 'tags' in value_json else {{{_SINCE}}}) "
+                    "| tojson }}")
 REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # online: no reason (null)
 # A stream's also says what it listens to, and how much audio it dropped for falling behind (null: none): both
 # change rarely, so they cost the recorder little, and a stream that cannot keep up was invisible in Home Assistant.

@@ -108,11 +108,16 @@ def test_the_templates_turn_the_genre_payload_into_states(state, genre, music, c
     assert genre in [*parts["genre"]["options"], "None"]
     assert render(parts["music"]["value_template"], payload) == music
     assert render(parts["confidence"]["value_template"], payload) == confidence
-    # lean attributes: when the state began, not the version, the time or the state again
+    # lean attributes: when the state began and whether it is a first provisional answer, not the version, the time
+    # or the state again
     assert json.loads(render(parts["genre"]["json_attributes_template"], payload)) == {
-        "since": "2026-11-25T00:40:00.000Z"}
+        "since": "2026-11-25T00:40:00.000Z", "provisional": False}
     tagged = json.loads(GenreChange("m-1", state, "2026-11-25T00:40:00.000Z", {"rock": 0.6}).message("g", "k").payload)
     assert json.loads(render(parts["genre"]["json_attributes_template"], tagged))["tags"] == {"rock": 0.6}
+    early = json.loads(GenreChange("m-1", state, "2026-11-25T00:40:00.000Z", {"rock": 0.6}, provisional=True).message(
+        "g", "k").payload)
+    assert json.loads(render(parts["genre"]["json_attributes_template"], early)) == {
+        "since": "2026-11-25T00:40:00.000Z", "provisional": True, "tags": {"rock": 0.6}}
 
 
 def test_a_model_without_a_music_head_shows_its_unjudged_uncertain_as_unknown():

@@ -132,8 +132,14 @@ def test_devices_entities_options_values_and_availability(ha, ha_broker, music_m
         ids = ha.entity_ids()
         g = ha.state(genre)
         assert g["attributes"]["device_class"] == "enum" and g["attributes"]["options"] == OPTIONS
-        # lean attributes: when the state began; no version, time, kind or genre repeating the state
-        assert set(g["attributes"]) - {"options", "device_class", "friendly_name", "icon"} == {"since"}
+        # lean attributes: when the state began, and whether it is still the first answer, from the provisional
+        # windows of the stream's first seconds (files here are paced in real time); no version, time, kind or genre
+        # repeating the state
+        assert set(g["attributes"]) - {"options", "device_class", "friendly_name", "icon"} == {"since", "provisional"}
+        first = ha.wait_for(lambda c: c.entity_id == genre and c.state == "hiphop", "hiphop")
+        held = ha.wait_for(lambda c: c.entity_id == genre and c.state == "hiphop" and not c.attributes["provisional"],
+                           "hiphop from the stream's first full window")
+        assert first.attributes["provisional"] is True and held.attributes["since"] == first.attributes["since"]
         assert g["attributes"]["friendly_name"] == "Genrecast Kitchen Genre"
         music = {s: ha.state(ids[uid(s, "music")]) for s in ("kitchen", "hall")}
         assert {s: m["state"] for s, m in music.items()} == {"kitchen": "on", "hall": "off"}
