@@ -23,6 +23,7 @@ from genrecast.dsp import AudioError
 from genrecast.dsp.windows import MIN_SECONDS, frame_seconds
 
 from genrecast.contract import daemon_status_topic, stream_topic
+from genrecast.logs import say_held_back
 
 from .config import ConfigError, RunSettings, StreamSettings
 from .decision import Decider, State, announces_tags
@@ -423,6 +424,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         # resamplers they reach are freed before the interpreter's teardown, which would report them as leaked.
         gc.unfreeze()
         gc.collect()
+        say_held_back()  # the process's last lines say how it ended, not a retry held back since
     if not delivered:
         log.warning("%d messages%s not delivered to %s", publisher.undelivered,
                     "" if reachable else " and the latest statuses", broker.url)

@@ -82,6 +82,15 @@ class RepeatFilter(logging.Filter):
                 self.handler.handle(summary)
 
 
+def say_held_back() -> None:
+    """Say now what the rate limit still holds back, before a command's last line: at exit it came after it, so the
+    journal's last line of a stopped service was a stale retry warning instead of why it stopped."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, RepeatFilter):
+                f.flush()
+
+
 def _names(record: logging.LogRecord) -> tuple:
     args = record.args if isinstance(record.args, tuple) else ()
     return tuple(a for a in args if isinstance(a, str))

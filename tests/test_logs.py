@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 from genrecast.logs import RepeatFilter
 
@@ -63,6 +64,32 @@ def test_info_lines_pass_and_what_is_held_back_is_said_at_flush():
                                            "INFO connected", "ERROR auth failed from 10.0.0.9 (2 more like this in "
                                            "the last 5 s)"]
 
+
+
+HELD_BACK = """
+import logging
+from genrecast.logs import configure_logging, say_held_back
+configure_logging("INFO")
+log = logging.getLogger("genrecast.run")
+for _ in range(3):
+    log.warning("microphone %s unavailable; retrying", "mic:usb")
+say_held_back()
+log.info("stopped")
+"""
+
+
+def test_what_is_held_back_is_said_before_a_commands_last_line():
+    """``run`` says it before its last line (how it ended): at exit it came after it, so a stopped service's last
+    line in the journal was a stale retry warning."""
+    import subprocess
+    import sys
+
+    err = subprocess.run([sys.executable, "-c", HELD_BACK], capture_output=True, text=True, timeout=60).stderr
+    first, summary, last = err.splitlines()
+    assert first == "WARNING genrecast.run: microphone mic:usb unavailable; retrying" and last == \
+        "INFO genrecast.run: stopped", err
+    assert re.fullmatch(r"WARNING genrecast.run: microphone mic:usb unavailable; retrying \(2 more like this in the "
+                        r"last \d+ s\)", summary), err
 
 
 JOURNAL = """
