@@ -229,7 +229,7 @@ class StreamRun:
         if self.live and self.state == "online" and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, self.intake.last_audio
             if gone:
-                self.reason = f"{gone}; retrying"
+                self.reason, self.last_reopen = f"{gone}; retrying", now
                 log.warning("stream %s: %s is gone (%s): stalled until it is back", self.id, self.intake.description,
                             gone)
             else:
@@ -242,10 +242,17 @@ class StreamRun:
             log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
             self.state, self.reason = "online", None
             self.publish_status()
-        elif self.state == "stalled" and gone and self.reason != f"{gone}; retrying":
-            self.reason = f"{gone}; retrying"  # gone after a silence, or for another reason now
-            self.publish_status()
-        elif self.state == "stalled" and not gone and now - self.last_reopen > self.stall_seconds:
+        elif self.state == "stalled" and gone:
+            # The device reopens itself meanwhile (the microphone, or our reopen's retries): a reopen of ours would
+            # only replace a source that has just come back. Counted from the last tick it was gone.
+            self.last_reopen = now
+            if self.reason != f"{gone}; retrying":  # gone after a silence, or for another reason now
+                self.reason = f"{gone}; retrying"
+                self.publish_status()
+        elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
+            if self.reason.endswith("; retrying"):  # its device came back, but has been silent since
+                self.reason = f"no audio for {self.stall_seconds:g} s"
+                self.publish_status()
             self._reopen(now)
         if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \

@@ -104,7 +104,6 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/prediction", lambda p: p.update(music=1.5)),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", music=True)),  # no_music is not music
-        ("p/s/prediction", lambda p: p["state"].pop("music")),
         ("p/s/genre", lambda p: p.update(since="yesterday")),
         ("p/s/prediction", lambda p: p.update(tags={"rock": 1.5})),
         ("p/s/prediction", lambda p: p.update(tags=["rock"])),

@@ -32,6 +32,7 @@ def edge(tmp_path, central):
         f"address {central.host}:{central.port}\n"
         "topic genrecast/# out 1\n"
         "topic homeassistant/# out 1\n"
+        "topic homeassistant/status in 1\n"
         "bridge_protocol_version mqttv311\n"
         "try_private true\n"
         "notifications false\n"
@@ -69,7 +70,7 @@ def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, model, tmp_pa
     probe.disconnect()
 
     daemon = Daemon("--stream", f"bar=file:{loop}", "--stream", f"lobby=file:{loop}", "--loop", "--name", "site-a",
-                    "--model", str(model), "--broker", edge.url)
+                    "--model", str(model), "--broker", edge.url, "--ha-discovery")
     try:
         for stream in ("bar", "lobby"):
             centre.wait_for(lambda m, s=stream: m.topic == f"genrecast/{s}/prediction", f"{stream} at the centre")
@@ -81,6 +82,10 @@ def test_daemon_on_the_edge_dashboard_at_the_centre(central, edge, model, tmp_pa
 
         wait_until(dashboard_sees_both, "the dashboard at the centre showing both streams online")
         assert feed.status().rejected == 0
+        # Home Assistant at the centre (re)starts: its birth message crosses the bridge inwards, and the daemon at the
+        # edge sends its devices again
+        centre.client.publish("homeassistant/status", b"online", qos=1).wait_for_publish(WAIT)
+        daemon.wait_log("3 device configs sent again")
         # The edge's daemon dies: its will, published by the edge broker, crosses the bridge too.
         daemon.proc.kill()
         daemon.finish()

@@ -136,10 +136,12 @@ def test_devices_entities_options_values_and_availability(ha, ha_broker, music_m
         # windows of the stream's first seconds (files here are paced in real time); no version, time, kind or genre
         # repeating the state
         assert set(g["attributes"]) - {"options", "device_class", "friendly_name", "icon"} == {"since", "provisional"}
-        first = ha.wait_for(lambda c: c.entity_id == genre and c.state == "hiphop", "hiphop")
         held = ha.wait_for(lambda c: c.entity_id == genre and c.state == "hiphop" and not c.attributes["provisional"],
                            "hiphop from the stream's first full window")
-        assert first.attributes["provisional"] is True and held.attributes["since"] == first.attributes["since"]
+        # before it, hiphop as a first answer with the same since (unless Home Assistant subscribed too late to see it)
+        early = [c.attributes for c in ha.changes[:ha.changes.index(held)] if c.entity_id == genre
+                 and c.state == "hiphop"]
+        assert all(a["provisional"] is True and a["since"] == held.attributes["since"] for a in early), early
         assert g["attributes"]["friendly_name"] == "Genrecast Kitchen Genre"
         music = {s: ha.state(ids[uid(s, "music")]) for s in ("kitchen", "hall")}
         assert {s: m["state"] for s, m in music.items()} == {"kitchen": "on", "hall": "off"}

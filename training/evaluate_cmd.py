@@ -134,11 +134,11 @@ REPORT_START = '{\n  "model_id": '  # how every report this command writes begin
 
 
 def _check_target(path: Path) -> None:
-    """Before minutes of classifying, not after: ``path`` must open for appending (a read-only mount or a name the
-    file system refuses fails here), and an existing regular file is replaced only when it is empty or an earlier
-    report (whole or cut short). ``--json`` naming the model, a track under ``--data`` or another program's JSON
-    replaced it with the report. A pipe or ``/dev/stdout`` is written through, and not opened now: that would end
-    its reader's input. One open, and a file that was not there is not left behind."""
+    """Before minutes of classifying, not after: ``path`` must open for appending and its folder take a new file (a
+    read-only mount or a name the file system refuses fails here), and an existing regular file is replaced only
+    when it is empty or an earlier report (whole or cut short). ``--json`` naming the model, a track under
+    ``--data`` or another program's JSON replaced it with the report. A pipe or ``/dev/stdout`` is written through,
+    and not opened now: that would end its reader's input. One open, and a file that was not there is not left."""
     from genrecast.errors import UserError
 
     existed = path.exists()
@@ -152,6 +152,9 @@ def _check_target(path: Path) -> None:
         raise UserError(f"--json {path}: not writable ({exc.strerror or exc})") from None
     if not existed:
         path.unlink()
+    elif not os.access(folder := path.resolve().parent, os.W_OK | os.X_OK):  # the report is written beside it
+        raise UserError(f"--json {path}: its folder {folder} is not writable (the report is written there, then "
+                        "renamed over it)")
     if head and head != REPORT_START.encode():
         raise UserError(f"--json {path}: already holds something other than an earlier report; name another "
                         "file (it was left as it is)")

@@ -1,0 +1,69 @@
+"""A stream's stall and recovery, tick by tick (StreamRun.check), with a stand-in for its intake: what a device
+that goes and comes back on its own looks like is a matter of timing that real PortAudio cannot be made to give on
+demand (tests/test_daemon_mic.py runs the same paths through a real sound server)."""
+
+from __future__ import annotations
+
+import types
+
+from genrecast.daemon.service import StreamRun
+
+
+class Intake:
+    description = "mic:usb"
+    dropped, dropped_seconds = 0, 0.0
+
+    def __init__(self) -> None:
+        self.last_audio, self.device_problem, self.reopens = 0.0, None, 0
+
+    def reopen(self) -> None:
+        self.reopens += 1
+
+
+def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
+    run = object.__new__(StreamRun)  # only what check() reads: the rest needs a model, a broker and a source
+    run.pipeline, run.intake, run.live, run.reopenable = object(), Intake(), True, True
+    run.state, run.reason, run.id, run.stall_seconds = "online", None, "k", 10.0
+    run.stalled_since = run.last_reopen = run.quiet_from = 0.0
+    run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
+    published: list[tuple[str, str | None]] = []
+    run.publish_status = lambda: published.append((run.state, run.reason))
+    return run, published
+
+
+def test_a_device_gone_stalls_at_once_and_its_own_return_is_not_reopened_again():
+    run, published = stream()
+    run.intake.last_audio, run.intake.device_problem = 99.5, "mic:usb: no such input device"
+    run.check(100.0)
+    assert published == [("stalled", "mic:usb: no such input device; retrying")]  # at once, not after 10 s
+    run.check(130.0)  # still gone: the microphone keeps reopening itself; no reopen of ours beside it
+    run.intake.device_problem = None  # it reopened itself; its first chunk is on its way
+    for t in (130.05, 130.1, 135.0):
+        run.check(t)
+    assert run.intake.reopens == 0 and run.state == "stalled"  # (it replaced the source that had just come back)
+    run.intake.last_audio = 135.02
+    run.check(135.05)
+    assert published[-1] == ("online", None) and run.intake.reopens == 0
+
+
+def test_a_device_back_but_silent_is_then_a_stall_for_no_audio_and_reopened():
+    run, published = stream()
+    run.intake.last_audio, run.intake.device_problem = 99.5, "mic:usb: no such input device"
+    run.check(100.0)
+    run.intake.device_problem = None
+    run.check(100.5)
+    assert run.intake.reopens == 0 and published[-1][1].endswith("; retrying")
+    run.check(110.6)  # silent for stall_seconds since it came back: the reason says so, and it is reopened
+    assert published[-1] == ("stalled", "no audio for 10 s") and run.intake.reopens == 1
+
+
+def test_a_silent_source_still_stalls_after_stall_seconds_and_is_reopened_every_period():
+    run, published = stream()
+    run.intake.last_audio = 100.0
+    run.check(109.0)
+    assert published == []
+    run.check(110.5)
+    assert published == [("stalled", "no audio for 10 s")] and run.intake.reopens == 1
+    run.check(115.0)
+    run.check(120.6)
+    assert run.intake.reopens == 2 and len(published) == 1
