@@ -368,7 +368,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
     def refresh() -> None:
         for run in runs:
-            if run.state != "offline":
+            if run.state == "online":  # a stalled stream's last genre is not current: not renewed as if it were
                 run.publish_genre()
         publisher.refresh()
         peers.check_echo(publisher.connected_for)

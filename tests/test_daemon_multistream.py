@@ -136,12 +136,18 @@ def test_kill_9_leaves_every_stream_unavailable_through_the_process_will(broker,
 def test_a_silent_live_source_is_stalled_and_the_watchdog_notices_when_all_are(broker, model, tmp_path):
     sub = Subscriber(broker.url)
     notify = NotifyListener(tmp_path / "notify.sock")
-    daemon = Daemon("--source", "stdin", "--stream-id", "radio", "--stall", "1", "--model", str(model),
-                    "--broker", broker.url, stdin=subprocess.PIPE,
+    daemon = Daemon("--source", "stdin", "--stream-id", "radio", "--stall", "1", "--refresh", "1", "--model",
+                    str(model), "--broker", broker.url, stdin=subprocess.PIPE,
                     env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"})
     stalled = sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload["state"] == "stalled",
                            "stalled status")
     assert stalled.payload["reason"] == "no audio for 1 s"
+    # Two refreshes of the stalled status, and no genre renewed meanwhile: its last genre is not current (it was
+    # renewed every refresh, as if it were)
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload["state"] == "stalled"
+                 and len([s for s in sub.of("genrecast/radio/status") if s.payload["time"] > stalled.payload["time"]])
+                 >= 2, "two refreshes of the stalled status")
+    assert not [g for g in sub.of("genrecast/radio/genre") if g.payload["time"] > stalled.payload["time"]]
     daemon.wait_log("stream radio: no audio from stdin")
     give_up = notify.wait_for(lambda f: f.startswith("STATUS=every open stream stalled"), "give-up status")
     daemon.proc.stdin.buffer.write(np.full(22050, 3000, np.int16).tobytes())  # audio again
