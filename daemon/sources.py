@@ -262,6 +262,24 @@ def _listed(devices: list[dict]) -> str:
     return ", ".join(f"{d['index']}:{d['name']}" for d in devices)
 
 
+# What PortAudio's own words for a device that will not open (its error codes) leave a user to guess
+_OPEN_HINTS = {
+    -9985: "in use by another program, or held by the sound server",
+    -9996: "no longer there",
+    -9997: "it does not take this sample rate",
+    -9998: "it does not take one channel",
+    -9999: "listed, but its driver or sound server would not open it: a PulseAudio source not loaded yet, or a "
+           "device in use?",
+}
+
+
+def open_error(exc: BaseException) -> str:
+    """Why a microphone would not open, in one line: PortAudio's words, and what they usually mean."""
+    text = str(exc) or type(exc).__name__
+    hint = _OPEN_HINTS.get(exc.errno) if isinstance(exc, OSError) and isinstance(exc.errno, int) else None
+    return f"{text}: {hint}" if hint else text
+
+
 class MicSource:
     """A live input through PortAudio, reopened with backoff when it disappears."""
 
@@ -274,7 +292,7 @@ class MicSource:
         try:
             info = self._open(rate=rate)  # fail fast on a wrong device at start-up
         except OSError as exc:
-            raise AudioError(f"mic:{device or 'default'}: cannot open ({exc})") from None
+            raise AudioError(f"mic:{device or 'default'}: cannot open ({open_error(exc)})") from None
         self.description = f"mic:{info['name']}"
         self.sample_rate = rate or int(info["defaultSampleRate"])
 
@@ -333,9 +351,9 @@ class MicSource:
                         log.info("microphone %s reopened", self.description)
                         backoff, self.unavailable = MIC_BACKOFF[0], None
                     except (OSError, AudioError) as exc:
-                        self.unavailable = str(exc) or type(exc).__name__
+                        self.unavailable = open_error(exc)
                         log.warning("microphone %s unavailable (%s); retrying in %.1f s",
-                                    self.description, exc, backoff)
+                                    self.description, self.unavailable, backoff)
                         stop.wait(backoff)
                         backoff = min(backoff * 2, MIC_BACKOFF[1])
                         continue

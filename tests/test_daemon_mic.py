@@ -326,6 +326,14 @@ def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     assert rc == 2
     assert err.startswith("genrecast run: error: mic:no-such-card: no such input device (inputs: ")
     assert "pulse" in err and err.count("\n") == 1
+    # listed, but its sound server has no such source: PortAudio's "Unanticipated host error" alone said nothing
+    pulse.alias("hallmic", "not_loaded")
+    rc, err = Daemon("--source", "mic:hallmic", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
+                     env=pulse.env).finish()
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith("genrecast run: error: mic:hallmic: cannot open ([Errno -9999] Unanticipated host error: "
+                          "listed, but its driver or sound server would not open it: a PulseAudio source not loaded "
+                          "yet, or a device in use?)"), err
 
 
 def test_a_whole_name_wins_over_longer_names_and_a_part_that_several_have_is_refused(pulse, model):
