@@ -241,6 +241,9 @@ class StreamRun:
         elif self.state == "stalled" and not gone and self.intake.last_audio > self.stalled_since:
             log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
             self.state, self.reason = "online", None
+            # Its genre was not renewed while stalled, so Home Assistant may have expired it: renewed now, before the
+            # status says online (as at the start), not up to refresh_seconds later
+            self.publish_genre()
             self.publish_status()
         elif self.state == "stalled" and gone:
             # The device reopens itself meanwhile (the microphone, or our reopen's retries): a reopen of ours would

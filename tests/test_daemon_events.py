@@ -100,7 +100,6 @@ def test_prediction_top_is_the_most_probable_label():
         ("p/s/genre", lambda p: p.update(kind="no_music", genre=None, music=None)),
         ("p/s/genre", lambda p: p.update(music="yes")),
         ("p/s/genre", lambda p: p.update(kind="uncertain", genre=None, music=False)),  # never decided so
-        ("p/s/genre", lambda p: p.pop("music")),
         ("p/s/prediction", lambda p: p.update(music=1.5)),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", genre="rock")),
         ("p/s/prediction", lambda p: p["state"].update(kind="no_music", music=True)),  # no_music is not music

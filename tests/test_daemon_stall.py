@@ -28,6 +28,7 @@ def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
     published: list[tuple[str, str | None]] = []
     run.publish_status = lambda: published.append((run.state, run.reason))
+    run.publish_genre = lambda: published.append(("genre", None))
     return run, published
 
 
@@ -43,7 +44,8 @@ def test_a_device_gone_stalls_at_once_and_its_own_return_is_not_reopened_again()
     assert run.intake.reopens == 0 and run.state == "stalled"  # (it replaced the source that had just come back)
     run.intake.last_audio = 135.02
     run.check(135.05)
-    assert published[-1] == ("online", None) and run.intake.reopens == 0
+    # the genre first (not renewed while stalled: Home Assistant may have expired it), then the status
+    assert published[-2:] == [("genre", None), ("online", None)] and run.intake.reopens == 0
 
 
 def test_a_device_back_but_silent_is_then_a_stall_for_no_audio_and_reopened():
@@ -53,7 +55,7 @@ def test_a_device_back_but_silent_is_then_a_stall_for_no_audio_and_reopened():
     run.intake.device_problem = None
     run.check(100.5)
     assert run.intake.reopens == 0 and published[-1][1].endswith("; retrying")
-    run.check(110.6)  # silent for stall_seconds since it came back: the reason says so, and it is reopened
+    run.check(110.6)  # silent for stall_seconds since it was last seen gone: the reason says so, and it is reopened
     assert published[-1] == ("stalled", "no audio for 10 s") and run.intake.reopens == 1
 
 
