@@ -59,10 +59,18 @@ def music_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("music-model") / "music.onnx", tiny_spec(music_threshold=0.5))
 
 
+# Home Assistant's own line when an emptied device config reaches it after it has forgotten the device: deleting a
+# device on its page empties the config, and whether Home Assistant's removal or that message comes first is a race
+# inside Home Assistant (test_a_device_deleted_in_home_assistant_comes_back_at_its_next_birth_message). No payload
+# of ours makes it: the daemon never empties a device config.
+HOME_ASSISTANTS_DELETE = re.compile(r"No device components to cleanup for \w+, node_id 'genrecast'")
+
+
 def our_warnings(log: str) -> list[str]:
     """Home Assistant's warnings and errors that mention our topics, devices or payloads."""
     lines = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)]
-    return [line for line in lines if re.search(r"genrecast|homeassistant/device|_daemon", line, re.I)]
+    return [line for line in lines if re.search(r"genrecast|homeassistant/device|_daemon", line, re.I)
+            and not HOME_ASSISTANTS_DELETE.search(line)]
 
 
 STARTED: list[Daemon] = []
