@@ -21,6 +21,7 @@ from genrecast.dsp.windows import (
     WindowStream,
     frame_seconds,
     hop_frames,
+    hop_too_short,
     pad_short_clip,
     window_samples,
 )
@@ -55,7 +56,7 @@ class Pipeline:
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
         frame_s = frame_seconds(cfg)
-        if hop_seconds < frame_s / 2:  # would round to no frames: hops are whole frames
+        if hop_too_short(cfg, hop_seconds):
             raise UserError(
                 f"--hop {hop_seconds:g} s is shorter than one frame of this model ({frame_s * 1000:.1f} ms)")
         self.hop_seconds = hop_frames(cfg, hop_seconds) * frame_s  # what the hop really is, after rounding

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import AudioError
-from genrecast.dsp.windows import MIN_SECONDS, frame_seconds
+from genrecast.dsp.windows import MIN_SECONDS, frame_seconds, hop_too_short
 
 from genrecast.contract import daemon_status_topic, stream_topic
 from genrecast.logs import say_held_back
@@ -156,7 +156,11 @@ class StreamRun:
         return self.pipeline is not None
 
     def _waiting_reason(self) -> str:
-        return f"{self.intake.open_error}; retrying"
+        return _retrying(self.intake.open_error)
+
+    @property
+    def _no_audio(self) -> str:
+        return f"no audio for {self.stall_seconds:g} s"
 
     def started(self) -> None:
         """The source is open and its reading thread running: say so in the log."""
@@ -229,11 +233,11 @@ class StreamRun:
         if self.live and self.state == "online" and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, self.intake.last_audio
             if gone:
-                self.reason, self.last_reopen = f"{gone}; retrying", now
+                self.reason, self.last_reopen = _retrying(gone), now
                 log.warning("stream %s: %s is gone (%s): stalled until it is back", self.id, self.intake.description,
                             gone)
             else:
-                self.reason = f"no audio for {self.stall_seconds:g} s"
+                self.reason = self._no_audio
                 log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,
                             silent, "; reopening it" if self.reopenable else "")
                 self._reopen(now)
@@ -249,12 +253,12 @@ class StreamRun:
             # The device reopens itself meanwhile (the microphone, or our reopen's retries): a reopen of ours would
             # only replace a source that has just come back. Counted from the last tick it was gone.
             self.last_reopen = now
-            if self.reason != f"{gone}; retrying":  # gone after a silence, or for another reason now
-                self.reason = f"{gone}; retrying"
+            if self.reason != _retrying(gone):  # gone after a silence, or for another reason now
+                self.reason = _retrying(gone)
                 self.publish_status()
         elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
-            if self.reason.endswith("; retrying"):  # its device came back, but has been silent since
-                self.reason = f"no audio for {self.stall_seconds:g} s"
+            if self.reason != self._no_audio:  # its device came back, but has been silent since
+                self.reason = self._no_audio
                 self.publish_status()
             self._reopen(now)
         if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
@@ -298,6 +302,11 @@ class StreamRun:
         elif not alone:
             log.error("stream %s: %s", self.id, reason)
         self.publish_status()
+
+
+def _retrying(why: str) -> str:
+    """A stream's reason while its device cannot be opened (missing since the start, or gone since)."""
+    return f"{why}; retrying"
 
 
 def _open(cfg: StreamSettings) -> Source:
@@ -521,15 +530,14 @@ def _check_hops(settings: RunSettings, configs: list[StreamSettings], model: Gen
     """A hop under half a frame of the model's front end would round to none: refused at the start, naming the key
     and where it was set (the file, a stream's table, the environment, --hop), not when the source opens."""
     cfg = model.spec.dsp
-    frame_s = frame_seconds(cfg)
     for stream in configs:
-        if stream.hop_seconds >= frame_s / 2:
+        if not hop_too_short(cfg, stream.hop_seconds):
             continue
         in_table = "hop_seconds" in settings.streams.get(stream.stream_id, {})
         key = f"streams.{stream.stream_id}.hop_seconds" if in_table else "hop_seconds"
         where = settings.set_in.get("streams" if in_table else key)  # a table's hop is the file's (--stream: sources)
         raise ConfigError(f"{key}{f' (from {where})' if where else ''}: {stream.hop_seconds:g} s is shorter than "
-                          f"one frame of {model.model_id} ({frame_s * 1000:.1f} ms)", key)
+                          f"one frame of {model.model_id} ({frame_seconds(cfg) * 1000:.1f} ms)", key)
 
 
 def _warm_up(model: GenreModel) -> None:

@@ -125,19 +125,18 @@ class StdinSource:
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
-        left, head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving
-        first = True
+        left, head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving; then None
         while not stop.is_set():
             ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
             if not ready:
                 yield Chunk.idle()
                 continue
             data = os.read(self._fd, want)
-            if first:
+            if head is not None:
                 head += data
                 if data and might_be_wav(head) and wav_header(head) is None and len(head) < WAV_HEADER_MAX:
                     continue  # a pipe hands over a long header (LIST, bext chunks) in pieces
-                data, first = self._past_wav_header(head), False
+                data, head = self._past_wav_header(head), None
             if not data:
                 if left:
                     log.warning("stdin ended inside a sample frame; %d trailing bytes ignored", len(left))

@@ -45,6 +45,11 @@ def frame_seconds(cfg: DSPConfig) -> float:
     return cfg.hop_length / cfg.sample_rate
 
 
+def hop_too_short(cfg: DSPConfig, hop_seconds: float) -> bool:
+    """Whether a hop is under half a frame, so would round to none (``hop_frames`` makes it one instead)."""
+    return hop_seconds < frame_seconds(cfg) / 2
+
+
 def hop_frames(cfg: DSPConfig, hop_seconds: float) -> int:
     return max(1, round(hop_seconds * cfg.sample_rate / cfg.hop_length))
 
