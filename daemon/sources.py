@@ -37,6 +37,10 @@ CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 DECODE_CHUNKS = 10  # a paced file is decoded this many chunks at a time
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
+# A microphone is opened with up to two channels and averaged to mono, as a stereo file is. Asked for one, PortAudio
+# opens a two-channel-only device (an audio interface's ``hw:`` input, a stereo USB card) with two and keeps the
+# first: a microphone plugged into the second input was heard as silence.
+MIC_CHANNELS = 2
 # PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
 # crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; the close
 # pyaudio makes by itself when a read fails is not covered (docs/daemon.md, several microphones).
@@ -286,6 +290,7 @@ class MicSource:
         """``rate``: open at this rate (a reopened microphone keeps its stream's rate), else the device's own."""
         self.wanted = device
         self._pa = self._stream = None
+        self._channels = 1
         self.unavailable: str | None = None
         self.live = True
         try:
@@ -306,8 +311,9 @@ class MicSource:
             try:
                 info = find_device(self._pa, self.wanted)
                 rate = rate or int(info["defaultSampleRate"])
+                self._channels = max(1, min(MIC_CHANNELS, int(info["maxInputChannels"])))
                 self._stream = self._pa.open(
-                    format=pyaudio.paFloat32, channels=1, rate=rate, input=True,
+                    format=pyaudio.paFloat32, channels=self._channels, rate=rate, input=True,
                     input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
                 )
             except Exception:
@@ -363,7 +369,7 @@ class MicSource:
                     self._close()
                     continue
                 try:
-                    queue.put_nowait(Chunk(np.frombuffer(data, np.float32).copy(), time.monotonic()))
+                    queue.put_nowait(Chunk(decode_pcm(data, "f32le", self._channels), time.monotonic()))
                     lagging = False
                 except Full:
                     if not lagging:

@@ -72,16 +72,17 @@ class Pulse:
         with (self.root / ".asoundrc").open("a") as f:  # HOME is root for the server and its clients
             f.write(f"pcm.{pcm} {{ type pulse device {source} }}\n")
 
-    def add_source(self, name: str) -> Path:
+    def add_source(self, name: str, channels: int = 1) -> Path:
         """Load one more pipe-source into the running server, like a microphone plugged in; returns its pipe."""
         fifo = self.root / f"{name}.fifo"
         subprocess.run(["pactl", "load-module", "module-pipe-source", f"source_name={name}", f"file={fifo}",
-                        "format=s16le", f"rate={RATE}", "channels=1"], env=self.env, check=True, capture_output=True)
+                        "format=s16le", f"rate={RATE}", f"channels={channels}"], env=self.env, check=True,
+                       capture_output=True)
         return fifo
 
-    def feed(self, label: int, fifo: Path | None = None) -> None:
+    def feed(self, label: int, fifo: Path | None = None, channels: int = 1) -> None:
         """Write a tone for the tiny model's ``label`` into the pipe (the default source's, else ``fifo``) at
-        real-time pace until stopped."""
+        real-time pace until stopped; of ``channels``, on the last alone (the others silent)."""
         self.stop_feeding()
         self._stop_feed.clear()
         fifo = fifo or self.fifo
@@ -93,8 +94,9 @@ class Pulse:
             try:
                 start, n = time.monotonic(), 0
                 while not self._stop_feed.is_set():
-                    tone = 0.3 * np.sin(2 * np.pi * tone_hz(label) * (t + n * block / RATE))
-                    os.write(fd, (tone * 32767).astype("<i2").tobytes())
+                    frames = np.zeros((block, channels))
+                    frames[:, -1] = 0.3 * np.sin(2 * np.pi * tone_hz(label) * (t + n * block / RATE))
+                    os.write(fd, (frames * 32767).astype("<i2").tobytes())
                     n += 1
                     time.sleep(max(0.0, start + n * block / RATE - time.monotonic()))
             except OSError:
@@ -319,6 +321,30 @@ def test_under_systemd_the_one_stream_form_waits_for_its_microphone(pulse, model
         pulse.feed(7, pulse.add_source("boot_mic"))
         sub.wait_for(lambda m: m.topic == "genrecast/den/genre" and m.payload["genre"] == "pop", "its music")
 
+
+def test_a_microphone_on_a_stereo_inputs_second_channel_is_heard(pulse, model, broker):
+    """A microphone in the second socket of a two-channel input (an audio interface, a stereo USB card) was heard as
+    silence: asked for one channel, PortAudio opens such a device with two and keeps the first. A microphone is now
+    opened with up to two channels and averaged, as a stereo file is. A PulseAudio that does not remix stands in for
+    that device here: it too gives a one-channel reader nothing of a stereo source's second channel."""
+    pulse.stop()
+    conf = pulse.root / ".config" / "pulse"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "daemon.conf").write_text("enable-remixing = no\n")
+    pulse.start()
+    pulse.alias("interface", "stereo_in")
+    pulse.feed(3, pulse.add_source("stereo_in", channels=2), channels=2)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", "mic:interface", "--model", str(model), "--broker", broker.url, "--stream-id",
+                    "studio", "--smoothing-windows", "2", env=pulse.env)
+    try:
+        sub.wait_for(lambda m: m.topic == "genrecast/studio/genre" and m.payload["genre"] == "disco", "its music")
+    finally:
+        daemon.signal(signal.SIGINT)
+        rc, err = daemon.finish()
+    sub.close()
+    assert rc == 0, err
+    assert {m.payload["top"]["genre"] for m in sub.of("genrecast/studio/prediction")} == {"disco"}
 
 def test_unknown_device_is_one_line_naming_the_inputs(pulse, model):
     rc, err = Daemon("--source", "mic:no-such-card", "--model", str(model), "--broker", "mqtt://127.0.0.1:9",
