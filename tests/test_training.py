@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from daemon_helpers import write_tones
+from daemon_helpers import GENRECAST, WAIT, write_tones
 from genrecast.daemon.classify_cmd import classify_file
 from genrecast.daemon.model import load_model
 from genrecast.dsp import GTZAN_GENRES, DSPConfig, ModelSpec
@@ -263,3 +263,24 @@ def test_evaluate_replaces_an_earlier_report_but_no_other_file(labelled, tmp_pat
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)  # a pipe is written through, not replaced
     assert main(["evaluate", "--model", str(model), "--data", str(labelled), "--json", str(fifo)]) == 0
     assert json.loads(reader.communicate(timeout=60)[0])["tracks"] == 7 and fifo.is_fifo()
+
+
+def test_evaluate_writes_its_report_down_stdout_after_the_table(labelled, tmp_path):
+    """``--json /dev/stdout`` was followed as a link: to a pipe's ``pipe:[N]``, which cannot be opened (the whole
+    evaluation ran, then "not written"), or to the file stdout went to, which the report replaced, table and all."""
+    model = build_tiny_model(tmp_path / "tiny.onnx", tiny_spec())
+    args = [*GENRECAST, "evaluate", "--model", str(model), "--data", str(labelled), "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout block-buffered, as in a pipe
+    piped = subprocess.run([*args, "/dev/stdout"], capture_output=True, text=True, env=env, timeout=WAIT)
+    into = tmp_path / "out.txt"
+    with into.open("w") as out:
+        filed = subprocess.run([*args, "/dev/fd/1"], stdout=out, stderr=subprocess.PIPE, text=True, env=env,
+                               timeout=WAIT)
+    for proc, text in ((piped, piped.stdout), (filed, into.read_text())):
+        assert proc.returncode == 0, proc.stderr
+        table, _, report = text.partition("\n{\n")
+        assert "classify's answer right 6/7" in table, text
+        assert json.loads("{\n" + report)["tracks"] == 7
+    closed = subprocess.run([*args, "/dev/fd/7"], capture_output=True, text=True, env=env, timeout=WAIT)
+    assert (closed.returncode, closed.stdout) == (2, ""), closed.stderr
+    assert closed.stderr == "genrecast evaluate: error: --json /dev/fd/7: not open for writing\n"

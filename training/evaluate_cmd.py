@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from genrecast.files import replace_file
 from genrecast.paths import path_flag, path_problem
 
 HOP_SECONDS = 1.0  # classify's default hop
+# Names of a descriptor this process already holds open: the report goes down it as it is
+OWN_DESCRIPTOR = re.compile(r"/dev/(?:(stdout)|(stderr)|fd/(\d+))|/proc/self/fd/(\d+)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +81,10 @@ def handler(args: argparse.Namespace) -> int:
             raise UserError(f"--json {args.json}: is a folder, not a file")
         if problem := path_problem(args.json.parent, "folder"):  # Path.is_dir raised for one this user may not enter
             raise UserError(f"--json {args.json}: {args.json.parent}: {problem}")
-        _check_target(args.json)
+        if (fd := own_descriptor(args.json)) is None:
+            _check_target(args.json)
+        elif not _writable(fd):
+            raise UserError(f"--json {args.json}: not open for writing")
     model = load_model(args.model)
     labels = model.spec.labels
     try:
@@ -122,7 +129,8 @@ def handler(args: argparse.Namespace) -> int:
             "model_id": model.model_id, "genre_head": read,
             "data": str(args.data), "tracks": len(tracks),
             "answer_right": right, "answer_accuracy": right / len(tracks), "answer_accuracy_ci95": [lo, hi],
-            "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre}, indent=2)
+            "answered": dict(kinds), "skipped": skipped, "left_out": dict(unlabelled), "genre": genre},
+            indent=2) + "\n"
         try:
             _write_report(args.json, report)
         except OSError as exc:  # the folder went away or filled up while classifying: the table above stands
@@ -137,8 +145,8 @@ def _check_target(path: Path) -> None:
     """Before minutes of classifying, not after: ``path`` must open for appending and its folder take a new file (a
     read-only mount or a name the file system refuses fails here), and an existing regular file is replaced only
     when it is empty or an earlier report (whole or cut short). ``--json`` naming the model, a track under
-    ``--data`` or another program's JSON replaced it with the report. A pipe or ``/dev/stdout`` is written through,
-    and not opened now: that would end its reader's input. One open, and a file that was not there is not left."""
+    ``--data`` or another program's JSON replaced it with the report. A pipe is written through, and not opened
+    now: that would end its reader's input. One open, and a file that was not there is not left."""
     from genrecast.errors import UserError
 
     existed = path.exists()
@@ -160,9 +168,34 @@ def _check_target(path: Path) -> None:
                         "file (it was left as it is)")
 
 
+def own_descriptor(path: Path) -> int | None:
+    """The descriptor ``path`` names in this process (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), else
+    None. Followed as a link, ``/dev/stdout`` named a pipe's ``pipe:[N]``, which no one can open, or the file
+    stdout was redirected to, which the rename replaced, the table printed there and all."""
+    if not (m := OWN_DESCRIPTOR.fullmatch(str(path))):
+        return None
+    stdout, stderr, fd, proc_fd = m.groups()
+    return 1 if stdout else 2 if stderr else int(fd or proc_fd)
+
+
+def _writable(fd: int) -> bool:
+    import fcntl
+
+    try:
+        return (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+    except OSError:  # not open
+        return False
+
+
 def _write_report(path: Path, report: str) -> None:
     """A regular file (or a new one) is written beside itself and renamed over, so a disk that fills up mid-write
-    leaves an earlier report whole; through a link, the file it points to. Anything else is written through."""
+    leaves an earlier report whole; through a link, the file it points to. A descriptor of ours gets it after what
+    was printed there, and anything else is written through."""
+    if (fd := own_descriptor(path)) is not None:
+        sys.stdout.flush()  # the table first, where stdout and the report share a pipe or a file
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8") as out:
+            out.write(report)
+        return
     target = path.resolve() if path.is_symlink() else path
     if target.exists() and not target.is_file():
         target.write_text(report)
