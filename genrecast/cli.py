@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import io
 import logging
 import os
 import sys
@@ -30,6 +31,17 @@ COMMAND_MODULES = (
 
 
 OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # what writing to a redirected stdout meets
+
+
+class ClosedStdout(io.TextIOBase):
+    """Python's stdout when the command was started with it closed (``>&-``): print() wrote to None, which drops
+    every result in silence, and the final flush was a traceback. Writing here fails as a closed descriptor does."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -56,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()  # a command that prints nothing (run, dashboard) still runs
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
@@ -69,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         _drop_stdout()
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe's reader left
     except OSError as exc:
-        if exc.errno not in OUTPUT_FULL or exc.filename is not None:
+        closed = isinstance(sys.stdout, ClosedStdout) and exc.errno == errno.EBADF
+        if not closed and (exc.errno not in OUTPUT_FULL or exc.filename is not None):
             raise
         # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
         _drop_stdout()
@@ -84,5 +99,7 @@ def _error(command: str, text: str) -> None:
 
 def _drop_stdout() -> None:
     """Point stdout at /dev/null once writing to it has failed, so exit's flush cannot raise again."""
+    if isinstance(sys.stdout, ClosedStdout):
+        return
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

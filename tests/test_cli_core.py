@@ -125,6 +125,23 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback():
         assert proc.stderr == "genrecast classify: error: cannot write (No space left on device)\n", proc.stderr
 
 
+
+def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(broker):
+    """Started with stdout closed (``>&-``), print() wrote every result to nowhere, then the final flush was an
+    AttributeError traceback. A command that prints nothing still runs (`run` with stdout closed, below)."""
+    import os
+    from pathlib import Path
+
+    clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
+    for json_flag in ([], ["--json"]):
+        proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", *json_flag, str(clip)],
+                              stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
+        assert (proc.returncode, proc.stderr) == (1, "genrecast classify: error: cannot write (stdout is closed)\n")
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--source", f"file:{clip}", "--speed", "0",
+                           "--broker", broker.url], stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+
 @pytest.mark.parametrize(("script", "args", "wanted"), [
     ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),
     ("room_bench.py", ["--fold", "9"], "room_bench.py: error: fold must be in 1..5"),
