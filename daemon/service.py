@@ -289,6 +289,10 @@ class StreamRun:
 
     def end(self, reason: str, alone: bool = False) -> None:
         """``alone``: the process's only stream, whose error is the process's last line (exit 2): not logged too."""
+        if self.state == "online" and self.pipeline is not None and self.pipeline.windows_out:
+            # The last answer stays retained: a file read at --speed 0 ended before the first refresh, and its
+            # genre stood at the first window's confidence (0.37 for a file that ended 0.99 sure)
+            self.publish_genre()
         self.state, self.reason = "offline", reason
         if reason == "end of stream" and self.pipeline is not None and not self.pipeline.windows_out:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",

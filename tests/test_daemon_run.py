@@ -104,6 +104,23 @@ def test_first_confidence_0_makes_the_first_answer_wait_for_the_dwell(broker, mo
     assert states.index("rock") >= 4  # dwell_windows (5) in a row as the candidate
 
 
+def test_a_stream_that_ends_leaves_its_last_answer_retained(broker, model, tmp_path):
+    """A file read as fast as possible ends before the first refresh: its retained genre stood at the first window's
+    smoothed confidence (0.37), where the file ended far surer."""
+    wav = write_tones(tmp_path / "tone.wav", [9] * 10)
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "den").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/den/status" and m.payload["state"] == "offline", "the end")
+    sub.close()
+    last = sub.of("den/prediction")[-1].payload["state"]
+    assert last["genre"] == "rock" and last["confidence"] > 0.8
+    late = Subscriber(broker.url, topics=("genrecast/den/genre",))
+    kept = late.wait_for(lambda m: m.retain, "the retained genre")
+    late.close()
+    assert (kept.payload["genre"], kept.payload["confidence"]) == ("rock", last["confidence"])
+
 def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     import soundfile as sf
 
@@ -709,9 +726,11 @@ def test_a_live_stream_answers_provisionally_from_its_first_second(broker, tmp_p
     genre = [m.payload for m in sub.of("kitchen/genre")]
     assert (genre[0]["kind"], genre[0]["confidence"]) == ("uncertain", 0)  # not yet known, sent before online
     genre = genre[1:]
+    # provisional, confirmed by the first full window, and renewed as the stream ended (its last confidence)
     assert [(g["kind"], g["genre"], g.get("provisional", False)) for g in genre] == [("genre", "metal", True),
+                                                                                      ("genre", "metal", False),
                                                                                       ("genre", "metal", False)]
-    assert genre[0]["since"] == genre[1]["since"]
+    assert genre[0]["since"] == genre[1]["since"] == genre[2]["since"]
     assert "kitchen: metal (0.40) from 0.0 s (provisional)" in err and "kitchen: metal (0.73) confirmed at 3.0 s" in err
 
 
