@@ -37,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Classify every labelled file as `genrecast classify` does and score the answers: "
                                    "track accuracy with a 95% interval, per-genre precision/recall/F1, confusion.")
     e.add_argument("--data", required=True, type=path_flag,
-                   help="folder of labelled audio: <label>/<name>.<ext> or <label>.<n>.<ext>")
+                   help="folder of labelled audio: a file's label is its nearest folder named after a label "
+                        "(<label>/<name>.<ext>, <label>/<album>/...), else its name up to the first dot "
+                        "(<label>.<n>.<ext>); files with neither are counted and left out")
     e.add_argument("--model", type=path_flag, help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     e.add_argument("--json", type=path_flag, help="also write the evaluation, with every track's answer, as JSON here")
     e.add_argument("--heard", choices=HEARD, default="auto",
