@@ -80,9 +80,11 @@ def same_origin(environ: dict) -> bool:
 
 
 # On every answer: no other site may frame the page (clickjacking its upload or login), no browser guesses a type
-# other than the one sent, and no address of the dashboard leaks to a site it links to.
+# other than the one sent, and no address of the dashboard leaks to a site it links to. Not "no-referrer": under it
+# a browser's same-origin form POST says ``Origin: null``, and over plain HTTP to a name or address that is not
+# loopback (no ``Sec-Fetch-Site`` there) the login and logout from another machine were refused as another origin's.
 SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-                    ("Content-Security-Policy", "frame-ancestors 'none'"), ("Referrer-Policy", "no-referrer"))
+                    ("Content-Security-Policy", "frame-ancestors 'none'"), ("Referrer-Policy", "same-origin"))
 
 
 class Guard:

@@ -30,25 +30,25 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 WAIT_S = 60  # hang guard for every wait on the page or the broker
 
 
-def start_chromium(profile: Path) -> webdriver.Chrome:
-    """Debian's headless Chromium through its chromedriver, with a throwaway profile."""
+def start_chromium(profile: Path, *flags: str) -> webdriver.Chrome:
+    """Debian's headless Chromium through its chromedriver, with a throwaway profile (and more ``flags``)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("chromium and chromium-driver are not installed: run `make test`, which installs them")
     options = Options()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--window-size=1280,1000", f"--user-data-dir={profile}"):
+                 "--disable-dev-shm-usage", "--window-size=1280,1000", f"--user-data-dir={profile}", *flags):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
 
 
 @contextmanager
-def serve_dashboard(broker, model: Path, history: History | None = None,
-                    api: ApiSettings | None = None) -> Iterator[SimpleNamespace]:
+def serve_dashboard(broker, model: Path, history: History | None = None, api: ApiSettings | None = None,
+                    allow_hosts: tuple[str, ...] = ()) -> Iterator[SimpleNamespace]:
     """The page served from a thread, its feed subscribed: messages published from then on reach the page."""
     history = history or History()
     feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed, OfflineClassifier(str(model)), api), "127.0.0.1", 0)
+    server = make_server(create_app(history, feed, OfflineClassifier(str(model)), api), "127.0.0.1", 0, allow_hosts)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     feed.start()

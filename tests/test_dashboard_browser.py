@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dashboard_page import Publisher, serve_dashboard, wait_for
+from dashboard_page import Publisher, serve_dashboard, start_chromium, wait_for
 from dashboard_payloads import genre, prediction, status
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import ActionChains
@@ -240,6 +240,32 @@ def test_with_a_token_the_page_asks_for_it_once(browser, broker, model, publishe
         wait_for(browser, "the login form again", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
         assert browser.get_cookie("genrecast_session") is None
 
+
+def test_a_login_from_another_machine_over_plain_http(broker, model, publisher, tmp_path):
+    """``http://kitchen-pi:8050`` from a laptop, as docs/api.md shows: Chromium sends no ``Sec-Fetch-Site`` to a
+    plain-HTTP origin that is not loopback, and under ``Referrer-Policy: no-referrer`` its same-origin form POST said
+    ``Origin: null``, which the guard refused (403 for the login and the logout). Chromium judges an origin by its
+    name, so a name mapped to 127.0.0.1 inside it is such an origin here."""
+    from genrecast.daemon.config import ApiSettings
+
+    token = "page-token-0123456789abcdef"
+    driver = start_chromium(tmp_path / "profile", "--host-resolver-rules=MAP kitchen-pi 127.0.0.1")
+    try:
+        with serve_dashboard(broker, model, api=ApiSettings(token=token), allow_hosts=("kitchen-pi",)) as page:
+            publisher.send("status", status("kitchen"), retain=True)
+            publisher.send("genre", genre("kitchen", "rock"), retain=True)
+            driver.get(page.url.replace("127.0.0.1", "kitchen-pi"))
+            wait_for(driver, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+            driver.find_element(By.ID, "token").send_keys(token)
+            driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+            wait_card(driver, "kitchen", "rock", "online")
+            assert driver.get_cookie("genrecast_session")["secure"] is False  # plain HTTP: it could not come back
+            driver.find_element(By.CSS_SELECTOR, "button.logout").click()
+            wait_for(driver, "the login form again",
+                     lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+            assert driver.get_cookie("genrecast_session") is None
+    finally:
+        driver.quit()
 
 def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):
     """A publisher's 200-character labels stretched a card to 15 lines; now it is as tall as any other."""
