@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from genrecast.daemon.classify_cmd import FileWindows
+    from genrecast.daemon.decision import State
     from genrecast.daemon.model import GenreModel
 
 # The page's "check a file" limit, its own (the API has [api] max_mb): the browser sends the file base64-encoded
@@ -45,6 +46,7 @@ class FileResult:
     music: float | None  # mean music probability; None for a model without a music head
     ends: tuple[float, ...]  # each window's end (a file shorter than a window: the file's end)
     states: tuple[str, ...] = ()  # per window, the stream state the daemon would have said (daemon.decision.Decider)
+    state_names: tuple[str, ...] = ()  # the same states by name: the genre where there is one, else the kind
     window_kinds: tuple[str, ...] = ()  # per window, its own answer's kind: "genre" | "no_music" | "silence"
     window_tags: tuple[tuple[str, ...], ...] = ()  # per window, its announced tags, likeliest first (none: no tags)
 
@@ -83,6 +85,7 @@ class OfflineClassifier:
         if size > MAX_UPLOAD_BYTES:
             raise AudioError(f"{name}: {size // 2**20} MiB is over the page's {MAX_UPLOAD_BYTES // 2**20} MiB limit")
         model, result = self.windows(audio, name)
+        states = stream_states(model.spec, result, self.hop_seconds)
         probs = result.probabilities
         track = result.track(model.spec)
         return FileResult(
@@ -98,7 +101,8 @@ class OfflineClassifier:
             genre=track.genre,
             confidence=track.confidence,
             music=track.music if model.spec.has_music_head else None,
-            states=stream_states(model.spec, result, self.hop_seconds),
+            states=tuple(state.kind for state in states),
+            state_names=tuple(state.genre or state.kind for state in states),
             window_kinds=tuple(result.window_state(model.spec, i).kind for i in range(len(result.starts))),
             window_tags=tuple(tuple(t) for t in result.window_tags(model.spec) or [() for _ in result.starts]),
         )
@@ -135,11 +139,11 @@ class OfflineClassifier:
             return model, classify_windows(model, decoded, self.hop_seconds, name, heard=heard)
 
 
-def stream_states(spec, result: FileWindows, hop_seconds: float) -> tuple[str, ...]:
+def stream_states(spec, result: FileWindows, hop_seconds: float) -> tuple[State, ...]:
     """The state after each window, as a daemon with the default decision settings would have said it while the
     file played: the page shades the periods without a genre on the file's timeline as on a stream's."""
     from genrecast.daemon.decision import Decider, DecisionConfig
 
     decider = Decider.for_model(spec, DecisionConfig(), hop_seconds)
-    return tuple(decider.update(p, m, r).kind for p, m, r in zip(result.probabilities, result.music, result.rms,
-                                                                  strict=True))
+    return tuple(decider.update(p, m, r) for p, m, r in zip(result.probabilities, result.music, result.rms,
+                                                             strict=True))

@@ -94,6 +94,11 @@ def header(feed: FeedStatus, snapshot: Snapshot) -> list:
     return children
 
 
+def stream_id(view: StreamView) -> html.Span:
+    """The card's id, whole on hover: a compact card cuts it short (``living-r…`` for two living-room streams)."""
+    return html.Span(view.stream_id, className="stream-id", title=view.stream_id)
+
+
 def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
     """online / offline / stalled (from the daemon, or by silence: see :meth:`StreamView.liveness`)."""
     status = view.liveness(now, connected)
@@ -125,7 +130,7 @@ def _kind_text(view: StreamView) -> str:
 def stream_card(view: StreamView, now: float, selected: bool, connected: bool, compact: bool = False) -> html.Div:
     """A stream's card; ``compact`` (hundreds of streams) keeps what changes rarely: id, status, genre, age."""
     headline, css = decision_text(view)
-    top = html.Div([html.Span(view.stream_id, className="stream-id"), status_pill(view, now, connected)],
+    top = html.Div([stream_id(view), status_pill(view, now, connected)],
                    className="card-top")
     age = html.Div(age_line(view, now), className="detail age")
     if compact:
@@ -229,7 +234,7 @@ def _safe_card(view: StreamView, now: float, selected: bool, connected: bool, co
         return stream_card(view, now, selected, connected, compact)
     except Exception as exc:  # the parser should have refused what breaks this; this is the second line
         log.exception("cannot draw the card of stream %s", view.stream_id)
-        return _card(view.stream_id, selected, [html.Span(view.stream_id, className="stream-id"),
+        return _card(view.stream_id, selected, [stream_id(view),
                                                  html.Div(f"cannot show this stream ({type(exc).__name__})",
                                                           className="detail")])
 
@@ -488,7 +493,7 @@ def player_windows(result: FileResult) -> str:
         rows.append({"start": round(start, 3), "end": round(end, 3), "kind": kind,
                      "answer": result.labels[best] if kind == "genre" else kind,
                      "probability": round(probs[best], 4), "tags": list(result.window_tags[i]),
-                     "state": result.states[i]})
+                     "state": result.state_names[i]})
     return json.dumps(rows, separators=(",", ":"))
 
 

@@ -137,6 +137,9 @@ def test_the_card_shows_the_latest_windows_tags_as_chips_likeliest_first():
 
     assert key(view) != key(replace(view, latest=replace(view.latest, tags=(("rock", 0.61),))))  # redrawn on news
     assert stream_card(view, 0.0, False, True, compact=True).children[-1].className == "detail age"  # no chips
+    # a compact card cuts a long id short ("living-r…"): whole on hover
+    (shown_id, _pill) = stream_card(view, 0.0, False, True, compact=True).children[0].children
+    assert (shown_id.className, shown_id.title) == ("stream-id", "kitchen")
 
 
 def test_the_card_says_provisional_until_the_first_full_window():

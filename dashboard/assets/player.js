@@ -47,7 +47,7 @@
                        span(w.answer, "cursor-genre state-" + w.kind),
                        span(w.kind === "genre" ? Math.round(100 * w.probability) + "%" : "", "cursor-prob"),
                        span("window " + w.start.toFixed(1) + "–" + w.end.toFixed(1) + " s", "cursor-window"),
-                       span("stream state " + w.state, "cursor-state")];
+                       span("stream state: " + w.state, "cursor-state")];
         const chips = document.createElement("span");
         chips.className = "chips";
         (w.tags || []).forEach(function (tag) { chips.appendChild(span(tag, "chip")); });
