@@ -32,6 +32,7 @@ GRAPH_CONFIG = {"displayModeBar": False}  # the toolbar would cover titles in a 
 GRAPH_STYLE = {"height": "320px", "minWidth": 0}
 # The page's largest upload, base64-encoded (4/3) inside Dash's JSON, with room for the rest of the request
 MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 2**20
+STALE_PAGE_MS = 5000  # the page says it is not current after this long without an answer (or 6 ticks, if longer)
 SERVER_SETTINGS = "genrecast.server"  # the app's Flask config key: the server's limits and gate, see make_server
 
 
@@ -119,6 +120,9 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
                 ],
             ),
             dcc.Interval(id="tick", interval=refresh_ms),
+            # read by assets/connection.js (no answer for this long: not current) and assets/upload_limit.js
+            html.Div(id="page-config", hidden=True, **{"data-stale-after-ms": str(max(STALE_PAGE_MS, 6 * refresh_ms)),
+                                                       "data-upload-max-bytes": str(MAX_UPLOAD_BYTES)}),
             dcc.Store(id="liveness"),  # every stream's age line and status pill, written into the cards below
             dcc.Store(id="overview-key"),  # what the cards on the page show, but for liveness
             dcc.Store(id="liveness-done"),

@@ -302,7 +302,9 @@ class DashboardServer:
             self._stopped.set()
 
     def shutdown(self) -> None:
-        """Stop serving (from another thread) and wait until the loop has closed every connection."""
+        """Stop serving (from another thread) and wait until the loop has closed every connection; once is enough."""
+        if self._stopped.is_set():
+            return
         self._stop.set()
         if self._serving:
             self._server.pull_trigger()

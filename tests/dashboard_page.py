@@ -57,7 +57,7 @@ def serve_dashboard(broker, model: Path, history: History | None = None, api: Ap
         while not feed.status().connected:  # the feed has no event to wait on: poll it, as a hang guard only
             assert time.monotonic() < deadline, "the dashboard's feed never subscribed"
             time.sleep(0.05)
-        yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", feed=feed, history=history)
+        yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}/", feed=feed, history=history, server=server)
     finally:
         feed.stop()
         server.shutdown()

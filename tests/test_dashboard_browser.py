@@ -5,10 +5,11 @@ Waits are generous and assert what the page shows, never how fast it shows it.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dashboard_page import Publisher, serve_dashboard, start_chromium, wait_for
+from dashboard_page import WAIT_S, Publisher, serve_dashboard, start_chromium, wait_for
 from dashboard_payloads import genre, prediction, status
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver import ActionChains
@@ -267,6 +268,59 @@ def test_a_login_from_another_machine_over_plain_http(broker, model, publisher, 
     finally:
         driver.quit()
 
+def test_a_page_whose_server_stopped_answering_says_it_is_not_current(browser, broker, model, publisher):
+    """The ages and pills are the server's: with the dashboard's server gone the page froze while it still said
+    "broker connected" and "0 s ago". Now it is greyed under a banner saying since when nothing is current."""
+    with serve_dashboard(broker, model) as page:
+        publisher.send("status", status("kitchen"), retain=True)
+        publisher.send("genre", genre("kitchen", "rock"), retain=True)
+        browser.get(page.url)
+        wait_card(browser, "kitchen", "rock", "online")
+        assert not browser.execute_script("return document.body.classList.contains('stale')")
+        page.server.shutdown()
+        wait_for(browser, "the page saying it is not current",
+                 lambda d: d.execute_script("const b = document.getElementById('page-stale');"
+                                            "return b && !b.hidden && document.body.classList.contains('stale')"
+                                            " && b.textContent.startsWith('Not current: the dashboard')"))
+
+
+def test_a_page_whose_session_ended_goes_to_the_login_form(browser, broker, model, publisher):
+    """Logged out in another tab (or its session ended otherwise), the page's callbacks got 401 twice a second and
+    the page went on showing the last data as live. Now it goes to the login form."""
+    import urllib.request
+
+    from genrecast.daemon.config import ApiSettings
+
+    token = "page-token-0123456789abcdef"
+    with serve_dashboard(broker, model, api=ApiSettings(token=token)) as page:
+        publisher.send("status", status("kitchen"), retain=True)
+        publisher.send("genre", genre("kitchen", "rock"), retain=True)
+        browser.get(page.url)
+        wait_for(browser, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        wait_card(browser, "kitchen", "rock", "online")
+        cookie = browser.get_cookie("genrecast_session")
+        other_tab = urllib.request.Request(page.url + "logout", method="POST", data=b"",
+                                           headers={"Cookie": f"genrecast_session={cookie['value']}"})
+        with contextlib.suppress(urllib.error.HTTPError):  # its redirect to the login form is not followed here
+            urllib.request.urlopen(other_tab, timeout=WAIT_S).close()
+        wait_for(browser, "the login form once the session ended",
+                 lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+
+
+def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path):
+    """dcc.Upload refuses a file over its max_size in the browser, and the upload's callback never hears of it: a
+    26 MB file dropped on the page did nothing, and an earlier file's result stayed."""
+    big = tmp_path / "big.wav"
+    with big.open("wb") as f:
+        f.truncate(21 * 2**20)
+    browser.get(dashboard.url)
+    wait_for(browser, "the upload field", lambda d: count(d, "#upload input[type=file]") == 1)
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(big))
+    wait_for(browser, "the refusal", lambda d: count(d, "#file-result .error") == 1 and d.find_element(
+        By.ID, "file-result").text == "big.wav: 21 MiB is over the page's 20 MiB limit")
+
 def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):
     """A publisher's 200-character labels stretched a card to 15 lines; now it is as tall as any other."""
     long_genre = "a" * 200
@@ -313,6 +367,10 @@ def test_the_checked_file_plays_and_the_readout_follows_the_window_under_the_cur
             shown = readout(browser)
             assert shown["genre"] == genre and shown["chips"][0] == tag, shown
             assert f"window {int(window)}.0–{int(window) + 3}.0 s" in shown["text"]  # starts 0.998 s apart
+            # the daemon's state then, by its genre: it read "stream state genre", the same for metal and jazz
+            state = browser.execute_script("return JSON.parse(document.getElementById('file-windows')"
+                                           ".dataset.windows)[arguments[0]].state;", int(window))
+            assert f"stream state: {state}" in shown["text"] and (state == "metal" or window == "8"), shown
             assert cursor(browser) == pytest.approx(at, abs=1e-3)  # the timeline's cursor moved there too
 
         # back to the start, then play as a user does, with the player's own play button (a page may not start
