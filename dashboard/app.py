@@ -120,8 +120,10 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
                 ],
             ),
             dcc.Interval(id="tick", interval=refresh_ms),
-            # read by assets/connection.js (no answer for this long: not current) and assets/upload_limit.js
+            # read by assets/connection.js (no answer for this long: not current; the tick it paces) and
+            # assets/upload_limit.js
             html.Div(id="page-config", hidden=True, **{"data-stale-after-ms": str(max(STALE_PAGE_MS, 6 * refresh_ms)),
+                                                       "data-refresh-ms": str(refresh_ms),
                                                        "data-upload-max-bytes": str(MAX_UPLOAD_BYTES)}),
             dcc.Store(id="liveness"),  # every stream's age line and status pill, written into the cards below
             dcc.Store(id="overview-key"),  # what the cards on the page show, but for liveness

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,11 +44,15 @@ def start_chromium(profile: Path, *flags: str) -> webdriver.Chrome:
 
 @contextmanager
 def serve_dashboard(broker, model: Path, history: History | None = None, api: ApiSettings | None = None,
-                    allow_hosts: tuple[str, ...] = ()) -> Iterator[SimpleNamespace]:
-    """The page served from a thread, its feed subscribed: messages published from then on reach the page."""
+                    allow_hosts: tuple[str, ...] = (), callback_delay_s: float = 0.0) -> Iterator[SimpleNamespace]:
+    """The page served from a thread, its feed subscribed: messages published from then on reach the page.
+    ``callback_delay_s``: every answer to the page's callbacks held back this long, as from a busy machine."""
     history = history or History()
     feed = Feed(BrokerConfig.from_url(broker.url), "genrecast", history)
-    server = make_server(create_app(history, feed, OfflineClassifier(str(model)), api), "127.0.0.1", 0, allow_hosts)
+    app = create_app(history, feed, OfflineClassifier(str(model)), api)
+    if callback_delay_s:
+        app.server.wsgi_app = delayed(app.server.wsgi_app, callback_delay_s)
+    server = make_server(app, "127.0.0.1", 0, allow_hosts)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     feed.start()
@@ -78,6 +82,16 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def delayed(wsgi_app: Callable, seconds: float) -> Callable:
+    """``wsgi_app`` answering the page's callbacks ``seconds`` late."""
+    def app(environ: dict, start_response: Callable):
+        if environ.get("PATH_INFO", "").endswith("/_dash-update-component"):
+            time.sleep(seconds)
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def wait_for(driver, what: str, condition) -> None:

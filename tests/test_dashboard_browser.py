@@ -309,6 +309,17 @@ def test_a_page_whose_session_ended_goes_to_the_login_form(browser, broker, mode
                  lambda d: d.current_url.endswith("/login") and count(d, "#token"))
 
 
+def test_a_page_slower_than_its_tick_still_draws_the_selected_stream(browser, broker, model, publisher):
+    """With 1,000 streams on a busy machine, each answer to the page came back after the next half-second tick had
+    asked again, and Dash drops an answer a newer request has overtaken: the selected stream's panel never drew.
+    Answers held back 1 s here stand for that; the page now ticks no faster than its answers come back."""
+    with serve_dashboard(broker, model, callback_delay_s=1.0) as page:
+        publisher.send("status", status("kitchen"), retain=True)
+        publisher.send("prediction", prediction("kitchen", "metal", 0.9))
+        browser.get(page.url)
+        wait_for(browser, "the selected stream's facts",
+                 lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text)
+
 def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path):
     """dcc.Upload refuses a file over its max_size in the browser, and the upload's callback never hears of it: a
     26 MB file dropped on the page did nothing, and an earlier file's result stayed."""

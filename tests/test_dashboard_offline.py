@@ -100,7 +100,7 @@ def test_the_player_reads_each_windows_own_answer_tags_and_the_stream_state(tmp_
     span = window_samples(spec.dsp, spec.n_frames) / spec.dsp.sample_rate
     assert all(r["end"] - r["start"] == pytest.approx(span, abs=1e-3) for r in rows)
     first, last = rows[0], rows[-1]
-    assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "metal")  # a sure first window, its state by name
+    assert (first["kind"], first["answer"], first["state"]) == ("genre", "metal", "metal")  # a sure first window
     assert first["tags"][0] == "heavy metal" and first["probability"] > 0.9
     assert (last["kind"], last["answer"], last["tags"]) == ("no_music", "no_music", [])  # noise: no tags
     _, timeline = render.file_figures(result)
