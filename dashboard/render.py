@@ -30,8 +30,10 @@ TIMELINE_REDRAW_AFTER = 300
 ORDERS = ("id", "genre", "state")  # the overview's sort orders; genre and state also group
 COMPACT_FROM = 12  # more streams than this: small cards, so hundreds fit on a screen
 # Tableau 10: distinct, colour-blind-friendlier than Plotly's default, one colour per GTZAN genre; labels beyond
-# GTZAN's (a model's `electronic`) take the darker shades of Tableau 20, so no two labels of a model share a colour
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+# GTZAN's (a model's `electronic`) take the darker shades of Tableau 20, so no two labels of a model share a colour.
+# Not Tableau's grey for rock (the tenth): beside a silent window's grey (MUTED), a rock file's bars and timeline
+# read as silent. Rock is indigo.
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#393b79")
 EXTRA_PALETTE = ("#17becf", "#8c564b", "#bcbd22", "#7f7f7f", "#1f77b4", "#d62728", "#9467bd", "#2ca02c", "#e377c2",
                  "#ff7f0e")
 MUTED = "#c5ccd3"  # the bars of a silent window: the model's answer to silence means nothing

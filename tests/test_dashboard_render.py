@@ -346,3 +346,16 @@ def test_a_model_with_labels_beyond_gtzan_gives_every_label_its_own_colour():
     assert len(set(bars["marker"]["color"])) == len(bars["x"]) == 11
     lines = {t["name"]: t["line"]["color"] for t in timeline_figure(view)["data"] if t.get("stackgroup")}  # not shades
     assert len(set(lines.values())) == 11 and lines["electronic"] != lines["blues"]
+
+
+def test_no_genre_is_drawn_in_a_grey_that_reads_as_silence():
+    """Rock had Tableau's grey (#bab0ac), beside a silent window's (#c5ccd3): a rock file looked silent."""
+    from genrecast.dashboard.render import MUTED, PALETTE
+
+    def rgb(colour: str) -> tuple[int, ...]:
+        return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+    for colour in PALETTE:
+        r, g, b = rgb(colour)
+        assert max(r, g, b) - min(r, g, b) > 40, colour  # a hue, not a grey
+        assert sum(abs(x - y) for x, y in zip(rgb(colour), rgb(MUTED), strict=True)) > 120, colour
