@@ -220,9 +220,10 @@ def spool_upload(config: ApiSettings, into) -> str:
 
 
 def window_json(model, result) -> list[dict]:
-    """Every window the track's answer is the mean of: where it lies in the file and its probabilities. A file
-    shorter than a window is one padded window, which ends where the file does (the pipeline's end, as ``run``'s
-    ``window_end_s``)."""
+    """Every window the track's answer is the mean of: where it lies in the file, its answer alone by classify's rule
+    (``kind``: a silent window's top genre means nothing, and said nothing of its silence) and its probabilities. A
+    file shorter than a window is one padded window, which ends where the file does (the pipeline's end, as
+    ``run``'s ``window_end_s``)."""
     labels = model.spec.labels
     tags = result.window_tags(model.spec) or [None] * len(result.starts)
     rooms = [None] * len(result.starts) if result.room is None else [round(float(r), 5) for r in result.room]
@@ -230,14 +231,15 @@ def window_json(model, result) -> list[dict]:
         {
             "start_s": round(start, 3),
             "end_s": round(end, 3),
+            "kind": result.window_state(model.spec, i).kind,
             "genre": labels[int(np.argmax(row))],
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
             "music": round(float(music), 5) if model.spec.has_music_head else None,
             "tags": t,
             "room": room,
         }
-        for start, end, row, music, t, room in zip(result.starts, result.ends, result.probabilities, result.music,
-                                                   tags, rooms, strict=True)
+        for i, (start, end, row, music, t, room) in enumerate(zip(result.starts, result.ends, result.probabilities,
+                                                                  result.music, tags, rooms, strict=True))
     ]
 
 

@@ -138,6 +138,19 @@ def test_multipart_upload_and_per_window_results(api):
     assert mean == pytest.approx(answer["probabilities"], abs=1e-4)  # the track's answer is the windows' mean
 
 
+def test_each_window_says_whether_it_was_silent(api):
+    """A silent window's top genre (the model's answer to silence means nothing) was all it said: the page's player
+    read "silence" for the windows the API called classical."""
+    rate = 22050
+    buf = io.BytesIO()
+    sf.write(buf, np.concatenate([sf.read(io.BytesIO(tone("rock", seconds=4.0)))[0], np.zeros(5 * rate)]), rate,
+             format="FLAC")
+    code, _, answer = call(f"{api.base}/api/v1/classify?windows=1", buf.getvalue(), {"Content-Type": "audio/flac"})
+    assert code == 200, answer
+    kinds = [(r["kind"], r["genre"]) for r in answer["window_results"]]
+    assert kinds[0] == ("genre", "rock") and kinds[-1][0] == "silence" and {k for k, _ in kinds} == {"genre", "silence"}
+
+
 def test_a_file_shorter_than_a_window_has_one_window_ending_where_the_file_does(api):
     """Its one (padded) window said end_s 3.0 for a 1.5 s file: outside the file, and not what `run` publishes
     (window_end_s 1.5)."""
