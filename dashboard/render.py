@@ -461,7 +461,8 @@ def _plot_time(t: datetime) -> str:
 
 def file_summary(result: FileResult) -> list:
     """Headline and facts for a classified file; its name is the user's, shown as text like everything else."""
-    facts = [result.name, f"{result.seconds:.1f} s", f"{len(result.starts)} windows", f"model {result.model_id}"]
+    n = len(result.starts)
+    facts = [result.name, f"{result.seconds:.1f} s", f"{n} window{'s' * (n != 1)}", f"model {result.model_id}"]
     if result.music is not None:
         facts.append(f"music {result.music:.0%}")
     headline = result.genre if result.kind == "genre" else result.kind
