@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -189,12 +190,19 @@ class GuardedParser(HTTPRequestParser):
         if self.body_bytes_received + announced > self.limit + 64:  # 64: room for the chunks' size lines
             self.refuse(413, "Content Too Large", self._too_large())
 
+    def _path_so_far(self) -> str:
+        """The request line's path before the headers have ended (waitress keeps what came so far): a header
+        timeout under ``/api/`` was answered in plain text, where every API answer is JSON."""
+        line, newline, _ = self.header_plus.lstrip().partition(b"\n")
+        parts = line.split()
+        return urlsplit(parts[1].decode("latin-1")).path if newline and len(parts) >= 2 else ""
+
     def _too_large(self) -> str:
         where = "the API's" if self.path == API_CLASSIFY else "this route's"
         return f"the body is over {where} limit of {self.limit:,} bytes"
 
     def refuse(self, code: int, reason: str, message: str, headers: tuple = ()) -> None:
-        self.error = Refusal(code, reason, message, self.path.startswith("/api/"), headers)
+        self.error = Refusal(code, reason, message, (self.path or self._path_so_far()).startswith("/api/"), headers)
         self.completed = True
         self.expect_continue = False  # else waitress answers "100 Continue", reopens the request and reads the body
         self.release()

@@ -257,6 +257,20 @@ def test_slow_senders_get_408_and_do_not_hold_the_server(serve):
     assert results == [408] * 20
 
 
+def test_an_api_request_whose_headers_never_end_gets_its_408_in_json(serve):
+    """The path was read from the headers, which had not ended: the API's 408 came as plain text."""
+    server = serve(header_seconds=0.5)
+    with connect(server.port) as sock:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+        code, headers, body = answer(sock)
+    assert code == 408 and headers["content-type"] == ["application/json"], (headers, body)
+    assert json.loads(body) == {"error": "the request arrived too slowly; the connection is closed"}
+    with connect(server.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        code, headers, _ = answer(sock)
+    assert code == 408 and headers["content-type"] == ["text/plain; charset=utf-8"]
+
+
 def test_silent_connections_are_closed_and_cannot_hold_every_slot(serve):
     """Before: 200 connections that never sent a byte held all of waitress's connection slots for their 30-s idle
     timeout, and the page went unanswered, token or not. Now each is closed once it has been silent for
