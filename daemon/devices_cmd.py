@@ -13,9 +13,10 @@ def register(sub) -> None:
 def handler(args: argparse.Namespace) -> int:
     import pyaudio
 
+    from genrecast.c_stderr import divert_c_stderr
     from genrecast.errors import UserError
 
-    from .sources import divert_c_stderr, input_devices
+    from .sources import input_devices
 
     divert_c_stderr()
     pa = pyaudio.PyAudio()

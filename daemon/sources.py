@@ -9,7 +9,6 @@ is where the daemon's latency is measured from.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -29,6 +28,7 @@ import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
 from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, might_be_wav, wav_header
 
+from genrecast.c_stderr import divert_c_stderr
 from genrecast.contract import DAEMON_TOPIC
 
 log = logging.getLogger("genrecast.source")
@@ -77,6 +77,7 @@ class FileSource:
     unavailable = None
 
     def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
+        divert_c_stderr()  # an MP3's decoder prints on fd 2
         self._file = AudioFile(path)
         self.description = f"file:{Path(path).resolve()}"
         self.sample_rate, self.seconds = self._file.sample_rate, self._file.seconds
@@ -169,65 +170,6 @@ class StdinSource:
                              "to match, or --source file:PATH")
         log.info("stdin: a WAV file's header, skipped (its samples are %s/%d/%d, as read)", fmt, rate, channels)
         return data[size:]
-
-
-def _writes_to_fd2(handler: logging.Handler) -> bool:
-    try:
-        return isinstance(handler, logging.StreamHandler) and handler.stream.fileno() == 2
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-_divert_lock = threading.Lock()
-_diverted = threading.Event()  # set once fd 2 is diverted, for good
-
-
-def divert_c_stderr() -> None:
-    """Keep what C libraries print out of the log: PortAudio, ALSA and JACK write to fd 2 themselves (dozens of probe
-    warnings while PortAudio starts, assertion lines when a device vanishes mid-read), bypassing logging.
-
-    Once per process, before PortAudio is first used: fd 2 becomes a pipe whose lines are logged at debug level as
-    ``genrecast.portaudio`` (seen with ``--log-level debug``, never raw), while Python's own stderr (``sys.stderr``,
-    the log handlers writing to fd 2, tracebacks) moves to a copy of the real one. It lasts for the process's life:
-    reads run all the time on capture threads, and fd 2 is process-wide, so diverting it per call would race. A
-    second thread that asks while the first is diverting waits for it: returning early let its PortAudio start print
-    to the real stderr (two microphones opening at once, under load).
-    """
-    if _diverted.is_set():
-        return
-    with _divert_lock:
-        if _diverted.is_set():
-            return
-        sys.stderr.flush()
-        real = open(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")  # noqa: SIM115
-        for handler in logging.getLogger().handlers:
-            if _writes_to_fd2(handler):
-                handler.setStream(real)
-        sys.stderr = real
-        read, write = os.pipe()
-        os.dup2(write, 2)
-        os.close(write)
-        reader = threading.Thread(target=_log_c_lines, args=(read,), name="c-stderr", daemon=True)
-        reader.start()
-        atexit.register(_undivert, reader)
-        _diverted.set()
-
-
-def _undivert(reader: threading.Thread) -> None:
-    """At exit: fd 2 to /dev/null, which ends the pipe, so the lines still in it are logged first. Not back to the real
-    stderr: a capture or retry thread still inside PortAudio while the interpreter shuts down would print there."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    os.close(null)
-    reader.join(1.0)
-
-
-def _log_c_lines(fd: int) -> None:
-    c_log = logging.getLogger("genrecast.portaudio")
-    with open(fd, errors="replace") as lines:
-        for line in lines:
-            if line.strip():
-                c_log.debug("%s", line.rstrip())
 
 
 def input_devices(pa) -> list[dict]:

@@ -21,6 +21,7 @@ from genrecast.daemon.config import (
     valid_token,
 )
 
+from genrecast.c_stderr import divert_c_stderr
 from genrecast.errors import UserError
 from genrecast.logs import configure_logging
 
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
                         "--allow-open")
     if args.model is not None:  # after the settings: their checks are cheaper than a child process
         check_model(args.model)
+    divert_c_stderr()  # an uploaded MP3's decoder prints on fd 2
     history = History()
     feed = Feed(broker, prefix, history)
     # systemd's StateDirectory= (the unit's): logged-out sessions stay ended across restarts

@@ -383,7 +383,7 @@ def test_a_whole_name_wins_over_longer_names_and_a_part_that_several_have_is_ref
 DIVERTED = """
 import logging, os, sys, threading
 from genrecast.logs import configure_logging
-from genrecast.daemon.sources import divert_c_stderr
+from genrecast.c_stderr import divert_c_stderr
 configure_logging(sys.argv[1])
 divert_c_stderr()
 os.write(2, b"Expression 'alsa_snd_pcm_poll' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 3665\\n")
@@ -402,7 +402,7 @@ def test_c_library_lines_on_fd2_become_debug_log_lines_and_python_stderr_stays(l
     assert "WARNING genrecast.test: broker lost while reading" in proc.stderr
     assert "ZeroDivisionError" in proc.stderr  # a thread's traceback is not swallowed
     assert "\nExpression" not in "\n" + proc.stderr, proc.stderr
-    said = "DEBUG genrecast.portaudio: Expression 'alsa_snd_pcm_poll' failed" in proc.stderr
+    said = "DEBUG genrecast.clib: Expression 'alsa_snd_pcm_poll' failed" in proc.stderr
     assert said == (level == "debug"), proc.stderr
 
 
