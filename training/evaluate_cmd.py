@@ -187,7 +187,7 @@ def _writable(fd: int) -> bool:
 
     try:
         return (fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
-    except OSError:  # not open
+    except (OSError, OverflowError):  # not open, or no descriptor's number (/dev/fd/99999999999)
         return False
 
 
@@ -197,6 +197,11 @@ def _write_report(path: Path, report: str) -> None:
     was printed there, and anything else is written through."""
     if (fd := own_descriptor(path)) is not None:
         sys.stdout.flush()  # the table first, where stdout and the report share a pipe or a file
+        if fd in (1, 2):  # Python's own: fd 2 itself now carries C libraries' lines to the debug log
+            stream = sys.stdout if fd == 1 else sys.stderr
+            stream.write(report)
+            stream.flush()
+            return
         with os.fdopen(os.dup(fd), "w", encoding="utf-8") as out:
             out.write(report)
         return
