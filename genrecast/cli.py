@@ -31,11 +31,14 @@ COMMAND_MODULES = (
 
 
 OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # what writing to a redirected stdout meets
+# Commands whose stdout is what they are for: started with it closed, they fail rather than print into nothing
+RESULT_COMMANDS = ("classify", "evaluate", "devices", "ha-cleanup")
 
 
 class ClosedStdout(io.TextIOBase):
-    """Python's stdout when the command was started with it closed (``>&-``): print() wrote to None, which drops
-    every result in silence, and the final flush was a traceback. Writing here fails as a closed descriptor does."""
+    """Python's stdout when a command of :data:`RESULT_COMMANDS` was started with it closed (``>&-``): print() wrote
+    to None, which drops every result in silence, and the final flush was a traceback. Writing here fails as a
+    closed descriptor does."""
 
     def writable(self) -> bool:
         return True
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
     if sys.stdout is None:
-        sys.stdout = ClosedStdout()  # a command that prints nothing (run, dashboard) still runs
+        _stdout_closed(args.command)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
@@ -90,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         _drop_stdout()
         _error(args.command, f"cannot write ({exc.strerror})")
         return 1
+
+
+def _stdout_closed(command: str) -> None:
+    """Started with stdout closed: fd 1 goes to /dev/null, so that no file opened later takes its number and gets
+    what C libraries print on stdout. A command of :data:`RESULT_COMMANDS` then fails at its first result; any
+    other (a service's start line: `run`, `dashboard`) runs, its lines discarded as before."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != 1:
+        os.dup2(null, 1)
+        os.close(null)
+    sys.stdout = ClosedStdout() if command in RESULT_COMMANDS else open(1, "w", closefd=False)  # noqa: SIM115
 
 
 def _error(command: str, text: str) -> None:

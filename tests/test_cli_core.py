@@ -7,7 +7,7 @@ import sys
 from importlib import metadata
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port, wait_for_port
 
 import genrecast
 from genrecast.cli import COMMAND_MODULES, build_parser
@@ -141,6 +141,17 @@ def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(br
                            "--broker", broker.url], stderr=subprocess.PIPE, text=True, timeout=120,
                           preexec_fn=lambda: os.close(1))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    # a service whose start line goes nowhere: it serves all the same
+    port = free_port()
+    dashboard = subprocess.Popen([sys.executable, "-m", "genrecast", "dashboard", "--broker", broker.url, "--port",
+                                  str(port)], stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+    try:
+        wait_for_port(port, timeout=120)  # a hang guard, never a speed assertion
+        assert dashboard.poll() is None
+    finally:
+        dashboard.terminate()
+        _, err = dashboard.communicate(timeout=120)
+    assert "cannot write" not in err and "Traceback" not in err, err[-1500:]
 
 @pytest.mark.parametrize(("script", "args", "wanted"), [
     ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),
