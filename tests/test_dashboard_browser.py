@@ -322,15 +322,28 @@ def test_a_page_slower_than_its_tick_still_draws_the_selected_stream(browser, br
 
 def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path):
     """dcc.Upload refuses a file over its max_size in the browser, and the upload's callback never hears of it: a
-    26 MB file dropped on the page did nothing, and an earlier file's result stayed."""
+    26 MB file dropped on the page did nothing, and an earlier file's result stayed (and its player, once hidden,
+    played on)."""
+    from daemon_helpers import write_tones
+
     big = tmp_path / "big.wav"
     with big.open("wb") as f:
         f.truncate(21 * 2**20)
     browser.get(dashboard.url)
     wait_for(browser, "the upload field", lambda d: count(d, "#upload input[type=file]") == 1)
+    browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(write_tones(tmp_path / "ok.wav",
+                                                                                                 [6] * 20)))
+    wait_for(browser, "the earlier file in its player", lambda d: d.execute_script(
+        "const a = document.getElementById('file-player'); a.muted = true;"
+        "return !document.getElementById('file-player-box').hidden && a.readyState >= 1;"))
+    player = browser.find_element(By.ID, "file-player")  # its play button: a page may not play without a gesture
+    ActionChains(browser).move_to_element_with_offset(player, -player.size["width"] // 2 + 16, 0).click().perform()
+    wait_for(browser, "the earlier file playing", lambda d: not d.execute_script(
+        "return document.getElementById('file-player').paused"))
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(big))
     wait_for(browser, "the refusal", lambda d: count(d, "#file-result .error") == 1 and d.find_element(
         By.ID, "file-result").text == "big.wav: 21 MiB is over the page's 20 MiB limit")
+    assert browser.execute_script("return document.getElementById('file-player').paused")
 
 def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):
     """A publisher's 200-character labels stretched a card to 15 lines; now it is as tall as any other."""

@@ -15,6 +15,10 @@
             return;
         }
         const mib = Math.floor(file.size / 1048576), limitMib = Math.floor(limit / 1048576);
+        const player = document.getElementById("file-player");
+        if (player) {
+            player.pause();  // the earlier file's: hidden, it played on
+        }
         window.dash_clientside.set_props("file-player-box", {hidden: true});
         window.dash_clientside.set_props("file-result", {children: {
             type: "Div", namespace: "dash_html_components",
