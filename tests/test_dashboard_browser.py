@@ -319,6 +319,7 @@ def test_a_page_slower_than_its_tick_still_draws_the_selected_stream(browser, br
         browser.get(page.url)
         wait_for(browser, "the selected stream's facts",
                  lambda d: "stream kitchen" in d.find_element(By.ID, "facts").text)
+        assert int(browser.execute_script("return document.body.dataset.tickMs")) >= 2000  # a chain of two 1-s answers
 
 def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path):
     """dcc.Upload refuses a file over its max_size in the browser, and the upload's callback never hears of it: a

@@ -6,20 +6,23 @@
  *
  * The tick is also paced by those answers. Dash drops an answer that a newer request for the same callback has
  * overtaken, so where a tick's answers take longer than a tick (a thousand streams on a busy machine) every one was
- * dropped and the selected stream's panel never drew. A tick's answers come in a chain of two (the stream's callback
- * waits for the overview's, which may change the selected stream), so the tick is kept at three times the recent
- * answers' median time (the chain, and time to draw it), and never under the page's own interval. */
+ * dropped and the selected stream's panel never drew. A tick's answers come in a chain: the stream's callback is
+ * asked once the overview's answer is drawn (it may change the selected stream). So the tick is paced by the
+ * chain's time, from the overview's request to the stream's answer, drawing included: 1.5 times the longest of the
+ * last five, never under the page's own interval, at most 10 s; a chain overtaken by the next tick counts as two
+ * ticks long. It rises at once and falls only once it could halve, so it does not flap. */
 (function () {
     "use strict";
 
     const CALLBACKS = "/_dash-update-component";
     const TICKED = '"tick.n_intervals"';  // in the body of a request the tick made (not an upload's)
+    const OVERVIEW = "overview.children", PANEL = "facts.children";  // the chain's first and last callbacks
     const SLOWEST_TICK_MS = 10000;
     let lastAnswer = Date.now();
     let banner = null;
     let tickMs = null;  // as last set here; null: the page's own
-    const recent = [];  // the last answers' times, ms
-    const CHAIN = 3;  // the tick per answer's time: two answers in a chain, and time to draw them
+    const recent = [];  // the last chains' times, ms
+    let chainStart = null;  // when the unfinished chain's overview was asked
 
     function config(name, otherwise) {
         const el = document.getElementById("page-config");
@@ -35,14 +38,33 @@
         if (recent.length > 5) {
             recent.shift();
         }
-        const sorted = recent.slice().sort(function (a, b) { return a - b; });
-        const median = sorted[sorted.length >> 1];
         const base = config("refreshMs", 500);
-        const wanted = Math.min(SLOWEST_TICK_MS, Math.max(base, Math.ceil(CHAIN * median / 250) * 250));
+        const wanted = Math.min(SLOWEST_TICK_MS, Math.max(base, Math.ceil(1.5 * Math.max.apply(null, recent) / 250)
+            * 250));
         const now = tickMs || base;
-        if (Math.abs(wanted - now) >= 0.25 * now && window.dash_clientside && window.dash_clientside.set_props) {
+        if ((wanted >= 1.25 * now || wanted <= 0.5 * now) && window.dash_clientside
+                && window.dash_clientside.set_props) {
             tickMs = wanted;
             window.dash_clientside.set_props("tick", {interval: wanted});
+            document.body.dataset.tickMs = String(wanted);  // to be seen (tests, a user's devtools)
+        }
+    }
+
+    function asking(body) {
+        if (body.indexOf(TICKED) === -1 || body.indexOf(OVERVIEW) === -1) {
+            return;
+        }
+        const now = Date.now();
+        if (chainStart !== null) {  // the last chain had not ended: overtaken
+            pace(2 * (tickMs || config("refreshMs", 500)));
+        }
+        chainStart = now;
+    }
+
+    function answered(body) {
+        if (chainStart !== null && body.indexOf(PANEL) !== -1) {
+            pace(Date.now() - chainStart);
+            chainStart = null;
         }
     }
 
@@ -75,17 +97,15 @@
         if (url.indexOf(CALLBACKS) === -1) {
             return answer;
         }
-        const asked = Date.now();
-        const ticked = init && typeof init.body === "string" && init.body.indexOf(TICKED) !== -1;
+        const body = init && typeof init.body === "string" ? init.body : "";
+        asking(body);
         return answer.then(function (response) {
             if (response.status === 401) {
                 window.location.assign("/login");
             } else if (response.status < 500) {  // answered (204: nothing changed): the page is current
                 lastAnswer = Date.now();
                 hide();
-                if (ticked) {
-                    pace(lastAnswer - asked);
-                }
+                answered(body);
             }
             return response;
         });
