@@ -24,6 +24,9 @@ def dashboard(broker, model):
         yield page
 
 
+TOKEN = "page-token-0123456789abcdef"
+
+
 @pytest.fixture
 def publisher(broker):
     pub = Publisher(broker)
@@ -223,7 +226,7 @@ def test_with_a_token_the_page_asks_for_it_once(browser, broker, model, publishe
     every callback of the page works with it (the cards fill), until logging out."""
     from genrecast.daemon.config import ApiSettings
 
-    token = "page-token-0123456789abcdef"
+    token = TOKEN
     with serve_dashboard(broker, model, api=ApiSettings(token=token)) as page:
         publisher.send("status", status("kitchen"), retain=True)
         publisher.send("genre", genre("kitchen", "rock"), retain=True)
@@ -249,17 +252,10 @@ def test_a_login_from_another_machine_over_plain_http(broker, model, publisher, 
     name, so a name mapped to 127.0.0.1 inside it is such an origin here."""
     from genrecast.daemon.config import ApiSettings
 
-    token = "page-token-0123456789abcdef"
     driver = start_chromium(tmp_path / "profile", "--host-resolver-rules=MAP kitchen-pi 127.0.0.1")
     try:
-        with serve_dashboard(broker, model, api=ApiSettings(token=token), allow_hosts=("kitchen-pi",)) as page:
-            publisher.send("status", status("kitchen"), retain=True)
-            publisher.send("genre", genre("kitchen", "rock"), retain=True)
-            driver.get(page.url.replace("127.0.0.1", "kitchen-pi"))
-            wait_for(driver, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
-            driver.find_element(By.ID, "token").send_keys(token)
-            driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-            wait_card(driver, "kitchen", "rock", "online")
+        with serve_dashboard(broker, model, api=ApiSettings(token=TOKEN), allow_hosts=("kitchen-pi",)) as page:
+            log_in(driver, page.url.replace("127.0.0.1", "kitchen-pi"), publisher)
             assert driver.get_cookie("genrecast_session")["secure"] is False  # plain HTTP: it could not come back
             driver.find_element(By.CSS_SELECTOR, "button.logout").click()
             wait_for(driver, "the login form again",
@@ -267,6 +263,18 @@ def test_a_login_from_another_machine_over_plain_http(broker, model, publisher, 
             assert driver.get_cookie("genrecast_session") is None
     finally:
         driver.quit()
+
+
+def log_in(driver, url: str, publisher) -> None:
+    """A stream on the broker, the page opened at ``url`` and the token given in its login form: its card fills."""
+    publisher.send("status", status("kitchen"), retain=True)
+    publisher.send("genre", genre("kitchen", "rock"), retain=True)
+    driver.get(url)
+    wait_for(driver, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
+    driver.find_element(By.ID, "token").send_keys(TOKEN)
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_card(driver, "kitchen", "rock", "online")
+
 
 def test_a_page_whose_server_stopped_answering_says_it_is_not_current(browser, broker, model, publisher):
     """The ages and pills are the server's: with the dashboard's server gone the page froze while it still said
@@ -291,15 +299,8 @@ def test_a_page_whose_session_ended_goes_to_the_login_form(browser, broker, mode
 
     from genrecast.daemon.config import ApiSettings
 
-    token = "page-token-0123456789abcdef"
-    with serve_dashboard(broker, model, api=ApiSettings(token=token)) as page:
-        publisher.send("status", status("kitchen"), retain=True)
-        publisher.send("genre", genre("kitchen", "rock"), retain=True)
-        browser.get(page.url)
-        wait_for(browser, "the login form", lambda d: d.current_url.endswith("/login") and count(d, "#token"))
-        browser.find_element(By.ID, "token").send_keys(token)
-        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        wait_card(browser, "kitchen", "rock", "online")
+    with serve_dashboard(broker, model, api=ApiSettings(token=TOKEN)) as page:
+        log_in(browser, page.url, publisher)
         cookie = browser.get_cookie("genrecast_session")
         other_tab = urllib.request.Request(page.url + "logout", method="POST", data=b"",
                                            headers={"Cookie": f"genrecast_session={cookie['value']}"})
