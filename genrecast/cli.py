@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import io
 import logging
 import os
 import sys
@@ -35,18 +34,6 @@ OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # what writing to a red
 RESULT_COMMANDS = ("classify", "evaluate", "devices", "ha-cleanup")
 
 
-class ClosedStdout(io.TextIOBase):
-    """Python's stdout when a command of :data:`RESULT_COMMANDS` was started with it closed (``>&-``): print() wrote
-    to None, which drops every result in silence, and the final flush was a traceback. Writing here fails as a
-    closed descriptor does."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "stdout is closed")
-
-
 class OneLineParser(argparse.ArgumentParser):
     """A bad flag is one line too, like every other error: the problem and where the help is, not the usage."""
 
@@ -71,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
-    if sys.stdout is None:
-        _stdout_closed(args.command)
+    if sys.stdout is None and _stdout_closed(args.command):
+        _error(args.command, "cannot write (stdout is closed)")  # before minutes of work whose result goes nowhere
+        return 1
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a full disk is caught, not at exit (a pipe or a file is block-buffered)
@@ -86,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         _drop_stdout()
         return 141  # 128 + SIGPIPE, as a shell reports a command a pipe's reader left
     except OSError as exc:
-        closed = isinstance(sys.stdout, ClosedStdout) and exc.errno == errno.EBADF
-        if not closed and (exc.errno not in OUTPUT_FULL or exc.filename is not None):
+        if exc.errno not in OUTPUT_FULL or exc.filename is not None:
             raise
         # `genrecast classify *.wav > results.txt` on a full disk: say so in one line, not a traceback
         _drop_stdout()
@@ -95,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _stdout_closed(command: str) -> None:
-    """Started with stdout closed: fd 1 goes to /dev/null, so that no file opened later takes its number and gets
-    what C libraries print on stdout. A command of :data:`RESULT_COMMANDS` then fails at its first result; any
+def _stdout_closed(command: str) -> bool:
+    """Started with stdout closed (``>&-``), where print() writes to None: every result was dropped in silence, then
+    the final flush was a traceback. fd 1 goes to /dev/null, so that no file opened later takes its number and gets
+    what C libraries print on stdout. True for a command of :data:`RESULT_COMMANDS`, which then fails at once; any
     other (a service's start line: `run`, `dashboard`) runs, its lines discarded as before."""
     null = os.open(os.devnull, os.O_WRONLY)
     if null != 1:
         os.dup2(null, 1)
         os.close(null)
-    sys.stdout = ClosedStdout() if command in RESULT_COMMANDS else open(1, "w", closefd=False)  # noqa: SIM115
+    if command in RESULT_COMMANDS:
+        return True
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    return False
 
 
 def _error(command: str, text: str) -> None:
@@ -113,7 +104,5 @@ def _error(command: str, text: str) -> None:
 
 def _drop_stdout() -> None:
     """Point stdout at /dev/null once writing to it has failed, so exit's flush cannot raise again."""
-    if isinstance(sys.stdout, ClosedStdout):
-        return
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 

@@ -126,17 +126,22 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback():
 
 
 
-def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(broker):
+def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(broker, tmp_path):
     """Started with stdout closed (``>&-``), print() wrote every result to nowhere, then the final flush was an
-    AttributeError traceback. A command that prints nothing still runs (`run` with stdout closed, below)."""
+    AttributeError traceback. A command whose stdout is its result says so at once (not after minutes of work);
+    one that prints nothing that matters still runs (`run` and `dashboard`, below)."""
     import os
     from pathlib import Path
 
     clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
-    for json_flag in ([], ["--json"]):
-        proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", *json_flag, str(clip)],
-                              stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(1))
-        assert (proc.returncode, proc.stderr) == (1, "genrecast classify: error: cannot write (stdout is closed)\n")
+    (tmp_path / "rock").mkdir()
+    (tmp_path / "rock" / "a.flac").write_bytes(clip.read_bytes())
+    for command, args in (("classify", [str(clip)]), ("classify", ["--json", str(clip)]),
+                          ("evaluate", ["--data", str(tmp_path), "--json", str(tmp_path / "eval.json")])):
+        proc = subprocess.run([sys.executable, "-m", "genrecast", command, *args], stderr=subprocess.PIPE, text=True,
+                              timeout=120, preexec_fn=lambda: os.close(1))
+        assert (proc.returncode, proc.stderr) == (1, f"genrecast {command}: error: cannot write (stdout is closed)\n")
+    assert not (tmp_path / "eval.json").exists()
     proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--source", f"file:{clip}", "--speed", "0",
                            "--broker", broker.url], stderr=subprocess.PIPE, text=True, timeout=120,
                           preexec_fn=lambda: os.close(1))
