@@ -177,7 +177,6 @@ def classify_file(model, path: str, hop_seconds: float, inference=None, heard: s
 def handler(args: argparse.Namespace) -> int:
     from genrecast.dsp import AudioError
 
-    from genrecast.c_stderr import divert_c_stderr
     from genrecast.errors import UserError, one_line
 
     from .config import usable_cores, valid_hop, valid_threads
@@ -191,7 +190,6 @@ def handler(args: argparse.Namespace) -> int:
         raise UserError(f"--threads must be 1 to 64, got {threads}")
     model = load_model(args.model)
     inference = Inference(model, threads)
-    divert_c_stderr()  # an MP3's decoder prints on fd 2, between our lines
     failed = 0
     try:
         for path in args.files:

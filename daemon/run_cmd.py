@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+from genrecast.c_stderr import divert_c_stderr
 from genrecast.logs import configure_logging
 
 
@@ -117,6 +118,7 @@ def handler(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     configure_logging(settings.log_level.upper())
+    divert_c_stderr()  # an MP3's decoder, PortAudio: their own lines on fd 2 are debug lines, never raw in the journal
     for line in unused_settings(settings):
         logging.getLogger(__name__).warning("%s", line)
     stop = StopRequest()

@@ -77,7 +77,6 @@ class FileSource:
     unavailable = None
 
     def __init__(self, path: str, speed: float = 1.0, loop: bool = False) -> None:
-        divert_c_stderr()  # an MP3's decoder prints on fd 2
         self._file = AudioFile(path)
         self.description = f"file:{Path(path).resolve()}"
         self.sample_rate, self.seconds = self._file.sample_rate, self._file.seconds

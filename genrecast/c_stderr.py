@@ -1,9 +1,10 @@
-"""What C libraries print on fd 2 themselves, kept out of the log and the terminal (see :func:`divert_c_stderr`):
-the microphone's PortAudio, and the decoders behind libsndfile, share it."""
+"""What C libraries print on fd 2 themselves, kept out of a service's log (see :func:`divert_c_stderr`): the
+microphone's PortAudio, and the decoders behind libsndfile, share it."""
 
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import logging
 import os
 import sys
@@ -27,17 +28,28 @@ def divert_c_stderr() -> None:
     libsndfile uses (``[src/libmpg123/layer3.c:...] error: part2_3_length ...`` for a file that decodes well),
     bypassing logging.
 
-    Once per process, before PortAudio or a file's decoder is first used: fd 2 becomes a pipe whose lines are logged
-    at debug level as ``genrecast.clib`` (seen with ``--log-level debug``, never raw), while Python's own stderr
-    (``sys.stderr``, the log handlers writing to fd 2, tracebacks) moves to a copy of the real one. It lasts for
-    the process's life: reads run all the time on capture threads, and fd 2 is process-wide, so diverting it per
-    call would race. A second thread that asks while the first is diverting waits for it: returning early let its
-    PortAudio start print to the real stderr (two microphones opening at once, under load).
+    Once per process, in the service (`run`, `dashboard`) and wherever PortAudio is used (`devices`): fd 2 becomes a
+    pipe whose lines are logged at debug level as ``genrecast.clib`` (seen with ``--log-level debug``, never raw),
+    while Python's own stderr (``sys.stderr``, the log handlers writing to fd 2, tracebacks, and a crash's
+    ``faulthandler`` dump where that is on) moves to a copy of the real one. What a C library prints just before it
+    kills the process (an abort's message) dies in the pipe with it: `classify` and `evaluate`, run at a terminal,
+    are not diverted, so their user sees that. It lasts for the process's life: reads run all the time on capture
+    threads, and fd 2 is process-wide, so diverting it per call would race. A second thread that asks while the first
+    is diverting waits for it: returning early let its PortAudio start print to the real stderr (two microphones
+    opening at once, under load). Started with fd 2 closed, there is nothing to keep lines from: fd 2 goes to
+    /dev/null, so that no file opened later takes its number.
     """
     if _diverted.is_set():
         return
     with _divert_lock:
         if _diverted.is_set():
+            return
+        if sys.stderr is None:  # started with fd 2 closed (2>&-)
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != 2:
+                os.dup2(null, 2)
+                os.close(null)
+            _diverted.set()
             return
         sys.stderr.flush()
         real = open(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")  # noqa: SIM115
@@ -45,6 +57,8 @@ def divert_c_stderr() -> None:
             if _writes_to_fd2(handler):
                 handler.setStream(real)
         sys.stderr = real
+        if faulthandler.is_enabled():  # PYTHONFAULTHANDLER, -X faulthandler: a crash's dump to the real stderr
+            faulthandler.enable(real)
         read, write = os.pipe()
         os.dup2(write, 2)
         os.close(write)

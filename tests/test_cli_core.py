@@ -158,6 +158,18 @@ def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(br
         _, err = dashboard.communicate(timeout=120)
     assert "cannot write" not in err and "Traceback" not in err, err[-1500:]
 
+def test_a_service_started_with_stderr_closed_runs(broker, tmp_path):
+    """Python sets sys.stderr to None for a process started with fd 2 closed (``2>&-``): keeping C libraries' lines out
+    of the journal flushed it first, an AttributeError that ended the service in silence."""
+    import os
+    from pathlib import Path
+
+    clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--source", f"file:{clip}", "--speed", "0",
+                           "--broker", broker.url, "--stream-id", "quiet"], stdout=subprocess.PIPE, text=True,
+                          timeout=120, preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 0
+
 @pytest.mark.parametrize(("script", "args", "wanted"), [
     ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),
     ("room_bench.py", ["--fold", "9"], "room_bench.py: error: fold must be in 1..5"),

@@ -74,7 +74,6 @@ def handler(args: argparse.Namespace) -> int:
     from genrecast.daemon.model import describe_head, genre_head, load_model
     from genrecast.dsp import AudioError, AudioFile
 
-    from genrecast.c_stderr import divert_c_stderr
     from genrecast.errors import UserError
 
     from .evaluate import clopper_pearson, score
@@ -89,7 +88,6 @@ def handler(args: argparse.Namespace) -> int:
         elif not _writable(fd):
             raise UserError(f"--json {args.json}: not open for writing")
     model = load_model(args.model)
-    divert_c_stderr()  # an MP3's decoder prints on fd 2, between our lines
     labels = model.spec.labels
     try:
         files, unlabelled = labelled_files(args.data, labels)
