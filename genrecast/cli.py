@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     from genrecast.dsp import AudioError, ModelSpecError  # after parsing: `--help` need not load numba
 
+    if sys.stderr is None:  # started with fd 2 closed (2>&-): print(file=None) writes to stdout, into the results
+        sys.stderr = open(_hold(2), "w", closefd=False)  # noqa: SIM115
     if sys.stdout is None and _stdout_closed(args.command):
         _error(args.command, "cannot write (stdout is closed)")  # before minutes of work whose result goes nowhere
         return 1
@@ -82,15 +84,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _hold(fd: int) -> int:
+    """A descriptor the command was started without, put on /dev/null before anything opens a file: a file opened
+    later would take its number, and get what C libraries print there."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+    return fd
+
+
 def _stdout_closed(command: str) -> bool:
     """Started with stdout closed (``>&-``), where print() writes to None: every result was dropped in silence, then
-    the final flush was a traceback. fd 1 goes to /dev/null, so that no file opened later takes its number and gets
-    what C libraries print on stdout. True for a command of :data:`RESULT_COMMANDS`, which then fails at once; any
-    other (a service's start line: `run`, `dashboard`) runs, its lines discarded as before."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    if null != 1:
-        os.dup2(null, 1)
-        os.close(null)
+    the final flush was a traceback. fd 1 is held on /dev/null (:func:`_hold`). True for a command of
+    :data:`RESULT_COMMANDS`, which then fails at once; any other (a service's start line: `run`, `dashboard`) runs,
+    its lines discarded as before."""
+    _hold(1)
     if command in RESULT_COMMANDS:
         return True
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115

@@ -136,12 +136,12 @@ def test_output_to_a_closed_stdout_is_one_line_not_results_dropped_in_silence(br
     clip = Path(genrecast.__file__).resolve().parent.parent / "examples" / "synth-groove.flac"
     (tmp_path / "rock").mkdir()
     (tmp_path / "rock" / "a.flac").write_bytes(clip.read_bytes())
+    # evaluate: before its work, which would have said first that there is no such folder (rc 2)
     for command, args in (("classify", [str(clip)]), ("classify", ["--json", str(clip)]),
-                          ("evaluate", ["--data", str(tmp_path), "--json", str(tmp_path / "eval.json")])):
+                          ("evaluate", ["--data", str(tmp_path / "none"), "--json", str(tmp_path / "eval.json")])):
         proc = subprocess.run([sys.executable, "-m", "genrecast", command, *args], stderr=subprocess.PIPE, text=True,
                               timeout=120, preexec_fn=lambda: os.close(1))
         assert (proc.returncode, proc.stderr) == (1, f"genrecast {command}: error: cannot write (stdout is closed)\n")
-    assert not (tmp_path / "eval.json").exists()
     proc = subprocess.run([sys.executable, "-m", "genrecast", "run", "--source", f"file:{clip}", "--speed", "0",
                            "--broker", broker.url], stderr=subprocess.PIPE, text=True, timeout=120,
                           preexec_fn=lambda: os.close(1))
@@ -169,6 +169,10 @@ def test_a_service_started_with_stderr_closed_runs(broker, tmp_path):
                            "--broker", broker.url, "--stream-id", "quiet"], stdout=subprocess.PIPE, text=True,
                           timeout=120, preexec_fn=lambda: os.close(2))
     assert proc.returncode == 0
+    # and a command's error lines stay out of its results (print to a closed stderr went to stdout)
+    proc = subprocess.run([sys.executable, "-m", "genrecast", "classify", str(clip), str(tmp_path / "no.wav")],
+                          stdout=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 2 and proc.stdout.startswith(f"{clip}\t") and proc.stdout.count("\n") == 1, proc.stdout
 
 @pytest.mark.parametrize(("script", "args", "wanted"), [
     ("room_bench.py", ["--model", "nosuch.onnx"], "room_bench.py: error: model nosuch.onnx: no such file"),

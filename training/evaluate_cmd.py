@@ -195,7 +195,7 @@ def _write_report(path: Path, report: str) -> None:
     was printed there, and anything else is written through."""
     if (fd := own_descriptor(path)) is not None:
         sys.stdout.flush()  # the table first, where stdout and the report share a pipe or a file
-        if fd in (1, 2):  # Python's own: fd 2 itself now carries C libraries' lines to the debug log
+        if fd in (1, 2):  # Python's own streams: where a service diverts fd 2 (genrecast.c_stderr), still stderr
             stream = sys.stdout if fd == 1 else sys.stderr
             stream.write(report)
             stream.flush()
