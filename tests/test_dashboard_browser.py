@@ -397,7 +397,9 @@ def test_the_checked_file_plays_and_the_readout_follows_the_window_under_the_cur
             state = browser.execute_script("return JSON.parse(document.getElementById('file-windows')"
                                            ".dataset.windows)[arguments[0]].state;", int(window))
             assert f"stream state: {state}" in shown["text"] and (state == "metal" or window == "8"), shown
-            assert cursor(browser) == pytest.approx(at, abs=1e-3)  # the timeline's cursor moved there too
+            # the timeline's cursor moved there too, once the timeline is drawn (CI under load: still at 0 s)
+            wait_for(browser, f"the timeline's cursor at {at} s", lambda d, at=at: cursor(d) == pytest.approx(at,
+                                                                                                          abs=1e-3))
 
         # back to the start, then play as a user does, with the player's own play button (a page may not start
         # playing without a gesture), and watch the readout move on by itself

@@ -55,10 +55,27 @@
         readout.replaceChildren.apply(readout, parts);
     }
 
+    let retrying = false;
+
+    // The timeline may not be drawn yet (a seek just after the upload, on a busy machine): then the cursor stayed at
+    // 0 s while the readout said 1.5 s, until the next timeupdate, which a paused player never sends. Tried again
+    // at each frame while the player is shown and its timeline is not drawn.
     function moveCursor(t) {
         const graph = document.querySelector("#file-timeline .js-plotly-plot");
         if (graph && window.Plotly && graph.layout && graph.layout.shapes && graph.layout.shapes.length) {
             window.Plotly.relayout(graph, {"shapes[0].x0": t, "shapes[0].x1": t});
+            return;
+        }
+        const box = document.getElementById("file-player-box");
+        if (!retrying && box && !box.hidden) {
+            retrying = true;
+            window.requestAnimationFrame(function () {
+                retrying = false;
+                const audio = document.getElementById("file-player");
+                if (audio) {
+                    moveCursor(audio.currentTime);
+                }
+            });
         }
     }
 
