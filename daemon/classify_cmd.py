@@ -37,12 +37,13 @@ class FileWindows:
 
         return track_state(self.probabilities, self.music, self.rms, spec.labels, spec.music_threshold)
 
-    def window_state(self, spec, i: int):
-        """Window ``i`` alone, by the track rule: its top genre, or ``no_music`` or ``silence``."""
+    def window_kinds(self, spec) -> list[str]:
+        """Each window alone, by the track rule: ``genre``, ``no_music`` or ``silence`` (the page's player, the API's
+        windows and the tags a window announces all read it)."""
         from .decision import track_state
 
-        return track_state(self.probabilities[i:i + 1], self.music[i:i + 1], self.rms[i:i + 1], spec.labels,
-                           spec.music_threshold)
+        return [track_state(self.probabilities[i:i + 1], self.music[i:i + 1], self.rms[i:i + 1], spec.labels,
+                            spec.music_threshold).kind for i in range(len(self.starts))]
 
     def window_tags(self, spec) -> list[dict[str, float]] | None:
         """Each window's announced tags (none for a silent window, or one whose music probability is below the
@@ -51,9 +52,8 @@ class FileWindows:
 
         if self.tags is None:
             return None
-        return [spec.announced_tags(row) if announces_tags(self.window_state(spec, i).kind, self.music[i],
-                                                           spec.music_threshold) else {}
-                for i, row in enumerate(self.tags)]
+        return [spec.announced_tags(row) if announces_tags(kind, music, spec.music_threshold) else {}
+                for row, kind, music in zip(self.tags, self.window_kinds(spec), self.music, strict=True)]
 
 
 @dataclass(frozen=True)

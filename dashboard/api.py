@@ -231,15 +231,15 @@ def window_json(model, result) -> list[dict]:
         {
             "start_s": round(start, 3),
             "end_s": round(end, 3),
-            "kind": result.window_state(model.spec, i).kind,
+            "kind": kind,
             "genre": labels[int(np.argmax(row))],
             "probabilities": {k: round(float(p), 5) for k, p in zip(labels, row, strict=True)},
             "music": round(float(music), 5) if model.spec.has_music_head else None,
             "tags": t,
             "room": room,
         }
-        for i, (start, end, row, music, t, room) in enumerate(zip(result.starts, result.ends, result.probabilities,
-                                                                  result.music, tags, rooms, strict=True))
+        for start, end, kind, row, music, t, room in zip(result.starts, result.ends, result.window_kinds(model.spec),
+                                                         result.probabilities, result.music, tags, rooms, strict=True)
     ]
 
 

@@ -103,7 +103,7 @@ class OfflineClassifier:
             music=track.music if model.spec.has_music_head else None,
             states=tuple(state.kind for state in states),
             state_names=tuple(state.genre or state.kind for state in states),
-            window_kinds=tuple(result.window_state(model.spec, i).kind for i in range(len(result.starts))),
+            window_kinds=tuple(result.window_kinds(model.spec)),
             window_tags=tuple(tuple(t) for t in result.window_tags(model.spec) or [() for _ in result.starts]),
         )
 

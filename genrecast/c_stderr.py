@@ -36,21 +36,15 @@ def divert_c_stderr() -> None:
     are not diverted, so their user sees that. It lasts for the process's life: reads run all the time on capture
     threads, and fd 2 is process-wide, so diverting it per call would race. A second thread that asks while the first
     is diverting waits for it: returning early let its PortAudio start print to the real stderr (two microphones
-    opening at once, under load). Started with fd 2 closed, there is nothing to keep lines from: a free fd 2 goes to
-    /dev/null, so that no file opened later takes its number.
+    opening at once, under load). Started with fd 2 closed, there is nothing to keep lines from; the command line
+    has put fd 2 on /dev/null already (``genrecast.cli``), so that no file opened later takes its number.
     """
     if _diverted.is_set():
         return
     with _divert_lock:
         if _diverted.is_set():
             return
-        if sys.stderr is None:  # started with fd 2 closed (2>&-); genrecast's own commands hold it from the start
-            try:
-                os.fstat(2)  # a file opened since has taken the number: not ours to replace
-            except OSError:
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, 2)
-                os.close(null)
+        if sys.stderr is None:  # started with fd 2 closed: nothing to keep lines from (genrecast.cli holds fd 2)
             _diverted.set()
             return
         sys.stderr.flush()
