@@ -43,8 +43,8 @@ STALLED_IS_OFFLINE = "{{ 'online' if value_json.state == 'online' else 'offline'
 NOT_YET_KNOWN = "value_json.kind == 'uncertain' and value_json.confidence == 0"
 # The genre, else the kind; unknown ("None") for the start's "not yet known": it showed "uncertain", so after every
 # restart a "to: jazz" trigger fired past the guard Home Assistant's users write, not_from: [unknown, unavailable].
-GENRE_STATE = (f"{{{{ value_json.genre if value_json.kind == 'genre' else 'None' if {NOT_YET_KNOWN} "
-               "else value_json.kind }}")
+GENRE_STATE = ("{{ value_json.genre if value_json.kind == 'genre' else 'None' if " + NOT_YET_KNOWN
+               + " else value_json.kind }}")
 # The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
 # for no_music and silence, unknown ("None") at the start. With a music head, while the sound after a silence is
 # being judged (music null again) it renders nothing, which Home Assistant ignores: the sensor stays off until the
@@ -53,7 +53,7 @@ GENRE_STATE = (f"{{{{ value_json.genre if value_json.kind == 'genre' else 'None'
 # A payload from before `music` was sent: its kind says what it can (its uncertain as unjudged).
 _MUSIC = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
           "else value_json.kind == 'genre') %}{{ 'ON' if music is true else 'OFF' if music is false else ")
-MUSIC_STATE = _MUSIC + f"'None' if {NOT_YET_KNOWN} else '' }}}}"
+MUSIC_STATE = _MUSIC + "'None' if " + NOT_YET_KNOWN + " else '' }}"
 MUSIC_STATE_NO_HEAD = _MUSIC + "'None' }}"
 # A genre's confidence only: silence's 1 and no_music's 1 - music are another quantity, and would fill the
 # long-term statistics (state_class) with a silent night's 100 %. HA shows "unknown" ("None") meanwhile.
@@ -63,8 +63,8 @@ CONFIDENCE_PERCENT = "{{ (value_json.confidence * 100) | round(0) | int if value
 # may sit under min_confidence), and a tagging model's tags of the window that brought it (no version, time or
 # repeated state)
 _SINCE = "'since': value_json.since, 'provisional': value_json.get('provisional') is true"
-GENRE_ATTRIBUTES = (f"{{{{ ({{{_SINCE}, 'tags': value_json.tags}} if 'tags' in value_json else {{{_SINCE}}}) "
-                    "| tojson }}")
+GENRE_ATTRIBUTES = ("{{ ({" + _SINCE + ", 'tags': value_json.tags} if 'tags' in value_json else {" + _SINCE
+                    + "}) | tojson }}")
 REASON_ATTRIBUTE = "{{ {'reason': value_json.get('reason')} | tojson }}"  # online: no reason (null)
 # A stream's also says what it listens to, and how much audio it dropped for falling behind (null: none): both
 # change rarely, so they cost the recorder little, and a stream that cannot keep up was invisible in Home Assistant.
