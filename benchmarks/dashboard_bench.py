@@ -1,12 +1,15 @@
 """Dashboard benchmark at scale (run on demand, not in CI): the page's update cost and the server's memory.
 
 N streams (default 200), each with a full timeline (600 windows, 10 minutes at a 1-s hop), are put into the
-dashboard's history; live predictions then arrive for every stream once a second, as from N daemons. The real app is
-served on loopback and loaded in headless Chromium for ``--seconds``. Reported: the server's time per overview
-update (a tick where only ages moved, and a full redraw), the browser's update requests per second and their
-durations and sizes, the browser's long tasks (main thread busy > 50 ms) per second, and the server's RSS.
-The last line is:
-``dashboard: streams=<N> tick_ms_p50=<> redraw_ms=<> updates_per_s=<> kb_per_s=<> longtask_ms_per_s=<> rss_mb=<>``
+dashboard's history; live predictions then arrive for every stream once a second, as from N daemons, and
+``--changes`` of them a second move to another genre (by default one in 30: each stream changes about every 30 s).
+The real app is served on loopback and loaded in headless Chromium, and measured twice in the same run for
+``--seconds`` each: with the overview drawn whole whenever a card changed (as before 0.6.x's patching), then with
+only the changed cards sent. Reported: the server's time per overview update (a tick where only ages moved, and a
+full redraw), and for each phase the browser's update requests per second, their durations and sizes, and its long
+tasks (main thread busy > 50 ms) per second; and the server's RSS. The last line is:
+``dashboard: streams=<N> changes_per_s=<> tick_ms_p50=<> redraw_ms=<> updates_per_s=<> kb_per_s=<> kb_per_s_whole=<>
+longtask_ms_per_s=<> longtask_ms_per_s_whole=<> rss_mb=<>`` (one line)
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ def server_costs(history: History, repeats: int = 20) -> tuple[float, float]:
     for _ in range(repeats):
         t0 = time.perf_counter()
         snap, now = history.snapshot(timelines=False), history.clock()
-        render.overview_key(snap, now, "s000", True, "", "id", True)
+        entries, _ = render.overview(snap, now, "s000", feed, "genrecast")
+        render.overview_cards(entries, [e.key for e in entries], now, "s000", True, True)
         render.liveness(snap, now, True)
         t1 = time.perf_counter()
-        render.overview(snap, now, "s000", feed, "genrecast")
+        render.overview_cards(entries, None, now, "s000", True, True)
         t2 = time.perf_counter()
         ticks.append(t1 - t0)
         redraws.append(t2 - t0)
@@ -63,8 +67,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--streams", type=int, default=200)
     p.add_argument("--windows", type=int, default=600)
-    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--seconds", type=float, default=20.0, help="each phase's length")
+    p.add_argument("--changes", type=int, default=None, help="streams moving to another genre each second")
     a = p.parse_args()
+    changes = a.streams // 30 if a.changes is None else a.changes
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -79,12 +85,16 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
 
-    def live() -> None:  # every stream speaks once a second, as N daemons would
-        t = float(a.windows)
+    def live() -> None:  # every stream speaks once a second, as N daemons would; some change genre
+        t, shift, moved = float(a.windows), [0] * a.streams, 0
         while not stop.is_set():
+            for _ in range(changes):
+                shift[moved % a.streams] += 1
+                moved += 1
             for i in range(a.streams):
                 sid = f"s{i:03d}"
-                feed.handle(f"genrecast/{sid}/prediction", encode(prediction(sid, GENRES[i % 10], 0.8, t=t)))
+                feed.handle(f"genrecast/{sid}/prediction",
+                            encode(prediction(sid, GENRES[(i + shift[i]) % 10], 0.8, t=t)))
             t += 1
             stop.wait(1.0)
 
@@ -99,27 +109,34 @@ def main() -> None:
         driver.execute_script("window.__long = 0; new PerformanceObserver(l => l.getEntries().forEach("
                               "e => window.__long += e.duration)).observe({entryTypes: ['longtask']});")
         time.sleep(5)  # the first full draw
-        driver.execute_script("performance.clearResourceTimings(); window.__long = 0;")
-        time.sleep(a.seconds)
-        entries = driver.execute_script(
-            "return performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update'))"
-            ".map(e => [e.duration, e.transferSize])")
-        long_ms = driver.execute_script("return window.__long")
+        phases = {}
+        for name, share in (("whole", -1.0), ("patched", render.REDRAW_SHARE)):
+            render.REDRAW_SHARE = share  # -1: any changed card redraws the whole overview, as before patching
+            driver.execute_script("performance.clearResourceTimings(); window.__long = 0;")
+            time.sleep(a.seconds)
+            phases[name] = (driver.execute_script(
+                "return performance.getEntriesByType('resource').filter(e => e.name.includes('_dash-update'))"
+                ".map(e => [e.duration, e.transferSize])"), driver.execute_script("return window.__long"))
         cards = driver.execute_script("return document.querySelectorAll('#overview .card').length")
     finally:
         driver.quit()
         stop.set()
         server.shutdown()
-    durations = np.array([e[0] for e in entries]) if entries else np.array([0.0])
-    kb = sum(e[1] for e in entries) / 1024
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures = {}
     print(f"server: overview tick (ages only) {tick_ms:.1f} ms, full redraw {redraw_ms:.1f} ms")
-    print(f"browser: {cards} cards, {len(entries)} update requests in {a.seconds:g} s, request ms p50 "
-          f"{np.percentile(durations, 50):.0f} p99 {np.percentile(durations, 99):.0f}, {kb / a.seconds:.0f} kB/s, "
-          f"long tasks {long_ms / a.seconds:.0f} ms/s")
-    print(f"dashboard: streams={a.streams} tick_ms_p50={tick_ms:.1f} redraw_ms={redraw_ms:.1f} "
-          f"updates_per_s={len(entries) / a.seconds:.1f} kb_per_s={kb / a.seconds:.0f} "
-          f"longtask_ms_per_s={long_ms / a.seconds:.0f} rss_mb={rss:.0f}")
+    for name, (entries, long_ms) in phases.items():
+        durations = np.array([e[0] for e in entries]) if entries else np.array([0.0])
+        kb = sum(e[1] for e in entries) / 1024
+        figures[name] = (len(entries) / a.seconds, kb / a.seconds, long_ms / a.seconds)
+        print(f"browser, {name}: {cards} cards, {changes} changes a second, {len(entries)} update requests in "
+              f"{a.seconds:g} s, request ms p50 {np.percentile(durations, 50):.0f} p99 "
+              f"{np.percentile(durations, 99):.0f}, {kb / a.seconds:.0f} kB/s, long tasks {long_ms / a.seconds:.0f} "
+              "ms/s")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (updates, kb, long_ms), (_, kb_whole, long_whole) = figures["patched"], figures["whole"]
+    print(f"dashboard: streams={a.streams} changes_per_s={changes} tick_ms_p50={tick_ms:.1f} "
+          f"redraw_ms={redraw_ms:.1f} updates_per_s={updates:.1f} kb_per_s={kb:.0f} kb_per_s_whole={kb_whole:.0f} "
+          f"longtask_ms_per_s={long_ms:.0f} longtask_ms_per_s_whole={long_whole:.0f} rss_mb={rss:.0f}")
 
 
 if __name__ == "__main__":

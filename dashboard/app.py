@@ -126,7 +126,7 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
                                                        "data-refresh-ms": str(refresh_ms),
                                                        "data-upload-max-bytes": str(MAX_UPLOAD_BYTES)}),
             dcc.Store(id="liveness"),  # every stream's age line and status pill, written into the cards below
-            dcc.Store(id="overview-key"),  # what the cards on the page show, but for liveness
+            dcc.Store(id="overview-key"),  # each entry's key on the page (render.card_key): what it shows but liveness
             dcc.Store(id="liveness-done"),
             dcc.Store(id="drawn"),  # which stream's figures are on the page, as of when, and what its timeline holds
         ],
@@ -149,8 +149,8 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
         State("stream-select", "options"),
         State("overview-key", "data"),
     )
-    def refresh_overview(_tick, query, order, selected, options, drawn_key):
-        return overview_outputs(history, feed, selected, options, query or "", order or render.ORDERS[0], drawn_key)
+    def refresh_overview(_tick, query, order, selected, options, drawn_keys):
+        return overview_outputs(history, feed, selected, options, query or "", order or render.ORDERS[0], drawn_keys)
 
     # In the browser: write each card's age line and status pill, without React redrawing hundreds of cards.
     app.clientside_callback(
@@ -213,25 +213,25 @@ def create_app(history: History, feed: Feed, offline: OfflineClassifier, api: Ap
 
 
 def overview_outputs(history: History, feed: Feed, selected: str | None, options: list | None, query: str = "",
-                     order: str = "id", drawn_key: str | None = None) -> tuple:
+                     order: str = "id", drawn_keys: list[str] | None = None) -> tuple:
     """The header, the cards (only when more than ages and pills changed), every card's liveness, and the picker."""
     snapshot, status, now = history.snapshot(timelines=False), feed.status(), history.clock()
     ids = [v.stream_id for v in snapshot.streams]
     new_options = [{"label": i, "value": i} for i in ids]
     new_selected = selected if selected in ids else first_online(snapshot, now, status.connected)
-    compact = len(ids) > render.COMPACT_FROM
-    key = render.overview_key(snapshot, now, new_selected, status.connected, query, order, compact)
-    if key == drawn_key:  # hundreds of cards are costly to redraw: only ages and pills moved, see liveness
-        cards = shown = no_update
-    else:
-        cards, shown = render.overview(snapshot, now, new_selected, status, feed.prefix, query, order)
+    compact = render.is_compact(snapshot)
+    entries, shown = render.overview(snapshot, now, new_selected, status, feed.prefix, query, order)
+    keys = [e.key for e in entries]
+    drawn = drawn_keys if isinstance(drawn_keys, list) else None
+    # hundreds of cards are costly to redraw: only those whose key changed are sent (ages and pills: liveness)
+    cards = render.overview_cards(entries, drawn, now, new_selected, status.connected, compact)
     return (
         render.header(status, snapshot),
         cards,
         "cards compact" if compact else "cards",
-        key if key != drawn_key else no_update,
+        keys if cards is not no_update else no_update,
         render.liveness(snapshot, now, status.connected),
-        shown,
+        shown if cards is not no_update else no_update,
         # setting a property, even to its value, would rerun the callbacks that read it
         new_options if new_options != options else no_update,
         new_selected if new_selected != selected else no_update,

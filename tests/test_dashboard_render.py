@@ -122,8 +122,7 @@ def test_a_no_music_stream_shows_no_music_and_its_music_probability():
 def test_the_card_shows_the_latest_windows_tags_as_chips_likeliest_first():
     from dataclasses import replace
 
-    from genrecast.dashboard.history import Snapshot
-    from genrecast.dashboard.render import overview_key, stream_card
+    from genrecast.dashboard.render import card_key, stream_card
 
     view = view_after(("status", status("kitchen")),
                       ("prediction", prediction("kitchen", music=0.9, tags={"80s": 0.35, "rock": 0.61})))
@@ -133,7 +132,7 @@ def test_the_card_shows_the_latest_windows_tags_as_chips_likeliest_first():
                                                                                   music=0.1, tags={})))
     assert not any(getattr(c, "className", "") == "chips" for c in stream_card(quiet, 0.0, False, True).children)
     def key(v):
-        return overview_key(Snapshot(streams=(v,), version=0), 0.0, None, True, "", "id", False)
+        return card_key(v, 0.0, False, True, False)
 
     assert key(view) != key(replace(view, latest=replace(view.latest, tags=(("rock", 0.61),))))  # redrawn on news
     assert stream_card(view, 0.0, False, True, compact=True).children[-1].className == "detail age"  # no chips
@@ -156,8 +155,7 @@ def test_the_card_says_provisional_until_the_first_full_window():
 
 def test_the_card_says_music_with_no_clear_genre_when_the_daemon_judged_it_so():
     """The genre message's music answer: uncertain music (a medley) reads as music, not as an undecided sound."""
-    from genrecast.dashboard.history import Snapshot
-    from genrecast.dashboard.render import overview_key, stream_card
+    from genrecast.dashboard.render import card_key, stream_card
 
     def details(view):
         card = stream_card(view, 0.0, False, True)
@@ -171,7 +169,7 @@ def test_the_card_says_music_with_no_clear_genre_when_the_daemon_judged_it_so():
     assert details(music).startswith("music, no clear genre · 30%")
 
     def key(v):
-        return overview_key(Snapshot(streams=(v,), version=0), 0.0, None, True, "", "id", False)
+        return card_key(v, 0.0, False, True, False)
 
     assert key(undecided) != key(music)  # redrawn when the answer comes
     # a window of a new state forgets it until that state's genre message comes
@@ -359,3 +357,45 @@ def test_no_genre_is_drawn_in_a_grey_that_reads_as_silence():
         r, g, b = rgb(colour)
         assert max(r, g, b) - min(r, g, b) > 40, colour  # a hue, not a grey
         assert sum(abs(x - y) for x, y in zip(rgb(colour), rgb(MUTED), strict=True)) > 120, colour
+
+
+def test_the_overview_sends_only_the_cards_that_changed():
+    """At 1,000 streams the whole overview is about 900 kB, and some card changes at almost every tick."""
+    from genrecast.daemon.broker import BrokerConfig
+    from genrecast.dashboard.app import overview_outputs
+    from genrecast.dashboard.feed import Feed
+
+    history = History(clock=lambda: 0.0)
+    feed = Feed(BrokerConfig(), "genrecast", history)
+    ids = [f"s{i:02d}" for i in range(20)]
+    for sid in ids:
+        feed.handle(f"genrecast/{sid}/prediction", encode(prediction(sid, "rock", 0.8)))
+
+    def poll(drawn, order="id"):
+        _, cards, _, keys, _, _, _, _, _ = overview_outputs(history, feed, "s00", None, "", order, drawn)
+        return cards, keys
+
+    cards, keys = poll(None)
+    assert [c.to_plotly_json()["props"]["data-stream"] for c in cards] == ids and len(keys) == 20
+    assert poll(keys) == (no_update, no_update)  # nothing new: nothing sent, not even the keys
+    feed.handle("genrecast/s07/prediction", encode(prediction("s07", "jazz", 0.8, t=1.0)))
+    patch, new_keys = poll(keys)
+    assert isinstance(patch, Patch)
+    (op,) = json.loads(json.dumps(patch.to_plotly_json(), default=lambda c: c.to_plotly_json()))["operations"]
+    assert op["location"] == [7] and "jazz" in json.dumps(op["params"]["value"])
+    assert [i for i, (a, b) in enumerate(zip(keys, new_keys, strict=True)) if a != b] == [7]
+    assert poll(new_keys) == (no_update, no_update)
+    # a page that never drew them, a stream more, or most cards changed (grouped by genre, one move shifts them
+    # all): drawn whole
+    assert isinstance(poll(new_keys[:5])[0], list)
+    feed.handle("genrecast/s20/prediction", encode(prediction("s20", "rock", 0.8)))
+    cards, keys = poll(new_keys)
+    assert len(cards) == 21
+    for sid in ids[:11]:
+        feed.handle(f"genrecast/{sid}/prediction", encode(prediction(sid, "blues", 0.8, t=2.0)))
+    cards, _ = poll(keys)
+    assert isinstance(cards, list) and len(cards) == 21
+    grouped, group_keys = poll(None, order="genre")
+    assert grouped[0].children == "blues (11)"
+    feed.handle("genrecast/s00/prediction", encode(prediction("s00", "rock", 0.8, t=3.0)))
+    assert isinstance(poll(group_keys, order="genre")[0], list)

@@ -34,6 +34,13 @@ def cards(driver) -> dict[str, str]:
         "return Array.from(document.querySelectorAll('#overview .card'), c => [c.dataset.stream, c.innerText])"))
 
 
+def headlines(driver) -> dict[str, str]:
+    """Stream id -> the genre (or state) the card shows."""
+    return dict(driver.execute_script(
+        "return Array.from(document.querySelectorAll('#overview .card'), "
+        "c => [c.dataset.stream, c.querySelector('.headline').innerText])"))
+
+
 def pill(driver, stream_id: str) -> str:
     return driver.execute_script(
         "const c = Array.from(document.querySelectorAll('#overview .card'))"
@@ -90,6 +97,16 @@ def test_two_hundred_streams_filter_group_and_mark_stale(browser, dashboard, bro
     wait_for(browser, "only the stalled streams", lambda d: set(cards(d)) == quiet | {"s008"})
     type_search(browser, "")
     wait_for(browser, "every stream again", lambda d: len(cards(d)) == N)
+
+    # three streams change genre: only their cards are sent (a patch), and the page shows it on just those
+    pub = Publisher(broker)
+    moved = {"s010": "metal", "s020": "jazz", "s031": "pop"}
+    for sid, new_genre in moved.items():
+        pub.send("prediction", prediction(sid, new_genre, 0.9, t=2.0))
+    pub.close()
+    wait_for(browser, "the three new genres on their cards",
+             lambda d: all(headlines(d)[sid] == g for sid, g in moved.items()))
+    assert headlines(browser) == {sid: moved.get(sid, GENRES[i % 10]) for i, sid in enumerate(ids)}
 
     browser.find_element(By.CSS_SELECTOR, "#order").click()
     browser.find_element(By.XPATH, "//*[@role='option' and normalize-space()='by state']").click()
