@@ -27,6 +27,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
 from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, might_be_wav, wav_header
+from genrecast.dsp.resample import StreamResampler
 
 from genrecast.c_stderr import divert_c_stderr
 from genrecast.contract import DAEMON_TOPIC
@@ -41,6 +42,7 @@ MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing
 # opens a two-channel-only device (an audio interface's ``hw:`` input, a stereo USB card) with two and keeps the
 # first: a microphone plugged into the second input was heard as silence.
 MIC_CHANNELS = 2
+INVALID_SAMPLE_RATE = -9997  # PortAudio's paInvalidSampleRate: the device does not take the rate asked
 # PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
 # crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; the close
 # pyaudio makes by itself when a read fails is not covered (docs/daemon.md, several microphones).
@@ -210,7 +212,7 @@ def _listed(devices: list[dict]) -> str:
 _OPEN_HINTS = {
     -9985: "in use by another program, or held by the sound server",
     -9996: "no longer there",
-    -9997: "it does not take this sample rate",
+    INVALID_SAMPLE_RATE: "it does not take this sample rate",
     -9998: "it does not take one channel",
     -9999: "listed, but its driver or sound server would not open it: a PulseAudio source not loaded yet, or a "
            "device in use?",
@@ -228,10 +230,13 @@ class MicSource:
     """A live input through PortAudio, reopened with backoff when it disappears."""
 
     def __init__(self, device: str | None, rate: int | None = None) -> None:
-        """``rate``: open at this rate (a reopened microphone keeps its stream's rate), else the device's own."""
+        """``rate``: hand over audio at this rate (a reopened microphone keeps its stream's rate), else the device's
+        own. A device that does not take ``rate`` is opened at its own, and its audio converted to ``rate``."""
         self.wanted = device
         self._pa = self._stream = None
         self._channels = 1
+        self._device_rate = 0  # the rate the device is open at
+        self._resampler: StreamResampler | None = None  # when that is not the stream's
         self.unavailable: str | None = None
         self.live = True
         try:
@@ -251,16 +256,32 @@ class MicSource:
             self._pa = pyaudio.PyAudio()
             try:
                 info = find_device(self._pa, self.wanted)
-                rate = rate or int(info["defaultSampleRate"])
+                own = int(info["defaultSampleRate"])
                 self._channels = max(1, min(MIC_CHANNELS, int(info["maxInputChannels"])))
-                self._stream = self._pa.open(
-                    format=pyaudio.paFloat32, channels=self._channels, rate=rate, input=True,
-                    input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
-                )
+                try:
+                    self._open_stream(pyaudio, info, rate or own)
+                except OSError as exc:
+                    # A replacement microphone (another model, plugged in where the first was) that does not take
+                    # the stream's rate: a raw ALSA device often takes one only. Its own rate is converted instead
+                    # of retrying for good at one it refuses.
+                    if not rate or rate == own or exc.errno != INVALID_SAMPLE_RATE:
+                        raise
+                    self._open_stream(pyaudio, info, own)
+                    log.warning("microphone %s does not take %d Hz: open at its own %d Hz, converted", info["name"],
+                                rate, own)
+                self._resampler = StreamResampler(self._device_rate, rate) if rate and rate != self._device_rate \
+                    else None
             except Exception:
                 self._close_locked()
                 raise
         return info
+
+    def _open_stream(self, pyaudio, info: dict, rate: int) -> None:
+        self._stream = self._pa.open(
+            format=pyaudio.paFloat32, channels=self._channels, rate=rate, input=True,
+            input_device_index=int(info["index"]), frames_per_buffer=round(rate * CHUNK_SECONDS),
+        )
+        self._device_rate = rate
 
     def _close(self) -> None:
         with PORTAUDIO_LOCK:
@@ -287,7 +308,6 @@ class MicSource:
                 yield Chunk.idle()
 
     def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
-        n = round(self.sample_rate * CHUNK_SECONDS)
         backoff, lagging = MIC_BACKOFF[0], False
         try:
             while not stop.is_set():
@@ -304,13 +324,16 @@ class MicSource:
                         backoff = min(backoff * 2, MIC_BACKOFF[1])
                         continue
                 try:
-                    data = self._stream.read(n, exception_on_overflow=False)
+                    data = self._stream.read(round(self._device_rate * CHUNK_SECONDS), exception_on_overflow=False)
                 except OSError as exc:
                     log.warning("microphone %s lost (%s); reopening", self.description, exc)
                     self._close()
                     continue
+                samples = decode_pcm(data, "f32le", self._channels)
+                if self._resampler is not None:
+                    samples = self._resampler.push(samples)
                 try:
-                    queue.put_nowait(Chunk(decode_pcm(data, "f32le", self._channels), time.monotonic()))
+                    queue.put_nowait(Chunk(samples, time.monotonic()))
                     lagging = False
                 except Full:
                     if not lagging:

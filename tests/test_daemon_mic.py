@@ -435,3 +435,72 @@ def test_a_frozen_sound_server_is_noticed_reported_and_the_microphone_reopened(p
     assert not foreign_lines(err), err
     for m in sub.messages:
         validate(m.topic, m.payload)
+
+
+class OneRateDevice:
+    """Stands in for PyAudio over a raw ALSA input that takes one rate only (a USB microphone's ``hw:``), which no
+    sound server here can be: PulseAudio converts any rate it is asked for. It hands over a 1 kHz tone."""
+
+    paFloat32 = 1
+    RATE = 48000
+
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self._phase = 0
+
+    def PyAudio(self):  # noqa: N802 - pyaudio's name
+        return self
+
+    def get_device_count(self) -> int:
+        return 1
+
+    def get_device_info_by_index(self, i: int) -> dict:
+        return {"index": 0, "name": "USB PnP Sound Device: Audio (hw:1,0)", "maxInputChannels": 1,
+                "defaultSampleRate": float(self.RATE)}
+
+    def get_default_input_device_info(self) -> dict:
+        return self.get_device_info_by_index(0)
+
+    def open(self, format, channels, rate, input, input_device_index, frames_per_buffer):  # noqa: A002
+        if rate != self.RATE:
+            raise OSError(-9997, "Invalid sample rate")
+        self.opened.append(rate)
+        return self
+
+    def read(self, n: int, exception_on_overflow: bool = True) -> bytes:
+        t = (self._phase + np.arange(n)) / self.RATE
+        self._phase += n
+        time.sleep(0.005)  # a device paces its reads; this one ten times faster than real time
+        return (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32).tobytes()
+
+    def close(self) -> None:
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_a_replacement_microphone_that_does_not_take_the_streams_rate_is_opened_at_its_own(monkeypatch, caplog):
+    """A reopened microphone keeps its stream's rate. A different model plugged in where the first was, that takes
+    only another rate, was retried at the refused one for good ("it does not take this sample rate")."""
+    from genrecast.daemon import sources
+    from genrecast.dsp import AudioError
+
+    device = OneRateDevice()
+    monkeypatch.setitem(sys.modules, "pyaudio", device)
+    monkeypatch.setattr(sources, "divert_c_stderr", lambda: None)  # pytest's own fd 2 stays
+    mic = sources.MicSource("USB", rate=44100)  # as the stream's reopen makes it, at the first device's rate
+    assert device.opened == [48000] and mic.sample_rate == 44100
+    assert "does not take 44100 Hz: open at its own 48000 Hz, converted" in caplog.text
+    stop, got = threading.Event(), []
+    for chunk in mic.chunks(stop):
+        got.append(chunk.samples)
+        if sum(len(c) for c in got) >= 44100:
+            stop.set()
+    audio = np.concatenate(got)[4410:44100]  # past the converter's start
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    assert abs(np.argmax(spectrum) * 44100 / len(audio) - 1000) < 2  # the tone, at the stream's rate
+    # refused for any other reason, it is still an error
+    monkeypatch.setattr(OneRateDevice, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(-9985, "busy")))
+    with pytest.raises(AudioError, match="busy"):
+        sources.MicSource("USB", rate=44100)
