@@ -388,8 +388,20 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                 run.publish_genre()
         publisher.refresh()
         peers.check_echo(publisher.connected_for)
+    # What another process publishing our ids also overwrote, won back with the status: a stream's genre, and the
+    # Home Assistant devices whose availability then named the other process (its goodbye left the stream
+    # unavailable in Home Assistant while we kept publishing it)
+    overwritten = {daemon_status_topic(prefix, name): configs_sent[:1],
+                   **{stream_topic(prefix, r.id, "status"): [stream_topic(prefix, r.id, "genre"),
+                                                             *([discovery.topic(r.id)] if settings.ha_discovery
+                                                               else [])] for r in runs}}
+
+    def reassert(topic: str) -> None:
+        publisher.resend_kept(overwritten.get(topic, []))
+        publisher.resend(topic)
+
     peers = PeerWatch(instance, {daemon_status_topic(prefix, name): f"process {name}",
-                                 **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, publisher.resend)
+                                 **{stream_topic(prefix, i, "status"): f"stream {i}" for i in ids}}, reassert)
     leftovers = LeftoverWatch(settings) if settings.ha_discovery else None
     birth = (BirthWatch(settings.discovery_prefix, lambda: publisher.resend_kept(configs_sent))
              if settings.ha_discovery else None)

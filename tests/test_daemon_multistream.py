@@ -187,6 +187,42 @@ def test_two_processes_with_one_stream_id_warn_instead_of_fighting(broker, model
     assert not any("lost connection" in err for _, err in results)
 
 
+def test_a_duplicates_goodbye_leaves_the_live_process_its_stream_and_its_home_assistant_device(broker, model,
+                                                                                               tmp_path):
+    """A second process given a running stream's id by mistake overwrote its Home Assistant device too (availability
+    on the second process's status). Stopped, it left the stream unavailable in Home Assistant for good while the
+    first kept publishing it: the first sent its status again, not its device."""
+    loop = write_tones(tmp_path / "loop.wav", [1] * 4)
+    common = ("--loop", "--model", str(model), "--broker", broker.url, "--ha-discovery")
+
+    def device_names(m, process):
+        return (m.topic == "homeassistant/device/genrecast/den/config" and m.payload
+                and m.payload["device"]["via_device"].endswith(f"/_daemon/{process}"))
+
+    first = Daemon("--name", "upstairs", "--stream", f"den=file:{loop}", *common)
+    sub = Subscriber(broker.url)
+    sub.wait_for(lambda m: m.topic == "genrecast/den/prediction", "the first running")
+    second = Daemon("--source", f"file:{loop}", "--stream-id", "den", *common)
+    try:
+        second.wait_log("stream den is also published by another process")
+        second.signal(signal.SIGTERM)
+        assert second.finish()[0] == 0
+
+        def latest(m):  # the last message on its topic so far: what the broker keeps
+            return m is [x for x in sub.messages if x.topic == m.topic][-1]
+
+        sub.wait_for(lambda m: latest(m) and device_names(m, "upstairs"), "the stream's device naming the live process")
+        sub.wait_for(lambda m: latest(m) and m.topic == "genrecast/den/status" and m.payload["state"] == "online"
+                     and m.payload["daemon"] == "upstairs", "the stream's status online from the live process")
+    finally:
+        first.signal(signal.SIGTERM)
+        rc, err = first.finish()
+    sub.close()
+    assert rc == 0, err
+    device = [m for m in sub.messages if m.topic == "homeassistant/device/genrecast/den/config"][-1]
+    assert device_names(device, "upstairs")  # the last word on the device is the live process's
+
+
 def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
     parser = build_parser()
     args = parser.parse_args(["run", "--stream", "a=mic", "--stream", "b=file:x.wav", "--stream-id", "k"])
