@@ -350,21 +350,25 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     ids = tuple(c.stream_id for c in configs)
     broker = settings.broker.to_broker()
     runs: list[StreamRun] = []
+    # A stream whose source did not open is offline with the error for as long as the process runs, renewed like
+    # the others' statuses: sent once, Home Assistant expired it (unavailable, the reason hidden) 30 s later.
+    failed = {c.stream_id: Status("offline", model_id, c.source, f"error: {unopened[c.stream_id]}", name, instance,
+                                  genre_head=genre_head(model.spec, c.heard, c.recorded))
+              for c in configs if c.stream_id in unopened}
     wake = threading.Event()  # set by a stream's intake once it holds a whole window
     publisher = Publisher(
         broker, instance,
         hello=lambda since: [DaemonStatus("online", instance, ids, since=since).message(prefix, name),
-                             *(r.status().message(prefix, r.id) for r in runs)],  # after the genres (Publisher)
+                             *(r.status().message(prefix, r.id) for r in runs),  # after the genres (Publisher)
+                             *(status.message(prefix, i) for i, status in failed.items())],
         will=lambda since: DaemonStatus("offline", instance, ids, WILL_REASON, since).message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
     for cfg in configs:
         source = sources[cfg.stream_id]
-        if cfg.stream_id in unopened:
+        if cfg.stream_id in failed:
             log.error("stream %s: %s", cfg.stream_id, source)
-            publisher.publish(Status("offline", model_id, cfg.source, f"error: {source}", name, instance,
-                                     genre_head=genre_head(model.spec, cfg.heard, cfg.recorded)).message(
-                                         prefix, cfg.stream_id))
+            publisher.publish(failed[cfg.stream_id].message(prefix, cfg.stream_id))
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))
@@ -374,10 +378,10 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                               settings.discovery_prefix, settings.dashboard_url, model.spec.has_music_head)
         publisher.publish(discovery.process())
         configs_sent.append(discovery.process_topic)
-        for run in runs:
-            publisher.publish(legacy_retraction(run.id))  # first: the new Genre entity then takes the old one's id
-            publisher.publish(discovery.stream(run.id, run.cfg.area))
-            configs_sent.append(discovery.topic(run.id))
+        for cfg in configs:  # a stream that failed to open too: its device shows offline, and why
+            publisher.publish(legacy_retraction(cfg.stream_id))  # first: the new Genre entity takes the old one's id
+            publisher.publish(discovery.stream(cfg.stream_id, cfg.area))
+            configs_sent.append(discovery.topic(cfg.stream_id))
     for run in runs:
         run.publish_genre()  # "not yet known" before the status says online: the last run's genre is not current
         run.publish_status()
@@ -392,9 +396,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     # Home Assistant devices whose availability then named the other process (its goodbye left the stream
     # unavailable in Home Assistant while we kept publishing it)
     overwritten = {daemon_status_topic(prefix, name): configs_sent[:1],
-                   **{stream_topic(prefix, r.id, "status"): [stream_topic(prefix, r.id, "genre"),
-                                                             *([discovery.topic(r.id)] if settings.ha_discovery
-                                                               else [])] for r in runs}}
+                   **{stream_topic(prefix, i, "status"): [stream_topic(prefix, i, "genre"),
+                                                          *([discovery.topic(i)] if settings.ha_discovery else [])]
+                      for i in ids}}
 
     def reassert(topic: str) -> None:
         publisher.resend_kept(overwritten.get(topic, []))

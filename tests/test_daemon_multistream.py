@@ -64,10 +64,17 @@ def test_one_failing_source_does_not_stop_the_others(broker, model, tmp_path):
     sub = Subscriber(broker.url)
     daemon = Daemon("--stream", f"good=file:{loop}", "--stream", f"gone=file:{tmp_path / 'missing.wav'}",
                     "--stream", "pipe=stdin", "--loop", "--speed", "4", "--model", str(model),
-                    "--broker", broker.url, stdin=subprocess.PIPE)
+                    "--broker", broker.url, "--ha-discovery", "--refresh", "1", stdin=subprocess.PIPE)
     try:
         gone = sub.wait_for(lambda m: m.topic == "genrecast/gone/status", "the missing file's status")
         assert gone.payload["state"] == "offline" and "missing.wav" in gone.payload["reason"]
+        # renewed like the others' (sent once, Home Assistant expired it 3 periods later, the reason hidden), and
+        # with a device of its own there to show it (it had none)
+        again = sub.wait_for(lambda m: m.topic == "genrecast/gone/status" and m.payload["time"] > gone.payload["time"],
+                             "the missing file's status renewed")
+        assert again.payload["reason"] == gone.payload["reason"]
+        device = sub.wait_for(lambda m: m.topic == "homeassistant/device/genrecast/gone/config", "its device")
+        assert device.payload["components"]["status"]["state_topic"] == "genrecast/gone/status"
         sub.wait_for(lambda m: m.topic == "genrecast/good/prediction", "the good stream's first window")
         daemon.proc.stdin.buffer.write(np.zeros(22050, np.int16).tobytes())
         daemon.proc.stdin.close()  # the pipe ends: that stream is done, the looping file goes on
