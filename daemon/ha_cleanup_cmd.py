@@ -106,7 +106,7 @@ def handler(args: argparse.Namespace) -> int:
     from paho.mqtt.client import topic_matches_sub
 
     from .ha_discovery import LEGACY_FILTER, node_id
-    from .ha_leftovers import stale_configs, stale_processes, stale_streams
+    from .ha_leftovers import live_streams, stale_configs, stale_processes, stale_streams, stream_of
     from .run_cmd import settings_from
 
     settings = settings_from(args, "dry_run")
@@ -118,15 +118,20 @@ def handler(args: argparse.Namespace) -> int:
                                 daemon_status_topic(prefix, "+")],
                                f"{prefix}/{DAEMON_TOPIC}/{settings.daemon_name()}/cleanup-{secrets.token_hex(4)}")
         configs = {t: p for t, p in retained.items() if any(topic_matches_sub(f, t) for f in discovery)}
-        stale = stale_configs(configs, settings)
-        stale += stale_streams(retained, settings)
+        live = live_streams(retained, settings)
+        stale, kept = [], []
+        for topic in [*stale_configs(configs, settings), *stale_streams(retained, settings)]:
+            (kept if stream_of(topic, settings) in live else stale).append(topic)
         stale += stale_processes(retained, settings)
         if not args.dry_run:
             reader.retract(stale)
         for topic in stale:
             print(f"{'would retract' if args.dry_run else 'retracted'} {topic}")
+        for sid in sorted({stream_of(t, settings) for t in kept}):
+            print(f"kept stream {sid}: process {live[sid]} still publishes it; restart that process with these "
+                  "settings, then run this again")
     finally:
         reader.close()
-    if not stale:
+    if not stale and not kept:
         print("nothing to retract")
     return 0

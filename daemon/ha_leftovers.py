@@ -81,6 +81,31 @@ def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
                   and t.rpartition("/")[2] in RETAINED_KINDS)
 
 
+def live_streams(retained: dict[str, bytes], settings) -> dict[str, str]:
+    """Stream id -> its process, for the streams among ``retained`` that a running process of this prefix publishes
+    now (the stream's status online or stalled, its process's online). A stream removed from the settings before
+    its process was restarted with them is one: retracted, it vanished from Home Assistant while still running."""
+    live = {}
+    for topic, payload in retained.items():
+        head, _, kind = topic.rpartition("/")
+        sid = head.removeprefix(f"{settings.prefix}/")
+        status = retained_object(payload) if kind == "status" and "/" not in sid and sid != DAEMON_TOPIC else None
+        daemon = status.get("daemon") if status else None
+        if not isinstance(daemon, str) or status.get("state") not in ("online", "stalled"):
+            continue
+        process = retained_object(retained.get(daemon_status_topic(settings.prefix, daemon), b"")) or {}
+        if process.get("state") == "online":
+            live[sid] = daemon
+    return live
+
+
+def stream_of(topic: str, settings) -> str:
+    """The stream a retained topic belongs to: a device config's object id, the old sensor's, or a state topic's."""
+    if topic.startswith(f"{settings.discovery_prefix}/"):
+        return topic.rsplit("/", 2)[-2].removeprefix("genrecast_")
+    return topic.rpartition("/")[0].removeprefix(f"{settings.prefix}/")
+
+
 def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
     """The device configs and retained statuses of other processes under this prefix that are not online and that
     no stream device names as ``via_device``: a name this process had before (the default

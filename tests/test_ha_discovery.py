@@ -266,6 +266,33 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     assert proc.communicate(timeout=WAIT)[0] == "nothing to retract\n"
 
 
+def test_ha_cleanup_keeps_a_stream_its_process_still_publishes(broker, model, tmp_path):
+    """A stream taken out of the settings before its process was restarted with them: ha-cleanup retracted its
+    device while it ran, and the process sends its status again but never its device, so the stream vanished from
+    Home Assistant until its next restart. It is now kept, and said so, until the process no longer publishes it."""
+    wav = write_tones(tmp_path / "tone.wav", [9] * 4)
+    running = Daemon("--stream", f"kitchen=file:{wav}", "--stream", f"attic=file:{wav}", "--loop", "--name", "den",
+                     "--model", str(model), "--broker", broker.url, "--ha-discovery")
+    sub = Subscriber(broker.url)
+    sub.wait_for(lambda m: m.topic == "genrecast/attic/status" and m.payload["state"] == "online", "attic online")
+    args = ("ha-cleanup", "--stream", "kitchen=mic", "--name", "den", "--broker", broker.url)
+    try:
+        out, err = genrecast(*args).communicate(timeout=WAIT)
+        assert out == ("kept stream attic: process den still publishes it; restart that process with these settings, "
+                       "then run this again\n"), (out, err)
+    finally:
+        running.signal(signal.SIGTERM)
+        rc, err = running.finish()
+    assert rc == 0, err
+    sub.close()
+    late = Subscriber(broker.url, topics=("homeassistant/#",))
+    late.wait_for(lambda m: m.topic == discovery().topic("attic") and m.payload, "attic's device, kept")
+    late.close()
+    out, _ = genrecast(*args).communicate(timeout=WAIT)  # stopped (offline): now it goes
+    assert out.splitlines() == ["retracted homeassistant/device/genrecast/attic/config",
+                                "retracted genrecast/attic/genre", "retracted genrecast/attic/status"]
+
+
 def test_the_daemon_names_a_removed_streams_device_and_the_command_that_removes_it(broker, model, tmp_path):
     """A stream taken out of the settings stayed an unavailable device in Home Assistant, unmentioned; the daemon
     now says so at its start (once), and leaves it for ha-cleanup."""
