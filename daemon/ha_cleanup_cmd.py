@@ -128,8 +128,8 @@ def handler(args: argparse.Namespace) -> int:
         for topic in stale:
             print(f"{'would retract' if args.dry_run else 'retracted'} {topic}")
         for sid in sorted({stream_of(t, settings) for t in kept}):
-            print(f"kept stream {sid}: process {live[sid]} still publishes it; restart that process with these "
-                  "settings, then run this again")
+            print(f"kept stream {sid}: process {settings.daemon_name()} still publishes it; restart that process "
+                  "with these settings, then run this again")
     finally:
         reader.close()
     if not stale and not kept:

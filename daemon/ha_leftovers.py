@@ -14,7 +14,7 @@ from paho.mqtt.client import topic_matches_sub
 
 from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic
 
-from .ha_discovery import DAEMON_OBJECT, Discovery, node_id, process_device_id
+from .ha_discovery import DAEMON_OBJECT, LEGACY_FILTER, Discovery, node_id, process_device_id
 
 log = logging.getLogger("genrecast.run")
 
@@ -81,28 +81,22 @@ def stale_streams(retained: dict[str, bytes], settings) -> list[str]:
                   and t.rpartition("/")[2] in RETAINED_KINDS)
 
 
-def live_streams(retained: dict[str, bytes], settings) -> dict[str, str]:
-    """Stream id -> its process, for the streams among ``retained`` that a running process of this prefix publishes
-    now (the stream's status online or stalled, its process's online). A stream removed from the settings before
-    its process was restarted with them is one: retracted, it vanished from Home Assistant while still running."""
-    live = {}
-    for topic, payload in retained.items():
-        head, _, kind = topic.rpartition("/")
-        sid = head.removeprefix(f"{settings.prefix}/")
-        status = retained_object(payload) if kind == "status" and "/" not in sid and sid != DAEMON_TOPIC else None
-        daemon = status.get("daemon") if status else None
-        if not isinstance(daemon, str) or status.get("state") not in ("online", "stalled"):
-            continue
-        process = retained_object(retained.get(daemon_status_topic(settings.prefix, daemon), b"")) or {}
-        if process.get("state") == "online":
-            live[sid] = daemon
-    return live
+def live_streams(retained: dict[str, bytes], settings) -> set[str]:
+    """The streams this process publishes now, by its retained status (online, and its ``streams``). Run after a
+    stream was taken out of the settings but before the process was restarted with them, ha-cleanup retracted the
+    running stream's device, which the process never sent again: the stream vanished from Home Assistant. A stream
+    of a crashed run (its own status still online) is not one once the process runs without it."""
+    status = retained_object(retained.get(daemon_status_topic(settings.prefix, settings.daemon_name()), b"")) or {}
+    streams = status.get("streams") if status.get("state") == "online" else None
+    return {s for s in streams if isinstance(s, str)} if isinstance(streams, list) else set()
 
 
 def stream_of(topic: str, settings) -> str:
     """The stream a retained topic belongs to: a device config's object id, the old sensor's, or a state topic's."""
-    if topic.startswith(f"{settings.discovery_prefix}/"):
-        return topic.rsplit("/", 2)[-2].removeprefix("genrecast_")
+    if topic_matches_sub(LEGACY_FILTER, topic):
+        return topic.split("/")[-2].removeprefix("genrecast_")
+    if topic_matches_sub(f"{settings.discovery_prefix}/device/+/+/config", topic):
+        return topic.split("/")[-2]
     return topic.rpartition("/")[0].removeprefix(f"{settings.prefix}/")
 
 

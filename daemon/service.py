@@ -352,23 +352,22 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     runs: list[StreamRun] = []
     # A stream whose source did not open is offline with the error for as long as the process runs, renewed like
     # the others' statuses: sent once, Home Assistant expired it (unavailable, the reason hidden) 30 s later.
-    failed = {c.stream_id: Status("offline", model_id, c.source, f"error: {unopened[c.stream_id]}", name, instance,
-                                  genre_head=genre_head(model.spec, c.heard, c.recorded))
-              for c in configs if c.stream_id in unopened}
+    unopened_status = {c.stream_id: Status("offline", model_id, c.source, f"error: {unopened[c.stream_id]}", name,
+                                           instance, genre_head=genre_head(model.spec, c.heard, c.recorded))
+                       for c in configs if c.stream_id in unopened}
     wake = threading.Event()  # set by a stream's intake once it holds a whole window
     publisher = Publisher(
         broker, instance,
         hello=lambda since: [DaemonStatus("online", instance, ids, since=since).message(prefix, name),
                              *(r.status().message(prefix, r.id) for r in runs),  # after the genres (Publisher)
-                             *(status.message(prefix, i) for i, status in failed.items())],
+                             *(status.message(prefix, i) for i, status in unopened_status.items())],
         will=lambda since: DaemonStatus("offline", instance, ids, WILL_REASON, since).message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )
     for cfg in configs:
         source = sources[cfg.stream_id]
-        if cfg.stream_id in failed:
-            log.error("stream %s: %s", cfg.stream_id, source)
-            publisher.publish(failed[cfg.stream_id].message(prefix, cfg.stream_id))
+        if cfg.stream_id in unopened:
+            log.error("stream %s: %s", cfg.stream_id, source)  # its status is in the statuses sent at connect
             continue
         runs.append(StreamRun(cfg, source, settings, model, publisher, name, instance, phase=len(runs) / len(configs),
                               wake=wake))

@@ -231,7 +231,7 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
         "cards compact" if compact else "cards",
         keys if cards is not no_update else no_update,
         render.liveness(snapshot, now, status.connected),
-        shown if cards is not no_update else no_update,
+        shown,  # a few bytes: a stream more, or a filter that matches all, changes it with no card changed
         # setting a property, even to its value, would rerun the callbacks that read it
         new_options if new_options != options else no_update,
         new_selected if new_selected != selected else no_update,

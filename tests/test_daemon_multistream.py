@@ -212,6 +212,9 @@ def test_a_duplicates_goodbye_leaves_the_live_process_its_stream_and_its_home_as
     second = Daemon("--source", f"file:{loop}", "--stream-id", "den", *common)
     try:
         second.wait_log("stream den is also published by another process")
+        # its own answer to the first (its device again) delivered, so that its goodbye comes after it
+        sub.wait_for(lambda m: len([x for x in sub.messages if device_names(x, "den")]) >= 2,
+                     "the second's device sent again")
         second.signal(signal.SIGTERM)
         assert second.finish()[0] == 0
 

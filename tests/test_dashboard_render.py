@@ -399,3 +399,6 @@ def test_the_overview_sends_only_the_cards_that_changed():
     assert grouped[0].children == "blues (11)"
     feed.handle("genrecast/s00/prediction", encode(prediction("s00", "rock", 0.8, t=3.0)))
     assert isinstance(poll(group_keys, order="genre")[0], list)
+    # a filter that every stream matches changes no card, but the count it shows
+    _, cards, _, _, _, shown, *_ = overview_outputs(history, feed, "s00", None, "s", "id", poll(None)[1])
+    assert cards is no_update and shown == "showing 21 of 21"

@@ -98,7 +98,8 @@ def test_two_hundred_streams_filter_group_and_mark_stale(browser, dashboard, bro
     type_search(browser, "")
     wait_for(browser, "every stream again", lambda d: len(cards(d)) == N)
 
-    # three streams change genre: only their cards are sent (a patch), and the page shows it on just those
+    # three streams change genre: only their cards are sent (a patch, see test_dashboard_render), and the page
+    # shows the change on just those
     pub = Publisher(broker)
     moved = {"s010": "metal", "s020": "jazz", "s031": "pop"}
     for sid, new_genre in moved.items():

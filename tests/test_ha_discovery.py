@@ -293,6 +293,33 @@ def test_ha_cleanup_keeps_a_stream_its_process_still_publishes(broker, model, tm
                                 "retracted genrecast/attic/genre", "retracted genrecast/attic/status"]
 
 
+def test_a_stream_counts_as_published_only_by_its_process_running_it_now():
+    """Kept by ha-cleanup: what this process's online status lists. A crashed run's stream (its own status still
+    online: the will covers the process's only) was kept for good once the process ran without it; a stream another
+    process runs now is not this one's to keep; a stream id starting genrecast_ is its device's object id whole."""
+    from genrecast.daemon.ha_leftovers import live_streams, stream_of
+
+    settings = load_settings(None, {"streams": ["kitchen=mic"], "name": "den"}, environ={})
+
+    def retained(*messages):
+        return {m.topic: m.payload.encode() for m in messages}
+
+    crashed = retained(DaemonStatus("online", "new", ("kitchen",)).message("genrecast", "den"),
+                       Status("online", "m-1", "mic", None, "den", "old").message("genrecast", "attic"))
+    assert live_streams(crashed, settings) == {"kitchen"}
+    running = retained(DaemonStatus("online", "i", ("kitchen", "attic")).message("genrecast", "den"))
+    assert live_streams(running, settings) == {"kitchen", "attic"}
+    stopped = retained(DaemonStatus("offline", "i", ("kitchen", "attic"), "stopped").message("genrecast", "den"))
+    assert live_streams(stopped, settings) == set()
+    other = retained(DaemonStatus("online", "l", ("attic",)).message("genrecast", "loft"))
+    assert live_streams(other, settings) == set()
+    assert live_streams({"genrecast/_daemon/den/status": b'{"state": "online", "streams": 5}'}, settings) == set()
+    assert [stream_of(t, settings) for t in ("homeassistant/device/genrecast/genrecast_x/config",
+                                             "homeassistant/sensor/genrecast_kitchen/config",
+                                             "genrecast/genrecast_x/genre")] == ["genrecast_x", "kitchen",
+                                                                                 "genrecast_x"]
+
+
 def test_the_daemon_names_a_removed_streams_device_and_the_command_that_removes_it(broker, model, tmp_path):
     """A stream taken out of the settings stayed an unavailable device in Home Assistant, unmentioned; the daemon
     now says so at its start (once), and leaves it for ha-cleanup."""
