@@ -210,7 +210,10 @@ class Intake:
                 else:
                     with self._cond:
                         self._source, self._reopen_error = source, None
-                log.info("stream %s: %s %s", self.stream_id, source.description, "opened" if first else "reopened")
+                # A reopen after a silence says nothing yet (tried again every stall period while the device stays
+                # silent, it was a line every 10 s): the stream says "audio again" once there is
+                log.log(logging.INFO if first else logging.DEBUG, "stream %s: %s %s", self.stream_id,
+                        source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]
             with self._cond:
                 source_stop = self._source_stop = threading.Event()

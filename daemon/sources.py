@@ -44,8 +44,9 @@ MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing
 MIC_CHANNELS = 2
 INVALID_SAMPLE_RATE = -9997  # PortAudio's paInvalidSampleRate: the device does not take the rate asked
 # PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
-# crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; the close
-# pyaudio makes by itself when a read fails is not covered (docs/daemon.md, several microphones).
+# crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; reads
+# do not (on a sound server that died a read can block for good, and would hold every other microphone's open),
+# nor does the close pyaudio makes by itself when a read fails (docs/daemon.md, several microphones).
 PORTAUDIO_LOCK = threading.Lock()
 
 
@@ -308,14 +309,19 @@ class MicSource:
                 yield Chunk.idle()
 
     def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
-        backoff, lagging = MIC_BACKOFF[0], False
+        """Reads only what the device already holds. A read that waits in C for audio that never comes (a
+        microphone open but silent: a sound server's source with nothing behind it) could not be told to stop, so
+        every reopen of its stalled stream left a reader, its stream and their descriptors behind, until the process
+        ran out of them, or PortAudio, opening beside so many readers, crashed it. A device that opens but fails
+        before any audio (a PulseAudio source that is not loaded, named in ALSA's configuration) is retried with
+        backoff, as one that does not open: it was reopened at once, dozens of times a second."""
+        backoff, lagging, heard = MIC_BACKOFF[0], False, True
         try:
             while not stop.is_set():
                 if self._stream is None:
                     try:
                         self._open(rate=self.sample_rate)
-                        log.info("microphone %s reopened", self.description)
-                        backoff, self.unavailable = MIC_BACKOFF[0], None
+                        self.unavailable, heard = None, False
                     except (OSError, AudioError) as exc:
                         self.unavailable = open_error(exc)
                         log.warning("microphone %s unavailable (%s); retrying in %.1f s",
@@ -323,12 +329,27 @@ class MicSource:
                         stop.wait(backoff)
                         backoff = min(backoff * 2, MIC_BACKOFF[1])
                         continue
-                try:
-                    data = self._stream.read(round(self._device_rate * CHUNK_SECONDS), exception_on_overflow=False)
+                n = round(self._device_rate * CHUNK_SECONDS)
+                try:  # not under the lock: on a sound server that died, even these can block for good
+                    data = self._stream.read(n, exception_on_overflow=False) \
+                        if self._stream.get_read_available() >= n else None
                 except OSError as exc:
-                    log.warning("microphone %s lost (%s); reopening", self.description, exc)
                     self._close()
+                    if heard:
+                        log.warning("microphone %s lost (%s); reopening", self.description, exc)
+                        continue
+                    self.unavailable = open_error(exc)
+                    log.warning("microphone %s opened, but failed before any audio (%s); retrying in %.1f s",
+                                self.description, self.unavailable, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MIC_BACKOFF[1])
                     continue
+                if data is None:
+                    stop.wait(CHUNK_SECONDS / 4)
+                    continue
+                if not heard:
+                    log.info("microphone %s reopened", self.description)
+                    heard, backoff = True, MIC_BACKOFF[0]
                 samples = decode_pcm(data, "f32le", self._channels)
                 if self._resampler is not None:
                     samples = self._resampler.push(samples)

@@ -182,6 +182,19 @@ class Daemon:
         return wait_until(self._cond, find, timeout, failure)
 
 
+    def wait_log_count(self, text: str, count: int, timeout: float = WAIT) -> None:
+        """Block until ``count`` stderr lines contain ``text``."""
+        def find() -> bool | None:
+            if sum(text in line for line in self.lines) >= count:
+                return True
+            assert self._pump.is_alive(), failure()
+            return None
+
+        def failure() -> str:
+            return f"{text!r} logged fewer than {count} times; stderr:\n{''.join(self.lines)}"
+
+        wait_until(self._cond, find, timeout, failure)
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
