@@ -49,10 +49,11 @@ class Pipeline:
     """Resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence gate."""
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
-                 provisional: bool = False) -> None:
+                 provisional: bool = False, offset_seconds: float = 0.0) -> None:
         """``skip_seconds``: audio discarded at the start (offsets still count from the source's start), so
         streams opened together do not all complete their windows in the same instant. ``provisional``: windows
-        of the audio so far before the first full one (see the module's docstring)."""
+        of the audio so far before the first full one (see the module's docstring). ``offset_seconds``: the
+        source's audio before the first sample pushed (a pipeline started afresh after a gap in the audio)."""
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
         frame_s = frame_seconds(cfg)
@@ -76,7 +77,7 @@ class Pipeline:
         self._in_rate = input_rate
         self._fed = 0  # samples at the model's rate given to the log-mel stream so far
         self._skip = round(skip_seconds * input_rate)  # input samples still to discard
-        self._offset = self._skip / input_rate  # seconds before our first sample
+        self._offset = offset_seconds + self._skip / input_rate  # seconds before our first sample
 
     def samples_to_next_window(self) -> int:
         """Input samples still missing before the next window is complete (the resampler's delay aside).

@@ -61,7 +61,7 @@ GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop fe
 
 
 class StopRequest(threading.Event):
-    """Set by SIGTERM or SIGINT, naming which for the log line written later by the main loop.
+    """Set by SIGTERM, SIGINT or SIGHUP, naming which for the log line written later by the main loop.
 
     A signal handler must not log: it runs between two bytecodes of the main thread, possibly inside a write
     to the very stream the log uses, and that buffer is not reentrant (RuntimeError, then a hang at exit).
@@ -77,6 +77,9 @@ def install_signal_handlers(stop: StopRequest) -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+    # There is no reload (settings are read at the start). SIGHUP (a closed terminal, `systemctl kill -s HUP`)
+    # killed the process outright: its streams' retained statuses stood online behind the process's will.
+    signal.signal(signal.SIGHUP, handle)
 
 
 NOT_YET_KNOWN = State("uncertain", None, 0.0)  # before its first window: genrecast.contract.not_yet_known
@@ -136,6 +139,7 @@ class StreamRun:
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
         self.quiet_from = 0.0  # when its last audio came before the stall began
+        self.resuming = False  # audio came again after a stall: the next push starts the analysis afresh
         self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
@@ -155,6 +159,22 @@ class StreamRun:
             self.take_samples = round(TAKE_SECONDS * rate)
         return self.pipeline is not None
 
+    def _after_gap(self, chunks: list) -> list:
+        """Audio again after a stall: what came before the gap is dropped, and the windows and the smoothing start
+        afresh, as at the start (a provisional answer from 1 s on). Windows that mixed the audio from before and
+        after the gap, and smoothing that remembered the former, held the old genre for 8 s after the audio came
+        back. The announced state stays until the new audio changes it, so a genre that held through the gap is
+        no news."""
+        rate = self.intake.sample_rate
+        before = [c for c in chunks if c.handed_at <= self.quiet_from]
+        self.consumed += sum(c.samples.shape[0] for c in before)
+        classified = self.pipeline.windows_out
+        self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, provisional=True,
+                                 offset_seconds=self.consumed / rate)
+        self.pipeline.windows_out = classified  # the stream's count: at its end, whether anything was classified
+        self.decider = Decider.for_model(self.model.spec, self.cfg.decision(), self.cfg.hop_seconds)
+        return chunks[len(before):]
+
     def _waiting_reason(self) -> str:
         return _retrying(self.intake.open_error)
 
@@ -170,6 +190,10 @@ class StreamRun:
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
+        if self.resuming:
+            self.resuming, chunks = False, self._after_gap(chunks)
+            if not chunks:
+                return []
         samples = np.concatenate([c.samples for c in chunks]) if len(chunks) > 1 else chunks[0].samples
         ends = self.consumed + np.cumsum([c.samples.shape[0] for c in chunks])
         self.consumed = int(ends[-1])
@@ -244,7 +268,7 @@ class StreamRun:
             self.publish_status()
         elif self.state == "stalled" and not gone and self.intake.last_audio > self.stalled_since:
             log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
-            self.state, self.reason = "online", None
+            self.state, self.reason, self.resuming = "online", None, True
             # Its genre was not renewed while stalled, so Home Assistant may have expired it: renewed now, before the
             # status says online (as at the start), not up to refresh_seconds later
             self.publish_genre()

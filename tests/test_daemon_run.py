@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -259,16 +260,18 @@ def test_until_the_first_decision_every_refresh_says_not_yet_known(broker, model
     assert [(g["kind"], g["confidence"]) for g in genres[:first]] == [("uncertain", 0)] * first
 
 
-def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path, signum):
+    """SIGHUP (a closed terminal; there is no reload) killed the process outright, its stream left online."""
     wav = write_tones(tmp_path / "loop.wav", [5] * 4)
     sub = Subscriber(broker.url)
     daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
                     "--broker", broker.url, "--stream-id", "loop")
     sub.wait_for(lambda m: m.topic.endswith("/prediction"), "first prediction")
-    daemon.signal(signal.SIGTERM)
+    daemon.signal(signum)
     rc, err = daemon.finish()
     assert rc == 0, err
-    assert "SIGTERM received" in err
+    assert f"{signum.name} received" in err
     late = Subscriber(broker.url, topics=("genrecast/loop/status",))
     m = late.wait_for(lambda m: m.retain, "retained status")
     late.close()
@@ -539,7 +542,7 @@ def test_the_signal_handler_never_logs_so_it_cannot_reenter_a_log_write():
                 signal.raise_signal(signal.SIGTERM)  # the handler runs now, inside this "write"
             events.append("leave")
 
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     run_log = logging.getLogger("genrecast.run")
     recorder, level = Recorder(), run_log.level
     run_log.addHandler(recorder)
@@ -871,3 +874,55 @@ def test_systemd_status_names_a_broker_that_cannot_be_reached(broker, model, tmp
         daemon.signal(signal.SIGTERM)
         daemon.finish()
         notify.close()
+
+
+def test_after_a_gap_in_live_audio_the_analysis_starts_afresh(broker, model):
+    """A pipe paused past the stall time, then playing something else: the windows mixed the audio from before and
+    after the gap, and the smoothing remembered the former, so the old genre stood for 8 s after the audio came
+    back. Now the first window after the gap is the new audio alone (provisional, as at a start), and announces it."""
+    from tiny_model import tone_hz
+
+    rate, block = 22050, 2205
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", "stdin", "--format", "s16le", "--rate", str(rate), "--stream-id", "gap", "--stall",
+                    "1", "--model", str(model), "--broker", broker.url, stdin=subprocess.PIPE)
+    pipe = daemon.proc.stdin.buffer if hasattr(daemon.proc.stdin, "buffer") else daemon.proc.stdin
+    stop, label = threading.Event(), [2]
+
+    def feed() -> None:  # real-time pace, the tone of label[0]; nothing at all while it is None
+        n, start = 0, time.monotonic()
+        while not stop.is_set():
+            if label[0] is not None:
+                t = (n * block + np.arange(block)) / rate
+                pipe.write((0.3 * np.sin(2 * np.pi * tone_hz(label[0]) * t) * 32767).astype("<i2").tobytes())
+                pipe.flush()
+                n += 1
+            else:
+                start = time.monotonic() - n * block / rate  # the pause does not count
+            time.sleep(max(0.0, start + n * block / rate - time.monotonic()))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        sub.wait_for(lambda m: m.topic == "genrecast/gap/genre" and m.payload["genre"] == GTZAN_GENRES[2]
+                     and not m.payload.get("provisional"), "the first tone's genre, confirmed")
+        label[0] = None
+        stalled = sub.wait_for(lambda m: m.topic == "genrecast/gap/status" and m.payload["state"] == "stalled",
+                               "stalled")
+        label[0] = 7
+        new = sub.wait_for(lambda m: m.topic == "genrecast/gap/genre" and m.payload["genre"] == GTZAN_GENRES[7],
+                           "the second tone's genre")
+    finally:
+        stop.set()
+        feeder.join(WAIT)
+        daemon.signal(signal.SIGTERM)
+        rc, err = daemon.finish()
+    sub.close()
+    assert rc == 0, err
+    after = [m.payload for m in sub.messages[sub.messages.index(stalled):] if m.topic == "genrecast/gap/prediction"]
+    assert after[0]["provisional"] and after[0]["top"]["genre"] == GTZAN_GENRES[7], after[0]  # the new audio alone
+    first_of_new = next(i for i, m in enumerate(sub.messages) if m is new)
+    assert sum(m.topic == "genrecast/gap/prediction" for m in sub.messages[:first_of_new]
+               if sub.messages.index(m) > sub.messages.index(stalled)) == 1  # announced by that first window
+    before = [m.payload for m in sub.messages[:sub.messages.index(stalled)] if m.topic == "genrecast/gap/prediction"]
+    assert after[0]["window_start_s"] >= before[-1]["window_end_s"] - 0.1  # offsets go on from the source's start
