@@ -37,6 +37,7 @@ log = logging.getLogger("genrecast.source")
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 DECODE_CHUNKS = 10  # a paced file is decoded this many chunks at a time
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
+POLL_MARGIN = 0.01  # seconds past a chunk's due time that a microphone with less than a chunk waits
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
 # A microphone is opened with up to two channels and averaged to mono, as a stereo file is. Asked for one, PortAudio
 # opens a two-channel-only device (an audio interface's ``hw:`` input, a stereo USB card) with two and keeps the
@@ -331,8 +332,10 @@ class MicSource:
                         continue
                 n = round(self._device_rate * CHUNK_SECONDS)
                 try:  # not under the lock: on a sound server that died, even these can block for good
-                    data = self._stream.read(n, exception_on_overflow=False) \
-                        if self._stream.get_read_available() >= n else None
+                    held = self._stream.get_read_available()
+                    # what is there, once it is half a chunk: PortAudio's ALSA input held 16 frames short of a
+                    # chunk until the next period came, so waiting for a whole one polled six times a read
+                    data = self._stream.read(min(held, 4 * n), exception_on_overflow=False) if held >= n // 2 else None
                 except OSError as exc:
                     self._close()
                     if heard:
@@ -344,8 +347,8 @@ class MicSource:
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MIC_BACKOFF[1])
                     continue
-                if data is None:
-                    stop.wait(CHUNK_SECONDS / 4)
+                if data is None:  # until a chunk should be there, and a little more: each poll costs
+                    stop.wait((n - held) / self._device_rate + POLL_MARGIN)
                     continue
                 if not heard:
                     log.info("microphone %s reopened", self.description)
