@@ -111,6 +111,13 @@ class Decider:
         """A stream's decider for the model ``spec`` (its labels, music threshold and windows) at this hop."""
         return cls(spec.labels, cfg, spec.music_threshold, windows_sharing(spec.dsp, spec.n_frames, hop_seconds))
 
+    def restart(self) -> None:
+        """A gap in the audio (a stall): the smoothing starts afresh, as after a silence, but the state stands until
+        the new audio changes it (a new decider, with no state, announced `uncertain` for a first window under
+        ``first_confidence``, then the old genre again as new)."""
+        self._restart()
+        self._heard = self.settle_windows  # no pause in the new audio's windows: its first one may answer
+
     def _restart(self) -> None:
         self._ema, self._ema_music = self._uniform, self._music_prior
         self._recent: deque[tuple[np.ndarray, float]] = deque(maxlen=self.cfg.windows)

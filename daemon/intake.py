@@ -211,9 +211,10 @@ class Intake:
                     with self._cond:
                         self._source, self._reopen_error = source, None
                 # A reopen after a silence says nothing yet (tried again every stall period while the device stays
-                # silent, it was a line every 10 s): the stream says "audio again" once there is
-                log.log(logging.INFO if first else logging.DEBUG, "stream %s: %s %s", self.stream_id,
-                        source.description, "opened" if first else "reopened")
+                # silent, it was a line every 10 s): the stream says "audio again" once there is. One after failed
+                # tries does: the journal's last word was the failure.
+                log.log(logging.INFO if first or backoff > REOPEN_BACKOFF[0] else logging.DEBUG, "stream %s: %s %s",
+                        self.stream_id, source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]
             with self._cond:
                 source_stop = self._source_stop = threading.Event()

@@ -78,8 +78,10 @@ def install_signal_handlers(stop: StopRequest) -> None:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     # There is no reload (settings are read at the start). SIGHUP (a closed terminal, `systemctl kill -s HUP`)
-    # killed the process outright: its streams' retained statuses stood online behind the process's will.
-    signal.signal(signal.SIGHUP, handle)
+    # killed the process outright: its streams' retained statuses stood online behind the process's will. Started
+    # under nohup (SIGHUP ignored), it still outlives its terminal.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, handle)
 
 
 NOT_YET_KNOWN = State("uncertain", None, 0.0)  # before its first window: genrecast.contract.not_yet_known
@@ -139,7 +141,7 @@ class StreamRun:
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
         self.quiet_from = 0.0  # when its last audio came before the stall began
-        self.resuming = False  # audio came again after a stall: the next push starts the analysis afresh
+        self.resuming = False  # stalled: the first audio after the gap starts the analysis afresh
         self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
@@ -160,20 +162,26 @@ class StreamRun:
         return self.pipeline is not None
 
     def _after_gap(self, chunks: list) -> list:
-        """Audio again after a stall: what came before the gap is dropped, and the windows and the smoothing start
-        afresh, as at the start (a provisional answer from 1 s on). Windows that mixed the audio from before and
-        after the gap, and smoothing that remembered the former, held the old genre for 8 s after the audio came
-        back. The announced state stays until the new audio changes it, so a genre that held through the gap is
-        no news."""
-        rate = self.intake.sample_rate
+        """A stall began: what comes before the gap is dropped, and at the first audio after it the windows and the
+        smoothing start afresh, as at the start (a provisional answer from 1 s on). Windows that mixed the audio
+        from before and after the gap, and smoothing that remembered the former, held the old genre for 8 s after
+        the audio came back. The announced state stays until the new audio changes it, so a genre that held
+        through the gap is no news."""
         before = [c for c in chunks if c.handed_at <= self.quiet_from]
         self.consumed += sum(c.samples.shape[0] for c in before)
-        classified = self.pipeline.windows_out
-        self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, provisional=True,
-                                 offset_seconds=self.consumed / rate)
-        self.pipeline.windows_out = classified  # the stream's count: at its end, whether anything was classified
-        self.decider = Decider.for_model(self.model.spec, self.cfg.decision(), self.cfg.hop_seconds)
-        return chunks[len(before):]
+        after = chunks[len(before):]
+        if after:
+            rate, classified = self.intake.sample_rate, self.pipeline.windows_out
+            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, provisional=True,
+                                     offset_seconds=self.consumed / rate)
+            self.pipeline.windows_out = classified  # the stream's count: at its end, whether anything was classified
+            self.decider.restart()
+            self.resuming = False
+        return after
+
+    def samples_wanted(self) -> int:
+        """Input samples worth a push: a window's worth, or, after a gap, any (its first audio starts afresh)."""
+        return 1 if self.resuming else self.pipeline.samples_to_next_window()
 
     def _waiting_reason(self) -> str:
         return _retrying(self.intake.open_error)
@@ -191,7 +199,7 @@ class StreamRun:
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
         if self.resuming:
-            self.resuming, chunks = False, self._after_gap(chunks)
+            chunks = self._after_gap(chunks)
             if not chunks:
                 return []
         samples = np.concatenate([c.samples for c in chunks]) if len(chunks) > 1 else chunks[0].samples
@@ -252,10 +260,12 @@ class StreamRun:
         if self.pipeline is None:
             self._check_waiting()
             return
-        silent = now - self.intake.last_audio
+        last_audio = self.intake.last_audio  # read once: audio coming meanwhile would count as before the gap
+        silent = now - last_audio
         gone = self.intake.device_problem  # a device known gone is stalled at once, not after stall_seconds
         if self.live and self.state == "online" and (gone or silent > self.stall_seconds):
-            self.state, self.stalled_since, self.quiet_from = "stalled", now, self.intake.last_audio
+            self.state, self.stalled_since, self.quiet_from = "stalled", now, last_audio
+            self.resuming = True  # the first audio after the gap starts the analysis afresh (push)
             if gone:
                 self.reason, self.last_reopen = _retrying(gone), now
                 log.warning("stream %s: %s is gone (%s): stalled until it is back", self.id, self.intake.description,
@@ -268,7 +278,7 @@ class StreamRun:
             self.publish_status()
         elif self.state == "stalled" and not gone and self.intake.last_audio > self.stalled_since:
             log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
-            self.state, self.reason, self.resuming = "online", None, True
+            self.state, self.reason = "online", None
             # Its genre was not renewed while stalled, so Home Assistant may have expired it: renewed now, before the
             # status says online (as at the start), not up to refresh_seconds later
             self.publish_genre()
@@ -520,7 +530,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         for run in runs:
             if run.state == "offline" or run.pipeline is None:
                 continue  # ended, or its microphone is not open yet (check() builds its pipeline once it is)
-            waiting, need = run.intake.held, run.pipeline.samples_to_next_window()
+            waiting, need = run.intake.held, run.samples_wanted()
             run.intake.wake_at = min(need, run.intake.limit // 2)
             if waiting < run.intake.wake_at and run.intake.end_reason is None:
                 continue  # not enough for a window yet: one push per window, not one per chunk

@@ -44,6 +44,7 @@ MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing
 # first: a microphone plugged into the second input was heard as silence.
 MIC_CHANNELS = 2
 INVALID_SAMPLE_RATE = -9997  # PortAudio's paInvalidSampleRate: the device does not take the rate asked
+INPUT_OVERFLOWED, STREAM_STOPPED = -9981, -9983  # paInputOverflowed (audio was lost: read on), paStreamIsStopped
 # PortAudio's initialise and terminate are not thread-safe: two microphones (re)opening at once on their own threads
 # crashed the process (SIGSEGV). Every PyAudio(), open, close and terminate of ours goes through this lock; reads
 # do not (on a sound server that died a read can block for good, and would hold every other microphone's open),
@@ -309,6 +310,16 @@ class MicSource:
             except Empty:
                 yield Chunk.idle()
 
+    def _held(self) -> int:
+        """Frames the device holds. PortAudio says a failure here with a negative count, not an error (pyaudio
+        passes it on), and a stopped stream just holds nothing: either would have read as silence."""
+        held = self._stream.get_read_available()
+        if held < 0 and held != INPUT_OVERFLOWED:
+            raise OSError(held, f"PortAudio error {held} asking what the device holds")
+        if held <= 0 and not self._stream.is_active():
+            raise OSError(STREAM_STOPPED, "Stream is stopped")
+        return max(held, 0)
+
     def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
         """Reads only what the device already holds. A read that waits in C for audio that never comes (a
         microphone open but silent: a sound server's source with nothing behind it) could not be told to stop, so
@@ -332,7 +343,7 @@ class MicSource:
                         continue
                 n = round(self._device_rate * CHUNK_SECONDS)
                 try:  # not under the lock: on a sound server that died, even these can block for good
-                    held = self._stream.get_read_available()
+                    held = self._held()
                     # what is there, once it is half a chunk: PortAudio's ALSA input held 16 frames short of a
                     # chunk until the next period came, so waiting for a whole one polled six times a read
                     data = self._stream.read(min(held, 4 * n), exception_on_overflow=False) if held >= n // 2 else None

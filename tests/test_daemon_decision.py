@@ -196,3 +196,20 @@ def test_track_state_silence_no_music_and_genre():
     assert (silence.kind, silence.genre, silence.confidence) == ("silence", None, 1.0)
     partly = track_state(probs, np.ones(3), np.array([0.0, LOUD, 0.0]), GTZAN_GENRES, None)
     assert partly.kind == "genre"  # one audible window is enough for an answer
+
+
+def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
+    """A stall's gap: a new decider (no state) announced `uncertain` for a first window under first_confidence, and
+    then the old genre again as new; the state now stands until the new audio changes it."""
+    labels = ("blues", "jazz", "pop")
+    d = Decider(labels, DecisionConfig(windows=4, min_confidence=0.6, leave_confidence=0.4, dwell_windows=2,
+                                       first_confidence=0.6))
+    pop = np.array([0.1, 0.1, 0.8])
+    for _ in range(6):
+        held = d.update(pop, 1.0, 0.1)
+    assert held.genre == "pop"
+    d.restart()
+    unsure = np.array([0.2, 0.25, 0.55])  # under first_confidence
+    assert d.update(unsure, 1.0, 0.1).genre == "pop"  # not uncertain
+    jazz = np.array([0.05, 0.9, 0.05])
+    assert d.update(jazz, 1.0, 0.1).genre == "jazz"  # a sure first window after the gap answers at once

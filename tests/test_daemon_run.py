@@ -885,7 +885,7 @@ def test_after_a_gap_in_live_audio_the_analysis_starts_afresh(broker, model):
     rate, block = 22050, 2205
     sub = Subscriber(broker.url)
     daemon = Daemon("--source", "stdin", "--format", "s16le", "--rate", str(rate), "--stream-id", "gap", "--stall",
-                    "1", "--model", str(model), "--broker", broker.url, stdin=subprocess.PIPE)
+                    "2", "--model", str(model), "--broker", broker.url, stdin=subprocess.PIPE)
     pipe = daemon.proc.stdin.buffer if hasattr(daemon.proc.stdin, "buffer") else daemon.proc.stdin
     stop, label = threading.Event(), [2]
 
@@ -906,9 +906,9 @@ def test_after_a_gap_in_live_audio_the_analysis_starts_afresh(broker, model):
     try:
         sub.wait_for(lambda m: m.topic == "genrecast/gap/genre" and m.payload["genre"] == GTZAN_GENRES[2]
                      and not m.payload.get("provisional"), "the first tone's genre, confirmed")
-        label[0] = None
-        stalled = sub.wait_for(lambda m: m.topic == "genrecast/gap/status" and m.payload["state"] == "stalled",
-                               "stalled")
+        paused_at, label[0] = len(sub.messages), None
+        stalled = sub.wait_for(lambda m: m.topic == "genrecast/gap/status" and m.payload["state"] == "stalled"
+                               and any(m is x for x in sub.messages[paused_at:]), "stalled by the pause")
         label[0] = 7
         new = sub.wait_for(lambda m: m.topic == "genrecast/gap/genre" and m.payload["genre"] == GTZAN_GENRES[7],
                            "the second tone's genre")
@@ -926,3 +926,17 @@ def test_after_a_gap_in_live_audio_the_analysis_starts_afresh(broker, model):
                if sub.messages.index(m) > sub.messages.index(stalled)) == 1  # announced by that first window
     before = [m.payload for m in sub.messages[:sub.messages.index(stalled)] if m.topic == "genrecast/gap/prediction"]
     assert after[0]["window_start_s"] >= before[-1]["window_end_s"] - 0.1  # offsets go on from the source's start
+
+
+def test_a_process_started_under_nohup_still_outlives_its_terminal():
+    """SIGHUP stops the daemon cleanly, unless it was started to ignore it (nohup)."""
+    from genrecast.daemon.service import StopRequest, install_signal_handlers
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        install_signal_handlers(StopRequest())
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
