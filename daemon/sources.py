@@ -320,6 +320,14 @@ class MicSource:
             raise OSError(STREAM_STOPPED, "Stream is stopped")
         return max(held, 0)
 
+    def _retry_later(self, exc: BaseException, what: str, backoff: float, stop: threading.Event) -> float:
+        """The device cannot be used just now: say why (the stream's status does too), wait, and return the next
+        wait."""
+        self.unavailable = open_error(exc)
+        log.warning("microphone %s %s (%s); retrying in %.1f s", self.description, what, self.unavailable, backoff)
+        stop.wait(backoff)
+        return min(backoff * 2, MIC_BACKOFF[1])
+
     def _read_forever(self, stop: threading.Event, queue: Queue) -> None:
         """Reads only what the device already holds. A read that waits in C for audio that never comes (a
         microphone open but silent: a sound server's source with nothing behind it) could not be told to stop, so
@@ -335,11 +343,7 @@ class MicSource:
                         self._open(rate=self.sample_rate)
                         self.unavailable, heard = None, False
                     except (OSError, AudioError) as exc:
-                        self.unavailable = open_error(exc)
-                        log.warning("microphone %s unavailable (%s); retrying in %.1f s",
-                                    self.description, self.unavailable, backoff)
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, MIC_BACKOFF[1])
+                        backoff = self._retry_later(exc, "unavailable", backoff, stop)
                         continue
                 n = round(self._device_rate * CHUNK_SECONDS)
                 try:  # not under the lock: on a sound server that died, even these can block for good
@@ -352,11 +356,7 @@ class MicSource:
                     if heard:
                         log.warning("microphone %s lost (%s); reopening", self.description, exc)
                         continue
-                    self.unavailable = open_error(exc)
-                    log.warning("microphone %s opened, but failed before any audio (%s); retrying in %.1f s",
-                                self.description, self.unavailable, backoff)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, MIC_BACKOFF[1])
+                    backoff = self._retry_later(exc, "opened, but failed before any audio", backoff, stop)
                     continue
                 if data is None:  # until a chunk should be there, and a little more: each poll costs
                     stop.wait((n - held) / self._device_rate + POLL_MARGIN)
