@@ -144,12 +144,19 @@ def genrecast(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+# Runs the rest of its command line with SIGHUP at its default (exec keeps it so; an ignored one is inherited)
+HUP_DEFAULT = (sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+               "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 class Daemon:
     """A ``genrecast run`` child whose stderr is collected line by line, so tests can wait for log lines."""
 
-    def __init__(self, *args: str, env: dict | None = None, stdin=subprocess.DEVNULL) -> None:
+    def __init__(self, *args: str, env: dict | None = None, stdin=subprocess.DEVNULL, hup: bool = False) -> None:
+        """``hup``: SIGHUP at its default in the child, whatever the tests inherited (CI may run under nohup)."""
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc = subprocess.Popen([*GENRECAST, "run", *args], cwd=ROOT, env=full_env, stdin=stdin,
+        self.proc = subprocess.Popen([*(HUP_DEFAULT if hup else ()), *GENRECAST, "run", *args], cwd=ROOT,
+                                     env=full_env, stdin=stdin,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         self.lines: list[str] = []

@@ -266,7 +266,7 @@ def test_sigterm_publishes_offline_and_exits_0(broker, model, tmp_path, signum):
     wav = write_tones(tmp_path / "loop.wav", [5] * 4)
     sub = Subscriber(broker.url)
     daemon = Daemon("--source", f"file:{wav}", "--loop", "--speed", "8", "--model", str(model),
-                    "--broker", broker.url, "--stream-id", "loop")
+                    "--broker", broker.url, "--stream-id", "loop", hup=True)
     sub.wait_for(lambda m: m.topic.endswith("/prediction"), "first prediction")
     daemon.signal(signum)
     rc, err = daemon.finish()
