@@ -156,10 +156,13 @@ class StreamRun:
             rate = self.intake.sample_rate
             # A live stream answers from 1 s of audio on, provisionally; a file read as fast as possible has its first
             # full window a moment later anyway.
-            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, skip_seconds=self.skip_seconds,
-                                     provisional=self.live)
+            self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
         return self.pipeline is not None
+
+    def _new_pipeline(self, **kw) -> Pipeline:
+        """Windows of this stream's model at its hop, from audio at its source's rate."""
+        return Pipeline(self.model.spec, self.cfg.hop_seconds, self.intake.sample_rate, **kw)
 
     def _after_gap(self, chunks: list) -> list:
         """A stall began: what comes before the gap is dropped, and at the first audio after it the windows and the
@@ -171,9 +174,8 @@ class StreamRun:
         self.consumed += sum(c.samples.shape[0] for c in before)
         after = chunks[len(before):]
         if after:
-            rate, classified = self.intake.sample_rate, self.pipeline.windows_out
-            self.pipeline = Pipeline(self.model.spec, self.cfg.hop_seconds, rate, provisional=True,
-                                     offset_seconds=self.consumed / rate)
+            classified = self.pipeline.windows_out
+            self.pipeline = self._new_pipeline(provisional=True, offset_seconds=self.consumed / self.intake.sample_rate)
             self.pipeline.windows_out = classified  # the stream's count: at its end, whether anything was classified
             self.decider.restart()
             self.resuming = False
