@@ -145,6 +145,7 @@ class StreamRun:
         self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
+        self.windows_before_gap = 0  # full windows classified by the pipelines before the latest gap
         self.last_label = ""
         if not self.ready():
             self.state, self.stalled_since = "stalled", time.monotonic()
@@ -174,9 +175,8 @@ class StreamRun:
         self.consumed += sum(c.samples.shape[0] for c in before)
         after = chunks[len(before):]
         if after:
-            classified = self.pipeline.windows_out
+            self.windows_before_gap += self.pipeline.windows_out
             self.pipeline = self._new_pipeline(provisional=True, offset_seconds=self.consumed / self.intake.sample_rate)
-            self.pipeline.windows_out = classified  # the stream's count: at its end, whether anything was classified
             self.decider.restart()
             self.resuming = False
         return after
@@ -323,14 +323,19 @@ class StreamRun:
     def stalled_for(self, now: float) -> float:
         return now - self.stalled_since if self.state == "stalled" else 0.0
 
+    @property
+    def windows_classified(self) -> int:
+        """Full windows classified so far, across gaps."""
+        return self.windows_before_gap + (self.pipeline.windows_out if self.pipeline is not None else 0)
+
     def end(self, reason: str, alone: bool = False) -> None:
         """``alone``: the process's only stream, whose error is the process's last line (exit 2): not logged too."""
-        if self.state == "online" and self.pipeline is not None and self.pipeline.windows_out:
+        if self.state == "online" and self.windows_classified:
             # The last answer stays retained: a file read at --speed 0 ended before the first refresh, and its
             # genre stood at the first window's confidence (0.37 for a file that ended 0.99 sure)
             self.publish_genre()
         self.state, self.reason = "offline", reason
-        if reason == "end of stream" and self.pipeline is not None and not self.pipeline.windows_out:
+        if reason == "end of stream" and self.pipeline is not None and not self.windows_classified:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
                         self.id, self.pipeline.seconds_in, MIN_SECONDS)
         self.intake.close()

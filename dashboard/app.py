@@ -221,15 +221,14 @@ def overview_outputs(history: History, feed: Feed, selected: str | None, options
     new_selected = selected if selected in ids else first_online(snapshot, now, status.connected)
     compact = render.is_compact(snapshot)
     entries, shown = render.overview(snapshot, now, new_selected, status, feed.prefix, query, order)
-    keys = [e.key for e in entries]
     drawn = drawn_keys if isinstance(drawn_keys, list) else None
     # hundreds of cards are costly to redraw: only those whose key changed are sent (ages and pills: liveness)
-    cards = render.overview_cards(entries, drawn, now, new_selected, status.connected, compact)
+    cards, keys = render.overview_cards(entries, drawn, now, new_selected, status.connected, compact)
     return (
         render.header(status, snapshot),
         cards,
         "cards compact" if compact else "cards",
-        keys if cards is not no_update else no_update,
+        keys,
         render.liveness(snapshot, now, status.connected),
         shown,  # a few bytes: a stream more, or a filter that matches all, changes it with no card changed
         # setting a property, even to its value, would rerun the callbacks that read it

@@ -258,22 +258,23 @@ def is_compact(snapshot: Snapshot) -> bool:
 
 
 def overview_cards(entries: list[Entry], drawn: list[str] | None, now: float, selected: str | None,
-                   connected: bool, compact: bool) -> object:
-    """The overview for a page that shows the entries keyed ``drawn`` (None: nothing yet): ``no_update`` when none
-    changed, a :class:`dash.Patch` of the changed ones when they are as many and at most ``REDRAW_SHARE`` of them
-    changed, else every entry drawn. At 1,000 streams the whole overview is about 900 kB, and some card changes at
-    almost every tick; one card is a few hundred bytes, and the page redraws only it."""
+                   connected: bool, compact: bool) -> tuple[object, object]:
+    """The overview for a page that shows the entries keyed ``drawn`` (None: nothing yet), and the keys the page
+    then shows (``no_update`` when none changed): ``no_update`` when none changed, a :class:`dash.Patch` of the
+    changed ones when they are as many and at most ``REDRAW_SHARE`` of them changed, else every entry drawn. At
+    1,000 streams the whole overview is about 900 kB, and some card changes at almost every tick; one card is a few
+    hundred bytes, and the page redraws only it."""
     keys = [e.key for e in entries]
     if drawn == keys:
-        return no_update
+        return no_update, no_update
     same_length = drawn is not None and len(drawn) == len(keys)
     changed = [i for i, (old, new) in enumerate(zip(drawn, keys, strict=True)) if old != new] if same_length else []
     if same_length and len(changed) <= REDRAW_SHARE * len(keys):
         patch = Patch()
         for i in changed:
             patch[i] = _draw(entries[i], now, selected, connected, compact)
-        return patch
-    return [_draw(e, now, selected, connected, compact) for e in entries]
+        return patch, keys
+    return [_draw(e, now, selected, connected, compact) for e in entries], keys
 
 
 def _draw(entry: Entry, now: float, selected: str | None, connected: bool, compact: bool) -> html.Div:
