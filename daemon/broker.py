@@ -141,6 +141,15 @@ def refusal(reason: object) -> str:
     return f"the broker refused the connection ({text})"
 
 
+def disconnect_reason(reason: object) -> str:
+    """Why a connection was lost. MQTT 3.1.1 has no reason codes for it, so paho says "Unspecified error" for a
+    broker that stopped or a network that broke: say that instead."""
+    text = str(reason)
+    if text == "Unspecified error":
+        return "the broker went away or the network dropped the connection"
+    return text
+
+
 class ConnectFailures:
     """Says why connecting fails on the first try and every 10th after, not once per retry (paho retries every
     1-30 s, and the journal should not fill with the same line). Shared by the daemon and the dashboard."""

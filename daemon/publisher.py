@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from .broker import BrokerConfig, ConnectFailures, mqtt_client, refusal
+from .broker import BrokerConfig, ConnectFailures, disconnect_reason, mqtt_client, refusal
 from .events import Message, utc_now
 
 log = logging.getLogger("genrecast.mqtt")
@@ -265,7 +265,7 @@ class Publisher:
             self._said_goodbye.set()
         elif was:
             log.warning("lost connection to %s (%s); buffering up to %d messages, reconnecting",
-                        self.broker.url, reason_code, self._limit)
+                        self.broker.url, disconnect_reason(reason_code), self._limit)
         elif self._refused:  # the broker said no, counted in _on_connect, and hung up
             self._refused = False
         else:  # dropped before any answer: plain MQTT spoken to a TLS port, say

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
-from genrecast.daemon.broker import BrokerConfig, ConnectFailures, refusal
+from genrecast.daemon.broker import BrokerConfig, ConnectFailures, disconnect_reason, refusal
 from paho.mqtt.enums import CallbackAPIVersion
 
 from genrecast.contract import RETAINED_KINDS, stream_topic
@@ -136,7 +136,7 @@ class Feed:
         with self._lock:
             was, self._connected = self._connected, False
         if was and reason_code.is_failure:  # not our own stop()
-            log.warning("lost the broker %s (%s); reconnecting", self.broker.url, reason_code)
+            log.warning("lost the broker %s (%s); reconnecting", self.broker.url, disconnect_reason(reason_code))
         elif self._refused:  # the broker said no, counted in _on_connect, and hung up
             self._refused = False
         elif not was and not self._stopping:  # dropped before any answer: plain MQTT spoken to a TLS port, say
