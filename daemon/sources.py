@@ -320,11 +320,14 @@ class MicSource:
             raise OSError(STREAM_STOPPED, "Stream is stopped")
         return max(held, 0)
 
-    def _retry_later(self, exc: BaseException, what: str, backoff: float, stop: threading.Event) -> float:
+    def _retry_later(self, exc: BaseException, what: str, backoff: float, stop: threading.Event,
+                     quiet: bool = False) -> float:
         """The device cannot be used just now: say why (the stream's status does too), wait, and return the next
-        wait."""
+        wait. ``quiet``: the first try after a loss, which the loss's line and the stream's stall line already
+        say (one lost device gave three warnings)."""
         self.unavailable = open_error(exc)
-        log.warning("microphone %s %s (%s); retrying in %.1f s", self.description, what, self.unavailable, backoff)
+        log.log(logging.DEBUG if quiet else logging.WARNING, "microphone %s %s (%s); retrying in %.1f s",
+                self.description, what, self.unavailable, backoff)
         stop.wait(backoff)
         return min(backoff * 2, MIC_BACKOFF[1])
 
@@ -335,7 +338,7 @@ class MicSource:
         ran out of them, or PortAudio, opening beside so many readers, crashed it. A device that opens but fails
         before any audio (a PulseAudio source that is not loaded, named in ALSA's configuration) is retried with
         backoff, as one that does not open: it was reopened at once, dozens of times a second."""
-        backoff, lagging, heard = MIC_BACKOFF[0], False, True
+        backoff, lagging, heard, lost = MIC_BACKOFF[0], False, True, False
         try:
             while not stop.is_set():
                 if self._stream is None:
@@ -343,8 +346,10 @@ class MicSource:
                         self._open(rate=self.sample_rate)
                         self.unavailable, heard = None, False
                     except (OSError, AudioError) as exc:
-                        backoff = self._retry_later(exc, "unavailable", backoff, stop)
+                        backoff = self._retry_later(exc, "unavailable", backoff, stop, quiet=lost)
                         continue
+                    finally:
+                        lost = False
                 n = round(self._device_rate * CHUNK_SECONDS)
                 try:  # not under the lock: on a sound server that died, even these can block for good
                     held = self._held()
@@ -355,6 +360,7 @@ class MicSource:
                     self._close()
                     if heard:
                         log.warning("microphone %s lost (%s); reopening", self.description, exc)
+                        lost = True
                         continue
                     backoff = self._retry_later(exc, "opened, but failed before any audio", backoff, stop)
                     continue

@@ -577,3 +577,47 @@ def test_a_microphone_that_opens_but_fails_before_any_audio_is_retried_with_back
     assert len(device.opened) >= 4  # the first open, then one after each wait
     assert mic.unavailable and "Stream is stopped" in mic.unavailable  # the stream says why it is stalled
     assert "microphone mic:USB PnP Sound Device: Audio (hw:1,0) reopened" not in caplog.text  # it never delivered
+
+
+class Unplugged(OneRateDevice):
+    """A device that delivers a few reads, fails (PortAudio's -9999, as a sound server that died gave), then is
+    missing for three opens, then back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads, self.refused = 0, 0
+
+    def open(self, *args, **kw):
+        if self.reads >= 5 and self.refused < 3:
+            self.refused += 1
+            raise OSError(-9996, "Invalid input device (no default output device)")
+        return super().open(*args, **kw)
+
+    def get_read_available(self) -> int:
+        return -9999 if self.reads == 5 and not self.refused else super().get_read_available()
+
+    def read(self, n: int, exception_on_overflow: bool = True) -> bytes:
+        self.reads += 1
+        return super().read(n, exception_on_overflow)
+
+
+def test_a_lost_microphone_is_one_warning_and_its_first_retry_is_not_another(monkeypatch, caplog):
+    """One device loss gave three warnings: the loss, the first failed reopen saying the same, and the stream's
+    stall (which says why too)."""
+    from genrecast.daemon import sources
+
+    device = Unplugged()
+    monkeypatch.setitem(sys.modules, "pyaudio", device)
+    monkeypatch.setattr(sources, "divert_c_stderr", lambda: None)
+    monkeypatch.setattr(sources, "MIC_BACKOFF", (0.01, 0.04))
+    caplog.set_level("DEBUG", "genrecast.source")
+    mic = sources.MicSource("USB")
+    stop, deadline = threading.Event(), time.monotonic() + WAIT
+    for _ in mic.chunks(stop):
+        if "reopened" in caplog.text or time.monotonic() > deadline:
+            stop.set()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("lost (" in w for w in warnings) == 1, warnings
+    retries = [r for r in caplog.records if "unavailable (" in r.getMessage()]
+    assert [r.levelname for r in retries] == ["DEBUG", "WARNING", "WARNING"], caplog.text
+    assert device.refused == 3
