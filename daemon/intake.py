@@ -183,12 +183,17 @@ class Intake:
         finally:
             source_stop.set()  # tells a source's own threads (the microphone's reader) to end
 
+    def _say_retry(self, verb: str, why: object, backoff: float) -> None:
+        """One template for every retry, so that the log's rate limit takes them for one kind (the start's first
+        two tries were two lines in its first second)."""
+        log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id, verb, self.description,
+                    str(why), backoff)
+
     def _run(self) -> None:
         source: Source | None = self._source
         backoff = REOPEN_BACKOFF[0]
         if source is None:  # the first open failed just now: wait before the next try
-            log.warning("stream %s: cannot open %s (%s); retrying in %.1f s", self.stream_id, self.description,
-                        self.open_error, backoff)
+            self._say_retry("open", self.open_error, backoff)
             self._closed.wait(backoff)
             backoff = min(backoff * 2, REOPEN_BACKOFF[1])
         while not self._closed.is_set():
@@ -200,8 +205,7 @@ class Intake:
                     self._reopen_error = None if first else str(exc) or type(exc).__name__
                     if first:
                         self.open_error = str(exc)  # the stream's status says it
-                    log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id,
-                                "open" if first else "reopen", self.description, exc, backoff)
+                    self._say_retry("open" if first else "reopen", exc, backoff)
                     self._closed.wait(backoff)
                     backoff = min(backoff * 2, REOPEN_BACKOFF[1])
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 
 from genrecast.logs import RepeatFilter
 
@@ -149,3 +150,39 @@ def test_a_commands_last_error_line_is_an_error_in_the_journal(tmp_path):
                               stderr=f, timeout=120, env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     assert proc.returncode == 2
     assert err.read_text().startswith("<3>genrecast run: error: unknown setting 'hop'"), err.read_text()
+
+
+def test_a_source_that_will_not_open_is_one_line_then_counts_from_its_first_try_on():
+    """The start's first failed open and the retries after it were two kinds of line, so the journal said the same
+    thing twice in its first second."""
+    from genrecast.daemon import intake
+    from genrecast.dsp import AudioError
+
+    log = logging.getLogger("genrecast.source")
+    saved = log.handlers[:], log.propagate, log.level
+    _, out, _, repeat = logger_with_filter("genrecast.source")
+    tries, fourth = [], threading.Event()
+
+    def opener(rate):
+        tries.append(rate)
+        if len(tries) >= 4:
+            fourth.set()
+        raise AudioError("mic:late: no audio input devices found")
+
+    source = intake.Intake("late", "mic:late: no audio input devices found", opener, 10.0, True,
+                           description="mic:late")
+    try:
+        intake.REOPEN_BACKOFF, backoff = (0.001, 0.002), intake.REOPEN_BACKOFF
+        source.start()
+        assert fourth.wait(30)
+        source.close()
+        source._thread.join(30)
+    finally:
+        intake.REOPEN_BACKOFF = backoff
+        log.handlers[:], log.propagate = saved[0], saved[1]
+        log.setLevel(saved[2])
+    repeat.flush()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("WARNING stream late: cannot open mic:late (mic:late: no audio input devices found)")
+    assert re.search(r"\((\d+) more like this", lines[1]).group(1) == str(len(tries)), lines  # one a try
