@@ -330,7 +330,9 @@ class StreamRun:
 
     def end(self, reason: str, alone: bool = False) -> None:
         """``alone``: the process's only stream, whose error is the process's last line (exit 2): not logged too."""
-        if self.state == "online" and self.windows_classified:
+        # stalled, then audio again and its end in one tick (the check that says "audio again" comes after)
+        resumed = self.state == "stalled" and self.intake.last_audio > self.stalled_since
+        if (self.state == "online" or resumed) and self.windows_classified:
             # The last answer stays retained: a file read at --speed 0 ended before the first refresh, and its
             # genre stood at the first window's confidence (0.37 for a file that ended 0.99 sure)
             self.publish_genre()

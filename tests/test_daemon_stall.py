@@ -19,6 +19,9 @@ class Intake:
     def reopen(self) -> None:
         self.reopens += 1
 
+    def close(self) -> None:
+        pass
+
 
 def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run = object.__new__(StreamRun)  # only what check() reads: the rest needs a model, a broker and a source
@@ -69,3 +72,20 @@ def test_a_silent_source_still_stalls_after_stall_seconds_and_is_reopened_every_
     run.check(115.0)
     run.check(120.6)
     assert run.intake.reopens == 2 and len(published) == 1
+
+
+def test_a_source_that_ends_in_the_tick_its_audio_came_back_still_leaves_its_last_genre():
+    """A pipe paused past stall_seconds, then a last burst and its end: the stream ended from "stalled", and its
+    final answer was not sent again (it is, for a stream that ends online)."""
+    run, published = stream()
+    run.windows_before_gap, run.pipeline = 4, types.SimpleNamespace(windows_out=2)
+    run.intake.last_audio = 100.0
+    run.check(110.5)
+    run.intake.last_audio = 115.0  # the burst, classified; its end found in the same tick, before check()
+    run.end("end of stream")
+    assert published[-2:] == [("genre", None), ("offline", "end of stream")]
+    quiet, quiet_published = stream()  # stalled to its end with no audio since: nothing new to leave
+    quiet.windows_before_gap, quiet.pipeline = 4, types.SimpleNamespace(windows_out=0)
+    quiet.check(110.5)
+    quiet.end("end of stream")
+    assert quiet_published[-1] == ("offline", "end of stream") and ("genre", None) not in quiet_published
