@@ -1,0 +1,66 @@
+"""Audio dropped because processing fell behind (a live source's backlog full): what is dropped, and what the
+stream's windows make of the gap. How much a real overloaded process drops is a matter of timing, so the intake is
+fed by a stand-in source and the stream pushed by hand."""
+
+from __future__ import annotations
+
+import threading
+import types
+
+import numpy as np
+from genrecast.daemon.intake import Intake
+from genrecast.daemon.pipeline import Pipeline
+from genrecast.daemon.service import StreamRun
+from genrecast.daemon.sources import Chunk
+from tiny_model import tiny_spec
+
+RATE = 1000
+
+
+class Burst:
+    """A live source that hands over 40 chunks of 0.1 s at once, numbered by their samples, then ends."""
+
+    description, live, sample_rate, unavailable = "stdin", True, RATE, None
+
+    def chunks(self, stop: threading.Event):
+        for i in range(40):
+            yield Chunk(np.arange(i * 100, (i + 1) * 100, dtype=np.float32), 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_full_backlog_drops_its_oldest_half_at_once_and_take_says_how_much_came_before():
+    """Dropped a chunk at a time, every take of an overloaded stream followed a drop, and a stream that starts its
+    windows afresh after each would never have had a whole one."""
+    intake = Intake("s", Burst(), None, backlog_seconds=1.0, drop_oldest=True)
+    intake.start()
+    intake._thread.join(30)
+    assert intake.end_reason == "end of stream"
+    first, gap = intake.take(10 * RATE)
+    assert gap == intake.dropped > 0  # all of it lay before these
+    kept = np.concatenate([c.samples for c in first])
+    assert np.array_equal(kept, np.arange(4000 - kept.size, 4000))  # the newest, whole and in order
+    # each overflow kept the newer half of the backlog: 5 chunks, then 5 more came before the next overflow
+    assert kept.size <= RATE and intake.dropped % (RATE // 2) == 0, (kept.size, intake.dropped)
+    assert intake.take(RATE) == ([], 0)
+
+
+def test_windows_after_a_drop_count_the_dropped_audio_and_do_not_span_it():
+    """They counted only the audio kept: the first window after a drop of 19 s said 0-3 s, half of it from before
+    the drop."""
+    spec = tiny_spec()
+    run = object.__new__(StreamRun)  # what push() reads: the rest needs a broker and a source
+    run.model, run.cfg = types.SimpleNamespace(spec=spec), types.SimpleNamespace(hop_seconds=1.0)
+    run.intake = types.SimpleNamespace(sample_rate=22050)
+    restarts = []
+    run.decider = types.SimpleNamespace(restart=lambda: restarts.append(True))
+    run.consumed, run.windows_before_gap, run.resuming = 0, 0, False
+    run.pipeline = Pipeline(spec, 1.0, 22050)
+    second = np.zeros(22050, np.float32)
+    before = [w for w, _ in run.push([Chunk(second, 0.0) for _ in range(5)])]
+    assert [round(w.start_s) for w in before] == [0, 1, 2]
+    after = [w for w, _ in run.push([Chunk(second, 0.0) for _ in range(5)], dropped=19 * 22050)]
+    assert restarts == [True]
+    assert [(round(w.start_s, 1), round(w.end_s, 1)) for w in after] == [(24.0, 27.0), (25.0, 28.0), (26.0, 29.0)]
+    assert run.windows_classified == 6
