@@ -175,7 +175,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def flag(name: str) -> bool:
     value = request.args.get(name, "0").lower()
     if value not in ("0", "1", "true", "false"):
-        raise ApiError(400, f"?{name}= must be 1 or 0, got {value[:20]!r}")
+        raise ApiError(400, f"?{name}= must be 1 or 0 (or true or false), got {value[:20]!r}")
     return value in ("1", "true")
 
 
@@ -216,7 +216,14 @@ def spool_upload(config: ApiSettings, into) -> str:
     if not copied:
         raise ApiError(400, "empty body: send the audio as the body or as multipart/form-data field 'file'")
     into.flush()
-    return name[:MAX_NAME]
+    return clean_name(name)
+
+
+def clean_name(name: str) -> str:
+    """The name echoed in answers and errors: one line (a ``?name=`` with a newline made a two-line error), at most
+    ``MAX_NAME`` characters."""
+    name = "".join(c if c.isprintable() else "?" for c in name)
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
 
 
 def window_json(model, result) -> list[dict]:

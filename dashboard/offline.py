@@ -8,6 +8,7 @@ probabilities, for the timeline.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -83,7 +84,8 @@ class OfflineClassifier:
 
         size = len(audio) if isinstance(audio, bytes) else os.path.getsize(audio)
         if size > MAX_UPLOAD_BYTES:
-            raise AudioError(f"{name}: {size // 2**20} MiB is over the page's {MAX_UPLOAD_BYTES // 2**20} MiB limit")
+            raise AudioError(f"{name}: {math.ceil(size * 10 / 2**20) / 10:.1f} MiB is over the page's "
+                             f"{MAX_UPLOAD_BYTES / 2**20:g} MiB limit")  # up to a tenth: never "20 MiB is over 20"
         model, result = self.windows(audio, name)
         states = stream_states(model.spec, result, self.hop_seconds)
         probs = result.probabilities

@@ -6,6 +6,7 @@ Waits are generous and assert what the page shows, never how fast it shows it.
 from __future__ import annotations
 
 import contextlib
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -330,7 +331,7 @@ def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path)
 
     big = tmp_path / "big.wav"
     with big.open("wb") as f:
-        f.truncate(21 * 2**20)
+        f.truncate(22_000_000)  # 20.98 MiB: rounded down, it read "20 MiB is over the page's 20 MiB limit"
     browser.get(dashboard.url)
     wait_for(browser, "the upload field", lambda d: count(d, "#upload input[type=file]") == 1)
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(write_tones(tmp_path / "ok.wav",
@@ -344,7 +345,8 @@ def test_a_file_over_the_limit_is_refused_in_words(browser, dashboard, tmp_path)
         "return document.getElementById('file-player').paused"))
     browser.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(big))
     wait_for(browser, "the refusal", lambda d: count(d, "#file-result .error") == 1 and d.find_element(
-        By.ID, "file-result").text == "big.wav: 21 MiB is over the page's 20 MiB limit")
+        By.ID, "file-result").text == f"big.wav: {math.ceil(big.stat().st_size * 10 / 2**20) / 10:.1f} MiB is over "
+                                      "the page's 20 MiB limit")
     assert browser.execute_script("return document.getElementById('file-player').paused")
 
 def test_long_labels_do_not_stretch_a_card(browser, dashboard, publisher):

@@ -14,7 +14,8 @@
         if (file.size <= limit) {
             return;
         }
-        const mib = Math.floor(file.size / 1048576), limitMib = Math.floor(limit / 1048576);
+        // rounded up to a tenth: rounded down, 20.98 MiB read "20 MiB is over the page's 20 MiB limit"
+        const mib = (Math.ceil(file.size / 104857.6) / 10).toFixed(1), limitMib = limit / 1048576;
         const player = document.getElementById("file-player");
         if (player) {
             player.pause();  // the earlier file's: hidden, it played on
