@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 from genrecast.dsp import AudioError, AudioFile, decode_pcm
-from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, might_be_wav, wav_header
+from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, container, might_be_wav, wav_header
 from genrecast.dsp.resample import StreamResampler
 
 from genrecast.c_stderr import divert_c_stderr
@@ -160,9 +160,13 @@ class StdinSource:
 
     def _past_wav_header(self, data: bytes) -> bytes:
         """A WAV file piped in (``sox ... -t wav -``) instead of raw PCM: its header was read as samples. In the
-        format stdin is read as, its samples are used; in another, it is refused, naming both."""
+        format stdin is read as, its samples are used; in another, it is refused, naming both. A compressed file
+        (FLAC, Ogg, MP3 with a tag, ...) is refused too, naming it."""
         header = wav_header(data)
         if header is None:
+            if kind := container(data):  # read as samples, it was classified as noise without a word
+                raise AudioError(f"stdin: this is {kind}, not raw PCM: decode it first (ffmpeg -i - -f "
+                                 f"{self.fmt} -ar {self.sample_rate} -ac {self.channels} -), or use --source file:PATH")
             if might_be_wav(data) and len(data) >= 12:
                 raise AudioError(f"stdin: a WAV file whose header does not end in its first {len(data)} bytes: use "
                                  "--source file:PATH")

@@ -82,6 +82,19 @@ def might_be_wav(data: bytes) -> bool:
     return any(magic.startswith(data[:4]) for magic in (b"RIFF", b"RF64")) and b"WAVE".startswith(data[8:12])
 
 
+# The openings of compressed or containered audio that a raw-PCM reader would take for samples (noise, to the model)
+CONTAINERS = ((b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"), (b"FORM", "AIFF"), (b"caff", "CAF"),
+              (b"\x1aE\xdf\xa3", "Matroska/WebM"), (b"#!AMR", "AMR"))
+
+
+def container(data: bytes) -> str | None:
+    """The kind of audio file ``data`` opens with, if it is one raw PCM is not (MP4's ``ftyp`` sits at byte 4);
+    else None. An MP3 without an ID3 tag opens with a frame sync that raw PCM can too: not told."""
+    if data[4:8] == b"ftyp":
+        return "MP4/M4A"
+    return next((name for magic, name in CONTAINERS if data.startswith(magic)), None)
+
+
 def wav_header(data: bytes) -> tuple[str | None, int, int, int] | None:
     """``(format, rate, channels, header bytes)`` when ``data`` begins with a WAV file's header up to its samples
     (``format`` one of :data:`PCM_FORMATS`, or None for another encoding), else None (not a WAV, or its header not

@@ -166,6 +166,20 @@ def test_stdin_source_reads_raw_pcm_until_end_of_input(broker, model, tmp_path):
     assert sub.of("genrecast/stdin/status")[0].payload["source"] == "stdin:s16le/44100/2"
 
 
+@pytest.mark.parametrize(("fmt", "kind"), [("FLAC", "FLAC"), ("OGG", "Ogg")])
+def test_a_compressed_file_on_stdin_is_refused_naming_it(broker, model, tmp_path, fmt, kind):
+    """``cat song.flac | genrecast run --source stdin``: its bytes were read as samples, and it was classified as
+    noise with a warning about a trailing byte at most."""
+    wav = write_tones(tmp_path / "tones.wav", [3] * 5)
+    packed = tmp_path / f"tones.{fmt.lower()}"
+    sf.write(packed, sf.read(wav)[0], 22050, format=fmt)
+    with packed.open("rb") as f:
+        rc, err = Daemon("--source", "stdin", "--model", str(model), "--broker", broker.url, stdin=f).finish()
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        f"genrecast run: error: stdin: this is {kind}, not raw PCM: decode it first (ffmpeg -i - -f s16le -ar 22050 "
+        "-ac 1 -), or use --source file:PATH")
+
+
 def test_a_wav_file_on_stdin_is_read_past_its_header_or_refused_naming_both_formats(broker, model, tmp_path):
     """``sox ... -t wav - | genrecast run --source stdin``: its 44-byte header was read as samples, without a word."""
     wav = write_tones(tmp_path / "stereo.wav", [3] * 5, rate=44100, channels=2)
