@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from genrecast.contract import not_yet_known
 
@@ -133,6 +133,7 @@ class History:
         self._bytes = 0  # window_bytes of every timeline
         self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each label tuple, bounded
         self.clock = clock  # public: readers compare last_message_at with it
+        self._epoch = (datetime.now(UTC), clock())  # one wall time for one clock reading, for wall_time()
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._forgotten: OrderedDict[str, None] = OrderedDict()  # evicted ids, newest last, bounded
@@ -140,6 +141,13 @@ class History:
         self._version = 0
         self._token = secrets.token_hex(4)  # tells this history's stream incarnations from a restarted server's
         self._born = itertools.count()
+
+
+    def wall_time(self, t: float) -> datetime:
+        """The UTC time of ``t`` on :attr:`clock`, the same for the same ``t``: wall time now less an age moved by
+        microseconds from one request to the next, so a stream's last message seemed new at every poll."""
+        wall, at = self._epoch
+        return wall + timedelta(seconds=t - at)
 
     def add(self, message: Message, age: float = 0.0) -> bool:
         """Take one message, sent ``age`` seconds ago; True when it brought back a forgotten stream without its

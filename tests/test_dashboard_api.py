@@ -315,6 +315,9 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     assert list(kitchen["tags"].items()) == [("jazz", 0.7), ("blues", 0.4)]  # the latest window's, as the card
     assert kitchen["since"].endswith("+00:00") and kitchen["last_message_at"].endswith("+00:00")
     assert 0 <= kitchen["last_message_age_s"] < WAIT_S
+    # the same message, the same time at every poll (wall time less an age moved by microseconds: always "new")
+    assert {call(f"{api.base}/api/v1/streams")[2]["streams"][0]["last_message_at"] for _ in range(5)} == {
+        kitchen["last_message_at"]}
     code, _, health = call(f"{api.base}/api/v1/health")
     assert code == 200
     assert health == {"status": "ok", "mqtt_connected": True, "streams": 1, "classify_jobs": 0,
