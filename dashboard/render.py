@@ -78,8 +78,9 @@ def age_text(seconds: float) -> str:
 
 
 def clock_text(t: datetime) -> str:
-    """Wall-clock time in the dashboard host's local zone, as people read it."""
-    return t.astimezone().strftime("%H:%M:%S")
+    """Wall-clock time in the dashboard host's local zone, as people read it, with the zone's name: a page opened
+    from another zone showed the host's hours unlabelled."""
+    return t.astimezone().strftime("%H:%M:%S %Z").rstrip()
 
 
 def header(feed: FeedStatus, snapshot: Snapshot) -> list:

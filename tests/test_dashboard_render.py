@@ -402,3 +402,19 @@ def test_the_overview_sends_only_the_cards_that_changed():
     # a filter that every stream matches changes no card, but the count it shows
     _, cards, _, _, _, shown, *_ = overview_outputs(history, feed, "s00", None, "s", "id", poll(None)[1])
     assert cards is no_update and shown == "showing 21 of 21"
+
+
+def test_clock_times_name_their_zone(monkeypatch):
+    """The page shows the dashboard host's local time; a viewer in another zone could not tell."""
+    import time as time_module
+    from datetime import UTC, datetime
+
+    from genrecast.dashboard.render import clock_text
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time_module.tzset()
+    try:
+        assert clock_text(datetime(2026, 12, 7, 9, 31, 12, tzinfo=UTC)) == "04:31:12 EST"
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
