@@ -258,6 +258,8 @@ def stream_json(view: StreamView, last_message_at: datetime, now: float, connect
     return {
         "stream_id": view.stream_id,
         "status": view.liveness(now, connected),
+        "reason": view.why(now, connected) or None,
+        "source": view.status.source if view.status else None,
         "kind": decision.kind if decision else None,
         "genre": decision.genre if decision else None,
         "confidence": decision.confidence if decision else None,

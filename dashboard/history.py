@@ -63,6 +63,14 @@ class StreamView:
             return "stalled"
         return state
 
+    def why(self, now: float, connected: bool) -> str:
+        """Why it is not online ("" when it is, or nobody said): the stream's own reason first (a source that
+        failed to open), then its process's (the process's alone hid it); a stream gone quiet, as such."""
+        if self.liveness(now, connected) == "stalled" and self.status and self.status.state == "online":
+            return f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
+        own = self.status.reason if self.status and (self.status.state == "offline" or not self.process_gone) else None
+        return "; ".join(why for why in (own, self.process_gone) if why)
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -107,13 +107,8 @@ def stream_id(view: StreamView) -> html.Span:
 def status_pill(view: StreamView, now: float, connected: bool) -> html.Span:
     """online / offline / stalled (from the daemon, or by silence: see :meth:`StreamView.liveness`)."""
     status = view.liveness(now, connected)
-    # the stream's own reason first (a source that failed to open), then its process's: the process's alone hid it
-    own = view.status.reason if view.status and (view.status.state == "offline" or not view.process_gone) else None
-    title = "; ".join(why for why in (own, view.process_gone) if why)
-    if status == "stalled" and view.status and view.status.state == "online":
-        title = f"says it is online, but sent nothing for over {STALE_AFTER_S:g} s"
     css = {"online": "ok", "offline": "bad", "stalled": "bad"}.get(status, "muted-pill")
-    return html.Span(status, className=f"pill {css} status", title=title)
+    return html.Span(status, className=f"pill {css} status", title=view.why(now, connected))
 
 
 def decision_text(view: StreamView) -> tuple[str, str]:

@@ -309,9 +309,10 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     streams = wait_until(lambda: [s for s in call(f"{api.base}/api/v1/streams")[2]["streams"] if s["since"]],
                          "the stream's genre message")
     (kitchen,) = streams
-    assert {k: kitchen[k] for k in ("stream_id", "status", "kind", "genre", "confidence", "music", "model_id")} == {
-        "stream_id": "kitchen", "status": "online", "kind": "genre", "genre": "jazz", "confidence": 0.75,
-        "music": True, "model_id": "gtzan-cnn-1"}
+    assert {k: kitchen[k] for k in ("stream_id", "status", "reason", "source", "kind", "genre", "confidence", "music",
+                                    "model_id")} == {
+        "stream_id": "kitchen", "status": "online", "reason": None, "source": "file:kitchen.wav",
+        "kind": "genre", "genre": "jazz", "confidence": 0.75, "music": True, "model_id": "gtzan-cnn-1"}
     assert list(kitchen["tags"].items()) == [("jazz", 0.7), ("blues", 0.4)]  # the latest window's, as the card
     assert kitchen["since"].endswith("+00:00") and kitchen["last_message_at"].endswith("+00:00")
     assert 0 <= kitchen["last_message_age_s"] < WAIT_S
@@ -322,6 +323,12 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     assert code == 200
     assert health == {"status": "ok", "mqtt_connected": True, "streams": 1, "classify_jobs": 0,
                       "classify_capacity": 5}
+    # why a stream is not online, as its card's pill says on hover: a client could not tell an error from an end
+    mqtt_publish.single("genrecast/kitchen/status", json.dumps(status("kitchen", "offline", reason="error: x: boom")),
+                        retain=True, hostname=broker.host, port=broker.port)
+    (kitchen,) = wait_until(lambda: [s for s in call(f"{api.base}/api/v1/streams")[2]["streams"]
+                                     if s["status"] == "offline"], "the stream offline")
+    assert kitchen["reason"] == "error: x: boom"
 
 
 def test_a_full_pool_gets_503_and_the_page_stays_live(broker, model_path):
