@@ -194,6 +194,9 @@ def spool_upload(config: ApiSettings, into) -> str:
     if length is not None and length > max_bytes + (2**16 if multipart else 0):  # multipart: room for its framing
         raise too_large  # before reading a byte of it
     if multipart:
+        if not request.mimetype_params.get("boundary"):  # werkzeug then reads no part, and "no field 'file'" misled
+            raise ApiError(400, "Content-Type multipart/form-data names no boundary: let the client set the header "
+                                "(curl -F file=@song.flac), or send the audio as the body")
         try:
             upload = request.files.get("file")  # werkzeug spools a part over 500 kB to a temporary file
         except RequestEntityTooLarge:  # werkzeug's limit on parts that are not files, held in memory

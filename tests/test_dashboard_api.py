@@ -233,6 +233,7 @@ def odd_multipart(shape: str) -> tuple[bytes, dict]:
     ("POST", "/api/v1/classify?name=short.flac", "SHORT", {"Content-Type": "audio/flac"}, 400,
      "short.flac: 0.50 s is shorter than the 1 s minimum"),
     ("POST", "/api/v1/classify", b"", {"Content-Type": "audio/wav"}, 400, "empty body"),
+    ("POST", "/api/v1/classify", b"--x\r\n", {"Content-Type": "multipart/form-data"}, 400, "names no boundary"),
     # the name it echoes is one line, and short: a newline made a two-line error, 5,000 characters came back whole
     ("POST", "/api/v1/classify?name=a%0Ab%0D%0Ac.wav", b"no audio" * 100, {"Content-Type": "audio/wav"}, 400,
      "a?b??c.wav: not a readable audio file"),
