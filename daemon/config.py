@@ -120,6 +120,9 @@ class BrokerSettings:
             raise ConfigError(f"broker.keepalive: must be {low} to {high} seconds, got {self.keepalive}",
                               "broker.keepalive")
         if self.ca_file is not None:
+            if not broker.tls:  # it would be read by nothing: the password sent in the clear by one who thinks not
+                raise ConfigError(f"broker.ca_file: set, but the broker URL {broker.url} is not TLS: use mqtts:// to "
+                                  "connect over TLS with this CA, or leave ca_file out", "broker.ca_file")
             if problem := path_problem(self.ca_file, "CA file"):
                 raise ConfigError(f"broker.ca_file: {self.ca_file!r}: {problem}", "broker.ca_file")
             try:

@@ -40,6 +40,13 @@ def test_a_ca_file_that_is_no_certificate_is_one_line_exit_2(tmp_path, model):
                   "certificate (NO_CERTIFICATE_OR_CRL_FOUND)\n"
 
 
+def test_a_ca_file_with_a_plain_mqtt_url_is_refused():
+    """Nothing read it: the process connected in the clear, password and all, with no word to one who set a CA."""
+    with pytest.raises(ConfigError, match="^broker.ca_file \\(from flags\\): set, but the broker URL "
+                                          "mqtt://127.0.0.1:1883 is not TLS: use mqtts://"):
+        load_settings(flags={"broker": {"url": "mqtt://127.0.0.1", "ca_file": "/etc/hostname"}}, environ={})
+
+
 def test_a_ca_file_that_is_a_folder_is_named_so():
     """It said "no such file" of a folder that exists."""
     with pytest.raises(ConfigError, match="^broker.ca_file \\(from flags\\): '/etc': is a folder, not a CA file$"):
