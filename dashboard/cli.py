@@ -44,9 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a host name the page may be reached by, besides --host and localhost (repeatable)")
     p.add_argument("--prefix", help=f"MQTT topic prefix (default: $GENRECAST_PREFIX, config, {RunSettings.prefix})")
     p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="PATH",
-                   help="the daemon's TOML config (env GENRECAST_CONFIG), checked whole; its [broker], prefix and "
-                        "[api] are used")
-    p.add_argument("--model", metavar="PATH", help="ONNX model for checking files (default: the daemon's)")
+                   help="the daemon's TOML config (env GENRECAST_CONFIG), checked whole; its [broker], prefix, "
+                        "[api], model and hop_seconds are used")
+    p.add_argument("--model", metavar="PATH",
+                   help="ONNX model for checking files (default: the config's model, else the bundled one)")
     p.add_argument("--api-token", metavar="TOKEN",
                    help="the token the page (a login form) and the HTTP API (a bearer token) require (default: "
                         "$GENRECAST_API_TOKEN, config [api] token, none); prefer those two: a flag shows in the "
@@ -112,6 +113,8 @@ class DashboardSettings:
     broker: BrokerConfig
     prefix: str
     api: ApiSettings
+    model: str | None = None  # the daemon's (None: the bundled default), for checking files as it would
+    hop_seconds: float = 1.0  # the daemon's default hop, likewise
 
 
 def dashboard_settings(config_path: str | None = None, *, broker: str | None = None, prefix: str | None = None,
@@ -143,7 +146,7 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
     if api_max_mb is not None:
         api = replace(api, max_mb=api_max_mb)
         api.check()
-    return DashboardSettings(conf, settings.prefix, api)
+    return DashboardSettings(conf, settings.prefix, api, settings.model, settings.hop_seconds)
 
 
 def return_freed_memory() -> None:
@@ -180,14 +183,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"answering to {remote[0]} (--allow-host) without a token would let anyone who reaches the "
                         "proxy in front use the page and the API: set GENRECAST_API_TOKEN (or [api] token), or pass "
                         "--allow-open")
-    if args.model is not None:  # after the settings: their checks are cheaper than a child process
-        check_model(args.model)
+    # the file check answers as the daemon would: its model (a config's streams on the fast one got the default's
+    # answers on the page) and its hop
+    model = args.model if args.model is not None else settings.model
+    if model is not None:  # after the settings: their checks are cheaper than a child process
+        check_model(model)
     divert_c_stderr()  # an uploaded MP3's decoder prints on fd 2
     history = History()
     feed = Feed(broker, prefix, history)
     # systemd's StateDirectory= (the unit's): logged-out sessions stay ended across restarts
     state = os.environ.get("STATE_DIRECTORY")
-    app = create_app(history, feed, OfflineClassifier(args.model), api, state_dir=Path(state) if state else None)
+    offline = OfflineClassifier(model, settings.hop_seconds)
+    app = create_app(history, feed, offline, api, state_dir=Path(state) if state else None)
     host = f"[{args.host}]" if ":" in args.host else args.host
     try:
         server = make_server(app, args.host, args.port, tuple(args.allow_host))

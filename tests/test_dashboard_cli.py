@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -242,3 +243,22 @@ def test_a_model_path_that_is_not_a_model_stops_the_dashboard_at_start(tmp_path)
 def test_a_host_flag_that_can_never_match_is_refused_naming_it(args, problem):
     proc = dashboard_exit(*args)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and problem in proc.stderr, proc.stderr
+
+
+def test_the_file_check_uses_the_model_and_hop_the_config_names(broker, model, tmp_path):
+    """A config's streams on another model (the fast one, say) got the bundled model's answers on the page and the
+    API: the file check is meant to answer as the daemon would."""
+    from daemon_helpers import write_tones
+
+    config = tmp_path / "shop.toml"
+    config.write_text(f'model = "{model}"\nhop_seconds = 0.5\nsource = "mic"\n')
+    wav = write_tones(tmp_path / "clip.wav", [3] * 5)
+    proc, port = start_dashboard(broker.url, env={"GENRECAST_CONFIG": str(config)})
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/classify?name=clip.wav", wav.read_bytes(),
+                                         {"Content-Type": "audio/wav"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert (answer["model_id"], answer["windows"]) == ("tiny-test-1", 4)  # 5 s of 3-s windows: 3 at a 1-s hop
