@@ -492,7 +492,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
         _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake, refresh=refresh,
-              broker_trouble=lambda: publisher.trouble)
+              broker_trouble=lambda: publisher.trouble, unopened=len(unopened))
         if stop.is_set():
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
@@ -536,12 +536,13 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
 def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, stop: threading.Event,
           notifier: Notifier, multi: bool, wake: threading.Event, refresh: Callable[[], None],
-          broker_trouble: Callable[[], str | None]) -> None:
+          broker_trouble: Callable[[], str | None], unopened: int = 0) -> None:
     """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
 
     Between ticks the loop sleeps until a stream holds a whole window (its intake sets ``wake``), so a window is
     classified when its last sample arrives, not up to a tick later; the tick bounds the sleep for the checks.
-    ``refresh()`` republishes the retained states every ``refresh_seconds``."""
+    ``refresh()`` republishes the retained states every ``refresh_seconds``; ``unopened``: streams whose source
+    did not open at the start (not in ``runs``), counted as failed in systemd's status."""
     summary = ""
     refresh_at = time.monotonic() + settings.refresh_seconds
     while not stop.is_set():
@@ -589,7 +590,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             if text != summary:
                 log.error("%s; systemd's watchdog (if any) will restart the service", text)
         else:
-            text = _status(runs, live, now, multi)
+            text = _status(runs, live, now, multi, unopened)
             if trouble := broker_trouble():  # classifying on, but nothing reaches anyone: `systemctl status` says so
                 text += f"; {trouble}"
         if text != summary:
@@ -645,18 +646,20 @@ def _mark_waiting(live: list[StreamRun], now: float) -> None:
             r.device_missing_at = now
 
 
-def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: bool) -> str:
+def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: bool, unopened: int = 0) -> str:
     """systemd's status while the streams are not stuck: a summary of several, or the one stream's state."""
     one = runs[0]
     if multi or one.device_missing_at == now or one.state == "stalled":
-        return _summary(live, now)
+        failed = unopened + sum(r.state == "offline" and (r.reason or "").startswith("error") for r in runs)
+        return _summary(live, now, failed)
     return one.last_label or f"classifying {one.intake.description}"
 
 
-def _summary(live: list[StreamRun], now: float) -> str:
+def _summary(live: list[StreamRun], now: float, failed: int = 0) -> str:
+    """``failed``: streams that ended with an error or never opened (`systemctl status` looked healthy without)."""
     absent = [r.device_missing_at == now for r in live]  # microphones not there, as the loop saw them this tick
     waiting = sum(absent)
     stalled = sum(r.state == "stalled" and not gone for r, gone in zip(live, absent, strict=True))
-    text = f"{len(live) - waiting} stream(s) running"
-    return text + (f", {stalled} stalled" if stalled else "") + (f", {waiting} waiting for their device" if waiting
-                                                                 else "")
+    parts = [f"{len(live) - waiting} stream(s) running", f"{stalled} stalled" if stalled else "",
+             f"{waiting} waiting for their device" if waiting else "", f"{failed} failed" if failed else ""]
+    return ", ".join(p for p in parts if p)

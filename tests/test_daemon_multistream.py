@@ -62,10 +62,14 @@ def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model,
 def test_one_failing_source_does_not_stop_the_others(broker, model, tmp_path):
     loop = write_tones(tmp_path / "loop.wav", [2] * 4)
     sub = Subscriber(broker.url)
+    notify = NotifyListener(tmp_path / "notify.sock")
     daemon = Daemon("--stream", f"good=file:{loop}", "--stream", f"gone=file:{tmp_path / 'missing.wav'}",
                     "--stream", "pipe=stdin", "--loop", "--speed", "4", "--model", str(model),
-                    "--broker", broker.url, "--ha-discovery", "--refresh", "1", stdin=subprocess.PIPE)
+                    "--broker", broker.url, "--ha-discovery", "--refresh", "1", stdin=subprocess.PIPE,
+                    env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
+        # `systemctl status` says it too: it said "2 stream(s) running", which looked healthy
+        notify.wait_for(lambda f: f == "STATUS=2 stream(s) running, 1 failed", "systemd's status")
         gone = sub.wait_for(lambda m: m.topic == "genrecast/gone/status", "the missing file's status")
         assert gone.payload["state"] == "offline" and "missing.wav" in gone.payload["reason"]
         # renewed like the others' (sent once, Home Assistant expired it 3 periods later, the reason hidden), and
@@ -83,9 +87,11 @@ def test_one_failing_source_does_not_stop_the_others(broker, model, tmp_path):
         assert ended.payload["reason"] == "end of stream"
         n = len(sub.of("genrecast/good/prediction"))
         sub.wait_for(lambda m: len(sub.of("genrecast/good/prediction")) >= n + 3, "the good stream going on")
+        notify.wait_for(lambda f: f == "STATUS=1 stream(s) running, 1 failed", "the ended pipe not counted failed")
     finally:
         daemon.signal(signal.SIGTERM)
         rc, err = daemon.finish()
+        notify.close()
     sub.close()
     check_all(sub.messages)
     assert rc == 0, err  # stopped on request: that is success, even with a stream that never ran ...
