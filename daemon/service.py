@@ -497,7 +497,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
-            log.info("every source ended; %d messages still to deliver", publisher.undelivered)
+            log.info("every source ended; %s still to deliver", messages(publisher.undelivered))
     except BaseException as exc:
         reason = f"error: {exc}"
         raise
@@ -520,7 +520,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         gc.collect()
         say_held_back()  # the process's last lines say how it ended, not a retry held back since
     if not delivered:
-        log.warning("%d messages%s not delivered to %s", publisher.undelivered,
+        log.warning("%s%s not delivered to %s", messages(publisher.undelivered),
                     "" if reachable else " and the latest statuses", broker.url)
     # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,
     # which systemd restarts, into the same bad file).
@@ -644,6 +644,10 @@ def _mark_waiting(live: list[StreamRun], now: float) -> None:
     for r in live:
         if r.pipeline is None or r.intake.waiting_for_device:
             r.device_missing_at = now
+
+
+def messages(n: int) -> str:
+    return f"{n} message{'' if n == 1 else 's'}"
 
 
 def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: bool, unopened: int = 0) -> str:

@@ -129,7 +129,12 @@ class StdinSource:
         if stream is None and sys.stdin is None:  # Python's answer to a process started with fd 0 closed
             raise AudioError("stdin: not open (the command was started with its standard input closed)")
         self._fd = (stream or sys.stdin.buffer).fileno()
-        self.live = speed > 0 and not stat.S_ISREG(os.fstat(self._fd).st_mode)
+        info = os.fstat(self._fd)
+        if stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev:
+            # it ended at once, "nothing classified", exit 0: a service's stdin unless its unit gives it one
+            raise AudioError("stdin: is /dev/null, so there is no audio to read (a systemd service's standard input "
+                             "is /dev/null unless its unit sets StandardInput=)")
+        self.live = speed > 0 and not stat.S_ISREG(info.st_mode)
         self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
