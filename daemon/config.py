@@ -330,33 +330,40 @@ class RunSettings(StreamDefaults):
             tables = {self.stream_id or default_stream_id(source): {"source": source}}
         else:
             tables = self.streams
+        # where the tables were set, for their errors: the file (its name), or --stream
+        where = f" (from {self.set_in['streams']})" if "streams" in self.set_in else ""
         out = []
         for stream_id, table in tables.items():
+            name = f"streams.{stream_id}"
             if not isinstance(table, Mapping):
-                raise ConfigError(f"streams.{stream_id}: expected a table")
+                raise ConfigError(f"{name}{where}: expected a table")
             if "source" not in table:
-                raise ConfigError(f"streams.{stream_id}: no source")
+                raise ConfigError(f"{name}{where}: no source")
             if "stream_id" in table:  # it used to be dropped in silence
-                raise ConfigError(f"streams.{stream_id}.stream_id: not a per-stream setting (the table's name, "
+                raise ConfigError(f"{name}.stream_id{where}: not a per-stream setting (the table's name, "
                                   f"{stream_id!r}, is the stream's id)")
             process_wide = sorted(set(table) & TOP_LEVEL - set(PER_STREAM) - {"source"})
             if process_wide:
-                raise ConfigError(f"streams.{stream_id}.{process_wide[0]}: not a per-stream setting (it is the "
+                raise ConfigError(f"{name}.{process_wide[0]}{where}: not a per-stream setting (it is the "
                                   "process's: set it at the top level)")
             unknown = sorted(set(table) - TOP_LEVEL)
             if unknown:
-                raise ConfigError(f"streams.{stream_id}.{unknown[0]}: unknown setting; a [streams.<id>] table "
-                                  f"takes source and {', '.join(PER_STREAM)}")
+                raise ConfigError(f"{name}.{unknown[0]}{where}: unknown setting"
+                                  f"{_did_you_mean(unknown[0], {'source', *PER_STREAM}, f'{name}.')} (a "
+                                  f"[streams.<id>] table takes source and {', '.join(PER_STREAM)})")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
-            stream = _apply(base, table, "config file", scope=f"streams.{stream_id}.")
+            stream = _apply(base, table, self.set_in.get("streams", "config file"), scope=f"{name}.")
             if "min_confidence" in table:  # the stream's own: what no one set, here or at the top, follows it
                 stream = stream.confidences_following(FOLLOW_MIN_CONFIDENCE - set(table) - self.set_keys)
             try:
                 stream.check()
             except ConfigError as exc:
+                if exc.key == "stream_id" and self.streams:  # the table's name: it said only "stream_id: bad value"
+                    raise ConfigError(f"{name}{where}: the table's name is the stream's id: {exc}") from None
                 if not self.streams or (exc.key not in table and "min_confidence" not in table):
                     raise  # a top-level key (every stream's default): load_settings says where it was set
-                raise ConfigError(f"streams.{stream_id}.{exc}") from None
+                rest = str(exc)[len(exc.key):] if exc.key and str(exc).startswith(exc.key) else f": {exc}"
+                raise ConfigError(f"{name}.{exc.key}{where}{rest}") from None
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
             raise ConfigError("streams: at most one stream may read stdin")

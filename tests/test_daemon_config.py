@@ -93,20 +93,28 @@ def test_file_then_env_then_flags(tmp_path):
         ('stream_id = "kitchen\\n"\n', {}, {}, "stream_id (from file {file}): bad value 'kitchen\\n'"),
         ('name = "hub\\n"\n', {}, {}, "name (from file {file}): bad value 'hub\\n'"),
         ('source = "stdin\\n"\n', {}, {}, "source (from file {file}): bad value 'stdin\\n'"),
-        ('[streams."a\\n"]\nsource = "mic"\n', {}, {}, "stream_id: bad value 'a\\n'"),
+        # a table's errors say where it was set, as the top level's do, and a table's name is named as such
+        ('[streams."a\\n"]\nsource = "mic"\n', {}, {}, "(from file {file}): the table's name is the stream's id: "
+                                                     "stream_id: bad value 'a\\n'"),
         ('prefix = "genre\\u0000cast"\n', {}, {}, "prefix (from file {file}): bad value 'genre\\x00cast'"),
         ("", {"GENRECAST_PREFIX": "home\x1b[2J"}, {}, "prefix (from env): bad value 'home\\x1b[2J' (non-empty, no "
                                                  "+ or #, no control characters"),
         ("prefix = '$SYS'\n", {}, {}, "not starting with $"),  # the broker's: everything published there is lost
         ("[streams]\n", {}, {}, "streams (from file"),  # empty: it used to fall back to the microphone
-        ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id: not a per-stream setting"),
+        ("[streams.a]\nsource = 'mic'\nstream_id = 'b'\n", {}, {}, "streams.a.stream_id (from file {file}): not a "
+                                                                  "per-stream setting"),
         ("[streams.a]\nsource = 'mic'\nbogus = 1\n", {}, {},
-         "streams.a.bogus: unknown setting; a [streams.<id>] table takes source and speed, loop, format"),
-        ("[streams.a]\nsource = 'mic'\nspeed = 'x'\n", {}, {}, "streams.a.speed (from config file): expected float"),
-        ("[streams.a]\nsource = 'mic'\nqos = 1\n", {}, {}, "streams.a.qos: not a per-stream setting (it is the "
+         "streams.a.bogus (from file {file}): unknown setting (a [streams.<id>] table takes source and speed, loop,"),
+        ("[streams.a]\nsource = 'mic'\nsped = 1\n", {}, {},
+         "streams.a.sped (from file {file}): unknown setting; did you mean 'streams.a.speed'? (a [streams.<id>]"),
+        ("[streams.a]\nsource = 'mic'\nspeed = 'x'\n", {}, {}, "streams.a.speed (from file {file}): expected "
+                                                                                                     "float"),
+        ("[streams.a]\nsource = 'mic'\nqos = 1\n", {}, {}, "streams.a.qos (from file {file}): not a per-stream "
+                                                           "setting (it is the "
                                                            "process's: set it at the top level)"),
         ("batch = 0\n", {}, {}, "batch (from file {file}): bad value 0 (1 to 4096 windows)"),  # the range, not "out of"
-        ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels: bad value 0 (1 to 32)"),
+        ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels (from file {file}): bad value "
+                                                                                       "0 (1 to 32)"),
         # MQTT sends a password only with a user name: paho dropped it without a word
         ("", {"GENRECAST_BROKER_PASSWORD": "s3cret"}, {}, "broker.password (from env): given without a username"),
     ],
@@ -139,7 +147,8 @@ def test_confidences_no_one_set_follow_min_confidence(tmp_path):
     assert confidences(toml=tables) == [("a", 0.8, 0.3, 0.8), ("b", 0.5, 0.3, 0.6), ("c", 0.2, 0.2, 0.6),
                                         ("d", 0.9, 0.3, 0.95)]
     # but a value set at the top level stays as set, and a stream at odds with it is refused, naming the stream
-    with pytest.raises(ConfigError, match=r"streams\.b\.leave_confidence: bad value 0\.35 \(0 to min_confidence "
+    with pytest.raises(ConfigError, match=r"streams\.b\.leave_confidence \(from file .*c\.toml\): bad value 0\.35 "
+                                          r"\(0 to min_confidence "
                                           r"\(0\.1\)"):
         confidences(toml="leave_confidence = 0.35\n[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
 
@@ -289,7 +298,7 @@ def test_a_streams_default_that_is_refused_says_where_it_was_set(tmp_path):
     with pytest.raises(ConfigError, match="^hop_seconds \\(from flags\\): bad value 100.0"):
         load_settings(None, {"streams": ["a=mic"], "hop_seconds": 100.0}, environ={})
     path.write_text("[streams.a]\nsource = 'mic'\nhop_seconds = 100\n")  # the table's own: named as before
-    with pytest.raises(ConfigError, match="^streams.a.hop_seconds: bad value 100"):
+    with pytest.raises(ConfigError, match=f"^streams.a.hop_seconds \\(from file {path}\\): bad value 100"):
         load_settings(path, environ={})
 
 

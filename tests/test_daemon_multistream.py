@@ -252,12 +252,13 @@ def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
     ('source = "mic"\n', {"streams": ["a=mic"]}, "use one form"),
     ("", {"streams": ["a=mic", "b=mic", "a=stdin"]}, "the same stream id given twice: a"),
     ("", {"streams": ["nosource"]}, "--stream: expected ID=SOURCE"),
-    ("[streams.a]\nsource = 'mic'\nhop_seconds = 0\n", {}, "streams.a.hop_seconds: bad value 0"),
-    ("[streams.a]\nsource = 'mic'\nqos = 0\n", {}, "streams.a.qos: not a per-stream setting"),
-    ("[streams.a]\nspeed = 2\n", {}, "streams.a: no source"),
+    ("[streams.a]\nsource = 'mic'\nhop_seconds = 0\n", {}, "streams.a.hop_seconds (from file"),
+    ("[streams.a]\nsource = 'mic'\nqos = 0\n", {}, "): not a per-stream setting"),
+    ("[streams.a]\nspeed = 2\n", {}, "streams.a (from file"),
     ("[streams._daemon]\nsource = 'mic'\n", {}, "stream_id: bad value '_daemon'"),
     ("streams = 3\n", {}, "expected tables"),
-    ("[streams.a]\nsource = 'mic'\nheard = 'air'\n", {}, "streams.a.heard: bad value 'air' (auto or room or direct)"),
+    ("", {"streams": ["bad id=mic"]}, "streams.bad id (from flags): the table's name is the stream's id: stream_id:"),
+    ("[streams.a]\nsource = 'mic'\nheard = 'air'\n", {}, "s.toml): bad value 'air' (auto or room or direct)"),
 ])
 def test_bad_stream_settings_are_refused(tmp_path, toml, flags, message):
     path = tmp_path / "s.toml"
