@@ -402,6 +402,12 @@ def unused_settings(settings: RunSettings) -> list[str]:
         lines += [f"streams.{stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
                   f"one is {kind}: not used"
                   for key, wanted in SOURCE_ONLY.items() if key in table and kind not in wanted]
+    # stdin is not paced: its speed only tells a recording (0) from a live pipe
+    paced = {s.stream_id: s.speed for s in settings.stream_settings() if s.source == "stdin" and s.speed not in (0, 1)}
+    for stream_id, speed in paced.items():
+        key = f"streams.{stream_id}.speed" if "speed" in settings.streams.get(stream_id, {}) else "speed"
+        lines.append(f"{key}: {speed:g} for stdin, which is read as it comes, not paced: any speed but 0 (a recording, "
+                     "never dropped) reads it live")
     return lines
 
 

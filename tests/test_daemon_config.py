@@ -168,6 +168,11 @@ def test_settings_no_stream_reads_are_named(tmp_path):
     assert unused({"source": "stdin", "rate": 44100, "speed": 0.0}) == []
     assert unused(toml="rate = 44100\n[streams.a]\nsource = 'stdin'\n[streams.b]\nsource = 'mic'\nloop = true\n"
                   ) == ["streams.b.loop: set, but only file sources read it and this one is mic: not used"]
+    # stdin is not paced: a speed of 4 meant nothing more than 1 and said nothing
+    assert unused({"source": "stdin", "speed": 4.0}) == [
+        "speed: 4 for stdin, which is read as it comes, not paced: any speed but 0 (a recording, never dropped) reads "
+        "it live"]
+    assert unused(toml="[streams.a]\nsource = 'stdin'\nspeed = 2\n")[0].startswith("streams.a.speed: 2 for stdin")
     examples = [ROOT / "systemd" / name for name in ("kitchen.toml.example", "streams.toml.example")]
     assert [unused_settings(load_settings(p, environ={})) for p in examples] == [[], []]  # the examples are clean
 
