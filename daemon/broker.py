@@ -146,7 +146,7 @@ def disconnect_reason(reason: object) -> str:
     broker that stopped or a network that broke: say that instead."""
     text = str(reason)
     if text == "Unspecified error":
-        return "the broker went away or the network dropped the connection"
+        return "the broker closed the connection or the network dropped it"
     return text
 
 

@@ -330,11 +330,12 @@ class RunSettings(StreamDefaults):
             tables = {self.stream_id or default_stream_id(source): {"source": source}}
         else:
             tables = self.streams
-        # where the tables were set, for their errors: the file (its name), or --stream
-        where = f" (from {self.set_in['streams']})" if "streams" in self.set_in else ""
         out = []
         for stream_id, table in tables.items():
             name = f"streams.{stream_id}"
+            # where the table was set, for its errors: the file (its name); its id and source may be --stream's
+            where = self._origin("streams")
+            named = self._origin(name) or where
             if not isinstance(table, Mapping):
                 raise ConfigError(f"{name}{where}: expected a table")
             if "source" not in table:
@@ -352,22 +353,28 @@ class RunSettings(StreamDefaults):
                                   f"{_did_you_mean(unknown[0], {'source', *PER_STREAM}, f'{name}.')} (a "
                                   f"[streams.<id>] table takes source and {', '.join(PER_STREAM)})")
             base = StreamSettings(stream_id=str(stream_id), source="mic", **defaults)
-            stream = _apply(base, table, self.set_in.get("streams", "config file"), scope=f"{name}.")
+            stream = _apply(base, table, self.set_in.get("streams", "config file"), scope=f"{name}.")  # the file's
             if "min_confidence" in table:  # the stream's own: what no one set, here or at the top, follows it
                 stream = stream.confidences_following(FOLLOW_MIN_CONFIDENCE - set(table) - self.set_keys)
             try:
                 stream.check()
             except ConfigError as exc:
                 if exc.key == "stream_id" and self.streams:  # the table's name: it said only "stream_id: bad value"
-                    raise ConfigError(f"{name}{where}: the table's name is the stream's id: {exc}") from None
+                    raise ConfigError(f"{name}{named}: the table's name is the stream's id: {exc}") from None
                 if not self.streams or (exc.key not in table and "min_confidence" not in table):
                     raise  # a top-level key (every stream's default): load_settings says where it was set
+                # the table's own value, or a default at odds with the table's min_confidence: its own origin
+                origin = named if exc.key == "source" else where if exc.key in table else self._origin(exc.key)
                 rest = str(exc)[len(exc.key):] if exc.key and str(exc).startswith(exc.key) else f": {exc}"
-                raise ConfigError(f"{name}.{exc.key}{where}{rest}") from None
+                raise ConfigError(f"{name}.{exc.key}{origin}{rest}") from None
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
             raise ConfigError("streams: at most one stream may read stdin")
         return tuple(out)
+
+    def _origin(self, key: str) -> str:
+        """`` (from <where>)`` for a key someone set, else ``""``."""
+        return f" (from {self.set_in[key]})" if key in self.set_in else ""
 
     def daemon_name(self) -> str:
         """``name``, else the only stream's id (a one-stream process per instance), else the host's name."""
@@ -406,8 +413,8 @@ def unused_settings(settings: RunSettings) -> list[str]:
     paced = {s.stream_id: s.speed for s in settings.stream_settings() if s.source == "stdin" and s.speed not in (0, 1)}
     for stream_id, speed in paced.items():
         key = f"streams.{stream_id}.speed" if "speed" in settings.streams.get(stream_id, {}) else "speed"
-        lines.append(f"{key}: {speed:g} for stdin, which is read as it comes, not paced: any speed but 0 (a recording, "
-                     "never dropped) reads it live")
+        lines.append(f"{key}: {speed:g} for stdin, which is not paced: 0 waits for the model (a recording), any "
+                     "other speed reads a pipe live (a file redirected to stdin is always waited for)")
     return lines
 
 
@@ -556,6 +563,7 @@ def load_settings(
     settings = _apply(settings, env, "env")
     set_in = {**dict.fromkeys(_keys(file_values), f"file {name}"), **dict.fromkeys(_keys(env), "env")}
     given = {k: v for k, v in (flags or {}).items() if v is not None}
+    names_of_flags, from_flag = flag_names or {}, {}
     broker_flags = {k: given.pop(f"broker_{k}") for k in ("url", "username", "password", "ca_file")
                     if f"broker_{k}" in given}
     if broker_flags:
@@ -566,11 +574,13 @@ def load_settings(
         if twice:
             raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
+        from_flag = {f"streams.{i}": names_of_flags.get("streams", "flags") for i, _ in pairs}  # their sources
     settings = _apply(settings, given, "flags")
-    names = flag_names or {}
+    names = names_of_flags
     # --stream names sources only: a table's other keys (hop_seconds, ...) stay the file's
     set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)
                    if k != "streams" or k not in set_in})
+    set_in.update(from_flag)
     settings = replace(settings.confidences_following(FOLLOW_MIN_CONFIDENCE - set(set_in)), set_in=set_in)
     try:
         settings.check()

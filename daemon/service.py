@@ -209,10 +209,10 @@ class StreamRun:
         ``dropped``: samples dropped just before them (processing fell behind). The offsets skip them, and no
         window joins the audio on their two sides: windows kept counting as if nothing were missing, and the
         first after a drop of 19 s said 0-3 s of a pipe's audio from 19 s on, half of it from before the drop. Not
-        provisional: a stream that is behind has no time for more windows."""
+        provisional (a stream that is behind has no time for more windows) unless it has said nothing yet."""
         if dropped:
             self.consumed += dropped
-            self._restart(provisional=False)
+            self._restart(provisional=self.live and self.tracker.state is NOT_YET_KNOWN)
         if self.resuming:
             chunks = self._after_gap(chunks)
             if not chunks:

@@ -332,8 +332,8 @@ class MicSource:
     def _retry_later(self, exc: BaseException, what: str, backoff: float, stop: threading.Event,
                      quiet: bool = False) -> float:
         """The device cannot be used just now: say why (the stream's status does too), wait, and return the next
-        wait. ``quiet``: the first try after a loss, which the loss's line and the stream's stall line already
-        say (one lost device gave three warnings)."""
+        wait. ``quiet``: a try soon after a loss, which the loss's line and the stream's stall line already say
+        (one lost device gave three warnings)."""
         self.unavailable = open_error(exc)
         log.log(logging.DEBUG if quiet else logging.WARNING, "microphone %s %s (%s); retrying in %.1f s",
                 self.description, what, self.unavailable, backoff)
@@ -355,10 +355,11 @@ class MicSource:
                         self._open(rate=self.sample_rate)
                         self.unavailable, heard = None, False
                     except (OSError, AudioError) as exc:
-                        backoff = self._retry_later(exc, "unavailable", backoff, stop, quiet=lost)
+                        # after a loss, the tries are said once they are as far apart as they get: still gone
+                        quiet = lost and backoff < MIC_BACKOFF[1]
+                        backoff = self._retry_later(exc, "unavailable", backoff, stop, quiet=quiet)
                         continue
-                    finally:
-                        lost = False
+                    lost = False
                 n = round(self._device_rate * CHUNK_SECONDS)
                 try:  # not under the lock: on a sound server that died, even these can block for good
                     held = self._held()

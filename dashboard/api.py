@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC
 
 import numpy as np
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -119,8 +119,7 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         now = history.clock()
         return jsonify({
             "mqtt_connected": status.connected,
-            "streams": [stream_json(view, history.wall_time(view.last_message_at), now, status.connected)
-                        for view in snapshot.streams],
+            "streams": [stream_json(view, now, status.connected) for view in snapshot.streams],
         })
 
     @route("/v1/health", ("GET",))
@@ -254,8 +253,8 @@ def window_json(model, result) -> list[dict]:
     ]
 
 
-def stream_json(view: StreamView, last_message_at: datetime, now: float, connected: bool) -> dict:
-    """One stream as the page's card shows it; times are UTC ISO 8601 (``last_message_at``: its last message's)."""
+def stream_json(view: StreamView, now: float, connected: bool) -> dict:
+    """One stream as the page's card shows it; times are UTC ISO 8601."""
     age = max(0.0, now - view.last_message_at)
     decision = view.decision
     return {
@@ -270,6 +269,6 @@ def stream_json(view: StreamView, last_message_at: datetime, now: float, connect
         "since": view.since.astimezone(UTC).isoformat() if view.since else None,
         "model_id": view.model_id,
         "tags": dict(view.latest.tags) if view.latest else {},
-        "last_message_at": last_message_at.isoformat(),
+        "last_message_at": view.last_message_wall.isoformat() if view.last_message_wall else None,
         "last_message_age_s": round(age, 3),
     }

@@ -36,6 +36,7 @@ class StreamView:
 
     stream_id: str
     last_message_at: float
+    last_message_wall: datetime | None = None  # the same moment in UTC, for the API
     status: Status | None = None
     decision: Decision | None = None
     since: datetime | None = None  # when ``decision`` started, if a genre message told us
@@ -141,7 +142,6 @@ class History:
         self._bytes = 0  # window_bytes of every timeline
         self._labels: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each label tuple, bounded
         self.clock = clock  # public: readers compare last_message_at with it
-        self._epoch = (datetime.now(UTC), clock())  # one wall time for one clock reading, for wall_time()
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._forgotten: OrderedDict[str, None] = OrderedDict()  # evicted ids, newest last, bounded
@@ -149,13 +149,6 @@ class History:
         self._version = 0
         self._token = secrets.token_hex(4)  # tells this history's stream incarnations from a restarted server's
         self._born = itertools.count()
-
-
-    def wall_time(self, t: float) -> datetime:
-        """The UTC time of ``t`` on :attr:`clock`, the same for the same ``t``: wall time now less an age moved by
-        microseconds from one request to the next, so a stream's last message seemed new at every poll."""
-        wall, at = self._epoch
-        return wall + timedelta(seconds=t - at)
 
     def add(self, message: Message, age: float = 0.0) -> bool:
         """Take one message, sent ``age`` seconds ago; True when it brought back a forgotten stream without its
@@ -180,7 +173,11 @@ class History:
                 stream = self._streams[message.stream_id] = _Stream(message.stream_id, self.max_windows,
                                                                     f"{self._token}-{next(self._born)}")
             view = stream.view
-            changes: dict = {"last_message_at": max(view.last_message_at, self.clock() - age)}
+            at = self.clock() - age
+            # its wall time with it, once: wall time now less the age, worked out at each poll, moved by microseconds
+            # (a client saw a new message at every poll), and a clock read once at the start misses NTP's later step
+            changes: dict = {"last_message_at": at, "last_message_wall": datetime.now(UTC) - timedelta(seconds=age)} \
+                if at >= view.last_message_at else {}
             match message:
                 case Status():
                     changes["status"] = message

@@ -151,6 +151,9 @@ def test_confidences_no_one_set_follow_min_confidence(tmp_path):
                                           r"\(0 to min_confidence "
                                           r"\(0\.1\)"):
         confidences(toml="leave_confidence = 0.35\n[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
+    # a default set elsewhere, at odds with the table's min_confidence, is named where it was set (the file was)
+    with pytest.raises(ConfigError, match=r"^streams\.b\.leave_confidence \(from flags\): bad value 0\.35"):
+        confidences({"leave_confidence": 0.35}, toml="[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
 
 
 def test_settings_no_stream_reads_are_named(tmp_path):
@@ -170,8 +173,8 @@ def test_settings_no_stream_reads_are_named(tmp_path):
                   ) == ["streams.b.loop: set, but only file sources read it and this one is mic: not used"]
     # stdin is not paced: a speed of 4 meant nothing more than 1 and said nothing
     assert unused({"source": "stdin", "speed": 4.0}) == [
-        "speed: 4 for stdin, which is read as it comes, not paced: any speed but 0 (a recording, never dropped) reads "
-        "it live"]
+        "speed: 4 for stdin, which is not paced: 0 waits for the model (a recording), any other speed reads a pipe "
+        "live (a file redirected to stdin is always waited for)"]
     assert unused(toml="[streams.a]\nsource = 'stdin'\nspeed = 2\n")[0].startswith("streams.a.speed: 2 for stdin")
     examples = [ROOT / "systemd" / name for name in ("kitchen.toml.example", "streams.toml.example")]
     assert [unused_settings(load_settings(p, environ={})) for p in examples] == [[], []]  # the examples are clean

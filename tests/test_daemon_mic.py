@@ -602,8 +602,8 @@ class Unplugged(OneRateDevice):
 
 
 def test_a_lost_microphone_is_one_warning_and_its_first_retry_is_not_another(monkeypatch, caplog):
-    """One device loss gave three warnings: the loss, the first failed reopen saying the same, and the stream's
-    stall (which says why too)."""
+    """One device loss gave three warnings: the loss, a failed reopen saying the same, and the stream's stall
+    (which says why too)."""
     from genrecast.daemon import sources
 
     device = Unplugged()
@@ -619,5 +619,6 @@ def test_a_lost_microphone_is_one_warning_and_its_first_retry_is_not_another(mon
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert sum("lost (" in w for w in warnings) == 1, warnings
     retries = [r for r in caplog.records if "unavailable (" in r.getMessage()]
-    assert [r.levelname for r in retries] == ["DEBUG", "WARNING", "WARNING"], caplog.text
+    # said again only once the tries are as far apart as they get (0.04 s here): the device is still gone
+    assert [r.levelname for r in retries] == ["DEBUG", "DEBUG", "WARNING"], caplog.text
     assert device.refused == 3

@@ -258,6 +258,9 @@ def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
     ("[streams._daemon]\nsource = 'mic'\n", {}, "stream_id: bad value '_daemon'"),
     ("streams = 3\n", {}, "expected tables"),
     ("", {"streams": ["bad id=mic"]}, "streams.bad id (from flags): the table's name is the stream's id: stream_id:"),
+    # beside a file's tables, what --stream gave is still --stream's (the file was blamed)
+    ("[streams.kitchen]\nsource = 'mic'\n", {"streams": ["den=bogus"]}, "streams.den.source (from flags): bad value"),
+    ("[streams.kitchen]\nsource = 'mic'\n", {"streams": ["bad id=mic"]}, "streams.bad id (from flags): the table's"),
     ("[streams.a]\nsource = 'mic'\nheard = 'air'\n", {}, "s.toml): bad value 'air' (auto or room or direct)"),
 ])
 def test_bad_stream_settings_are_refused(tmp_path, toml, flags, message):
