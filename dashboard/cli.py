@@ -133,6 +133,8 @@ def dashboard_settings(config_path: str | None = None, *, broker: str | None = N
             given = BrokerConfig.from_url(broker)
         except ValueError as exc:
             raise UserError(f"--broker: {exc}") from None
+        if conf.ca_file and not given.tls:  # the config's CA unread, its password sent in the clear (run refuses it)
+            raise UserError(f"--broker: {given.url} is not TLS, but the config sets broker.ca_file: use mqtts://")
         if given.username is None:
             given = replace(given, username=conf.username, password=conf.password)
         conf = replace(given, ca_file=conf.ca_file, keepalive=conf.keepalive)

@@ -47,6 +47,18 @@ def test_broker_from_config_flag_and_url_credentials(config):
         broker_config("http://127.0.0.1", config)
 
 
+def test_a_plain_broker_flag_beside_a_configs_ca_file_is_refused(tmp_path):
+    """The config's CA went unread and its password went in the clear, without a word (run refuses the same)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    config = tmp_path / "tls.toml"
+    config.write_text(f'source = "mic"\n[broker]\nurl = "mqtts://127.0.0.1:8883"\nusername = "u"\npassword = "p"\n'
+                      f'ca_file = "{ca}"\n')
+    with pytest.raises(UserError, match="^--broker: mqtt://127.0.0.1:2000 is not TLS, but the config sets broker"):
+        broker_config("mqtt://127.0.0.1:2000", str(config))
+    assert broker_config("mqtts://127.0.0.1:2000", str(config)).ca_file == str(ca)
+
+
 def test_prefix_from_flag_then_environment_then_config(config, monkeypatch):
     assert topic_prefix(None, config) == "home/music"
     assert topic_prefix("lab", config) == "lab"
