@@ -41,17 +41,23 @@ FAST_CROPS = 4  # --fast-crops' default: the student needs to see padded short c
 TAG_THRESHOLD = 0.3  # models/README.md, "Style tags": where tags that name a genre mostly agree with the label
 
 
+# how to get the backbone's weights (a checkout's `make setup` puts them at the default; a wheel's user has no Makefile)
+FETCH_BACKBONE = ("pip download --no-deps musicnn==0.1.0 -d DIR fetches it, then give --backbone "
+                  "DIR/musicnn-0.1.0-py3-none-any.whl; in a checkout `make setup` puts it at the default")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train-transfer", help="train the shipped recipe: pretrained musicnn + genre and music heads",
         description="Embed every clip with a frozen pretrained musicnn (weights read from its wheel, never "
                     "downloaded here), cross-validate linear genre and music/not-music heads (by track and by "
-                    "speaker/source), fit them on all data and export ONNX; --fast also distils a small CNN.")
+                    "speaker/source), fit them on all data and export ONNX; --fast also distils a small CNN. Needs "
+                    "the training extras (genrecast[train]: torch, onnx, audiomentations, pyroomacoustics).")
     t.add_argument("--data", required=True, type=path_flag, help="GTZAN-style folder of genre tracks")
     t.add_argument("--nonmusic", required=True, type=path_flag,
                    help="folder with speech/, noise/ and music/ (genre-less music) clips")
     t.add_argument("--backbone", type=path_flag, default=DEFAULT_WHEEL,
-                   help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}; `make setup` fetches it)")
+                   help=f"the musicnn 0.1.0 wheel (default {DEFAULT_WHEEL}): {FETCH_BACKBONE}")
     t.add_argument("--features", type=_features,
                    help="the frozen activations the heads read, comma-separated backbone:part, e.g. "
                         "MSD_musicnn:mean_pool,MTT_musicnn:max_pool; the first backbone's tags are the model's "
@@ -273,8 +279,9 @@ def _train(args) -> int:
 
         from .acoustic import BENCH, TRAIN
     except ModuleNotFoundError as exc:
-        raise UserError(f"train-transfer needs the training extras ({exc.name} is not installed): "
-                        "pip install 'genrecast[train]'") from None
+        raise UserError(f"train-transfer needs the training extras ({exc.name} is not installed): install genrecast "
+                        "with them, from its wheel (pip install 'genrecast-VERSION-py3-none-any.whl[train]') or its "
+                        "checkout (pip install '.[train]'; genrecast is not on PyPI)") from None
 
     from . import DEFAULT_CACHE
     from .cache import ACOUSTIC, prune, start_run
@@ -305,7 +312,7 @@ def _train(args) -> int:
     try:  # pruned: the same activations, 3x faster
         backbones = {name: load_musicnn(args.backbone, name).pruned() for name in cfg.backbones}
     except CheckpointError as exc:
-        raise UserError(f"{exc} (run `make setup`, or give --backbone PATH/musicnn-0.1.0-py3-none-any.whl)") from None
+        raise UserError(f"{exc} ({FETCH_BACKBONE})") from None
     hop = hop_frames(MUSICNN_DSP, 1.0)
     cache = args.cache or DEFAULT_CACHE
     for flag in ("data", "nonmusic", "ood", "rir"):  # before the run folder is made: nothing half-written
