@@ -30,6 +30,7 @@ from .offline import OfflineClassifier
 log = logging.getLogger(__name__)
 
 MAX_NAME = 200  # longest file name echoed back
+CLASSIFY_PARAMS = {"name", "windows", "heard"}  # the query parameters /v1/classify takes
 # Raw bodies: audio/* and these; no Content-Type at all is taken as raw audio too. The decoder, not the
 # declared type, decides whether the bytes are audio, so a mislabelled FLAC still works.
 RAW_TYPES = ("application/octet-stream", "application/ogg")
@@ -93,6 +94,10 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
         from genrecast.daemon.classify_cmd import track_json, track_result
         from genrecast.dsp import AudioError, ModelSpecError
 
+        unknown = sorted(set(request.args) - CLASSIFY_PARAMS)
+        if unknown:  # ?window=1 for ?windows=1 answered without the windows, in silence
+            raise ApiError(400, f"unknown query parameter ?{unknown[0][:20]}= (classify takes "
+                                f"{', '.join(sorted(CLASSIFY_PARAMS))})")
         windows = flag("windows")
         heard = request.args.get("heard", "auto")
         if heard not in HEARD:
@@ -216,6 +221,8 @@ def spool_upload(config: ApiSettings, into) -> str:
         copied += len(chunk)
     if copied > max_bytes:
         raise too_large
+    if not copied and multipart:  # the body was not empty: the file in it was
+        raise ApiError(400, f"{clean_name(name)}: empty file")
     if not copied:
         raise ApiError(400, "empty body: send the audio as the body or as multipart/form-data field 'file'")
     into.flush()

@@ -234,6 +234,10 @@ def odd_multipart(shape: str) -> tuple[bytes, dict]:
      "short.flac: 0.50 s is shorter than the 1 s minimum"),
     ("POST", "/api/v1/classify", b"", {"Content-Type": "audio/wav"}, 400, "empty body"),
     ("POST", "/api/v1/classify", b"--x\r\n", {"Content-Type": "multipart/form-data"}, 400, "names no boundary"),
+    # a typo was ignored in silence, and the answer came without the windows asked for
+    ("POST", "/api/v1/classify?window=1", "SHORT", {"Content-Type": "audio/flac"}, 400,
+     "unknown query parameter ?window= (classify takes heard, name, windows)"),
+    ("POST", "/api/v1/classify", "EMPTY_FILE", {}, 400, "empty.wav: empty file"),  # it said "empty body"
     # the name it echoes is one line, and short: a newline made a two-line error, 5,000 characters came back whole
     ("POST", "/api/v1/classify?name=a%0Ab%0D%0Ac.wav", b"no audio" * 100, {"Content-Type": "audio/wav"}, 400,
      "a?b??c.wav: not a readable audio file"),
@@ -263,6 +267,8 @@ def test_errors_are_json_with_the_right_status(broker, model_path, method, path,
     try:
         if body == "SHORT":
             body = tone("jazz", seconds=0.5)
+        elif body == "EMPTY_FILE":
+            body, headers = multipart("file", "empty.wav", b"")
         elif isinstance(body, str):  # a multipart body of a given shape
             body, headers = odd_multipart(body)
         got, got_headers, answer = call(running.base + path, body, headers, method)
