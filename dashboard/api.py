@@ -275,7 +275,7 @@ def stream_json(view: StreamView, now: float, connected: bool) -> dict:
         "music": view.music,
         "since": view.since.astimezone(UTC).isoformat() if view.since else None,
         "model_id": view.model_id,
-        "tags": dict(view.latest.tags) if view.latest else {},
+        "tags": dict(view.tags),
         "last_message_at": view.last_message_wall.isoformat() if view.last_message_wall else None,
         "last_message_age_s": round(age, 3),
     }

@@ -47,6 +47,13 @@ class StreamView:
     windows: int = 0  # windows received: the last ``windows - n`` of the timeline arrived after the n-th
     incarnation: str = ""  # which life of this stream in which history ``windows`` counts (restarts at 0 in a new one)
     process_gone: str | None = None  # why the process publishing this stream is offline (its will), else None
+    state_tags: tuple[tuple[str, float], ...] = ()  # the genre message's: its state's announced tags
+
+    @property
+    def tags(self) -> tuple[tuple[str, float], ...]:
+        """The style tags to show: the latest window's, else (a stream that ended before the dashboard started, whose
+        retained genre message is all there is) its state's, which showed as none."""
+        return self.latest.tags if self.latest else self.state_tags
 
     @property
     def offline(self) -> bool:
@@ -199,10 +206,10 @@ class History:
                     # state, which the refreshes of the first dwell would otherwise blank every 10 s
                     if view.since is not None:
                         changes.update(decision=None, since=None)
-                    changes.update(model_id=message.model_id, music=message.music)
+                    changes.update(model_id=message.model_id, music=message.music, state_tags=())
                 case GenreChange():
                     changes.update(decision=message.decision, since=message.since, model_id=message.model_id,
-                                   music=message.music)
+                                   music=message.music, state_tags=message.tags)
             stream.view = replace(view, **changes)
             return came_back
 

@@ -100,6 +100,7 @@ class GenreChange:
     decision: Decision
     since: datetime
     music: bool | None = None  # the daemon's own answer (True for uncertain music); None from one sending none
+    tags: tuple[tuple[str, float], ...] = ()  # the state's announced style tags, likeliest first
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _flag(value: object, name: str) -> bool:
 
 
 def _tags(value: object) -> tuple[tuple[str, float], ...]:
-    """A window's announced tags, likeliest first whatever order they came in; none when absent."""
+    """A window's (or a state's) announced tags, likeliest first whatever order they came in; none when absent."""
     if value is None:
         return ()
     if not isinstance(value, dict) or len(value) > TOP_TAGS:  # the contract's bound, which the memory budget counts on
@@ -223,6 +224,7 @@ def _genre(stream_id: str, d: dict) -> GenreChange:
         decision=_decision(d, "genre payload"),
         since=_time(d.get("since"), "since"),
         music=_optional_bool(d.get("music"), "music"),
+        tags=_tags(d.get("tags")),
     )
 
 

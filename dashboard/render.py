@@ -155,8 +155,9 @@ def _card(stream_id: str, selected: bool, children: list) -> html.Div:
 
 
 def tag_chips(view: StreamView) -> list:
-    """The latest window's style tags as chips (none while the stream is not music: the daemon sends none then)."""
-    tags = view.latest.tags if view.latest else ()
+    """The latest window's style tags as chips, else its state's (none while the stream is not music: the daemon
+    sends none then)."""
+    tags = view.tags
     if not tags:
         return []
     return [html.Div([html.Span(name, className="chip", title=f"{name}: {p:.0%}") for name, p in tags],
@@ -198,7 +199,7 @@ def card_key(view: StreamView, now: float, selected: bool, connected: bool, comp
     if not compact:
         d = view.decision
         row += [f"{d.confidence:.0%}" if d else "", view.music, str(view.since), view.model_id,
-                [name for name, _ in view.latest.tags] if view.latest else [],
+                [name for name, _ in view.tags],
                 bool(view.latest and view.latest.provisional)]
     return _digest(row)
 

@@ -330,6 +330,12 @@ def test_streams_and_health_follow_the_mqtt_feed(api, broker):
     assert code == 200
     assert health == {"status": "ok", "mqtt_connected": True, "streams": 1, "classify_jobs": 0,
                       "classify_capacity": 5}
+    # a stream that ended before the dashboard started: its retained genre message's tags (they showed as none)
+    mqtt_publish.single("genrecast/den/genre", json.dumps({**genre("den", "jazz"), "tags": {"jazz": 0.5}}),
+                        retain=True, hostname=broker.host, port=broker.port)
+    (den,) = wait_until(lambda: [s for s in call(f"{api.base}/api/v1/streams")[2]["streams"]
+                                 if s["stream_id"] == "den"], "the ended stream")
+    assert den["tags"] == {"jazz": 0.5}
     # why a stream is not online, as its card's pill says on hover: a client could not tell an error from an end
     mqtt_publish.single("genrecast/kitchen/status", json.dumps(status("kitchen", "offline", reason="error: x: boom")),
                         retain=True, hostname=broker.host, port=broker.port)
