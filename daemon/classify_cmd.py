@@ -74,7 +74,12 @@ class TrackResult:
 def register(sub) -> None:
     from .model import HEARD
 
-    p = sub.add_parser("classify", help="classify audio files offline (track-level genre)")
+    p = sub.add_parser("classify", help="classify audio files offline (track-level genre)",
+                       description="Classify each audio file (WAV, FLAC, OGG, AIFF, MP3, ...) with the model, cut into "
+                                   "windows exactly as the daemon cuts a stream, and print one line per file: "
+                                   "FILE<TAB>ANSWER<TAB>PROBABILITY, where ANSWER is a genre, no_music or silence "
+                                   "(--json: one JSON object per file). Exit 2 if any file failed; the others still "
+                                   "print.")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
     p.add_argument("--hop", type=float, default=1.0, help="seconds between windows (default 1)")

@@ -120,7 +120,7 @@ def handler(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level.upper())
     divert_c_stderr()  # an MP3's decoder, PortAudio: their own lines on fd 2 are debug lines, never raw in the journal
     for line in unused_settings(settings):
-        logging.getLogger(__name__).warning("%s", line)
+        logging.getLogger("genrecast.run").warning("%s", line)  # the service's logger, as its other lines
     stop = StopRequest()
     install_signal_handlers(stop)
     return run_service(settings, stop)

@@ -53,6 +53,9 @@ def test_an_empty_path_is_named_as_one(args, says):
 @pytest.mark.parametrize("args, says", [
     (["run", "--speed", "abc"], "genrecast run: error: argument --speed: invalid float value: 'abc'"),
     (["run", "--stream-i", "x"], "genrecast run: error: unrecognized arguments: --stream-i x"),
+    # no command takes a flag's abbreviation: `classify --js` was --json, until a flag added later changes it
+    (["classify", "--js", "x.wav"], "genrecast classify: error: unrecognized arguments: --js"),
+    (["evaluate", "--da", "x"], "genrecast evaluate: error: the following arguments are required: --data"),
     (["frobnicate"], "genrecast: error: argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_a_bad_flag_is_one_line_naming_the_command_and_its_help(args, says):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -187,6 +188,8 @@ def test_evaluate_scores_labelled_music_as_classify_answers_it(labelled, tmp_pat
     assert left_out in printed
     assert "corrupt.wav" in printed and "0.50 s is shorter than the 1 s minimum" in printed
     assert "classify's answer right 5/7 = 0.714" in printed and "answered no_music 1, silence 0" in printed
+    # a genre with no track here and none answered: its scores are undefined, not 0.00 (which read as failures)
+    assert re.search(r"^country +- +- +- +0 ", printed, re.M), printed
     ev = json.loads(report.read_text())
     assert (ev["tracks"], ev["answer_right"], ev["answered"]) == (7, 5, {"genre": 6, "no_music": 1})
     assert ev["left_out"] == {".": 1, "electronic": 1} and len(ev["skipped"]) == 2

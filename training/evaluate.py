@@ -56,10 +56,15 @@ class Evaluation:
             "",
             f"{'genre':<10} {'prec':>5} {'rec':>5} {'f1':>5} {'n':>3}   confusion (rows true, cols predicted)",
         ]
-        for label, row in zip(self.labels, self.confusion, strict=True):
+        predicted = np.asarray(self.confusion).sum(axis=0) if self.confusion else np.zeros(len(self.labels))
+        for i, (label, row) in enumerate(zip(self.labels, self.confusion, strict=True)):
             g = self.per_genre[label]
             cells = " ".join(f"{c:2d}" for c in row)
-            lines.append(f"{label:<10} {g.precision:5.2f} {g.recall:5.2f} {g.f1:5.2f} {g.support:3d}   {cells}")
+            # undefined, not 0.00 (which read as a failure): no track of the genre, or none named it
+            prec, rec = (f"{v:5.2f}" if ok else f"{'-':>5}" for v, ok in ((g.precision, predicted[i]),
+                                                                          (g.recall, g.support)))
+            f1 = f"{g.f1:5.2f}" if predicted[i] and g.support else f"{'-':>5}"
+            lines.append(f"{label:<10} {prec} {rec} {f1} {g.support:3d}   {cells}")
         lines.append(f"{'':<31}   " + " ".join(f"{lab[:2]:>2}" for lab in self.labels))
         return "\n".join(lines)
 

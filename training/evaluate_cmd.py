@@ -94,7 +94,8 @@ def handler(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     if unlabelled:
-        print(f"left out {sum(unlabelled.values())} audio files with no label the model has: "
+        n = sum(unlabelled.values())
+        print(f"left out {n} audio file{'' if n == 1 else 's'} with no label the model has: "
               + ", ".join(f"{n} at the top of {args.data}" if folder == "." else f"{n} in {folder}/"
                           for folder, n in sorted(unlabelled.items())))
     tracks, probs, answers, skipped = [], [], [], []
