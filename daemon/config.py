@@ -281,7 +281,7 @@ class RunSettings(StreamDefaults):
     api: ApiSettings = field(default_factory=ApiSettings)  # not used by the daemon; see ApiSettings
     # Not a setting: each key the file, environment or flags set (load_settings) -> where ("file X", "env", "--hop"):
     # a stream's table may not move them (see confidences_following), and a check made once the model is known
-    # names where a refused value came from.
+    # names where a refused value came from. ``streams.<id>``: a stream that --stream gave (its id and source).
     set_in: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, metadata={"setting": False})
 
     @property
@@ -361,7 +361,8 @@ class RunSettings(StreamDefaults):
             except ConfigError as exc:
                 if exc.key == "stream_id" and self.streams:  # the table's name: it said only "stream_id: bad value"
                     raise ConfigError(f"{name}{named}: the table's name is the stream's id: {exc}") from None
-                if not self.streams or (exc.key not in table and "min_confidence" not in table):
+                if not self.streams or not (exc.key in table or (exc.key in FOLLOW_MIN_CONFIDENCE
+                                                                  and "min_confidence" in table)):
                     raise  # a top-level key (every stream's default): load_settings says where it was set
                 # the table's own value, or a default at odds with the table's min_confidence: its own origin
                 origin = named if exc.key == "source" else where if exc.key in table else self._origin(exc.key)

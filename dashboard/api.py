@@ -96,7 +96,7 @@ def install_api(server: Flask, history: History, feed: Feed, offline: OfflineCla
 
         unknown = sorted(set(request.args) - CLASSIFY_PARAMS)
         if unknown:  # ?window=1 for ?windows=1 answered without the windows, in silence
-            raise ApiError(400, f"unknown query parameter ?{unknown[0][:20]}= (classify takes "
+            raise ApiError(400, f"unknown query parameter ?{clean_name(unknown[0])[:20]}= (classify takes "
                                 f"{', '.join(sorted(CLASSIFY_PARAMS))})")
         windows = flag("windows")
         heard = request.args.get("heard", "auto")

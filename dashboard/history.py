@@ -53,6 +53,8 @@ class StreamView:
     def tags(self) -> tuple[tuple[str, float], ...]:
         """The style tags to show: the latest window's, else (a stream that ended before the dashboard started, whose
         retained genre message is all there is) its state's, which showed as none."""
+        if self.decision is None:  # a new run not yet judged: the last run's window's tags are not its
+            return ()
         return self.latest.tags if self.latest else self.state_tags
 
     @property

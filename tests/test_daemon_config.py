@@ -151,6 +151,9 @@ def test_confidences_no_one_set_follow_min_confidence(tmp_path):
                                           r"\(0 to min_confidence "
                                           r"\(0\.1\)"):
         confidences(toml="leave_confidence = 0.35\n[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
+    # a default with nothing to do with the table's min_confidence is the top level's (it read streams.b.hop_seconds)
+    with pytest.raises(ConfigError, match=r"^hop_seconds \(from flags\): bad value -1"):
+        confidences({"hop_seconds": -1.0}, toml="[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")
     # a default set elsewhere, at odds with the table's min_confidence, is named where it was set (the file was)
     with pytest.raises(ConfigError, match=r"^streams\.b\.leave_confidence \(from flags\): bad value 0\.35"):
         confidences({"leave_confidence": 0.35}, toml="[streams.b]\nsource = 'stdin'\nmin_confidence = 0.1\n")

@@ -18,12 +18,15 @@ RATE = 1000
 
 
 class Burst:
-    """A live source that hands over 40 chunks of 0.1 s at once, numbered by their samples, then ends."""
+    """A live source that hands over ``n`` chunks of 0.1 s at once, numbered by their samples, then ends."""
 
     description, live, sample_rate, unavailable = "stdin", True, RATE, None
 
+    def __init__(self, n: int = 40) -> None:
+        self.n = n
+
     def chunks(self, stop: threading.Event):
-        for i in range(40):
+        for i in range(self.n):
             yield Chunk(np.arange(i * 100, (i + 1) * 100, dtype=np.float32), 0.0)
 
     def close(self) -> None:
@@ -42,9 +45,13 @@ def test_a_full_backlog_drops_its_oldest_half_at_once_and_take_says_how_much_cam
     kept = np.concatenate([c.samples for c in first])
     assert np.array_equal(kept, np.arange(4000 - kept.size, 4000))  # the newest, whole and in order
     assert intake.dropped == 4000 - kept.size and kept.size <= RATE
-    # an overflow drops down to half the backlog at once: the drops were few and large, not one per chunk
-    assert intake.dropped >= 5 * (RATE // 2)
     assert intake.take(RATE) == ([], 0)
+    # one chunk over a full backlog (1 s): it drops down to half at once (6 chunks, to make room for the 11th),
+    # not the one chunk that would make room
+    one_over = Intake("s", Burst(11), None, backlog_seconds=1.0, drop_oldest=True)
+    one_over.start()
+    one_over._thread.join(30)
+    assert one_over.dropped == 600 and one_over.take(10 * RATE)[1] == 600
 
 
 def test_windows_after_a_drop_count_the_dropped_audio_and_do_not_span_it():

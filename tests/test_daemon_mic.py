@@ -601,7 +601,7 @@ class Unplugged(OneRateDevice):
         return super().read(n, exception_on_overflow)
 
 
-def test_a_lost_microphone_is_one_warning_and_its_first_retry_is_not_another(monkeypatch, caplog):
+def test_a_lost_microphone_is_one_warning_and_its_early_retries_are_not_more(monkeypatch, caplog):
     """One device loss gave three warnings: the loss, a failed reopen saying the same, and the stream's stall
     (which says why too)."""
     from genrecast.daemon import sources

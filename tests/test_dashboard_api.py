@@ -237,6 +237,7 @@ def odd_multipart(shape: str) -> tuple[bytes, dict]:
     # a typo was ignored in silence, and the answer came without the windows asked for
     ("POST", "/api/v1/classify?window=1", "SHORT", {"Content-Type": "audio/flac"}, 400,
      "unknown query parameter ?window= (classify takes heard, name, windows)"),
+    ("POST", "/api/v1/classify?a%0Ab=1", "SHORT", {"Content-Type": "audio/flac"}, 400, "unknown query parameter ?a?b="),
     ("POST", "/api/v1/classify", "EMPTY_FILE", {}, 400, "empty.wav: empty file"),  # it said "empty body"
     # the name it echoes is one line, and short: a newline made a two-line error, 5,000 characters came back whole
     ("POST", "/api/v1/classify?name=a%0Ab%0D%0Ac.wav", b"no audio" * 100, {"Content-Type": "audio/wav"}, 400,

@@ -50,7 +50,9 @@ def test_broker_from_config_flag_and_url_credentials(config):
 def test_a_plain_broker_flag_beside_a_configs_ca_file_is_refused(tmp_path):
     """The config's CA went unread and its password went in the clear, without a word (run refuses the same)."""
     ca = tmp_path / "ca.pem"
-    ca.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(ca), "-days", "1", "-subj", "/CN=test CA"],
+                   check=True, capture_output=True)
     config = tmp_path / "tls.toml"
     config.write_text(f'source = "mic"\n[broker]\nurl = "mqtts://127.0.0.1:8883"\nusername = "u"\npassword = "p"\n'
                       f'ca_file = "{ca}"\n')

@@ -291,3 +291,11 @@ def test_evaluate_writes_its_report_down_stdout_after_the_table(labelled, tmp_pa
         closed = subprocess.run([*args, f"/dev/fd/{fd}"], capture_output=True, text=True, env=env, timeout=WAIT)
         assert (closed.returncode, closed.stdout) == (2, ""), closed.stderr
         assert closed.stderr == f"genrecast evaluate: error: --json /dev/fd/{fd}: not open for writing\n"
+
+
+def test_a_genre_never_recognised_scores_0_and_one_absent_is_undefined():
+    jazz = np.array([[0.1, 0.8, 0.1]])  # every window answered jazz
+    ev = score([("a", "blues"), ("b", "blues"), ("c", "jazz")], [jazz, jazz, jazz], ["blues", "jazz", "rock"])
+    rows = {line.split()[0]: line.split()[1:5] for line in ev.table().splitlines()[5:8]}
+    assert rows == {"blues": ["-", "0.00", "0.00", "2"],  # never named: no precision, but a failure all the same
+                    "jazz": ["0.33", "1.00", "0.50", "1"], "rock": ["-", "-", "-", "0"]}

@@ -63,7 +63,7 @@ class Evaluation:
             # undefined, not 0.00 (which read as a failure): no track of the genre, or none named it
             prec, rec = (f"{v:5.2f}" if ok else f"{'-':>5}" for v, ok in ((g.precision, predicted[i]),
                                                                           (g.recall, g.support)))
-            f1 = f"{g.f1:5.2f}" if predicted[i] and g.support else f"{'-':>5}"
+            f1 = f"{g.f1:5.2f}" if predicted[i] or g.support else f"{'-':>5}"  # 0 for a genre never recognised
             lines.append(f"{label:<10} {prec} {rec} {f1} {g.support:3d}   {cells}")
         lines.append(f"{'':<31}   " + " ".join(f"{lab[:2]:>2}" for lab in self.labels))
         return "\n".join(lines)
