@@ -449,7 +449,8 @@ def _coerce(key: str, value: object, hint: object, origin: str) -> object:
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, base) or (base is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} (from {origin}): expected {base.__name__}, got {value!r}")
+        shown = str(value).lower() if isinstance(value, bool) else repr(value)  # TOML's true, not Python's True
+        raise ConfigError(f"{key} (from {origin}): expected {base.__name__}, got {shown}")
     return value
 
 

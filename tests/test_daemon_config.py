@@ -113,6 +113,7 @@ def test_file_then_env_then_flags(tmp_path):
                                                            "setting (it is the "
                                                            "process's: set it at the top level)"),
         ("batch = 0\n", {}, {}, "batch (from file {file}): bad value 0 (1 to 4096 windows)"),  # the range, not "out of"
+        ("dwell_windows = true\n", {}, {}, "dwell_windows (from file {file}): expected int, got true"),  # not True
         ("[streams.a]\nsource = 'mic'\nchannels = 0\n", {}, {}, "streams.a.channels (from file {file}): bad value "
                                                                                        "0 (1 to 32)"),
         # MQTT sends a password only with a user name: paho dropped it without a word
