@@ -76,6 +76,9 @@ class PeerWatch:
         if live:
             log.warning("%s is also published by another process (%s): each overwrites the other's messages; "
                         "give one of them another id", self.topics[topic], other[:200])
+        elif (topic, other[:200], True) in self._seen:  # the twin warned about above: it stopped (or died)
+            log.info("%s: the other process publishing it (%s) went offline, and its status replaced ours; sending "
+                     "ours again", self.topics[topic], other[:200])
         else:
             log.info("%s: an offline status from %s (a previous run's last will?) replaced ours; sending ours again",
                      self.topics[topic], other[:200])

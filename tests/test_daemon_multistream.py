@@ -230,6 +230,8 @@ def test_a_duplicates_goodbye_leaves_the_live_process_its_stream_and_its_home_as
         sub.wait_for(lambda m: latest(m) and device_names(m, "upstairs"), "the stream's device naming the live process")
         sub.wait_for(lambda m: latest(m) and m.topic == "genrecast/den/status" and m.payload["state"] == "online"
                      and m.payload["daemon"] == "upstairs", "the stream's status online from the live process")
+        # the twin it warned about, named as such (it guessed "a previous run's last will?")
+        first.wait_log("stream den: the other process publishing it (genrecast-den-")
     finally:
         first.signal(signal.SIGTERM)
         rc, err = first.finish()
