@@ -323,7 +323,9 @@ class RunSettings(StreamDefaults):
     def _stream_settings(self) -> tuple[StreamSettings, ...]:
         """Worked out once: the start reads it five times (80 ms each with 500 streams); settings never change."""
         if self.streams and (self.source is not None or self.stream_id is not None):
-            raise ConfigError("source/stream_id and streams: use one form (several streams need streams only)")
+            # named as typed too: a user of --source and --stream saw only the config's keys
+            raise ConfigError("source/stream_id (--source, --stream-id) and streams (--stream, [streams.<id>]): use "
+                              "one form (several streams need streams only)")
         defaults = {k: getattr(self, k) for k in PER_STREAM}
         if not self.streams:
             source = self.source or "mic"

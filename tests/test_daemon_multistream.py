@@ -251,7 +251,8 @@ def test_run_flag_parsing_keeps_stream_and_stream_id_apart():
 
 @pytest.mark.parametrize(("toml", "flags", "message"), [
     ("", {"streams": ["a=stdin", "b=stdin"]}, "at most one stream may read stdin"),
-    ('source = "mic"\n', {"streams": ["a=mic"]}, "use one form"),
+    ('source = "mic"\n', {"streams": ["a=mic"]}, "source/stream_id (--source, --stream-id) and streams (--stream, "
+                                                "[streams.<id>]): use one form"),
     ("", {"streams": ["a=mic", "b=mic", "a=stdin"]}, "the same stream id given twice: a"),
     ("", {"streams": ["nosource"]}, "--stream: expected ID=SOURCE"),
     ("[streams.a]\nsource = 'mic'\nhop_seconds = 0\n", {}, "streams.a.hop_seconds (from file"),
