@@ -332,11 +332,11 @@ class RunSettings(StreamDefaults):
             tables = {self.stream_id or default_stream_id(source): {"source": source}}
         else:
             tables = self.streams
+        # where the tables were set, for their errors: the file (its name); a table's id and source may be --stream's
+        where = self._origin("streams")
         out = []
         for stream_id, table in tables.items():
             name = f"streams.{stream_id}"
-            # where the table was set, for its errors: the file (its name); its id and source may be --stream's
-            where = self._origin("streams")
             named = self._origin(name) or where
             if not isinstance(table, Mapping):
                 raise ConfigError(f"{name}{where}: expected a table")
@@ -567,7 +567,7 @@ def load_settings(
     settings = _apply(settings, env, "env")
     set_in = {**dict.fromkeys(_keys(file_values), f"file {name}"), **dict.fromkeys(_keys(env), "env")}
     given = {k: v for k, v in (flags or {}).items() if v is not None}
-    names_of_flags, from_flag = flag_names or {}, {}
+    names, from_flag = flag_names or {}, {}
     broker_flags = {k: given.pop(f"broker_{k}") for k in ("url", "username", "password", "ca_file")
                     if f"broker_{k}" in given}
     if broker_flags:
@@ -578,9 +578,8 @@ def load_settings(
         if twice:
             raise ConfigError(f"--stream: the same stream id given twice: {', '.join(twice)}")
         given["streams"] = {i: {**settings.streams.get(i, {}), "source": src} for i, src in pairs}
-        from_flag = {f"streams.{i}": names_of_flags.get("streams", "flags") for i, _ in pairs}  # their sources
+        from_flag = {f"streams.{i}": names.get("streams", "flags") for i, _ in pairs}  # their sources
     settings = _apply(settings, given, "flags")
-    names = names_of_flags
     # --stream names sources only: a table's other keys (hop_seconds, ...) stay the file's
     set_in.update({k: names.get(k.replace(".", "_"), "flags") for k in _keys(given)
                    if k != "streams" or k not in set_in})

@@ -25,7 +25,7 @@ WAIT_SECONDS = 10.0
 def register(sub) -> None:
     from .run_cmd import add_identity, add_run_settings, flag_names
 
-    p = sub.add_parser("ha-cleanup", allow_abbrev=False,
+    p = sub.add_parser("ha-cleanup",
                        help="remove Home Assistant devices of streams no longer configured",
                        description="Retract (empty, retained) the Home Assistant discovery configs of this process's "
                                    "streams that its settings no longer have (and their retained status and genre), "

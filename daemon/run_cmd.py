@@ -11,8 +11,7 @@ from genrecast.logs import configure_logging
 
 
 def register(sub) -> None:
-    # allow_abbrev=False: otherwise `--stream` would be ambiguous with, and `--stream-i` taken for, `--stream-id`.
-    p = sub.add_parser("run", allow_abbrev=False, help="classify a live source and publish genre events over MQTT",
+    p = sub.add_parser("run", help="classify a live source and publish genre events over MQTT",
                        description="Classify audio continuously and publish genre events over MQTT. "
                                    "Settings: TOML file < GENRECAST_* environment < flags.")
     add_identity(p)

@@ -47,7 +47,9 @@ def build_parser() -> OneLineParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # its parsers: OneLineParser too
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
-    for command in sub.choices.values():  # `classify --js` was --json: a flag added later would change what it means
+    # No abbreviations, in any command: `classify --js` was --json (a flag added later would change what it means), and
+    # `run --stream` would be ambiguous with, and `--stream-i` taken for, `--stream-id`.
+    for command in sub.choices.values():
         command.allow_abbrev = False
     parser.commands = sub.choices  # name -> its parser
     return parser
