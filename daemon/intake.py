@@ -47,7 +47,6 @@ class Intake:
         self._backlog: deque[Chunk] = deque()
         self._held = 0  # samples in the backlog
         self.dropped = 0  # samples dropped because the backlog was full
-        self._dropped_taken = 0  # of them, those already reported by take()
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.sample_rate: int | None = None  # known once a source is open
         self.description, self._limit = description, 1
@@ -128,15 +127,10 @@ class Intake:
         """Most samples held before the oldest are dropped (or, reading a file as fast as possible, waited on)."""
         return self._limit
 
-    def take(self, max_samples: int) -> tuple[list[Chunk], int]:
-        """The oldest chunks, whole, up to about ``max_samples`` (at least one when any is waiting), and how many
-        samples were dropped just before the first of them. Only the oldest are ever dropped, so whatever was
-        dropped since the last take lay between its chunks and these."""
+    def take(self, max_samples: int) -> list[Chunk]:
+        """The oldest chunks, whole, up to about ``max_samples`` (at least one when any is waiting)."""
         out, n = [], 0
         with self._cond:
-            gap = 0
-            if self._backlog:
-                gap, self._dropped_taken = self.dropped - self._dropped_taken, self.dropped
             while self._backlog and (not out or n + self._backlog[0].samples.shape[0] <= max_samples):
                 chunk = self._backlog.popleft()
                 self._held -= chunk.samples.shape[0]
@@ -144,7 +138,7 @@ class Intake:
                 out.append(chunk)
             if out:
                 self._cond.notify_all()
-        return out, gap
+        return out
 
     def reopen(self) -> None:
         """Drop the current source (perhaps stuck in a driver call) and open a new one on the reading thread."""
@@ -159,11 +153,7 @@ class Intake:
             if not self._drop_oldest:
                 while self._held and self._held + n > self._limit and not source_stop.is_set():
                     self._cond.wait(0.2)
-            # Behind by a whole backlog: jump to its newer half in one step. Each drop is a gap the stream's
-            # windows start afresh after; dropped a chunk at a time, every take of an overloaded stream followed
-            # one, and no window would have been whole.
-            room = self._limit if self._held + n <= self._limit else self._limit // 2
-            while self._backlog and self._held + n > room:
+            while self._backlog and self._held + n > self._limit:
                 old = self._backlog.popleft()
                 self._held -= old.samples.shape[0]
                 self.dropped += old.samples.shape[0]

@@ -204,15 +204,8 @@ class StreamRun:
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
                  f", {describe_head(self.head)} (heard = {self.cfg.heard})" if self.head else "")
 
-    def push(self, chunks: list, dropped: int = 0) -> list[tuple[Window, float]]:
-        """Several chunks in one pipeline push; each window is paired with when the chunk completing it came.
-        ``dropped``: samples dropped just before them (processing fell behind). The offsets skip them, and no
-        window joins the audio on their two sides: windows kept counting as if nothing were missing, and the
-        first after a drop of 19 s said 0-3 s of a pipe's audio from 19 s on, half of it from before the drop. Not
-        provisional (a stream that is behind has no time for more windows) unless it has said nothing yet."""
-        if dropped:
-            self.consumed += dropped
-            self._restart(provisional=self.live and self.tracker.state is NOT_YET_KNOWN)
+    def push(self, chunks: list) -> list[tuple[Window, float]]:
+        """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
         if self.resuming:
             chunks = self._after_gap(chunks)
             if not chunks:
@@ -557,9 +550,9 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             run.intake.wake_at = min(need, run.intake.limit // 2)
             if waiting < run.intake.wake_at and run.intake.end_reason is None:
                 continue  # not enough for a window yet: one push per window, not one per chunk
-            chunks, dropped = run.intake.take(run.take_samples)
+            chunks = run.intake.take(run.take_samples)
             if chunks:
-                work += [(run, w, handed_at) for w, handed_at in run.push(chunks, dropped)]
+                work += [(run, w, handed_at) for w, handed_at in run.push(chunks)]
             if run.intake.finished:
                 work += [(run, w, time.monotonic()) for w in run.pipeline.push(np.zeros(0, np.float32), last=True)]
             else:
