@@ -47,6 +47,7 @@ class Intake:
         self._backlog: deque[Chunk] = deque()
         self._held = 0  # samples in the backlog
         self.dropped = 0  # samples dropped because the backlog was full
+        self._gap = 0  # of those, dropped since the last take: just before the oldest chunk waiting
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.sample_rate: int | None = None  # known once a source is open
         self.description, self._limit = description, 1
@@ -86,6 +87,14 @@ class Intake:
             self.last_audio = time.monotonic()
             self.open_error = None
             self.sample_rate = source.sample_rate  # last: the loop builds the stream's pipeline once it sees it
+
+    def hold_at_least(self, samples: int, why: str) -> None:
+        """Raise the backlog's limit to ``samples`` (said in the log), from the stream that knows what it needs."""
+        with self._cond:
+            if self._limit < samples <= MAX_BACKLOG_SAMPLES:
+                log.info("stream %s: backlog_seconds %g is under %s: holding %.2f s", self.stream_id,
+                         self._backlog_seconds, why, samples / self.sample_rate)
+                self._limit = samples
 
     @property
     def opened(self) -> bool:
@@ -127,18 +136,25 @@ class Intake:
         """Most samples held before the oldest are dropped (or, reading a file as fast as possible, waited on)."""
         return self._limit
 
-    def take(self, max_samples: int) -> list[Chunk]:
-        """The oldest chunks, whole, up to about ``max_samples`` (at least one when any is waiting)."""
+    def take(self, max_samples: int, after_gap: int | None = None) -> tuple[list[Chunk], int]:
+        """The oldest chunks, whole, up to about ``max_samples`` (at least one when any is waiting), and the samples
+        dropped just before them (the backlog was full: 0 if none), a gap that no window may span. After a gap, up
+        to ``after_gap`` samples instead: a stream behind for good drops again before each take, so what follows a
+        gap must be enough for a whole window."""
         out, n = [], 0
         with self._cond:
+            gap = self._gap
+            if gap and after_gap is not None:
+                max_samples = max(max_samples, after_gap)
             while self._backlog and (not out or n + self._backlog[0].samples.shape[0] <= max_samples):
                 chunk = self._backlog.popleft()
                 self._held -= chunk.samples.shape[0]
                 n += chunk.samples.shape[0]
                 out.append(chunk)
             if out:
+                self._gap = 0
                 self._cond.notify_all()
-        return out
+        return out, gap
 
     def reopen(self) -> None:
         """Drop the current source (perhaps stuck in a driver call) and open a new one on the reading thread."""
@@ -153,10 +169,11 @@ class Intake:
             if not self._drop_oldest:
                 while self._held and self._held + n > self._limit and not source_stop.is_set():
                     self._cond.wait(0.2)
-            while self._backlog and self._held + n > self._limit:
+            while self._backlog and self._held + n > self._limit:  # one chunk at a time: the newest are kept
                 old = self._backlog.popleft()
                 self._held -= old.samples.shape[0]
                 self.dropped += old.samples.shape[0]
+                self._gap += old.samples.shape[0]
             self._backlog.append(chunk)
             self._held += n
             if self._wake is not None and self._held >= self.wake_at:

@@ -131,7 +131,7 @@ class StreamRun:
                              settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
         self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
-        self.take_samples = 0
+        self.take_samples = self.gap_take = 0  # per tick; after audio was dropped (a whole window's worth more)
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
@@ -159,6 +159,9 @@ class StreamRun:
             # full window a moment later anyway.
             self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
+            self.gap_take = self.take_samples + self._new_pipeline().samples_to_next_window()
+            # else a stream that fell behind, dropping before every take, could never complete a window
+            self.intake.hold_at_least(self.gap_take, "a whole window and a tick's audio")
         return self.pipeline is not None
 
     def _new_pipeline(self, **kw) -> Pipeline:
@@ -175,17 +178,17 @@ class StreamRun:
         self.consumed += sum(c.samples.shape[0] for c in before)
         after = chunks[len(before):]
         if after:
-            self._restart(provisional=True)
+            self._new_windows(provisional=True)
+            self.decider.restart()
             self.resuming = False
         return after
 
-    def _restart(self, provisional: bool) -> None:
-        """Windows and smoothing afresh from the next sample, which comes after a gap in the audio; its offset
-        counts what the gap left out, and the announced state stands."""
+    def _new_windows(self, provisional: bool) -> None:
+        """Windows afresh from the next sample, which comes after a gap in the audio: its offset counts what the
+        gap left out, and no window joins the two sides."""
         self.windows_before_gap += self.pipeline.windows_out
         self.pipeline = self._new_pipeline(provisional=provisional,
                                            offset_seconds=self.consumed / self.intake.sample_rate)
-        self.decider.restart()
 
     def samples_wanted(self) -> int:
         """Input samples worth a push: a window's worth, or, after a gap, any (its first audio starts afresh)."""
@@ -203,6 +206,17 @@ class StreamRun:
         log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
                  f", {describe_head(self.head)} (heard = {self.cfg.heard})" if self.head else "")
+
+    def take(self) -> list[tuple[Window, float]]:
+        """This tick's audio from the intake, pushed. Audio dropped before it (processing fell behind) is a gap:
+        the windows start afresh after it, from a whole window's worth of audio taken at once, but the smoothing
+        carries on, as the music did (a stall's gap, which may be long, starts that afresh too)."""
+        chunks, dropped = self.intake.take(self.take_samples, self.gap_take)
+        if dropped:
+            self.consumed += dropped
+            if not self.resuming:  # else the first audio after the stall starts afresh anyway
+                self._new_windows(provisional=False)
+        return self.push(chunks) if chunks else []
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:
         """Several chunks in one pipeline push; each window is paired with when the chunk completing it came."""
@@ -550,9 +564,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
             run.intake.wake_at = min(need, run.intake.limit // 2)
             if waiting < run.intake.wake_at and run.intake.end_reason is None:
                 continue  # not enough for a window yet: one push per window, not one per chunk
-            chunks = run.intake.take(run.take_samples)
-            if chunks:
-                work += [(run, w, handed_at) for w, handed_at in run.push(chunks)]
+            work += [(run, w, handed_at) for w, handed_at in run.take()]
             if run.intake.finished:
                 work += [(run, w, time.monotonic()) for w in run.pipeline.push(np.zeros(0, np.float32), last=True)]
             else:

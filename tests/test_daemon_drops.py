@@ -1,0 +1,114 @@
+"""Audio dropped because processing fell behind (a live source's backlog full): what is dropped, and what the
+stream's windows make of the gap. How much a real overloaded process drops is a matter of timing, so the intake is
+fed by hand (its reading thread is not started) and the stream is driven take by take, as the loop drives it; the
+Home Assistant tests run a real burst through the whole daemon."""
+
+from __future__ import annotations
+
+import threading
+import types
+
+import numpy as np
+import pytest
+from genrecast.daemon.config import RunSettings
+from genrecast.daemon.intake import Intake
+from genrecast.daemon.service import StreamRun
+from genrecast.daemon.sources import Chunk
+from tiny_model import tiny_spec
+
+RATE = 22050  # the tiny model's rate: no resampling, so a window's offsets are sample indices
+CHUNK = RATE // 10
+
+
+class Pipe:
+    """A live source whose chunks the test hands to the intake itself."""
+
+    description, live, sample_rate, unavailable = "stdin", True, RATE, None
+
+    def chunks(self, stop: threading.Event):
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+def feed(intake: Intake, first: int, count: int) -> None:
+    """Chunks ``first`` .. ``first + count - 1`` of the stream, each one's ``handed_at`` its number."""
+    for i in range(first, first + count):
+        intake._put(Chunk(np.full(CHUNK, i, np.float32), float(i)), threading.Event())
+
+
+def numbers(chunks: list[Chunk]) -> list[int]:
+    return [int(c.handed_at) for c in chunks]
+
+
+def test_a_full_backlog_drops_its_oldest_chunk_at_a_time_and_take_says_how_much_came_before():
+    intake = Intake("s", Pipe(), None, backlog_seconds=1.0, drop_oldest=True)
+    feed(intake, 0, 25)  # 2.5 s into a backlog of 1 s: the newest second is kept, whole
+    chunks, gap = intake.take(RATE)
+    assert numbers(chunks) == list(range(15, 25))
+    assert gap == intake.dropped == 15 * CHUNK
+    assert intake.take(RATE) == ([], 0)
+
+
+def test_a_gap_that_opens_between_two_takes_is_reported_once_before_the_next():
+    intake = Intake("s", Pipe(), None, backlog_seconds=1.0, drop_oldest=True)
+    feed(intake, 0, 10)
+    chunks, gap = intake.take(3 * CHUNK)
+    assert (numbers(chunks), gap) == ([0, 1, 2], 0)
+    feed(intake, 10, 6)  # 3..9 waiting, then 10..15: the oldest three (3, 4, 5) never taken
+    chunks, gap = intake.take(2 * CHUNK)
+    assert (numbers(chunks), gap) == ([6, 7], 3 * CHUNK)
+    chunks, gap = intake.take(2 * CHUNK)
+    assert (numbers(chunks), gap) == ([8, 9], 0)
+
+
+def test_the_take_after_a_gap_is_as_large_as_asked_for_a_whole_window():
+    intake = Intake("s", Pipe(), None, backlog_seconds=1.0, drop_oldest=True)
+    feed(intake, 0, 12)
+    chunks, gap = intake.take(2 * CHUNK, after_gap=5 * CHUNK)
+    assert (numbers(chunks), gap) == ([2, 3, 4, 5, 6], 2 * CHUNK)
+    chunks, gap = intake.take(2 * CHUNK, after_gap=5 * CHUNK)  # no gap now: the usual take
+    assert (numbers(chunks), gap) == ([7, 8], 0)
+
+
+def overloaded_stream(backlog_seconds: float) -> tuple[StreamRun, list[int]]:
+    """A stream on a :class:`Pipe`, and the numbers of the chunks its takes were given, in order."""
+    settings = RunSettings(backlog_seconds=backlog_seconds)
+    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], Pipe(), settings, model, publisher=None, daemon="d",
+                    instance="i")
+    assert run.ready()
+    given: list[int] = []
+    take = run.intake.take
+
+    def recorded(*args):
+        chunks, gap = take(*args)
+        given.extend(numbers(chunks))
+        return chunks, gap
+
+    run.intake.take = recorded
+    return run, given
+
+
+@pytest.mark.parametrize("backlog_seconds", [10.0, 1.0])
+def test_a_stream_behind_for_good_still_completes_windows_none_of_them_across_a_drop(backlog_seconds):
+    """Offsets counted only the audio kept (the first window after a drop of 19 s said 0-3 s, half of it from
+    before the drop), and a window joined the two sides of a drop. Here 1.5 s arrives while the stream works on
+    each second it took. A backlog under a window is held to one window and a take, or no
+    take after a drop could complete one."""
+    run, given = overloaded_stream(backlog_seconds)
+    windows, sent, arriving = [], 0, 15
+    for _ in range(100):
+        feed(run.intake, sent, arriving)
+        sent, before = sent + arriving, len(given)
+        windows += [w for w, _ in run.take()]
+        arriving = (len(given) - before) * 3 // 2  # while the stream worked on what it took, 1.5 times that came
+    assert run.intake.dropped > 20 * RATE, "the stream did not fall behind"
+    assert given == sorted(given) and len(given) < sent
+    full = [w for w in windows if not w.provisional]
+    assert len(full) >= 20, len(full)
+    for w in full:  # every chunk a window covers is one the stream was given: the offsets count what was dropped
+        covered = range(round(w.start_s * RATE) // CHUNK, (round(w.end_s * RATE) - 1) // CHUNK + 1)
+        assert set(covered) <= set(given), (w.start_s, w.end_s)
+    assert run.windows_classified == len(full)
