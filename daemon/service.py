@@ -24,6 +24,7 @@ from genrecast.dsp.windows import MIN_SECONDS, frame_seconds, hop_too_short
 
 from genrecast.contract import daemon_status_topic, stream_topic
 from genrecast.logs import say_held_back
+from genrecast.text import counted
 
 from .config import ConfigError, RunSettings, StreamSettings
 from .decision import Decider, State, announces_tags
@@ -504,7 +505,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
             reason, flush_seconds = "end of stream", END_FLUSH_SECONDS
-            log.info("every source ended; %s still to deliver", messages(publisher.undelivered))
+            log.info("every source ended; %s still to deliver", counted(publisher.undelivered, "message"))
     except BaseException as exc:
         reason = f"error: {exc}"
         raise
@@ -527,7 +528,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         gc.collect()
         say_held_back()  # the process's last lines say how it ended, not a retry held back since
     if not delivered:
-        log.warning("%s%s not delivered to %s", messages(publisher.undelivered),
+        log.warning("%s%s not delivered to %s", counted(publisher.undelivered, "message"),
                     "" if reachable else " and the latest statuses", broker.url)
     # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,
     # which systemd restarts, into the same bad file).
@@ -649,10 +650,6 @@ def _mark_waiting(live: list[StreamRun], now: float) -> None:
     for r in live:
         if r.pipeline is None or r.intake.waiting_for_device:
             r.device_missing_at = now
-
-
-def messages(n: int) -> str:
-    return f"{n} message{'' if n == 1 else 's'}"
 
 
 def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: bool, unopened: int = 0) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from genrecast.files import replace_file
 from genrecast.paths import path_flag, path_problem
+from genrecast.text import counted
 
 HOP_SECONDS = 1.0  # classify's default hop
 # Names of a descriptor this process already holds open: the report goes down it as it is
@@ -95,7 +96,7 @@ def handler(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if unlabelled:
         n = sum(unlabelled.values())
-        print(f"left out {n} audio file{'' if n == 1 else 's'} with no label the model has: "
+        print(f"left out {counted(n, 'audio file')} with no label the model has: "
               + ", ".join(f"{n} at the top of {args.data}" if folder == "." else f"{n} in {folder}/"
                           for folder, n in sorted(unlabelled.items())))
     tracks, probs, answers, skipped = [], [], [], []
