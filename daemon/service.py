@@ -132,7 +132,7 @@ class StreamRun:
                              settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
         self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
-        self.take_samples = self.gap_take = 0  # per tick; after audio was dropped (a whole window's worth more)
+        self.take_samples = self.window_samples = 0  # input samples taken per tick; a whole window needs
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
         self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
@@ -160,9 +160,9 @@ class StreamRun:
             # full window a moment later anyway.
             self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
-            self.gap_take = self.take_samples + self._new_pipeline().samples_to_next_window()
+            self.window_samples = self._new_pipeline().samples_to_next_window()
             # else a stream that fell behind, dropping before every take, could never complete a window
-            self.intake.hold_at_least(self.gap_take, "a whole window and a tick's audio")
+            self.intake.hold_at_least(self.take_samples + self.window_samples, "a whole window and a tick's audio")
         return self.pipeline is not None
 
     def _new_pipeline(self, **kw) -> Pipeline:
@@ -210,13 +210,17 @@ class StreamRun:
 
     def take(self) -> list[tuple[Window, float]]:
         """This tick's audio from the intake, pushed. Audio dropped before it (processing fell behind) is a gap:
-        the windows start afresh after it, from a whole window's worth of audio taken at once, but the smoothing
-        carries on, as the music did (a stall's gap, which may be long, starts that afresh too)."""
-        chunks, dropped = self.intake.take(self.take_samples, self.gap_take)
+        the windows start afresh after it, from a whole window's worth of audio taken at once. The smoothing carries
+        on over a gap shorter than a window, as the music did (a stream behind for good drops a little before
+        most takes); a longer one (a burst that overflowed the backlog) starts it afresh too, as a stall does: it
+        had a country intro's windows confirm the classical after it as country."""
+        chunks, dropped = self.intake.take(self.take_samples, self.take_samples + self.window_samples)
         if dropped:
             self.consumed += dropped
             if not self.resuming:  # else the first audio after the stall starts afresh anyway
                 self._new_windows(provisional=False)
+                if dropped >= self.window_samples:
+                    self.decider.restart()
         return self.push(chunks) if chunks else []
 
     def push(self, chunks: list) -> list[tuple[Window, float]]:

@@ -112,3 +112,19 @@ def test_a_stream_behind_for_good_still_completes_windows_none_of_them_across_a_
         covered = range(round(w.start_s * RATE) // CHUNK, (round(w.end_s * RATE) - 1) // CHUNK + 1)
         assert set(covered) <= set(given), (w.start_s, w.end_s)
     assert run.windows_classified == len(full)
+
+
+@pytest.mark.parametrize(("dropped_chunks", "smoothing_restarted"), [(10, False), (50, True)])
+def test_a_drop_longer_than_a_window_starts_the_smoothing_afresh(dropped_chunks, smoothing_restarted):
+    """A burst that overflowed the backlog by 5 s: the windows of a country intro before it confirmed the classical
+    after it as country, two windows on. A short drop is the same music, and the smoothing carries on."""
+    run, _ = overloaded_stream(backlog_seconds=10.0)
+    restarts = []
+    restart = run.decider.restart
+    run.decider.restart = lambda: (restarts.append(True), restart())
+    feed(run.intake, 0, 10)
+    run.take()
+    feed(run.intake, 10, 100 + dropped_chunks)  # 10 s of backlog, and what did not fit
+    run.take()
+    assert run.intake.dropped == dropped_chunks * CHUNK
+    assert bool(restarts) is smoothing_restarted
