@@ -117,10 +117,6 @@ class Intake:
         return self._reopen_error or (source.unavailable if source is not None else None)
 
     @property
-    def dropped_seconds(self) -> float:
-        return round(self.dropped / self.sample_rate, 3) if self.sample_rate else 0.0
-
-    @property
     def finished(self) -> bool:
         """The source ended and everything it gave has been taken."""
         with self._cond:
@@ -169,6 +165,8 @@ class Intake:
             if not self._drop_oldest:
                 while self._held and self._held + n > self._limit and not source_stop.is_set():
                     self._cond.wait(0.2)
+                if source_stop.is_set():  # closing: the rest of a recording is not read, which is not a drop
+                    return
             while self._backlog and self._held + n > self._limit:  # one chunk at a time: the newest are kept
                 old = self._backlog.popleft()
                 self._held -= old.samples.shape[0]

@@ -146,6 +146,8 @@ class StreamRun:
         self.device_missing_at = -math.inf  # when the loop last saw its microphone missing
         self.dropped_reported, self.drop_status_at = 0, 0.0
         self.consumed = 0  # input samples taken so far
+        self.windowed = 0  # of those, the ones up to the end of the latest full window (or a fresh start's)
+        self.cut_off = 0  # input samples taken but never in a window: a drop came before the next window was whole
         self.windows_before_gap = 0  # full windows classified by the pipelines before the latest gap
         self.last_label = ""
         if not self.ready():
@@ -161,8 +163,10 @@ class StreamRun:
             self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
             self.window_samples = self._new_pipeline().samples_to_next_window()
-            # else a stream that fell behind, dropping before every take, could never complete a window
-            self.intake.hold_at_least(self.take_samples + self.window_samples, "a whole window and a tick's audio")
+            self.windowed = round(self.skip_seconds * rate)  # the phase's skip is no window's, by design
+            if self.live:  # else a stream that fell behind, dropping before every take, could never complete a window
+                self.intake.hold_at_least(self.take_samples + self.window_samples,
+                                          f"a whole window and {TAKE_SECONDS:g} s of audio")
         return self.pipeline is not None
 
     def _new_pipeline(self, **kw) -> Pipeline:
@@ -188,6 +192,7 @@ class StreamRun:
         """Windows afresh from the next sample, which comes after a gap in the audio: its offset counts what the
         gap left out, and no window joins the two sides."""
         self.windows_before_gap += self.pipeline.windows_out
+        self.windowed = self.consumed
         self.pipeline = self._new_pipeline(provisional=provisional,
                                            offset_seconds=self.consumed / self.intake.sample_rate)
 
@@ -216,8 +221,10 @@ class StreamRun:
         had a country intro's windows confirm the classical after it as country."""
         chunks, dropped = self.intake.take(self.take_samples, self.take_samples + self.window_samples)
         if dropped:
-            self.consumed += dropped
             if not self.resuming:  # else the first audio after the stall starts afresh anyway
+                self.cut_off += max(0, self.consumed - self.windowed)  # audio no window will hold now
+            self.consumed += dropped
+            if not self.resuming:
                 self._new_windows(provisional=False)
                 if dropped >= self.window_samples:
                     self.decider.restart()
@@ -237,11 +244,13 @@ class StreamRun:
         for w in self.pipeline.push(samples):
             i = min(int(np.searchsorted(ends, w.end_s * rate - 0.5)), len(chunks) - 1)
             out.append((w, chunks[i].handed_at))
+            if not w.provisional:
+                self.windowed = max(self.windowed, round(w.end_s * rate))
         return out
 
     def status(self) -> Status:
         return Status(self.state, self.model.model_id, self.intake.description, self.reason, self.daemon,
-                      self.instance, self.intake.dropped_seconds, self.head)
+                      self.instance, self.dropped_seconds, self.head)
 
     def publish_status(self) -> None:
         self.publisher.publish(self.status().message(self.prefix, self.id))
@@ -322,12 +331,12 @@ class StreamRun:
                 self.reason = self._no_audio
                 self.publish_status()
             self._reopen(now)
-        if self.intake.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
+        if self.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
                 if self.cfg.source == "stdin" and not self.dropped_reported else ""
-            log.warning("stream %s: processing fell behind; %.1f s of its oldest audio dropped so far%s", self.id,
-                        self.intake.dropped_seconds, hint)
-            self.dropped_reported, self.drop_status_at = self.intake.dropped, now
+            log.warning("stream %s: processing fell behind; %.1f s of its audio dropped so far%s", self.id,
+                        self.dropped_seconds, hint)
+            self.dropped_reported, self.drop_status_at = self.dropped, now
             self.publish_status()
 
     def _check_waiting(self) -> None:
@@ -349,6 +358,17 @@ class StreamRun:
         return now - self.stalled_since if self.state == "stalled" else 0.0
 
     @property
+    def dropped(self) -> int:
+        """Input samples left unclassified because processing fell behind: dropped from the backlog, and what the
+        windows after each drop could not join to (the audio since the last whole window, before the drop)."""
+        return self.intake.dropped + self.cut_off
+
+    @property
+    def dropped_seconds(self) -> float:
+        rate = self.intake.sample_rate
+        return round(self.dropped / rate, 3) if rate else 0.0
+
+    @property
     def windows_classified(self) -> int:
         """Full windows classified so far, across gaps."""
         return self.windows_before_gap + (self.pipeline.windows_out if self.pipeline is not None else 0)
@@ -366,9 +386,9 @@ class StreamRun:
             log.warning("stream %s: the source ended after %.2f s, under the %g s minimum: nothing classified",
                         self.id, self.pipeline.seconds_in, MIN_SECONDS)
         self.intake.close()
-        if self.intake.dropped:  # the warnings along the way are rate-limited: say the total the status has
-            log.info("stream %s: %.1f s of its oldest audio dropped in all (processing fell behind)", self.id,
-                     self.intake.dropped_seconds)
+        if self.dropped:  # the warnings along the way are rate-limited: say the total the status has
+            log.info("stream %s: %.1f s of its audio dropped in all (processing fell behind)", self.id,
+                     self.dropped_seconds)
         if not reason.startswith("error"):
             log.info("stream %s: %s", self.id, reason)
         elif not alone:

@@ -11,7 +11,7 @@ from genrecast.daemon.service import StreamRun
 
 class Intake:
     description = "mic:usb"
-    dropped, dropped_seconds = 0, 0.0
+    dropped = 0
 
     def __init__(self) -> None:
         self.last_audio, self.device_problem, self.reopens = 0.0, None, 0
@@ -29,6 +29,7 @@ def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run.state, run.reason, run.id, run.stall_seconds = "online", None, "k", 10.0
     run.stalled_since = run.last_reopen = run.quiet_from = 0.0
     run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
+    run.cut_off = 0
     published: list[tuple[str, str | None]] = []
     run.publish_status = lambda: published.append((run.state, run.reason))
     run.publish_genre = lambda: published.append(("genre", None))
