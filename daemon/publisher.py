@@ -40,7 +40,7 @@ def _no_hello(since: str) -> list[Message]:
 class Publisher:
     def __init__(self, broker: BrokerConfig, client_id: str, hello: Callable[[str], list[Message]],
                  will: Callable[[str], Message], qos: int = 1, buffer_messages: int = 1000) -> None:
-        """``hello(since)`` makes the retained statuses (the process's first), sent on every connect with a fresh
+        """``hello(since)`` makes the retained statuses (the process's last), sent on every connect with a fresh
         time, after the other retained messages (discovery, the current genres); they replace any older retained
         message of the same topics. ``will(since)`` makes the last will before every connection try. ``since`` is
         when that connection was opened (ISO 8601, UTC).

@@ -446,9 +446,11 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     wake = threading.Event()  # set by a stream's intake once it holds a whole window
     publisher = Publisher(
         broker, instance,
-        hello=lambda since: [DaemonStatus("online", instance, ids, since=since).message(prefix, name),
-                             *(r.status().message(prefix, r.id) for r in runs),  # after the genres (Publisher)
-                             *(status.message(prefix, i) for i, status in unopened_status.items())],
+        # The streams' statuses before the process's: Home Assistant's stream Status, available once the process
+        # is, showed the previous run's retained `offline` (reason "stopped") in between, at every start.
+        hello=lambda since: [*(r.status().message(prefix, r.id) for r in runs),  # after the genres (Publisher)
+                             *(status.message(prefix, i) for i, status in unopened_status.items()),
+                             DaemonStatus("online", instance, ids, since=since).message(prefix, name)],
         will=lambda since: DaemonStatus("offline", instance, ids, WILL_REASON, since).message(prefix, name),
         qos=settings.qos, buffer_messages=settings.buffer_messages,
     )

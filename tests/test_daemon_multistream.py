@@ -55,6 +55,10 @@ def test_streams_from_flags_and_the_file_each_on_their_own_topics(broker, model,
         assert ha.payload["device"]["via_device"] == "genrecast/genrecast/_daemon/den"
     daemon = [m.payload for m in sub.of("genrecast/_daemon/den/status")]
     assert status_runs(daemon) == ["online", "offline"] and daemon[0]["streams"] == ["d", "a", "b", "c"]
+    # the streams' statuses before the process's online: Home Assistant showed a stream's Status as the previous
+    # run's retained offline in between (its availability is the process's)
+    statuses = [m.topic for m in sub.messages if m.topic.endswith("/status")]
+    assert statuses[:5] == [f"genrecast/{n}/status" for n in "dabc"] + ["genrecast/_daemon/den/status"]
     assert len({s.payload["instance"] for s in sub.messages if s.topic.endswith("status")}) == 1
     assert "4 stream(s)" in err
 
