@@ -87,8 +87,9 @@ def node_id(prefix: str) -> str:
 
 
 def process_display_name(daemon: str) -> str:
-    """The process device's readable name (``den`` -> ``Den daemon``), beside its streams' ones."""
-    return f"{display_name(daemon)} daemon"
+    """The process device's readable name (``den`` -> ``Den Daemon``), beside its streams' ones, in the same title
+    case ("Genrecast Kitchen daemon Status" read as a typo)."""
+    return f"{display_name(daemon)} Daemon"
 
 
 def display_name(text: str) -> str:

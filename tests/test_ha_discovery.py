@@ -67,6 +67,7 @@ def test_the_process_is_a_device_with_a_diagnostic_status():
     c = config(msg)
     assert msg.topic == "homeassistant/device/genrecast/_daemon_den/config" and msg.retain
     assert c["device"]["identifiers"] == ["genrecast/genrecast/_daemon/den"]
+    assert c["device"]["name"] == "Genrecast Den Daemon"  # title case, as its streams' devices
     (status,) = c["components"].values()
     assert status["state_topic"] == "genrecast/_daemon/den/status" and status["entity_category"] == "diagnostic"
     assert status["options"] == ["online", "offline"] and status["qos"] == 1
