@@ -1,8 +1,10 @@
 """One stream's source, read on its own thread into a bounded backlog, so no source can hold up the others.
 
-The processing loop takes audio from every stream's :class:`Intake` each tick. A live source that gets ahead of it
-loses its oldest audio (counted, for the stream's status) instead of growing memory or delaying other streams; a
-file read as fast as possible waits for room instead, since nothing is lost by waiting. A source that dies ends
+The processing loop takes audio from every stream's :class:`Intake` each tick. A live source whose audio has waited
+longer than ``backlog_seconds`` loses its oldest (counted, for the stream's status) instead of growing memory or
+delaying other streams: by age, not by size, so a pipe that hands over 20 s at once (a radio stream's network
+jitter) keeps them while the loop catches up. A file read as fast as possible waits for room instead, since nothing
+is lost by waiting. A source that dies ends
 its intake with the reason, and a source asked to reopen (a stalled microphone) is replaced by a fresh one on the same
 thread while the old one, perhaps stuck inside PortAudio, is abandoned to its stop event. An intake may also start
 with no source at all (a microphone not plugged in yet): its thread opens one with backoff, and only then are its
@@ -51,6 +53,7 @@ class Intake:
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.sample_rate: int | None = None  # known once a source is open
         self.description, self._limit = description, 1
+        self._max_age = backlog_seconds  # live: audio that has waited longer is dropped
         self.open_error: str | None = None  # why no source could be opened yet (None once one is)
         self._source: Source | None = None  # the one being read (a reopen replaces it)
         self._reopen_error: str | None = None  # why the last try to reopen the source failed
@@ -94,7 +97,7 @@ class Intake:
             if self._limit < samples <= MAX_BACKLOG_SAMPLES:
                 log.info("stream %s: backlog_seconds %g is under %s: holding %.2f s", self.stream_id,
                          self._backlog_seconds, why, samples / self.sample_rate)
-                self._limit = samples
+                self._limit, self._max_age = samples, samples / self.sample_rate
 
     @property
     def opened(self) -> bool:
@@ -129,7 +132,8 @@ class Intake:
 
     @property
     def limit(self) -> int:
-        """Most samples held before the oldest are dropped (or, reading a file as fast as possible, waited on)."""
+        """``backlog_seconds`` of audio, in samples: what a recording read as fast as possible waits on (a live
+        stream drops by age instead)."""
         return self._limit
 
     def take(self, max_samples: int, after_gap: int | None = None) -> tuple[list[Chunk], int]:
@@ -162,16 +166,19 @@ class Intake:
         n = chunk.samples.shape[0]
         with self._cond:
             self.last_audio = time.monotonic()
-            if not self._drop_oldest:
+            if not self._drop_oldest:  # a recording: wait for room
                 while self._held and self._held + n > self._limit and not source_stop.is_set():
                     self._cond.wait(0.2)
                 if source_stop.is_set():  # closing: the rest of a recording is not read, which is not a drop
                     return
-            while self._backlog and self._held + n > self._limit:  # one chunk at a time: the newest are kept
-                old = self._backlog.popleft()
-                self._held -= old.samples.shape[0]
-                self.dropped += old.samples.shape[0]
-                self._gap += old.samples.shape[0]
+            else:  # live: drop what has waited longer than the backlog's seconds, a chunk at a time (the newest
+                # are kept), or what is beyond the memory cap (a pipe that runs faster than real time)
+                stale = chunk.handed_at - self._max_age
+                while self._backlog and (self._backlog[0].handed_at < stale or self._held + n > MAX_BACKLOG_SAMPLES):
+                    old = self._backlog.popleft()
+                    self._held -= old.samples.shape[0]
+                    self.dropped += old.samples.shape[0]
+                    self._gap += old.samples.shape[0]
             self._backlog.append(chunk)
             self._held += n
             if self._wake is not None and self._held >= self.wake_at:

@@ -217,8 +217,8 @@ class StreamRun:
         """This tick's audio from the intake, pushed. Audio dropped before it (processing fell behind) is a gap:
         the windows start afresh after it, from a whole window's worth of audio taken at once. The smoothing carries
         on over a gap shorter than a window, as the music did (a stream behind for good drops a little before
-        most takes); a longer one (a burst that overflowed the backlog) starts it afresh too, as a stall does: it
-        had a country intro's windows confirm the classical after it as country."""
+        most takes); a longer one starts it afresh too, as a stall does: after 18 s dropped, a country intro's
+        windows had the classical after the gap confirmed as country."""
         chunks, dropped = self.intake.take(self.take_samples, self.take_samples + self.window_samples)
         if dropped:
             if not self.resuming:  # else the first audio after the stall starts afresh anyway
