@@ -137,6 +137,16 @@ class StdinSource:
         self.live = speed > 0 and not stat.S_ISREG(info.st_mode)
         self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
 
+    def _checked(self, samples: np.ndarray) -> np.ndarray:
+        """Integers read as floats are NaN or far over full scale: the error names --format, which it said nothing
+        of ("contains NaN or infinite samples", for 16-bit audio read as f32le)."""
+        try:
+            return check_samples(samples, self.description)
+        except AudioError as exc:
+            if self.fmt != "f32le":
+                raise
+            raise AudioError(f"{exc}: is the audio really 32-bit float (--format f32le), or 16-bit (s16le)?") from None
+
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
         want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
         left, head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving; then None
@@ -159,8 +169,7 @@ class StdinSource:
             whole = len(data) - len(data) % self._frame_bytes
             left = data[whole:]
             if whole:
-                samples = check_samples(decode_pcm(data[:whole], self.fmt, self.channels), self.description)
-                yield Chunk(samples, time.monotonic())
+                yield Chunk(self._checked(decode_pcm(data[:whole], self.fmt, self.channels)), time.monotonic())
 
 
     def _past_wav_header(self, data: bytes) -> bytes:

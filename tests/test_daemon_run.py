@@ -238,6 +238,20 @@ def test_a_recording_on_stdin_waits_for_the_model_and_loses_nothing(broker, mode
     assert len(starts) == 38 and 40 - 2 * hop < predictions[-1]["window_end_s"] <= 40  # 3-s windows, 1-s hop
 
 
+def test_16_bit_audio_read_as_32_bit_float_names_the_format(broker, model, tmp_path):
+    """It said only "contains NaN or infinite samples" (a radio operator review)."""
+    import soundfile as sf
+
+    raw = tmp_path / "t.raw"
+    raw.write_bytes(sf.read(str(write_tones(tmp_path / "t.wav", [3] * 4)), dtype="int16")[0].tobytes())
+    with raw.open("rb") as pcm:  # a file: the daemon's early exit breaks no writer's pipe
+        rc, err = Daemon("--source", "stdin", "--format", "f32le", "--model", str(model), "--broker", broker.url,
+                         stdin=pcm).finish()
+    last = err.strip().splitlines()[-1]
+    assert rc == 2 and last.startswith("genrecast run: error: stdin:f32le/22050/1: "), err
+    assert last.endswith("is the audio really 32-bit float (--format f32le), or 16-bit (s16le)?"), last
+
+
 def test_an_unsure_first_window_is_not_announced_again_as_a_new_uncertain_state(broker, model, tmp_path):
     """The start publishes `uncertain` (not yet known); a first window as unsure is the same state, not a change
     with a new `since` and a log line. (Messages queued before the broker took them keep only a topic's latest
