@@ -48,7 +48,8 @@ class Intake:
         self._cond = threading.Condition()
         self._backlog: deque[Chunk] = deque()
         self._held = 0  # samples in the backlog
-        self.dropped = 0  # samples dropped because the backlog was full
+        self.received = 0  # samples the source has handed over
+        self.dropped = 0  # of those, dropped because they waited too long (processing fell behind)
         self._gap = 0  # of those, dropped since the last take: just before the oldest chunk waiting
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.sample_rate: int | None = None  # known once a source is open
@@ -166,6 +167,7 @@ class Intake:
         n = chunk.samples.shape[0]
         with self._cond:
             self.last_audio = time.monotonic()
+            self.received += n
             if not self._drop_oldest:  # a recording: wait for room
                 while self._held and self._held + n > self._limit and not source_stop.is_set():
                     self._cond.wait(0.2)

@@ -44,6 +44,7 @@ from .inference import Inference
 from .intake import Intake
 from .model import GenreModel, describe_head, genre_head, load_model
 from .notify import Notifier
+from .pace import PaceCheck
 from .peers import PeerWatch, client_id
 from .pipeline import Pipeline, Window
 from .publisher import RECONNECT_MAX_SECONDS, Publisher
@@ -132,6 +133,7 @@ class StreamRun:
                              settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
         self.skip_seconds = phase * cfg.hop_seconds if self.live else 0.0
         self.pipeline: Pipeline | None = None  # built once the source is open and its rate known
+        self.pace: PaceCheck | None = None  # a live pipe's: are its --rate and --channels right?
         self.take_samples = self.window_samples = 0  # input samples taken per tick; a whole window needs
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
@@ -162,6 +164,8 @@ class StreamRun:
             # full window a moment later anyway.
             self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
+            if self.live and self.cfg.source == "stdin":
+                self.pace = PaceCheck(rate)
             self.window_samples = self._new_pipeline().samples_to_next_window()
             self.windowed = round(self.skip_seconds * rate)  # the phase's skip is no window's, by design
             if self.live:  # else a stream that fell behind, dropping before every take, could never complete a window
@@ -331,6 +335,8 @@ class StreamRun:
                 self.reason = self._no_audio
                 self.publish_status()
             self._reopen(now)
+        if self.pace is not None:
+            self._check_pace(now)
         if self.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
                 if self.cfg.source == "stdin" and not self.dropped_reported else ""
@@ -338,6 +344,15 @@ class StreamRun:
                         self.dropped_seconds, hint)
             self.dropped_reported, self.drop_status_at = self.dropped, now
             self.publish_status()
+
+    def _check_pace(self, now: float) -> None:
+        if self.state == "stalled":
+            self.pace.restart()
+        elif (pace := self.pace.check(now, self.intake.received)) is not None:
+            log.warning("stream %s: %s delivers %.2f s of audio a second, where a live pipe delivers 1: if it is real "
+                        "time, --rate or --channels is wrong (%s)", self.id, self.intake.description, pace,
+                        "stereo read as mono, or 44.1 kHz read as 22.05, gives 2" if pace > 1 else
+                        "22.05 kHz read as 44.1, or mono read as stereo, gives 0.5")
 
     def _check_waiting(self) -> None:
         """A microphone not opened yet: online once it opens, else a status whenever the reason changes."""

@@ -1,0 +1,72 @@
+"""A live pipe whose declared rate or channels are wrong is named: raw PCM has no header to say so, and 44.1 kHz
+read as 22.05 was classified wrongly for as long as it ran, without a word (a radio operator review). Driven tick
+by tick with the clock given, as the loop drives it: two minutes of real time is the point."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import types
+
+import numpy as np
+import pytest
+from genrecast.daemon.config import RunSettings
+from genrecast.daemon.pace import SPAN_SECONDS, PaceCheck
+from genrecast.daemon.service import StreamRun
+from genrecast.daemon.sources import Chunk
+from tiny_model import tiny_spec
+
+RATE = 22050
+
+
+@pytest.mark.parametrize(("pace", "named"), [(1.0, False), (1.2, False), (2.0, True), (0.5, True)])
+def test_a_pace_far_from_real_time_is_named_once_after_the_span(pace, named):
+    check = PaceCheck(RATE)
+    received = 10 * RATE  # a decoder's prebuffer, at once: left out
+    assert check.check(0.0, received) is None
+    for t in range(1, int(SPAN_SECONDS) + 30):
+        received += round(pace * RATE)
+        said = check.check(float(t), received)
+        if t < SPAN_SECONDS or not named:
+            assert said is None
+        elif t == SPAN_SECONDS:
+            assert said == pytest.approx(pace)
+        else:
+            assert said is None  # once
+
+
+def test_a_stall_starts_the_span_afresh():
+    check = PaceCheck(RATE)
+    check.check(0.0, RATE)
+    check.restart()  # 100 s of silence: not the pipe's pace
+    assert check.check(100.0, 2 * RATE) is None
+    assert check.check(100.0 + SPAN_SECONDS, 2 * RATE + round(SPAN_SECONDS) * RATE) is None  # real time since
+
+
+class Pipe:
+    description, live, sample_rate, unavailable = "stdin:s16le/22050/1", True, RATE, None
+
+    def chunks(self, stop: threading.Event):
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stdin_stream_at_twice_real_time_says_so_naming_rate_and_channels(caplog):
+    settings = RunSettings(source="stdin")
+    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], Pipe(), settings, model, publisher=None, daemon="d", instance="i")
+    assert run.ready()
+    run.publish_status = lambda: None
+    second = np.zeros(RATE, np.float32)
+    with caplog.at_level(logging.WARNING, logger="genrecast.run"):
+        for t in range(int(SPAN_SECONDS) + 2):
+            for _ in range(2):  # two seconds of audio each second: stereo read as mono
+                run.intake._put(Chunk(second, float(t)), threading.Event())
+            run.intake.last_audio = float(t)  # the clock the check is given
+            run.take()
+            run.check(float(t))
+    (line,) = [r.getMessage() for r in caplog.records if "a second" in r.getMessage()]
+    assert line.startswith("stream stdin: stdin:s16le/22050/1 delivers 2.00 s of audio a second"), line
+    assert "--rate or --channels is wrong (stereo read as mono, or 44.1 kHz read as 22.05, gives 2)" in line
