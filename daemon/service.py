@@ -404,7 +404,11 @@ class StreamRun:
         if self.dropped:  # the warnings along the way are rate-limited: say the total the status has
             log.info("stream %s: %.1f s of its audio dropped in all (processing fell behind)", self.id,
                      self.dropped_seconds)
-        if not reason.startswith("error"):
+        if reason == "end of stream" and self.live and self.cfg.source == "stdin":
+            # a radio's decoder that died looked like a file that ended: one info line, exit 0
+            log.warning("stream %s: %s ended: the program writing to it closed it (a live pipe does not end by "
+                        "itself)", self.id, self.intake.description)
+        elif not reason.startswith("error"):
             log.info("stream %s: %s", self.id, reason)
         elif not alone:
             log.error("stream %s: %s", self.id, reason)
@@ -698,15 +702,18 @@ def _status(runs: list[StreamRun], live: list[StreamRun], now: float, multi: boo
     one = runs[0]
     if multi or one.device_missing_at == now or one.state == "stalled":
         failed = unopened + sum(r.state == "offline" and (r.reason or "").startswith("error") for r in runs)
-        return _summary(live, now, failed)
+        ended = sum(r.state == "offline" for r in runs) + unopened - failed
+        return _summary(live, now, failed, ended)
     return one.last_label or f"classifying {one.intake.description}"
 
 
-def _summary(live: list[StreamRun], now: float, failed: int = 0) -> str:
-    """``failed``: streams that ended with an error or never opened (`systemctl status` looked healthy without)."""
+def _summary(live: list[StreamRun], now: float, failed: int = 0, ended: int = 0) -> str:
+    """``failed``: streams that ended with an error or never opened (`systemctl status` looked healthy without);
+    ``ended``: the others no longer running (a radio whose decoder exited went from 2 running to 1, unexplained)."""
     absent = [r.device_missing_at == now for r in live]  # microphones not there, as the loop saw them this tick
     waiting = sum(absent)
     stalled = sum(r.state == "stalled" and not gone for r, gone in zip(live, absent, strict=True))
     parts = [f"{len(live) - waiting} stream(s) running", f"{stalled} stalled" if stalled else "",
-             f"{waiting} waiting for their device" if waiting else "", f"{failed} failed" if failed else ""]
+             f"{waiting} waiting for their device" if waiting else "", f"{failed} failed" if failed else "",
+             f"{ended} ended" if ended else ""]
     return ", ".join(p for p in parts if p)
