@@ -4,6 +4,7 @@ fed by hand (its reading thread is not started) and the stream is driven take by
 
 from __future__ import annotations
 
+import logging
 import threading
 import types
 
@@ -146,3 +147,24 @@ def test_a_drop_longer_than_a_window_starts_the_smoothing_afresh(dropped_chunks,
     run.take()
     assert run.intake.dropped == dropped_chunks * CHUNK
     assert bool(restarts) is smoothing_restarted
+
+
+def test_streams_behind_together_are_said_in_one_line(caplog):
+    """Said per stream, an overloaded process of 80 streams logged 395 lines in 95 s for one cause."""
+    from genrecast.daemon.service import _say_drops
+
+    def stream(name: str, dropped: int, source: str = "mic:usb") -> types.SimpleNamespace:
+        return types.SimpleNamespace(id=name, dropped=dropped, dropped_seconds=dropped / RATE,
+                                     cfg=types.SimpleNamespace(source=source))
+
+    said: dict[str, int] = {}
+    runs = [stream(n, RATE) for n in "abcde"] + [stream("f", 0)]
+    with caplog.at_level(logging.WARNING, logger="genrecast.run"):
+        _say_drops(runs, said)
+        _say_drops(runs, said)  # nothing more dropped: nothing said
+        runs[5] = stream("f", 2 * RATE, source="stdin")
+        _say_drops(runs, said)
+    assert [r.getMessage() for r in caplog.records] == [
+        "processing fell behind: 5 of 6 streams dropped audio (a, b, c and 2 more); 5.0 s of theirs dropped so far",
+        "stream f: processing fell behind; 2.0 s of its audio dropped so far (a pipe on stdin is read live: for a "
+        "recording, --speed 0 waits instead)"]
