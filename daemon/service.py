@@ -23,7 +23,7 @@ from genrecast.dsp import AudioError
 from genrecast.dsp.windows import MIN_SECONDS, frame_seconds, hop_too_short
 
 from genrecast.contract import daemon_status_topic, stream_topic
-from genrecast.logs import say_held_back
+from genrecast.logs import say_due, say_held_back
 from genrecast.text import counted
 
 from .config import ConfigError, RunSettings, StreamSettings
@@ -553,6 +553,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     finally:
         # before the ends below: on an error they give every stream that reason
         failed = [r.id for r in runs if (r.reason or "").startswith("error")] + list(unopened)
+        say_held_back()  # before the streams' totals: a drop warning's summary came after its stream's total
         for run in runs:
             if run.state != "offline":
                 run.end(reason)
@@ -629,6 +630,7 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         if now - drops_at >= DROP_STATUS_EVERY:
             drops_at = now
             _say_drops(runs, drops_said)
+            say_due()  # and the rate limit's summaries that are due, though no line has come to check them
         # The whole loop is healthy while it turns and some stream is not stuck; one stalled microphone among many
         # is that stream's business (status, reopen), but a process whose every source is dead needs a restart.
         give_up = GIVE_UP_STALLS * settings.stall_seconds

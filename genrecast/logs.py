@@ -37,7 +37,8 @@ class _Kind:
 
 class RepeatFilter(logging.Filter):
     """A handler filter: the first line of a kind passes; the rest within ``window`` seconds are counted, and when
-    the window has passed (checked on every line, and at exit) one summary names the latest and how many."""
+    the window has passed (checked on every line, by :func:`say_due`, and at exit) one summary names the latest
+    and how many."""
 
     def __init__(self, handler: logging.Handler, window: float = WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -67,6 +68,10 @@ class RepeatFilter(logging.Filter):
         """Say what is still held back (at exit)."""
         self._summarize(None)
 
+    def summarize_due(self) -> None:
+        """Say the summaries whose window has passed, though no line has come since to check them."""
+        self._summarize(self.clock())
+
     def _summarize(self, now: float | None) -> None:
         """Close the windows that have passed (all when ``now`` is None): one summary line each that hid lines."""
         with self._lock:
@@ -89,6 +94,15 @@ def say_held_back() -> None:
         for f in handler.filters:
             if isinstance(f, RepeatFilter):
                 f.flush()
+
+
+def say_due() -> None:
+    """The summaries whose window has passed, said now: checked only as lines came, one could wait for hours in a
+    quiet log (a process's drop warning summarized after its stream's final total, 68 s late)."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, RepeatFilter):
+                f.summarize_due()
 
 
 def _names(record: logging.LogRecord) -> tuple:

@@ -186,3 +186,17 @@ def test_a_source_that_will_not_open_is_one_line_then_counts_from_its_first_try_
     assert len(lines) == 2, lines
     assert lines[0].startswith("WARNING stream late: cannot open mic:late (mic:late: no audio input devices found)")
     assert re.search(r"\((\d+) more like this", lines[1]).group(1) == str(len(tries)), lines  # one a try
+
+
+def test_a_summary_whose_window_has_passed_is_said_without_waiting_for_another_line():
+    """Checked only as lines came, a drop warning's summary waited 68 s, until after its stream's final total."""
+    log, out, clock, repeat = logger_with_filter("test.repeat.due")
+    for _ in range(3):
+        log.warning("stream %s: %.1f s dropped so far", "a", 1.0)
+        clock.now += 1
+    repeat.summarize_due()
+    assert out.getvalue().count("\n") == 1  # the window is still open
+    clock.now += 60
+    repeat.summarize_due()
+    said = "WARNING stream a: 1.0 s dropped so far (2 more like this in the last 63 s)"
+    assert out.getvalue().splitlines()[-1] == said
