@@ -1,12 +1,13 @@
 """One stream's source, read on its own thread into a bounded backlog, so no source can hold up the others.
 
-The processing loop takes audio from every stream's :class:`Intake` each tick. A live source whose audio has waited
-longer than ``backlog_seconds`` loses its oldest (counted, for the stream's status) instead of growing memory or
-delaying other streams: by age, not by size, so a pipe that hands over 20 s at once (a radio stream's network
-jitter) keeps them while the loop catches up. A file read as fast as possible waits for room instead, since nothing
-is lost by waiting. A source that dies ends
-its intake with the reason, and a source asked to reopen (a stalled microphone) is replaced by a fresh one on the same
-thread while the old one, perhaps stuck inside PortAudio, is abandoned to its stop event. An intake may also start
+The processing loop takes audio from every stream's :class:`Intake` each tick. A live source that holds more than
+``backlog_seconds`` of audio that has also waited that long loses its oldest (counted, for the stream's status)
+instead of growing memory or delaying other streams. Both, not size alone: a pipe that hands over 20 s at once (a
+radio stream's network jitter) keeps them while the loop catches up, up to :data:`BURST` times the backlog; nor age
+alone: the last few chunks left waiting for a window's end, before a pause, are not stale. A file read as fast as
+possible waits for room instead, since nothing is lost by waiting. A source that dies ends its intake with the
+reason, and a source asked to reopen (a stalled microphone) is replaced by a fresh one on the same thread while the
+old one, perhaps stuck inside PortAudio, is abandoned to its stop event. An intake may also start
 with no source at all (a microphone not plugged in yet): its thread opens one with backoff, and only then are its
 rate and description known.
 """
@@ -29,6 +30,7 @@ REOPEN_BACKOFF = (0.5, 30.0)  # first and longest wait between failed (re)opens
 # Most samples one stream's backlog holds (float32: 64 MiB), whatever backlog_seconds says: 3,600 s at 384 kHz
 # would be 5.5 GB. 760 s at 22,050 Hz, 350 s at 48 kHz.
 MAX_BACKLOG_SAMPLES = 2**24
+BURST = 4  # a live backlog holds at most this many times its backlog_seconds, whatever the age (a burst: 40 s)
 
 Opener = Callable[[int | None], Source]  # a fresh source at this rate (None: its own)
 
@@ -173,10 +175,11 @@ class Intake:
                     self._cond.wait(0.2)
                 if source_stop.is_set():  # closing: the rest of a recording is not read, which is not a drop
                     return
-            else:  # live: drop what has waited longer than the backlog's seconds, a chunk at a time (the newest
-                # are kept), or what is beyond the memory cap (a pipe that runs faster than real time)
-                stale = chunk.handed_at - self._max_age
-                while self._backlog and (self._backlog[0].handed_at < stale or self._held + n > MAX_BACKLOG_SAMPLES):
+            else:  # live: over the backlog and waited as long, or over a burst's cap (a pipe faster than real
+                # time), a chunk at a time: the newest are kept
+                stale, burst_cap = chunk.handed_at - self._max_age, min(BURST * self._limit, MAX_BACKLOG_SAMPLES)
+                while self._backlog and (self._held + n > self._limit and self._backlog[0].handed_at < stale
+                                         or self._held + n > burst_cap):
                     old = self._backlog.popleft()
                     self._held -= old.samples.shape[0]
                     self.dropped += old.samples.shape[0]

@@ -342,13 +342,11 @@ class StreamRun:
             self.publish_status()
 
     def _check_pace(self, now: float) -> None:
-        if self.state == "stalled":
-            self.pace.restart()
-        elif (pace := self.pace.check(now, self.intake.received)) is not None:
+        if (pace := self.pace.check(now, self.intake.received, self.intake.last_audio)) is not None:
             log.warning("stream %s: %s delivers %.2f s of audio a second, where a live pipe delivers 1: if it is real "
-                        "time, --rate or --channels is wrong (%s)", self.id, self.intake.description, pace,
-                        "stereo read as mono, or 44.1 kHz read as 22.05, gives 2" if pace > 1 else
-                        "22.05 kHz read as 44.1, or mono read as stereo, gives 0.5")
+                        "time, --rate, --channels or --format is wrong (%s)", self.id, self.intake.description, pace,
+                        "stereo read as mono, 44.1 kHz read as 22.05, or s32le read as s16le, gives 2" if pace > 1
+                        else "22.05 kHz read as 44.1, mono read as stereo, or s16le read as s32le, gives 0.5")
 
     def _check_waiting(self) -> None:
         """A microphone not opened yet: online once it opens, else a status whenever the reason changes."""
@@ -402,8 +400,8 @@ class StreamRun:
                      self.dropped_seconds)
         if reason == "end of stream" and self.live and self.cfg.source == "stdin":
             # a radio's decoder that died looked like a file that ended: one info line, exit 0
-            log.warning("stream %s: %s ended: the program writing to it closed it (a live pipe does not end by "
-                        "itself)", self.id, self.intake.description)
+            log.warning("stream %s: %s ended: the program writing to it closed it", self.id,
+                        self.intake.description)
         elif not reason.startswith("error"):
             log.info("stream %s: %s", self.id, reason)
         elif not alone:
@@ -616,6 +614,9 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
                 behind = behind or run.intake.held >= run.pipeline.samples_to_next_window()
         _classify(work, inference, settings.batch)
         now = time.monotonic()
+        if any(r.state != "offline" and r.intake.finished for r in runs):  # what is due before their last lines
+            _say_drops(runs, drops_said)
+            say_held_back()
         for run in runs:
             if run.state != "offline" and run.intake.finished:
                 run.end(run.intake.end_reason, alone=not multi)
@@ -657,19 +658,19 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
 
 
 def _say_drops(runs: list[StreamRun], said: dict[str, int]) -> None:
-    """One line for the streams whose dropped audio grew since the last (``said``: each one's count then). Said per
-    stream, an overloaded process of 80 streams logged 395 lines in 95 s for one cause, the processor."""
-    grown = [r for r in runs if r.dropped > said.get(r.id, 0)]
+    """One line for the running streams whose dropped audio grew since the last (``said``: each one's count then).
+    Said per stream, an overloaded process of 80 streams logged 395 lines in 95 s for one cause, the processor."""
+    running = [r for r in runs if r.state != "offline"]  # an ended stream's total is its last line
+    grown = [r for r in running if r.dropped > said.get(r.id, 0)]
+    hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
+        if any(r.cfg.source == "stdin" and not said.get(r.id) for r in grown) else ""
     if len(grown) == 1:
-        run = grown[0]
-        hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
-            if run.cfg.source == "stdin" and not said.get(run.id) else ""
-        log.warning("stream %s: processing fell behind; %.1f s of its audio dropped so far%s", run.id,
-                    run.dropped_seconds, hint)
+        log.warning("stream %s: processing fell behind; %.1f s of its audio dropped so far%s", grown[0].id,
+                    grown[0].dropped_seconds, hint)
     elif grown:
         names = ", ".join(r.id for r in grown[:3]) + (f" and {len(grown) - 3} more" if len(grown) > 3 else "")
-        log.warning("processing fell behind: %d of %d streams dropped audio (%s); %.1f s of theirs dropped so far",
-                    len(grown), len(runs), names, sum(r.dropped_seconds for r in grown))
+        log.warning("processing fell behind: %d of %d streams dropped audio (%s); %.1f s of theirs dropped so far%s",
+                    len(grown), len(running), names, sum(r.dropped_seconds for r in grown), hint)
     said.update((r.id, r.dropped) for r in grown)
 
 

@@ -66,20 +66,25 @@ def test_a_gap_that_opens_between_two_takes_is_reported_once_before_the_next():
 
 def test_a_burst_larger_than_the_backlog_is_kept_while_none_of_it_has_waited_that_long():
     """The backlog dropped by size: a radio pipe that handed over 20 s at once (network jitter) lost half of them
-    with the processor idle, "processing fell behind"."""
-    intake = Intake("s", Pipe(), None, backlog_seconds=0.95, drop_oldest=True)
+    with the processor idle, "processing fell behind". Up to four times the backlog is kept."""
+    intake = Intake("s", Pipe(), None, backlog_seconds=5.05, drop_oldest=True)
     feed(intake, 0, 200, at=5.0)
     chunks, gap = intake.take(1000 * CHUNK)
     assert (numbers(chunks), gap, intake.dropped) == (list(range(200)), 0, 0)
+    feed(intake, 200, 300, at=10.0)  # 30 s at once: over the cap, the newest four backlogs' worth are kept
+    chunks, gap = intake.take(1000 * CHUNK)
+    assert numbers(chunks) == list(range(500 - len(chunks), 500)) and 200 <= len(chunks) <= 202
+    assert gap == intake.dropped == (300 - len(chunks)) * CHUNK
 
 
-def test_the_take_after_a_gap_is_as_large_as_asked_for_a_whole_window():
+def test_what_waits_for_a_windows_end_across_a_pause_is_not_dropped():
+    """Dropped by age alone, the few chunks left waiting for a window's end before a pause shorter than a stall
+    were stale once the audio came back: "processing fell behind" with the processor idle."""
     intake = Intake("s", Pipe(), None, backlog_seconds=0.95, drop_oldest=True)
-    feed(intake, 0, 12)
-    chunks, gap = intake.take(2 * CHUNK, after_gap=5 * CHUNK)
-    assert (numbers(chunks), gap) == ([2, 3, 4, 5, 6], 2 * CHUNK)
-    chunks, gap = intake.take(2 * CHUNK, after_gap=5 * CHUNK)  # no gap now: the usual take
-    assert (numbers(chunks), gap) == ([7, 8], 0)
+    feed(intake, 0, 3)
+    feed(intake, 3, 1, at=8.0)
+    chunks, gap = intake.take(10 * CHUNK)
+    assert (numbers(chunks), gap) == ([0, 1, 2, 3], 0)
 
 
 def overloaded_stream(backlog_seconds: float) -> tuple[StreamRun, list[int]]:
@@ -153,12 +158,13 @@ def test_streams_behind_together_are_said_in_one_line(caplog):
     """Said per stream, an overloaded process of 80 streams logged 395 lines in 95 s for one cause."""
     from genrecast.daemon.service import _say_drops
 
-    def stream(name: str, dropped: int, source: str = "mic:usb") -> types.SimpleNamespace:
+    def stream(name: str, dropped: int, source: str = "mic:usb", state: str = "online") -> types.SimpleNamespace:
         return types.SimpleNamespace(id=name, dropped=dropped, dropped_seconds=dropped / RATE,
-                                     cfg=types.SimpleNamespace(source=source))
+                                     cfg=types.SimpleNamespace(source=source), state=state)
 
     said: dict[str, int] = {}
-    runs = [stream(n, RATE) for n in "abcde"] + [stream("f", 0)]
+    # an ended stream's total is its last line: it was followed by a "dropped so far" from this line's tick
+    runs = [stream(n, RATE) for n in "abcde"] + [stream("f", 0), stream("g", RATE, state="offline")]
     with caplog.at_level(logging.WARNING, logger="genrecast.run"):
         _say_drops(runs, said)
         _say_drops(runs, said)  # nothing more dropped: nothing said

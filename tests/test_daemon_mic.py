@@ -269,7 +269,8 @@ def test_two_missing_microphones_wait_side_by_side_and_the_watchdog_stays_fed(pu
         # past three stall periods of waiting (the watchdog's give-up), with both still retrying side by side
         notify.wait_for(lambda f: f == "WATCHDOG=1", "a watchdog ping with only waiting microphones left",
                         after=waiting_since + 3 * 1 + 1)
-        notify.wait_for(lambda f: f == "STATUS=0 stream(s) running, 2 waiting for their device", "systemd's status")
+        notify.wait_for(lambda f: f == "STATUS=0 stream(s) running, 2 waiting for their device, 1 ended",
+                        "systemd's status")
         assert daemon.proc.poll() is None
         for sid in "ab":  # stalled all along (the same status is republished every refresh_seconds)
             assert status_runs([m.payload for m in sub.of(f"genrecast/{sid}/status")]) == ["stalled"]
