@@ -234,7 +234,7 @@ class Publisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self._refused = True
-            self._failures.failed(refusal(reason_code))
+            self._failed(refusal(reason_code))
             return
         with self._lock:
             hello = self._hello(self.since)
@@ -254,7 +254,13 @@ class Publisher:
                  waiting, dropped)
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self._failures.failed()
+        self._failed()
+
+    def _failed(self, why: str | None = None) -> None:
+        """A failed try, said (on the first and every 10th) unless closing: the network thread is not joined, and
+        its first try, late on a busy machine, was logged after the command's last line (exit 2's error)."""
+        if not self._closing:
+            self._failures.failed(why)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         # Not under _lock: paho can report a lost connection while holding its own message lock (resending after a
@@ -269,7 +275,7 @@ class Publisher:
         elif self._refused:  # the broker said no, counted in _on_connect, and hung up
             self._refused = False
         else:  # dropped before any answer: plain MQTT spoken to a TLS port, say
-            self._failures.failed()
+            self._failed()
 
     def _on_message(self, client, userdata, msg) -> None:
         if self._on_watched is None:
