@@ -734,7 +734,8 @@ def _summary(live: list[StreamRun], now: float, failed: int = 0, ended: int = 0)
     absent = [r.device_missing_at == now for r in live]  # microphones not there, as the loop saw them this tick
     waiting = sum(absent)
     stalled = sum(r.state == "stalled" and not gone for r, gone in zip(live, absent, strict=True))
-    parts = [f"{len(live) - waiting} stream(s) running", f"{stalled} stalled" if stalled else "",
+    # a stalled stream is not running: a stalled one alone read "1 stream(s) running, 1 stalled"
+    parts = [f"{len(live) - waiting - stalled} stream(s) running", f"{stalled} stalled" if stalled else "",
              f"{waiting} waiting for their device" if waiting else "", f"{failed} failed" if failed else "",
              f"{ended} ended" if ended else ""]
     return ", ".join(p for p in parts if p)

@@ -90,3 +90,16 @@ def test_a_source_that_ends_in_the_tick_its_audio_came_back_still_leaves_its_las
     quiet.check(110.5)
     quiet.end("end of stream")
     assert quiet_published[-1] == ("offline", "end of stream") and ("genre", None) not in quiet_published
+
+
+def test_systemds_status_does_not_count_a_stalled_stream_as_running():
+    """A kitchen microphone review: one stalled stream read "1 stream(s) running, 1 stalled"."""
+    from genrecast.daemon.service import _summary
+
+    def run(state: str, missing_at: float = -1.0) -> types.SimpleNamespace:
+        return types.SimpleNamespace(state=state, device_missing_at=missing_at)
+
+    assert _summary([run("stalled")], now=5.0) == "0 stream(s) running, 1 stalled"
+    streams = [run("online"), run("online"), run("stalled"), run("stalled", missing_at=5.0)]
+    assert _summary(streams, now=5.0, failed=1, ended=2) == \
+        "2 stream(s) running, 1 stalled, 1 waiting for their device, 1 failed, 2 ended"
