@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 from genrecast.dsp import AudioError
 
+from genrecast.logs import say_held_back
+
 from .sources import Chunk, Source
 
 log = logging.getLogger("genrecast.source")
@@ -214,7 +216,13 @@ class Intake:
         """One template for every retry, so that the log's rate limit takes them for one kind (the start's first
         two tries were two lines in its first second)."""
         log.warning("stream %s: cannot %s %s (%s); retrying in %.1f s", self.stream_id, verb, self.description,
-                    str(why), backoff)
+                    self._cause(str(why)), backoff)
+
+    def _cause(self, why: str) -> str:
+        """The source's error without what the retry line says already: it read "cannot open mic:kitchen
+        (mic:kitchen: cannot open ([Errno -9999] ...))"."""
+        why = why.removeprefix(f"{self.description}: ")
+        return why[len("cannot open ("):-1] if why.startswith("cannot open (") and why.endswith(")") else why
 
     def _run(self) -> None:
         source: Source | None = self._source
@@ -244,6 +252,8 @@ class Intake:
                 # A reopen after a silence says nothing yet (tried again every stall period while the device stays
                 # silent, it was a line every 10 s): the stream says "audio again" once there is. One after failed
                 # tries does: the journal's last word was the failure.
+                if backoff > REOPEN_BACKOFF[0]:  # the failed tries' count first: said later, it read as current
+                    say_held_back()
                 log.log(logging.INFO if first or backoff > REOPEN_BACKOFF[0] else logging.DEBUG, "stream %s: %s %s",
                         self.stream_id, source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]
