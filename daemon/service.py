@@ -530,7 +530,8 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     # as the loop will say it: a microphone not there yet read "classifying mic:USB" until the loop's first status
     now = time.monotonic()
     _mark_waiting(runs, now)
-    notifier.ready(_status(runs, runs, now, multi=len(configs) > 1))
+    ready = _status(runs, runs, now, multi=len(configs) > 1, unopened=len(unopened))
+    notifier.ready(ready)
 
     # What start-up made (numba, onnxruntime and their modules: about 126,000 objects) lives as long as the process.
     # Out of the collector's sight, a full collection no longer scans it: that took 47 ms, now and then in the
@@ -539,7 +540,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     reason, flush_seconds = "stopped", STOP_FLUSH_SECONDS
     try:
         _loop(runs, inference, settings, stop, notifier, multi=len(configs) > 1, wake=wake, refresh=refresh,
-              broker_trouble=lambda: publisher.trouble, unopened=len(unopened))
+              broker_trouble=lambda: publisher.trouble, unopened=len(unopened), said=ready)
         if stop.is_set():
             log.info("%s received: stopping", getattr(stop, "signal_name", None) or "stop request")
         if not stop.is_set():
@@ -568,8 +569,9 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         gc.collect()
         say_held_back()  # the process's last lines say how it ended, not a retry held back since
     if not delivered:
-        log.warning("%s%s not delivered to %s", counted(publisher.undelivered, "message"),
-                    "" if reachable else " and the latest statuses", broker.url)
+        what = [counted(publisher.undelivered, "message")] if publisher.undelivered else []
+        what += [] if reachable else ["the latest statuses"]  # "0 messages and the latest statuses", it read
+        log.warning("%s not delivered to %s", " and ".join(what) or "the last messages", broker.url)
     # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,
     # which systemd restarts, into the same bad file).
     if len(configs) == 1 and failed and runs:
@@ -584,14 +586,15 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
 
 def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, stop: threading.Event,
           notifier: Notifier, multi: bool, wake: threading.Event, refresh: Callable[[], None],
-          broker_trouble: Callable[[], str | None], unopened: int = 0) -> None:
+          broker_trouble: Callable[[], str | None], unopened: int = 0, said: str = "") -> None:
     """Tick until every stream has ended or ``stop``: take audio, cut windows, classify in batches, publish.
 
     Between ticks the loop sleeps until a stream holds a whole window (its intake sets ``wake``), so a window is
     classified when its last sample arrives, not up to a tick later; the tick bounds the sleep for the checks.
     ``refresh()`` republishes the retained states every ``refresh_seconds``; ``unopened``: streams whose source
-    did not open at the start (not in ``runs``), counted as failed in systemd's status."""
-    summary = ""
+    did not open at the start (not in ``runs``), counted as failed in systemd's status; ``said``: the status READY
+    carried, not sent again (it went twice at every start)."""
+    summary = said
     refresh_at = time.monotonic() + settings.refresh_seconds
     drops_said: dict[str, int] = {}
     drops_at = 0.0

@@ -402,6 +402,7 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     assert rc == 0, err
     assert fields.index("READY=1") < fields.index("WATCHDOG=1")
     assert f"MAINPID={daemon.pid}" in fields
+    assert sum(f.startswith("STATUS=classifying") for f in fields) == 1  # with READY, not again from the loop
     statuses = [f for f in fields if f.startswith("STATUS=") and not f.startswith("STATUS=classifying")]
     # the first window alone is never sure (issue 10 item 16: 0.40), but sure enough to be taken at once (issue 19)
     assert statuses == ["STATUS=classical (0.40)"]
