@@ -59,6 +59,7 @@ STOP_FLUSH_SECONDS = 1.0  # after SIGTERM: the backlog gets this long, then the 
 GOODBYE_SECONDS = 0.5  # 1.5 s in all, inside the 2 s promised (the rest is for the interpreter to exit)
 TAKE_SECONDS = 1.0  # audio taken from one stream per tick: a stream with a backlog cannot starve the others
 DROP_STATUS_EVERY = 5.0  # seconds between status messages (and log lines) that report a growing drop count
+FLAT_SECONDS = 60.0  # a live source's digital silence this long is named in the log
 GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop feeding systemd's watchdog
 
 
@@ -152,6 +153,7 @@ class StreamRun:
         self.cut_off = 0  # input samples taken but never in a window: a drop came before the next window was whole
         self.windows_before_gap = 0  # full windows classified by the pipelines before the latest gap
         self.last_label = ""
+        self.flat_windows = 0  # full windows in a row without a sound at all (digital silence), live streams only
         if not self.ready():
             self.state, self.stalled_since = "stalled", time.monotonic()
             self.reason = self._waiting_reason()
@@ -271,6 +273,7 @@ class StreamRun:
     def classified(self, window: Window, p: np.ndarray, music: float, handed_at: float,
                    tags: np.ndarray | None = None) -> None:
         """One window's model outputs (``tags``: its tag probabilities, from a model with tags)."""
+        self._check_flat(window)
         state = self.current = self.decider.update(p, music, window.rms)
         spec = self.model.spec
         announced = None
@@ -340,6 +343,19 @@ class StreamRun:
         if self.dropped > self.dropped_reported and now - self.drop_status_at >= DROP_STATUS_EVERY:
             self.dropped_reported, self.drop_status_at = self.dropped, now  # the log says it for all (_say_drops)
             self.publish_status()
+
+    def _check_flat(self, window: Window) -> None:
+        """A live source whose samples have not moved for a minute says so, once until they do: a muted or wrong
+        input sends digital silence, which read as `silence` for as long as it ran, with nothing in the log."""
+        if not self.live or window.provisional:
+            return
+        if window.rms > 0.0:
+            self.flat_windows = 0
+            return
+        self.flat_windows += 1
+        if self.flat_windows == math.ceil(FLAT_SECONDS / self.pipeline.hop_seconds):
+            log.warning("stream %s: %s has sent digital silence (samples that never change) for %.0f s: is it "
+                        "muted, or the wrong input?", self.id, self.intake.description, FLAT_SECONDS)
 
     def _check_pace(self, now: float) -> None:
         if (pace := self.pace.check(now, self.intake.received, self.intake.last_audio)) is not None:

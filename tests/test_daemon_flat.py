@@ -1,0 +1,46 @@
+"""A live source that sends digital silence for a minute is named in the log: a muted or wrong input read as
+`silence` for as long as it ran, with nothing said (a kitchen microphone review)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import types
+
+import numpy as np
+from genrecast.daemon.config import RunSettings
+from genrecast.daemon.pipeline import Window
+from genrecast.daemon.service import FLAT_SECONDS, StreamRun
+from tiny_model import tiny_spec
+
+
+class Mic:
+    description, live, sample_rate, unavailable = "mic:usb", True, 22050, None
+
+    def chunks(self, stop: threading.Event):
+        return iter(())
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_minute_of_digital_silence_is_said_once_and_again_after_sound(caplog):
+    settings = RunSettings(source="mic:usb")
+    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
+    publisher = types.SimpleNamespace(publish=lambda message: None)
+    run = StreamRun(settings.stream_settings()[0], Mic(), settings, model, publisher, daemon="d", instance="i")
+    assert run.ready()
+    p = np.full(10, 0.1)
+    minute = int(FLAT_SECONDS / run.pipeline.hop_seconds) + 1
+
+    def windows(rms: float, n: int) -> None:
+        for i in range(n):
+            run.classified(Window(float(i), i + 3.0, np.zeros((96, 128), np.float32), rms), p, 1.0, 0.0)
+
+    with caplog.at_level(logging.WARNING, logger="genrecast.run"):
+        windows(0.0, 2 * minute)  # two minutes: said once
+        windows(0.05, 1)  # a sound: the next minute of it is said again
+        windows(0.0, minute)
+    said = [r.getMessage() for r in caplog.records if "digital silence" in r.getMessage()]
+    assert said == ["stream mic-usb: mic:usb has sent digital silence (samples that never change) for 60 s: is it "
+                    "muted, or the wrong input?"] * 2
