@@ -213,3 +213,19 @@ def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
     assert d.update(unsure, 1.0, 0.1).genre == "pop"  # not uncertain
     jazz = np.array([0.05, 0.9, 0.05])
     assert d.update(jazz, 1.0, 0.1).genre == "jazz"  # a sure first window after the gap answers at once
+
+
+def test_candidates_that_keep_changing_leave_the_held_state_for_music_with_no_clear_genre():
+    """A kitchen microphone review: room-recorded jazz read classical, electronic, uncertain in turn, none of them
+    for the dwell, and the stream stood at no_music, 0.01 sure, for 16 s of music. After two dwells of candidates
+    none of which is the held state, the stream is what they agree on: music with no clear genre."""
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=None)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    assert feed(d, [(onehot(0), 0.1)] * 3)[-1].kind == "no_music"
+    turns = [(onehot(1), 0.99), (onehot(0), 0.99)] * 4  # classical, blues, classical, ...: music, genre unclear
+    states = feed(d, turns)
+    assert [s.kind for s in states[:5]] == ["no_music"] * 5  # one dwell and more: the held state stands a while
+    assert states[5] == State("uncertain", None, pytest.approx(0.9), judged=True) and states[5].music
+    assert [s.kind for s in states[6:]] == ["uncertain"] * 2  # and holds while they keep changing
+    # a genre that holds for the dwell is still taken as before
+    assert feed(d, [(onehot(5), 0.99)] * 3)[-1].genre == "jazz"
