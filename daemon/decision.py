@@ -10,7 +10,8 @@ message, a journal line and a Home Assistant state change. So:
   held until it drops below ``leave_confidence`` (or another genre reaches ``min_confidence``).
 - **Dwell**: a new state replaces the current one only after it has been the candidate for ``dwell_windows``
   windows in a row, so every state but silence lasts at least that long. Candidates that keep changing, none of
-  them the held state, for two dwells in a row replace it too, with music with no clear genre (or ``no_music``).
+  them the held state, for two dwells in a row replace it too, with what most of their windows were: music with no
+  clear genre, or ``no_music``.
 - **no_music**: with a model that has a music head, a smoothed music probability below the model's
   ``music_threshold`` is ``no_music``, whatever the genre probabilities say.
 - **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
@@ -124,7 +125,7 @@ class Decider:
         self._recent: deque[tuple[np.ndarray, float]] = deque(maxlen=self.cfg.windows)
         self._pending: tuple[str, str | None] | None = None
         self._pending_count = 0
-        self._away = 0  # windows in a row whose candidate was not the held state, whatever it was
+        self._away = self._away_music = 0  # windows in a row whose candidate was not the held state; of them, music
         self._first = True  # no state taken since the start or the last silence
         self._heard = 0  # windows with sound since the last silence
 
@@ -138,31 +139,37 @@ class Decider:
         self._heard += 1
         smoothed, best, m = self._smooth(p, music)
         if self._first and self._confident(p, music):
-            self._pending, self._pending_count, self._away, self._first = None, 0, 0, False
+            self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
             self._state = self._restate(self._candidate(p, int(np.argmax(p)), music, None), smoothed, best, m)
             return self._state
         held = self._state if self._state is not None and self._state.kind != "silence" else None
         candidate = self._candidate(smoothed, best, m, held)
         if candidate.same_as(held):
-            self._pending, self._pending_count, self._away = None, 0, 0
+            self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
             self._state = candidate
             return candidate
         key = (candidate.kind, candidate.genre)
         self._pending_count = self._pending_count + 1 if key == self._pending else 1
         self._pending = key
         self._away += 1
-        if self._pending_count >= self.cfg.dwell_windows or self._away >= 2 * self.cfg.dwell_windows:
-            # One candidate for the dwell takes over. So does what the sound is after two dwells of candidates that
-            # change from window to window, none of them the held state: music with no clear genre if it is music.
-            # The held state stood as long as they changed: no_music at 0.01 sure while music played, 16 s.
-            if self._pending_count < self.cfg.dwell_windows and candidate.kind == "genre":
-                candidate = State("uncertain", None, candidate.confidence, judged=self.music_threshold is not None)
-            self._pending, self._pending_count, self._away = None, 0, 0
-            self._state = candidate
-            self._first = False  # a judged uncertain is a state too: what changes it keeps the dwell
+        self._away_music += candidate.kind != "no_music"
+        if self._pending_count >= self.cfg.dwell_windows:
+            self._take(candidate)
+        elif self._away >= 2 * self.cfg.dwell_windows and self._pending_count == 1:
+            # Two dwells of candidates that keep changing, none of them the held state (which stood as long as they
+            # changed: no_music at 0.01 sure while music played, 16 s), and the latest just changed again: what
+            # most of those windows were, music with no clear genre or no_music.
+            self._take(State("uncertain", None, float(smoothed[best]), judged=self.music_threshold is not None)
+                       if 2 * self._away_music >= self._away else State("no_music", None, 1.0 - m))
         else:
             self._state = self._restate(held, smoothed, best, m)
         return self._state
+
+    def _take(self, state: State) -> None:
+        self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
+        self._state = state
+        if state.kind != "uncertain" or state.judged:  # a judged uncertain is a state too: what changes it keeps
+            self._first = False  # the dwell (an unjudged one is not: a confident first window is still taken)
 
     def _confident(self, p: np.ndarray, music: float) -> bool:
         """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; never one

@@ -218,7 +218,7 @@ def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
 def test_candidates_that_keep_changing_leave_the_held_state_for_music_with_no_clear_genre():
     """A kitchen microphone review: room-recorded jazz read classical, electronic, uncertain in turn, none of them
     for the dwell, and the stream stood at no_music, 0.01 sure, for 16 s of music. After two dwells of candidates
-    none of which is the held state, the stream is what they agree on: music with no clear genre."""
+    none of which is the held state, the stream is what most of their windows were: music with no clear genre."""
     cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=None)
     d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
     assert feed(d, [(onehot(0), 0.1)] * 3)[-1].kind == "no_music"
@@ -229,3 +229,43 @@ def test_candidates_that_keep_changing_leave_the_held_state_for_music_with_no_cl
     assert [s.kind for s in states[6:]] == ["uncertain"] * 2  # and holds while they keep changing
     # a genre that holds for the dwell is still taken as before
     assert feed(d, [(onehot(5), 0.99)] * 3)[-1].genre == "jazz"
+
+
+def test_changing_candidates_are_judged_by_most_of_their_windows_not_the_last():
+    """A review: one no_music window among sixteen of music decided the state, which then stuck while music
+    played."""
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=None)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    assert feed(d, [(onehot(9), 0.99)] * 3)[-1].genre == "rock"
+    turns = [(onehot(1), 0.99), (onehot(0), 0.99), (onehot(1), 0.99), (onehot(0), 0.99), (onehot(1), 0.99),
+             (onehot(0), 0.1)]  # the sixth, where two dwells are up, alone says no_music
+    assert feed(d, turns)[-1] == State("uncertain", None, pytest.approx(0.9), judged=True)
+
+
+def test_a_candidate_on_its_way_through_the_dwell_is_not_cut_short():
+    """A review: a genre one window short of its own dwell was turned into uncertain, a change more and a dwell
+    later."""
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=5, first_confidence=None)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    assert feed(d, [(onehot(9), 0.99)] * 5)[-1].genre == "rock"
+    states = feed(d, [(onehot(0), 0.99), (onehot(1), 0.99)] * 3 + [(onehot(5), 0.99)] * 5)
+    assert [s.kind for s in states[:10]] == ["genre"] * 10 and {s.genre for s in states[:10]} == {"rock"}
+    assert states[10].genre == "jazz"  # its fifth window: taken, with no uncertain before it
+
+
+def test_the_held_state_heard_again_starts_the_count_afresh():
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=None)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    feed(d, [(onehot(9), 0.99)] * 3)
+    states = feed(d, [(onehot(0), 0.99), (onehot(1), 0.99), (onehot(9), 0.99)] * 4)
+    assert {s.genre for s in states} == {"rock"}  # rock keeps coming back: it is still what plays
+
+
+def test_without_a_music_head_changing_candidates_keep_the_first_confident_answer():
+    """A review: taking an unjudged uncertain counted as the stream's first state, so a sure window after it had
+    to wait out the dwell."""
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=0.9)
+    d = Decider(GTZAN_GENRES, cfg)  # no music head: uncertain is never judged
+    states = feed(d, [(onehot(0, 0.5), 1.0), (onehot(1, 0.5), 1.0)] * 4)
+    assert {s.kind for s in states} == {"uncertain"} and not any(s.judged for s in states)
+    assert d.update(onehot(5, 0.95), 1.0, LOUD).genre == "jazz"  # at once, as a first answer
