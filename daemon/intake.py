@@ -15,6 +15,7 @@ rate and description known.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -222,7 +223,9 @@ class Intake:
         """The source's error without what the retry line says already: it read "cannot open mic:kitchen
         (mic:kitchen: cannot open ([Errno -9999] ...))"."""
         why = why.removeprefix(f"{self.description}: ")
-        return why[len("cannot open ("):-1] if why.startswith("cannot open (") and why.endswith(")") else why
+        # the microphone's own form names the device as asked ("mic:default", the name before the first open)
+        said = re.fullmatch(r"(?:mic:.*?: )?cannot open \((.*)\)", why, flags=re.DOTALL)
+        return said.group(1) if said else why
 
     def _run(self) -> None:
         source: Source | None = self._source
@@ -253,7 +256,7 @@ class Intake:
                 # silent, it was a line every 10 s): the stream says "audio again" once there is. One after failed
                 # tries does: the journal's last word was the failure.
                 if backoff > REOPEN_BACKOFF[0]:  # the failed tries' count first: said later, it read as current
-                    say_held_back()
+                    say_held_back(about=self.stream_id)
                 log.log(logging.INFO if first or backoff > REOPEN_BACKOFF[0] else logging.DEBUG, "stream %s: %s %s",
                         self.stream_id, source.description, "opened" if first else "reopened")
                 backoff = REOPEN_BACKOFF[0]

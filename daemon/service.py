@@ -60,6 +60,7 @@ GOODBYE_SECONDS = 0.5  # 1.5 s in all, inside the 2 s promised (the rest is for 
 TAKE_SECONDS = 1.0  # audio taken from one stream per tick: a stream with a backlog cannot starve the others
 DROP_STATUS_EVERY = 5.0  # seconds between status messages (and log lines) that report a growing drop count
 FLAT_SECONDS = 60.0  # a live source's digital silence this long is named in the log
+FLAT_RMS = 1e-6  # below this a window's samples do not move
 GIVE_UP_STALLS = 3  # every live stream stalled this many stall periods: stop feeding systemd's watchdog
 
 
@@ -199,6 +200,7 @@ class StreamRun:
         gap left out, and no window joins the two sides."""
         self.windows_before_gap += self.pipeline.windows_out
         self.windowed = self.consumed
+        self.flat_windows = 0  # a minute of digital silence is a minute without a gap
         self.pipeline = self._new_pipeline(provisional=provisional,
                                            offset_seconds=self.consumed / self.intake.sample_rate)
 
@@ -347,9 +349,9 @@ class StreamRun:
     def _check_flat(self, window: Window) -> None:
         """A live source whose samples have not moved for a minute says so, once until they do: a muted or wrong
         input sends digital silence, which read as `silence` for as long as it ran, with nothing in the log."""
-        if not self.live or window.provisional:
-            return
-        if window.rms > 0.0:
+        if not self.live or self.cfg.source.partition(":")[0] not in ("mic", "stdin") or window.provisional:
+            return  # a file's silence is its own, whatever its pace
+        if window.rms > FLAT_RMS:  # a constant resampled from 44.1 kHz is not quite 0; dither of 1 LSB is 1.4e-5
             self.flat_windows = 0
             return
         self.flat_windows += 1
@@ -575,6 +577,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream", cancel=stop)
         notifier.stopping()
         reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
+        undelivered = publisher.undelivered  # as the flush ended: acks that come during the goodbye do not count
         ended = reason if not failed else f"{reason}; failed: {', '.join(failed)}"  # in the status as in the journal
         publisher.close(DaemonStatus("offline", instance, ids, ended, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
@@ -585,7 +588,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
         gc.collect()
         say_held_back()  # the process's last lines say how it ended, not a retry held back since
     if not delivered:
-        what = [counted(publisher.undelivered, "message")] if publisher.undelivered else []
+        what = [counted(undelivered, "message")] if undelivered else []
         what += [] if reachable else ["the latest statuses"]  # "0 messages and the latest statuses", it read
         log.warning("%s not delivered to %s", " and ".join(what) or "the last messages", broker.url)
     # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,

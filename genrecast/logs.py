@@ -64,18 +64,20 @@ class RepeatFilter(logging.Filter):
             kind.latest = record
             return False
 
-    def flush(self) -> None:
-        """Say what is still held back (at exit)."""
-        self._summarize(None)
+    def flush(self, about: str | None = None) -> None:
+        """Say what is still held back (at exit), or only of the lines that name ``about`` (a stream)."""
+        self._summarize(None, about)
 
     def summarize_due(self) -> None:
         """Say the summaries whose window has passed, though no line has come since to check them."""
         self._summarize(self.clock())
 
-    def _summarize(self, now: float | None) -> None:
-        """Close the windows that have passed (all when ``now`` is None): one summary line each that hid lines."""
+    def _summarize(self, now: float | None, about: str | None = None) -> None:
+        """Close the windows that have passed (all when ``now`` is None, of the lines that name ``about`` when
+        given): one summary line each that hid lines."""
         with self._lock:
-            done = [k for k, kind in self._kinds.items() if now is None or now - kind.start >= self.window]
+            done = [k for k, kind in self._kinds.items() if (now is None or now - kind.start >= self.window)
+                    and (about is None or about in k[3])]
             closed = [self._kinds.pop(k) for k in done]
         end = self.clock() if now is None else now
         for kind in closed:
@@ -87,13 +89,14 @@ class RepeatFilter(logging.Filter):
                 self.handler.handle(summary)
 
 
-def say_held_back() -> None:
+def say_held_back(about: str | None = None) -> None:
     """Say now what the rate limit still holds back, before a command's last line: at exit it came after it, so the
-    journal's last line of a stopped service was a stale retry warning instead of why it stopped."""
+    journal's last line of a stopped service was a stale retry warning instead of why it stopped. ``about``: only
+    the lines that name it (a stream whose trouble is over), leaving the others' counts running."""
     for handler in logging.getLogger().handlers:
         for f in handler.filters:
             if isinstance(f, RepeatFilter):
-                f.flush()
+                f.flush(about)
 
 
 def say_due() -> None:

@@ -38,9 +38,23 @@ def test_a_minute_of_digital_silence_is_said_once_and_again_after_sound(caplog):
             run.classified(Window(float(i), i + 3.0, np.zeros((96, 128), np.float32), rms), p, 1.0, 0.0)
 
     with caplog.at_level(logging.WARNING, logger="genrecast.run"):
-        windows(0.0, 2 * minute)  # two minutes: said once
+        windows(5e-12, 2 * minute)  # two minutes (a constant resampled from 44.1 kHz is not quite 0): said once
         windows(0.05, 1)  # a sound: the next minute of it is said again
         windows(0.0, minute)
     said = [r.getMessage() for r in caplog.records if "digital silence" in r.getMessage()]
     assert said == ["stream mic-usb: mic:usb has sent digital silence (samples that never change) for 60 s: is it "
                     "muted, or the wrong input?"] * 2
+
+
+def test_a_file_with_a_minute_of_silence_is_not_taken_for_a_muted_input(caplog):
+    """Files are paced, so live, at the default speed: their silence is their own."""
+    settings = RunSettings(source="file:quiet.wav")
+    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], Mic(), settings, model, types.SimpleNamespace(
+        publish=lambda message: None), daemon="d", instance="i")
+    assert run.ready() and run.live
+    with caplog.at_level(logging.WARNING, logger="genrecast.run"):
+        for i in range(int(2 * FLAT_SECONDS) + 2):
+            run.classified(Window(float(i), i + 3.0, np.zeros((96, 128), np.float32), 0.0), np.full(10, 0.1), 1.0,
+                           0.0)
+    assert not [r for r in caplog.records if "digital silence" in r.getMessage()]

@@ -167,8 +167,9 @@ def test_a_source_that_will_not_open_is_one_line_then_counts_from_its_first_try_
         tries.append(rate)
         if len(tries) >= 4:
             fourth.set()
-        raise AudioError("mic:late: no audio input devices found" if len(tries) % 2 else
-                         "mic:late: cannot open (no audio input devices found)")  # the source's own two forms
+        raise AudioError(["mic:late: no audio input devices found",  # the source's own forms
+                          "mic:late: cannot open (no audio input devices found)",
+                          "mic:default: cannot open (no audio input devices found)"][len(tries) % 3])
 
     source = intake.Intake("late", "mic:late: no audio input devices found", opener, 10.0, True,
                            description="mic:late")
@@ -259,3 +260,17 @@ def test_the_failed_tries_count_is_said_before_the_source_opens_not_after():
     lines = [line for line in out.getvalue().splitlines() if "stream late" in line]
     assert lines[0].startswith("WARNING stream late: cannot open mic:late")
     assert "(3 more like this" in lines[1] and lines[2] == "INFO stream late: mic:late opened", lines
+
+
+def test_a_flush_about_one_stream_leaves_the_others_counts_running():
+    """A review: the microphone's flush when it opened said every held-back count, the broker's too, and restarted
+    their windows."""
+    log, out, clock, repeat = logger_with_filter("test.repeat.about")
+    for _ in range(3):
+        log.warning("stream %s: cannot open %s", "kitchen", "mic:usb")
+        log.warning("cannot reach broker %s", "mqtt://x")
+    repeat.flush(about="kitchen")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[-1].endswith("(2 more like this in the last 0 s)") and "kitchen" in lines[-1]
+    repeat.flush()
+    assert out.getvalue().splitlines()[-1].startswith("WARNING cannot reach broker mqtt://x (2 more")
