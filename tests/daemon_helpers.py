@@ -274,3 +274,19 @@ def assert_genre_messages(received: list, expected: list) -> None:
     states = [(m.payload["kind"], m.payload["genre"]) for m in received]
     changes = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
     assert any(changes == expected[k:] for k in range(len(expected))), (changes, expected)
+
+
+class HandFed:
+    """A live source whose chunks a test hands to the stream's intake itself (``intake._put``), its reading thread
+    never started: what drops, pace and silence make of audio is then a matter of the test's clock, not timing."""
+
+    live, unavailable = True, None
+
+    def __init__(self, description: str = "stdin", sample_rate: int = 22050) -> None:
+        self.description, self.sample_rate = description, sample_rate
+
+    def chunks(self, stop: threading.Event):
+        return iter(())
+
+    def close(self) -> None:
+        pass

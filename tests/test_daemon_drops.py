@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+from daemon_helpers import HandFed
 from genrecast.daemon.config import RunSettings
 from genrecast.daemon.intake import Intake
 from genrecast.daemon.service import StreamRun
@@ -20,17 +21,6 @@ RATE = 22050  # the tiny model's rate: no resampling, so a window's offsets are 
 CHUNK = RATE // 10  # 0.1 s, handed over at 0.1-s steps: chunk i at i / 10 s. Backlogs of 0.95 s, 9.95 s: ten and a
 # hundred chunks, clear of the ties that whole seconds would make with the steps in floating point
 
-
-class Pipe:
-    """A live source whose chunks the test hands to the intake itself."""
-
-    description, live, sample_rate, unavailable = "stdin", True, RATE, None
-
-    def chunks(self, stop: threading.Event):
-        return iter(())
-
-    def close(self) -> None:
-        pass
 
 
 def feed(intake: Intake, first: int, count: int, at: float | None = None) -> None:
@@ -44,7 +34,7 @@ def numbers(chunks: list[Chunk]) -> list[int]:
 
 
 def test_a_full_backlog_drops_its_oldest_chunk_at_a_time_and_take_says_how_much_came_before():
-    intake = Intake("s", Pipe(), None, backlog_seconds=0.95, drop_oldest=True)
+    intake = Intake("s", HandFed(), None, backlog_seconds=0.95, drop_oldest=True)
     feed(intake, 0, 25)  # 2.5 s, none taken, into a backlog of about 1 s: the newest second is kept, whole
     chunks, gap = intake.take(RATE)
     assert numbers(chunks) == list(range(15, 25))
@@ -53,7 +43,7 @@ def test_a_full_backlog_drops_its_oldest_chunk_at_a_time_and_take_says_how_much_
 
 
 def test_a_gap_that_opens_between_two_takes_is_reported_once_before_the_next():
-    intake = Intake("s", Pipe(), None, backlog_seconds=0.95, drop_oldest=True)
+    intake = Intake("s", HandFed(), None, backlog_seconds=0.95, drop_oldest=True)
     feed(intake, 0, 10)
     chunks, gap = intake.take(3 * CHUNK)
     assert (numbers(chunks), gap) == ([0, 1, 2], 0)
@@ -67,7 +57,7 @@ def test_a_gap_that_opens_between_two_takes_is_reported_once_before_the_next():
 def test_a_burst_larger_than_the_backlog_is_kept_while_none_of_it_has_waited_that_long():
     """The backlog dropped by size: a radio pipe that handed over 20 s at once (network jitter) lost half of them
     with the processor idle, "processing fell behind". Up to four times the backlog is kept."""
-    intake = Intake("s", Pipe(), None, backlog_seconds=5.05, drop_oldest=True)
+    intake = Intake("s", HandFed(), None, backlog_seconds=5.05, drop_oldest=True)
     feed(intake, 0, 200, at=5.0)
     chunks, gap = intake.take(1000 * CHUNK)
     assert (numbers(chunks), gap, intake.dropped) == (list(range(200)), 0, 0)
@@ -80,7 +70,7 @@ def test_a_burst_larger_than_the_backlog_is_kept_while_none_of_it_has_waited_tha
 def test_what_waits_for_a_windows_end_across_a_pause_is_not_dropped():
     """Dropped by age alone, the few chunks left waiting for a window's end before a pause shorter than a stall
     were stale once the audio came back: "processing fell behind" with the processor idle."""
-    intake = Intake("s", Pipe(), None, backlog_seconds=0.95, drop_oldest=True)
+    intake = Intake("s", HandFed(), None, backlog_seconds=0.95, drop_oldest=True)
     feed(intake, 0, 3)
     feed(intake, 3, 1, at=8.0)
     chunks, gap = intake.take(10 * CHUNK)
@@ -91,7 +81,7 @@ def overloaded_stream(backlog_seconds: float) -> tuple[StreamRun, list[int]]:
     """A stream on a :class:`Pipe`, and the numbers of the chunks its takes were given, in order."""
     settings = RunSettings(backlog_seconds=backlog_seconds)
     model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], Pipe(), settings, model, publisher=None, daemon="d",
+    run = StreamRun(settings.stream_settings()[0], HandFed(), settings, model, publisher=None, daemon="d",
                     instance="i")
     assert run.ready()
     given: list[int] = []

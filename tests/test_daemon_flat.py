@@ -4,31 +4,22 @@
 from __future__ import annotations
 
 import logging
-import threading
 import types
 
 import numpy as np
+from daemon_helpers import HandFed
 from genrecast.daemon.config import RunSettings
 from genrecast.daemon.pipeline import Window
 from genrecast.daemon.service import FLAT_SECONDS, StreamRun
 from tiny_model import tiny_spec
 
 
-class Mic:
-    description, live, sample_rate, unavailable = "mic:usb", True, 22050, None
-
-    def chunks(self, stop: threading.Event):
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_minute_of_digital_silence_is_said_once_and_again_after_sound(caplog):
     settings = RunSettings(source="mic:usb")
     model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
     publisher = types.SimpleNamespace(publish=lambda message: None)
-    run = StreamRun(settings.stream_settings()[0], Mic(), settings, model, publisher, daemon="d", instance="i")
+    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model, publisher, daemon="d",
+                    instance="i")
     assert run.ready()
     p = np.full(10, 0.1)
     minute = int(FLAT_SECONDS / run.pipeline.hop_seconds) + 1
@@ -50,7 +41,7 @@ def test_a_file_with_a_minute_of_silence_is_not_taken_for_a_muted_input(caplog):
     """Files are paced, so live, at the default speed: their silence is their own."""
     settings = RunSettings(source="file:quiet.wav")
     model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], Mic(), settings, model, types.SimpleNamespace(
+    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model, types.SimpleNamespace(
         publish=lambda message: None), daemon="d", instance="i")
     assert run.ready() and run.live
     with caplog.at_level(logging.WARNING, logger="genrecast.run"):

@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+from daemon_helpers import HandFed
 from genrecast.daemon.config import RunSettings
 from genrecast.daemon.pace import SPAN_SECONDS, PaceCheck
 from genrecast.daemon.service import StreamRun
@@ -48,20 +49,12 @@ def test_a_pause_starts_the_span_afresh():
     assert check.done  # measured, from 94 s on, at one second a second
 
 
-class Pipe:
-    description, live, sample_rate, unavailable = "stdin:s16le/22050/1", True, RATE, None
-
-    def chunks(self, stop: threading.Event):
-        return iter(())
-
-    def close(self) -> None:
-        pass
-
 
 def test_a_stdin_stream_at_twice_real_time_says_so_naming_rate_and_channels(caplog):
     settings = RunSettings(source="stdin")
     model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], Pipe(), settings, model, publisher=None, daemon="d", instance="i")
+    run = StreamRun(settings.stream_settings()[0], HandFed("stdin:s16le/22050/1"), settings, model, publisher=None,
+                    daemon="d", instance="i")
     assert run.ready()
     run.publish_status = lambda: None
     second = np.zeros(RATE, np.float32)
