@@ -160,7 +160,9 @@ class Decider:
             # changed: no_music at 0.01 sure while music played, 16 s), and the latest just changed again: what
             # most of those windows were, music with no clear genre or no_music.
             self._take(State("uncertain", None, float(smoothed[best]), judged=self.music_threshold is not None)
-                       if 2 * self._away_music >= self._away else State("no_music", None, 1.0 - m))
+                       if 2 * self._away_music >= self._away  # a tie is music
+                       else State("no_music", None, 1.0 - min(m, self.music_threshold)))  # not 0.01 sure: the
+            # window it fires on is usually music, but most of the run was not
         else:
             self._state = self._restate(held, smoothed, best, m)
         return self._state

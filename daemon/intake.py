@@ -59,6 +59,7 @@ class Intake:
         self.last_audio = time.monotonic()  # when the source last handed over any samples
         self.sample_rate: int | None = None  # known once a source is open
         self.description, self._limit = description, 1
+        self._asked = description  # the source as configured (``description`` becomes the device's own name)
         self._max_age = backlog_seconds  # live: audio that has waited longer is dropped
         self.open_error: str | None = None  # why no source could be opened yet (None once one is)
         self._source: Source | None = None  # the one being read (a reopen replaces it)
@@ -222,7 +223,7 @@ class Intake:
     def _cause(self, why: str) -> str:
         """The source's error without what the retry line says already: it read "cannot open mic:kitchen
         (mic:kitchen: cannot open ([Errno -9999] ...))"."""
-        why = why.removeprefix(f"{self.description}: ")
+        why = why.removeprefix(f"{self.description}: ").removeprefix(f"{self._asked}: ")  # a reopen names it as asked
         # the microphone's own form names the device as asked ("mic:default", the name before the first open)
         said = re.fullmatch(r"(?:mic:.*?: )?cannot open \((.*)\)", why, flags=re.DOTALL)
         return said.group(1) if said else why

@@ -192,6 +192,7 @@ class StreamRun:
         if after:
             self._new_windows(provisional=True)
             self.decider.restart()
+            self.flat_windows = 0  # a minute of digital silence is a minute without a stall (a drop keeps it)
             self.resuming = False
         return after
 
@@ -200,7 +201,6 @@ class StreamRun:
         gap left out, and no window joins the two sides."""
         self.windows_before_gap += self.pipeline.windows_out
         self.windowed = self.consumed
-        self.flat_windows = 0  # a minute of digital silence is a minute without a gap
         self.pipeline = self._new_pipeline(provisional=provisional,
                                            offset_seconds=self.consumed / self.intake.sample_rate)
 
@@ -347,8 +347,8 @@ class StreamRun:
             self.publish_status()
 
     def _check_flat(self, window: Window) -> None:
-        """A live source whose samples have not moved for a minute says so, once until they do: a muted or wrong
-        input sends digital silence, which read as `silence` for as long as it ran, with nothing in the log."""
+        """A live source whose samples have not moved for a minute says so, once until they do (or it stalls): a
+        muted or wrong input sends digital silence, which read as `silence` for as long as it ran, unsaid."""
         if not self.live or self.cfg.source.partition(":")[0] not in ("mic", "stdin") or window.provisional:
             return  # a file's silence is its own, whatever its pace
         if window.rms > FLAT_RMS:  # a constant resampled from 44.1 kHz is not quite 0; dither of 1 LSB is 1.4e-5

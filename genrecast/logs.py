@@ -73,11 +73,11 @@ class RepeatFilter(logging.Filter):
         self._summarize(self.clock())
 
     def _summarize(self, now: float | None, about: str | None = None) -> None:
-        """Close the windows that have passed (all when ``now`` is None, of the lines that name ``about`` when
-        given): one summary line each that hid lines."""
+        """Close the windows that have passed (all when ``now`` is None, of the lines whose first name is ``about``
+        when given: "stream %s: ..."): one summary line each that hid lines."""
         with self._lock:
             done = [k for k, kind in self._kinds.items() if (now is None or now - kind.start >= self.window)
-                    and (about is None or about in k[3])]
+                    and (about is None or isinstance(k[3], tuple) and k[3][:1] == (about,))]
             closed = [self._kinds.pop(k) for k in done]
         end = self.clock() if now is None else now
         for kind in closed:

@@ -269,3 +269,13 @@ def test_without_a_music_head_changing_candidates_keep_the_first_confident_answe
     states = feed(d, [(onehot(0, 0.5), 1.0), (onehot(1, 0.5), 1.0)] * 4)
     assert {s.kind for s in states} == {"uncertain"} and not any(s.judged for s in states)
     assert d.update(onehot(5, 0.95), 1.0, LOUD).genre == "jazz"  # at once, as a first answer
+
+
+def test_no_music_taken_from_changing_candidates_is_not_near_zero_sure():
+    """A review: the rule fires on a window whose candidate is usually music, and no_music came out 0.01 sure."""
+    cfg = DecisionConfig("majority", windows=1, dwell_windows=3, first_confidence=None)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    feed(d, [(onehot(9), 0.99)] * 3)
+    quiet = (onehot(9), 0.1)
+    state = feed(d, [quiet, quiet, (onehot(0), 0.99), quiet, quiet, (onehot(1), 0.99)])[-1]
+    assert state.kind == "no_music" and state.confidence >= 0.5

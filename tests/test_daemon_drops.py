@@ -22,7 +22,6 @@ CHUNK = RATE // 10  # 0.1 s, handed over at 0.1-s steps: chunk i at i / 10 s. Ba
 # hundred chunks, clear of the ties that whole seconds would make with the steps in floating point
 
 
-
 def feed(intake: Intake, first: int, count: int, at: float | None = None) -> None:
     """Chunks ``first`` .. ``first + count - 1`` of the stream, in real time (or all handed over ``at`` once)."""
     for i in range(first, first + count):

@@ -49,7 +49,6 @@ def test_a_pause_starts_the_span_afresh():
     assert check.done  # measured, from 94 s on, at one second a second
 
 
-
 def test_a_stdin_stream_at_twice_real_time_says_so_naming_rate_and_channels(caplog):
     settings = RunSettings(source="stdin")
     model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")

@@ -274,3 +274,28 @@ def test_a_flush_about_one_stream_leaves_the_others_counts_running():
     assert len(lines) == 3 and lines[-1].endswith("(2 more like this in the last 0 s)") and "kitchen" in lines[-1]
     repeat.flush()
     assert out.getvalue().splitlines()[-1].startswith("WARNING cannot reach broker mqtt://x (2 more")
+
+
+def test_a_flush_about_a_stream_matches_its_id_only_where_lines_name_it_first():
+    """A review: a stream named "open" flushed every stream's open-retry counts ("cannot %s": "open"), and a kind
+    named by a string repeat_key matched by substring."""
+    log, out, clock, repeat = logger_with_filter("test.repeat.first")
+    for _ in range(2):
+        log.warning("stream %s: cannot %s %s", "kitchen", "open", "mic:usb")
+        log.warning("login refused", extra={"repeat_key": "refused login"})
+    repeat.flush(about="open")
+    repeat.flush(about="e")
+    assert len(out.getvalue().splitlines()) == 2  # the two first lines only: nothing flushed
+
+
+def test_a_reopen_failure_names_its_cause_once_whatever_name_the_device_was_asked_by():
+    """A review: after the first open the line names the device's own name, and the cause the name as asked:
+    "cannot reopen mic:USB Audio (hw:2,0) (mic:usb: no such input device (...))"."""
+    from daemon_helpers import HandFed
+    from genrecast.daemon.intake import Intake
+
+    source = Intake("kitchen", HandFed("mic:USB Audio (hw:2,0)"), None, 10.0, True, description="mic:usb")
+    assert source.description == "mic:USB Audio (hw:2,0)"
+    assert source._cause("mic:usb: no such input device (inputs: 0:a)") == "no such input device (inputs: 0:a)"
+    assert source._cause("mic:usb: cannot open ([Errno -9996] Invalid input device)") == \
+        "[Errno -9996] Invalid input device"
