@@ -576,8 +576,11 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
                 run.end(reason)
         delivered = publisher.flush(flush_seconds, wait_for_broker=reason == "end of stream", cancel=stop)
         notifier.stopping()
-        reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
         undelivered = publisher.undelivered  # as the flush ended: acks that come during the goodbye do not count
+        reachable = publisher.connected  # else the retained statuses, held aside, are not delivered either
+        # acks that came as the wait timed out: delivered all the same (it said "the last messages not delivered",
+        # and a finished file exited 1)
+        delivered = delivered or (reachable and not undelivered)
         ended = reason if not failed else f"{reason}; failed: {', '.join(failed)}"  # in the status as in the journal
         publisher.close(DaemonStatus("offline", instance, ids, ended, publisher.since).message(prefix, name),
                         GOODBYE_SECONDS)
@@ -590,7 +593,7 @@ def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier
     if not delivered:
         what = [counted(undelivered, "message")] if undelivered else []
         what += [] if reachable else ["the latest statuses"]  # "0 messages and the latest statuses", it read
-        log.warning("%s not delivered to %s", " and ".join(what) or "the last messages", broker.url)
+        log.warning("%s not delivered to %s", " and ".join(what), broker.url)
     # The one-stream form keeps its contract, broker or not: a bad source is exit 2 (with the broker down it was 1,
     # which systemd restarts, into the same bad file).
     if len(configs) == 1 and failed and runs:
