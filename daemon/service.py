@@ -130,6 +130,7 @@ class StreamRun:
         # Live: a pause means something is wrong. A recording read as fast as possible waits for us (no drops).
         self.live = kind == "mic" if isinstance(source, AudioError) else source.live
         self.reopenable = kind == "mic"
+        self.live_pipe = self.live and kind == "stdin"  # a radio's decoder, arecord: its pace and end are telling
         opener = (lambda rate: MicSource(device or None, rate=rate)) if self.reopenable else None
         self.intake = Intake(self.id, str(source) if isinstance(source, AudioError) else source, opener,
                              settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
@@ -167,7 +168,7 @@ class StreamRun:
             # full window a moment later anyway.
             self.pipeline = self._new_pipeline(skip_seconds=self.skip_seconds, provisional=self.live)
             self.take_samples = round(TAKE_SECONDS * rate)
-            if self.live and self.cfg.source == "stdin":
+            if self.live_pipe:
                 self.pace = PaceCheck(rate)
             self.window_samples = self._new_pipeline().samples_to_next_window()
             self.windowed = round(self.skip_seconds * rate)  # the phase's skip is no window's, by design
@@ -349,7 +350,7 @@ class StreamRun:
     def _check_flat(self, window: Window) -> None:
         """A live source whose samples have not moved for a minute says so, once until they do (or it stalls): a
         muted or wrong input sends digital silence, which read as `silence` for as long as it ran, unsaid."""
-        if not self.live or self.cfg.source.partition(":")[0] not in ("mic", "stdin") or window.provisional:
+        if not (self.reopenable or self.live_pipe) or window.provisional:
             return  # a file's silence is its own, whatever its pace
         if window.rms > FLAT_RMS:  # a constant resampled from 44.1 kHz is not quite 0; dither of 1 LSB is 1.4e-5
             self.flat_windows = 0
@@ -416,7 +417,7 @@ class StreamRun:
         if self.dropped:  # the warnings along the way are rate-limited: say the total the status has
             log.info("stream %s: %.1f s of its audio dropped in all (processing fell behind)", self.id,
                      self.dropped_seconds)
-        if reason == "end of stream" and self.live and self.cfg.source == "stdin":
+        if reason == "end of stream" and self.live_pipe:
             # a radio's decoder that died looked like a file that ended: one info line, exit 0
             log.warning("stream %s: %s ended: the program writing to it closed it", self.id,
                         self.intake.description)

@@ -29,7 +29,7 @@ def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run.state, run.reason, run.id, run.stall_seconds = "online", None, "k", 10.0
     run.stalled_since = run.last_reopen = run.quiet_from = 0.0
     run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
-    run.cut_off, run.pace = 0, None
+    run.cut_off, run.pace, run.live_pipe = 0, None, False
     published: list[tuple[str, str | None]] = []
     run.publish_status = lambda: published.append((run.state, run.reason))
     run.publish_genre = lambda: published.append(("genre", None))
