@@ -41,13 +41,13 @@ CONFIG_SOURCE = ENV_PREFIX + "CONFIG_SOURCE"
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always fullmatch: "$" would let a trailing newline through
 # <prefix>/_daemon/<name>/status: the process's availability, and HA's process device _daemon_<name>: so no stream id
 # may start with it
-SOURCE_RE = re.compile(r"file:.+|mic(:.*)?|stdin")
+SOURCE_RE = re.compile(r"(file|pipe):.+|mic(:.*)?|stdin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # most windows per model call, daemon and classify alike: musicnn's big activations make larger batches cost more per
 # window (docs/daemon.md, *Scale*); with two threads classify ran 371 audio-s per s at 2, 323 at 8 (issue 19)
 MODEL_BATCH = 2
 SPEED_RANGE = (0.01, 1000.0)  # slower than 1/100 real time never finishes a window; 0 means as fast as possible
-SOURCE_HINT = "file:PATH, mic, mic:DEVICE or stdin"
+SOURCE_HINT = "file:PATH, pipe:PATH, mic, mic:DEVICE or stdin"
 ID_HINT = "1-64 of A-Z a-z 0-9 _ -"
 PREFIX_RULE = "non-empty, no + or #, no control characters, not starting with $ (the broker's), no trailing /"
 
@@ -168,7 +168,7 @@ class StreamDefaults:
 
     speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
     loop: bool = False
-    format: str = "s16le"  # stdin sources
+    format: str = "s16le"  # stdin and pipe sources
     rate: int = DEFAULT_DSP.sample_rate
     channels: int = 1
     hop_seconds: float = 1.0
@@ -372,7 +372,11 @@ class RunSettings(StreamDefaults):
                 raise ConfigError(f"{name}.{exc.key}{origin}{rest}") from None
             out.append(stream)
         if sum(s.source == "stdin" for s in out) > 1:
-            raise ConfigError("streams: at most one stream may read stdin")
+            raise ConfigError("streams: at most one stream may read stdin (pipe:PATH reads a named pipe, as many as "
+                              "you like)")
+        pipes = Counter(os.path.realpath(s.source[5:]) for s in out if s.source.startswith("pipe:"))
+        if twice := [path for path, n in pipes.items() if n > 1]:  # two readers would take turns at its bytes
+            raise ConfigError(f"streams: pipe:{twice[0]} is read by {pipes[twice[0]]} streams; a pipe feeds one")
         return tuple(out)
 
     def _origin(self, key: str) -> str:
@@ -396,8 +400,8 @@ def _setting_names(cls) -> list[str]:
     return [f.name for f in fields(cls) if f.metadata.get("setting", True)]
 
 
-SOURCE_ONLY = {"format": ("stdin",), "rate": ("stdin",), "channels": ("stdin",), "loop": ("file",),
-               "speed": ("file", "stdin")}  # settings that only these kinds of source read
+SOURCE_ONLY = {"format": ("stdin", "pipe"), "rate": ("stdin", "pipe"), "channels": ("stdin", "pipe"), "loop": ("file",),
+               "speed": ("file", "stdin", "pipe")}  # settings that only these kinds of source read
 
 
 def unused_settings(settings: RunSettings) -> list[str]:
@@ -412,12 +416,14 @@ def unused_settings(settings: RunSettings) -> list[str]:
         lines += [f"streams.{stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
                   f"one is {kind}: not used"
                   for key, wanted in SOURCE_ONLY.items() if key in table and kind not in wanted]
-    # stdin is not paced: its speed only tells a recording (0) from a live pipe
-    paced = {s.stream_id: s.speed for s in settings.stream_settings() if s.source == "stdin" and s.speed not in (0, 1)}
-    for stream_id, speed in paced.items():
+    # a pipe is not paced: its speed only tells a recording (0) from a live pipe
+    paced = {s.stream_id: (s.speed, kinds[s.stream_id]) for s in settings.stream_settings()
+             if kinds[s.stream_id] in ("stdin", "pipe") and s.speed not in (0, 1)}
+    for stream_id, (speed, kind) in paced.items():
         key = f"streams.{stream_id}.speed" if "speed" in settings.streams.get(stream_id, {}) else "speed"
-        lines.append(f"{key}: {speed:g} for stdin, which is not paced: 0 waits for the model (a recording), any "
-                     "other speed reads a pipe live (a file redirected to stdin is always waited for)")
+        lines.append(f"{key}: {speed:g} for {kind}, which is not paced: 0 waits for the model (a recording), any "
+                     "other speed reads a pipe live" + (" (a file redirected to stdin is always waited for)"
+                                                         if kind == "stdin" else ""))
     return lines
 
 

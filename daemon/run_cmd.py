@@ -31,11 +31,13 @@ def add_run_settings(p) -> None:
                    help=f"MQTT QoS of predictions and genre messages (statuses and discovery: 1; default "
                         f"{defaults.qos})")
     p.add_argument("--speed", type=float, help="file sources: times real time, 0 = as fast as possible (default 1); "
-                   "stdin: 0 = a recording, waited for and never dropped (a file redirected to stdin always is)")
+                   "stdin and pipe: 0 = a recording, waited for and never dropped (a file redirected to stdin "
+                   "always is)")
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
-    p.add_argument("--format", choices=tuple(PCM_FORMATS), help=f"stdin: sample format (default {defaults.format})")
-    p.add_argument("--rate", type=int, help=f"stdin: sample rate in Hz (default {defaults.rate})")
-    p.add_argument("--channels", type=int, help="stdin: interleaved channels (default 1)")
+    p.add_argument("--format", choices=tuple(PCM_FORMATS),
+                   help=f"stdin and pipe: sample format (default {defaults.format})")
+    p.add_argument("--rate", type=int, help=f"stdin and pipe: sample rate in Hz (default {defaults.rate})")
+    p.add_argument("--channels", type=int, help="stdin and pipe: interleaved channels (default 1)")
     p.add_argument("--hop", dest="hop_seconds", type=float, help="seconds between windows (default 1)")
     p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
@@ -85,7 +87,8 @@ def add_identity(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--config", default=os.environ.get("GENRECAST_CONFIG"), metavar="TOML",
                    help="settings file (e.g. /etc/genrecast/kitchen.toml; env GENRECAST_CONFIG)")
-    p.add_argument("--source", help="file:PATH | mic | mic:DEVICE (index or name part) | stdin (default mic)")
+    p.add_argument("--source", help="file:PATH | pipe:PATH (a named pipe of raw PCM) | mic | mic:DEVICE (index or "
+                   "name part) | stdin (default mic)")
     p.add_argument("--stream-id", dest="stream_id", help="topic segment for this stream (default: from the source)")
     p.add_argument("--stream", dest="streams", action="append", metavar="ID=SOURCE",
                    help="one of several streams in this process (repeat it; per-stream settings: [streams.ID])")

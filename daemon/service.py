@@ -130,7 +130,8 @@ class StreamRun:
         # Live: a pause means something is wrong. A recording read as fast as possible waits for us (no drops).
         self.live = kind == "mic" if isinstance(source, AudioError) else source.live
         self.reopenable = kind == "mic"
-        self.live_pipe = self.live and kind == "stdin"  # a radio's decoder, arecord: its pace and end are telling
+        self.live_pipe = self.live and kind in ("stdin", "pipe")  # a radio's decoder, arecord: its pace is telling
+        self.restart_helps = kind != "pipe"  # a named pipe's silence is its writer's: no restart of ours can end it
         opener = (lambda rate: MicSource(device or None, rate=rate)) if self.reopenable else None
         self.intake = Intake(self.id, str(source) if isinstance(source, AudioError) else source, opener,
                              settings.backlog_seconds, drop_oldest=self.live, wake=wake, description=cfg.source)
@@ -211,6 +212,11 @@ class StreamRun:
 
     def _waiting_reason(self) -> str:
         return _retrying(self.intake.open_error)
+
+    def _gone(self, why: str) -> str:
+        """The reason while its device is gone: a microphone is reopened; a named pipe waits for its next writer,
+        as its own reason says."""
+        return _retrying(why) if self.reopenable else why
 
     @property
     def _no_audio(self) -> str:
@@ -308,14 +314,17 @@ class StreamRun:
             return
         last_audio = self.intake.last_audio  # read once: audio coming meanwhile would count as before the gap
         silent = now - last_audio
-        gone = self.intake.device_problem  # a device known gone is stalled at once, not after stall_seconds
-        if self.live and self.state == "online" and (gone or silent > self.stall_seconds):
+        # A device known gone is stalled at once, not after stall_seconds; but not while a window of its audio still
+        # waits: a pipe's writer that sent a burst and closed it had the burst dropped as audio from before the gap.
+        waiting = self.intake.held > 0 and self.intake.held >= self.samples_wanted()
+        gone = None if waiting else self.intake.device_problem
+        if self.live and self.state == "online" and not waiting and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, last_audio
             self.resuming = True  # the first audio after the gap starts the analysis afresh (push)
             if gone:
-                self.reason, self.last_reopen = _retrying(gone), now
-                log.warning("stream %s: %s is gone (%s): stalled until it is back", self.id, self.intake.description,
-                            gone)
+                self.reason, self.last_reopen = self._gone(gone), now
+                log.warning("stream %s: %s%s: stalled until it is back", self.id, self.intake.description,
+                            f" is gone ({gone})" if self.reopenable else f": {gone}")
             else:
                 self.reason = self._no_audio
                 log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,
@@ -333,8 +342,8 @@ class StreamRun:
             # The device reopens itself meanwhile (the microphone, or our reopen's retries): a reopen of ours would
             # only replace a source that has just come back. Counted from the last tick it was gone.
             self.last_reopen = now
-            if self.reason != _retrying(gone):  # gone after a silence, or for another reason now
-                self.reason = _retrying(gone)
+            if self.reason != self._gone(gone):  # gone after a silence, or for another reason now
+                self.reason = self._gone(gone)
                 self.publish_status()
         elif self.state == "stalled" and now - self.last_reopen > self.stall_seconds:
             if self.reason != self._no_audio:  # its device came back, but has been silent since
@@ -663,8 +672,9 @@ def _loop(runs: list[StreamRun], inference: Inference, settings: RunSettings, st
         give_up = GIVE_UP_STALLS * settings.stall_seconds
         # A microphone waiting for its device (missing since the start, or gone since) is left out: a restart cannot
         # bring a device that is not there. Once the device is back its stream has a whole give-up period to sound.
+        # So is a named pipe while it stalls: it waits on its writer.
         _mark_waiting(live, now)
-        opened = [r for r in live if now - r.device_missing_at > give_up]
+        opened = [r for r in live if now - r.device_missing_at > give_up and (r.restart_helps or r.state != "stalled")]
         stuck = bool(opened) and all(r.live and r.stalled_for(now) > give_up for r in opened)
         if stuck:
             text = f"every open stream stalled for over {give_up:g} s: watchdog not fed"
@@ -688,8 +698,8 @@ def _say_drops(runs: list[StreamRun], said: dict[str, int]) -> None:
     Said per stream, an overloaded process of 80 streams logged 395 lines in 95 s for one cause, the processor."""
     running = [r for r in runs if r.state != "offline"]  # an ended stream's total is its last line
     grown = [r for r in running if r.dropped > said.get(r.id, 0)]
-    hint = " (a pipe on stdin is read live: for a recording, --speed 0 waits instead)" \
-        if any(r.cfg.source == "stdin" and not said.get(r.id) for r in grown) else ""
+    hint = " (a pipe is read live: for a recording, --speed 0 waits instead)" \
+        if any(r.live_pipe and not said.get(r.id) for r in grown) else ""
     if len(grown) == 1:
         log.warning("stream %s: processing fell behind; %.1f s of its audio dropped so far%s", grown[0].id,
                     grown[0].dropped_seconds, hint)

@@ -1,4 +1,4 @@
-"""Where audio comes from: a file (paced like a live stream), raw PCM on stdin, or a microphone.
+"""Where audio comes from: a file (paced like a live stream), raw PCM on stdin or a named pipe, or a microphone.
 
 Each source yields mono float32 :class:`Chunk` s at its own rate and stops when ``stop`` is set;
 converting to the model's rate is the pipeline's job. A live source with nothing to hand over yields an
@@ -37,6 +37,7 @@ log = logging.getLogger("genrecast.source")
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 DECODE_CHUNKS = 10  # a paced file is decoded this many chunks at a time
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
+NO_WRITER = "its writer closed it; waiting for the next"  # a named pipe's reason while it has no writer
 POLL_MARGIN = 0.01  # seconds past a chunk's due time that a microphone with less than a chunk waits
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
 # A microphone is opened with up to two channels and averaged to mono, as a stereo file is. Asked for one, PortAudio
@@ -113,6 +114,87 @@ class FileSource:
             self._file.close()
 
 
+class RawPcm:
+    """Raw interleaved PCM bytes -> checked mono samples, for one writer's output: a sample frame split between
+    reads is joined, and a WAV or compressed file sent in its place is named or skipped (:meth:`_past_wav_header`).
+    ``name`` is how its errors name the source (``stdin``, ``pipe:/run/radio.pcm``); ``path``, where a decoder writes
+    to it (``-`` for stdin)."""
+
+    def __init__(self, name: str, fmt: str, rate: int, channels: int, path: str = "-") -> None:
+        if fmt not in PCM_FORMATS:
+            raise AudioError(f"{name}: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
+        self.name, self.fmt, self.rate, self.channels, self.path = name, fmt, rate, channels, path
+        self.frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
+        self.read_bytes = max(self.frame_bytes, round(rate * CHUNK_SECONDS) * self.frame_bytes)  # a chunk's worth
+        self.restart()
+
+    @property
+    def layout(self) -> str:
+        return f"{self.fmt}/{self.rate}/{self.channels}"
+
+    def restart(self) -> None:
+        """A new writer: its first bytes may be a header again, and nothing is left of the last one's."""
+        self._left, self._head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving
+
+    def feed(self, data: bytes) -> np.ndarray | None:
+        """The samples of the whole frames read so far (None: none yet, or a header still arriving)."""
+        if self._head is not None:
+            self._head += data
+            if might_be_wav(self._head) and wav_header(self._head) is None and len(self._head) < WAV_HEADER_MAX:
+                return None  # a pipe hands over a long header (LIST, bext chunks) in pieces
+            data, self._head = self._past_wav_header(self._head), None
+        data = self._left + data
+        whole = len(data) - len(data) % self.frame_bytes
+        self._left = data[whole:]
+        return self._checked(decode_pcm(data[:whole], self.fmt, self.channels)) if whole else None
+
+    def end(self) -> None:
+        """The writer closed: a partial frame, or a header that never ended, is said and dropped."""
+        if self._head:
+            self._past_wav_header(self._head)  # a WAV header cut short is refused, as it would be mid-stream
+        if self._left:
+            log.warning("%s ended inside a sample frame; %d trailing bytes ignored", self.name, len(self._left))
+        self.restart()
+
+    def _checked(self, samples: np.ndarray) -> np.ndarray:
+        """Integers read as floats are NaN or far over full scale: the error names --format, which it said nothing
+        of ("contains NaN or infinite samples", for 16-bit audio read as f32le)."""
+        try:
+            return check_samples(samples, f"{self.name}:{self.layout}")
+        except AudioError as exc:
+            if self.fmt != "f32le":
+                raise
+            raise AudioError(f"{exc}: is the audio really 32-bit float (--format f32le), or 16-bit (s16le)?") from None
+
+    def _past_wav_header(self, data: bytes) -> bytes:
+        """A WAV file piped in (``sox ... -t wav -``) instead of raw PCM: its header was read as samples. In the
+        format the pipe is read as, its samples are used; in another, it is refused, naming both. A compressed file
+        (FLAC, Ogg, MP3 with a tag, ...) is refused too, naming it."""
+        header = wav_header(data)
+        if header is None:
+            if kind := container(data):  # read as samples, it was classified as noise without a word
+                raise AudioError(f"{self.name}: this is {kind}, not raw PCM: decode it first (ffmpeg -i "
+                                 f"{'-' if self.path == '-' else 'INPUT'} -f {self.fmt} -ar {self.rate} -ac "
+                                 f"{self.channels} {self.path}), or use --source file:PATH")
+            if might_be_wav(data) and len(data) >= 12:
+                raise AudioError(f"{self.name}: a WAV file whose header does not end in its first {len(data)} bytes: "
+                                 "use --source file:PATH")
+            return data
+        fmt, rate, channels, size = header
+        if (fmt, rate, channels) != (self.fmt, self.rate, self.channels):
+            raise AudioError(f"{self.name}: a WAV file of {fmt or 'another encoding'}/{rate}/{channels}, but "
+                             f"{'stdin' if self.path == '-' else 'the pipe'} is read as raw {self.layout}: give "
+                             "--format, --rate and --channels to match, or --source file:PATH")
+        log.info("%s: a WAV file's header, skipped (its samples are %s/%d/%d, as read)", self.name, fmt, rate, channels)
+        return data[size:]
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has bytes (or its end) to read within a poll: a loop that waits no longer notices ``stop``."""
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    return bool(ready)
+
+
 class StdinSource:
     """Raw interleaved PCM from a pipe (``arecord``, ``ffmpeg -f s16le -``); ends at end of input."""
 
@@ -122,10 +204,9 @@ class StdinSource:
                  speed: float = 1.0) -> None:
         """``speed`` 0: a recording, never dropped. A file redirected to stdin is one whatever the speed; a pipe
         is live (``arecord``, a radio through ffmpeg) unless ``speed`` is 0."""
-        if fmt not in PCM_FORMATS:
-            raise AudioError(f"stdin: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
-        self.description = f"stdin:{fmt}/{rate}/{channels}"
-        self.sample_rate, self.fmt, self.channels = rate, fmt, channels
+        self._pcm = RawPcm("stdin", fmt, rate, channels)
+        self.description = f"stdin:{self._pcm.layout}"
+        self.sample_rate = rate
         if stream is None and sys.stdin is None:  # Python's answer to a process started with fd 0 closed
             raise AudioError("stdin: not open (the command was started with its standard input closed)")
         self._fd = (stream or sys.stdin.buffer).fileno()
@@ -135,63 +216,78 @@ class StdinSource:
             raise AudioError("stdin: is /dev/null, so there is no audio to read (a systemd service's standard input "
                              "is /dev/null unless its unit sets StandardInput=)")
         self.live = speed > 0 and not stat.S_ISREG(info.st_mode)
-        self._frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
-
-    def _checked(self, samples: np.ndarray) -> np.ndarray:
-        """Integers read as floats are NaN or far over full scale: the error names --format, which it said nothing
-        of ("contains NaN or infinite samples", for 16-bit audio read as f32le)."""
-        try:
-            return check_samples(samples, self.description)
-        except AudioError as exc:
-            if self.fmt != "f32le":
-                raise
-            raise AudioError(f"{exc}: is the audio really 32-bit float (--format f32le), or 16-bit (s16le)?") from None
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
-        want = max(self._frame_bytes, round(self.sample_rate * CHUNK_SECONDS) * self._frame_bytes)
-        left, head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving; then None
         while not stop.is_set():
-            ready, _, _ = select.select([self._fd], [], [], 0.2)  # wake up now and then to notice `stop`
-            if not ready:
+            if not _readable(self._fd):
                 yield Chunk.idle()
                 continue
-            data = os.read(self._fd, want)
-            if head is not None:
-                head += data
-                if data and might_be_wav(head) and wav_header(head) is None and len(head) < WAV_HEADER_MAX:
-                    continue  # a pipe hands over a long header (LIST, bext chunks) in pieces
-                data, head = self._past_wav_header(head), None
+            data = os.read(self._fd, self._pcm.read_bytes)
             if not data:
-                if left:
-                    log.warning("stdin ended inside a sample frame; %d trailing bytes ignored", len(left))
+                self._pcm.end()
                 return
-            data = left + data
-            whole = len(data) - len(data) % self._frame_bytes
-            left = data[whole:]
-            if whole:
-                yield Chunk(self._checked(decode_pcm(data[:whole], self.fmt, self.channels)), time.monotonic())
+            if (samples := self._pcm.feed(data)) is not None:
+                yield Chunk(samples, time.monotonic())
 
 
-    def _past_wav_header(self, data: bytes) -> bytes:
-        """A WAV file piped in (``sox ... -t wav -``) instead of raw PCM: its header was read as samples. In the
-        format stdin is read as, its samples are used; in another, it is refused, naming both. A compressed file
-        (FLAC, Ogg, MP3 with a tag, ...) is refused too, naming it."""
-        header = wav_header(data)
-        if header is None:
-            if kind := container(data):  # read as samples, it was classified as noise without a word
-                raise AudioError(f"stdin: this is {kind}, not raw PCM: decode it first (ffmpeg -i - -f "
-                                 f"{self.fmt} -ar {self.sample_rate} -ac {self.channels} -), or use --source file:PATH")
-            if might_be_wav(data) and len(data) >= 12:
-                raise AudioError(f"stdin: a WAV file whose header does not end in its first {len(data)} bytes: use "
-                                 "--source file:PATH")
-            return data
-        fmt, rate, channels, size = header
-        if (fmt, rate, channels) != (self.fmt, self.sample_rate, self.channels):
-            raise AudioError(f"stdin: a WAV file of {fmt or 'another encoding'}/{rate}/{channels}, but stdin is read "
-                             f"as raw {self.description.removeprefix('stdin:')}: give --format, --rate and --channels "
-                             "to match, or --source file:PATH")
-        log.info("stdin: a WAV file's header, skipped (its samples are %s/%d/%d, as read)", fmt, rate, channels)
-        return data[size:]
+class PipeSource:
+    """Raw interleaved PCM from a named pipe (``mkfifo``) that a program writes to: a radio's decoder, ``arecord``.
+
+    Unlike stdin, a process may read any number of them, and one outlives its writer: when the writer closes it (a
+    decoder restarting), the pipe is opened afresh and waits for the next, and meanwhile the stream is stalled with
+    :attr:`unavailable` as its reason, as a microphone unplugged is. Opened without blocking, so a pipe whose writer
+    has not started yet does not hold up the process."""
+
+    def __init__(self, path: str, fmt: str, rate: int, channels: int, speed: float = 1.0) -> None:
+        """``speed`` 0: a recording, waited for and never dropped; otherwise live."""
+        self.path = os.path.abspath(path)
+        self.description = f"pipe:{self.path}"
+        self._pcm = RawPcm(self.description, fmt, rate, channels, self.path)
+        self.sample_rate, self.live = rate, speed > 0
+        self.unavailable: str | None = None  # set once a writer closed it, until the next one writes
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            raise AudioError(f"{self.description}: no such pipe (make it with: mkfifo {self.path})") from None
+        except OSError as exc:
+            raise AudioError(f"{self.description}: cannot read ({exc.strerror or exc})") from None
+        if not stat.S_ISFIFO(mode):
+            what = "a file: use --source file:PATH" if stat.S_ISREG(mode) else "not a named pipe (mkfifo makes one)"
+            raise AudioError(f"{self.description}: is {what}")
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise AudioError(f"{self.description}: cannot read ({exc.strerror or exc})") from None
+
+    def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        try:
+            while not stop.is_set():
+                if not _readable(self._fd):
+                    yield Chunk.idle()
+                    continue
+                try:
+                    data = os.read(self._fd, self._pcm.read_bytes)
+                except BlockingIOError:  # woken, but another reader (a second process) took the bytes
+                    continue
+                if data:
+                    self.unavailable = None
+                    if (samples := self._pcm.feed(data)) is not None:
+                        yield Chunk(samples, time.monotonic())
+                    continue
+                # Its writer closed it. Opened afresh, it waits for the next writer: the old descriptor would read
+                # its end again at once, forever.
+                self._pcm.end()
+                log.debug("%s: %s", self.description, NO_WRITER)  # its stream says so once its audio is classified
+                self.unavailable = NO_WRITER
+                os.close(self._fd)
+                self._fd = -1  # not closed twice if the pipe is gone now
+                self._fd = self._open()
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
 
 
 def input_devices(pa) -> list[dict]:
@@ -404,20 +500,24 @@ class MicSource:
 
 
 def open_source(spec: str, speed: float, loop: bool, fmt: str, rate: int, channels: int) -> Source:
-    """``file:PATH`` | ``mic`` | ``mic:DEVICE`` | ``stdin`` -> an opened source (errors as AudioError)."""
+    """``file:PATH`` | ``pipe:PATH`` | ``mic`` | ``mic:DEVICE`` | ``stdin`` -> an opened source (errors as
+    AudioError)."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
         return FileSource(arg, speed, loop)
+    if kind == "pipe":
+        return PipeSource(arg, fmt, rate, channels, speed)
     if kind == "stdin":
         return StdinSource(fmt, rate, channels, speed=speed)
     if kind == "mic":
         return MicSource(arg or None)
-    raise AudioError(f"unknown source {spec!r} (use file:PATH, mic[:DEVICE] or stdin)")
+    raise AudioError(f"unknown source {spec!r} (use file:PATH, pipe:PATH, mic[:DEVICE] or stdin)")
 
 
 def default_stream_id(spec: str) -> str:
-    """``file:/music/Kitchen Radio.wav`` -> ``kitchen-radio``; ``mic:USB Audio`` -> ``mic-usb-audio``."""
+    """``file:/music/Kitchen Radio.wav`` -> ``kitchen-radio``; ``pipe:/run/radio-1.pcm`` -> ``radio-1``; ``mic:USB
+    Audio`` -> ``mic-usb-audio``."""
     kind, _, arg = spec.partition(":")
-    name = Path(arg).stem if kind == "file" else (f"mic-{arg}" if kind == "mic" and arg else kind)
+    name = Path(arg).stem if kind in ("file", "pipe") else (f"mic-{arg}" if kind == "mic" and arg else kind)
     stream_id = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:64] or kind
     return stream_id.lstrip("_") if stream_id.startswith(DAEMON_TOPIC) else stream_id  # the process's topic

@@ -254,7 +254,8 @@ def _open_checked(path: Path, name: str) -> sf.SoundFile:
         if not name:
             raise AudioError(EMPTY_PATH)
         if problem := path_problem(path):
-            pipe = " (raw PCM from a pipe: `genrecast run --source stdin`)" if problem.kind == "special" else ""
+            special = problem.kind == "special"
+            pipe = " (raw PCM from a named pipe: `genrecast run --source pipe:PATH`)" if special else ""
             raise AudioError(f"{name}: {problem}{pipe}")
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: empty file")

@@ -171,8 +171,9 @@ def test_settings_no_stream_reads_are_named(tmp_path):
         return unused_settings(load_settings(path, flags, environ={}))
 
     assert unused({"source": "file:x.wav", "rate": 44100, "speed": 0.0}) == [
-        "rate: set, but only stdin sources read it and no stream here is one: not used"]
+        "rate: set, but only stdin and pipe sources read it and no stream here is one: not used"]
     assert unused({"source": "stdin", "rate": 44100, "speed": 0.0}) == []
+    assert unused({"source": "pipe:/run/radio.pcm", "rate": 44100, "channels": 2, "format": "s32le"}) == []
     assert unused(toml="rate = 44100\n[streams.a]\nsource = 'stdin'\n[streams.b]\nsource = 'mic'\nloop = true\n"
                   ) == ["streams.b.loop: set, but only file sources read it and this one is mic: not used"]
     # stdin is not paced: a speed of 4 meant nothing more than 1 and said nothing
@@ -180,6 +181,8 @@ def test_settings_no_stream_reads_are_named(tmp_path):
         "speed: 4 for stdin, which is not paced: 0 waits for the model (a recording), any other speed reads a pipe "
         "live (a file redirected to stdin is always waited for)"]
     assert unused(toml="[streams.a]\nsource = 'stdin'\nspeed = 2\n")[0].startswith("streams.a.speed: 2 for stdin")
+    assert unused({"source": "pipe:/run/radio.pcm", "speed": 4.0}) == [
+        "speed: 4 for pipe, which is not paced: 0 waits for the model (a recording), any other speed reads a pipe live"]
     examples = [ROOT / "systemd" / name for name in ("kitchen.toml.example", "streams.toml.example")]
     assert [unused_settings(load_settings(p, environ={})) for p in examples] == [[], []]  # the examples are clean
 

@@ -149,7 +149,8 @@ def test_streams_behind_together_are_said_in_one_line(caplog):
 
     def stream(name: str, dropped: int, source: str = "mic:usb", state: str = "online") -> types.SimpleNamespace:
         return types.SimpleNamespace(id=name, dropped=dropped, dropped_seconds=dropped / RATE,
-                                     cfg=types.SimpleNamespace(source=source), state=state)
+                                     cfg=types.SimpleNamespace(source=source), state=state,
+                                     live_pipe=source == "stdin")
 
     said: dict[str, int] = {}
     # an ended stream's total is its last line: it was followed by a "dropped so far" from this line's tick
@@ -161,5 +162,5 @@ def test_streams_behind_together_are_said_in_one_line(caplog):
         _say_drops(runs, said)
     assert [r.getMessage() for r in caplog.records] == [
         "processing fell behind: 5 of 6 streams dropped audio (a, b, c and 2 more); 5.0 s of theirs dropped so far",
-        "stream f: processing fell behind; 2.0 s of its audio dropped so far (a pipe on stdin is read live: for a "
+        "stream f: processing fell behind; 2.0 s of its audio dropped so far (a pipe is read live: for a "
         "recording, --speed 0 waits instead)"]

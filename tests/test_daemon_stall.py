@@ -11,7 +11,7 @@ from genrecast.daemon.service import StreamRun
 
 class Intake:
     description = "mic:usb"
-    dropped = 0
+    dropped = held = 0
 
     def __init__(self) -> None:
         self.last_audio, self.device_problem, self.reopens = 0.0, None, 0

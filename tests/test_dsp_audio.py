@@ -68,7 +68,8 @@ def _put(path, data: bytes):
         (lambda d: _put(d / "text.mp3", b"hello, I am not audio\n" * 20), "not a readable audio file \\(Format not"),
         (lambda d: _put(d / "head.mp3", _mp3_bytes(d)[:300]), "not a readable audio file \\(Format not"),
         # `cat song.wav | genrecast classify /dev/stdin` said "empty file"
-        (lambda d: _fifo(d / "fifo.wav"), "is a pipe or a device, not a file .raw PCM from a pipe: `genrecast run"),
+        (lambda d: _fifo(d / "fifo.wav"), "is a pipe or a device, not a file .raw PCM from a named pipe: "
+                                                 "`genrecast run --source pipe:"),
     ],
     ids=["missing", "directory", "empty", "not-audio", "truncated-data", "truncated-header", "text-as-mp3",
          "mp3-header-only", "pipe"],
