@@ -416,6 +416,9 @@ def test_train_transfer_command_cross_validates_and_exports_both_models(corpus_d
     assert by_seed[1]["room"] is not None and "fast variant over seeds 3: " in proc.stdout
     assert fast["spec"]["training"]["teacher"] == "genrecast-gtzan-9.9.9"  # --fast-version names the student only
     assert fast["spec"]["training"]["teacher_sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    # distilled on Magnatune's excerpts too: their licence is the student's metadata's as well (it had none)
+    assert "CC BY-NC-SA" in fast["spec"]["training"]["data"]["ood_licence"]
+    assert "ISC licence" in fast["spec"]["training"]["teacher_licence"]
     # the student's own generated noise (6 kinds, each as made and through one training room) is never scored
     assert "the student also hears 12 generated noise clips" in proc.stdout
     assert (out / "fast-synthetic-noise" / "synthetic" / "student__brown_000.flac").is_file()

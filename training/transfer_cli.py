@@ -720,6 +720,9 @@ def _fast(args, run: TeacherRun) -> None:
         # which file taught it: a rebuild of the teacher's recipe has its model_id but not always its bytes
         "teacher_sha256": hashlib.sha256((run.out / "model.onnx").read_bytes()).hexdigest(),
         "teacher_labelled_crops_per_long_track": args.fast_crops,
+        # it learned its teacher's answers on the same audio: the excerpts' licence binds it as it binds the teacher
+        "data": {"ood_licence": OOD_LICENCE if args.ood else None},
+        "teacher_licence": f"distilled from the teacher's answers; the teacher's backbone: {BACKBONE_LICENCE}",
         "own_synthetic_noise_per_kind": args.fast_synthetic_noise,
         "parameters": sum(p.numel() for p in student.parameters()),
         "cv": {k: v for k, v in cv.items() if k != "text"},
