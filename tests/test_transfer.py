@@ -634,3 +634,26 @@ def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_las
     assert all(0.0 <= float(fields[k]) <= 1.0 for k in ("room_acc", "no_music_in_room", "music_kept_in_room"))
     table = {ln.split()[0]: ln.split() for ln in lines if ln.strip() and ln.split()[0] in {c.genre for c in tracks}}
     assert sum(int(row[1]) for row in table.values()) == len(tracks)  # every genre of the fold, its tracks counted
+
+
+def test_no_music_is_also_scored_on_the_clips_whose_sound_training_never_held(tmp_path):
+    """The training chain's banks are drawn from half of all groups, not per fold: a held-out voice could be
+    background in its own fold's training copies, and the card's no_music figures were half made of such clips."""
+    from genrecast.training.acoustic import banks_hold
+    from genrecast.training.corpus import Clip
+    from genrecast.training.transfer_report import summarise
+
+    groups = [f"speaker{i}" for i in range(40)]
+    held = [g for g in groups if banks_hold(TRAIN, g)]
+    assert 0 < len(held) < len(groups)  # half, by a stable hash
+    clips = [Clip(f"speech/{g}", None, False, "speech", g, tmp_path / f"{g}.flac", source="nonmusic") for g in groups]
+    # every clip the banks hold is called no_music; of the others, the first two are called music
+    unheard = [g for g in groups if g not in held]
+    music = [np.array([0.9 if g in unheard[:2] else 0.1]) for g in groups]
+    probs = [np.full((1, 2), 0.5) for _ in groups]
+    out = summarise(clips, probs, music, ("blues", "rock"), 0.5,
+                    heard_in_training=lambda c: banks_hold(TRAIN, c.group))["music"]["speech"]
+    assert (out["clips"], out["no_music_clips"]) == (40, 38)
+    assert (out["unheard_clips"], out["unheard_no_music_clips"]) == (len(unheard), len(unheard) - 2)
+    # without the question, the figure is not made up
+    assert "unheard_clips" not in summarise(clips, probs, music, ("blues", "rock"), 0.5)["music"]["speech"]

@@ -112,9 +112,11 @@ def room_impulse_response(rng: np.random.Generator, rooms: RoomRange, rate: int 
     return rir / np.max(np.abs(rir))
 
 
-def _part(group: str, part: int) -> bool:
-    """Half of the sources (a stable hash of the group), so training and the bench never share a voice or noise."""
-    return zlib.crc32(group.encode()) % 2 == part
+def banks_hold(cfg: AcousticConfig, group: str) -> bool:
+    """Whether ``cfg``'s noise and voice banks keep the sources of ``group``: half of them (a stable hash of the group),
+    so training and the bench never share a voice or noise. Half of all groups, not of a fold's: a held-out clip's own
+    sound may be background in its fold's training copies."""
+    return zlib.crc32(group.encode()) % 2 == cfg.noise_part
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def bank_id(cfg: AcousticConfig, noise_files: Sequence[tuple[Path, str]], speech
 
     h = hashlib.sha256(cfg.fingerprint().encode())
     kept = [(bank, p) for bank, files in (("noise", noise_files), ("speech", speech_files))
-            for p, g in files if _part(g, cfg.noise_part)]
+            for p, g in files if banks_hold(cfg, g)]
     if rir_folder and cfg.p_large_space > 0:
         kept += [("large", p) for p in sorted(rir_folder.glob("*.flac"))]
     for bank, p in kept:  # which bank a file is in matters too: a voice is not a noise
@@ -170,7 +172,7 @@ def build_banks(cfg: AcousticConfig, cache: Path, noise_files: Sequence[tuple[Pa
             a = read_audio(p)
             sf.write(banks.large_spaces / f"{p.stem}.wav", resample(a.samples, a.sample_rate, RATE), RATE)
     for files, folder in ((noise_files, banks.noise), (speech_files, banks.speech)):
-        for p, _ in [(p, g) for p, g in files if _part(g, cfg.noise_part)]:
+        for p, _ in [(p, g) for p, g in files if banks_hold(cfg, g)]:
             a = read_audio(p)
             sf.write(folder / f"{p.stem}.wav", resample(a.samples, a.sample_rate, RATE), RATE)
     done.write_text(json.dumps(cfg.to_dict()))

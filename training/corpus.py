@@ -154,9 +154,13 @@ def usable(clips: Sequence[Clip], cfg: DSPConfig, win_frames: int, hop: int) -> 
     return kept, skipped
 
 
+NOISE_KINDS = ("noise", "synthetic")
+BANK_KINDS = (*NOISE_KINDS, "speech")  # the non-music kinds a chain's banks draw on
+
+
 def bank_sources(other: Sequence[Clip]) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]]]:
     """``(path, group)`` of the recorded and generated noises, and of the voices, that a chain's banks draw on."""
-    return ([(c.path, c.group) for c in other if c.kind in ("noise", "synthetic")],
+    return ([(c.path, c.group) for c in other if c.kind in NOISE_KINDS],
             [(c.path, c.group) for c in other if c.kind == "speech"])
 
 

@@ -7,7 +7,7 @@ its windows' music probabilities below the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,8 +27,10 @@ PARTS = {"all": lambda c: True, "long": lambda c: c.source == "gtzan" and c.kind
 
 
 def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_probs: Sequence[np.ndarray],
-              labels: Sequence[str], threshold: float) -> dict:
-    """Held-out predictions of every clip -> a JSON-able summary plus a printable ``text``."""
+              labels: Sequence[str], threshold: float, heard_in_training: Callable[[Clip], bool] | None = None) -> dict:
+    """Held-out predictions of every clip -> a JSON-able summary plus a printable ``text``. ``heard_in_training``: the
+    clips whose own sound training audio may hold (as background in its copies); their kinds are also scored
+    without them, the figure on sounds never heard in any form."""
     genre: dict[str, dict] = {}
     lines = []
     for part, inside in PARTS.items():
@@ -53,6 +55,13 @@ def summarise(clips: Sequence[Clip], genre_probs: Sequence[np.ndarray], music_pr
         music[kind] = {"clips": len(keep), "no_music_clips": int(clip_flag.sum()),
                        "no_music_rate": round(float(clip_flag.mean()), 4), "windows": len(win_flag),
                        "no_music_window_rate": round(float(win_flag.mean()), 4)}
-        lines.append(f"no_music {KIND_NAMES[kind]:22s}: {clip_flag.sum():4d}/{len(keep):4d} clips "
-                     f"({clip_flag.mean():.3f}), windows {win_flag.mean():.3f}")
+        line = (f"no_music {KIND_NAMES[kind]:22s}: {clip_flag.sum():4d}/{len(keep):4d} clips "
+                f"({clip_flag.mean():.3f}), windows {win_flag.mean():.3f}")
+        heard = [heard_in_training(clips[i]) for i in keep] if heard_in_training else []
+        if any(heard):
+            unheard = clip_flag[~np.array(heard)]
+            music[kind] |= {"unheard_clips": len(unheard), "unheard_no_music_clips": int(unheard.sum()),
+                            "unheard_no_music_rate": round(float(unheard.mean()), 4) if len(unheard) else None}
+            line += f"; never in training audio {unheard.sum()}/{len(unheard)}"
+        lines.append(line)
     return {"genre": genre, "music": music, "threshold": threshold, "text": "\n".join(lines)}
