@@ -167,6 +167,13 @@ class Decider:
             self._state = self._restate(held, smoothed, best, m)
         return self._state
 
+    @property
+    def contested(self) -> bool:
+        """Whether the latest window's own candidate differs from the state returned: that state was held through
+        the dwell, not agreed with. A provisional answer is confirmed only by a window that agrees (speech then rock:
+        the first full window, rock to the music head, "confirmed" the speech's no_music)."""
+        return self._pending is not None
+
     def _take(self, state: State) -> None:
         self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
         self._state = state

@@ -299,7 +299,7 @@ class StreamRun:
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
         confirmed = state.same_as(self.tracker.state)
-        if self.tracker.changed(state, window.provisional):
+        if self.tracker.changed(state, window.provisional or self.decider.contested):
             self.announced = announced
             self.publish_genre()
             what = state.genre or ("uncertain music" if state.judged else state.kind)

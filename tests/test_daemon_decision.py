@@ -279,3 +279,35 @@ def test_no_music_taken_from_changing_candidates_is_not_near_zero_sure():
     quiet = (onehot(9), 0.1)
     state = feed(d, [quiet, quiet, (onehot(0), 0.99), quiet, quiet, (onehot(1), 0.99)])[-1]
     assert state.kind == "no_music" and state.confidence >= 0.5
+
+
+def test_a_provisional_answer_is_confirmed_only_by_a_full_window_that_agrees(caplog):
+    """1.1 s of speech, then rock: the provisional `no_music` was "confirmed" by the first full window, whose own
+    answer was music, because the decider holds a state through the dwell (a review); the genre message dropped
+    `provisional` for an answer no full window had given."""
+    import logging
+    import types
+
+    from daemon_helpers import HandFed
+    from genrecast.daemon.config import RunSettings
+    from genrecast.daemon.pipeline import Window
+    from genrecast.daemon.service import StreamRun
+    from tiny_model import tiny_spec
+
+    settings = RunSettings(source="mic:usb")
+    model = types.SimpleNamespace(spec=tiny_spec(music_threshold=0.5), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model,
+                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
+    assert run.ready()
+    frames = np.zeros((model.spec.dsp.n_mels, model.spec.n_frames), np.float32)
+    speech, rock = (onehot(9, 0.3), 0.05, 0.0), (onehot(9, 0.95), 0.99, 0.0)  # probabilities, music, handed at
+    with caplog.at_level(logging.INFO, logger="genrecast.run"):
+        run.classified(Window(0.0, 1.0, frames, 0.1, provisional=True), *speech)
+        assert (run.tracker.state.kind, run.tracker.provisional) == ("no_music", True)
+        run.classified(Window(0.0, 3.0, frames, 0.1), *rock)  # the first full window: music
+        assert run.decider.contested and (run.tracker.state.kind, run.tracker.provisional) == ("no_music", True)
+        for i in range(1, 8):  # rock's dwell: then rock, from a full window
+            run.classified(Window(float(i), i + 3.0, frames, 0.1), *rock)
+    assert (run.tracker.state.genre, run.tracker.provisional) == ("rock", False)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stream mic-usb: ")]
+    assert not [line for line in said if "confirmed" in line], said
