@@ -25,8 +25,17 @@ from queue import Empty, Full, Queue
 from typing import BinaryIO, Protocol
 
 import numpy as np
-from genrecast.dsp import AudioError, AudioFile, decode_pcm
-from genrecast.dsp.audio import PCM_FORMATS, WAV_HEADER_MAX, check_samples, container, might_be_wav, wav_header
+from genrecast.dsp import AudioError, AudioFile
+from genrecast.dsp.audio import (
+    PCM_FORMATS,
+    WAV_HEADER_MAX,
+    check_samples,
+    container,
+    decode_frames,
+    might_be_wav,
+    wav_header,
+)
+from genrecast.dsp.channels import LiveDownmix
 from genrecast.dsp.resample import StreamResampler
 
 from genrecast.c_stderr import divert_c_stderr
@@ -133,8 +142,10 @@ class RawPcm:
         return f"{self.fmt}/{self.rate}/{self.channels}"
 
     def restart(self) -> None:
-        """A new writer: its first bytes may be a header again, and nothing is left of the last one's."""
+        """A new writer: its first bytes may be a header again, nothing is left of the last one's, and its channels
+        are judged afresh."""
         self._left, self._head = b"", b""  # head: the first bytes, kept while they may be a WAV header still arriving
+        self._mix = LiveDownmix(self.rate, said=lambda line: log.warning("%s: %s", self.name, line))
 
     def feed(self, data: bytes) -> np.ndarray | None:
         """The samples of the whole frames read so far (None: none yet, or a header still arriving)."""
@@ -146,7 +157,7 @@ class RawPcm:
         data = self._left + data
         whole = len(data) - len(data) % self.frame_bytes
         self._left = data[whole:]
-        return self._checked(decode_pcm(data[:whole], self.fmt, self.channels)) if whole else None
+        return self._checked(self._mix.push(decode_frames(data[:whole], self.fmt, self.channels))) if whole else None
 
     def end(self) -> None:
         """The writer closed: a partial frame, or a header that never ended, is said and dropped."""
@@ -354,6 +365,7 @@ class MicSource:
         self._channels = 1
         self._device_rate = 0  # the rate the device is open at
         self._resampler: StreamResampler | None = None  # when that is not the stream's
+        self._mix: LiveDownmix | None = None  # made at the first audio, at the device's rate
         self.unavailable: str | None = None
         self.live = True
         try:
@@ -485,7 +497,10 @@ class MicSource:
                 if not heard:
                     log.info("microphone %s reopened", self.description)
                     heard, backoff = True, MIC_BACKOFF[0]
-                samples = decode_pcm(data, "f32le", self._channels)
+                if self._mix is None:  # a wiring that cancels is judged once per device opened by us
+                    self._mix = LiveDownmix(self._device_rate, said=lambda line: log.warning(
+                        "microphone %s: %s", self.description, line))
+                samples = self._mix.push(decode_frames(data, "f32le", self._channels))
                 if self._resampler is not None:
                     samples = self._resampler.push(samples)
                 try:

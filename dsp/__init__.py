@@ -1,6 +1,6 @@
 """Signal processing shared by training and the daemon: decoding, resampling, streaming log-mel."""
 
-from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, audio_folder, decode_pcm, downmix, read_audio
+from .audio import AUDIO_SUFFIXES, Audio, AudioError, AudioFile, audio_folder, decode_frames, downmix, read_audio
 from .config import DEFAULT_DSP, DSPConfig
 from .mel import mel_filterbank, sparse_mel
 from .modelspec import (
@@ -39,7 +39,7 @@ __all__ = [
     "StreamResampler",
     "weigh_heads",
     "audio_folder",
-    "decode_pcm",
+    "decode_frames",
     "downmix",
     "logmel",
     "mel_filterbank",

@@ -118,8 +118,9 @@ def wav_header(data: bytes) -> tuple[str | None, int, int, int] | None:
     return None
 
 
-def decode_pcm(data: bytes, fmt: str, channels: int) -> np.ndarray:
-    """Interleaved little-endian PCM bytes -> mono float32 in [-1, 1]. ``len(data)`` must be whole frames."""
+def decode_frames(data: bytes, fmt: str, channels: int) -> np.ndarray:
+    """Interleaved little-endian PCM bytes -> ``[frames, channels]`` float32 in [-1, 1]; ``len(data)`` must be whole
+    frames (a live input's channels are mixed by :class:`dsp.channels.LiveDownmix`)."""
     if fmt not in PCM_FORMATS:
         raise AudioError(f"unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
     if channels < 1:
@@ -131,7 +132,7 @@ def decode_pcm(data: bytes, fmt: str, channels: int) -> np.ndarray:
     pcm = np.frombuffer(data, dtype=dtype).astype(np.float32)
     if scale != 1.0:
         pcm /= scale
-    return downmix(pcm.reshape(-1, channels))
+    return pcm.reshape(-1, channels)
 
 
 def _check_complete(path: Path, name: str) -> None:

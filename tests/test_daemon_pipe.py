@@ -135,3 +135,19 @@ def test_pipe_flags_are_not_called_unused(broker, model, tmp_path):
     rc, err = daemon.finish()
     assert rc == 0, err
     assert "not used" not in err
+
+
+def test_two_channels_that_cancel_are_heard_and_named(broker, model, tmp_path):
+    """A balanced output into a stereo input (one channel's polarity inverted): averaged, the music was `silence`."""
+    fifo = tmp_path / "line-in.pcm"
+    os.mkfifo(fifo)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", f"pipe:{fifo}", "--channels", "2", "--model", str(model), "--broker", broker.url)
+    tone = sf.read(str(write_tones(tmp_path / "t.wav", [3] * 6)), dtype="int16")[0]
+    _write(fifo, np.stack([tone, -tone], axis=1).tobytes())
+    sub.wait_for(lambda m: m.topic == "genrecast/line-in/genre" and m.payload.get("genre") == "disco", "disco")
+    daemon.wait_log(f"pipe:{fifo}: its 2 channels cancel each other")
+    daemon.signal(signal.SIGTERM)
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    sub.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from genrecast.dsp import AudioError, AudioFile, decode_pcm, read_audio
+from genrecast.dsp import AudioError, AudioFile, decode_frames, downmix, read_audio
 from genrecast.dsp.audio import BLOCK_FRAMES, RATE_RANGE, check_samples
 from signals import sparse_wav, tone
 
@@ -106,13 +106,13 @@ def test_streamed_wav_with_unknown_length_is_accepted(tmp_path):
 
 def test_decode_pcm_formats_and_downmix():
     s16 = np.array([[16384, -16384], [32767, 32767]], dtype="<i2").tobytes()
-    np.testing.assert_allclose(decode_pcm(s16, "s16le", 2), [0.0, 32767 / 32768], atol=1e-7)
+    np.testing.assert_allclose(downmix(decode_frames(s16, "s16le", 2)), [0.0, 32767 / 32768], atol=1e-7)
     f32 = np.array([0.25, -0.5, 1.0], dtype="<f4").tobytes()
-    np.testing.assert_array_equal(decode_pcm(f32, "f32le", 1), [0.25, -0.5, 1.0])
+    np.testing.assert_array_equal(downmix(decode_frames(f32, "f32le", 1)), [0.25, -0.5, 1.0])
     with pytest.raises(AudioError, match="whole number"):
-        decode_pcm(s16[:-1], "s16le", 2)
+        downmix(decode_frames(s16[:-1], "s16le", 2))
     with pytest.raises(AudioError, match="unknown PCM format"):
-        decode_pcm(s16, "u8", 1)
+        downmix(decode_frames(s16, "u8", 1))
 
 
 def test_unreadable_file_is_one_line_for_an_unprivileged_user():
@@ -223,7 +223,7 @@ def test_the_same_sample_rule_for_files_and_pipes(tmp_path, bad):
     with pytest.raises(AudioError, match=message):
         read_audio(tmp_path / "f.wav")
     with pytest.raises(AudioError, match=f"^stdin: .*{message}"):
-        check_samples(decode_pcm(x.astype("<f4").tobytes(), "f32le", 1), "stdin")
+        check_samples(downmix(decode_frames(x.astype("<f4").tobytes(), "f32le", 1)), "stdin")
 
 
 @pytest.mark.parametrize(("subtype", "channels", "want"), [
