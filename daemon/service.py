@@ -314,17 +314,18 @@ class StreamRun:
             return
         last_audio = self.intake.last_audio  # read once: audio coming meanwhile would count as before the gap
         silent = now - last_audio
-        # A device known gone is stalled at once, not after stall_seconds; but not while a window of its audio still
-        # waits: a pipe's writer that sent a burst and closed it had the burst dropped as audio from before the gap.
-        waiting = self.intake.held > 0 and self.intake.held >= self.samples_wanted()
+        # A device known gone is stalled at once, not after stall_seconds; but not while a whole window of its audio
+        # still waits: a pipe's writer that sent a burst and closed it had the burst dropped as audio from before the
+        # gap. A whole window, not what a stalled stream wants (any): a microphone's late chunk is no sign it is back.
+        waiting = self.intake.held > 0 and self.intake.held >= self.pipeline.samples_to_next_window()
         gone = None if waiting else self.intake.device_problem
         if self.live and self.state == "online" and not waiting and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, last_audio
             self.resuming = True  # the first audio after the gap starts the analysis afresh (push)
             if gone:
                 self.reason, self.last_reopen = self._gone(gone), now
-                log.warning("stream %s: %s%s: stalled until it is back", self.id, self.intake.description,
-                            f" is gone ({gone})" if self.reopenable else f": {gone}")
+                log.warning("stream %s: %s %s", self.id, self.intake.description,
+                            f"is gone ({gone}): stalled until it is back" if self.reopenable else f"stalled: {gone}")
             else:
                 self.reason = self._no_audio
                 log.warning("stream %s: no audio from %s for %.0f s: stalled%s", self.id, self.intake.description,

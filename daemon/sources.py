@@ -47,6 +47,7 @@ CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
 DECODE_CHUNKS = 10  # a paced file is decoded this many chunks at a time
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
 NO_WRITER = "its writer closed it; waiting for the next"  # a named pipe's reason while it has no writer
+PIPE_BACKOFF = (0.5, 5.0)  # first and longest wait between tries to open a named pipe that is missing
 POLL_MARGIN = 0.01  # seconds past a chunk's due time that a microphone with less than a chunk waits
 MIC_QUEUE_SECONDS = 10  # audio held between the capture thread and a processing loop that lags behind
 # A microphone is opened with up to two channels and averaged to mono, as a stereo file is. Asked for one, PortAudio
@@ -244,61 +245,112 @@ class StdinSource:
 class PipeSource:
     """Raw interleaved PCM from a named pipe (``mkfifo``) that a program writes to: a radio's decoder, ``arecord``.
 
-    Unlike stdin, a process may read any number of them, and one outlives its writer: when the writer closes it (a
-    decoder restarting), the pipe is opened afresh and waits for the next, and meanwhile the stream is stalled with
-    :attr:`unavailable` as its reason, as a microphone unplugged is. Opened without blocking, so a pipe whose writer
-    has not started yet does not hold up the process."""
+    Unlike stdin, a process may read any number of them, and a live one outlives its writers: when one closes it (a
+    decoder restarting), the pipe is opened afresh for the next, and meanwhile the stream is stalled with
+    :attr:`unavailable` as its reason, as a microphone unplugged is. So is a pipe that is missing (``/run`` emptied
+    at a boot, its maker not run yet), removed or replaced (opened afresh, as its new self), and a writer that sends
+    what is not raw PCM in the pipe's format (its bytes are ignored until it closes the pipe). Opened without
+    blocking, so a pipe whose writer has not started yet does not hold up the process. At ``speed`` 0 it is a
+    recording instead: its writer's end is its end, and its writer's error ends it."""
 
     def __init__(self, path: str, fmt: str, rate: int, channels: int, speed: float = 1.0) -> None:
-        """``speed`` 0: a recording, waited for and never dropped; otherwise live."""
+        """A path that is something else than a named pipe is refused; a missing one is waited for (said once)."""
         self.path = os.path.abspath(path)
         self.description = f"pipe:{self.path}"
         self._pcm = RawPcm(self.description, fmt, rate, channels, self.path)
         self.sample_rate, self.live = rate, speed > 0
-        self.unavailable: str | None = None  # set once a writer closed it, until the next one writes
-        self._fd = self._open()
+        self.unavailable: str | None = None  # why no audio can come just now; None while it can
+        self._fd = -1
+        try:
+            self._fd = self._open()
+        except FileNotFoundError as exc:
+            if not self.live:
+                raise AudioError(f"{self.description}: {exc.strerror}") from None
+            self._waiting(exc.strerror)
 
     def _open(self) -> int:
+        """The pipe, opened; FileNotFoundError while it is missing, AudioError when it is something else."""
         try:
-            mode = os.stat(self.path).st_mode
+            info = os.stat(self.path)
         except FileNotFoundError:
-            raise AudioError(f"{self.description}: no such pipe (make it with: mkfifo {self.path})") from None
+            raise FileNotFoundError(f"no such pipe (make it with: mkfifo {self.path})") from None
         except OSError as exc:
             raise AudioError(f"{self.description}: cannot read ({exc.strerror or exc})") from None
-        if not stat.S_ISFIFO(mode):
-            what = "a file: use --source file:PATH" if stat.S_ISREG(mode) else "not a named pipe (mkfifo makes one)"
+        if not stat.S_ISFIFO(info.st_mode):
+            what = "a file: use --source file:PATH" if stat.S_ISREG(info.st_mode) else \
+                "not a named pipe (mkfifo makes one)"
             raise AudioError(f"{self.description}: is {what}")
         try:
             return os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             raise AudioError(f"{self.description}: cannot read ({exc.strerror or exc})") from None
 
+    def _waiting(self, why: str) -> None:
+        if self.unavailable != f"{why}; waiting for it":
+            log.warning("%s: %s; waiting for it", self.description, why)
+        self.unavailable = f"{why}; waiting for it"
+
+    def _replaced(self) -> bool:
+        """Whether the path is no longer the pipe open here: removed, or made anew (``rm``, ``mkfifo``). A writer of
+        the new one would wait for a reader for good."""
+        try:
+            now, here = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != (here.st_dev, here.st_ino)
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
+        backoff, refused = PIPE_BACKOFF[0], False  # refused: this writer sent what is not raw PCM in our format
         try:
             while not stop.is_set():
+                if self._fd < 0:
+                    try:
+                        self._fd = self._open()
+                        backoff = PIPE_BACKOFF[0]
+                    except (FileNotFoundError, AudioError) as exc:  # gone, or made into something else, meanwhile
+                        self._waiting(str(exc).removeprefix(f"{self.description}: "))
+                        if stop.wait(backoff):
+                            return
+                        backoff = min(2 * backoff, PIPE_BACKOFF[1])
+                        continue
                 if not _readable(self._fd):
+                    if self._replaced():
+                        self._close()
                     yield Chunk.idle()
                     continue
                 try:
                     data = os.read(self._fd, self._pcm.read_bytes)
                 except BlockingIOError:  # woken, but another reader (a second process) took the bytes
                     continue
-                if data:
-                    self.unavailable = None
-                    if (samples := self._pcm.feed(data)) is not None:
-                        yield Chunk(samples, time.monotonic())
-                    continue
-                # Its writer closed it. Opened afresh, it waits for the next writer: the old descriptor would read
-                # its end again at once, forever.
-                self._pcm.end()
-                log.debug("%s: %s", self.description, NO_WRITER)  # its stream says so once its audio is classified
-                self.unavailable = NO_WRITER
-                os.close(self._fd)
-                self._fd = -1  # not closed twice if the pipe is gone now
-                self._fd = self._open()
+                try:
+                    if data and not refused:
+                        self.unavailable = None
+                        if (samples := self._pcm.feed(data)) is not None:
+                            yield Chunk(samples, time.monotonic())
+                    elif not data:  # its writer closed it
+                        if not refused:
+                            self._pcm.end()
+                        self._pcm.restart()
+                        if not self.live:
+                            return  # a recording: its writer's end is its end
+                        log.debug("%s: %s", self.description, NO_WRITER)  # the stream says so once it is classified
+                        self.unavailable = self.unavailable if refused else NO_WRITER
+                        refused = False
+                        # opened afresh for the next writer: the old descriptor would read its end again, forever
+                        self._close()
+                except AudioError as exc:
+                    if not self.live:
+                        raise
+                    log.warning("%s; its writer's bytes are ignored until it closes the pipe", exc)
+                    self.unavailable = f"{str(exc).removeprefix(f'{self.description}: ')}; waiting for the next writer"
+                    refused = True
         finally:
-            if self._fd >= 0:
-                os.close(self._fd)
+            self._close()
 
 
 def input_devices(pa) -> list[dict]:

@@ -21,11 +21,15 @@ def _pcm(path, label: int, seconds: float) -> bytes:
     return sf.read(str(wav), dtype="int16")[0].tobytes()
 
 
-def _write(fifo, data: bytes) -> threading.Thread:
-    """A writer, as a decoder is: it opens the pipe (waiting for its reader), writes, and closes it."""
+def _write(fifo, data: bytes, close: threading.Event | None = None) -> threading.Thread:
+    """A writer, as a decoder is: it opens the pipe (waiting for its reader), writes, and closes it (once ``close``
+    is set, if given)."""
     def run():
         with open(fifo, "wb") as f, contextlib.suppress(BrokenPipeError):  # a reader that refused the audio
             f.write(data)
+            f.flush()
+            if close is not None:
+                close.wait(60)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -46,7 +50,8 @@ def test_two_pipes_in_one_process_each_outliving_its_writer(broker, model, tmp_p
     sub = Subscriber(broker.url)
     daemon = Daemon("--stream", f"a=pipe:{one}", "--stream", f"b=pipe:{two}", "--model", str(model),
                     "--broker", broker.url)
-    writers = [_write(one, _pcm(tmp_path / "a.wav", 3, 5)), _write(two, _pcm(tmp_path / "b.wav", 5, 20))]
+    b_open = threading.Event()  # b's writer stays until a's stall is checked: b's own end must not race it
+    writers = [_write(one, _pcm(tmp_path / "a.wav", 3, 5)), _write(two, _pcm(tmp_path / "b.wav", 5, 20), b_open)]
     sub.wait_for(lambda m: m.topic == "genrecast/a/genre" and m.payload.get("genre") == "disco", "a: disco")
     sub.wait_for(lambda m: m.topic == "genrecast/b/genre" and m.payload.get("genre") == "jazz", "b: jazz")
     writers[0].join()
@@ -54,8 +59,9 @@ def test_two_pipes_in_one_process_each_outliving_its_writer(broker, model, tmp_p
     sub.wait_for(lambda m: m.topic == "genrecast/a/status" and m.payload["state"] == "stalled", "a stalled")
     seen = len(sub.messages)
     assert _statuses(sub, "a")[-1]["reason"] == NO_WRITER
-    daemon.wait_log(f"stream a: pipe:{one}: its writer closed it; waiting for the next: stalled until it is back")
+    daemon.wait_log(f"stream a: pipe:{one} stalled: its writer closed it; waiting for the next")
     assert _statuses(sub, "b")[-1]["state"] == "online"
+    b_open.set()
     # the next writer: a WAV file this time (sox -t wav -), in the pipe's format, its header skipped
     wav = write_tones(tmp_path / "again.wav", [6] * 5)
     writers.append(_write(one, wav.read_bytes()))
@@ -78,32 +84,80 @@ def test_two_pipes_in_one_process_each_outliving_its_writer(broker, model, tmp_p
     assert "error" not in err.lower()
 
 
-def test_a_pipe_read_as_the_wrong_format_or_sent_a_compressed_file_is_named(broker, model, tmp_path):
-    """The same checks as stdin's, naming the pipe: a WAV of another format, refused naming both."""
+def test_a_writer_that_sends_the_wrong_format_is_named_and_the_next_is_heard(broker, model, tmp_path):
+    """The same checks as stdin's, naming the pipe; but one bad writer no longer ends a stream that outlives its
+    writers (a review): its bytes are ignored until it closes the pipe, and the next writer is heard."""
     fifo = tmp_path / "radio.pcm"
     os.mkfifo(fifo)
+    sub = Subscriber(broker.url)
     daemon = Daemon("--source", f"pipe:{fifo}", "--model", str(model), "--broker", broker.url)
     wav = write_tones(tmp_path / "stereo.wav", [3] * 3, rate=44100, channels=2)
     _write(fifo, wav.read_bytes()).join()
+    refused = (f"pipe:{fifo}: a WAV file of s16le/44100/2, but the pipe is read as raw s16le/22050/1: give --format, "
+               "--rate and --channels to match, or --source file:PATH")
+    daemon.wait_log(f"{refused}; its writer's bytes are ignored until it closes the pipe")
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload["state"] == "stalled", "stalled")
+    assert _statuses(sub, "radio")[-1]["reason"] == refused.removeprefix(f"pipe:{fifo}: ") + \
+        "; waiting for the next writer"
+    _write(fifo, _pcm(tmp_path / "good.wav", 6, 5))
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "metal", "metal")
+    daemon.signal(signal.SIGTERM)
     rc, err = daemon.finish()
-    assert rc == 2, err
-    assert err.strip().splitlines()[-1] == (
-        f"genrecast run: error: pipe:{fifo}: a WAV file of s16le/44100/2, but the pipe is read as raw s16le/22050/1: "
-        "give --format, --rate and --channels to match, or --source file:PATH")
+    assert rc == 0, err
+    sub.close()
+
+
+def test_a_pipe_missing_or_made_anew_is_waited_for(broker, model, tmp_path):
+    """/run is emptied at every boot: a pipe its maker has not made yet is waited for, stalled with the reason (it
+    exited 2, and systemd does not restart that). One removed and made again while the stream waits for a writer is
+    opened afresh: the new one's writer waited in its open() for good, the reader holding the old one."""
+    fifo = tmp_path / "radio.pcm"
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", f"pipe:{fifo}", "--model", str(model), "--broker", broker.url)
+    missing = f"no such pipe (make it with: mkfifo {fifo}); waiting for it"
+    daemon.wait_log(f"pipe:{fifo}: {missing}")
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload.get("reason") == missing, "stalled")
+    os.mkfifo(fifo)
+    _write(fifo, _pcm(tmp_path / "a.wav", 3, 5)).join()
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "disco", "disco")
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload.get("reason") == NO_WRITER, "no writer")
+    os.remove(fifo)
+    os.mkfifo(fifo)
+    _write(fifo, _pcm(tmp_path / "b.wav", 6, 5))
+    sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "metal", "metal")
+    daemon.signal(signal.SIGTERM)
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    sub.close()
+
+
+def test_a_pipe_read_as_a_recording_ends_with_its_writer(broker, model, tmp_path):
+    """``--speed 0``: a recording, waited for and never dropped, ended by its writer's end like stdin (it waited for
+    another writer, online, and mixed the two writers' audio in its windows)."""
+    fifo = tmp_path / "take.pcm"
+    os.mkfifo(fifo)
+    sub = Subscriber(broker.url)
+    daemon = Daemon("--source", f"pipe:{fifo}", "--speed", "0", "--model", str(model), "--broker", broker.url)
+    _write(fifo, _pcm(tmp_path / "a.wav", 3, 6))
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/take/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    windows = [m.payload for m in sub.of("take/prediction")]
+    assert len(windows) == 4 and {p["top"]["genre"] for p in windows} == {"disco"}  # 6 s: 0-3 ... 3-6
 
 
 @pytest.mark.parametrize("make, problem", [
-    (lambda p: None, "no such pipe (make it with: mkfifo {path})"),
     (lambda p: p.write_bytes(b"\0" * 100), "is a file: use --source file:PATH"),
     (lambda p: p.mkdir(), "is not a named pipe (mkfifo makes one)"),
-], ids=["missing", "file", "folder"])
+], ids=["file", "folder"])
 def test_a_pipe_that_is_not_one_is_refused_in_one_line(broker, model, tmp_path, make, problem):
     path = tmp_path / "radio.pcm"
     make(path)
     proc = genrecast("run", "--source", f"pipe:{path}", "--model", str(model), "--broker", broker.url)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
-    assert err.strip().splitlines()[-1] == f"genrecast run: error: pipe:{path}: {problem.format(path=path)}"
+    assert err.strip().splitlines()[-1] == f"genrecast run: error: pipe:{path}: {problem}"
 
 
 def test_a_pipe_read_by_two_streams_is_refused(tmp_path):

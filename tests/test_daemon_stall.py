@@ -103,3 +103,20 @@ def test_systemds_status_does_not_count_a_stalled_stream_as_running():
     streams = [run("online"), run("online"), run("stalled"), run("stalled", missing_at=5.0)]
     assert _summary(streams, now=5.0, failed=1, ended=2) == \
         "2 stream(s) running, 1 stalled, 1 waiting for their device, 1 failed, 2 ended"
+
+
+def test_a_late_chunk_from_a_device_still_gone_does_not_bring_the_stream_back():
+    """A stalled stream takes any audio (its first starts afresh), but a chunk the reader handed over just before
+    the device went is no sign it is back: only a whole window waiting holds off a device known gone (a review)."""
+    run, published = stream()
+    run.pipeline = types.SimpleNamespace(samples_to_next_window=lambda: 22050)
+    run.resuming = False
+    run.intake.last_audio, run.intake.device_problem = 99.5, "mic:usb: no such input device"
+    run.check(100.0)
+    run.resuming = True  # what check() sets when it stalls the stream
+    run.intake.held, run.intake.last_audio = 1102, 100.5  # 50 ms that landed late; the device is still gone
+    run.check(101.0)
+    assert published == [("stalled", "mic:usb: no such input device; retrying")]
+    run.intake.held = 3 * 22050  # a writer's burst, then its end: a whole window waits, so it is heard first
+    run.check(102.0)
+    assert published[-2:] == [("genre", None), ("online", None)]
