@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
+from genrecast.dsp.dcblock import DCBlockStream
 from genrecast.dsp.windows import (
     MIN_SECONDS,
     WindowStream,
@@ -46,7 +47,8 @@ def _rms(samples: np.ndarray) -> float:
 
 
 class Pipeline:
-    """Resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence gate."""
+    """DC block -> resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence
+    gate."""
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
                  provisional: bool = False, offset_seconds: float = 0.0) -> None:
@@ -62,6 +64,7 @@ class Pipeline:
                 f"--hop {hop_seconds:g} s is shorter than one frame of this model ({frame_s * 1000:.1f} ms)")
         self.hop_seconds = hop_frames(cfg, hop_seconds) * frame_s  # what the hop really is, after rounding
         self._resampler = StreamResampler(input_rate, cfg.sample_rate)
+        self._dc = DCBlockStream(input_rate)  # before resampling: an offset from the start never reaches it
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
         self._span = window_samples(cfg, spec.n_frames)  # samples one window covers
@@ -98,7 +101,7 @@ class Pipeline:
         if self._skip:
             drop = min(self._skip, samples.shape[0])
             samples, self._skip = samples[drop:], self._skip - drop
-        x = self._resampler.push(samples, last=last)
+        x = self._resampler.push(self._dc.push(samples), last=last)
         self._fed += x.shape[0]
         self._recent = np.concatenate([self._recent, x])
         out = []

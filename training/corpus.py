@@ -30,6 +30,7 @@ from genrecast.dsp import (
     read_audio,
     resample,
 )
+from genrecast.dsp.dcblock import dc_block
 from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
 
 from .acoustic import RATE, AcousticConfig, Chain
@@ -208,8 +209,8 @@ def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int
     window (:func:`dsp.windows.pad_short_clip`, the daemon's rule); ``max_windows`` > 0 keeps that many, evenly
     spread, so a long recording cannot outweigh many short ones.
     """
-    windows = slice_windows(logmel(pad_short_clip(resample(samples, rate, cfg.sample_rate), cfg, win_frames), cfg),
-                            win_frames, hop)
+    model_rate = resample(dc_block(samples, rate), rate, cfg.sample_rate)  # the daemon's Pipeline's order
+    windows = slice_windows(logmel(pad_short_clip(model_rate, cfg, win_frames), cfg), win_frames, hop)
     if not len(windows):
         raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
     if max_windows and len(windows) > max_windows:
