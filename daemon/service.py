@@ -299,7 +299,8 @@ class StreamRun:
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
         confirmed = state.same_as(self.tracker.state)
-        if self.tracker.changed(state, window.provisional or self.decider.contested):
+        # held against this window's own answer: no confirmation of a provisional state (nor a provisional one anew)
+        if self.tracker.changed(state, window.provisional or (self.tracker.provisional and self.decider.contested)):
             self.announced = announced
             self.publish_genre()
             what = state.genre or ("uncertain music" if state.judged else state.kind)

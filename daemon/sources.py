@@ -341,8 +341,12 @@ class PipeSource:
                         log.debug("%s: %s", self.description, NO_WRITER)  # the stream says so once it is classified
                         self.unavailable = self.unavailable if refused else NO_WRITER
                         refused = False
-                        # opened afresh for the next writer: the old descriptor would read its end again, forever
-                        self._close()
+                        # opened afresh for the next writer (the old descriptor would read its end again, forever),
+                        # before the old one is closed: a writer opening meanwhile finds a reader
+                        old, self._fd = self._fd, -1
+                        with contextlib.suppress(FileNotFoundError, AudioError):  # the loop's top waits for it
+                            self._fd = self._open()
+                        os.close(old)
                 except AudioError as exc:
                     if not self.live:
                         raise
@@ -439,6 +443,7 @@ class MicSource:
                 info = find_device(self._pa, self.wanted)
                 own = int(info["defaultSampleRate"])
                 self._channels = max(1, min(MIC_CHANNELS, int(info["maxInputChannels"])))
+                self._mix = None  # a device opened (perhaps another one plugged in where it was): judged afresh
                 try:
                     self._open_stream(pyaudio, info, rate or own)
                 except OSError as exc:
@@ -549,7 +554,7 @@ class MicSource:
                 if not heard:
                     log.info("microphone %s reopened", self.description)
                     heard, backoff = True, MIC_BACKOFF[0]
-                if self._mix is None:  # a wiring that cancels is judged once per device opened by us
+                if self._mix is None:  # a wiring that cancels is judged once per device opened
                     self._mix = LiveDownmix(self._device_rate, said=lambda line: log.warning(
                         "microphone %s: %s", self.description, line))
                 samples = self._mix.push(decode_frames(data, "f32le", self._channels))

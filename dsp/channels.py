@@ -16,7 +16,7 @@ from .audio import downmix
 
 CANCEL_RATIO = 0.01  # the mean's power under this fraction of the channels' (20 dB down): they cancel
 JUDGE_SECONDS = 2.0  # sound heard before judging
-QUIET_POWER = 1e-8  # a frame this quiet (-80 dBFS) is not sound to judge by
+QUIET_POWER = 1e-5  # a push this quiet (-50 dBFS: a room's tone, a converter's noise) is not sound to judge by
 
 
 class LiveDownmix:
@@ -40,13 +40,14 @@ class LiveDownmix:
         return downmix(frames)
 
     def _judge(self, frames: np.ndarray) -> None:
+        """Sums the channels' and their mean's power over pushes of sound (a push is a chunk, 50 ms live)."""
         x = frames.astype(np.float64)
-        loud = np.mean(np.square(x), axis=1) > QUIET_POWER
-        if not loud.any():
+        x -= x.mean(axis=0)  # each channel's offset apart: cheap converters have one, and it does not cancel
+        channel_power = float(np.sum(np.square(x)) / x.shape[1])
+        if channel_power <= QUIET_POWER * x.shape[0]:
             return
-        x = x[loud]
         self._mean_power += float(np.sum(np.square(x.mean(axis=1))))
-        self._channel_power += float(np.sum(np.square(x)) / x.shape[1])
+        self._channel_power += channel_power
         self._left -= x.shape[0]
         if self._left <= 0 and self._mean_power < CANCEL_RATIO * self._channel_power:
             self.inverted = True

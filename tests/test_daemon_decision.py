@@ -311,3 +311,27 @@ def test_a_provisional_answer_is_confirmed_only_by_a_full_window_that_agrees(cap
     assert (run.tracker.state.genre, run.tracker.provisional) == ("rock", False)
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stream mic-usb: ")]
     assert not [line for line in said if "confirmed" in line], said
+
+
+def test_full_windows_after_a_silence_are_never_provisional():
+    """A review of the change above: after a silence the decider holds nothing, so its first windows of unsure music
+    were contested, and went out marked provisional though no provisional window had been heard."""
+    import types
+
+    from daemon_helpers import HandFed
+    from genrecast.daemon.config import RunSettings
+    from genrecast.daemon.pipeline import Window
+    from genrecast.daemon.service import StreamRun
+    from tiny_model import tiny_spec
+
+    settings = RunSettings(source="file:x.wav")
+    model = types.SimpleNamespace(spec=tiny_spec(music_threshold=0.5), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], HandFed("file:x.wav"), settings, model,
+                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
+    assert run.ready()
+    frames = np.zeros((model.spec.dsp.n_mels, model.spec.n_frames), np.float32)
+    unsure = np.full(len(GTZAN_GENRES), 1 / len(GTZAN_GENRES))
+    run.classified(Window(0.0, 3.0, frames, 0.0), unsure, 0.9, 0.0)  # silence
+    for i in range(1, 4):
+        run.classified(Window(float(i), i + 3.0, frames, 0.1), unsure, 0.9, 0.0)
+        assert not run.tracker.provisional

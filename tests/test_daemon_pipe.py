@@ -49,7 +49,7 @@ def test_two_pipes_in_one_process_each_outliving_its_writer(broker, model, tmp_p
     os.mkfifo(two)
     sub = Subscriber(broker.url)
     daemon = Daemon("--stream", f"a=pipe:{one}", "--stream", f"b=pipe:{two}", "--model", str(model),
-                    "--broker", broker.url)
+                    "--broker", broker.url, "--stall", "60")  # b's silence after its burst is no stall here
     b_open = threading.Event()  # b's writer stays until a's stall is checked: b's own end must not race it
     writers = [_write(one, _pcm(tmp_path / "a.wav", 3, 5)), _write(two, _pcm(tmp_path / "b.wav", 5, 20), b_open)]
     sub.wait_for(lambda m: m.topic == "genrecast/a/genre" and m.payload.get("genre") == "disco", "a: disco")

@@ -41,3 +41,17 @@ def test_music_a_dead_channel_and_silence_are_averaged_as_ever():
 def test_mono_passes_through():
     x = np.arange(10, dtype=np.float32)[:, None]
     np.testing.assert_array_equal(LiveDownmix(RATE).push(x), x[:, 0])
+
+
+def test_cancelling_channels_are_found_behind_an_offset_and_after_a_quiet_start():
+    """A review: a cheap converter's offset on each channel (0.02 and 0.01) does not cancel, so the raw mean looked
+    like sound and the verdict was "averaged"; the DC block then left silence. Nor may a room's tone before the
+    music (-70 dBFS) be what the verdict is made of."""
+    rng = np.random.default_rng(1)
+    x = (0.03 * music_like(6.0, RATE, seed=6)).astype(np.float32)
+    tone = (3e-4 * rng.standard_normal((3 * RATE, 2))).astype(np.float32)
+    for frames in (np.stack([x + 0.02, -x + 0.01], axis=1),
+                   np.concatenate([tone, np.stack([x, -x], axis=1)])):
+        mix = LiveDownmix(RATE)
+        _pushed(mix, frames)
+        assert mix.inverted
