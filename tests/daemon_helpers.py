@@ -290,3 +290,19 @@ class HandFed:
 
     def close(self) -> None:
         pass
+
+
+def hand_fed_run(source: str, spec):
+    """A stream of model ``spec`` on a :class:`HandFed` source, its pipeline built, publishing nowhere: what its
+    decider, tracker and checks make of windows a test hands to ``classified``."""
+    import types
+
+    from genrecast.daemon.config import RunSettings
+    from genrecast.daemon.service import StreamRun
+
+    settings = RunSettings(source=source)
+    model = types.SimpleNamespace(spec=spec, model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], HandFed(source), settings, model,
+                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
+    assert run.ready()
+    return run

@@ -286,20 +286,14 @@ def test_a_provisional_answer_is_confirmed_only_by_a_full_window_that_agrees(cap
     answer was music, because the decider holds a state through the dwell (a review); the genre message dropped
     `provisional` for an answer no full window had given."""
     import logging
-    import types
 
-    from daemon_helpers import HandFed
-    from genrecast.daemon.config import RunSettings
+    from daemon_helpers import hand_fed_run
     from genrecast.daemon.pipeline import Window
-    from genrecast.daemon.service import StreamRun
     from tiny_model import tiny_spec
 
-    settings = RunSettings(source="mic:usb")
-    model = types.SimpleNamespace(spec=tiny_spec(music_threshold=0.5), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model,
-                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
-    assert run.ready()
-    frames = np.zeros((model.spec.dsp.n_mels, model.spec.n_frames), np.float32)
+    spec = tiny_spec(music_threshold=0.5)
+    run = hand_fed_run("mic:usb", spec)
+    frames = np.zeros((spec.dsp.n_mels, spec.n_frames), np.float32)
     speech, rock = (onehot(9, 0.3), 0.05, 0.0), (onehot(9, 0.95), 0.99, 0.0)  # probabilities, music, handed at
     with caplog.at_level(logging.INFO, logger="genrecast.run"):
         run.classified(Window(0.0, 1.0, frames, 0.1, provisional=True), *speech)
@@ -316,20 +310,13 @@ def test_a_provisional_answer_is_confirmed_only_by_a_full_window_that_agrees(cap
 def test_full_windows_after_a_silence_are_never_provisional():
     """A review of the change above: after a silence the decider holds nothing, so its first windows of unsure music
     were contested, and went out marked provisional though no provisional window had been heard."""
-    import types
-
-    from daemon_helpers import HandFed
-    from genrecast.daemon.config import RunSettings
+    from daemon_helpers import hand_fed_run
     from genrecast.daemon.pipeline import Window
-    from genrecast.daemon.service import StreamRun
     from tiny_model import tiny_spec
 
-    settings = RunSettings(source="file:x.wav")
-    model = types.SimpleNamespace(spec=tiny_spec(music_threshold=0.5), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], HandFed("file:x.wav"), settings, model,
-                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
-    assert run.ready()
-    frames = np.zeros((model.spec.dsp.n_mels, model.spec.n_frames), np.float32)
+    spec = tiny_spec(music_threshold=0.5)
+    run = hand_fed_run("file:x.wav", spec)
+    frames = np.zeros((spec.dsp.n_mels, spec.n_frames), np.float32)
     unsure = np.full(len(GTZAN_GENRES), 1 / len(GTZAN_GENRES))
     run.classified(Window(0.0, 3.0, frames, 0.0), unsure, 0.9, 0.0)  # silence
     for i in range(1, 4):

@@ -4,23 +4,16 @@
 from __future__ import annotations
 
 import logging
-import types
 
 import numpy as np
-from daemon_helpers import HandFed
-from genrecast.daemon.config import RunSettings
+from daemon_helpers import hand_fed_run
 from genrecast.daemon.pipeline import Window
-from genrecast.daemon.service import FLAT_SECONDS, StreamRun
+from genrecast.daemon.service import FLAT_SECONDS
 from tiny_model import tiny_spec
 
 
 def test_a_minute_of_digital_silence_is_said_once_and_again_after_sound(caplog):
-    settings = RunSettings(source="mic:usb")
-    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    publisher = types.SimpleNamespace(publish=lambda message: None)
-    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model, publisher, daemon="d",
-                    instance="i")
-    assert run.ready()
+    run = hand_fed_run("mic:usb", tiny_spec())
     p = np.full(10, 0.1)
     minute = int(FLAT_SECONDS / run.pipeline.hop_seconds) + 1
 
@@ -39,11 +32,8 @@ def test_a_minute_of_digital_silence_is_said_once_and_again_after_sound(caplog):
 
 def test_a_file_with_a_minute_of_silence_is_not_taken_for_a_muted_input(caplog):
     """Files are paced, so live, at the default speed: their silence is their own."""
-    settings = RunSettings(source="file:quiet.wav")
-    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], HandFed("file:quiet.wav"), settings, model,
-                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
-    assert run.ready() and run.live
+    run = hand_fed_run("file:quiet.wav", tiny_spec())
+    assert run.live
     with caplog.at_level(logging.WARNING, logger="genrecast.run"):
         for i in range(int(2 * FLAT_SECONDS) + 2):
             run.classified(Window(float(i), i + 3.0, np.zeros((96, 128), np.float32), 0.0), np.full(10, 0.1), 1.0,
@@ -54,11 +44,7 @@ def test_a_file_with_a_minute_of_silence_is_not_taken_for_a_muted_input(caplog):
 def test_a_drop_keeps_the_count_of_digital_silence():
     """A review: a stream behind for good drops before most takes, and each drop started the count afresh, so a
     muted microphone on a busy machine was never named."""
-    settings = RunSettings(source="mic:usb")
-    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
-    run = StreamRun(settings.stream_settings()[0], HandFed("mic:usb"), settings, model,
-                    types.SimpleNamespace(publish=lambda message: None), daemon="d", instance="i")
-    assert run.ready()
+    run = hand_fed_run("mic:usb", tiny_spec())
     half = int(FLAT_SECONDS / run.pipeline.hop_seconds) // 2 + 1
     flat = [Window(float(i), i + 3.0, np.zeros((96, 128), np.float32), 0.0) for i in range(half)]
     for w in flat:

@@ -36,6 +36,15 @@ def _write(fifo, data: bytes, close: threading.Event | None = None) -> threading
     return thread
 
 
+def _stopped(daemon: Daemon, sub: Subscriber) -> str:
+    """SIGTERM, a clean exit, and the subscriber closed: the daemon's whole stderr."""
+    daemon.signal(signal.SIGTERM)
+    rc, err = daemon.finish()
+    assert rc == 0, err
+    sub.close()
+    return err
+
+
 def _statuses(sub: Subscriber, stream: str) -> list[dict]:
     return [m.payload for m in sub.of(f"genrecast/{stream}/status")]
 
@@ -71,10 +80,7 @@ def test_two_pipes_in_one_process_each_outliving_its_writer(broker, model, tmp_p
     sub.wait_for(lambda m: m.topic == "genrecast/a/prediction" and m.payload["window_start_s"] >= 6.5
                  and not m.payload.get("provisional"), "a: the second writer's third window")
     daemon.wait_log("a WAV file's header, skipped")
-    daemon.signal(signal.SIGTERM)
-    rc, err = daemon.finish()
-    assert rc == 0, err
-    sub.close()
+    err = _stopped(daemon, sub)
     check_all(sub.messages)
     a_windows = [m.payload for m in sub.of("a/prediction") if not m.payload.get("provisional")]
     # the second writer's audio comes after the first's 5 s, and no window spans the two
@@ -101,10 +107,7 @@ def test_a_writer_that_sends_the_wrong_format_is_named_and_the_next_is_heard(bro
         "; waiting for the next writer"
     _write(fifo, _pcm(tmp_path / "good.wav", 6, 5))
     sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "metal", "metal")
-    daemon.signal(signal.SIGTERM)
-    rc, err = daemon.finish()
-    assert rc == 0, err
-    sub.close()
+    _stopped(daemon, sub)
 
 
 def test_a_pipe_missing_or_made_anew_is_waited_for(broker, model, tmp_path):
@@ -125,10 +128,7 @@ def test_a_pipe_missing_or_made_anew_is_waited_for(broker, model, tmp_path):
     os.mkfifo(fifo)
     _write(fifo, _pcm(tmp_path / "b.wav", 6, 5))
     sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "metal", "metal")
-    daemon.signal(signal.SIGTERM)
-    rc, err = daemon.finish()
-    assert rc == 0, err
-    sub.close()
+    _stopped(daemon, sub)
 
 
 def test_a_pipe_read_as_a_recording_ends_with_its_writer(broker, model, tmp_path):
@@ -201,7 +201,4 @@ def test_two_channels_that_cancel_are_heard_and_named(broker, model, tmp_path):
     _write(fifo, np.stack([tone, -tone], axis=1).tobytes())
     sub.wait_for(lambda m: m.topic == "genrecast/line-in/genre" and m.payload.get("genre") == "disco", "disco")
     daemon.wait_log(f"pipe:{fifo}: its 2 channels cancel each other")
-    daemon.signal(signal.SIGTERM)
-    rc, err = daemon.finish()
-    assert rc == 0, err
-    sub.close()
+    _stopped(daemon, sub)
