@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
 
 
+@pytest.fixture(autouse=True)
+def _no_daemon_left_running():
+    yield
+    from daemon_helpers import kill_left_running
+
+    kill_left_running()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

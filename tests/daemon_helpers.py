@@ -149,6 +149,19 @@ HUP_DEFAULT = (sys.executable, "-c", "import os, signal, sys; signal.signal(sign
                "os.execvp(sys.argv[1], sys.argv[1:])")
 
 
+STARTED: list[Daemon] = []  # every child started, so that one a failed test left running is killed after it
+
+
+def kill_left_running() -> None:
+    """Kill the children a test left running (it failed before stopping them): they went on classifying, taking the
+    two cores from the tests after it."""
+    while STARTED:
+        daemon = STARTED.pop()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
 class Daemon:
     """A ``genrecast run`` child whose stderr is collected line by line, so tests can wait for log lines."""
 
@@ -159,6 +172,7 @@ class Daemon:
                                      env=full_env, stdin=stdin,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
+        STARTED.append(self)
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._pump = threading.Thread(target=self._read, daemon=True)
