@@ -299,12 +299,14 @@ class StreamRun:
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
         confirmed = state.same_as(self.tracker.state)
+        # systemd's STATUS follows every window's confidence, as the genre's refreshes do (it kept the change's: disco
+        # (0.64) while the genre message said 0.88)
+        what = state.genre or ("uncertain music" if state.judged else state.kind)
+        self.last_label = f"{what} ({state.confidence:.2f})"
         # held against this window's own answer: no confirmation of a provisional state (nor a provisional one anew)
         if self.tracker.changed(state, window.provisional or (self.tracker.provisional and self.decider.contested)):
             self.announced = announced
             self.publish_genre()
-            what = state.genre or ("uncertain music" if state.judged else state.kind)
-            self.last_label = f"{what} ({state.confidence:.2f})"
             log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
                      window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
 

@@ -404,8 +404,11 @@ def test_notify_socket_gets_ready_watchdog_and_status(broker, model, tmp_path):
     assert f"MAINPID={daemon.pid}" in fields
     assert sum(f.startswith("STATUS=classifying") for f in fields) == 1  # with READY, not again from the loop
     statuses = [f for f in fields if f.startswith("STATUS=") and not f.startswith("STATUS=classifying")]
-    # the first window alone is never sure (issue 10 item 16: 0.40), but sure enough to be taken at once (issue 19)
-    assert statuses == ["STATUS=classical (0.40)"]
+    # the first window alone is never sure (issue 10 item 16: 0.40), but sure enough to be taken at once (issue 19);
+    # then the status follows the smoothing's confidence, window by window (it stayed at the change's 0.40)
+    assert statuses[0] == "STATUS=classical (0.40)"
+    confidences = [float(f.removeprefix("STATUS=classical (").removesuffix(")")) for f in statuses]
+    assert len(confidences) > 1 and confidences == sorted(confidences) and confidences[-1] > 0.8, statuses
 
 
 def test_watchdog_keeps_pinging_while_the_source_is_silent(broker, model, tmp_path):
