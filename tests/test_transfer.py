@@ -595,7 +595,7 @@ def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_las
     """``benchmarks/room_bench.py`` end to end on a tiny corpus and model: its fold, its table and its last line,
     whose clean accuracy is the one ``classify`` gives the fold's genre tracks."""
     from genrecast.daemon.classify_cmd import classify_file
-    from genrecast.training.acoustic import BENCH, _part, bank_id
+    from genrecast.training.acoustic import BENCH, bank_id, banks_hold
     from genrecast.training.corpus import bank_sources, read_corpus, usable
     from tiny_model import build_tiny_model, tagged_spec
 
@@ -622,7 +622,7 @@ def test_room_bench_scores_a_fold_clean_and_through_rooms_and_says_so_in_its_las
     assert lines[0] == (f"room bench: fold 1/2 (seed 0): {len(tracks)} genre tracks, {len(fold) - len(tracks)} other "
                         f"clips; chain bench {BENCH.fingerprint()}, banks {banks}")
     noise, speech = bank_sources([c for c in fold if c.genre is None])
-    kept = [sum(_part(g, BENCH.noise_part) for _, g in bank) for bank in (noise, speech)]
+    kept = [sum(banks_hold(BENCH, g) for _, g in bank) for bank in (noise, speech)]
     assert lines[1] == (f"  the chain's noises and voices: {kept[0]} noise and {kept[1]} speech recordings of fold 1, "
                         "none used by training chains")
     tiny = load_model(model)
