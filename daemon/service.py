@@ -160,6 +160,9 @@ class StreamRun:
         if not self.ready():
             self.state, self.stalled_since = "stalled", time.monotonic()
             self.reason = self._waiting_reason()
+        elif gone := self.intake.device_problem:  # a named pipe not made yet: stalled from the start, not online first
+            self.state, self.stalled_since, self.reason = "stalled", time.monotonic(), self._gone(gone)
+            self.resuming = True
 
     def ready(self) -> bool:
         """Whether the source is open, building the pipeline at its rate the first time it is."""
@@ -338,6 +341,8 @@ class StreamRun:
         elif self.state == "stalled" and not gone and self.intake.last_audio > self.stalled_since:
             log.info("stream %s: audio again after %.0f s", self.id, now - self.quiet_from)
             self.state, self.reason = "online", None
+            if self.pace is not None:  # perhaps another writer (a decoder restarted with other flags): measured afresh
+                self.pace = PaceCheck(self.pace.sample_rate)
             # Its genre was not renewed while stalled, so Home Assistant may have expired it: renewed now, before the
             # status says online (as at the start), not up to refresh_seconds later
             self.publish_genre()

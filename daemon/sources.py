@@ -187,7 +187,8 @@ class RawPcm:
             if kind := container(data):  # read as samples, it was classified as noise without a word
                 raise AudioError(f"{self.name}: this is {kind}, not raw PCM: decode it first (ffmpeg -i "
                                  f"{'-' if self.path == '-' else 'INPUT'} -f {self.fmt} -ar {self.rate} -ac "
-                                 f"{self.channels} {self.path}), or use --source file:PATH")
+                                 f"{self.channels} {'-' if self.path == '-' else '-y ' + self.path}), or use --source "
+                                 "file:PATH")
             if might_be_wav(data) and len(data) >= 12:
                 raise AudioError(f"{self.name}: a WAV file whose header does not end in its first {len(data)} bytes: "
                                  "use --source file:PATH")
@@ -265,8 +266,8 @@ class PipeSource:
             self._fd = self._open()
         except FileNotFoundError as exc:
             if not self.live:
-                raise AudioError(f"{self.description}: {exc.strerror}") from None
-            self._waiting(exc.strerror)
+                raise AudioError(f"{self.description}: {exc}") from None
+            self._waiting(str(exc))
 
     def _open(self) -> int:
         """The pipe, opened; FileNotFoundError while it is missing, AudioError when it is something else."""
@@ -277,7 +278,8 @@ class PipeSource:
         except OSError as exc:
             raise AudioError(f"{self.description}: cannot read ({exc.strerror or exc})") from None
         if not stat.S_ISFIFO(info.st_mode):
-            what = "a file: use --source file:PATH" if stat.S_ISREG(info.st_mode) else \
+            what = ("a file, not a named pipe (a decoder that found no pipe writes one: remove it and mkfifo "
+                    f"{self.path}; a recording is read with --source file:PATH)") if stat.S_ISREG(info.st_mode) else \
                 "not a named pipe (mkfifo makes one)"
             raise AudioError(f"{self.description}: is {what}")
         try:
@@ -351,7 +353,9 @@ class PipeSource:
                     if not self.live:
                         raise
                     log.warning("%s; its writer's bytes are ignored until it closes the pipe", exc)
-                    self.unavailable = f"{str(exc).removeprefix(f'{self.description}: ')}; waiting for the next writer"
+                    why = str(exc).removeprefix(f"{self.description}:{self._pcm.layout}: ").removeprefix(
+                        f"{self.description}: ")
+                    self.unavailable = f"{why}; waiting for the next writer"
                     refused = True
         finally:
             self._close()

@@ -68,3 +68,19 @@ def test_a_stdin_stream_at_twice_real_time_says_so_naming_rate_and_channels(capl
     assert line.startswith("stream stdin: stdin:s16le/22050/1 delivers 2.00 s of audio a second"), line
     assert line.endswith("--rate, --channels or --format is wrong (stereo read as mono, 44.1 kHz read as 22.05, or "
                          "s32le read as s16le, gives 2)")
+
+
+def test_a_pipe_stream_measures_each_writer_after_a_stall_afresh():
+    """A radio review: a decoder restarted with other flags (stereo into a mono pipe) was never named, the first
+    writer's span having settled the pipe's pace for good."""
+    settings = RunSettings(source="pipe:/run/radio.pcm")
+    model = types.SimpleNamespace(spec=tiny_spec(), model_id="tiny-test")
+    run = StreamRun(settings.stream_settings()[0], HandFed("pipe:/run/radio.pcm"), settings, model, publisher=None,
+                    daemon="d", instance="i")
+    assert run.ready() and run.pace is not None
+    run.publish_status = run.publish_genre = lambda: None
+    run.pace.done = True  # the first writer was measured
+    run.state, run.stalled_since = "stalled", 10.0  # its writer closed the pipe
+    run.intake.last_audio = 20.0  # the next writer's audio
+    run.check(20.0)
+    assert run.state == "online" and not run.pace.done

@@ -119,7 +119,8 @@ def test_a_pipe_missing_or_made_anew_is_waited_for(broker, model, tmp_path):
     daemon = Daemon("--source", f"pipe:{fifo}", "--model", str(model), "--broker", broker.url)
     missing = f"no such pipe (make it with: mkfifo {fifo}); waiting for it"
     daemon.wait_log(f"pipe:{fifo}: {missing}")
-    sub.wait_for(lambda m: m.topic == "genrecast/radio/status" and m.payload.get("reason") == missing, "stalled")
+    first = sub.wait_for(lambda m: m.topic == "genrecast/radio/status", "the first status")
+    assert (first.payload["state"], first.payload["reason"]) == ("stalled", missing)  # not online first, nor "None"
     os.mkfifo(fifo)
     _write(fifo, _pcm(tmp_path / "a.wav", 3, 5)).join()
     sub.wait_for(lambda m: m.topic == "genrecast/radio/genre" and m.payload.get("genre") == "disco", "disco")
@@ -148,7 +149,9 @@ def test_a_pipe_read_as_a_recording_ends_with_its_writer(broker, model, tmp_path
 
 
 @pytest.mark.parametrize("make, problem", [
-    (lambda p: p.write_bytes(b"\0" * 100), "is a file: use --source file:PATH"),
+    (lambda p: p.write_bytes(b"\0" * 100),
+     "is a file, not a named pipe (a decoder that found no pipe writes one: remove it and mkfifo {path}; a recording "
+     "is read with --source file:PATH)"),
     (lambda p: p.mkdir(), "is not a named pipe (mkfifo makes one)"),
 ], ids=["file", "folder"])
 def test_a_pipe_that_is_not_one_is_refused_in_one_line(broker, model, tmp_path, make, problem):
@@ -157,7 +160,7 @@ def test_a_pipe_that_is_not_one_is_refused_in_one_line(broker, model, tmp_path, 
     proc = genrecast("run", "--source", f"pipe:{path}", "--model", str(model), "--broker", broker.url)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
-    assert err.strip().splitlines()[-1] == f"genrecast run: error: pipe:{path}: {problem}"
+    assert err.strip().splitlines()[-1] == f"genrecast run: error: pipe:{path}: {problem.format(path=path)}"
 
 
 def test_a_pipe_read_by_two_streams_is_refused(tmp_path):
