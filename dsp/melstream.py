@@ -11,13 +11,12 @@ this module (``genrecast.dsp.melstream``): a cache written under an older module
 from __future__ import annotations
 
 import functools
-import logging
 
-import numba
 import numpy as np
 from rocket_fft import r2c
 
 from .config import DEFAULT_DSP, DSPConfig
+from .jit import jit
 from .mel import sparse_mel
 
 # Frames transformed per FFT call: bounds scratch memory for long inputs and keeps it in cache.
@@ -25,33 +24,7 @@ _BLOCK_FRAMES = 32
 _FFT_AXES = np.array([1], dtype=np.int64)
 
 
-def _jit(fn):
-    """Compile with numba's on-disk cache where there is a writable place for it (source tree, NUMBA_CACHE_DIR,
-    ~/.cache); a read-only install with no such place compiles once per process instead of failing, and so does
-    one whose cache cannot be written when it is (a full /var/cache: the daemon died, blaming "writing")."""
-    def uncached():
-        return numba.njit(nogil=True, fastmath=True)(fn)
-
-    try:
-        kernel = numba.njit(cache=True, nogil=True, fastmath=True)(fn)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return uncached()
-
-    @functools.wraps(fn)
-    def call(*args):
-        nonlocal kernel
-        try:
-            return kernel(*args)
-        except OSError as exc:  # from saving the compiled kernel: numba has no public switch to stop trying
-            logging.getLogger(__name__).warning("numba cannot write its cache (%s): compiled for this process only",
-                                                exc.strerror or exc)
-            kernel = uncached()
-            return kernel(*args)
-
-    return call
-
-
-@_jit
+@jit
 def _logmel_kernel(carry, n_carry, chunk, window, hop, mel_start, mel_offset, mel_w, half_power, floor,
                    frames, spec, power, out):
     """Floored mel power of the frames over ``carry[:n_carry] ++ chunk`` into ``out``.
