@@ -134,6 +134,7 @@ class RawPcm:
         if fmt not in PCM_FORMATS:
             raise AudioError(f"{name}: unknown PCM format {fmt!r} (choose from {', '.join(PCM_FORMATS)})")
         self.name, self.fmt, self.rate, self.channels, self.path = name, fmt, rate, channels, path
+        self.stdin = path == "-"
         self.frame_bytes = np.dtype(PCM_FORMATS[fmt][0]).itemsize * channels
         self.read_bytes = max(self.frame_bytes, round(rate * CHUNK_SECONDS) * self.frame_bytes)  # a chunk's worth
         self.restart()
@@ -185,10 +186,10 @@ class RawPcm:
         header = wav_header(data)
         if header is None:
             if kind := container(data):  # read as samples, it was classified as noise without a word
-                raise AudioError(f"{self.name}: this is {kind}, not raw PCM: decode it first (ffmpeg -i "
-                                 f"{'-' if self.path == '-' else 'INPUT'} -f {self.fmt} -ar {self.rate} -ac "
-                                 f"{self.channels} {'-' if self.path == '-' else '-y ' + self.path}), or use --source "
-                                 "file:PATH")
+                into = "-i - ... -" if self.stdin else f"-i INPUT ... -y {self.path}"
+                raise AudioError(f"{self.name}: this is {kind}, not raw PCM: decode it first (ffmpeg "
+                                 f"{into.replace('...', f'-f {self.fmt} -ar {self.rate} -ac {self.channels}')}), or "
+                                 "use --source file:PATH")
             if might_be_wav(data) and len(data) >= 12:
                 raise AudioError(f"{self.name}: a WAV file whose header does not end in its first {len(data)} bytes: "
                                  "use --source file:PATH")
@@ -196,7 +197,7 @@ class RawPcm:
         fmt, rate, channels, size = header
         if (fmt, rate, channels) != (self.fmt, self.rate, self.channels):
             raise AudioError(f"{self.name}: a WAV file of {fmt or 'another encoding'}/{rate}/{channels}, but "
-                             f"{'stdin' if self.path == '-' else 'the pipe'} is read as raw {self.layout}: give "
+                             f"{'stdin' if self.stdin else 'the pipe'} is read as raw {self.layout}: give "
                              "--format, --rate and --channels to match, or --source file:PATH")
         log.info("%s: a WAV file's header, skipped (its samples are %s/%d/%d, as read)", self.name, fmt, rate, channels)
         return data[size:]
