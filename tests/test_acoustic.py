@@ -189,6 +189,25 @@ def test_vorbis_round_trip_keeps_length_and_level():
     assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=0.1)
 
 
+def test_vorbis_takes_a_long_recording_and_keeps_short_clips_as_they_were():
+    """libsndfile's encoder put a whole write on the stack: 135 s of audio in one write crashed the process (the
+    music-flips bench's rooms). A clip of a minute or less is still one write: the training copies stay the same."""
+    import io
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from genrecast.training.acoustic import vorbis, RATE; "
+            "x = (np.random.default_rng(0).standard_normal(140 * RATE) * 0.1).astype('float32'); "
+            "print(vorbis(x, 0.2).shape[0] == x.shape[0])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", (proc.returncode, proc.stderr[-1000:])
+    x = (np.random.default_rng(1).standard_normal(30 * RATE) * 0.1).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, RATE, format="OGG", subtype="VORBIS", compression_level=0.8)
+    buf.seek(0)
+    assert np.array_equal(acoustic.vorbis(x, 0.2), sf.read(buf, dtype="float32")[0])
+
+
 def test_low_pass_reference_agrees_with_the_band_measure():
     """The band measure used above sees a known filter as it is (so the filter tests can fail)."""
     rng = np.random.default_rng(5)

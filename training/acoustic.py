@@ -246,10 +246,18 @@ def _rescale(x: np.ndarray, level: float) -> np.ndarray:
     return x * (level / now) if now > 0 else x
 
 
+# Samples per write to the encoder. libsndfile puts a whole write on the stack: 135 s in one overflowed it (a
+# segfault). Where the block falls changes the encoding, so clips up to a minute (every training clip) are still
+# one write, as the shipped models' copies were made.
+VORBIS_BLOCK = 60 * RATE
+
+
 def vorbis(x: np.ndarray, quality: float) -> np.ndarray:
     """``x`` encoded to Ogg Vorbis at ``quality`` (0-1) and decoded again: what a low-bitrate stream delivers."""
     buf = io.BytesIO()
-    sf.write(buf, x, RATE, format="OGG", subtype="VORBIS", compression_level=1.0 - quality)
+    with sf.SoundFile(buf, "w", RATE, 1, format="OGG", subtype="VORBIS", compression_level=1.0 - quality) as f:
+        for i in range(0, len(x), VORBIS_BLOCK):
+            f.write(x[i : i + VORBIS_BLOCK])
     buf.seek(0)
     y, _ = sf.read(buf, dtype="float32")
     out = np.zeros_like(x)
