@@ -38,6 +38,7 @@ api:
 config:
 onboarding:
 websocket_api:
+automation: !include automations.yaml
 logger:
   default: info
 """
@@ -70,6 +71,7 @@ class HomeAssistant:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_file = self.config / "home-assistant.log"
         (self.config / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
+        (self.config / "automations.yaml").write_text("[]\n")  # as a new installation's, until a test writes some
         self.proc: subprocess.Popen | None = None
         self.token = ""
         self.changes: list[Change] = []
@@ -127,6 +129,24 @@ class HomeAssistant:
         r = requests.post(f"{self.url}{path}", json=body, headers=self._headers(), timeout=WAIT)
         assert r.ok, f"POST {path}: {r.status_code} {r.text[:500]}"
         return r.json()
+
+    def automations(self, yaml: str) -> None:
+        """Replace ``automations.yaml`` and have Home Assistant load it, as the editor's save does."""
+        (self.config / "automations.yaml").write_text(yaml)
+        self.post("/api/services/automation/reload", {})
+
+    def fired(self, alias: str, since: int = 0) -> list[Change]:
+        """The runs of the automation named ``alias`` recorded from index ``since`` on: each changes its
+        ``last_triggered`` (its state changes also come for ``current``, the runs in progress)."""
+        with self._cond:
+            changes = [c for c in self.changes[since:] if c.entity_id.startswith("automation.")
+                       and c.attributes.get("friendly_name") == alias]
+        runs, last = [], None
+        for c in changes:
+            if c.attributes.get("last_triggered") not in (None, last):
+                runs.append(c)
+            last = c.attributes.get("last_triggered")
+        return runs
 
     def state(self, entity_id: str) -> dict | None:
         """``/api/states/<entity_id>``: ``None`` when Home Assistant has no such entity."""

@@ -222,6 +222,41 @@ def test_a_new_process_never_shows_the_old_genre_as_current(ha, ha_broker, model
     assert not our_warnings(ha.log)
 
 
+def test_the_docs_genre_changed_automation_fires_once_per_change_of_genre(ha, ha_broker, model, tmp_path):
+    """docs/mqtt.md's "whenever the genre changes" automation, run in Home Assistant on a stream that changes genre
+    once and then ends. Its trigger had only ``not_from``, so it also fired when the entity was first created and
+    when the stream went unavailable: at every stop, restart, stall or broker restart."""
+    from conftest import ROOT
+
+    docs = (ROOT / "docs" / "mqtt.md").read_text()
+    docs_one = re.search(r"^- id: genrecast_kitchen_genre_changed\n.*?(?=^- id: |^```)", docs, re.S | re.M)
+    assert docs_one, "docs/mqtt.md has no genrecast_kitchen_genre_changed automation"
+    alias = re.search(r'alias: "(.*?)"', docs_one.group(0)).group(1)
+    barrier = "- id: genrecast_test_barrier\n  alias: barrier\n  triggers: []\n  actions: []\n"
+    mark = ha.mark()
+    ha.automations(docs_one.group(0).replace("sensor.genrecast_kitchen_genre", "sensor.genrecast_changer_genre")
+                   + barrier)
+    d = daemon(ha_broker.url, model, "--source",
+               f"file:{write_tones(tmp_path / 'c.wav', [HIPHOP] * 8 + [JAZZ] * 8)}", "--stream-id", "changer")
+    try:
+        genre = entity(ha, "genrecast/genrecast/changer/genre")
+        assert genre == "sensor.genrecast_changer_genre"
+        jazz = showing(ha, genre, "jazz", mark)
+        ha.wait_for(lambda c: c.entity_id == genre and c.state == "unavailable" and c.at > jazz.at,
+                    "the Genre unavailable at the file's end", mark)
+        d.finish()
+    finally:
+        stop(d)
+    ran = ha.mark()
+    ha.post("/api/services/automation/trigger", {"entity_id": "automation.barrier"})
+    ha.wait_for(lambda c: c.entity_id == "automation.barrier" and c.attributes.get("last_triggered"),
+                "the barrier automation's run", ran)  # every run the states before it started has started
+    shown = ha.history(genre, mark)
+    assert shown[-3:] == ["hiphop", "jazz", "unavailable"] and "unavailable" in shown[:-3], shown
+    assert len(ha.fired(alias, mark)) == 1, shown  # hiphop -> jazz, and neither end's unavailable
+    assert not our_warnings(ha.log)
+
+
 def test_status_entities_tell_a_stall_an_ended_source_and_a_crash_apart(ha, ha_broker, model, tmp_path):
     """Before, all three were just "unavailable"."""
     d = daemon(ha_broker.url, model, "--stream", "pipe=stdin", "--stream",
