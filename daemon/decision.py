@@ -114,11 +114,17 @@ class Decider:
         return cls(spec.labels, cfg, spec.music_threshold, windows_sharing(spec.dsp, spec.n_frames, hop_seconds))
 
     def restart(self) -> None:
-        """A gap in the audio (a stall): the smoothing starts afresh, as after a silence, but the state stands until
-        the new audio changes it (a new decider, with no state, announced `uncertain` for a first window under
-        ``first_confidence``, then the old genre again as new)."""
+        """A gap in the audio that the stream stayed online through (audio dropped for falling behind): the smoothing
+        starts afresh, as after a silence, but the state stands until the new audio changes it."""
         self._restart()
         self._heard = self.settle_windows  # no pause in the new audio's windows: its first one may answer
+
+    def forget(self) -> None:
+        """A stall: what played before it says nothing of what plays after, so the next audio is judged as at a
+        start, from no state. A state that stood through it came back as current with the audio (jazz, 45 s after
+        the jazz stopped, while metal played), and a `to: jazz` automation fired on it."""
+        self.restart()
+        self._state = None
 
     def _restart(self) -> None:
         self._ema, self._ema_music = self._uniform, self._music_prior

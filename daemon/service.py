@@ -141,9 +141,7 @@ class StreamRun:
         self.take_samples = self.window_samples = 0  # input samples taken per tick; a whole window needs
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
-        self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
-        self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
-        self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
+        self._not_yet_known()
         self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
@@ -181,6 +179,12 @@ class StreamRun:
                                           f"a whole window and {TAKE_SECONDS:g} s of audio")
         return self.pipeline is not None
 
+    def _not_yet_known(self) -> None:
+        """At the start, and after a stall: nothing judged yet, as the genre message says until the first state."""
+        self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
+        self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
+        self.announced: dict[str, float] | None = {} if self.model.spec.has_tags else None  # the state's tags
+
     def _new_pipeline(self, **kw) -> Pipeline:
         """Windows of this stream's model at its hop, from audio at its source's rate."""
         return Pipeline(self.model.spec, self.cfg.hop_seconds, self.intake.sample_rate, **kw)
@@ -189,8 +193,7 @@ class StreamRun:
         """A stall began: what comes before the gap is dropped, and at the first audio after it the windows and the
         smoothing start afresh, as at the start (a provisional answer from 1 s on). Windows that mixed the audio
         from before and after the gap, and smoothing that remembered the former, held the old genre for 8 s after
-        the audio came back. The announced state stays until the new audio changes it, so a genre that held
-        through the gap is no news."""
+        the audio came back. Its genre is not yet known until the new audio decides one (the stall forgot it)."""
         before = [c for c in chunks if c.handed_at <= self.quiet_from]
         self.consumed += sum(c.samples.shape[0] for c in before)
         after = chunks[len(before):]
@@ -328,6 +331,10 @@ class StreamRun:
         if self.live and self.state == "online" and not waiting and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, last_audio
             self.resuming = True  # the first audio after the gap starts the analysis afresh (push)
+            # nothing is known of the sound from here: the audio that comes back is judged as at a start, its genre
+            # not yet known until then
+            self.decider.forget()
+            self._not_yet_known()
             if gone:
                 self.reason, self.last_reopen = self._gone(gone), now
                 log.warning("stream %s: %s %s", self.id, self.intake.description,

@@ -215,6 +215,20 @@ def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
     assert d.update(jazz, 1.0, 0.1).genre == "jazz"  # a sure first window after the gap answers at once
 
 
+def test_after_a_stall_the_state_is_forgotten():
+    """A stall: the next audio is judged as at a start, from no state (pop stood through it and came back as current
+    with the audio)."""
+    labels = ("blues", "jazz", "pop")
+    d = Decider(labels, DecisionConfig(windows=4, min_confidence=0.6, leave_confidence=0.4, dwell_windows=2,
+                                       first_confidence=0.6))
+    pop = np.array([0.1, 0.1, 0.8])
+    assert [d.update(pop, 1.0, 0.1) for _ in range(6)][-1].genre == "pop"
+    d.forget()
+    unsure = np.array([0.2, 0.25, 0.55])  # under first_confidence
+    assert d.update(unsure, 1.0, 0.1) == State("uncertain", None, pytest.approx(0.4 * 0.55 + 0.6 / 3))
+    assert d.update(np.array([0.05, 0.9, 0.05]), 1.0, 0.1).genre == "jazz"  # a sure window answers at once
+
+
 def test_candidates_that_keep_changing_leave_the_held_state_for_music_with_no_clear_genre():
     """A kitchen microphone review: room-recorded jazz read classical, electronic, uncertain in turn, none of them
     for the dwell, and the stream stood at no_music, 0.01 sure, for 16 s of music. After two dwells of candidates

@@ -30,6 +30,8 @@ def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run.stalled_since = run.last_reopen = run.quiet_from = 0.0
     run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
     run.cut_off, run.pace, run.live_pipe = 0, None, False
+    run.decider, run.model = types.SimpleNamespace(forget=lambda: None), types.SimpleNamespace(
+        spec=types.SimpleNamespace(has_tags=False))
     published: list[tuple[str, str | None]] = []
     run.publish_status = lambda: published.append((run.state, run.reason))
     run.publish_genre = lambda: published.append(("genre", None))
