@@ -52,12 +52,22 @@ class Windows:
 
 
 def windows_of(inference: Inference, path: Path, seconds: float, head: str | None) -> Windows:
-    """The excerpt's windows, scored in the daemon's batches: one call for all of them held every window's
-    intermediates at once (2.4 GB for 0.4.0, and slower per window)."""
+    """The excerpt's windows, looped to ``seconds``."""
     audio = read_audio(path)
-    looped = np.tile(audio.samples, -(-round(seconds * audio.sample_rate) // audio.samples.shape[0]))
-    pipeline = Pipeline(inference.model.spec, 1.0, audio.sample_rate, provisional=True)
-    windows = pipeline.push(looped[: round(seconds * audio.sample_rate)], True)
+    return stream_windows(inference, looped(audio.samples, round(seconds * audio.sample_rate)), audio.sample_rate,
+                          head)
+
+
+def looped(samples: np.ndarray, n: int) -> np.ndarray:
+    """``samples`` repeated to ``n`` samples, as a radio playing one style for a while."""
+    return np.tile(samples, -(-n // samples.shape[0]))[:n]
+
+
+def stream_windows(inference: Inference, samples: np.ndarray, rate: int, head: str | None) -> Windows:
+    """A stream's windows as ``genrecast run`` cuts them at hop 1 s, scored in the daemon's batches: one call for
+    all of them held every window's intermediates at once (2.4 GB for 0.4.0, and slower per window)."""
+    pipeline = Pipeline(inference.model.spec, 1.0, rate, provisional=True)
+    windows = pipeline.push(samples, True)
     outs = inference.predict([np.stack([w.logmel for w in windows[i:i + MODEL_BATCH]])
                               for i in range(0, len(windows), MODEL_BATCH)])
     return Windows(np.concatenate([o.genre_for(head) for o in outs]), np.concatenate([o.music for o in outs]),

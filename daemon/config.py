@@ -30,7 +30,7 @@ from genrecast.errors import UserError
 from genrecast.paths import path_problem
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
-from .decision import SMOOTHING, DecisionConfig
+from .decision import MAX_MUSIC_MARGIN, SMOOTHING, DecisionConfig
 from .model import HEARD
 from .sources import default_stream_id
 
@@ -179,6 +179,7 @@ class StreamDefaults:
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
     first_confidence: float = DecisionConfig.first_confidence  # a first window this sure skips the dwell; 0: never
+    music_margin: float = DecisionConfig.music_margin  # music is held this far below the model's music threshold
     area: str | None = None  # Home Assistant's suggested area for the stream's device ("Kitchen")
     # how the audio reaches us: "room" (a microphone hears a loudspeaker through the air), "direct" (the recording
     # itself: a file, a pipe from a decoder, a radio stream), "auto" (a microphone source is a room; others are judged
@@ -188,7 +189,8 @@ class StreamDefaults:
 
     def decision(self) -> DecisionConfig:
         return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
-                              self.leave_confidence, self.dwell_windows, self.first_confidence or None)
+                              self.leave_confidence, self.dwell_windows, self.first_confidence or None,
+                              self.music_margin)
 
     def confidences_following(self, unset: Collection[str]):
         """``leave_confidence`` and ``first_confidence``, where ``unset`` names them (no one set them), their
@@ -245,6 +247,7 @@ class StreamSettings(StreamDefaults):
                                  f"0 (off) or min_confidence ({self.min_confidence}) to 1: a first answer this sure "
                                  "skips the dwell, so a higher min_confidence needs a first_confidence as high, "
                                  "or 0"),
+            "music_margin": (0 <= self.music_margin <= MAX_MUSIC_MARGIN, f"0 to {MAX_MUSIC_MARGIN}"),
             "area": (self.area is None or 0 < len(self.area.strip()) <= 100, "1-100 characters"),
             "heard": (self.heard in HEARD, " or ".join(HEARD)),
         })

@@ -65,6 +65,7 @@ class State:
 
 
 SMOOTHING = ("ema", "majority")
+MAX_MUSIC_MARGIN = 0.5  # more and music, once heard, would hold for good at a threshold of 0.5
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class DecisionConfig:
     # a first window this sure of itself needs no dwell (None: always dwell); 0.6 since 0.4.0, whose first windows
     # reach 0.7 on only half the excerpts of benchmarks/daemon_bench.py (first answer 1.58 s there, 1.08 s at 0.6)
     first_confidence: float | None = 0.6
+    # music once heard is held until the smoothed music probability falls this far below the model's threshold
+    music_margin: float = 0.15  # 0 to 0.25 measured: benchmarks/music_flips.py (docs/mqtt.md)
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING:
@@ -87,6 +90,8 @@ class DecisionConfig:
                              f"and {self.min_confidence}")
         if self.windows < 1 or self.dwell_windows < 1:
             raise ValueError("windows and dwell_windows must be at least 1")
+        if not 0 <= self.music_margin <= MAX_MUSIC_MARGIN:
+            raise ValueError(f"need 0 <= music_margin <= {MAX_MUSIC_MARGIN}, got {self.music_margin}")
         if self.first_confidence is not None and not self.min_confidence <= self.first_confidence <= 1:
             raise ValueError(f"need min_confidence <= first_confidence <= 1, got {self.min_confidence} and "
                              f"{self.first_confidence}")
@@ -210,7 +215,8 @@ class Decider:
         return smoothed, best, m
 
     def _candidate(self, smoothed: np.ndarray, best: int, m: float, held: State | None) -> State:
-        if self.music_threshold is not None and m < self.music_threshold:
+        if self.music_threshold is not None and m < self.music_threshold - (self.cfg.music_margin if held is not None
+                                                                           and held.music else 0.0):
             return State("no_music", None, 1.0 - m)
         if smoothed[best] >= self.cfg.min_confidence:
             return State("genre", self.labels[best], float(smoothed[best]))

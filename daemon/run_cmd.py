@@ -54,6 +54,9 @@ def add_run_settings(p) -> None:
     p.add_argument("--first-confidence", dest="first_confidence", type=float,
                    help=f"a stream's first window at least this sure is announced without the dwell (default "
                         f"{defaults.first_confidence}; 0: the first answer waits the dwell too)")
+    p.add_argument("--music-margin", dest="music_margin", type=float,
+                   help="music once heard holds until the smoothed music probability falls this far below the "
+                        f"model's music threshold (default {defaults.music_margin:g}; 0: no hysteresis)")
     p.add_argument("--heard", choices=HEARD,
                    help="room: a microphone hears the music through the air; direct: the recording itself (a file, a "
                         "decoder's pipe, a radio stream); a model with a direct genre head uses it for direct audio "

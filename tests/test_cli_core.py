@@ -182,6 +182,8 @@ def test_a_service_started_with_stderr_closed_runs(broker, tmp_path):
     ("room_bench.py", ["--fold", "9"], "room_bench.py: error: fold must be in 1..5"),
     ("room_bench.py", ["--ood", "nosuch"], "room_bench.py: error: --ood nosuch: no such data folder"),
     ("model_bench.py", ["--model", "nosuch.onnx"], "model_bench.py: error: model nosuch.onnx: no such file"),
+    ("music_flips.py", ["--nonmusic", "nosuch"], "music_flips.py: error: --nonmusic nosuch: no such data folder"),
+    ("music_flips.py", ["--model", "nosuch.onnx"], "music_flips.py: error: model nosuch.onnx: no such file"),
 ])
 def test_a_benchmark_given_bad_input_says_so_in_one_line(script, args, wanted):
     """Every benchmark answered a missing model or a fold that is not there with a traceback."""

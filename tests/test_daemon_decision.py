@@ -336,3 +336,25 @@ def test_full_windows_after_a_silence_are_never_provisional():
     for i in range(1, 4):
         run.classified(Window(float(i), i + 3.0, frames, 0.1), unsure, 0.9, 0.0)
         assert not run.tracker.provisional
+
+
+def test_music_is_held_down_to_the_margin_below_the_threshold():
+    """Quiet reggae's music probability hovered at the threshold, and the Music sensor went off and on five times in
+    39 s: music once heard is left only ``music_margin`` below the threshold, and entered at the threshold itself."""
+    cfg = DecisionConfig("ema", windows=1, dwell_windows=1, first_confidence=None, music_margin=0.1)
+    d = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    assert [s.genre or s.kind for s in feed(d, [(onehot(8), 0.55), (onehot(8), 0.45), (onehot(8), 0.41),
+                                                (onehot(8), 0.39), (onehot(8), 0.45), (onehot(8), 0.5)])] == [
+        "reggae", "reggae", "reggae", "no_music", "no_music", "reggae"]
+    # without the margin the same windows flap
+    flap = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=1, first_confidence=None,
+                                                music_margin=0.0), music_threshold=0.5)
+    assert [s.genre or s.kind for s in feed(flap, [(onehot(8), 0.55), (onehot(8), 0.45), (onehot(8), 0.5)])] == [
+        "reggae", "no_music", "reggae"]
+    # a judged uncertain is music too, and a first answer is judged against the threshold itself
+    flat = Decider(GTZAN_GENRES, cfg, music_threshold=0.5)
+    assert [(s.kind, s.music) for s in feed(flat, [(np.full(10, 0.1), 0.45), (np.full(10, 0.1), 0.6),
+                                                   (np.full(10, 0.1), 0.45)])] == [
+        ("no_music", False), ("uncertain", True), ("uncertain", True)]
+    with pytest.raises(ValueError, match="music_margin"):
+        DecisionConfig(music_margin=0.6)

@@ -1,0 +1,194 @@
+"""How steady the Music sensor is on quiet and reverberant music, and how fast it follows music's end: for choosing
+the hysteresis of the music threshold (``music_margin``).
+
+Each long GTZAN excerpt in ``--data`` becomes one stream: the excerpt looped to ``--music-seconds``, then
+``--tail-seconds`` of speech (even excerpts) or recorded noise (odd ones), recordings strung together from the half
+of ``--nonmusic``'s sources that training chains never mix in (:func:`training.acoustic.banks_hold` of the bench
+chain). The model trained on every recording as it is, so the tail's ``no_music`` is in-sample; what is measured is
+the decision's dynamics. Each stream is heard three ways, as a microphone's stream reads it (the room head of a
+model with two): as recorded at ``--level`` RMS, quiet at ``--quiet`` RMS (just above the silence gate), and
+through :data:`training.acoustic.BENCH`'s held-out rooms at ``--level`` (band limits, speech over the music in 30 %,
+noise at 5-25 dB, a codec). Every ``music_margin`` in the grid replays the same windows (hop 1 s, provisional
+windows first, as ``genrecast run`` cuts them) through :class:`daemon.decision.Decider` with the shipped defaults.
+
+Printed per way and margin: changes of the Music sensor (music or not) per hour of the music part, the share of
+the music part's full windows held as music, the share of the tail's windows (those holding no music) still
+music, and the median and 90th-percentile seconds from the music's end to the sensor's turning off.
+The last line compares the shipped margin with none:
+``music: margin=<> changes_per_hour=<> (none <>) music_kept=<> (none <>) tail_music=<> (none <>) off_s=<> (none <>)``
+
+    .venv/bin/python benchmarks/music_flips.py --cache /tmp/music-flips.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+
+import numpy as np
+from decision_flips import ROOT, Windows, long_excerpts, looped, stream_windows
+from genrecast.daemon.decision import Decider, DecisionConfig
+from genrecast.daemon.inference import Inference
+from genrecast.daemon.model import DEFAULT_MODEL, genre_head, load_model
+from genrecast.dsp import audio_folder, read_audio, resample
+from genrecast.training.acoustic import BENCH, RATE, Chain, banks_hold, build_banks
+from genrecast.training.corpus import bank_sources, nonmusic_clips
+
+from genrecast.errors import UserError
+
+WAYS = ("recorded", "quiet", "room")
+SHARED = ROOT.parent / "shared" / "data"
+MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
+
+
+def tails(nonmusic: Path, seconds: float) -> list[np.ndarray]:
+    """Two tails, speech and noise, each the kind's held-out recordings strung together (at :data:`RATE`, each
+    recording at unit RMS) to ``seconds``; a stream takes its tail from a rotating start."""
+    clips = [c for c in nonmusic_clips(nonmusic) if banks_hold(BENCH, c.group)]
+    out = []
+    for kind in ("speech", "noise"):
+        parts = []
+        for c in sorted((c for c in clips if c.kind == kind), key=lambda c: c.clip_id):
+            a = read_audio(c.path)
+            x = resample(a.samples, a.sample_rate, RATE)
+            rms = float(np.sqrt(np.mean(x**2)))
+            if rms > 1e-4:
+                parts.append(x / rms)
+        joined = np.concatenate(parts)
+        if joined.shape[0] < seconds * RATE:
+            raise UserError(f"--nonmusic {nonmusic}: under {seconds:g} s of held-out {kind}")
+        out.append(joined)
+    return out
+
+
+def streams(data: Path, nonmusic: Path, music_s: float, tail_s: float) -> list[tuple[str, np.ndarray]]:
+    """Per long excerpt: its genre and its stream at unit RMS, the music looped and then the tail."""
+    tail_banks = tails(nonmusic, tail_s)
+    n_tail = round(tail_s * RATE)
+    out = []
+    for i, (genre, path) in enumerate(long_excerpts(data)):
+        a = read_audio(path)
+        music = looped(resample(a.samples, a.sample_rate, RATE), round(music_s * RATE))
+        music = music / float(np.sqrt(np.mean(music**2)))
+        bank = tail_banks[i % 2]
+        start = (i * n_tail) % (bank.shape[0] - n_tail)
+        out.append((genre, np.concatenate([music, bank[start : start + n_tail]]).astype(np.float32)))
+    return out
+
+
+@dataclass(frozen=True)
+class Replay:
+    changes_per_hour: float  # of the Music sensor over the music part
+    music_kept: float  # share of the music part's full windows held as music
+    tail_music: float  # share of the tail's windows still music
+    off_median_s: float  # from the music's end to the sensor's off (never: the tail's length)
+    off_p90_s: float
+
+
+def replay(spec, tracks: list[Windows], cfg: DecisionConfig, music_s: float, tail_s: float) -> Replay:
+    """Every stream's windows through a fresh decider with ``cfg``. A sensor change counts from its first judged
+    state (the first music or not after the start)."""
+    changes = kept = music_windows = tail_music = tail_windows = 0
+    offs = []
+    for w in tracks:
+        decider = Decider.for_model(spec, cfg, 1.0)
+        last, off = None, tail_s
+        for p, m, r, end in zip(w.probs, w.music, w.rms, w.end_s, strict=True):
+            music = decider.update(p, m, r).music
+            if end <= music_s:
+                if music is not None:
+                    changes += last is not None and music != last
+                    last = music
+                if end >= spec.window_seconds:  # a full window: the provisional ones repeat the first seconds
+                    kept += music is True
+                    music_windows += 1
+                continue
+            if end >= music_s + spec.window_seconds:  # the window holds none of the music
+                tail_music += music is True
+                tail_windows += 1
+            if music is not True and off == tail_s:
+                off = end - music_s
+        offs.append(off)
+    return Replay(changes * 3600 / (music_s * len(tracks)), kept / music_windows, tail_music / tail_windows,
+                  float(np.median(offs)), float(np.percentile(offs, 90)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=SHARED / "gtzan",
+                    help=f"the GTZAN folder, with its manifest.csv (default {SHARED / 'gtzan'})")
+    ap.add_argument("--nonmusic", type=Path, default=SHARED / "nonmusic",
+                    help=f"the non-music recordings (default {SHARED / 'nonmusic'})")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"ONNX model (default {DEFAULT_MODEL.name})")
+    ap.add_argument("--music-seconds", type=float, default=90.0, help="each excerpt looped to this long (90)")
+    ap.add_argument("--tail-seconds", type=float, default=45.0, help="speech or noise after it (45)")
+    ap.add_argument("--level", type=float, default=0.03, help="the streams' RMS as recorded and in the room (0.03)")
+    ap.add_argument("--quiet", type=float, default=0.005, help="the quiet streams' RMS (0.005)")
+    ap.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
+    ap.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same model "
+                                               "and settings are up to you), else written")
+    ap.add_argument("--banks", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench",
+                    help="where the bench chain's banks are written once (room_bench's --cache)")
+    args = ap.parse_args()
+    for flag in ("data", "nonmusic"):  # before the model is read
+        try:
+            audio_folder(getattr(args, flag))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"--{flag} {exc}") from None
+    model = load_model(args.model)
+    spec = model.spec
+    if spec.music_threshold is None:
+        raise UserError(f"--model {args.model}: has no music head, so no Music sensor to measure")
+    head = genre_head(spec, "auto", recorded=False) or "room"  # what a microphone's stream reads
+    names = [f.name for f in dataclass_fields(Windows)]
+    if args.cache and args.cache.is_file():
+        with np.load(args.cache) as saved:
+            ways = {way: [Windows(*(saved[f"{way}{i}_{f}"] for f in names)) for i in range(int(saved["n"]))]
+                    for way in WAYS}
+    else:
+        made = streams(args.data, args.nonmusic, args.music_seconds, args.tail_seconds)
+        noise_files, speech_files = bank_sources(nonmusic_clips(args.nonmusic))
+        chain = Chain(BENCH, build_banks(BENCH, args.banks, noise_files, speech_files, None))
+        inference = Inference(model, args.threads)
+        try:
+            ways = {"recorded": [stream_windows(inference, x * args.level, RATE, head) for _, x in made],
+                    "quiet": [stream_windows(inference, x * args.quiet, RATE, head) for _, x in made],
+                    # the chain keeps the level it is given (before its gain), as a room's microphone would
+                    "room": [stream_windows(inference, chain(x * args.level, f"music-flips/{i}"), RATE, head)
+                             for i, (_, x) in enumerate(made)]}
+        finally:
+            inference.close()
+        if args.cache:
+            np.savez(args.cache, n=np.array(len(made)),
+                     **{f"{way}{i}_{f}": getattr(w, f) for way, ws in ways.items() for i, w in enumerate(ws)
+                        for f in names})
+    n = len(ways["recorded"])
+    print(f"model {model.model_id} ({head} head), music threshold {spec.music_threshold}; {n} streams: "
+          f"{args.music_seconds:g} s of a looped excerpt, then {args.tail_seconds:g} s of speech or noise; hop 1 s")
+    print(f"{'way':<9}{'margin':>7}{'changes/h':>10}{'music kept':>11}{'tail music':>11}{'off s':>7}{'off p90':>8}")
+    shipped = DecisionConfig()
+    rows = {}
+    for way in WAYS:
+        for margin in sorted({*MARGINS, shipped.music_margin}):
+            r = rows[way, margin] = replay(spec, ways[way], replace(shipped, music_margin=margin),
+                                           args.music_seconds, args.tail_seconds)
+            print(f"{way:<9}{margin:>7.2f}{r.changes_per_hour:>10.1f}{r.music_kept:>11.3f}{r.tail_music:>11.3f}"
+                  f"{r.off_median_s:>7.1f}{r.off_p90_s:>8.1f}")
+
+    def both(attr: str, fmt: str) -> str:
+        now = [getattr(rows[w, shipped.music_margin], attr) for w in WAYS]
+        none = [getattr(rows[w, 0.0], attr) for w in WAYS]
+        return f"{'/'.join(format(x, fmt) for x in now)} (none {'/'.join(format(x, fmt) for x in none)})"
+
+    print(f"music: margin={shipped.music_margin} ways={'/'.join(WAYS)} "
+          f"changes_per_hour={both('changes_per_hour', '.1f')} music_kept={both('music_kept', '.3f')} "
+          f"tail_music={both('tail_music', '.3f')} off_s={both('off_median_s', '.1f')}")
+
+
+if __name__ == "__main__":
+    from bench_cli import run
+
+    run(main)
