@@ -18,6 +18,7 @@ import threading
 
 from genrecast.contract import DAEMON_TOPIC, RETAINED_KINDS, daemon_status_topic, stream_topic
 from genrecast.errors import UserError
+from genrecast.text import counted
 
 WAIT_SECONDS = 10.0
 
@@ -106,7 +107,7 @@ def handler(args: argparse.Namespace) -> int:
     from paho.mqtt.client import topic_matches_sub
 
     from .ha_discovery import LEGACY_FILTER, node_id
-    from .ha_leftovers import live_streams, stale_configs, stale_processes, stale_streams, stream_of
+    from .ha_leftovers import live_streams, offline_processes, stale_configs, stale_processes, stale_streams, stream_of
     from .run_cmd import settings_from
 
     settings = settings_from(args, "dry_run")
@@ -130,8 +131,13 @@ def handler(args: argparse.Namespace) -> int:
         for sid in sorted({stream_of(t, settings) for t in kept}):
             print(f"kept stream {sid}: process {settings.daemon_name()} still publishes it; restart that process "
                   "with these settings, then run this again")
+        offline = offline_processes(retained, settings)
+        for name, streams in offline.items():
+            print(f"left process {name} (offline) and its {counted(len(streams), 'stream')} ({', '.join(streams)}): "
+                  f"if it is this process under an earlier name (with several streams it is named after the host, "
+                  f"with one after its stream), run this again with --name {name}, then once more without it")
     finally:
         reader.close()
-    if not stale and not kept:
+    if not stale and not kept and not offline:
         print("nothing to retract")
     return 0

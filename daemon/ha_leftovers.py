@@ -100,19 +100,14 @@ def stream_of(topic: str, settings) -> str:
     return topic.rpartition("/")[0].removeprefix(f"{settings.prefix}/")
 
 
-def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
-    """The device configs and retained statuses of other processes under this prefix that are not online and that
-    no stream device names as ``via_device``: a name this process had before (the default
-    name is the stream id with one stream and the host's with several), or a process retired for good. Home
-    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
-    whose streams are still announced (a machine switched off for the night), is left alone, and so is a device
-    of another prefix that shares the node (``home/genrecast`` and ``home_genrecast``): its identifier says so."""
+def _other_processes(retained: dict[str, bytes], settings):
+    """``(config topic, name, status topic, online, streams naming it)`` of every other process device under this
+    prefix: its streams are the stream devices whose ``via_device`` is its identifier. A device of another prefix
+    that shares the node (``home/genrecast`` and ``home_genrecast``) is not one: its identifier says so."""
     ours = Discovery(settings.prefix, settings.daemon_name(), "", (), settings.refresh_seconds,
                      settings.discovery_prefix).process_topic
     node = f"{settings.discovery_prefix}/device/{node_id(settings.prefix)}/"
     configs = {t: c for t, p in retained.items() if t.startswith(node) and (c := retained_object(p))}
-    named = {via_device(c) for c in configs.values()}
-    gone = []
     for topic in sorted(configs):
         obj = topic.removeprefix(node).removesuffix("/config")
         if not obj.startswith(DAEMON_OBJECT) or topic == ours:
@@ -120,12 +115,36 @@ def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
         name = obj.removeprefix(DAEMON_OBJECT)
         device, device_id = configs[topic].get("device"), process_device_id(settings.prefix, name)
         if not isinstance(device, dict) or not isinstance(device.get("identifiers"), list) \
-                or device_id not in device["identifiers"] or device_id in named:
+                or device_id not in device["identifiers"]:
             continue
+        streams = sorted(t.removeprefix(node).removesuffix("/config") for t, c in configs.items()
+                         if via_device(c) == device_id)
         status_topic = daemon_status_topic(settings.prefix, name)
-        if (retained_object(retained.get(status_topic, b"")) or {}).get("state") != "online":
+        online = (retained_object(retained.get(status_topic, b"")) or {}).get("state") == "online"
+        yield topic, name, status_topic, online, streams
+
+
+def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
+    """The device configs and retained statuses of other processes under this prefix that are not online and that
+    no stream device names as ``via_device``: a name this process had before (the default
+    name is the stream id with one stream and the host's with several), or a process retired for good. Home
+    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
+    whose streams are still announced (a machine switched off for the night), is left alone
+    (:func:`offline_processes` names those)."""
+    gone = []
+    for topic, _, status_topic, online, streams in _other_processes(retained, settings):
+        if not online and not streams:
             gone += [topic, *([status_topic] if status_topic in retained else [])]
     return gone
+
+
+def offline_processes(retained: dict[str, bytes], settings) -> dict[str, list[str]]:
+    """Other processes under this prefix that are not online but whose streams are still announced, by name, with
+    those streams: left alone, since a machine switched off for the night looks the same, but said, since one that
+    is this process under its old name does too (a config cut from two streams to one renames the process, from the
+    host's name to the stream's, and ha-cleanup said "nothing to retract" while the removed stream stayed)."""
+    return {name: streams for _, name, _, online, streams in _other_processes(retained, settings)
+            if not online and streams}
 
 
 class LeftoverWatch:

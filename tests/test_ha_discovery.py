@@ -267,6 +267,35 @@ def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
     assert proc.communicate(timeout=WAIT)[0] == "nothing to retract\n"
 
 
+def test_ha_cleanup_names_an_offline_process_whose_streams_it_leaves(broker):
+    """A Home Assistant user's run: two streams in a process named after the host (vm), then one (a process named
+    kitchen now). ha-cleanup said "nothing to retract" while hall and vm stayed in Home Assistant, offline, and only
+    --name vm would have removed them. It now names vm and how, and that way works."""
+    vm, kitchen = (Discovery("genrecast", n, "m-1", LABELS, 10.0) for n in ("vm", "kitchen"))
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for m in (vm.process(), vm.stream("hall"), kitchen.process(), kitchen.stream("kitchen"),
+              DaemonStatus("offline", "i", reason="stopped").message("genrecast", "vm"),
+              DaemonStatus("online", "j").message("genrecast", "kitchen"),
+              Status("offline", "m-1", "mic", "stopped", "vm").message("genrecast", "hall")):
+        client.publish(m.topic, m.payload, qos=1, retain=True).wait_for_publish(WAIT)
+    client.loop_stop()
+    client.disconnect()
+    args = ("ha-cleanup", "--stream", "kitchen=mic", "--broker", broker.url)  # named kitchen: its one stream
+    out, err = genrecast(*args).communicate(timeout=WAIT)
+    assert out == ("left process vm (offline) and its 1 stream (hall): if it is this process under an earlier name "
+                   "(with several streams it is named after the host, with one after its stream), run this again "
+                   "with --name vm, then once more without it\n"), (out, err)
+    out, err = genrecast(*args, "--name", "vm").communicate(timeout=WAIT)
+    assert out.splitlines() == ["retracted homeassistant/device/genrecast/hall/config",
+                                "retracted genrecast/hall/status"], (out, err)
+    out, err = genrecast(*args).communicate(timeout=WAIT)
+    assert out.splitlines() == ["retracted homeassistant/device/genrecast/_daemon_vm/config",
+                                "retracted genrecast/_daemon/vm/status"], (out, err)
+    assert genrecast(*args).communicate(timeout=WAIT)[0] == "nothing to retract\n"
+
+
 def test_ha_cleanup_keeps_a_stream_its_process_still_publishes(broker, model, tmp_path):
     """A stream taken out of the settings before its process was restarted with them: ha-cleanup retracted its
     device while it ran, and the process sends its status again but never its device, so the stream vanished from
