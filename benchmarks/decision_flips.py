@@ -152,7 +152,9 @@ def main() -> None:
             np.savez(args.cache, genres=np.array([g for g, _ in tracks]), head=np.array(read),
                      **{f"{i}_{f}": getattr(w, f) for i, (_, w) in enumerate(tracks) for f in names})
     shipped = DecisionConfig()
-    base = replace(shipped, first_confidence=None)  # before issue 19: full windows only, always the dwell
+    # before issue 19: full windows only, always the dwell, and no music margin (added 2026-12-07; its own bench is
+    # music_flips.py), so "before" and "without hysteresis" stay the figures they were
+    base = replace(shipped, first_confidence=None, music_margin=0.0)
     grid = [replace(base, leave_confidence=leave, dwell_windows=dwell, min_confidence=enter)
             for enter, leave, dwell in itertools.product((0.4, 0.5), (0.2, 0.3, 0.4), (1, 3, 5, 8))
             if leave <= enter]

@@ -95,10 +95,11 @@ def replay(spec, tracks: list[Windows], cfg: DecisionConfig, music_s: float, tai
     offs = []
     for w in tracks:
         decider = Decider.for_model(spec, cfg, 1.0)
-        last, off = None, tail_s
+        last, off = None, None
         for p, m, r, end in zip(w.probs, w.music, w.rms, w.end_s, strict=True):
             music = decider.update(p, m, r).music
             if end <= music_s:
+                off = None if music is True else 0.0  # already off as the music ends: no delay
                 if music is not None:
                     changes += last is not None and music != last
                     last = music
@@ -109,9 +110,9 @@ def replay(spec, tracks: list[Windows], cfg: DecisionConfig, music_s: float, tai
             if end >= music_s + spec.window_seconds:  # the window holds none of the music
                 tail_music += music is True
                 tail_windows += 1
-            if music is not True and off == tail_s:
+            if music is not True and off is None:
                 off = end - music_s
-        offs.append(off)
+        offs.append(tail_s if off is None else off)  # never off: the tail's length
     return Replay(changes * 3600 / (music_s * len(tracks)), kept / music_windows, tail_music / tail_windows,
                   float(np.median(offs)), float(np.percentile(offs, 90)))
 
@@ -146,6 +147,10 @@ def main() -> None:
     names = [f.name for f in dataclass_fields(Windows)]
     if args.cache and args.cache.is_file():
         with np.load(args.cache) as saved:
+            made_with = (float(saved["music_seconds"]), float(saved["tail_seconds"]))
+            if made_with != (args.music_seconds, args.tail_seconds):
+                raise UserError(f"--cache {args.cache}: made with --music-seconds {made_with[0]:g} --tail-seconds "
+                                f"{made_with[1]:g}")
             ways = {way: [Windows(*(saved[f"{way}{i}_{f}"] for f in names)) for i in range(int(saved["n"]))]
                     for way in WAYS}
     else:
@@ -162,7 +167,8 @@ def main() -> None:
         finally:
             inference.close()
         if args.cache:
-            np.savez(args.cache, n=np.array(len(made)),
+            np.savez(args.cache, n=np.array(len(made)), music_seconds=np.array(args.music_seconds),
+                     tail_seconds=np.array(args.tail_seconds),
                      **{f"{way}{i}_{f}": getattr(w, f) for way, ws in ways.items() for i, w in enumerate(ws)
                         for f in names})
     n = len(ways["recorded"])

@@ -13,7 +13,8 @@ message, a journal line and a Home Assistant state change. So:
   them the held state, for two dwells in a row replace it too, with what most of their windows were: music with no
   clear genre, or ``no_music``.
 - **no_music**: with a model that has a music head, a smoothed music probability below the model's
-  ``music_threshold`` is ``no_music``, whatever the genre probabilities say.
+  ``music_threshold`` is ``no_music``, whatever the genre probabilities say; music once heard holds down to
+  ``music_margin`` below it (at most half the threshold, so music can always end).
 - **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
   sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the
   stream is ``uncertain``.
@@ -65,7 +66,7 @@ class State:
 
 
 SMOOTHING = ("ema", "majority")
-MAX_MUSIC_MARGIN = 0.5  # more and music, once heard, would hold for good at a threshold of 0.5
+MAX_MUSIC_MARGIN = 0.25  # at the shipped threshold of 0.5, music is left below 0.25 at the most
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,9 @@ class Decider:
         """``settle_windows``: how many windows after a silent one still share some of its audio
         (:func:`dsp.windows.windows_sharing`)."""
         self.labels, self.cfg, self.music_threshold = labels, cfg, music_threshold
+        # music once heard is left below this (a margin over half a low threshold would hold it for good)
+        self._music_leave = None if music_threshold is None else \
+            music_threshold - min(cfg.music_margin, music_threshold / 2)
         self.settle_windows = settle_windows
         self._alpha = 2.0 / (cfg.windows + 1)
         self._uniform = np.full(len(labels), 1.0 / len(labels))
@@ -124,12 +128,14 @@ class Decider:
         self._restart()
         self._heard = self.settle_windows  # no pause in the new audio's windows: its first one may answer
 
-    def forget(self) -> None:
-        """A stall: what played before it says nothing of what plays after, so the next audio is judged as at a
-        start, from no state. A state that stood through it came back as current with the audio (jazz, 45 s after
-        the jazz stopped, while metal played), and a `to: jazz` automation fired on it."""
+    def forget(self) -> State:
+        """A stall: no audio came for a while, which is what silence says, so the next audio is judged as after a
+        silence (its first window may answer at once: the windows start afresh with it). A state that stood
+        through the stall came back as current with the audio (jazz, 45 s after the jazz stopped, while metal
+        played), and a `to: jazz` automation fired on it."""
         self.restart()
-        self._state = None
+        self._state = State("silence", None, 1.0)
+        return self._state
 
     def _restart(self) -> None:
         self._ema, self._ema_music = self._uniform, self._music_prior
@@ -149,9 +155,9 @@ class Decider:
         p, music = np.asarray(probabilities, np.float64), float(music)
         self._heard += 1
         smoothed, best, m = self._smooth(p, music)
-        if self._first and self._confident(p, music):
+        if self._first and (first := self._confident(p, music)) is not None:
             self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
-            self._state = self._restate(self._candidate(p, int(np.argmax(p)), music, None), smoothed, best, m)
+            self._state = self._restate(first, smoothed, best, m)
             return self._state
         held = self._state if self._state is not None and self._state.kind != "silence" else None
         candidate = self._candidate(smoothed, best, m, held)
@@ -191,13 +197,14 @@ class Decider:
         if state.kind != "uncertain" or state.judged:  # a judged uncertain is a state too: what changes it keeps
             self._first = False  # the dwell (an unjudged one is not: a confident first window is still taken)
 
-    def _confident(self, p: np.ndarray, music: float) -> bool:
-        """Whether this window alone makes a state (not uncertain) at least ``first_confidence`` sure; never one
-        that may still hold some of a silence just heard (what it says is partly the pause)."""
+    def _confident(self, p: np.ndarray, music: float) -> State | None:
+        """The state this window alone makes (not uncertain) at least ``first_confidence`` sure, else None; never
+        one that may still hold some of a silence just heard (what it says is partly the pause)."""
         if self.cfg.first_confidence is None or self._heard <= self.settle_windows:
-            return False
-        state = self._candidate(p, int(np.argmax(p)), music, None)
-        return state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence
+            return None
+        held = self._state if self._state is not None and self._state.kind != "silence" else None
+        state = self._candidate(p, int(np.argmax(p)), music, held)  # music held through a drop keeps its margin
+        return state if state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence else None
 
     def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:
         """The smoothed probabilities, the winning label and the smoothed music probability."""
@@ -215,8 +222,8 @@ class Decider:
         return smoothed, best, m
 
     def _candidate(self, smoothed: np.ndarray, best: int, m: float, held: State | None) -> State:
-        if self.music_threshold is not None and m < self.music_threshold - (self.cfg.music_margin if held is not None
-                                                                           and held.music else 0.0):
+        if self.music_threshold is not None and m < (self._music_leave if held is not None and held.music
+                                                     else self.music_threshold):
             return State("no_music", None, 1.0 - m)
         if smoothed[best] >= self.cfg.min_confidence:
             return State("genre", self.labels[best], float(smoothed[best]))
@@ -224,7 +231,8 @@ class Decider:
             p = float(smoothed[self.labels.index(held.genre)])
             if p >= self.cfg.leave_confidence:
                 return State("genre", held.genre, p)
-        # music with no clear genre: m is at or above the threshold; a model without a music head cannot say
+        # music with no clear genre: m is at or above the threshold (or held above the margin); a model without a
+        # music head cannot say
         return State("uncertain", None, float(smoothed[best]), judged=self.music_threshold is not None)
 
     def _restate(self, held: State | None, smoothed: np.ndarray, best: int, m: float) -> State:

@@ -135,7 +135,8 @@ def handler(args: argparse.Namespace) -> int:
         for name, streams in offline.items():
             print(f"left process {name} (offline) and its {counted(len(streams), 'stream')} ({', '.join(streams)}): "
                   f"if it is this process under an earlier name (with several streams it is named after the host, "
-                  f"with one after its stream), run this again with --name {name}, then once more without it")
+                  f"with one after its stream), run this again with --name {name}, then once more without it; if it "
+                  f"is another machine, switched off, leave it")
     finally:
         reader.close()
     if not stale and not kept and not offline:

@@ -141,7 +141,9 @@ class StreamRun:
         self.take_samples = self.window_samples = 0  # input samples taken per tick; a whole window needs
         self.decider = Decider.for_model(model.spec, cfg.decision(), cfg.hop_seconds)
         self.head = genre_head(model.spec, cfg.heard, cfg.recorded)  # which genre head (or both weighed); else None
-        self._not_yet_known()
+        self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
+        self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
+        self.announced: dict[str, float] | None = {} if model.spec.has_tags else None  # the state's tags
         self.state, self.reason = "online", None
         self.stall_seconds = settings.stall_seconds
         self.stalled_since = self.last_reopen = 0.0
@@ -178,12 +180,6 @@ class StreamRun:
                 self.intake.hold_at_least(self.take_samples + self.window_samples,
                                           f"a whole window and {TAKE_SECONDS:g} s of audio")
         return self.pipeline is not None
-
-    def _not_yet_known(self) -> None:
-        """At the start, and after a stall: nothing judged yet, as the genre message says until the first state."""
-        self.tracker = _Tracker(NOT_YET_KNOWN, utc_now())  # as published at the start: an unsure 1st window is no news
-        self.current = NOT_YET_KNOWN  # the latest window's state (its confidence moves with every window)
-        self.announced: dict[str, float] | None = {} if self.model.spec.has_tags else None  # the state's tags
 
     def _new_pipeline(self, **kw) -> Pipeline:
         """Windows of this stream's model at its hop, from audio at its source's rate."""
@@ -305,16 +301,25 @@ class StreamRun:
             log.warning("stream %s: %s; not sent", self.id, exc)
             return
         confirmed = state.same_as(self.tracker.state)
+        # held against this window's own answer: no confirmation of a provisional state (nor a provisional one anew)
+        if self._take_state(state, window.provisional or (self.tracker.provisional and self.decider.contested),
+                            announced):
+            log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
+                     window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
+
+    def _take_state(self, state: State, provisional: bool = False, announced: dict[str, float] | None = None) -> bool:
+        """The decider's state as the current one, published if it is news (a change, or a provisional one
+        confirmed): whether it was."""
+        self.current = state
         # systemd's STATUS follows every window's confidence, as the genre's refreshes do (it kept the change's: disco
         # (0.64) while the genre message said 0.88)
         what = state.genre or ("uncertain music" if state.judged else state.kind)
         self.last_label = f"{what} ({state.confidence:.2f})"
-        # held against this window's own answer: no confirmation of a provisional state (nor a provisional one anew)
-        if self.tracker.changed(state, window.provisional or (self.tracker.provisional and self.decider.contested)):
-            self.announced = announced
-            self.publish_genre()
-            log.info("stream %s: %s %s %.1f s%s", self.id, self.last_label, "confirmed at" if confirmed else "from",
-                     window.start_s if not confirmed else window.end_s, " (provisional)" if window.provisional else "")
+        if not self.tracker.changed(state, provisional):
+            return False
+        self.announced = announced if announced is not None or not self.model.spec.has_tags else {}
+        self.publish_genre()
+        return True
 
     def check(self, now: float) -> None:
         """Stall and drop accounting, once per tick: say it in the log and the status, reopen what can be."""
@@ -331,10 +336,10 @@ class StreamRun:
         if self.live and self.state == "online" and not waiting and (gone or silent > self.stall_seconds):
             self.state, self.stalled_since, self.quiet_from = "stalled", now, last_audio
             self.resuming = True  # the first audio after the gap starts the analysis afresh (push)
-            # nothing is known of the sound from here: the audio that comes back is judged as at a start, its genre
-            # not yet known until then
-            self.decider.forget()
-            self._not_yet_known()
+            # No audio is what silence says: the state ends here (it stood through the stall and came back as
+            # current with the audio), and the audio that comes back is judged as after a silence. Home Assistant
+            # shows silence -> the new genre, which its users' not_from: [unknown, unavailable] guard lets through.
+            self._take_state(self.decider.forget())
             if gone:
                 self.reason, self.last_reopen = self._gone(gone), now
                 log.warning("stream %s: %s %s", self.id, self.intake.description,

@@ -199,8 +199,9 @@ def test_track_state_silence_no_music_and_genre():
 
 
 def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
-    """A stall's gap: a new decider (no state) announced `uncertain` for a first window under first_confidence, and
-    then the old genre again as new; the state now stands until the new audio changes it."""
+    """A gap the stream stayed online through (audio dropped for falling behind): a new decider (no state)
+    announced `uncertain` for a first window under first_confidence, and then the old genre again as new; the state
+    now stands until the new audio changes it."""
     labels = ("blues", "jazz", "pop")
     d = Decider(labels, DecisionConfig(windows=4, min_confidence=0.6, leave_confidence=0.4, dwell_windows=2,
                                        first_confidence=0.6))
@@ -216,14 +217,14 @@ def test_after_a_gap_the_smoothing_starts_afresh_but_the_state_stands():
 
 
 def test_after_a_stall_the_state_is_forgotten():
-    """A stall: the next audio is judged as at a start, from no state (pop stood through it and came back as current
-    with the audio)."""
+    """A stall: no audio, so silence, and the next audio is judged as after one (pop stood through it and came back
+    as current with the audio)."""
     labels = ("blues", "jazz", "pop")
     d = Decider(labels, DecisionConfig(windows=4, min_confidence=0.6, leave_confidence=0.4, dwell_windows=2,
                                        first_confidence=0.6))
     pop = np.array([0.1, 0.1, 0.8])
     assert [d.update(pop, 1.0, 0.1) for _ in range(6)][-1].genre == "pop"
-    d.forget()
+    assert d.forget() == State("silence", None, 1.0)
     unsure = np.array([0.2, 0.25, 0.55])  # under first_confidence
     assert d.update(unsure, 1.0, 0.1) == State("uncertain", None, pytest.approx(0.4 * 0.55 + 0.6 / 3))
     assert d.update(np.array([0.05, 0.9, 0.05]), 1.0, 0.1).genre == "jazz"  # a sure window answers at once
@@ -357,4 +358,15 @@ def test_music_is_held_down_to_the_margin_below_the_threshold():
                                                    (np.full(10, 0.1), 0.45)])] == [
         ("no_music", False), ("uncertain", True), ("uncertain", True)]
     with pytest.raises(ValueError, match="music_margin"):
-        DecisionConfig(music_margin=0.6)
+        DecisionConfig(music_margin=0.3)
+    # never more than half the model's threshold, so music can always end (a model with a threshold of 0.3 and a
+    # margin of 0.25 held music down to 0.05); and a first window after a drop keeps the margin
+    low = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=1, music_margin=0.25),
+                  music_threshold=0.3)
+    assert [s.kind for s in feed(low, [(onehot(8), 0.9), (onehot(8), 0.16), (onehot(8), 0.14)])] == [
+        "genre", "genre", "no_music"]
+    dropped = Decider(GTZAN_GENRES, DecisionConfig("ema", windows=1, dwell_windows=1, music_margin=0.15),
+                      music_threshold=0.5)
+    feed(dropped, [(onehot(8), 0.9)] * 2)
+    dropped.restart()
+    assert dropped.update(onehot(8), 0.38, LOUD).genre == "reggae"  # not no_music, 0.62 sure, at once

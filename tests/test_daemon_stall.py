@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import types
 
-from genrecast.daemon.service import StreamRun
+from genrecast.daemon.decision import State
+from genrecast.daemon.service import StreamRun, _Tracker
 
 
 class Intake:
@@ -30,11 +31,12 @@ def stream() -> tuple[StreamRun, list[tuple[str, str | None]]]:
     run.stalled_since = run.last_reopen = run.quiet_from = 0.0
     run.cfg, run.dropped_reported, run.drop_status_at = types.SimpleNamespace(source="mic:usb"), 0, 0.0
     run.cut_off, run.pace, run.live_pipe = 0, None, False
-    run.decider, run.model = types.SimpleNamespace(forget=lambda: None), types.SimpleNamespace(
-        spec=types.SimpleNamespace(has_tags=False))
+    run.decider = types.SimpleNamespace(forget=lambda: State("silence", None, 1.0))
+    run.model, run.tracker = types.SimpleNamespace(spec=types.SimpleNamespace(has_tags=False)), _Tracker()
     published: list[tuple[str, str | None]] = []
     run.publish_status = lambda: published.append((run.state, run.reason))
-    run.publish_genre = lambda: published.append(("genre", None))
+    run.current = State("uncertain", None, 0.0)
+    run.publish_genre = lambda: published.append(("genre", run.current.kind))
     return run, published
 
 
@@ -42,7 +44,8 @@ def test_a_device_gone_stalls_at_once_and_its_own_return_is_not_reopened_again()
     run, published = stream()
     run.intake.last_audio, run.intake.device_problem = 99.5, "mic:usb: no such input device"
     run.check(100.0)
-    assert published == [("stalled", "mic:usb: no such input device; retrying")]  # at once, not after 10 s
+    # at once, not after 10 s; silence first (no audio: the state before it ends there)
+    assert published == [("genre", "silence"), ("stalled", "mic:usb: no such input device; retrying")]
     run.check(130.0)  # still gone: the microphone keeps reopening itself; no reopen of ours beside it
     run.intake.device_problem = None  # it reopened itself; its first chunk is on its way
     for t in (130.05, 130.1, 135.0):
@@ -51,7 +54,7 @@ def test_a_device_gone_stalls_at_once_and_its_own_return_is_not_reopened_again()
     run.intake.last_audio = 135.02
     run.check(135.05)
     # the genre first (not renewed while stalled: Home Assistant may have expired it), then the status
-    assert published[-2:] == [("genre", None), ("online", None)] and run.intake.reopens == 0
+    assert published[-2:] == [("genre", "silence"), ("online", None)] and run.intake.reopens == 0
 
 
 def test_a_device_back_but_silent_is_then_a_stall_for_no_audio_and_reopened():
@@ -71,10 +74,10 @@ def test_a_silent_source_still_stalls_after_stall_seconds_and_is_reopened_every_
     run.check(109.0)
     assert published == []
     run.check(110.5)
-    assert published == [("stalled", "no audio for 10 s")] and run.intake.reopens == 1
+    assert published == [("genre", "silence"), ("stalled", "no audio for 10 s")] and run.intake.reopens == 1
     run.check(115.0)
     run.check(120.6)
-    assert run.intake.reopens == 2 and len(published) == 1
+    assert run.intake.reopens == 2 and len(published) == 2
 
 
 def test_a_source_that_ends_in_the_tick_its_audio_came_back_still_leaves_its_last_genre():
@@ -86,12 +89,12 @@ def test_a_source_that_ends_in_the_tick_its_audio_came_back_still_leaves_its_las
     run.check(110.5)
     run.intake.last_audio = 115.0  # the burst, classified; its end found in the same tick, before check()
     run.end("end of stream")
-    assert published[-2:] == [("genre", None), ("offline", "end of stream")]
+    assert published[-2:] == [("genre", "silence"), ("offline", "end of stream")]
     quiet, quiet_published = stream()  # stalled to its end with no audio since: nothing new to leave
     quiet.windows_before_gap, quiet.pipeline = 4, types.SimpleNamespace(windows_out=0)
     quiet.check(110.5)
     quiet.end("end of stream")
-    assert quiet_published[-1] == ("offline", "end of stream") and ("genre", None) not in quiet_published
+    assert quiet_published[-2:] == [("stalled", "no audio for 10 s"), ("offline", "end of stream")]
 
 
 def test_systemds_status_does_not_count_a_stalled_stream_as_running():
@@ -118,7 +121,7 @@ def test_a_late_chunk_from_a_device_still_gone_does_not_bring_the_stream_back():
     run.resuming = True  # what check() sets when it stalls the stream
     run.intake.held, run.intake.last_audio = 1102, 100.5  # 50 ms that landed late; the device is still gone
     run.check(101.0)
-    assert published == [("stalled", "mic:usb: no such input device; retrying")]
+    assert published == [("genre", "silence"), ("stalled", "mic:usb: no such input device; retrying")]
     run.intake.held = 3 * 22050  # a writer's burst, then its end: a whole window waits, so it is heard first
     run.check(102.0)
-    assert published[-2:] == [("genre", None), ("online", None)]
+    assert published[-2:] == [("genre", "silence"), ("online", None)]

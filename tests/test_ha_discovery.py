@@ -286,7 +286,8 @@ def test_ha_cleanup_names_an_offline_process_whose_streams_it_leaves(broker):
     out, err = genrecast(*args).communicate(timeout=WAIT)
     assert out == ("left process vm (offline) and its 1 stream (hall): if it is this process under an earlier name "
                    "(with several streams it is named after the host, with one after its stream), run this again "
-                   "with --name vm, then once more without it\n"), (out, err)
+                   "with --name vm, then once more without it; if it is another machine, switched off, leave "
+                   "it\n"), (out, err)
     out, err = genrecast(*args, "--name", "vm").communicate(timeout=WAIT)
     assert out.splitlines() == ["retracted homeassistant/device/genrecast/hall/config",
                                 "retracted genrecast/hall/status"], (out, err)

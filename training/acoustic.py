@@ -255,7 +255,8 @@ VORBIS_BLOCK = 60 * RATE
 def vorbis(x: np.ndarray, quality: float) -> np.ndarray:
     """``x`` encoded to Ogg Vorbis at ``quality`` (0-1) and decoded again: what a low-bitrate stream delivers."""
     buf = io.BytesIO()
-    with sf.SoundFile(buf, "w", RATE, 1, format="OGG", subtype="VORBIS", compression_level=1.0 - quality) as f:
+    channels = x.shape[1] if x.ndim > 1 else 1
+    with sf.SoundFile(buf, "w", RATE, channels, format="OGG", subtype="VORBIS", compression_level=1.0 - quality) as f:
         for i in range(0, len(x), VORBIS_BLOCK):
             f.write(x[i : i + VORBIS_BLOCK])
     buf.seek(0)
