@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
 from genrecast.dsp.dcblock import DCBlockStream
+from genrecast.dsp.level import normalise, window_rms
 from genrecast.dsp.windows import (
     MIN_SECONDS,
     WindowStream,
@@ -34,21 +35,22 @@ from genrecast.errors import UserError
 class Window:
     start_s: float  # stream offset of the first sample, at the model's rate
     end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
-    logmel: np.ndarray  # [n_mels, n_frames] float32, raw (the graph normalises)
+    logmel: np.ndarray  # [n_mels, n_frames] float32, at dsp.level's one loudness (the graph standardises)
     rms: float  # root mean square of the window's samples about their mean (a DC offset is no sound), full scale = 1
     provisional: bool = False  # the audio so far repeated to one window, before the first full window
 
 
-def _rms(samples: np.ndarray) -> float:
-    """The level the silence gate reads: of the samples' AC part. A cheap USB microphone's constant offset above
-    ``silence_rms`` (0.003) kept an idle room from ever being silence (it read as no_music, or a genre)."""
-    x = samples.astype(np.float64)
-    return float(np.sqrt(np.mean(np.square(x - x.mean())))) if x.size else 0.0
+def _window(start_s: float, end_s: float, logmel: np.ndarray, samples: np.ndarray, provisional: bool = False) -> Window:
+    """A window of ``samples``: its log-mel at one loudness (:mod:`dsp.level`), and their own level for the silence
+    gate, about their mean: a cheap USB microphone's constant offset above ``silence_rms`` (0.003) kept an idle room
+    from ever being silence."""
+    rms = window_rms(samples)
+    return Window(start_s, end_s, normalise(logmel, rms), rms, provisional)
 
 
 class Pipeline:
-    """DC block -> resample -> incremental log-mel -> overlapping windows, plus each window's RMS for the silence
-    gate."""
+    """DC block -> resample -> incremental log-mel -> overlapping windows at one loudness, plus each window's RMS
+    for the silence gate."""
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
                  provisional: bool = False, offset_seconds: float = 0.0) -> None:
@@ -111,8 +113,7 @@ class Pipeline:
         for first, window in self._windows.push(self._logmel.push(x)):
             start = first * self.cfg.hop_length
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
-            out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate, window,
-                              _rms(seg)))
+            out.append(_window(self._offset + start / rate, self._offset + (start + self._span) / rate, window, seg))
         full = len(out) - sum(w.provisional for w in out)
         if last and not full and self.windows_out == 0 and self._recent.shape[0] >= MIN_SECONDS * rate:
             out.append(self._repeated(self._recent, provisional=False))  # the input, shorter than a window
@@ -130,5 +131,5 @@ class Pipeline:
         padded = pad_short_clip(samples, self.cfg, self.n_frames)
         frames = LogMelStream(self.cfg).push(padded)
         window = np.ascontiguousarray(frames[: self.n_frames].T)
-        return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, window, _rms(padded),
-                      provisional)
+        return _window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, window, padded,
+                       provisional)

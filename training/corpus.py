@@ -31,7 +31,8 @@ from genrecast.dsp import (
     resample,
 )
 from genrecast.dsp.dcblock import dc_block
-from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows
+from genrecast.dsp.level import normalise, window_rms
+from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows, window_samples, window_starts
 
 from .acoustic import RATE, AcousticConfig, Chain
 
@@ -203,18 +204,26 @@ def nonmusic_clips(root: str | Path) -> list[Clip]:
 
 def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int, hop: int,
                  max_windows: int = 0) -> np.ndarray:
-    """``[n, n_mels, win_frames]`` raw log-mel windows of one clip, as the daemon cuts them.
+    """``[n, n_mels, win_frames]`` log-mel windows of one clip, as the daemon cuts them, each at one loudness
+    (:mod:`dsp.level`, from its own samples' level, as the daemon's :class:`~daemon.pipeline.Pipeline` does).
 
     A clip shorter than one window but at least :data:`dsp.windows.MIN_SECONDS` long is repeat-padded to one
     window (:func:`dsp.windows.pad_short_clip`, the daemon's rule); ``max_windows`` > 0 keeps that many, evenly
     spread, so a long recording cannot outweigh many short ones.
     """
     model_rate = resample(dc_block(samples, rate), rate, cfg.sample_rate)  # the daemon's Pipeline's order
-    windows = slice_windows(logmel(pad_short_clip(model_rate, cfg, win_frames), cfg), win_frames, hop)
+    padded = pad_short_clip(model_rate, cfg, win_frames)
+    frames = logmel(padded, cfg)
+    windows = slice_windows(frames, win_frames, hop)
     if not len(windows):
         raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
+    starts = window_starts(frames.shape[0], win_frames, hop) * cfg.hop_length
     if max_windows and len(windows) > max_windows:
-        windows = windows[np.linspace(0, len(windows) - 1, max_windows).round().astype(int)]
+        keep = np.linspace(0, len(windows) - 1, max_windows).round().astype(int)
+        windows, starts = windows[keep], starts[keep]
+    span = window_samples(cfg, win_frames)
+    for i, start in enumerate(starts):
+        windows[i] = normalise(windows[i], window_rms(padded[start : start + span]))
     return windows
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from genrecast.dsp import DSPConfig
 from genrecast.dsp.dcblock import FINGERPRINT as DC_BLOCK
+from genrecast.dsp.level import FINGERPRINT as LEVEL
 
 from .acoustic import Chain
 from .cache import mark_used
@@ -68,7 +69,7 @@ def embed_clips(
         windows = None
         try:
             for name, model in models.items():
-                tag = f'{name}:{cfg.fingerprint()}:{DC_BLOCK}:{win_frames}:{hop}:{max_windows}'
+                tag = f'{name}:{cfg.fingerprint()}:{DC_BLOCK}:{LEVEL}:{win_frames}:{hop}:{max_windows}'
                 path = cache / f"{_key(clip, tag, chains)}.npz"
                 if path.exists():
                     with np.load(path) as z:
