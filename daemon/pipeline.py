@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
 from genrecast.dsp.dcblock import DCBlockStream
-from genrecast.dsp.level import normalise, window_rms
+from genrecast.dsp.level import LevelStream, normalise, shift_for, window_rms
 from genrecast.dsp.windows import (
     MIN_SECONDS,
     WindowStream,
@@ -38,14 +38,6 @@ class Window:
     logmel: np.ndarray  # [n_mels, n_frames] float32, at dsp.level's one loudness (the graph standardises)
     rms: float  # root mean square of the window's samples about their mean (a DC offset is no sound), full scale = 1
     provisional: bool = False  # the audio so far repeated to one window, before the first full window
-
-
-def _window(start_s: float, end_s: float, logmel: np.ndarray, samples: np.ndarray, provisional: bool = False) -> Window:
-    """A window of ``samples``: its log-mel at one loudness (:mod:`dsp.level`), and their own level for the silence
-    gate, about their mean: a cheap USB microphone's constant offset above ``silence_rms`` (0.003) kept an idle room
-    from ever being silence."""
-    rms = window_rms(samples)
-    return Window(start_s, end_s, normalise(logmel, rms), rms, provisional)
 
 
 class Pipeline:
@@ -69,6 +61,7 @@ class Pipeline:
         self._dc = DCBlockStream(input_rate)  # before resampling: an offset from the start never reaches it
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
+        self._level = LevelStream(self.hop_seconds)
         self._span = window_samples(cfg, spec.n_frames)  # samples one window covers
         # Where provisional windows end (samples at the model's rate): whole hops before the first window's end.
         hop = hop_frames(cfg, hop_seconds) * cfg.hop_length
@@ -113,7 +106,9 @@ class Pipeline:
         for first, window in self._windows.push(self._logmel.push(x)):
             start = first * self.cfg.hop_length
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
-            out.append(_window(self._offset + start / rate, self._offset + (start + self._span) / rate, window, seg))
+            rms = window_rms(seg)  # about the mean: a USB microphone's offset kept an idle room from being silence
+            out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate,
+                              normalise(window, self._level.push(rms)), rms))
         full = len(out) - sum(w.provisional for w in out)
         if last and not full and self.windows_out == 0 and self._recent.shape[0] >= MIN_SECONDS * rate:
             out.append(self._repeated(self._recent, provisional=False))  # the input, shorter than a window
@@ -131,5 +126,8 @@ class Pipeline:
         padded = pad_short_clip(samples, self.cfg, self.n_frames)
         frames = LogMelStream(self.cfg).push(padded)
         window = np.ascontiguousarray(frames[: self.n_frames].T)
-        return _window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, window, padded,
-                       provisional)
+        rms = window_rms(padded)
+        # a provisional window is heard at its own level and leaves the stream's (the trainer has no such windows)
+        shift = shift_for(rms) if provisional else self._level.push(rms)
+        return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, normalise(window, shift),
+                      rms, provisional)

@@ -18,7 +18,7 @@ from genrecast.dashboard.feed import Feed
 from genrecast.dashboard.history import History
 from genrecast.dsp import LogMelStream, ModelSpec
 from genrecast.dsp.dcblock import dc_block
-from genrecast.dsp.level import normalise, window_rms
+from genrecast.dsp.level import normalise, shift_for, window_rms
 from genrecast.dsp.windows import pad_short_clip
 from tiny_model import GTZAN_GENRES, build_tiny_model, direct_label, musicnn_like_spec, tiny_spec
 
@@ -467,7 +467,7 @@ def test_provisional_windows_are_the_audio_so_far_repeated_whatever_the_pushes(s
     # the first 1.024 s (DC-blocked, as everything the front end hears) repeated, as classify would
     padded = pad_short_clip(dc_block(kept[:16384], rate), spec.dsp, spec.n_frames)
     assert np.array_equal(whole[0].logmel, normalise(LogMelStream(spec.dsp).push(padded)[: spec.n_frames].T,
-                                                     window_rms(padded)))
+                                                     shift_for(window_rms(padded))))  # at its own level
     # the full windows are those of a pipeline without provisional ones
     plain = Pipeline(spec, 1.0, rate, skip_seconds=skip).push(x, last=True)
     assert all(np.array_equal(a.logmel, b.logmel) for a, b in zip(whole[2:], plain, strict=True))

@@ -31,8 +31,15 @@ from genrecast.dsp import (
     resample,
 )
 from genrecast.dsp.dcblock import dc_block
-from genrecast.dsp.level import normalise, window_rms
-from genrecast.dsp.windows import MIN_SECONDS, pad_short_clip, slice_windows, window_samples, window_starts
+from genrecast.dsp.level import LevelStream, normalise, window_rms
+from genrecast.dsp.windows import (
+    MIN_SECONDS,
+    frame_seconds,
+    pad_short_clip,
+    slice_windows,
+    window_samples,
+    window_starts,
+)
 
 from .acoustic import RATE, AcousticConfig, Chain
 
@@ -204,8 +211,9 @@ def nonmusic_clips(root: str | Path) -> list[Clip]:
 
 def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int, hop: int,
                  max_windows: int = 0) -> np.ndarray:
-    """``[n, n_mels, win_frames]`` log-mel windows of one clip, as the daemon cuts them, each at one loudness
-    (:mod:`dsp.level`, from its own samples' level, as the daemon's :class:`~daemon.pipeline.Pipeline` does).
+    """``[n, n_mels, win_frames]`` log-mel windows of one clip, as the daemon cuts them, at one loudness
+    (:mod:`dsp.level`'s slow gain over the clip's windows in order, as the daemon's
+    :class:`~daemon.pipeline.Pipeline` follows a stream's).
 
     A clip shorter than one window but at least :data:`dsp.windows.MIN_SECONDS` long is repeat-padded to one
     window (:func:`dsp.windows.pad_short_clip`, the daemon's rule); ``max_windows`` > 0 keeps that many, evenly
@@ -217,13 +225,14 @@ def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int
     windows = slice_windows(frames, win_frames, hop)
     if not len(windows):
         raise AudioError(f"{samples.shape[0] / rate:.2f} s is shorter than the {MIN_SECONDS:g} s minimum")
-    starts = window_starts(frames.shape[0], win_frames, hop) * cfg.hop_length
+    span = window_samples(cfg, win_frames)
+    rms = [window_rms(padded[s : s + span]) for s in window_starts(frames.shape[0], win_frames, hop) * cfg.hop_length]
+    shifts = LevelStream(hop * frame_seconds(cfg)).shifts(np.array(rms))  # every window in order, at the daemon's hop
     if max_windows and len(windows) > max_windows:
         keep = np.linspace(0, len(windows) - 1, max_windows).round().astype(int)
-        windows, starts = windows[keep], starts[keep]
-    span = window_samples(cfg, win_frames)
-    for i, start in enumerate(starts):
-        windows[i] = normalise(windows[i], window_rms(padded[start : start + span]))
+        windows, shifts = windows[keep], shifts[keep]
+    for i, shift in enumerate(shifts):
+        windows[i] = normalise(windows[i], float(shift))
     return windows
 
 
