@@ -1,14 +1,14 @@
-"""Level normalisation: the model hears a stream as if it played at one loudness, whatever the microphone's gain.
+"""Level normalisation: the model hears a quiet stream as if it played at a standard loudness, whatever the
+microphone's gain.
 
 The log-mel front end keeps the level, and musicnn's own compression (``log10(1 + 10000 * power)``, inside the
 model) squashes quiet input toward nothing, so a quiet microphone's music read as classical or as not music. A gain
-on the samples is a constant on the natural-log mel power, so each window's log-mel is shifted by a gain that
-takes the stream's recent level (an exponential mean of its windows' power over about :data:`TIME_CONSTANT_S`) to
-:data:`TARGET_RMS`. The gain is slow, so the music's own dynamics stay: a window-by-window gain (every window at the
-target) flattened them, and the shipped model's genres were 4 points worse on clean recordings. Windows under
-:data:`QUIET_RMS` (the daemon's default silence gate) leave the level as it was: a pause would otherwise have raised
-the next music far over the target. The silence gate still reads each window's own RMS, and no gain exceeds
-:data:`MAX_GAIN_DB`.
+on the samples is a constant on the natural-log mel power, so each window's log-mel is shifted by the gain that
+raises the stream's recent level (an exponential mean of its windows' power over about :data:`TIME_CONSTANT_S`) to
+:data:`TARGET_RMS`. The gain is slow, so the music's own loud and quiet passages stay; a louder stream is left as it
+is. Windows under :data:`QUIET_RMS` (the daemon's default silence gate) leave the level as it was: a pause would
+otherwise have raised the next music far over the target. The silence gate still reads each window's own RMS, and
+no gain exceeds :data:`MAX_GAIN_DB`. The model card has the measurements.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ def window_rms(samples: np.ndarray) -> float:
 
 
 def shift_for(level: float) -> float:
-    """The natural-log mel power shift that takes a sound at RMS ``level`` to :data:`TARGET_RMS`: power goes with
-    the square of the gain."""
-    return 2.0 * math.log(TARGET_RMS / max(level, _FLOOR))
+    """The natural-log mel power shift that raises a sound at RMS ``level`` to :data:`TARGET_RMS` (power goes with
+    the square of the gain); none for a louder one. Turned down to the target, GTZAN's 2-3 s clips (a median of
+    0.2 RMS) lost 4 of fold 1's 83 genre tracks, where raising only lost none."""
+    return max(0.0, 2.0 * math.log(TARGET_RMS / max(level, _FLOOR)))
 
 
 class LevelStream:
