@@ -42,6 +42,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
+from genrecast.dsp.level import QUIET_RMS
 from genrecast.dsp.windows import windows_sharing
 
 
@@ -73,7 +74,7 @@ MAX_MUSIC_MARGIN = 0.25  # at the shipped threshold of 0.5, music is left below 
 class DecisionConfig:
     smoothing: str = "ema"
     windows: int = 5
-    silence_rms: float = 0.003
+    silence_rms: float = QUIET_RMS  # the level normalisation's quiet windows are silence
     min_confidence: float = 0.4  # enter a genre at this smoothed probability
     leave_confidence: float = 0.3  # a genre once entered holds down to this
     dwell_windows: int = 5  # windows a new state must be the candidate in a row before it is taken

@@ -98,8 +98,8 @@ class GenreModel:
         return self.spec.model_id
 
     def predict(self, windows: np.ndarray) -> Output:
-        """``[batch, n_mels, n_frames]`` raw log-mel -> genre probabilities (both heads' for a model with a direct
-        head), music probability, tags and room probability per window."""
+        """``[batch, n_mels, n_frames]`` log-mel (:class:`~daemon.pipeline.Window`'s) -> genre probabilities (both
+        heads' for a model with a direct head), music probability, tags and room probability per window."""
         results = dict(zip(self._outputs, self._session.run(
             self._outputs, {self._input: np.ascontiguousarray(windows, np.float32)}), strict=True))
         genre = results[GENRE_OUTPUT]

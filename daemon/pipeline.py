@@ -35,21 +35,23 @@ from genrecast.errors import UserError
 class Window:
     start_s: float  # stream offset of the first sample, at the model's rate
     end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
-    logmel: np.ndarray  # [n_mels, n_frames] float32, at dsp.level's one loudness (the graph standardises)
+    logmel: np.ndarray  # [n_mels, n_frames] float32, a quiet stream's raised by dsp.level (the graph does the rest)
     rms: float  # root mean square of the window's samples about their mean (a DC offset is no sound), full scale = 1
     provisional: bool = False  # the audio so far repeated to one window, before the first full window
 
 
 class Pipeline:
-    """DC block -> resample -> incremental log-mel -> overlapping windows at one loudness, plus each window's RMS
-    for the silence gate."""
+    """DC block -> resample -> incremental log-mel -> overlapping windows, a quiet stream's raised (:mod:`dsp.level`),
+    plus each window's RMS for the silence gate."""
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
-                 provisional: bool = False, offset_seconds: float = 0.0) -> None:
+                 provisional: bool = False, offset_seconds: float = 0.0, level: LevelStream | None = None) -> None:
         """``skip_seconds``: audio discarded at the start (offsets still count from the source's start), so
         streams opened together do not all complete their windows in the same instant. ``provisional``: windows
         of the audio so far before the first full one (see the module's docstring). ``offset_seconds``: the
-        source's audio before the first sample pushed (a pipeline started afresh after a gap in the audio)."""
+        source's audio before the first sample pushed (a pipeline started afresh after a gap in the audio).
+        ``level``: the stream's gain so far, carried over a gap that the stream stayed online through (a fresh one
+        after a stall)."""
         cfg = spec.dsp
         self.cfg, self.n_frames = cfg, spec.n_frames
         frame_s = frame_seconds(cfg)
@@ -61,7 +63,7 @@ class Pipeline:
         self._dc = DCBlockStream(input_rate)  # before resampling: an offset from the start never reaches it
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
-        self._level = LevelStream(self.hop_seconds)
+        self.level = level or LevelStream(self.hop_seconds)
         self._span = window_samples(cfg, spec.n_frames)  # samples one window covers
         # Where provisional windows end (samples at the model's rate): whole hops before the first window's end.
         hop = hop_frames(cfg, hop_seconds) * cfg.hop_length
@@ -108,7 +110,7 @@ class Pipeline:
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
             rms = window_rms(seg)  # about the mean: a USB microphone's offset kept an idle room from being silence
             out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate,
-                              normalise(window, self._level.push(rms)), rms))
+                              normalise(window, self.level.push(rms)), rms))
         full = len(out) - sum(w.provisional for w in out)
         if last and not full and self.windows_out == 0 and self._recent.shape[0] >= MIN_SECONDS * rate:
             out.append(self._repeated(self._recent, provisional=False))  # the input, shorter than a window
@@ -128,6 +130,6 @@ class Pipeline:
         window = np.ascontiguousarray(frames[: self.n_frames].T)
         rms = window_rms(padded)
         # a provisional window is heard at its own level and leaves the stream's (the trainer has no such windows)
-        shift = shift_for(rms) if provisional else self._level.push(rms)
+        shift = shift_for(rms) if provisional else self.level.push(rms)
         return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, normalise(window, shift),
                       rms, provisional)

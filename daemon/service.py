@@ -202,11 +202,14 @@ class StreamRun:
 
     def _new_windows(self, provisional: bool) -> None:
         """Windows afresh from the next sample, which comes after a gap in the audio: its offset counts what the
-        gap left out, and no window joins the two sides."""
+        gap left out, and no window joins the two sides. After a stall (``provisional``: as at a start) the level
+        is followed afresh too; over a drop it carries on, as the music did (a stream behind for good drops before
+        most takes, and each window set by its own level was the design the card rejects)."""
         self.windows_before_gap += self.pipeline.windows_out
         self.windowed = self.consumed
         self.pipeline = self._new_pipeline(provisional=provisional,
-                                           offset_seconds=self.consumed / self.intake.sample_rate)
+                                           offset_seconds=self.consumed / self.intake.sample_rate,
+                                           level=None if provisional else self.pipeline.level)
 
     def samples_wanted(self) -> int:
         """Input samples worth a push: a window's worth, or, after a gap, any (its first audio starts afresh)."""

@@ -19,9 +19,10 @@ import numpy as np
 
 TARGET_RMS = 0.1  # about the training recordings' own level (GTZAN's median window 0.12; their room copies' 0.08)
 TIME_CONSTANT_S = 5.0  # an exponential mean over about ten windows at the default hop of 1 s
-QUIET_RMS = 0.003  # windows this quiet are silence to the daemon's default gate: they do not move the level
+QUIET_RMS = 0.003  # windows this quiet do not move the level; the daemon's default silence gate too
 MAX_GAIN_DB = 40.0
-FINGERPRINT = f"level-{TARGET_RMS:g}-{TIME_CONSTANT_S:g}s-{QUIET_RMS:g}-{MAX_GAIN_DB:g}db"  # keys cached features
+# keys cached features: a change here (the rule included: raising only) must not reuse older ones
+FINGERPRINT = f"level-up-to-{TARGET_RMS:g}-{TIME_CONSTANT_S:g}s-{QUIET_RMS:g}-{MAX_GAIN_DB:g}db"
 _FLOOR = TARGET_RMS * 10 ** (-MAX_GAIN_DB / 20)
 
 
@@ -60,4 +61,4 @@ class LevelStream:
 
 def normalise(logmel: np.ndarray, shift: float) -> np.ndarray:
     """``logmel`` (natural-log mel power, any shape) shifted by ``shift`` (:func:`shift_for`, :class:`LevelStream`)."""
-    return (np.asarray(logmel, np.float32) + np.float32(shift)).astype(np.float32, copy=False)
+    return np.asarray(logmel, np.float32) + np.float32(shift)

@@ -55,8 +55,8 @@ class ModelSpecError(ValueError):
 class ModelSpec:
     """The contract between a trained model and the code that feeds it.
 
-    The ONNX graph takes raw log-mel windows ``[batch, n_mels, n_frames]`` exactly as
-    :class:`dsp.LogMelStream` produces them (for ``dsp``, whatever front end that names) and applies
+    The ONNX graph takes log-mel windows ``[batch, n_mels, n_frames]`` as :class:`dsp.LogMelStream` produces them
+    (for ``dsp``, whatever front end that names), a quiet stream's raised by :mod:`dsp.level`, and applies
     ``input_norm`` itself; it outputs ``probabilities`` ``[batch, len(labels)]``. A model with a music head
     (``music_threshold`` set) also outputs ``music`` ``[batch]``, the probability that a window holds music;
     the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``. A model with style

@@ -68,3 +68,23 @@ def test_under_a_second_is_refused_by_the_trainer_and_gives_the_daemon_no_window
     with pytest.raises(AudioError, match="0.90 s is shorter than the 1 s minimum"):
         trained(spec, path)
     assert streamed(spec, path) == []
+
+
+@pytest.mark.parametrize("seconds", [9.0, 2.2])
+def test_a_quiet_crescendo_gives_the_trainer_the_daemons_raised_windows(tmp_path, seconds):
+    """The level normalisation (dsp.level) on both sides: music from 0.008 to 0.026 RMS, every window raised by the
+    slow gain, and the trainer's evenly kept few of them (max_windows) as the daemon computed them. The files
+    above are all loud enough that no gain applies."""
+    spec = ModelSpec(name="musicnn", version="1", dsp=MUSICNN_DSP, window_seconds=3.008)
+    x = music_like(seconds, 44100, seed=5)
+    x = (x / np.sqrt(np.mean(x**2)) * np.linspace(0.008, 0.026, x.shape[0])).astype(np.float32)
+    path = tmp_path / "quiet.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    live = streamed(spec, path)
+    assert all(w.rms < 0.05 for w in live)  # every window raised
+    clip = Clip(path.stem, None, True, "long", path.stem, path)
+    every = read_clip_windows(clip, spec.dsp, spec.n_frames, hop_frames(spec.dsp, 1.0))
+    np.testing.assert_array_equal(np.stack([w.logmel for w in live]), every)
+    if len(live) > 3:
+        kept = read_clip_windows(clip, spec.dsp, spec.n_frames, hop_frames(spec.dsp, 1.0), 3)
+        np.testing.assert_array_equal(kept, every[np.linspace(0, len(every) - 1, 3).round().astype(int)])

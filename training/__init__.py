@@ -9,7 +9,7 @@
    (:mod:`.musicnn`, the weights read from the musicnn wheel by :mod:`.tf_checkpoint`), cached on disk by content,
    backbone and chain (:mod:`.cache` marks what a run used and prunes the rest on request).
 4. **Heads** (:mod:`.transfer`): linear genre and music/not-music heads on those embeddings, and the exported
-   graph (:class:`.transfer.TransferNet`: raw log-mel in, both probabilities out).
+   graph (:class:`.transfer.TransferNet`: log-mel windows in, both probabilities out).
 5. **Calibration** (:mod:`.calibrate`): one temperature fitted on validation tracks.
 6. **Export** (:mod:`.export`): ONNX with the :class:`dsp.ModelSpec` inside, which the daemon checks on load.
 

@@ -211,7 +211,7 @@ def nonmusic_clips(root: str | Path) -> list[Clip]:
 
 def clip_windows(samples: np.ndarray, rate: int, cfg: DSPConfig, win_frames: int, hop: int,
                  max_windows: int = 0) -> np.ndarray:
-    """``[n, n_mels, win_frames]`` log-mel windows of one clip, as the daemon cuts them, at one loudness
+    """``[n, n_mels, win_frames]`` log-mel windows of one clip, as the daemon cuts them, a quiet clip's raised
     (:mod:`dsp.level`'s slow gain over the clip's windows in order, as the daemon's
     :class:`~daemon.pipeline.Pipeline` follows a stream's).
 

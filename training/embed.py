@@ -27,7 +27,8 @@ PARTS = ("mean_pool", "max_pool", "penultimate", "logits")
 
 
 def backbone_activations(model: Musicnn, windows: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
-    """``[n, n_mels, T]`` raw log-mel -> each of :data:`PARTS` as ``[n, dim]`` float32."""
+    """``[n, n_mels, T]`` log-mel windows (:func:`.corpus.clip_windows`') -> each of :data:`PARTS` as ``[n, dim]``
+    float32."""
     out: dict[str, list[np.ndarray]] = {p: [] for p in PARTS}
     with torch.no_grad():
         for i in range(0, len(windows), batch):

@@ -1,12 +1,12 @@
 """ONNX export with the :class:`dsp.ModelSpec` inside the file (``daemon.model.load_model`` reads and checks it).
 
-Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_frames]`` float32, raw natural-log
-mel exactly as ``dsp.LogMelStream`` emits it (dynamic batch); output ``probabilities`` ``[batch, n_labels]`` and,
-for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the probability that the
-window holds music at all; for a model with style tags (``spec.tags`` named), ``tags`` ``[batch, n_tags]``, each tag's
-probability; for a model with a direct genre head (``spec.direct_head``), ``direct_probabilities`` ``[batch,
-n_labels]``, that head's; for one with a room detector too (``spec.room_detector``), ``room`` ``[batch]``, the
-probability that the window was heard through a room.
+Graph contract (what the daemon feeds): input ``logmel`` ``[batch, n_mels, n_frames]`` float32, natural-log mel as
+``dsp.LogMelStream`` emits it, a quiet stream's raised by ``dsp.level`` (dynamic batch); output ``probabilities``
+``[batch, n_labels]`` and, for a model with a music head (``spec.music_threshold`` set), ``music`` ``[batch]``: the
+probability that the window holds music at all; for a model with style tags (``spec.tags`` named), ``tags``
+``[batch, n_tags]``, each tag's probability; for a model with a direct genre head (``spec.direct_head``),
+``direct_probabilities`` ``[batch, n_labels]``, that head's; for one with a room detector too
+(``spec.room_detector``), ``room`` ``[batch]``, the probability that the window was heard through a room.
 """
 
 from __future__ import annotations
