@@ -161,6 +161,7 @@ class ConnectFailures:
         self._lock = threading.Lock()
         self.count = 0  # failed tries since the last success
         self.why: str | None = None  # the latest cause found
+        self._silenced = False  # see silence()
 
     def failed(self, why: str | None = None) -> None:
         """Record a failed try; ``why`` when the broker said it (a CONNACK), else it is probed on the tries logged."""
@@ -170,8 +171,17 @@ class ConnectFailures:
         if count % self.EVERY != 1:
             return
         self.why = why or diagnose(self.broker)
-        self.log.warning("cannot reach broker %s: %s; retrying (attempt %d)%s", self.broker.url, self.why, count,
-                         self.suffix)
+        with self._lock:  # not after silence(): checked and said under the lock that silence() takes
+            if not self._silenced:
+                self.log.warning("cannot reach broker %s: %s; retrying (attempt %d)%s", self.broker.url, self.why,
+                                 count, self.suffix)
+
+    def silence(self) -> None:
+        """Say nothing more, and wait for a line being said now: a closing process's last line is its own (a first
+        try, late on a busy machine, probed the broker while the process ended, and its line came after exit 2's
+        error)."""
+        with self._lock:
+            self._silenced = True
 
     def succeeded(self) -> None:
         with self._lock:

@@ -197,6 +197,7 @@ class Publisher:
         is a daemon thread and ends at its next check; what matters, our DISCONNECT, is waited for here.
         """
         deadline = time.monotonic() + timeout
+        self._failures.silence()
         with self._lock:
             self._closing = True
             connected = self._connected

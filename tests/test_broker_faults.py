@@ -110,3 +110,38 @@ def test_dashboard_names_tcp_and_tls_failures_and_logs_them(tls_broker, other_ca
     assert "use mqtts://" in feed_problem(BrokerConfig(port=tls_broker.port))
     said = [r.getMessage() for r in caplog.records]
     assert any("connection refused" in m for m in said) and any("not trusted" in m for m in said)
+
+
+def test_a_connect_failure_probed_while_the_process_closes_is_not_said_after_its_last_line(monkeypatch):
+    """CI, under load: the broker down, a bad file's exit 2 printed its error, and then the publisher's first
+    connect failure, probed meanwhile, logged "cannot reach broker" as the process's last line."""
+    import logging
+    import threading
+
+    from genrecast.daemon import broker as broker_module
+    from genrecast.daemon.config import BrokerSettings
+
+    probing, release = threading.Event(), threading.Event()
+
+    def slow_diagnose(_broker):
+        probing.set()
+        release.wait(10)
+        return "connection refused"
+
+    monkeypatch.setattr(broker_module, "diagnose", slow_diagnose)
+    said: list[str] = []
+    log = logging.getLogger("genrecast.test-connect-failures")
+    log.addHandler(handler := logging.Handler())
+    handler.emit = lambda record: said.append(record.getMessage())
+    failures = broker_module.ConnectFailures(BrokerSettings().to_broker(), log)
+    late = threading.Thread(target=failures.failed)
+    late.start()
+    assert probing.wait(10)
+    failures.silence()  # the process closes while the probe runs
+    release.set()
+    late.join(10)
+    assert said == []
+    fresh = broker_module.ConnectFailures(BrokerSettings().to_broker(), log)
+    release.set()
+    fresh.failed()
+    assert said and said[0].startswith("cannot reach broker")  # said when nothing closes
