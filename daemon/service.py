@@ -189,7 +189,7 @@ class StreamRun:
         """A stall began: what comes before the gap is dropped, and at the first audio after it the windows and the
         smoothing start afresh, as at the start (a provisional answer from 1 s on). Windows that mixed the audio
         from before and after the gap, and smoothing that remembered the former, held the old genre for 8 s after
-        the audio came back. Its genre is not yet known until the new audio decides one (the stall forgot it)."""
+        the audio came back. The state is silence until the new audio decides one (the stall said so)."""
         before = [c for c in chunks if c.handed_at <= self.quiet_from]
         self.consumed += sum(c.samples.shape[0] for c in before)
         after = chunks[len(before):]
@@ -232,6 +232,12 @@ class StreamRun:
         log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
                  f", {describe_head(self.head)} (heard = {self.cfg.heard})" if self.head else "")
+        rate, model_rate = self.intake.sample_rate, self.model.spec.dsp.sample_rate
+        if rate < model_rate:  # a Bluetooth headset's 8000 Hz: nothing above 4 kHz, cymbals and most timbre gone
+            log.warning("stream %s: %s gives %d-Hz audio, which holds nothing above %g kHz, where the model hears up "
+                        "to %g kHz: its genres are less accurate than its card says (a device, or --rate for a pipe "
+                        "or stdin, of at least %d Hz)", self.id, self.intake.description, rate, rate / 2000,
+                        model_rate / 2000, model_rate)
 
     def take(self) -> list[tuple[Window, float]]:
         """This tick's audio from the intake, pushed. Audio dropped before it (processing fell behind) is a gap:

@@ -771,6 +771,24 @@ def test_a_model_for_the_16k_front_end_with_a_music_head_and_tags_runs_end_to_en
     assert list(metal["tags"])[0] == "heavy metal" and genres[-1]["tags"] == {}  # the HA sensor's attributes
 
 
+def test_a_source_under_the_models_rate_is_named_as_band_limited(broker, tmp_path):
+    """A phone line or a Bluetooth headset gives 8000-Hz audio: the model runs on it (resampled) but hears none of
+    what lies above 4 kHz, which the kitchen microphone's user was never told."""
+    spec = musicnn_like_spec()  # 16000 Hz
+    model = build_tiny_model(tmp_path / "musicnn-like.onnx", spec)
+    narrow = write_tones(tmp_path / "narrow.wav", [6] * 4, rate=8000, cfg=spec.dsp)
+    wide = write_tones(tmp_path / "wide.wav", [6] * 4, rate=16000, cfg=spec.dsp)
+    rc, err = Daemon("--source", f"file:{narrow}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "phone").finish()
+    assert rc == 0, err
+    (line,) = [x for x in err.splitlines() if "holds nothing above" in x]
+    assert "stream phone:" in line and "8000-Hz audio, which holds nothing above 4 kHz" in line
+    assert "up to 8 kHz" in line and "at least 16000 Hz" in line
+    rc, err = Daemon("--source", f"file:{wide}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "hifi").finish()
+    assert rc == 0 and "holds nothing above" not in err, err
+
+
 def test_a_live_stream_answers_provisionally_from_its_first_second(broker, tmp_path):
     """Issue 19: a live stream publishes the audio so far repeated to one window, marked provisional, at each hop
     from 1 s on until its first full window; a sure first answer is taken at once, and sent again without the mark
