@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from genrecast.dsp import LogMelStream, ModelSpec, StreamResampler
+from genrecast.dsp.dcblock import FINGERPRINT as DC_BLOCK
 from genrecast.dsp.dcblock import DCBlockStream
+from genrecast.dsp.level import FINGERPRINT as LEVEL
 from genrecast.dsp.level import LevelStream, normalise, shift_for, window_rms
 from genrecast.dsp.windows import (
     MIN_SECONDS,
@@ -42,7 +44,8 @@ class Window:
 
 class Pipeline:
     """DC block -> resample -> incremental log-mel -> overlapping windows, a quiet stream's raised (:mod:`dsp.level`),
-    plus each window's RMS for the silence gate."""
+    plus each window's RMS for the silence gate; the DC block and the raising where the model's ``stages`` name
+    them (every model written before they were named does)."""
 
     def __init__(self, spec: ModelSpec, hop_seconds: float, input_rate: int, skip_seconds: float = 0.0,
                  provisional: bool = False, offset_seconds: float = 0.0, level: LevelStream | None = None) -> None:
@@ -60,7 +63,9 @@ class Pipeline:
                 f"--hop {hop_seconds:g} s is shorter than one frame of this model ({frame_s * 1000:.1f} ms)")
         self.hop_seconds = hop_frames(cfg, hop_seconds) * frame_s  # what the hop really is, after rounding
         self._resampler = StreamResampler(input_rate, cfg.sample_rate)
-        self._dc = DCBlockStream(input_rate)  # before resampling: an offset from the start never reaches it
+        # before resampling: an offset from the start never reaches it
+        self._dc = DCBlockStream(input_rate) if DC_BLOCK in spec.stages else None
+        self._raise = LEVEL in spec.stages  # a quiet stream's windows raised (the model names the stages it needs)
         self._logmel = LogMelStream(cfg)
         self._windows = WindowStream(spec.n_frames, hop_frames(cfg, hop_seconds))
         self.level = level or LevelStream(self.hop_seconds)
@@ -98,7 +103,7 @@ class Pipeline:
         if self._skip:
             drop = min(self._skip, samples.shape[0])
             samples, self._skip = samples[drop:], self._skip - drop
-        x = self._resampler.push(self._dc.push(samples), last=last)
+        x = self._resampler.push(self._dc.push(samples) if self._dc else samples, last=last)
         self._fed += x.shape[0]
         self._recent = np.concatenate([self._recent, x])
         out = []
@@ -110,7 +115,7 @@ class Pipeline:
             seg = self._recent[start - self._recent_base : start - self._recent_base + self._span]
             rms = window_rms(seg)  # about the mean: a USB microphone's offset kept an idle room from being silence
             out.append(Window(self._offset + start / rate, self._offset + (start + self._span) / rate,
-                              normalise(window, self.level.push(rms)), rms))
+                              normalise(window, self._shift(rms)), rms))
         full = len(out) - sum(w.provisional for w in out)
         if last and not full and self.windows_out == 0 and self._recent.shape[0] >= MIN_SECONDS * rate:
             out.append(self._repeated(self._recent, provisional=False))  # the input, shorter than a window
@@ -122,6 +127,10 @@ class Pipeline:
         self.windows_out += full
         return out
 
+    def _shift(self, rms: float) -> float:
+        """The level normalisation's shift for the next window of the stream (none for a model without it)."""
+        return self.level.push(rms) if self._raise else 0.0
+
     def _repeated(self, samples: np.ndarray, provisional: bool) -> Window:
         """The window of ``samples`` (the input from its start, at least the minimum, shorter than a window)
         repeated to one window."""
@@ -130,6 +139,6 @@ class Pipeline:
         window = np.ascontiguousarray(frames[: self.n_frames].T)
         rms = window_rms(padded)
         # a provisional window is heard at its own level and leaves the stream's (the trainer has no such windows)
-        shift = shift_for(rms) if provisional else self.level.push(rms)
+        shift = (shift_for(rms) if self._raise else 0.0) if provisional else self._shift(rms)
         return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, normalise(window, shift),
                       rms, provisional)

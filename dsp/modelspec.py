@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from .config import DEFAULT_DSP, DSPConfig
+from .dcblock import FINGERPRINT as DC_BLOCK
+from .level import FINGERPRINT as LEVEL
 
 METADATA_KEY = "genrecast.spec"
 SPEC_FORMAT = 1
@@ -35,7 +37,14 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "hop_seconds": (int, float), "input_norm": dict, "training": dict,
 }
 # Fields added after SPEC_FORMAT 1 shipped: a file written before them lacks the key and reads the default.
-_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "direct_head", "room_detector")
+_OPTIONAL_FIELDS = ("music_threshold", "tags", "tag_origin", "tag_threshold", "direct_head", "room_detector",
+                    "stages")
+# The stages around the log-mel that this genrecast computes, in their order: the DC block before it, the level
+# normalisation after it. A model names those its windows go through (``stages``); the trainer applies both.
+STAGES = (DC_BLOCK, LEVEL)
+# What a file written before ``stages`` was stored runs with, as it did then: both, as they were on 2026-12-07. Frozen:
+# a later change to either stage's fingerprint refuses such a file rather than feed it another front end.
+UNSTAMPED_STAGES = ("dc-onepole-10hz", "level-up-to-0.1-5s-0.003-40db")
 TOP_TAGS = 5  # at most this many tags are announced per window or file, the likeliest first
 
 
@@ -56,7 +65,8 @@ class ModelSpec:
     """The contract between a trained model and the code that feeds it.
 
     The ONNX graph takes log-mel windows ``[batch, n_mels, n_frames]`` as :class:`dsp.LogMelStream` produces them
-    (for ``dsp``, whatever front end that names), a quiet stream's raised by :mod:`dsp.level`, and applies
+    (for ``dsp``, whatever front end that names), through the ``stages`` it names: the DC block
+    (:mod:`dsp.dcblock`) before them, a quiet stream's raised (:mod:`dsp.level`) after them; it applies
     ``input_norm`` itself; it outputs ``probabilities`` ``[batch, len(labels)]``. A model with a music head
     (``music_threshold`` set) also outputs ``music`` ``[batch]``, the probability that a window holds music;
     the daemon says ``no_music`` when its smoothed value falls below ``music_threshold``. A model with style
@@ -85,6 +95,7 @@ class ModelSpec:
     tag_threshold: float | None = None  # a tag is announced at this probability or more
     direct_head: bool = False  # the graph also outputs ``direct_probabilities``
     room_detector: bool = False  # the graph also outputs ``room`` (only beside a direct head)
+    stages: tuple[str, ...] = STAGES  # the stages around the log-mel its windows go through (:data:`STAGES`)
 
     def __post_init__(self) -> None:
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -100,6 +111,13 @@ class ModelSpec:
         if self.tags and (self.tag_threshold is None or not 0 < self.tag_threshold < 1 or not self.tag_origin):
             raise ModelSpecError(f"a model with tags needs their origin and a tag_threshold strictly between 0 and 1, "
                                  f"got {self.tag_origin!r} and {self.tag_threshold}")
+        unknown = [stage for stage in self.stages if stage not in STAGES]
+        if unknown:
+            raise ModelSpecError(f"needs the front-end stage {unknown[0]!r}, which this genrecast does not compute (it "
+                                 f"has {', '.join(STAGES)}): the model was trained by another version of genrecast")
+        if list(self.stages) != [stage for stage in STAGES if stage in self.stages]:
+            raise ModelSpecError(f"stages must be some of {', '.join(STAGES)}, in that order, each once; got "
+                                 f"{', '.join(self.stages)}")
         if self.room_detector and not self.direct_head:
             raise ModelSpecError("a room detector weighs a direct genre head against the other: direct_head must be "
                                  "true with room_detector")
@@ -147,6 +165,7 @@ class ModelSpec:
         data = asdict(self)
         data["labels"] = list(self.labels)
         data["tags"] = list(self.tags)
+        data["stages"] = list(self.stages)
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -179,7 +198,10 @@ class ModelSpec:
                     raise ModelSpecError(f"malformed model spec: {flag} must be true or false")
             if not isinstance(data.get("tag_origin", ""), str | None):
                 raise ModelSpecError("malformed model spec: tag_origin must be a string")
-            data["labels"], data["tags"] = tuple(data["labels"]), tuple(tags)
+            stages = data.get("stages", UNSTAMPED_STAGES)
+            if not isinstance(stages, list | tuple) or not all(isinstance(x, str) for x in stages):
+                raise ModelSpecError("malformed model spec: stages must be a list of strings")
+            data["labels"], data["tags"], data["stages"] = tuple(data["labels"]), tuple(tags), tuple(stages)
             data["dsp"] = DSPConfig.from_dict(data["dsp"])
             return cls(**data)
         except ModelSpecError:

@@ -142,6 +142,43 @@ def test_refuses_models_that_break_the_contract(tmp_path, build, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_model_names_the_stages_around_its_log_mel_and_gets_those(tmp_path):
+    """The DC block and the level normalisation are the front end too: a model names those its windows went through,
+    the daemon computes those (a file from before they were named gets both, as it did), and a model naming a stage
+    this version does not compute is refused, not fed another front end."""
+    from genrecast.daemon.pipeline import Pipeline
+    from genrecast.dsp.modelspec import STAGES, UNSTAMPED_STAGES
+
+    path = build_tiny_model(tmp_path / "m.onnx")
+    assert load_model(path).spec.stages == STAGES == UNSTAMPED_STAGES  # written by the trainer's ModelSpec
+    model = onnx.load(str(path))
+    data = json.loads(model.metadata_props[0].value)
+    del data["stages"]
+    model.metadata_props[0].value = json.dumps(data)
+    onnx.save(model, str(path))
+    assert load_model(path).spec.stages == UNSTAMPED_STAGES  # written before the key
+    # quiet music with a constant offset: the stages change the windows, and only those named apply
+    t = np.arange(3 * 22050) / 22050
+    quiet = (0.01 * np.sin(2 * np.pi * 440 * t) + 0.05).astype(np.float32)
+    windows = {stages: Pipeline(tiny_spec(stages=stages), 1.0, 22050).push(quiet, last=True)[0].logmel
+               for stages in (STAGES, STAGES[:1], STAGES[1:], ())}
+    assert all(not np.allclose(windows[a], windows[b], atol=1e-3) for a in windows for b in windows if a != b)
+    # without the DC block the offset's energy lies in the lowest bands, which the level normalisation alone
+    # cannot remove; without the level normalisation the window is as quiet as its samples
+    assert windows[()][0].mean() > windows[STAGES[:1]][0].mean() + 5
+    assert windows[STAGES].mean() > windows[STAGES[:1]].mean() + 5
+    for stages, message in [(("dc-onepole-20hz",), "needs the front-end stage 'dc-onepole-20hz', which this "
+                                                   "genrecast does not compute"),
+                            (STAGES[::-1], "stages must be some of"), (STAGES[:1] * 2, "stages must be some of")]:
+        with pytest.raises(ModelSpecError, match=message):
+            tiny_spec(stages=stages)
+    respec_json = json.dumps({**data, "stages": ["level-up-to-0.2-5s-0.003-40db"]})
+    model.metadata_props[0].value = respec_json
+    onnx.save(model, str(path))
+    with pytest.raises(ModelSpecError, match="trained by another version of genrecast"):
+        load_model(path)
+
+
 def test_malformed_spec_json_is_refused(tmp_path):
     path = build_tiny_model(tmp_path / "m.onnx")
     model = onnx.load(str(path))
