@@ -371,6 +371,49 @@ def test_the_music_sensor_goes_off_in_a_pause_and_back_on_without_passing_throug
     assert not our_warnings(ha.log)
 
 
+def test_a_stall_is_silence_and_the_genre_before_it_never_comes_back(ha, ha_broker, music_model):
+    """A pipe's writer sent jazz and stopped; later another sent hiphop. Home Assistant showed unavailable -> jazz
+    (with its old ``since``) -> hiphop, so jazz was current again for music no longer playing, and an automation on
+    ``to: jazz`` fired for it. The stall is silence now, from its start, and the docs' "genre changed" automation
+    runs for jazz -> silence and silence -> hiphop, never for the way through unavailable."""
+    from conftest import ROOT
+
+    docs = (ROOT / "docs" / "mqtt.md").read_text()
+    docs_one = re.search(r"^- id: genrecast_kitchen_genre_changed\n.*?(?=^- id: |^```)", docs, re.S | re.M).group(0)
+    alias = re.search(r'alias: "(.*?)"', docs_one).group(1)
+    # its own id and alias: an automation reloaded under the docs' id keeps the last run of the test before
+    ours = docs_one.replace("sensor.genrecast_kitchen_genre", "sensor.genrecast_relay_genre").replace(
+        "genrecast_kitchen_genre_changed", "genrecast_relay_genre_changed").replace(alias, f"{alias} (relay)")
+    barrier = "- id: genrecast_test_barrier\n  alias: barrier\n  triggers: []\n  actions: []\n"
+    mark = ha.mark()
+    ha.automations(ours + barrier)
+    d = daemon(ha_broker.url, music_model, "--source", "stdin", "--stream-id", "relay", "--stall", "2",
+               stdin=subprocess.PIPE)
+    try:
+        genre, status = entity(ha, "genrecast/genrecast/relay/genre"), entity(ha, "genrecast/genrecast/relay/status")
+        d.proc.stdin.buffer.write(pcm([JAZZ] * 8))
+        d.proc.stdin.flush()
+        jazz = showing(ha, genre, "jazz", mark)
+        stalled = ha.wait_for(lambda c: c.entity_id == status and c.state == "stalled" and c.at > jazz.at,
+                              "the stream stalled", mark)
+        d.proc.stdin.buffer.write(pcm([HIPHOP] * 8))
+        d.proc.stdin.flush()
+        ha.wait_for(lambda c: c.entity_id == genre and c.state == "hiphop" and c.at > stalled.at, "hiphop", mark)
+    finally:
+        d.proc.stdin.close()
+        d.finish()
+    ran = ha.mark()
+    ha.post("/api/services/automation/trigger", {"entity_id": "automation.barrier"})
+    ha.wait_for(lambda c: c.entity_id == "automation.barrier" and c.attributes.get("last_triggered"),
+                "the barrier automation's run", ran)  # every run the states before it started has started
+    shown = ha.history(genre, mark)
+    after = shown[shown.index("jazz"):]
+    around = after[1 : after.index("hiphop")]
+    assert "jazz" not in around and around[0] == "silence" and set(around) <= {"silence", "unavailable"}, shown
+    assert len(ha.fired(f"{alias} (relay)", mark)) == 2, shown  # jazz -> silence and silence -> hiphop
+    assert not our_warnings(ha.log)
+
+
 def test_after_a_network_outage_the_current_genre_comes_first_and_quickly(ha, ha_broker, music_model):
     """The daemon's link to the broker is cut (the broker and Home Assistant stay up); the music changes meanwhile.
 
