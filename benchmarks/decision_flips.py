@@ -34,6 +34,9 @@ from genrecast.daemon.inference import Inference  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, HEARD, genre_head, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
+from genrecast.dsp.level import FINGERPRINT as LEVEL  # noqa: E402
+
+from genrecast.errors import UserError  # noqa: E402
 
 
 def long_excerpts(data: Path) -> list[tuple[str, Path]]:
@@ -49,6 +52,36 @@ class Windows:
     rms: np.ndarray
     end_s: np.ndarray
     provisional: np.ndarray  # bool
+
+
+def made_with(model, head: str, **settings) -> dict[str, str]:
+    """What a cache of window outputs depends on: the model, the head read, the level normalisation (a cache made
+    before it replayed windows the daemon no longer sees) and the bench's own ``settings``."""
+    return {"model": model.model_id, "head": head, "level": LEVEL, **{k: str(v) for k, v in settings.items()}}
+
+
+def save_windows(path: Path, groups: dict[str, list[Windows]], made: dict[str, str]) -> None:
+    """Named lists of streams' windows, and what they were made with (:func:`made_with`), to one ``.npz``."""
+    np.savez(path, **{f"made.{k}": np.array(v) for k, v in made.items()},
+             **{f"{g}.{i}.{f.name}": getattr(w, f.name) for g, ws in groups.items() for i, w in enumerate(ws)
+                for f in dataclass_fields(Windows)})
+
+
+def load_windows(path: Path, made: dict[str, str]) -> dict[str, list[Windows]]:
+    """What :func:`save_windows` wrote, refused (naming the difference) unless made as ``made`` says."""
+    with np.load(path) as saved:
+        have = {k.removeprefix("made."): str(saved[k]) for k in saved.files if k.startswith("made.")}
+        if have != made:
+            diff = sorted(k for k in made.keys() | have.keys() if have.get(k) != made.get(k))
+            raise UserError(f"--cache {path}: made with " + ", ".join(f"{k} {have.get(k, '(none)')}" for k in diff)
+                            + ", not " + ", ".join(f"{made.get(k, '(none)')}" for k in diff) + ": remove it")
+        counts: dict[str, int] = {}
+        for k in saved.files:
+            if not k.startswith("made."):
+                g, i, _ = k.split(".")
+                counts[g] = max(counts.get(g, 0), int(i) + 1)
+        return {g: [Windows(*(saved[f"{g}.{i}.{f.name}"] for f in dataclass_fields(Windows))) for i in range(n)]
+                for g, n in counts.items()}
 
 
 def windows_of(inference: Inference, path: Path, seconds: float, head: str | None) -> Windows:
@@ -128,29 +161,25 @@ def main() -> None:
                         help="the excerpts reach the daemon as a radio piped in, not by a microphone: under "
                              "--heard auto a model with a room detector weighs its heads (a microphone reads the room "
                              "head)")
-    parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same "
-                                                   "model, head, data and seconds are up to you), else written")
+    parser.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (refused "
+                                                   "unless made with the same model, head, level normalisation, "
+                                                   "seconds and number of excerpts), else written")
     args = parser.parse_args()
     model = load_model(args.model)
     read = genre_head(model.spec, args.heard, recorded=args.recorded) or "room"
-    names = [f.name for f in dataclass_fields(Windows)]
+    excerpts = long_excerpts(args.data)
+    made = made_with(model, read, seconds=args.seconds, excerpts=len(excerpts))
     if args.cache and args.cache.is_file():  # the same model's windows, saved by an earlier run
-        with np.load(args.cache) as saved:
-            head = str(saved["head"]) if "head" in saved else "room"  # saved before a model had two heads
-            if head != read:
-                raise SystemExit(f"--cache {args.cache}: holds the {head} head's windows, not the {read} one's")
-            tracks = [(str(g), Windows(*(saved[f"{i}_{f}"] for f in names)))
-                      for i, g in enumerate(saved["genres"])]
+        windows = load_windows(args.cache, made)["excerpts"]
     else:
         inference = Inference(model, args.threads)
         try:
-            tracks = [(genre, windows_of(inference, path, args.seconds, read))
-                      for genre, path in long_excerpts(args.data)]
+            windows = [windows_of(inference, path, args.seconds, read) for _, path in excerpts]
         finally:
             inference.close()
         if args.cache:
-            np.savez(args.cache, genres=np.array([g for g, _ in tracks]), head=np.array(read),
-                     **{f"{i}_{f}": getattr(w, f) for i, (_, w) in enumerate(tracks) for f in names})
+            save_windows(args.cache, {"excerpts": windows}, made)
+    tracks = [(genre, w) for (genre, _), w in zip(excerpts, windows, strict=True)]
     shipped = DecisionConfig()
     # before issue 19: full windows only, always the dwell, and no music margin (added 2026-12-07; its own bench is
     # music_flips.py), so "before" and "without hysteresis" stay the figures they were

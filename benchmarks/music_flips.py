@@ -1,5 +1,6 @@
 """How steady the Music sensor is on quiet and reverberant music, and how fast it follows music's end: for choosing
-the hysteresis of the music threshold (``music_margin``).
+the hysteresis of the music threshold (``music_margin``) and the quiet windows that make silence
+(``silence_windows``).
 
 Each long GTZAN excerpt in ``--data`` becomes one stream: the excerpt looped to ``--music-seconds``, then
 ``--tail-seconds`` of speech (even excerpts) or recorded noise (odd ones), recordings strung together from the half
@@ -8,14 +9,17 @@ chain). The model trained on every recording as it is, so the tail's ``no_music`
 the decision's dynamics. Each stream is heard three ways, as a microphone's stream reads it (the room head of a
 model with two): as recorded at ``--level`` RMS, quiet at ``--quiet`` RMS (just above the silence gate), and
 through :data:`training.acoustic.BENCH`'s held-out rooms at ``--level`` (band limits, speech over the music in 30 %,
-noise at 5-25 dB, a codec). Every ``music_margin`` in the grid replays the same windows (hop 1 s, provisional
-windows first, as ``genrecast run`` cuts them) through :class:`daemon.decision.Decider` with the shipped defaults.
+noise at 5-25 dB, a codec). Every setting in the grid (each ``music_margin`` at the shipped ``silence_windows``,
+each ``silence_windows`` at the shipped margin) replays the same windows (hop 1 s, provisional windows first, as
+``genrecast run`` cuts them, with its level normalisation) through :class:`daemon.decision.Decider`, the other
+settings the shipped defaults.
 
-Printed per way and margin: changes of the Music sensor (music or not) per hour of the music part, the share of
+Printed per way and setting: changes of the Music sensor (music or not) per hour of the music part, the share of
 the music part's full windows held as music, the share of the tail's windows (those holding no music) still
 music, and the median and 90th-percentile seconds from the music's end to the sensor's turning off.
-The last line compares the shipped margin with none:
-``music: margin=<> changes_per_hour=<> (none <>) music_kept=<> (none <>) tail_music=<> (none <>) off_s=<> (none <>)``
+The last line compares the shipped settings with 0.6.0's (no margin, silence at the first quiet window):
+``music: margin=<> silence_windows=<> ways=<> changes_per_hour=<> (before <>) music_kept=<> (before <>)
+tail_music=<> (before <>) off_s=<> (before <>)``
 
     .venv/bin/python benchmarks/music_flips.py --cache /tmp/music-flips.npz
 """
@@ -25,11 +29,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 from dataclasses import dataclass, replace
-from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 import numpy as np
-from decision_flips import ROOT, Windows, long_excerpts, looped, stream_windows
+from decision_flips import ROOT, Windows, load_windows, long_excerpts, looped, made_with, save_windows, stream_windows
 from genrecast.daemon.decision import Decider, DecisionConfig
 from genrecast.daemon.inference import Inference
 from genrecast.daemon.model import DEFAULT_MODEL, genre_head, load_model
@@ -42,6 +45,7 @@ from genrecast.errors import UserError
 WAYS = ("recorded", "quiet", "room")
 SHARED = ROOT.parent / "shared" / "data"
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
+SILENCE_WINDOWS = (1, 2, 3, 5)  # at the shipped margin
 
 
 def tails(nonmusic: Path, seconds: float) -> list[np.ndarray]:
@@ -129,8 +133,9 @@ def main() -> None:
     ap.add_argument("--level", type=float, default=0.03, help="the streams' RMS as recorded and in the room (0.03)")
     ap.add_argument("--quiet", type=float, default=0.005, help="the quiet streams' RMS (0.005)")
     ap.add_argument("--threads", type=int, default=2, help="model calls at once, as the daemon's threads (2)")
-    ap.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (the same model "
-                                               "and settings are up to you), else written")
+    ap.add_argument("--cache", type=Path, help="an .npz of the windows' outputs: read when it exists (refused unless "
+                                               "made with the same model, level normalisation and settings), else "
+                                               "written")
     ap.add_argument("--banks", type=Path, default=Path(tempfile.gettempdir()) / "genrecast-room-bench",
                     help="where the bench chain's banks are written once (room_bench's --cache)")
     args = ap.parse_args()
@@ -144,52 +149,48 @@ def main() -> None:
     if spec.music_threshold is None:
         raise UserError(f"--model {args.model}: has no music head, so no Music sensor to measure")
     head = genre_head(spec, "auto", recorded=False) or "room"  # what a microphone's stream reads
-    names = [f.name for f in dataclass_fields(Windows)]
+    made = made_with(model, head, music_seconds=args.music_seconds, tail_seconds=args.tail_seconds,
+                     loud=args.level, quiet=args.quiet)
     if args.cache and args.cache.is_file():
-        with np.load(args.cache) as saved:
-            made_with = (float(saved["music_seconds"]), float(saved["tail_seconds"]))
-            if made_with != (args.music_seconds, args.tail_seconds):
-                raise UserError(f"--cache {args.cache}: made with --music-seconds {made_with[0]:g} --tail-seconds "
-                                f"{made_with[1]:g}")
-            ways = {way: [Windows(*(saved[f"{way}{i}_{f}"] for f in names)) for i in range(int(saved["n"]))]
-                    for way in WAYS}
+        ways = load_windows(args.cache, made)
     else:
-        made = streams(args.data, args.nonmusic, args.music_seconds, args.tail_seconds)
+        made_streams = streams(args.data, args.nonmusic, args.music_seconds, args.tail_seconds)
         noise_files, speech_files = bank_sources(nonmusic_clips(args.nonmusic))
         chain = Chain(BENCH, build_banks(BENCH, args.banks, noise_files, speech_files, None))
         inference = Inference(model, args.threads)
         try:
-            ways = {"recorded": [stream_windows(inference, x * args.level, RATE, head) for _, x in made],
-                    "quiet": [stream_windows(inference, x * args.quiet, RATE, head) for _, x in made],
+            ways = {"recorded": [stream_windows(inference, x * args.level, RATE, head) for _, x in made_streams],
+                    "quiet": [stream_windows(inference, x * args.quiet, RATE, head) for _, x in made_streams],
                     # the chain keeps the level it is given (before its gain), as a room's microphone would
                     "room": [stream_windows(inference, chain(x * args.level, f"music-flips/{i}"), RATE, head)
-                             for i, (_, x) in enumerate(made)]}
+                             for i, (_, x) in enumerate(made_streams)]}
         finally:
             inference.close()
         if args.cache:
-            np.savez(args.cache, n=np.array(len(made)), music_seconds=np.array(args.music_seconds),
-                     tail_seconds=np.array(args.tail_seconds),
-                     **{f"{way}{i}_{f}": getattr(w, f) for way, ws in ways.items() for i, w in enumerate(ws)
-                        for f in names})
+            save_windows(args.cache, ways, made)
     n = len(ways["recorded"])
     print(f"model {model.model_id} ({head} head), music threshold {spec.music_threshold}; {n} streams: "
           f"{args.music_seconds:g} s of a looped excerpt, then {args.tail_seconds:g} s of speech or noise; hop 1 s")
-    print(f"{'way':<9}{'margin':>7}{'changes/h':>10}{'music kept':>11}{'tail music':>11}{'off s':>7}{'off p90':>8}")
+    print(f"{'way':<9}{'margin':>7}{'silence':>8}{'changes/h':>10}{'music kept':>11}{'tail music':>11}{'off s':>7}"
+          f"{'off p90':>8}")
     shipped = DecisionConfig()
+    before = replace(shipped, music_margin=0.0, silence_windows=1)  # as 0.6.0 shipped
+    grid = sorted({replace(shipped, music_margin=m) for m in MARGINS}
+                  | {replace(shipped, silence_windows=n) for n in SILENCE_WINDOWS} | {shipped, before},
+                  key=lambda c: (c.silence_windows, c.music_margin))
     rows = {}
     for way in WAYS:
-        for margin in sorted({*MARGINS, shipped.music_margin}):
-            r = rows[way, margin] = replay(spec, ways[way], replace(shipped, music_margin=margin),
-                                           args.music_seconds, args.tail_seconds)
-            print(f"{way:<9}{margin:>7.2f}{r.changes_per_hour:>10.1f}{r.music_kept:>11.3f}{r.tail_music:>11.3f}"
-                  f"{r.off_median_s:>7.1f}{r.off_p90_s:>8.1f}")
+        for cfg in grid:
+            r = rows[way, cfg] = replay(spec, ways[way], cfg, args.music_seconds, args.tail_seconds)
+            print(f"{way:<9}{cfg.music_margin:>7.2f}{cfg.silence_windows:>8d}{r.changes_per_hour:>10.1f}"
+                  f"{r.music_kept:>11.3f}{r.tail_music:>11.3f}{r.off_median_s:>7.1f}{r.off_p90_s:>8.1f}")
 
     def both(attr: str, fmt: str) -> str:
-        now = [getattr(rows[w, shipped.music_margin], attr) for w in WAYS]
-        none = [getattr(rows[w, 0.0], attr) for w in WAYS]
-        return f"{'/'.join(format(x, fmt) for x in now)} (none {'/'.join(format(x, fmt) for x in none)})"
+        now = [getattr(rows[w, shipped], attr) for w in WAYS]
+        old = [getattr(rows[w, before], attr) for w in WAYS]
+        return f"{'/'.join(format(x, fmt) for x in now)} (before {'/'.join(format(x, fmt) for x in old)})"
 
-    print(f"music: margin={shipped.music_margin} ways={'/'.join(WAYS)} "
+    print(f"music: margin={shipped.music_margin} silence_windows={shipped.silence_windows} ways={'/'.join(WAYS)} "
           f"changes_per_hour={both('changes_per_hour', '.1f')} music_kept={both('music_kept', '.3f')} "
           f"tail_music={both('tail_music', '.3f')} off_s={both('off_median_s', '.1f')}")
 

@@ -175,6 +175,7 @@ class StreamDefaults:
     smoothing: str = SMOOTHING[0]
     smoothing_windows: int = DecisionConfig.windows
     silence_rms: float = DecisionConfig.silence_rms
+    silence_windows: int = DecisionConfig.silence_windows  # quiet windows in a row that end a sound
     min_confidence: float = DecisionConfig.min_confidence
     leave_confidence: float = DecisionConfig.leave_confidence
     dwell_windows: int = DecisionConfig.dwell_windows
@@ -188,9 +189,10 @@ class StreamDefaults:
     heard: str = "auto"
 
     def decision(self) -> DecisionConfig:
-        return DecisionConfig(self.smoothing, self.smoothing_windows, self.silence_rms, self.min_confidence,
-                              self.leave_confidence, self.dwell_windows, self.first_confidence or None,
-                              self.music_margin)
+        return DecisionConfig(smoothing=self.smoothing, windows=self.smoothing_windows, silence_rms=self.silence_rms,
+                              silence_windows=self.silence_windows, min_confidence=self.min_confidence,
+                              leave_confidence=self.leave_confidence, dwell_windows=self.dwell_windows,
+                              first_confidence=self.first_confidence or None, music_margin=self.music_margin)
 
     def confidences_following(self, unset: Collection[str]):
         """``leave_confidence`` and ``first_confidence``, where ``unset`` names them (no one set them), their
@@ -238,6 +240,7 @@ class StreamSettings(StreamDefaults):
             "smoothing": (self.smoothing in SMOOTHING, " or ".join(SMOOTHING)),
             "smoothing_windows": (1 <= self.smoothing_windows <= 1000, "1 to 1000"),
             "silence_rms": (0 <= self.silence_rms < 1, "0 to less than 1"),
+            "silence_windows": (1 <= self.silence_windows <= 1000, "1 to 1000"),
             "min_confidence": (0 <= self.min_confidence <= 1, "0 to 1"),
             "leave_confidence": (0 <= self.leave_confidence <= self.min_confidence,
                                  f"0 to min_confidence ({self.min_confidence}): a genre is left below it, so a "

@@ -15,9 +15,11 @@ message, a journal line and a Home Assistant state change. So:
 - **no_music**: with a model that has a music head, a smoothed music probability below the model's
   ``music_threshold`` is ``no_music``, whatever the genre probabilities say; music once heard holds down to
   ``music_margin`` below it (at most half the threshold, so music can always end).
-- **Silence**: a window whose RMS is below ``silence_rms`` is silence at once and restarts the smoothing, so the
-  sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the
-  stream is ``uncertain``.
+- **Silence**: ``silence_windows`` windows in a row whose RMS is below ``silence_rms`` are silence (at once when
+  nothing but silence is held) and restart the smoothing, so the sound after a pause is judged on its own; until a
+  state has held ``dwell_windows`` windows after it, the stream is ``uncertain``. Fewer quiet windows are a dip
+  inside the sound: the held state stands and they leave the smoothing alone (one quiet window inside quiet music
+  made silence, then ``uncertain``, then the same genre again with a new ``since``).
 - **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
   the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
   where before it nothing was judged yet (unknown).
@@ -75,6 +77,9 @@ class DecisionConfig:
     smoothing: str = "ema"
     windows: int = 5
     silence_rms: float = QUIET_RMS  # the level normalisation's quiet windows are silence
+    # quiet windows in a row that end a sound: 1 to 5 measured (benchmarks/music_flips.py, docs/mqtt.md); at 1 a
+    # stream at 0.005 RMS changed its Music sensor 183 times an hour, at 5 32
+    silence_windows: int = 5
     min_confidence: float = 0.4  # enter a genre at this smoothed probability
     leave_confidence: float = 0.3  # a genre once entered holds down to this
     dwell_windows: int = 5  # windows a new state must be the candidate in a row before it is taken
@@ -90,8 +95,8 @@ class DecisionConfig:
         if not 0 <= self.leave_confidence <= self.min_confidence <= 1:
             raise ValueError(f"need 0 <= leave_confidence <= min_confidence <= 1, got {self.leave_confidence} "
                              f"and {self.min_confidence}")
-        if self.windows < 1 or self.dwell_windows < 1:
-            raise ValueError("windows and dwell_windows must be at least 1")
+        if self.windows < 1 or self.dwell_windows < 1 or self.silence_windows < 1:
+            raise ValueError("windows, dwell_windows and silence_windows must be at least 1")
         if not 0 <= self.music_margin <= MAX_MUSIC_MARGIN:
             raise ValueError(f"need 0 <= music_margin <= {MAX_MUSIC_MARGIN}, got {self.music_margin}")
         if self.first_confidence is not None and not self.min_confidence <= self.first_confidence <= 1:
@@ -146,13 +151,17 @@ class Decider:
         self._away = self._away_music = 0  # windows in a row whose candidate was not the held state; of them, music
         self._first = True  # no state taken since the start or the last silence
         self._heard = 0  # windows with sound since the last silence
+        self._quiet = 0  # quiet windows in a row inside a held sound
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
         if rms < self.cfg.silence_rms:
-            self._restart()
-            self._state = State("silence", None, 1.0)
-            return self._state
+            self._quiet += 1
+            if self._held is None or self._quiet >= self.cfg.silence_windows:
+                self._restart()
+                self._state = State("silence", None, 1.0)
+            return self._state  # a dip inside the sound: what it held stands
+        self._quiet = 0
         p, music = np.asarray(probabilities, np.float64), float(music)
         self._heard += 1
         smoothed, best, m = self._smooth(p, music)
@@ -160,7 +169,7 @@ class Decider:
             self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
             self._state = self._restate(first, smoothed, best, m)
             return self._state
-        held = self._state if self._state is not None and self._state.kind != "silence" else None
+        held = self._held
         candidate = self._candidate(smoothed, best, m, held)
         if candidate.same_as(held):
             self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
@@ -186,6 +195,11 @@ class Decider:
         return self._state
 
     @property
+    def _held(self) -> State | None:
+        """The sound state held (None at the start and in silence): what the hysteresis and the margin keep."""
+        return self._state if self._state is not None and self._state.kind != "silence" else None
+
+    @property
     def contested(self) -> bool:
         """Whether the latest window's own candidate differs from the state returned: that state was held through
         the dwell, not agreed with. A provisional answer is confirmed only by a window that agrees (speech then rock:
@@ -203,8 +217,7 @@ class Decider:
         one that may still hold some of a silence just heard (what it says is partly the pause)."""
         if self.cfg.first_confidence is None or self._heard <= self.settle_windows:
             return None
-        held = self._state if self._state is not None and self._state.kind != "silence" else None
-        state = self._candidate(p, int(np.argmax(p)), music, held)  # music held through a drop keeps its margin
+        state = self._candidate(p, int(np.argmax(p)), music, self._held)  # music held through a drop keeps its margin
         return state if state.kind != "uncertain" and state.confidence >= self.cfg.first_confidence else None
 
     def _smooth(self, p: np.ndarray, music: float) -> tuple[np.ndarray, int, float]:

@@ -42,7 +42,10 @@ def add_run_settings(p) -> None:
     p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")
     p.add_argument("--smoothing-windows", dest="smoothing_windows", type=int, help="windows smoothed over (5)")
     p.add_argument("--silence-rms", dest="silence_rms", type=float,
-                   help=f"below this RMS a window is silence (default {defaults.silence_rms:g})")
+                   help=f"below this RMS a window is quiet (default {defaults.silence_rms:g})")
+    p.add_argument("--silence-windows", dest="silence_windows", type=int,
+                   help=f"quiet windows in a row that make silence; fewer are a dip inside the sound, which holds "
+                        f"(default {defaults.silence_windows})")
     p.add_argument("--min-confidence", dest="min_confidence", type=float,
                    help=f"smoothed probability to enter a genre (default {defaults.min_confidence}; the leave and "
                         "first confidences follow it unless set)")

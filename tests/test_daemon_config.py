@@ -37,6 +37,9 @@ def test_file_then_env_then_flags(tmp_path):
 
     s = load_settings(path, {"qos": 1, "broker_url": "mqtt://127.0.0.1:1886", "stream_id": None}, environ=env)
     assert (s.qos, s.broker.url, s.stream_id) == (1, "mqtt://127.0.0.1:1886", "kitchen")
+    # the decision's keys reach the stream's decider
+    decision = load_settings(path, {"silence_windows": 2, "music_margin": 0.1}, environ={}).decision()
+    assert (decision.silence_windows, decision.music_margin, decision.silence_rms) == (2, 0.1, 0.003)
 
 
 @pytest.mark.parametrize(
@@ -84,6 +87,7 @@ def test_file_then_env_then_flags(tmp_path):
          "leave_confidence (from flags): bad value 0.3 (0 to min_confidence (0.0): a genre is left below it, so a "
          "lower min_confidence needs a leave_confidence as low"),
         ("dwell_windows = 0\n", {}, {}, "dwell_windows (from file {file}): bad value 0"),
+        ("", {"GENRECAST_SILENCE_WINDOWS": "0"}, {}, "silence_windows (from env): bad value 0 (1 to 1000)"),
         ("first_confidence = 0.3\n", {}, {},
          "first_confidence (from file {file}): bad value 0.3 (0 (off) or min_confidence (0.4) to 1"),
         ("min_confidence = 0.7\n", {"GENRECAST_FIRST_CONFIDENCE": "0.6"}, {},

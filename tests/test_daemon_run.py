@@ -41,8 +41,8 @@ from tiny_model import MUSICNN_DSP, MUSICNN_WINDOW_SECONDS, build_tiny_model, mu
 
 
 def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path):
-    # 8 s of the model's "rock" tone, 8 s of "blues", 4 s of silence
-    wav = write_tones(tmp_path / "mix.wav", [9] * 8 + [0] * 8 + [None] * 4)
+    # 8 s of the model's "rock" tone, 8 s of "blues", 8 s of silence (five silent windows: silence_windows)
+    wav = write_tones(tmp_path / "mix.wav", [9] * 8 + [0] * 8 + [None] * 8)
     sub = Subscriber(broker.url)
     rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
                      "--stream-id", "kitchen", "--ha-discovery").finish()
@@ -58,8 +58,8 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
 
     predictions = [m.payload for m in sub.of("kitchen/prediction")]
     starts = np.array([p["window_start_s"] for p in predictions])
-    # 20 s of audio, 3-s windows every 43 frames (0.998 s): windows start at 0, 0.998, ... up to 17 s
-    assert len(predictions) == 18
+    # 24 s of audio, 3-s windows every 43 frames (0.998 s): windows start at 0, 0.998, ... up to 21 s
+    assert len(predictions) == 22
     assert np.allclose(np.diff(starts), 43 * 512 / 22050, atol=1e-3)
     assert all(set(p["probabilities"]) == set(GTZAN_GENRES) for p in predictions)
     assert "music" not in predictions[0]  # a model without a music head

@@ -76,7 +76,7 @@ def test_the_files_timeline_shades_what_the_daemon_would_have_said_without_a_gen
     from tiny_model import tagged_spec
 
     tagged = str(build_tiny_model(tmp_path / "tagged.onnx", tagged_spec()))
-    wav = write_tones(tmp_path / "mix.wav", [6] * 8 + ["noise"] * 8 + [None] * 4)
+    wav = write_tones(tmp_path / "mix.wav", [6] * 8 + ["noise"] * 8 + [None] * 8)  # silence_windows: 5
     result = OfflineClassifier(tagged).classify(wav.read_bytes(), "mix.wav")
     assert result.states[0] == "genre"  # as a stream starts: a window this sure of itself is taken at once
     assert result.states[-1] == "silence" and "no_music" in result.states

@@ -359,7 +359,7 @@ def test_the_music_sensor_goes_off_in_a_pause_and_back_on_without_passing_throug
         d.proc.stdin.flush()
         showing(ha, music, "on")
         mark = ha.mark()
-        d.proc.stdin.buffer.write(pcm([None] * 6 + [HIPHOP] * 10))
+        d.proc.stdin.buffer.write(pcm([None] * 8 + [HIPHOP] * 10))  # five silent windows: silence
         d.proc.stdin.flush()
         showing(ha, genre, "hiphop", mark)
         showing(ha, music, "on", mark)
