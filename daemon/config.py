@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 
 from genrecast.dsp.audio import MAX_CHANNELS, PCM_FORMATS, RATE_RANGE
-from genrecast.dsp.config import DEFAULT_DSP
 
 from genrecast.contract import DAEMON_TOPIC
 from genrecast.errors import UserError
 from genrecast.paths import path_problem
+from genrecast.text import listed
 
 from .broker import KEEPALIVE_RANGE, BrokerConfig, tls_context
 from .decision import MAX_MUSIC_MARGIN, SMOOTHING, DecisionConfig
@@ -169,7 +169,8 @@ class StreamDefaults:
     speed: float = 1.0  # file sources: times real time, 0 = as fast as possible
     loop: bool = False
     format: str = "s16le"  # stdin and pipe sources
-    rate: int = DEFAULT_DSP.sample_rate
+    # stdin and pipe: the raw PCM's rate (None: sources.RAW_PCM_RATE); mic: the rate it is opened at (None: its own)
+    rate: int | None = None
     channels: int = 1
     hop_seconds: float = 1.0
     smoothing: str = SMOOTHING[0]
@@ -234,7 +235,8 @@ class StreamSettings(StreamDefaults):
             "speed": (self.speed == 0 or SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1],
                       f"0 (as fast as possible) or {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g} times real time"),
             "format": (self.format in PCM_FORMATS, " or ".join(PCM_FORMATS)),
-            "rate": (RATE_RANGE[0] <= self.rate <= RATE_RANGE[1], f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz"),
+            "rate": (self.rate is None or RATE_RANGE[0] <= self.rate <= RATE_RANGE[1],
+                     f"{RATE_RANGE[0]} to {RATE_RANGE[1]} Hz"),
             "channels": (1 <= self.channels <= MAX_CHANNELS, f"1 to {MAX_CHANNELS}"),
             "hop_seconds": (valid_hop(self.hop_seconds), "more than 0, at most 60 seconds"),
             "smoothing": (self.smoothing in SMOOTHING, " or ".join(SMOOTHING)),
@@ -406,20 +408,20 @@ def _setting_names(cls) -> list[str]:
     return [f.name for f in fields(cls) if f.metadata.get("setting", True)]
 
 
-SOURCE_ONLY = {"format": ("stdin", "pipe"), "rate": ("stdin", "pipe"), "channels": ("stdin", "pipe"), "loop": ("file",),
-               "speed": ("file", "stdin", "pipe")}  # settings that only these kinds of source read
+SOURCE_ONLY = {"format": ("stdin", "pipe"), "rate": ("stdin", "pipe", "mic"), "channels": ("stdin", "pipe"),
+               "loop": ("file",), "speed": ("file", "stdin", "pipe")}  # settings that only these kinds of source read
 
 
 def unused_settings(settings: RunSettings) -> list[str]:
     """Settings someone set that no stream of these reads (`--rate` with a file source), one line each: they were
     taken in silence and changed nothing."""
     kinds = {s.stream_id: s.source.partition(":")[0] for s in settings.stream_settings()}
-    lines = [f"{key}: set, but only {' and '.join(wanted)} sources read it and no stream here is one: not used"
+    lines = [f"{key}: set, but only {listed(wanted)} sources read it and no stream here is one: not used"
              for key, wanted in SOURCE_ONLY.items()
              if key in settings.set_keys and not set(kinds.values()) & set(wanted)]
     for stream_id, kind in kinds.items():
         table = settings.streams.get(stream_id, {})
-        lines += [f"streams.{stream_id}.{key}: set, but only {' and '.join(wanted)} sources read it and this "
+        lines += [f"streams.{stream_id}.{key}: set, but only {listed(wanted)} sources read it and this "
                   f"one is {kind}: not used"
                   for key, wanted in SOURCE_ONLY.items() if key in table and kind not in wanted]
     # a pipe is not paced: its speed only tells a recording (0) from a live pipe

@@ -24,6 +24,7 @@ def add_run_settings(p) -> None:
     there as it is (it reads only :func:`add_identity`'s; the rest are checked alike)."""
     from .config import LOG_LEVELS, PCM_FORMATS, SMOOTHING, RunSettings
     from .model import HEARD
+    from .sources import RAW_PCM_RATE
 
     defaults = RunSettings()
     p.add_argument("--model", help="ONNX model (default: the bundled genrecast-gtzan.onnx)")
@@ -36,7 +37,8 @@ def add_run_settings(p) -> None:
     p.add_argument("--loop", action="store_true", default=None, help="file sources: start again at the end")
     p.add_argument("--format", choices=tuple(PCM_FORMATS),
                    help=f"stdin and pipe: sample format (default {defaults.format})")
-    p.add_argument("--rate", type=int, help=f"stdin and pipe: sample rate in Hz (default {defaults.rate})")
+    p.add_argument("--rate", type=int, help=f"stdin and pipe: the PCM's sample rate in Hz (default {RAW_PCM_RATE}); "
+                                           "mic: the rate to open the device at (default its own)")
     p.add_argument("--channels", type=int, help="stdin and pipe: interleaved channels (default 1)")
     p.add_argument("--hop", dest="hop_seconds", type=float, help="seconds between windows (default 1)")
     p.add_argument("--smoothing", choices=SMOOTHING, help=f"(default {defaults.smoothing})")

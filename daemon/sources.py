@@ -25,7 +25,7 @@ from queue import Empty, Full, Queue
 from typing import BinaryIO, Protocol
 
 import numpy as np
-from genrecast.dsp import AudioError, AudioFile
+from genrecast.dsp import DEFAULT_DSP, AudioError, AudioFile
 from genrecast.dsp.audio import (
     PCM_FORMATS,
     WAV_HEADER_MAX,
@@ -44,6 +44,7 @@ from genrecast.contract import DAEMON_TOPIC
 log = logging.getLogger("genrecast.source")
 
 CHUNK_SECONDS = 0.05  # live sources hand over audio 20 times a second
+RAW_PCM_RATE = DEFAULT_DSP.sample_rate  # stdin's and a pipe's raw PCM without a rate given
 DECODE_CHUNKS = 10  # a paced file is decoded this many chunks at a time
 MIC_BACKOFF = (0.5, 30.0)  # first and longest wait before reopening a vanished microphone
 NO_WRITER = "its writer closed it; waiting for the next"  # a named pipe's reason while it has no writer
@@ -576,18 +577,19 @@ class MicSource:
             self._close()
 
 
-def open_source(spec: str, speed: float, loop: bool, fmt: str, rate: int, channels: int) -> Source:
+def open_source(spec: str, speed: float, loop: bool, fmt: str, rate: int | None, channels: int) -> Source:
     """``file:PATH`` | ``pipe:PATH`` | ``mic`` | ``mic:DEVICE`` | ``stdin`` -> an opened source (errors as
-    AudioError)."""
+    AudioError). ``rate``: raw PCM's (None: :data:`RAW_PCM_RATE`), or the rate a microphone is opened at (None: its
+    own); a file's header says its own."""
     kind, _, arg = spec.partition(":")
     if kind == "file":
         return FileSource(arg, speed, loop)
     if kind == "pipe":
-        return PipeSource(arg, fmt, rate, channels, speed)
+        return PipeSource(arg, fmt, rate or RAW_PCM_RATE, channels, speed)
     if kind == "stdin":
-        return StdinSource(fmt, rate, channels, speed=speed)
+        return StdinSource(fmt, rate or RAW_PCM_RATE, channels, speed=speed)
     if kind == "mic":
-        return MicSource(arg or None)
+        return MicSource(arg or None, rate)
     raise AudioError(f"unknown source {spec!r} (use file:PATH, pipe:PATH, mic[:DEVICE] or stdin)")
 
 

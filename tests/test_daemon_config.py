@@ -175,7 +175,8 @@ def test_settings_no_stream_reads_are_named(tmp_path):
         return unused_settings(load_settings(path, flags, environ={}))
 
     assert unused({"source": "file:x.wav", "rate": 44100, "speed": 0.0}) == [
-        "rate: set, but only stdin and pipe sources read it and no stream here is one: not used"]
+        "rate: set, but only stdin, pipe and mic sources read it and no stream here is one: not used"]
+    assert unused({"source": "mic", "rate": 16000}) == []  # the rate a microphone is opened at
     assert unused({"source": "stdin", "rate": 44100, "speed": 0.0}) == []
     assert unused({"source": "pipe:/run/radio.pcm", "rate": 44100, "channels": 2, "format": "s32le"}) == []
     assert unused(toml="rate = 44100\n[streams.a]\nsource = 'stdin'\n[streams.b]\nsource = 'mic'\nloop = true\n"

@@ -192,6 +192,21 @@ def test_microphone_source_classifies_and_survives_the_device_vanishing(pulse, m
         validate(m.topic, m.payload)
 
 
+def test_a_microphones_rate_can_be_chosen(pulse, model, broker):
+    """`--rate` was read by stdin and pipes only: a microphone always opened at its device's own rate (the kitchen
+    user's finding). Now it opens a microphone at the rate asked, and the stream runs at it."""
+    pulse.feed(3)
+    daemon = Daemon("--source", "mic:pulse", "--rate", "16000", "--model", str(model), "--broker", broker.url,
+                    "--stream-id", "rated", env=pulse.env)
+    try:
+        daemon.wait_log(re.compile(r"stream rated: mic:pulse\S* at 16000 Hz"))
+    finally:
+        daemon.signal(signal.SIGINT)
+        rc, err = daemon.finish()
+    assert rc == 0, err
+    assert "rate: set, but" not in err and "does not take" not in err, err
+
+
 def test_a_microphone_missing_at_start_is_retried_and_comes_online_while_the_others_run(pulse, broker, tmp_path):
     # A multi-stream process whose microphone is not plugged in yet: a PulseAudio source that does not exist, behind
     # an ALSA device PortAudio lists but cannot open. The stream says it is retrying; the file stream runs anyway;

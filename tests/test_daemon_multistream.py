@@ -116,7 +116,8 @@ def test_a_process_that_ends_by_itself_with_a_failed_stream_exits_1(broker, mode
                      "--speed", "0", "--rate", "44100", "--model", str(model), "--broker", broker.url).finish()
     assert rc == 1 and "end of stream; failed: gone" in err, err
     # a setting no stream reads is said once at the start (it was taken in silence)
-    assert err.count("rate: set, but only stdin and pipe sources read it and no stream here is one: not used") == 1, err
+    assert err.count("rate: set, but only stdin, pipe and mic sources read it and no stream here is one: not "
+                     "used") == 1, err
 
 
 def test_kill_9_leaves_every_stream_unavailable_through_the_process_will(broker, model, tmp_path):
