@@ -1,6 +1,6 @@
-"""How steady the Music sensor is on quiet and reverberant music, and how fast it follows music's end: for choosing
-the hysteresis of the music threshold (``music_margin``) and the quiet windows that make silence
-(``silence_windows``).
+"""How steady the Music sensor and the genre are on quiet and reverberant music, and how fast the sensor follows
+music's end: for choosing the hysteresis of the music threshold (``music_margin``), the quiet windows that make
+silence (``silence_windows``) and the genre's leave level (``leave_confidence``).
 
 Each long GTZAN excerpt in ``--data`` becomes one stream: the excerpt looped to ``--music-seconds``, then
 ``--tail-seconds`` of speech (even excerpts) or recorded noise (odd ones), recordings strung together from the half
@@ -9,17 +9,19 @@ chain). The model trained on every recording as it is, so the tail's ``no_music`
 the decision's dynamics. Each stream is heard three ways, as a microphone's stream reads it (the room head of a
 model with two): as recorded at ``--level`` RMS, quiet at ``--quiet`` RMS (just above the silence gate), and
 through :data:`training.acoustic.BENCH`'s held-out rooms at ``--level`` (band limits, speech over the music in 30 %,
-noise at 5-25 dB, a codec). Every setting in the grid (each ``music_margin`` at the shipped ``silence_windows``,
-each ``silence_windows`` at the shipped margin) replays the same windows (hop 1 s, provisional windows first, as
+noise at 5-25 dB, a codec). Every setting in the grid (each ``music_margin``, ``silence_windows`` and
+``leave_confidence`` with the other two shipped) replays the same windows (hop 1 s, provisional windows first, as
 ``genrecast run`` cuts them, with its level normalisation) through :class:`daemon.decision.Decider`, the other
 settings the shipped defaults.
 
 Printed per way and setting: changes of the Music sensor (music or not) per hour of the music part, the share of
 the music part's full windows held as music, the share of the tail's windows (those holding no music) still
-music, and the median and 90th-percentile seconds from the music's end to the sensor's turning off.
-The last line compares the shipped settings with 0.6.0's (no margin, silence at the first quiet window):
-``music: margin=<> silence_windows=<> ways=<> changes_per_hour=<> (before <>) music_kept=<> (before <>)
-tail_music=<> (before <>) off_s=<> (before <>)``
+music, the median and 90th-percentile seconds from the music's end to the sensor's turning off, changes of the
+announced state per hour of the music part (from its first state but ``uncertain``, as ``decision_flips.py``
+counts) and the share of the music part's full windows whose state names the excerpt's genre.
+The last line compares the shipped settings with 0.6.0's (no margin, silence at the first quiet window, leave 0.3):
+``music: margin=<> silence_windows=<> leave=<> ways=<> changes_per_hour=<> (before <>) music_kept=<> (before <>)
+tail_music=<> (before <>) off_s=<> (before <>) genre_changes_per_hour=<> (before <>) on_genre=<> (before <>)``
 
     .venv/bin/python benchmarks/music_flips.py --cache /tmp/music-flips.npz
 """
@@ -46,6 +48,7 @@ WAYS = ("recorded", "quiet", "room")
 SHARED = ROOT.parent / "shared" / "data"
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25)
 SILENCE_WINDOWS = (1, 2, 3, 5)  # at the shipped margin
+LEAVES = (0.3, 0.25, 0.2, 0.15)  # leave_confidence, the rest shipped
 
 
 def tails(nonmusic: Path, seconds: float) -> list[np.ndarray]:
@@ -90,25 +93,34 @@ class Replay:
     tail_music: float  # share of the tail's windows still music
     off_median_s: float  # from the music's end to the sensor's off (never: the tail's length)
     off_p90_s: float
+    genre_changes_per_hour: float  # of the announced state over the music part, from its first judged one
+    on_genre: float  # share of the music part's full windows whose state names the excerpt's genre
 
 
-def replay(spec, tracks: list[Windows], cfg: DecisionConfig, music_s: float, tail_s: float) -> Replay:
+def replay(spec, tracks: list[Windows], genres: list[str], cfg: DecisionConfig, music_s: float,
+           tail_s: float) -> Replay:
     """Every stream's windows through a fresh decider with ``cfg``. A sensor change counts from its first judged
-    state (the first music or not after the start)."""
-    changes = kept = music_windows = tail_music = tail_windows = 0
+    state (the first music or not after the start), a change of state from the first state but ``uncertain``, as
+    ``decision_flips.py`` counts them."""
+    changes = kept = music_windows = tail_music = tail_windows = state_changes = right = 0
     offs = []
-    for w in tracks:
+    for w, genre in zip(tracks, genres, strict=True):
         decider = Decider.for_model(spec, cfg, 1.0)
-        last, off = None, None
+        last, off, last_state = None, None, None
         for p, m, r, end in zip(w.probs, w.music, w.rms, w.end_s, strict=True):
-            music = decider.update(p, m, r).music
+            state = decider.update(p, m, r)
+            music = state.music
             if end <= music_s:
+                if last_state is not None or state.kind != "uncertain":
+                    state_changes += last_state is not None and not state.same_as(last_state)
+                    last_state = state
                 off = None if music is True else 0.0  # already off as the music ends: no delay
                 if music is not None:
                     changes += last is not None and music != last
                     last = music
                 if end >= spec.window_seconds:  # a full window: the provisional ones repeat the first seconds
                     kept += music is True
+                    right += state.genre == genre
                     music_windows += 1
                 continue
             if end >= music_s + spec.window_seconds:  # the window holds none of the music
@@ -117,8 +129,9 @@ def replay(spec, tracks: list[Windows], cfg: DecisionConfig, music_s: float, tai
             if music is not True and off is None:
                 off = end - music_s
         offs.append(tail_s if off is None else off)  # never off: the tail's length
-    return Replay(changes * 3600 / (music_s * len(tracks)), kept / music_windows, tail_music / tail_windows,
-                  float(np.median(offs)), float(np.percentile(offs, 90)))
+    hours = music_s * len(tracks) / 3600
+    return Replay(changes / hours, kept / music_windows, tail_music / tail_windows, float(np.median(offs)),
+                  float(np.percentile(offs, 90)), state_changes / hours, right / music_windows)
 
 
 def main() -> None:
@@ -169,30 +182,37 @@ def main() -> None:
         if args.cache:
             save_windows(args.cache, ways, made)
     n = len(ways["recorded"])
+    genres = [genre for genre, _ in long_excerpts(args.data)]
+    if len(genres) != n:
+        raise UserError(f"--cache {args.cache}: holds {n} streams, but --data has {len(genres)} long excerpts")
     print(f"model {model.model_id} ({head} head), music threshold {spec.music_threshold}; {n} streams: "
           f"{args.music_seconds:g} s of a looped excerpt, then {args.tail_seconds:g} s of speech or noise; hop 1 s")
-    print(f"{'way':<9}{'margin':>7}{'silence':>8}{'changes/h':>10}{'music kept':>11}{'tail music':>11}{'off s':>7}"
-          f"{'off p90':>8}")
+    print(f"{'way':<9}{'margin':>7}{'silence':>8}{'leave':>6}{'changes/h':>10}{'music kept':>11}{'tail music':>11}"
+          f"{'off s':>7}{'off p90':>8}{'genre/h':>8}{'on genre':>9}")
     shipped = DecisionConfig()
-    before = replace(shipped, music_margin=0.0, silence_windows=1)  # as 0.6.0 shipped
+    before = replace(shipped, music_margin=0.0, silence_windows=1, leave_confidence=0.3)  # as 0.6.0 shipped
     grid = sorted({replace(shipped, music_margin=m) for m in MARGINS}
-                  | {replace(shipped, silence_windows=n) for n in SILENCE_WINDOWS} | {shipped, before},
-                  key=lambda c: (c.silence_windows, c.music_margin))
+                  | {replace(shipped, silence_windows=n) for n in SILENCE_WINDOWS}
+                  | {replace(shipped, leave_confidence=x) for x in LEAVES} | {shipped, before},
+                  key=lambda c: (c.silence_windows, -c.leave_confidence, c.music_margin))
     rows = {}
     for way in WAYS:
         for cfg in grid:
-            r = rows[way, cfg] = replay(spec, ways[way], cfg, args.music_seconds, args.tail_seconds)
-            print(f"{way:<9}{cfg.music_margin:>7.2f}{cfg.silence_windows:>8d}{r.changes_per_hour:>10.1f}"
-                  f"{r.music_kept:>11.3f}{r.tail_music:>11.3f}{r.off_median_s:>7.1f}{r.off_p90_s:>8.1f}")
+            r = rows[way, cfg] = replay(spec, ways[way], genres, cfg, args.music_seconds, args.tail_seconds)
+            print(f"{way:<9}{cfg.music_margin:>7.2f}{cfg.silence_windows:>8d}{cfg.leave_confidence:>6.2f}"
+                  f"{r.changes_per_hour:>10.1f}{r.music_kept:>11.3f}{r.tail_music:>11.3f}{r.off_median_s:>7.1f}"
+                  f"{r.off_p90_s:>8.1f}{r.genre_changes_per_hour:>8.1f}{r.on_genre:>9.3f}")
 
     def both(attr: str, fmt: str) -> str:
         now = [getattr(rows[w, shipped], attr) for w in WAYS]
         old = [getattr(rows[w, before], attr) for w in WAYS]
         return f"{'/'.join(format(x, fmt) for x in now)} (before {'/'.join(format(x, fmt) for x in old)})"
 
-    print(f"music: margin={shipped.music_margin} silence_windows={shipped.silence_windows} ways={'/'.join(WAYS)} "
+    print(f"music: margin={shipped.music_margin} silence_windows={shipped.silence_windows} "
+          f"leave={shipped.leave_confidence} ways={'/'.join(WAYS)} "
           f"changes_per_hour={both('changes_per_hour', '.1f')} music_kept={both('music_kept', '.3f')} "
-          f"tail_music={both('tail_music', '.3f')} off_s={both('off_median_s', '.1f')}")
+          f"tail_music={both('tail_music', '.3f')} off_s={both('off_median_s', '.1f')} "
+          f"genre_changes_per_hour={both('genre_changes_per_hour', '.1f')} on_genre={both('on_genre', '.3f')}")
 
 
 if __name__ == "__main__":

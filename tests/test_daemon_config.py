@@ -142,15 +142,15 @@ def test_confidences_no_one_set_follow_min_confidence(tmp_path):
         return [(s.stream_id, s.min_confidence, s.leave_confidence, s.first_confidence)
                 for s in load_settings(path, flags, environ={}).stream_settings()]
 
-    assert confidences({"min_confidence": 0.7, "stream_id": "a"}) == [("a", 0.7, 0.3, 0.7)]
-    assert confidences({"min_confidence": 0.2, "stream_id": "a"}) == [("a", 0.2, 0.2, 0.6)]
-    assert confidences({"min_confidence": 0.7, "first_confidence": 0.0, "stream_id": "a"}) == [("a", 0.7, 0.3, 0.0)]
+    assert confidences({"min_confidence": 0.7, "stream_id": "a"}) == [("a", 0.7, 0.2, 0.7)]
+    assert confidences({"min_confidence": 0.1, "stream_id": "a"}) == [("a", 0.1, 0.1, 0.6)]
+    assert confidences({"min_confidence": 0.7, "first_confidence": 0.0, "stream_id": "a"}) == [("a", 0.7, 0.2, 0.0)]
     # a stream's own min_confidence: its unset two follow it from their defaults, not from the top level's
-    tables = ("min_confidence = 0.2\n[streams.a]\nsource = 'mic'\nmin_confidence = 0.8\n"
+    tables = ("min_confidence = 0.15\n[streams.a]\nsource = 'mic'\nmin_confidence = 0.8\n"
               "[streams.b]\nsource = 'stdin'\nmin_confidence = 0.5\n[streams.c]\nsource = 'mic:x'\n"
               "[streams.d]\nsource = 'mic:y'\nmin_confidence = 0.9\nfirst_confidence = 0.95\n")
-    assert confidences(toml=tables) == [("a", 0.8, 0.3, 0.8), ("b", 0.5, 0.3, 0.6), ("c", 0.2, 0.2, 0.6),
-                                        ("d", 0.9, 0.3, 0.95)]
+    assert confidences(toml=tables) == [("a", 0.8, 0.2, 0.8), ("b", 0.5, 0.2, 0.6), ("c", 0.15, 0.15, 0.6),
+                                        ("d", 0.9, 0.2, 0.95)]
     # but a value set at the top level stays as set, and a stream at odds with it is refused, naming the stream
     with pytest.raises(ConfigError, match=r"streams\.b\.leave_confidence \(from file .*c\.toml\): bad value 0\.35 "
                                           r"\(0 to min_confidence "
