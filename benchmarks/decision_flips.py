@@ -34,7 +34,6 @@ from genrecast.daemon.inference import Inference  # noqa: E402
 from genrecast.daemon.model import DEFAULT_MODEL, HEARD, genre_head, load_model  # noqa: E402
 from genrecast.daemon.pipeline import Pipeline  # noqa: E402
 from genrecast.dsp import read_audio  # noqa: E402
-from genrecast.dsp.level import FINGERPRINT as LEVEL  # noqa: E402
 
 from genrecast.errors import UserError  # noqa: E402
 
@@ -55,9 +54,11 @@ class Windows:
 
 
 def made_with(model, head: str, **settings) -> dict[str, str]:
-    """What a cache of window outputs depends on: the model, the head read, the level normalisation (a cache made
-    before it replayed windows the daemon no longer sees) and the bench's own ``settings``."""
-    return {"model": model.model_id, "head": head, "level": LEVEL, **{k: str(v) for k, v in settings.items()}}
+    """What a cache of window outputs depends on: the model, the head read, the stages its windows go through (a
+    cache made before the level normalisation replayed windows the daemon no longer sees) and the bench's own
+    ``settings``."""
+    return {"model": model.model_id, "head": head, "stages": ",".join(model.spec.stages),
+            **{k: str(v) for k, v in settings.items()}}
 
 
 def save_windows(path: Path, groups: dict[str, list[Windows]], made: dict[str, str]) -> None:
@@ -74,7 +75,7 @@ def load_windows(path: Path, made: dict[str, str]) -> dict[str, list[Windows]]:
         if have != made:
             diff = sorted(k for k in made.keys() | have.keys() if have.get(k) != made.get(k))
             raise UserError(f"--cache {path}: made with " + ", ".join(f"{k} {have.get(k, '(none)')}" for k in diff)
-                            + ", not " + ", ".join(f"{made.get(k, '(none)')}" for k in diff) + ": remove it")
+                            + ", not " + ", ".join(f"{k} {made.get(k, '(none)')}" for k in diff) + ": remove it")
         counts: dict[str, int] = {}
         for k in saved.files:
             if not k.startswith("made."):
@@ -181,9 +182,10 @@ def main() -> None:
             save_windows(args.cache, {"excerpts": windows}, made)
     tracks = [(genre, w) for (genre, _), w in zip(excerpts, windows, strict=True)]
     shipped = DecisionConfig()
-    # before issue 19: full windows only, always the dwell, and no music margin (added 2026-12-07; its own bench is
-    # music_flips.py), so "before" and "without hysteresis" stay the figures they were
-    base = replace(shipped, first_confidence=None, music_margin=0.0)
+    # before issue 19: full windows only, always the dwell, no music margin, silence at the first quiet window and
+    # leave 0.3 (the last three changed 2026-12-07; their own bench is music_flips.py), so "before" and "without
+    # hysteresis" stay the figures they were
+    base = replace(shipped, first_confidence=None, music_margin=0.0, silence_windows=1, leave_confidence=0.3)
     grid = [replace(base, leave_confidence=leave, dwell_windows=dwell, min_confidence=enter)
             for enter, leave, dwell in itertools.product((0.4, 0.5), (0.2, 0.3, 0.4), (1, 3, 5, 8))
             if leave <= enter]

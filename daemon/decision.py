@@ -16,10 +16,13 @@ message, a journal line and a Home Assistant state change. So:
   ``music_threshold`` is ``no_music``, whatever the genre probabilities say; music once heard holds down to
   ``music_margin`` below it (at most half the threshold, so music can always end).
 - **Silence**: ``silence_windows`` windows in a row whose RMS is below ``silence_rms`` are silence (at once when
-  nothing but silence is held) and restart the smoothing, so the sound after a pause is judged on its own; until a
-  state has held ``dwell_windows`` windows after it, the stream is ``uncertain``. Fewer quiet windows are a dip
-  inside the sound: the held state stands and they leave the smoothing alone (one quiet window inside quiet music
-  made silence, then ``uncertain``, then the same genre again with a new ``since``).
+  nothing judged is held: the start, a silence, a first sound not judged yet) and restart the smoothing, so the
+  sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the stream
+  is ``uncertain``. Fewer quiet windows are a dip inside the sound: the held state stands and they leave the
+  smoothing alone (one quiet window inside quiet music made silence, then ``uncertain``, then the same genre again
+  with a new ``since``). A dip of :data:`PAUSE_WINDOWS` or more is a pause between tracks: the sound after it is
+  judged afresh, as after a silence (its first sure window may replace the held state at once), while the held
+  state stands until then.
 - **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
   the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
   where before it nothing was judged yet (unknown).
@@ -69,6 +72,9 @@ class State:
 
 
 SMOOTHING = ("ema", "majority")
+# quiet windows in a row, fewer than silence_windows, after which the sound is judged afresh: a pause between tracks
+# (4 s or more of quiet at the default hop); a track after a 6-s pause was named 3 s late (music_flips.py: 1 to 3)
+PAUSE_WINDOWS = 2
 MAX_MUSIC_MARGIN = 0.25  # at the shipped threshold of 0.5, music is left below 0.25 at the most
 
 
@@ -159,10 +165,13 @@ class Decider:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
         if rms < self.cfg.silence_rms:
             self._quiet += 1
-            if self._held is None or self._quiet >= self.cfg.silence_windows:
+            held = self._held
+            if held is None or held.music is None or self._quiet >= self.cfg.silence_windows:
                 self._restart()
                 self._state = State("silence", None, 1.0)
-            return self._state  # a dip inside the sound: what it held stands
+            return self._state  # a dip inside the judged sound: what it held stands
+        if self._quiet >= PAUSE_WINDOWS:
+            self._restart()  # the sound after a pause is judged afresh, as after a silence; the held state stands
         self._quiet = 0
         p, music = np.asarray(probabilities, np.float64), float(music)
         self._heard += 1
@@ -206,7 +215,7 @@ class Decider:
         """Whether the latest window's own candidate differs from the state returned: that state was held through
         the dwell, not agreed with. A provisional answer is confirmed only by a window that agrees (speech then rock:
         the first full window, rock to the music head, "confirmed" the speech's no_music)."""
-        return self._pending is not None
+        return self._pending is not None or self._quiet > 0  # a quiet window's answer was left out
 
     def _take(self, state: State) -> None:
         self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0

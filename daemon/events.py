@@ -104,6 +104,7 @@ class Prediction:
     music: float | None = None  # the window's music probability, from a model with a music head
     tags: dict[str, float] | None = None  # the window's announced style tags (likeliest first), from a model with tags
     provisional: bool = False  # the audio so far repeated to one window, before the stream's first full window
+    quiet: bool = False  # under the stream's silence gate: the model's answer means nothing, and the state left it out
 
     def message(self, prefix: str, stream_id: str) -> Message:
         top = max(self.probabilities, key=self.probabilities.get)
@@ -125,6 +126,8 @@ class Prediction:
             body["tags"] = self.tags
         if self.provisional:
             body["provisional"] = True
+        if self.quiet:
+            body["quiet"] = True
         return _message(prefix, stream_id, "prediction", body, retain=False)
 
 

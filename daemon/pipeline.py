@@ -37,7 +37,7 @@ from genrecast.errors import UserError
 class Window:
     start_s: float  # stream offset of the first sample, at the model's rate
     end_s: float  # stream offset just past the last sample (a padded short input's: the input's end)
-    logmel: np.ndarray  # [n_mels, n_frames] float32, a quiet stream's raised by dsp.level (the graph does the rest)
+    logmel: np.ndarray  # [n_mels, n_frames] float32, through the model's stages (the graph does the rest)
     rms: float  # root mean square of the window's samples about their mean (a DC offset is no sound), full scale = 1
     provisional: bool = False  # the audio so far repeated to one window, before the first full window
 

@@ -232,12 +232,12 @@ class StreamRun:
         log.info("stream %s: %s at %d Hz, a window every %.3f s, topics %s/%s/#%s", self.id, self.intake.description,
                  self.intake.sample_rate, self.pipeline.hop_seconds, self.prefix, self.id,
                  f", {describe_head(self.head)} (heard = {self.cfg.heard})" if self.head else "")
-        rate, model_rate = self.intake.sample_rate, self.model.spec.dsp.sample_rate
-        if rate < model_rate:  # a Bluetooth headset's 8000 Hz: nothing above 4 kHz, cymbals and most timbre gone
+        rate, dsp = self.intake.sample_rate, self.model.spec.dsp
+        if rate / 2 < dsp.fmax_hz:  # a Bluetooth headset's 8000 Hz: nothing above 4 kHz, cymbals and most timbre gone
             log.warning("stream %s: %s gives %d-Hz audio, which holds nothing above %g kHz, where the model hears up "
-                        "to %g kHz: its genres are less accurate than its card says (a device, or --rate for a pipe "
-                        "or stdin, of at least %d Hz)", self.id, self.intake.description, rate, rate / 2000,
-                        model_rate / 2000, model_rate)
+                        "to %g kHz: its genres are less accurate than its card says (a device or a --rate of at least "
+                        "%d Hz)", self.id, self.intake.description, rate, rate / 2000, dsp.fmax_hz / 1000,
+                        math.ceil(2 * dsp.fmax_hz))
 
     def take(self) -> list[tuple[Window, float]]:
         """This tick's audio from the intake, pushed. Audio dropped before it (processing fell behind) is a gap:
@@ -296,15 +296,16 @@ class StreamRun:
         self._check_flat(window)
         state = self.current = self.decider.update(p, music, window.rms)
         spec = self.model.spec
+        quiet = window.rms < self.decider.cfg.silence_rms  # a dip's window too: its answer was left out
         announced = None
         if spec.has_tags:
-            announced = spec.announced_tags(tags) if announces_tags(state.kind, float(music), spec.music_threshold) \
-                else {}
+            announced = spec.announced_tags(tags) if not quiet and announces_tags(
+                state.kind, float(music), spec.music_threshold) else {}
         try:
             self.publisher.publish(Prediction(
                 self.model.model_id, window.start_s, window.end_s, dict(zip(spec.labels, map(float, p), strict=True)),
                 state, window.rms, (time.monotonic() - handed_at) * 1000.0,
-                float(music) if spec.has_music_head else None, announced, window.provisional,
+                float(music) if spec.has_music_head else None, announced, window.provisional, quiet,
             ).message(self.prefix, self.id))
         except UnpublishableError as exc:  # the contract is JSON numbers: refuse rather than send NaN
             log.warning("stream %s: %s; not sent", self.id, exc)
@@ -473,7 +474,7 @@ def _retrying(why: str) -> str:
 
 
 def _open(cfg: StreamSettings) -> Source:
-    return open_source(cfg.source, cfg.speed, cfg.loop, cfg.format, cfg.rate, cfg.channels)
+    return open_source(cfg.source, cfg.speed, cfg.loop, cfg.format, cfg.rate, cfg.channels)  # rate None: the default
 
 
 def run_service(settings: RunSettings, stop: threading.Event, notifier: Notifier | None = None) -> int:

@@ -90,6 +90,7 @@ class Prediction:
     music: float | None = None  # the window's music probability, sent by models with a music head
     tags: tuple[tuple[str, float], ...] = ()  # announced style tags and their probabilities, likeliest first
     provisional: bool = False  # a stream's first second or two: the audio so far repeated to one window
+    quiet: bool = False  # under the stream's silence gate: the model's answer to near silence, left out of the state
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ def _prediction(stream_id: str, d: dict) -> Prediction:
         music=None if d.get("music") is None else _probability(d.get("music"), "music"),
         tags=_tags(d.get("tags")),
         provisional=_flag(d.get("provisional", False), "provisional"),
+        quiet=_flag(d.get("quiet", False), "quiet"),
     )
 
 

@@ -314,7 +314,7 @@ def stream_facts(view: StreamView | None) -> list:
         facts += [
             f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
             # a silent window's top genre and music are the model's answer to nothing (it read "top classical 89%")
-            *(["silent window"] if p.decision.kind == "silence" else
+            *(["silent window"] if p.quiet or p.decision.kind == "silence" else
               [f"top {p.top_genre} {p.top_confidence:.0%}",
                *([f"music {p.music:.0%}"] if p.music is not None else [])]),
             f"latency {p.latency_ms:.0f} ms",
@@ -419,7 +419,7 @@ def probability_figure(view: StreamView | None) -> dict:
     p = view.latest if view else None
     if p is None:
         return _empty("Latest window: none yet")
-    silent = p.decision.kind == "silence"  # the model's answer to silence means nothing: greyed, and said so
+    silent = p.quiet or p.decision.kind == "silence"  # the model's answer to silence means nothing: greyed, said so
     return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}{': silent' if silent else ''}",
                       plot_text(p.stream_id), muted=silent)
 

@@ -4,7 +4,8 @@ The models' mel filterbanks start at 0 Hz, so an offset of 0.1 of full scale rai
 30 and 10 dB, and music at 0.03 RMS read as ``electronic`` or ``no_music``. A one-pole high-pass at
 :data:`CUTOFF_HZ` removes it and leaves the music's bass: the shipped front end's FFT bins
 are 31 Hz apart, and 31 Hz loses 0.4 dB. It comes before the front end that a model's metadata names
-(:class:`dsp.DSPConfig`), for every model: the trainer applies it too (:class:`DCBlockStream`, one push for a whole
+(:class:`dsp.DSPConfig`), for every model that names it in its ``stages`` (all do: the trainer's, and those written
+before the key): the trainer applies it too (:class:`DCBlockStream`, one push for a whole
 clip), so a model trained since learns what the daemon feeds it; the shipped models predate it (their card says
 what it changes).
 """

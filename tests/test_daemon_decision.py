@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from genrecast.daemon.decision import Decider, DecisionConfig, State, track_state
+from genrecast.daemon.decision import PAUSE_WINDOWS, Decider, DecisionConfig, State, track_state
 from genrecast.dsp import GTZAN_GENRES
 
 LOUD = 0.1  # an RMS above the silence level
@@ -380,8 +380,8 @@ def test_a_dip_under_the_gate_inside_the_sound_holds_it():
                 music_threshold=0.5)
     rock = feed(d, [(onehot(9), 1.0)] * 4)[-1]
     assert rock.genre == "rock"
-    assert feed(d, [(onehot(1), 0.0)] * 2, rms=0.001) == [rock, rock]  # what a quiet window says is left out
-    after = d.update(onehot(9), 1.0, LOUD)
+    assert feed(d, [(onehot(1), 0.0)] * (PAUSE_WINDOWS - 1), rms=0.001) == [rock] * (PAUSE_WINDOWS - 1)
+    after = d.update(onehot(9), 1.0, LOUD)  # what the quiet window said was left out
     assert after.genre == "rock" and after.confidence > rock.confidence  # the smoothing went on from rock
     # the third quiet window in a row is silence, and the sound after it is judged afresh
     assert [s.kind for s in feed(d, [(onehot(9), 1.0)] * 3, rms=0.001)] == ["genre", "genre", "silence"]
@@ -396,3 +396,34 @@ def test_a_dip_under_the_gate_inside_the_sound_holds_it():
     assert Decider(GTZAN_GENRES, DecisionConfig()).update(onehot(9), 1.0, 0.001).kind == "silence"
     with pytest.raises(ValueError, match="silence_windows"):
         DecisionConfig(silence_windows=0)
+
+
+def test_a_dip_holds_only_a_judged_state_and_is_no_confirmation():
+    """A review of the dip: a click in a silent room (one window of sound, not judged yet) was held as ``uncertain``
+    for five windows, and skipped the settle rule (the window after it, mostly quiet, made no_music at once); and a
+    quiet window, whose answer is left out, confirmed a provisional state."""
+    click = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
+    assert click.update(onehot(9, 0.3), 0.6, LOUD).kind == "uncertain"  # not judged: nothing to hold
+    assert click.update(onehot(9), 1.0, 0.001).kind == "silence"
+    assert click.update(onehot(9, 0.3), 0.05, LOUD).kind == "uncertain"  # partly the pause: no first answer
+    sure = Decider(GTZAN_GENRES, DecisionConfig())
+    assert sure.update(onehot(9), 1.0, LOUD).genre == "rock" and not sure.contested
+    assert sure.update(onehot(1), 1.0, 0.001).genre == "rock" and sure.contested  # held, not agreed with
+    assert sure.update(onehot(9), 1.0, LOUD).genre == "rock" and not sure.contested
+
+
+def test_after_a_pause_shorter_than_silence_the_sound_is_judged_afresh():
+    """Tracks with 6-s pauses (three quiet windows, under ``silence_windows``): each track's genre came about 3 s
+    late, the last one's held over the pause and into it. Two quiet windows in a row or more are a pause: the sound
+    after it is judged as after a silence, its first sure window taken at once, while the old state stood until then
+    (nothing else is announced); a single quiet window inside the music is not."""
+    def after(quiet: int) -> list[str]:
+        d = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
+        feed(d, [(onehot(9), 1.0)] * 6)
+        states = feed(d, [(onehot(1), 1.0)] * quiet, rms=0.001)
+        states += feed(d, [(onehot(0, 0.5), 0.5)] * 3 + [(onehot(5), 1.0)] * 2)  # 3 partly the pause, then jazz
+        return [s.genre or s.kind for s in states]
+
+    assert after(PAUSE_WINDOWS) == ["rock"] * 5 + ["jazz"] * 2  # jazz at its first sure window
+    assert after(PAUSE_WINDOWS - 1) == ["rock"] * 6  # a dip: the smoothing goes on, jazz needs its dwell
+    assert after(5)[:5] == ["rock"] * 4 + ["silence"] and after(5)[-2:] == ["jazz"] * 2

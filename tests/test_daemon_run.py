@@ -94,6 +94,31 @@ def test_file_source_publishes_the_contract_and_exits_0(broker, model, tmp_path)
     ha_late.close()
 
 
+def test_a_dip_holds_the_genre_and_its_quiet_windows_are_marked_without_tags(broker, tmp_path):
+    """4 s of the music very quiet (under the silence gate): its quiet window is no silence (fewer than
+    silence_windows) and the genre holds, but the window's answer is left out: it is marked ``quiet`` and announces
+    no tags (a review found a dip's window announcing the model's tags, music to its music head) for the dashboard
+    to grey it."""
+    model = build_tiny_model(tmp_path / "tagged.onnx", tagged_spec())
+    wav = write_tones(tmp_path / "dip.wav", [9] * 18)
+    samples, rate = sf.read(str(wav), dtype="float32")
+    samples[8 * rate : 12 * rate] *= 0.005  # 0.0011 RMS
+    sf.write(str(wav), samples, rate)
+    sub = Subscriber(broker.url)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
+                     "--stream-id", "dip").finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == "genrecast/dip/status" and m.payload["state"] == "offline", "offline")
+    sub.close()
+    check_all(sub.messages)
+    predictions = [m.payload for m in sub.of("dip/prediction")]
+    quiet = [p for p in predictions if p.get("quiet")]
+    assert quiet and all(p["state"]["genre"] == "rock" and p["tags"] == {} and p["rms"] < 0.003 for p in quiet)
+    assert all(p["rms"] >= 0.003 and p["tags"] for p in predictions if "quiet" not in p)
+    assert all(p["music"] > 0.5 for p in quiet)  # music to the music head: the tags were the window's own
+    assert state_runs(predictions) == [("genre", "rock")]
+
+
 def test_first_confidence_0_makes_the_first_answer_wait_for_the_dwell(broker, model, tmp_path):
     # the same sure tone as above, with the confident first answer turned off: uncertain until the dwell has passed
     wav = write_tones(tmp_path / "tone.wav", [9] * 10)

@@ -111,6 +111,10 @@ def test_a_silent_window_names_no_top_genre():
     heard = view_after(("prediction", prediction("kitchen", "classical", confidence=0.89)))
     assert "top classical 89%" in [span.children for span in stream_facts(heard)]
     assert MUTED not in probability_figure(heard)["data"][0]["marker"]["color"]
+    # a quiet window inside the music (a dip: the genre held) is as silent, though its state is the genre's
+    dip = view_after(("prediction", {**prediction("kitchen", "classical", confidence=0.89), "quiet": True}))
+    assert "silent window" in [span.children for span in stream_facts(dip)]
+    assert set(probability_figure(dip)["data"][0]["marker"]["color"]) == {MUTED}
 
 
 def test_a_no_music_stream_shows_no_music_and_its_music_probability():

@@ -544,6 +544,7 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
     spec; ``direct_head``: ``net`` also returns its direct genre head's probabilities; ``room_detector``: then its
     room detector's."""
     from genrecast.dsp import ModelSpec
+    from genrecast.dsp.modelspec import STAGES
 
     from .export import export_onnx
     from .musicnn import MUSICNN_DSP, TAG_ORIGIN, TAGS
@@ -551,7 +552,7 @@ def _export(path: Path, net, args, labels, window_seconds: float, training: dict
     fast = path.name != "model.onnx"
     spec = ModelSpec(name=f"{args.name}-fast" if fast else args.name,
                      version=(args.fast_version or args.version) if fast else args.version,
-                     labels=labels, dsp=MUSICNN_DSP, window_seconds=window_seconds, hop_seconds=1.0,
+                     labels=labels, dsp=MUSICNN_DSP, stages=STAGES, window_seconds=window_seconds, hop_seconds=1.0,
                      input_norm={"kind": "inside the graph: " + ("musicnn's log10(1 + 10000 * mel power), then its "
                                  "input batch norm" if training["recipe"] == "transfer" else
                                  "per-mel-band standardisation")},
