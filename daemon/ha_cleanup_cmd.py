@@ -107,7 +107,7 @@ def handler(args: argparse.Namespace) -> int:
     from paho.mqtt.client import topic_matches_sub
 
     from .ha_discovery import LEGACY_FILTER, node_id
-    from .ha_leftovers import live_streams, offline_processes, stale_configs, stale_processes, stale_streams, stream_of
+    from .ha_leftovers import live_streams, other_processes, stale_configs, stale_streams, stream_of
     from .run_cmd import settings_from
 
     settings = settings_from(args, "dry_run")
@@ -123,7 +123,8 @@ def handler(args: argparse.Namespace) -> int:
         stale, kept = [], []
         for topic in [*stale_configs(configs, settings), *stale_streams(retained, settings)]:
             (kept if stream_of(topic, settings) in live else stale).append(topic)
-        stale += stale_processes(retained, settings)
+        others = other_processes(retained, settings)
+        stale += others.stale
         if not args.dry_run:
             reader.retract(stale)
         for topic in stale:
@@ -131,7 +132,7 @@ def handler(args: argparse.Namespace) -> int:
         for sid in sorted({stream_of(t, settings) for t in kept}):
             print(f"kept stream {sid}: process {settings.daemon_name()} still publishes it; restart that process "
                   "with these settings, then run this again")
-        offline = offline_processes(retained, settings)
+        offline = others.offline
         for name, streams in offline.items():
             print(f"left process {name} (offline) and its {counted(len(streams), 'stream')} ({', '.join(streams)}): "
                   f"if it is this process under an earlier name (with several streams it is named after the host, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from paho.mqtt.client import topic_matches_sub
 
@@ -124,27 +125,33 @@ def _other_processes(retained: dict[str, bytes], settings):
         yield topic, name, status_topic, online, streams
 
 
-def stale_processes(retained: dict[str, bytes], settings) -> list[str]:
-    """The device configs and retained statuses of other processes under this prefix that are not online and that
-    no stream device names as ``via_device``: a name this process had before (the default
-    name is the stream id with one stream and the host's with several), or a process retired for good. Home
-    Assistant would otherwise keep a device with an offline Status for ever. A live process, or an offline one
-    whose streams are still announced (a machine switched off for the night), is left alone
-    (:func:`offline_processes` names those)."""
-    gone = []
-    for topic, _, status_topic, online, streams in _other_processes(retained, settings):
-        if not online and not streams:
-            gone += [topic, *([status_topic] if status_topic in retained else [])]
-    return gone
+@dataclass(frozen=True)
+class OtherProcesses:
+    """What ``ha-cleanup`` finds of the other processes under this prefix that are not online, in one pass."""
+
+    # The device configs and retained statuses of those that no stream device names as ``via_device``: a name this
+    # process had before (the default name is the stream id with one stream and the host's with several), or a
+    # process retired for good. Home Assistant would otherwise keep a device with an offline Status for ever.
+    stale: list[str]
+    # Those whose streams are still announced, by name, with those streams: left alone, since a machine switched off
+    # for the night looks the same, but said, since one that is this process under its old name does too (a config
+    # cut from two streams to one renames the process, from the host's name to the stream's, and ha-cleanup said
+    # "nothing to retract" while the removed stream stayed).
+    offline: dict[str, list[str]]
 
 
-def offline_processes(retained: dict[str, bytes], settings) -> dict[str, list[str]]:
-    """Other processes under this prefix that are not online but whose streams are still announced, by name, with
-    those streams: left alone, since a machine switched off for the night looks the same, but said, since one that
-    is this process under its old name does too (a config cut from two streams to one renames the process, from the
-    host's name to the stream's, and ha-cleanup said "nothing to retract" while the removed stream stayed)."""
-    return {name: streams for _, name, _, online, streams in _other_processes(retained, settings)
-            if not online and streams}
+def other_processes(retained: dict[str, bytes], settings) -> OtherProcesses:
+    """The other processes under this prefix that are not online, stale or still announcing streams (a live
+    process is left alone)."""
+    stale, offline = [], {}
+    for topic, name, status_topic, online, streams in _other_processes(retained, settings):
+        if online:
+            continue
+        if streams:
+            offline[name] = streams
+        else:
+            stale += [topic, *([status_topic] if status_topic in retained else [])]
+    return OtherProcesses(stale, offline)
 
 
 class LeftoverWatch:

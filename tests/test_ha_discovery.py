@@ -16,7 +16,7 @@ from genrecast.daemon.config import ConfigError, load_settings
 from genrecast.daemon.decision import State
 from genrecast.daemon.events import DaemonStatus, GenreChange, Status
 from genrecast.daemon.ha_discovery import Discovery, legacy_retraction, node_id, retraction
-from genrecast.daemon.ha_leftovers import stale_configs, stale_processes
+from genrecast.daemon.ha_leftovers import other_processes, stale_configs
 from genrecast.dsp import GTZAN_GENRES
 
 from genrecast import __version__
@@ -218,12 +218,14 @@ def test_cleanup_picks_process_devices_left_without_streams_unless_online():
             f"{node}/_daemon_y/config": b'{"device": {"via_device": [1], "identifiers": 3}}',
             f"{node}/z/config": b'{"device": {"via_device": {"a": 1}}}',
             "homeassistant/sensor/genrecast_z/config": b'{"availability": 5}'}
-    assert stale_processes({neighbour.process().topic: neighbour.process().payload.encode(), **junk},
-                           settings_plus) == []
+    assert other_processes({neighbour.process().topic: neighbour.process().payload.encode(), **junk},
+                           settings_plus).stale == []
     assert stale_configs(junk, settings_plus) == []
     # "kitchen" (this process's old name) and "gone" (no status left) go; "shed" is off but its stream is announced
-    assert stale_processes(retained, settings) == [procs["gone"].process_topic, procs["kitchen"].process_topic,
-                                                   "genrecast/_daemon/kitchen/status"]
+    others = other_processes(retained, settings)
+    assert others.stale == [procs["gone"].process_topic, procs["kitchen"].process_topic,
+                            "genrecast/_daemon/kitchen/status"]
+    assert list(others.offline) == ["shed"]
 
 
 def test_ha_cleanup_retracts_what_the_config_no_longer_has(broker):
