@@ -17,12 +17,14 @@ message, a journal line and a Home Assistant state change. So:
   ``music_margin`` below it (at most half the threshold, so music can always end).
 - **Silence**: ``silence_windows`` windows in a row whose RMS is below ``silence_rms`` are silence (at once when
   nothing judged is held: the start, a silence, a first sound not judged yet) and restart the smoothing, so the
-  sound after a pause is judged on its own; until a state has held ``dwell_windows`` windows after it, the stream
-  is ``uncertain``. Fewer quiet windows are a dip inside the sound: the held state stands and they leave the
-  smoothing alone (one quiet window inside quiet music made silence, then ``uncertain``, then the same genre again
-  with a new ``since``). A dip of :data:`PAUSE_WINDOWS` or more is a pause between tracks: the sound after it is
-  judged afresh, as after a silence (its first sure window may replace the held state at once), while the held
-  state stands until then.
+  sound after a pause is judged on its own; silence stands until a state is taken after it (the confident first
+  answer, or a state that has held ``dwell_windows`` windows: it read ``uncertain``, music with no clear genre to
+  Home Assistant, before every track after a silence). Fewer quiet windows are a dip inside the sound: the held
+  state stands and they leave the smoothing alone (one quiet window inside quiet music made silence, then
+  ``uncertain``, then the same genre again with a new ``since``). A dip of :data:`PAUSE_WINDOWS` or more is a
+  pause between tracks: the sound after it is judged afresh, as after a silence, while the held state stands until
+  then; two sure windows in a row that agree replace it at once (one named the next jazz track classical), and never
+  with ``no_music`` over music (a quiet intro).
 - **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
   the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
   where before it nothing was judged yet (unknown).
@@ -160,6 +162,8 @@ class Decider:
         self._first = True  # no state taken since the start or the last silence
         self._heard = 0  # windows with sound since the last silence
         self._quiet = 0  # quiet windows in a row inside a held sound
+        self._after_pause = False  # judged afresh after a pause, the state held through it not yet replaced
+        self._sure: State | None = None  # after a pause: the last window's own sure state, if it had one
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
@@ -172,11 +176,18 @@ class Decider:
             return self._state  # a dip inside the judged sound: what it held stands
         if self._quiet >= PAUSE_WINDOWS:
             self._restart()  # the sound after a pause is judged afresh, as after a silence; the held state stands
+            self._after_pause = True
         self._quiet = 0
         p, music = np.asarray(probabilities, np.float64), float(music)
         self._heard += 1
         smoothed, best, m = self._smooth(p, music)
-        if self._first and (first := self._confident(p, music)) is not None:
+        first = self._confident(p, music) if self._first else None
+        if self._after_pause:  # the state held through the pause yields at once only to two sure windows that agree
+            sure, self._sure = self._sure, first
+            if first is not None and (not first.same_as(sure) or (first.kind == "no_music" and self._held.music)):
+                first = None  # one sure window named the next jazz track classical, or a quiet intro no_music
+        if first is not None:
+            self._after_pause, self._sure = False, None
             self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
             self._state = self._restate(first, smoothed, best, m)
             return self._state
@@ -201,8 +212,10 @@ class Decider:
                        if 2 * self._away_music >= self._away  # a tie is music
                        else State("no_music", None, 1.0 - min(m, self.music_threshold)))  # not 0.01 sure: the
             # window it fires on is usually music, but most of the run was not
-        else:
+        elif held is not None or self._state is None:
             self._state = self._restate(held, smoothed, best, m)
+        # else silence stands until the sound after it is judged: it read "uncertain" (music with no clear genre, to
+        # Home Assistant), and the docs' "say each new genre" automation announced it before every track after one
         return self._state
 
     @property
@@ -221,7 +234,8 @@ class Decider:
         self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
         self._state = state
         if state.kind != "uncertain" or state.judged:  # a judged uncertain is a state too: what changes it keeps
-            self._first = False  # the dwell (an unjudged one is not: a confident first window is still taken)
+            self._first = self._after_pause = False  # the dwell (an unjudged one is not: a confident first window
+            # is still taken)
 
     def _confident(self, p: np.ndarray, music: float) -> State | None:
         """The state this window alone makes (not uncertain) at least ``first_confidence`` sure, else None; never

@@ -46,10 +46,11 @@ NOT_YET_KNOWN = "value_json.kind == 'uncertain' and value_json.confidence == 0"
 GENRE_STATE = ("{{ value_json.genre if value_json.kind == 'genre' else 'None' if " + NOT_YET_KNOWN
                + " else value_json.kind }}")
 # The daemon's own answer (State.music): on for a genre and for music with no clear genre (a judged uncertain), off
-# for no_music and silence, unknown ("None") at the start. With a music head, while the sound after a silence is
-# being judged (music null again) it renders nothing, which Home Assistant ignores: the sensor stays off until the
-# sound is judged, where it went off -> unknown -> on at every pause between tracks. A model without one never
-# judges an uncertain (it cannot tell music from speech): unknown for as long as that lasts, not the last on or off.
+# for no_music and silence, unknown ("None") at the start. With a music head, a refresh of the start's unjudged
+# state (music null, a confidence over 0) renders nothing, which Home Assistant ignores (after a silence the
+# decision holds silence until the sound is judged: it went off -> unknown -> on at every pause). A model without one
+# never judges an uncertain (it cannot tell music from speech): unknown for as long as that lasts, not the last on or
+# off.
 # A payload from before `music` was sent: its kind says what it can (its uncertain as unjudged).
 _MUSIC = ("{% set music = value_json.get('music', none if value_json.kind == 'uncertain' "
           "else value_json.kind == 'genre') %}{{ 'ON' if music is true else 'OFF' if music is false else ")

@@ -142,7 +142,7 @@ def test_a_confident_first_window_is_taken_without_the_dwell():
     assert d.update(onehot(0), 1.0, 0.0).kind == "silence"
     assert d.update(onehot(3, 0.75), 1.0, LOUD).genre == "disco"
     assert d.update(onehot(3), 1.0, 0.0).kind == "silence"
-    assert d.update(onehot(3, 0.6), 1.0, LOUD).kind == "uncertain"  # below first_confidence: the dwell as before
+    assert d.update(onehot(3, 0.6), 1.0, LOUD).kind == "silence"  # below first_confidence: silence stands, the dwell
     # while nothing has been decided, the first confident window still goes through
     assert d.update(onehot(6, 0.9), 1.0, LOUD).genre == "metal"
 
@@ -163,12 +163,13 @@ def test_after_a_pause_the_windows_that_still_hold_it_do_not_make_the_first_answ
     feed(d, [(onehot(6), 1.0)] * 6)
     assert [s.genre or s.kind for s in feed(d, [(onehot(1), 1.0)] * 5, rms=0.0)] == ["metal"] * 4 + ["silence"]
     after = feed(d, [(onehot(1), 0.05), (onehot(1), 1.0), (onehot(1), 1.0)] + [(onehot(3), 1.0)] * 2)
-    # the three that share the silent window's audio wait for the dwell; the next, sure of its genre, is taken
-    assert [s.genre or s.kind for s in after] == ["uncertain", "uncertain", "uncertain", "disco", "disco"]
+    # the three that share the silent window's audio wait for the dwell (silence stands meanwhile); the next, sure of
+    # its genre, is taken
+    assert [s.genre or s.kind for s in after] == ["silence", "silence", "silence", "disco", "disco"]
     # speech after a pause is no_music once its windows are the speech alone (or after the dwell)
     d2 = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
     d2.update(onehot(0), 1.0, 0.0)
-    assert [s.kind for s in feed(d2, [(onehot(0, 0.3), 0.02)] * 4)] == ["uncertain"] * 3 + ["no_music"]
+    assert [s.kind for s in feed(d2, [(onehot(0, 0.3), 0.02)] * 4)] == ["silence"] * 3 + ["no_music"]
     # a stream's start has no pause in its windows: its first sure window is still taken at once
     start = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
     assert start.update(onehot(3), 1.0, LOUD).genre == "disco"
@@ -226,7 +227,7 @@ def test_after_a_stall_the_state_is_forgotten():
     assert [d.update(pop, 1.0, 0.1) for _ in range(6)][-1].genre == "pop"
     assert d.forget() == State("silence", None, 1.0)
     unsure = np.array([0.2, 0.25, 0.55])  # under first_confidence
-    assert d.update(unsure, 1.0, 0.1) == State("uncertain", None, pytest.approx(0.4 * 0.55 + 0.6 / 3))
+    assert d.update(unsure, 1.0, 0.1) == State("silence", None, 1.0)  # silence until the audio is judged
     assert d.update(np.array([0.05, 0.9, 0.05]), 1.0, 0.1).genre == "jazz"  # a sure window answers at once
 
 
@@ -385,7 +386,7 @@ def test_a_dip_under_the_gate_inside_the_sound_holds_it():
     assert after.genre == "rock" and after.confidence > rock.confidence  # the smoothing went on from rock
     # the third quiet window in a row is silence, and the sound after it is judged afresh
     assert [s.kind for s in feed(d, [(onehot(9), 1.0)] * 3, rms=0.001)] == ["genre", "genre", "silence"]
-    assert d.update(onehot(9, 0.5), 1.0, LOUD).kind == "uncertain"
+    assert d.update(onehot(9, 0.5), 1.0, LOUD).kind == "silence"  # until the sound is judged
     # a loud window between quiet ones starts the count again
     d2 = Decider(GTZAN_GENRES, DecisionConfig(silence_windows=2))
     d2.update(onehot(9), 1.0, LOUD)
@@ -405,7 +406,7 @@ def test_a_dip_holds_only_a_judged_state_and_is_no_confirmation():
     click = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
     assert click.update(onehot(9, 0.3), 0.6, LOUD).kind == "uncertain"  # not judged: nothing to hold
     assert click.update(onehot(9), 1.0, 0.001).kind == "silence"
-    assert click.update(onehot(9, 0.3), 0.05, LOUD).kind == "uncertain"  # partly the pause: no first answer
+    assert click.update(onehot(9, 0.3), 0.05, LOUD).kind == "silence"  # partly the pause: no first answer
     sure = Decider(GTZAN_GENRES, DecisionConfig())
     assert sure.update(onehot(9), 1.0, LOUD).genre == "rock" and not sure.contested
     assert sure.update(onehot(1), 1.0, 0.001).genre == "rock" and sure.contested  # held, not agreed with
@@ -415,15 +416,22 @@ def test_a_dip_holds_only_a_judged_state_and_is_no_confirmation():
 def test_after_a_pause_shorter_than_silence_the_sound_is_judged_afresh():
     """Tracks with 6-s pauses (three quiet windows, under ``silence_windows``): each track's genre came about 3 s
     late, the last one's held over the pause and into it. Two quiet windows in a row or more are a pause: the sound
-    after it is judged as after a silence, its first sure window taken at once, while the old state stood until then
-    (nothing else is announced); a single quiet window inside the music is not."""
-    def after(quiet: int) -> list[str]:
+    after it is judged as after a silence, while the old state stands until then (nothing else is announced); two
+    sure windows that agree replace it at once (one sure window named the next jazz track classical, in a user's
+    run), and never with no_music over music (a quiet intro); a single quiet window inside the music is no pause."""
+    def after(quiet: int, then: list) -> list[str]:
         d = Decider(GTZAN_GENRES, DecisionConfig(), music_threshold=0.5, settle_windows=3)
         feed(d, [(onehot(9), 1.0)] * 6)
         states = feed(d, [(onehot(1), 1.0)] * quiet, rms=0.001)
-        states += feed(d, [(onehot(0, 0.5), 0.5)] * 3 + [(onehot(5), 1.0)] * 2)  # 3 partly the pause, then jazz
+        states += feed(d, [(onehot(0, 0.5), 0.5)] * 3 + then)  # 3 windows partly the pause, then the new sound
         return [s.genre or s.kind for s in states]
 
-    assert after(PAUSE_WINDOWS) == ["rock"] * 5 + ["jazz"] * 2  # jazz at its first sure window
-    assert after(PAUSE_WINDOWS - 1) == ["rock"] * 6  # a dip: the smoothing goes on, jazz needs its dwell
-    assert after(5)[:5] == ["rock"] * 4 + ["silence"] and after(5)[-2:] == ["jazz"] * 2
+    jazz = [(onehot(5), 1.0)] * 3
+    assert after(PAUSE_WINDOWS, jazz) == ["rock"] * 6 + ["jazz"] * 2  # at its second sure window
+    assert after(PAUSE_WINDOWS - 1, jazz) == ["rock"] * 7  # a dip: the smoothing goes on, jazz needs its dwell
+    # a silence: it stands while the windows hold some of it, and the first sure window answers
+    assert after(5, jazz) == ["rock"] * 4 + ["silence"] * 4 + ["jazz"] * 3
+    # one sure window of classical, then rock again: rock stands (it was taken at once, and held for the dwell)
+    assert after(PAUSE_WINDOWS, [(onehot(1), 1.0), (onehot(9), 1.0), (onehot(9), 1.0)])[-3:] == ["rock"] * 3
+    # a quiet intro, sure it is not music: the music stands through the dwell
+    assert after(PAUSE_WINDOWS, [(onehot(5), 0.02)] * 3)[-3:] == ["rock"] * 3
