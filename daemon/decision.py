@@ -24,10 +24,11 @@ message, a journal line and a Home Assistant state change. So:
   ``uncertain``, then the same genre again with a new ``since``). A dip of :data:`PAUSE_WINDOWS` or more is a
   pause between tracks: the sound after it is judged afresh, as after a silence, while the held state stands until
   then; two sure windows in a row that agree replace it at once (one named the next jazz track classical), and never
-  with ``no_music`` over music (a quiet intro).
+  with ``no_music`` over music (a quiet intro); a dwell of windows that agree with it confirms it (a drop, audio
+  dropped for falling behind, is guarded alike).
 - **Uncertain music**: music whose top genre stays under ``min_confidence`` is a candidate too; once it has held
   the dwell the stream is a *judged* ``uncertain`` (music, no clear genre: Home Assistant's Music sensor is on),
-  where before it nothing was judged yet (unknown).
+  where before it nothing was judged yet (unknown at a start; after a silence, silence stands).
 - **A confident first answer**: until the stream (or the sound after a silence) has its first state (a judged
   ``uncertain`` is one), a window
   that alone would make a state with at least ``first_confidence`` (its top genre's probability, or one minus its
@@ -130,6 +131,7 @@ class Decider:
         self._uniform = np.full(len(labels), 1.0 / len(labels))
         self._music_prior = 1.0 if music_threshold is None else music_threshold
         self._state: State | None = None  # None: nothing heard yet
+        self._taken = False  # a state taken since the start or the last silence (a dip holds it)
         self._restart()
         self._heard = settle_windows  # a start has no pause in its windows: its first one may answer
 
@@ -140,17 +142,19 @@ class Decider:
 
     def restart(self) -> None:
         """A gap in the audio that the stream stayed online through (audio dropped for falling behind): the smoothing
-        starts afresh, as after a silence, but the state stands until the new audio changes it."""
+        starts afresh, as after a silence, but the state stands until the new audio changes it (guarded as after a
+        pause: a drop comes in the middle of the music, where the held state is most likely right)."""
         self._restart()
         self._heard = self.settle_windows  # no pause in the new audio's windows: its first one may answer
+        self._after_pause = self._judged_held
 
     def forget(self) -> State:
         """A stall: no audio came for a while, which is what silence says, so the next audio is judged as after a
         silence (its first window may answer at once: the windows start afresh with it). A state that stood
         through the stall came back as current with the audio (jazz, 45 s after the jazz stopped, while metal
         played), and a `to: jazz` automation fired on it."""
-        self.restart()
-        self._state = State("silence", None, 1.0)
+        self._silence()
+        self._heard = self.settle_windows  # the windows start afresh with the audio: none holds the pause
         return self._state
 
     def _restart(self) -> None:
@@ -162,18 +166,18 @@ class Decider:
         self._first = True  # no state taken since the start or the last silence
         self._heard = 0  # windows with sound since the last silence
         self._quiet = 0  # quiet windows in a row inside a held sound
-        self._after_pause = False  # judged afresh after a pause, the state held through it not yet replaced
+        # judged afresh after a pause (or a drop), the judged state held through it neither replaced nor confirmed yet
+        self._after_pause = False
         self._sure: State | None = None  # after a pause: the last window's own sure state, if it had one
+        self._agree = 0  # windows in a row, since the sound came back, whose candidate was the held state
 
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
         if rms < self.cfg.silence_rms:
             self._quiet += 1
-            held = self._held
-            if held is None or held.music is None or self._quiet >= self.cfg.silence_windows:
-                self._restart()
-                self._state = State("silence", None, 1.0)
-            return self._state  # a dip inside the judged sound: what it held stands
+            if not self._taken or self._held is None or self._quiet >= self.cfg.silence_windows:
+                self._silence()
+            return self._state  # a dip inside the sound: what it held stands
         if self._quiet >= PAUSE_WINDOWS:
             self._restart()  # the sound after a pause is judged afresh, as after a silence; the held state stands
             self._after_pause = True
@@ -187,7 +191,7 @@ class Decider:
             if first is not None and (not first.same_as(sure) or (first.kind == "no_music" and self._held.music)):
                 first = None  # one sure window named the next jazz track classical, or a quiet intro no_music
         if first is not None:
-            self._after_pause, self._sure = False, None
+            self._after_pause, self._sure, self._taken = False, None, True
             self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
             self._state = self._restate(first, smoothed, best, m)
             return self._state
@@ -195,8 +199,13 @@ class Decider:
         candidate = self._candidate(smoothed, best, m, held)
         if candidate.same_as(held):
             self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
+            if self._first and self._judged_held and self._heard > self.settle_windows:
+                self._agree += 1  # the sound after a pause or a drop agrees with what was held: confirmed after a
+                if self._agree >= self.cfg.dwell_windows:  # dwell, and no longer replaced by sure windows at once
+                    self._first = self._after_pause = False  # (a jazz track minutes on read classical from two)
             self._state = candidate
             return candidate
+        self._agree = 0
         key = (candidate.kind, candidate.genre)
         self._pending_count = self._pending_count + 1 if key == self._pending else 1
         self._pending = key
@@ -218,6 +227,15 @@ class Decider:
         # Home Assistant), and the docs' "say each new genre" automation announced it before every track after one
         return self._state
 
+    def _silence(self) -> None:
+        self._restart()
+        self._state, self._taken = State("silence", None, 1.0), False
+
+    @property
+    def _judged_held(self) -> bool:
+        """Whether a judged state is held (music or not: what a pause or a drop should not overturn on one window)."""
+        return self._held is not None and self._held.music is not None
+
     @property
     def _held(self) -> State | None:
         """The sound state held (None at the start and in silence): what the hysteresis and the margin keep."""
@@ -232,7 +250,7 @@ class Decider:
 
     def _take(self, state: State) -> None:
         self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
-        self._state = state
+        self._state, self._taken = state, True
         if state.kind != "uncertain" or state.judged:  # a judged uncertain is a state too: what changes it keeps
             self._first = self._after_pause = False  # the dwell (an unjudged one is not: a confident first window
             # is still taken)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dash import Patch, html, no_update
+from genrecast.dsp.level import QUIET_RMS
 from genrecast.dsp.modelspec import GTZAN_GENRES
 
 from .feed import FeedStatus
@@ -303,6 +304,12 @@ def stream_panel(view: StreamView | None, drawn_timeline: dict | None = None) ->
         return _empty(why), _empty(why), [], None
 
 
+def silent_window(p: Prediction) -> bool:
+    """A window under its stream's silence gate (``quiet``; from a daemon before that flag, a silent state's window
+    under the default gate): while silence stands the sound after it is being judged, and those windows are heard."""
+    return p.quiet or (p.decision.kind == "silence" and p.rms < QUIET_RMS)
+
+
 def stream_facts(view: StreamView | None) -> list:
     """One line about the selected stream's source and latest window."""
     if view is None:
@@ -314,7 +321,7 @@ def stream_facts(view: StreamView | None) -> list:
         facts += [
             f"window {p.window_start_s:.1f}–{p.window_end_s:.1f} s",
             # a silent window's top genre and music are the model's answer to nothing (it read "top classical 89%")
-            *(["silent window"] if p.quiet or p.decision.kind == "silence" else
+            *(["silent window"] if silent_window(p) else
               [f"top {p.top_genre} {p.top_confidence:.0%}",
                *([f"music {p.music:.0%}"] if p.music is not None else [])]),
             f"latency {p.latency_ms:.0f} ms",
@@ -419,7 +426,7 @@ def probability_figure(view: StreamView | None) -> dict:
     p = view.latest if view else None
     if p is None:
         return _empty("Latest window: none yet")
-    silent = p.quiet or p.decision.kind == "silence"  # the model's answer to silence means nothing: greyed, said so
+    silent = silent_window(p)  # the model's answer to silence means nothing: greyed, and said so
     return bar_figure(p.labels, p.probabilities, f"Latest window, {clock_text(p.time)}{': silent' if silent else ''}",
                       plot_text(p.stream_id), muted=silent)
 

@@ -103,7 +103,8 @@ def test_a_silent_window_names_no_top_genre():
     silence, which means nothing."""
     from genrecast.dashboard.render import MUTED
 
-    view = view_after(("prediction", prediction("kitchen", "classical", confidence=1.0, kind="silence", music=0.02)))
+    silent = {**prediction("kitchen", "classical", confidence=1.0, kind="silence", music=0.02), "rms": 0.0004}
+    view = view_after(("prediction", silent))
     facts = [span.children for span in stream_facts(view)]
     assert "silent window" in facts and not any(f.startswith(("top ", "music ")) for f in facts)
     bars = probability_figure(view)
@@ -115,6 +116,10 @@ def test_a_silent_window_names_no_top_genre():
     dip = view_after(("prediction", {**prediction("kitchen", "classical", confidence=0.89), "quiet": True}))
     assert "silent window" in [span.children for span in stream_facts(dip)]
     assert set(probability_figure(dip)["data"][0]["marker"]["color"]) == {MUTED}
+    # the sound after a silence, heard while silence stands until it is judged: not greyed
+    judging = view_after(("prediction", prediction("kitchen", "jazz", confidence=0.89, kind="silence")))
+    assert "top jazz 89%" in [span.children for span in stream_facts(judging)]
+    assert MUTED not in probability_figure(judging)["data"][0]["marker"]["color"]
 
 
 def test_a_no_music_stream_shows_no_music_and_its_music_probability():
