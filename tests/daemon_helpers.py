@@ -231,6 +231,18 @@ class Daemon:
         return self.proc.returncode, self.log
 
 
+def run_to_the_end(broker_url: str, model, wav: Path, stream_id: str, *args: str) -> Subscriber:
+    """A file read as fast as possible by a daemon that exits 0, and everything it published, the last status
+    (``offline``) received."""
+    sub = Subscriber(broker_url)
+    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker_url,
+                     "--stream-id", stream_id, *args).finish()
+    assert rc == 0, err
+    sub.wait_for(lambda m: m.topic == f"genrecast/{stream_id}/status" and m.payload["state"] == "offline", "the end")
+    sub.close()
+    return sub
+
+
 class NotifyListener:
     """A systemd notify socket read on a thread (an unread datagram socket would block the daemon's sends)."""
 

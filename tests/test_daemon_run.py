@@ -25,6 +25,7 @@ from daemon_helpers import (
     assert_genre_messages,
     check_all,
     genrecast,
+    run_to_the_end,
     state_runs,
     status_runs,
     validate,
@@ -104,12 +105,7 @@ def test_a_dip_holds_the_genre_and_its_quiet_windows_are_marked_without_tags(bro
     samples, rate = sf.read(str(wav), dtype="float32")
     samples[8 * rate : 12 * rate] *= 0.005  # 0.0011 RMS
     sf.write(str(wav), samples, rate)
-    sub = Subscriber(broker.url)
-    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
-                     "--stream-id", "dip").finish()
-    assert rc == 0, err
-    sub.wait_for(lambda m: m.topic == "genrecast/dip/status" and m.payload["state"] == "offline", "offline")
-    sub.close()
+    sub = run_to_the_end(broker.url, model, wav, "dip")
     check_all(sub.messages)
     predictions = [m.payload for m in sub.of("dip/prediction")]
     quiet = [p for p in predictions if p.get("quiet")]
@@ -121,13 +117,8 @@ def test_a_dip_holds_the_genre_and_its_quiet_windows_are_marked_without_tags(bro
 
 def test_first_confidence_0_makes_the_first_answer_wait_for_the_dwell(broker, model, tmp_path):
     # the same sure tone as above, with the confident first answer turned off: uncertain until the dwell has passed
-    wav = write_tones(tmp_path / "tone.wav", [9] * 10)
-    sub = Subscriber(broker.url)
-    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
-                     "--stream-id", "hall", "--first-confidence", "0").finish()
-    assert rc == 0, err
-    sub.wait_for(lambda m: m.topic == "genrecast/hall/status" and m.payload["state"] == "offline", "the end")
-    sub.close()
+    sub = run_to_the_end(broker.url, model, write_tones(tmp_path / "tone.wav", [9] * 10), "hall",
+                         "--first-confidence", "0")
     states = [p["state"]["genre"] for p in (m.payload for m in sub.of("hall/prediction"))]
     assert states[0] is None and "rock" in states
     assert states.index("rock") >= 4  # dwell_windows (5) in a row as the candidate
@@ -136,13 +127,7 @@ def test_first_confidence_0_makes_the_first_answer_wait_for_the_dwell(broker, mo
 def test_a_stream_that_ends_leaves_its_last_answer_retained(broker, model, tmp_path):
     """A file read as fast as possible ends before the first refresh: its retained genre stood at the first window's
     smoothed confidence (0.37), where the file ended far surer."""
-    wav = write_tones(tmp_path / "tone.wav", [9] * 10)
-    sub = Subscriber(broker.url)
-    rc, err = Daemon("--source", f"file:{wav}", "--speed", "0", "--model", str(model), "--broker", broker.url,
-                     "--stream-id", "den").finish()
-    assert rc == 0, err
-    sub.wait_for(lambda m: m.topic == "genrecast/den/status" and m.payload["state"] == "offline", "the end")
-    sub.close()
+    sub = run_to_the_end(broker.url, model, write_tones(tmp_path / "tone.wav", [9] * 10), "den")
     last = sub.of("den/prediction")[-1].payload["state"]
     assert last["genre"] == "rock" and last["confidence"] > 0.8
     late = Subscriber(broker.url, topics=("genrecast/den/genre",))
