@@ -160,9 +160,7 @@ class Decider:
     def _restart(self) -> None:
         self._ema, self._ema_music = self._uniform, self._music_prior
         self._recent: deque[tuple[np.ndarray, float]] = deque(maxlen=self.cfg.windows)
-        self._pending: tuple[str, str | None] | None = None
-        self._pending_count = 0
-        self._away = self._away_music = 0  # windows in a row whose candidate was not the held state; of them, music
+        self._clear_pending()
         self._first = True  # no state taken since the start or the last silence
         self._heard = 0  # windows with sound since the last silence
         self._quiet = 0  # quiet windows in a row inside a held sound
@@ -171,9 +169,18 @@ class Decider:
         self._sure: State | None = None  # after a pause: the last window's own sure state, if it had one
         self._agree = 0  # windows in a row, since the sound came back, whose candidate was the held state
 
+    def _clear_pending(self) -> None:
+        self._pending: tuple[str, str | None] | None = None  # the candidate of the latest windows, if not the state
+        self._pending_count = 0
+        self._away = self._away_music = 0  # windows in a row whose candidate was not the held state; of them, music
+
+    def quiet(self, rms: float) -> bool:
+        """Whether a window this loud is under the silence gate: its answer is left out of the state."""
+        return rms < self.cfg.silence_rms
+
     def update(self, probabilities: np.ndarray, music: float, rms: float) -> State:
         """One window's genre probabilities, music probability (1.0 for a model without a music head) and RMS."""
-        if rms < self.cfg.silence_rms:
+        if self.quiet(rms):
             self._quiet += 1
             if not self._taken or self._held is None or self._quiet >= self.cfg.silence_windows:
                 self._silence()
@@ -192,13 +199,14 @@ class Decider:
                 first = None  # one sure window named the next jazz track classical, or a quiet intro no_music
         if first is not None:
             self._after_pause, self._sure, self._taken = False, None, True
-            self._pending, self._pending_count, self._away, self._away_music, self._first = None, 0, 0, 0, False
+            self._clear_pending()
+            self._first = False
             self._state = self._restate(first, smoothed, best, m)
             return self._state
         held = self._held
         candidate = self._candidate(smoothed, best, m, held)
         if candidate.same_as(held):
-            self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
+            self._clear_pending()
             if self._first and self._judged_held and self._heard > self.settle_windows:
                 self._agree += 1  # the sound after a pause or a drop agrees with what was held: confirmed after a
                 if self._agree >= self.cfg.dwell_windows:  # dwell, and no longer replaced by sure windows at once
@@ -249,7 +257,7 @@ class Decider:
         return self._pending is not None or self._quiet > 0  # a quiet window's answer was left out
 
     def _take(self, state: State) -> None:
-        self._pending, self._pending_count, self._away, self._away_music = None, 0, 0, 0
+        self._clear_pending()
         self._state, self._taken = state, True
         if state.kind != "uncertain" or state.judged:  # a judged uncertain is a state too: what changes it keeps
             self._first = self._after_pause = False  # the dwell (an unjudged one is not: a confident first window

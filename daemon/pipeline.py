@@ -127,9 +127,12 @@ class Pipeline:
         self.windows_out += full
         return out
 
-    def _shift(self, rms: float) -> float:
-        """The level normalisation's shift for the next window of the stream (none for a model without it)."""
-        return self.level.push(rms) if self._raise else 0.0
+    def _shift(self, rms: float, provisional: bool = False) -> float:
+        """The level normalisation's shift for the next window of the stream (none for a model without it); a
+        provisional window is heard at its own level and leaves the stream's (the trainer has no such windows)."""
+        if not self._raise:
+            return 0.0
+        return shift_for(rms) if provisional else self.level.push(rms)
 
     def _repeated(self, samples: np.ndarray, provisional: bool) -> Window:
         """The window of ``samples`` (the input from its start, at least the minimum, shorter than a window)
@@ -138,7 +141,5 @@ class Pipeline:
         frames = LogMelStream(self.cfg).push(padded)
         window = np.ascontiguousarray(frames[: self.n_frames].T)
         rms = window_rms(padded)
-        # a provisional window is heard at its own level and leaves the stream's (the trainer has no such windows)
-        shift = (shift_for(rms) if self._raise else 0.0) if provisional else self._shift(rms)
-        return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate, normalise(window, shift),
-                      rms, provisional)
+        return Window(self._offset, self._offset + samples.shape[0] / self.cfg.sample_rate,
+                      normalise(window, self._shift(rms, provisional)), rms, provisional)

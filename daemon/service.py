@@ -296,7 +296,7 @@ class StreamRun:
         self._check_flat(window)
         state = self.current = self.decider.update(p, music, window.rms)
         spec = self.model.spec
-        quiet = window.rms < self.decider.cfg.silence_rms  # a dip's window too: its answer was left out
+        quiet = self.decider.quiet(window.rms)  # a dip's window too: its answer was left out
         announced = None
         if spec.has_tags:
             announced = spec.announced_tags(tags) if not quiet and announces_tags(
